@@ -1,0 +1,1 @@
+//! podiam-jose (in progress).

@@ -1,0 +1,1 @@
+//! podiam-policy (in progress).

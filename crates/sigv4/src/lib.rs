@@ -1,0 +1,1 @@
+//! podiam-sigv4 (in progress).
