@@ -1,0 +1,157 @@
+//! The embedded SQLite store: one file in the data directory, WAL journal, synchronous commits
+//! (an acknowledged write survives `kill -9`).
+
+use std::path::Path;
+use std::str::FromStr;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use crate::{BoxFut, Record, Store, StoreError, Write};
+
+/// Append-only migrations: (version, SQL).
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_records.sql"))];
+
+/// SQLite-backed [`Store`].
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the database at `path` and apply pending migrations.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let url = format!("sqlite://{}", path.display());
+        let opts = SqliteConnectOptions::from_str(&url)
+            .map_err(backend)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(std::time::Duration::from_secs(5));
+        // Writes go through one connection so batches never contend for SQLite's single writer.
+        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(opts).await.map_err(backend)?;
+        let store = Self { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// An in-memory database, for tests.
+    pub async fn memory() -> Result<Self, StoreError> {
+        let opts = SqliteConnectOptions::from_str("sqlite::memory:").map_err(backend)?;
+        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(opts).await.map_err(backend)?;
+        let store = Self { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        sqlx::query("CREATE TABLE IF NOT EXISTS podiam_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let applied: Vec<i64> = sqlx::query("SELECT version FROM podiam_migrations")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(|r| r.get::<i64, _>(0))
+            .collect();
+        for (version, sql) in MIGRATIONS {
+            if applied.contains(version) {
+                continue;
+            }
+            sqlx::raw_sql(sql).execute(&mut *tx).await.map_err(backend)?;
+            sqlx::query("INSERT INTO podiam_migrations (version, applied_at) VALUES (?, strftime('%s','now'))")
+                .bind(version)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+impl Store for SqliteStore {
+    fn load_all(&self) -> BoxFut<'_, Result<Vec<Record>, StoreError>> {
+        Box::pin(async move {
+            let rows = sqlx::query("SELECT kind, account, id, doc, version FROM records ORDER BY kind, account, id")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend)?;
+            Ok(rows
+                .iter()
+                .map(|r| Record {
+                    kind: r.get(0),
+                    account: r.get(1),
+                    id: r.get(2),
+                    doc: r.get(3),
+                    version: r.get(4),
+                })
+                .collect())
+        })
+    }
+
+    fn apply<'a>(&'a self, writes: &'a [Write], now_unix: i64) -> BoxFut<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut tx = self.pool.begin().await.map_err(backend)?;
+            for w in writes {
+                let affected = match w {
+                    Write::Insert { kind, account, id, doc } => sqlx::query(
+                        "INSERT INTO records (kind, account, id, doc, version, updated_at) VALUES (?, ?, ?, ?, 1, ?) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(kind)
+                    .bind(account)
+                    .bind(id)
+                    .bind(doc)
+                    .bind(now_unix)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?
+                    .rows_affected(),
+                    Write::Update { kind, account, id, doc, expect_version } => sqlx::query(
+                        "UPDATE records SET doc = ?, version = version + 1, updated_at = ? WHERE kind = ? AND account = ? AND id = ? AND version = ?",
+                    )
+                    .bind(doc)
+                    .bind(now_unix)
+                    .bind(kind)
+                    .bind(account)
+                    .bind(id)
+                    .bind(expect_version)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?
+                    .rows_affected(),
+                    Write::Delete { kind, account, id } => {
+                        sqlx::query("DELETE FROM records WHERE kind = ? AND account = ? AND id = ?")
+                            .bind(kind)
+                            .bind(account)
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(backend)?
+                            .rows_affected()
+                    }
+                };
+                if affected != 1 {
+                    // Dropping the transaction rolls every earlier write of the batch back.
+                    let (kind, id) = match w {
+                        Write::Insert { kind, id, .. } | Write::Update { kind, id, .. } | Write::Delete { kind, id, .. } => {
+                            (kind.clone(), id.clone())
+                        }
+                    };
+                    return Err(StoreError::Conflict { kind, id });
+                }
+            }
+            tx.commit().await.map_err(backend)
+        })
+    }
+
+    fn close(&self) -> BoxFut<'_, ()> {
+        Box::pin(async move { self.pool.close().await })
+    }
+}
