@@ -1,0 +1,57 @@
+//! The `podiam` binary: subcommands over the podiam crates. Thin by design.
+
+mod awsenv;
+mod serve;
+mod tools;
+
+use clap::{Parser, Subcommand};
+
+/// podiam: AWS-compatible workload identity for any Kubernetes cluster.
+#[derive(Parser, Debug)]
+#[command(name = "podiam", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the control plane: IAM, STS, EKS APIs and hosted OIDC issuers.
+    Serve(serve::ServeArgs),
+    /// Mint a projected-service-account-shaped token from a cluster's hosted issuer (for
+    /// development and tests).
+    Token(tools::TokenArgs),
+    /// Hosted issuer operations: export keys and kube-apiserver flags, rotate the signing key.
+    Issuer(tools::IssuerArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PODIAM_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("podiam: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let res = rt.block_on(async {
+        match cli.command {
+            Command::Serve(a) => serve::run(a).await,
+            Command::Token(a) => tools::token(a).await,
+            Command::Issuer(a) => tools::issuer(a).await,
+        }
+    });
+    match res {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("podiam: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

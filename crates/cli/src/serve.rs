@@ -1,0 +1,168 @@
+//! `podiam serve`: configuration (flags, then `PODIAM_*` env, then an optional TOML file, then
+//! defaults), data directory, master key, bootstrap, listener.
+
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use podiam_control::crypto::MasterKey;
+use podiam_control::{Config, Control, SystemClock};
+use serde::Deserialize;
+
+/// Settings of `podiam serve`. Each flag also reads `PODIAM_<NAME>`; a value not given by
+/// flag or env comes from `--config FILE` (TOML, same names with `_`), else the default.
+#[derive(Args, Debug, Default)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "PODIAM_LISTEN")]
+    listen: Option<String>,
+    /// Data directory (created 0700) [default: ./podiam-data].
+    #[arg(long, env = "PODIAM_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Optional TOML configuration file.
+    #[arg(long, env = "PODIAM_CONFIG")]
+    config: Option<PathBuf>,
+    /// Region podiam answers as [default: us-east-1].
+    #[arg(long, env = "PODIAM_REGION")]
+    region: Option<String>,
+    /// Account id of the first account (12 digits) [default: random].
+    #[arg(long, env = "PODIAM_ACCOUNT_ID")]
+    account_id: Option<String>,
+    /// URL clients use to reach this server, written as `endpoint_url` [default: http://<listen>].
+    #[arg(long, env = "PODIAM_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Base URL of hosted cluster issuers [default: https://oidc.podiam.local].
+    #[arg(long, env = "PODIAM_ISSUER_BASE_URL")]
+    issuer_base_url: Option<String>,
+    /// File holding the base64 master key [default: <data-dir>/master.key, created].
+    #[arg(long, env = "PODIAM_MASTER_KEY_FILE")]
+    master_key_file: Option<PathBuf>,
+    /// DEVELOPMENT ONLY: allow http:// issuers for OIDC providers and JWKS fetches.
+    #[arg(long, env = "PODIAM_DANGEROUS_ALLOW_HTTP_ISSUER")]
+    dangerous_allow_http_issuer: bool,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    region: Option<String>,
+    account_id: Option<String>,
+    public_url: Option<String>,
+    issuer_base_url: Option<String>,
+    master_key_file: Option<PathBuf>,
+    dangerous_allow_http_issuer: Option<bool>,
+}
+
+pub async fn run(mut a: ServeArgs) -> anyhow::Result<()> {
+    if let Some(path) = &a.config {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let f: FileConfig = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        a.listen = a.listen.or(f.listen);
+        a.data_dir = a.data_dir.or(f.data_dir);
+        a.region = a.region.or(f.region);
+        a.account_id = a.account_id.or(f.account_id);
+        a.public_url = a.public_url.or(f.public_url);
+        a.issuer_base_url = a.issuer_base_url.or(f.issuer_base_url);
+        a.master_key_file = a.master_key_file.or(f.master_key_file);
+        a.dangerous_allow_http_issuer |= f.dangerous_allow_http_issuer.unwrap_or(false);
+    }
+    let listen = a.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
+    let data_dir = a.data_dir.unwrap_or_else(|| PathBuf::from("podiam-data"));
+    let defaults = Config::default();
+    let config = Config {
+        region: a.region.unwrap_or(defaults.region),
+        issuer_base_url: a.issuer_base_url.unwrap_or(defaults.issuer_base_url),
+        dangerous_allow_http_issuer: a.dangerous_allow_http_issuer,
+        ..defaults
+    };
+    if config.dangerous_allow_http_issuer {
+        tracing::warn!("DANGEROUS: http:// issuers are allowed; never use this in production");
+    }
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o700))?;
+    let master = master_key(a.master_key_file.as_deref(), &data_dir)?;
+    let store = podiam_store::SqliteStore::open(&data_dir.join("podiam.db")).await.context("opening the store")?;
+    let region = config.region.clone();
+    let control = Control::open(config, Arc::new(store), master, Arc::new(SystemClock))
+        .await
+        .map_err(|e| anyhow::anyhow!("starting services: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("binding {listen}"))?;
+    let local = listener.local_addr()?;
+    let public_url = a.public_url.unwrap_or_else(|| {
+        let host = if local.ip().is_unspecified() { "127.0.0.1".to_owned() } else { local.ip().to_string() };
+        let host = if local.is_ipv6() && !local.ip().is_unspecified() { format!("[{host}]") } else { host };
+        format!("http://{host}:{}", local.port())
+    });
+    let boot = control.bootstrap(a.account_id.as_deref()).await.map_err(|e| anyhow::anyhow!("bootstrap: {e}"))?;
+    write_private(&data_dir.join("config"), &format!("[profile podiam]\nregion = {region}\nendpoint_url = {public_url}\n"))?;
+    if let Some(b) = &boot {
+        write_private(
+            &data_dir.join("credentials"),
+            &format!("[podiam]\naws_access_key_id = {}\naws_secret_access_key = {}\n", b.access_key_id, b.secret_access_key),
+        )?;
+    }
+    let dir = std::fs::canonicalize(&data_dir).unwrap_or(data_dir.clone());
+    let accounts = control.accounts();
+    let account = boot.as_ref().map(|b| b.account.clone()).or_else(|| accounts.first().cloned()).unwrap_or_default();
+    eprintln!(
+        "podiam serving on {public_url} (account {account}, region {region}){}\n\nuse it with the AWS CLI or any SDK:\n  export AWS_CONFIG_FILE={d}/config AWS_SHARED_CREDENTIALS_FILE={d}/credentials AWS_PROFILE=podiam\n  aws sts get-caller-identity\n",
+        if boot.is_some() { "; first start: account and root access key created" } else { "" },
+        d = dir.display()
+    );
+    let control = Arc::new(control);
+    podiam_server::serve(listener, control, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+/// The master key: `PODIAM_MASTER_KEY` (base64), else the key file, else a new key written to
+/// `<data-dir>/master.key` (0600).
+fn master_key(file: Option<&Path>, data_dir: &Path) -> anyhow::Result<MasterKey> {
+    if let Ok(text) = std::env::var("PODIAM_MASTER_KEY") {
+        return MasterKey::from_base64(&text).context("PODIAM_MASTER_KEY");
+    }
+    let path = file.map_or_else(|| data_dir.join("master.key"), Path::to_path_buf);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => MasterKey::from_base64(&text).with_context(|| format!("master key in {}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && file.is_none() => {
+            let (key, text) = MasterKey::generate()?;
+            write_private(&path, &format!("{text}\n"))?;
+            Ok(key)
+        }
+        Err(e) => bail!("reading master key {}: {e}", path.display()),
+    }
+}
+
+/// Write a file readable only by its owner (0600), atomically.
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    f.write_all(contents.as_bytes())?;
+    f.sync_all()?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}

@@ -1,0 +1,107 @@
+//! Operator tools that talk to a running `podiam serve` through the standard AWS configuration.
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use crate::awsenv::AwsEnv;
+
+/// `podiam token`.
+#[derive(Args, Debug)]
+pub struct TokenArgs {
+    /// Cluster name.
+    #[arg(long)]
+    cluster: String,
+    /// Namespace of the service account.
+    #[arg(long)]
+    namespace: String,
+    /// Service account name.
+    #[arg(long)]
+    service_account: String,
+    /// Audience (repeatable) [default: sts.amazonaws.com].
+    #[arg(long = "audience")]
+    audiences: Vec<String>,
+    /// Pod name (adds the pod and node claims).
+    #[arg(long)]
+    pod_name: Option<String>,
+    /// Pod uid.
+    #[arg(long)]
+    pod_uid: Option<String>,
+    /// Lifetime in seconds (600..=172800) [default: 3600].
+    #[arg(long)]
+    expiration: Option<i64>,
+}
+
+pub async fn token(a: TokenArgs) -> anyhow::Result<()> {
+    let env = AwsEnv::load("EKS")?;
+    let body = json!({
+        "namespace": a.namespace,
+        "serviceAccount": a.service_account,
+        "audiences": a.audiences,
+        "podName": a.pod_name,
+        "podUid": a.pod_uid,
+        "expirationSeconds": a.expiration,
+    });
+    let v = env.call("POST", &format!("/podiam/clusters/{}/token", a.cluster), "eks", Some(&body)).await?;
+    let t = v.get("token").and_then(|t| t.as_str()).context("no token in the answer")?;
+    println!("{t}");
+    Ok(())
+}
+
+/// `podiam issuer`.
+#[derive(Args, Debug)]
+pub struct IssuerArgs {
+    #[command(subcommand)]
+    command: IssuerCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum IssuerCommand {
+    /// Write the hosted issuer's signing key and public keys to DIR and print the
+    /// kube-apiserver flags that make a cluster sign its tokens with them.
+    Export {
+        /// Cluster name.
+        #[arg(long)]
+        cluster: String,
+        /// Output directory (files are created 0600).
+        #[arg(long)]
+        out_dir: std::path::PathBuf,
+    },
+    /// Rotate the hosted issuer's signing key (the old key stays in the JWKS for the retention period).
+    Rotate {
+        /// Cluster name.
+        #[arg(long)]
+        cluster: String,
+    },
+}
+
+pub async fn issuer(a: IssuerArgs) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let env = AwsEnv::load("EKS")?;
+    match a.command {
+        IssuerCommand::Export { cluster, out_dir } => {
+            let v = env.call("GET", &format!("/podiam/clusters/{cluster}/issuer"), "eks", None).await?;
+            let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned).context("incomplete answer");
+            std::fs::create_dir_all(&out_dir)?;
+            let write = |name: &str, text: &str| -> anyhow::Result<std::path::PathBuf> {
+                let p = out_dir.join(name);
+                let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&p)?;
+                f.write_all(text.as_bytes())?;
+                Ok(p)
+            };
+            let key = write("sa-signer.key", &s("signingKeyPem")?)?;
+            let public = write("sa-signer.pub", &s("publicKeysPem")?)?;
+            let issuer = s("issuer")?;
+            println!("--service-account-issuer={issuer}");
+            println!("--service-account-signing-key-file={}", key.display());
+            println!("--service-account-key-file={}", public.display());
+            println!("--api-audiences=sts.amazonaws.com,pods.eks.amazonaws.com");
+        }
+        IssuerCommand::Rotate { cluster } => {
+            let v = env.call("POST", &format!("/podiam/clusters/{cluster}/issuer/rotate"), "eks", None).await?;
+            println!("new signing key: {}", v.get("kid").and_then(|k| k.as_str()).unwrap_or_default());
+        }
+    }
+    Ok(())
+}

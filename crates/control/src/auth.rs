@@ -1,0 +1,391 @@
+//! Who is calling, and may they? SigV4 authentication of signed requests and authorization of
+//! every action by the policy engine.
+//!
+//! The root of an account may do anything inside its own account and nothing elsewhere; every
+//! other principal needs an Allow from its identity policies (and, where present, its permissions
+//! boundary and session policies) and no explicit Deny.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use podiam_policy as policy;
+
+use crate::error::{AwsError, Result};
+use crate::model;
+use crate::session::{SessionClaims, SessionError};
+use crate::Control;
+
+/// Facts about the transport of a request, supplied by the server.
+#[derive(Clone, Debug, Default)]
+pub struct RequestMeta {
+    /// The peer address.
+    pub source_ip: Option<IpAddr>,
+    /// `true` when the request arrived over TLS.
+    pub secure_transport: bool,
+    /// The request id, for messages and logs.
+    pub request_id: String,
+}
+
+/// An authenticated principal.
+#[derive(Clone, Debug)]
+pub enum Caller {
+    /// An account's root.
+    Root {
+        /// Account id.
+        account: String,
+    },
+    /// An IAM user.
+    User {
+        /// Account id.
+        account: String,
+        /// The user record.
+        user: Arc<model::User>,
+    },
+    /// A role session.
+    Session(Arc<SessionClaims>),
+}
+
+impl Caller {
+    /// The caller's account.
+    pub fn account(&self) -> &str {
+        match self {
+            Caller::Root { account } | Caller::User { account, .. } => account,
+            Caller::Session(c) => &c.account,
+        }
+    }
+    /// The caller's ARN, as GetCallerIdentity reports it.
+    pub fn arn(&self) -> String {
+        match self {
+            Caller::Root { account } => format!("arn:aws:iam::{account}:root"),
+            Caller::User { account, user } => format!("arn:aws:iam::{account}:user{}{}", user.path, user.name),
+            Caller::Session(c) => c.arn(),
+        }
+    }
+    /// The caller's unique id, as GetCallerIdentity reports it.
+    pub fn user_id(&self) -> String {
+        match self {
+            Caller::Root { account } => account.clone(),
+            Caller::User { user, .. } => user.id.clone(),
+            Caller::Session(c) => c.user_id(),
+        }
+    }
+    /// `aws:PrincipalType`.
+    pub fn principal_type(&self) -> &'static str {
+        match self {
+            Caller::Root { .. } => "Account",
+            Caller::User { .. } => "User",
+            Caller::Session(_) => "AssumedRole",
+        }
+    }
+    /// The tags of the principal (`aws:PrincipalTag/*`): a user's tags, or a session's tags
+    /// over its role's tags.
+    pub fn principal_tags(&self, role: Option<&model::Role>) -> BTreeMap<String, String> {
+        let mut tags = BTreeMap::new();
+        match self {
+            Caller::Root { .. } => {}
+            Caller::User { user, .. } => {
+                for t in &user.tags {
+                    tags.insert(t.key.clone(), t.value.clone());
+                }
+            }
+            Caller::Session(c) => {
+                if let Some(r) = role {
+                    for t in &r.tags {
+                        tags.insert(t.key.clone(), t.value.clone());
+                    }
+                }
+                // Session tags override role tags of the same key (case-insensitively).
+                for (k, v) in &c.tags {
+                    tags.retain(|old, _| !old.eq_ignore_ascii_case(k));
+                    tags.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        tags
+    }
+}
+
+/// The signing service name and the regions accepted for it.
+#[derive(Clone, Copy, Debug)]
+pub struct SigningScope<'a> {
+    /// `sts`, `iam`, `eks`, `eks-auth`.
+    pub service: &'a str,
+}
+
+impl Control {
+    /// Authenticate a SigV4-signed request. `Ok(None)` when the request is not signed at all.
+    pub fn authenticate(&self, req: &podiam_sigv4::Request<'_>, scope: SigningScope<'_>) -> Result<Option<Caller>> {
+        let parsed = match podiam_sigv4::parse(req) {
+            Ok(Some(p)) => p,
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(sigv4_error(&e)),
+        };
+        let now = self.now();
+        let akid = parsed.access_key_id();
+        // IAM and global STS sign with us-east-1; accept it beside the configured region.
+        let regions = [self.config.region.as_str(), "us-east-1"];
+        let expect = podiam_sigv4::Expectations { service: scope.service, regions: &regions, max_skew_secs: 300, options: podiam_sigv4::Options::default() };
+        if let Some(token) = parsed.security_token() {
+            let ring = self.session_keyring();
+            let (claims, key_id) = ring.open(token, now).map_err(|e| match e {
+                SessionError::Expired => AwsError::expired_session_token(),
+                SessionError::Invalid => AwsError::invalid_client_token_id(),
+            })?;
+            if claims.access_key_id != akid {
+                return Err(AwsError::invalid_client_token_id());
+            }
+            let secret = ring.derive_secret(key_id, akid).ok_or_else(AwsError::invalid_client_token_id)?;
+            podiam_sigv4::verify(req, &parsed, &secret, &expect, now).map_err(|e| sigv4_error(&e))?;
+            return Ok(Some(Caller::Session(Arc::new(claims))));
+        }
+        if akid.starts_with("ASIA") {
+            // A temporary key without its session token.
+            return Err(AwsError::invalid_client_token_id());
+        }
+        let key = self.db.read().access_keys.get(akid).map(|e| Arc::clone(&e.value));
+        let key = key.ok_or_else(AwsError::invalid_client_token_id)?;
+        if key.status != "Active" {
+            return Err(AwsError::invalid_client_token_id());
+        }
+        let secret = self.open_sealed(&key.secret, &format!("access_key/{}", key.id))?;
+        let secret = String::from_utf8(secret).map_err(|_| AwsError::service_failure())?;
+        podiam_sigv4::verify(req, &parsed, &secret, &expect, now).map_err(|e| sigv4_error(&e))?;
+        match &key.user {
+            None => Ok(Some(Caller::Root { account: key.account.clone() })),
+            Some(name) => {
+                let user = self.db.read().users.get(&(key.account.clone(), name.to_lowercase())).map(|e| Arc::clone(&e.value));
+                let user = user.ok_or_else(AwsError::invalid_client_token_id)?;
+                Ok(Some(Caller::User { account: key.account.clone(), user }))
+            }
+        }
+    }
+
+    /// Authorize `action` on `resource` (owned by `resource_account`) for `caller`, with the
+    /// request's context. `Err(AccessDenied)` when not allowed.
+    pub fn authorize(
+        &self,
+        caller: &Caller,
+        action: &str,
+        resource: &str,
+        resource_account: &str,
+        meta: &RequestMeta,
+        extra: &[(String, Vec<String>)],
+    ) -> Result<()> {
+        let decision = self.decide(caller, action, resource, resource_account, None, meta, extra)?;
+        if decision {
+            Ok(())
+        } else {
+            Err(AwsError::access_denied(format!(
+                "User: {} is not authorized to perform: {action} on resource: {resource}",
+                caller.arn()
+            )))
+        }
+    }
+
+    /// The identity side of a decision, optionally together with a resource-based policy (a
+    /// role's trust policy). `true` = allowed.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn decide(
+        &self,
+        caller: &Caller,
+        action: &str,
+        resource: &str,
+        resource_account: &str,
+        resource_policy: Option<&policy::Policy>,
+        meta: &RequestMeta,
+        extra: &[(String, Vec<String>)],
+    ) -> Result<bool> {
+        if let Caller::Root { account } = caller {
+            if resource_policy.is_none() {
+                return Ok(account == resource_account);
+            }
+        }
+        let ctx_parts = self.identity_parts(caller)?;
+        let mut context = self.base_context(caller, ctx_parts.role.as_deref(), meta);
+        for (k, v) in extra {
+            context.set_multi(k, v.clone());
+        }
+        let principal = principal_of(caller, ctx_parts.role.as_deref());
+        let identity: Vec<&policy::Policy> = ctx_parts.identity.iter().collect();
+        let session: Vec<&policy::Policy> = ctx_parts.session.iter().collect();
+        let set = policy::PolicySet {
+            identity,
+            resource: resource_policy,
+            resource_account: Some(resource_account),
+            boundary: ctx_parts.boundary.as_ref(),
+            session,
+        };
+        let req = policy::Request { principal: &principal, action, resource, context: &context };
+        let d = policy::evaluate(&req, &set);
+        Ok(d.effect == policy::Effect::Allow)
+    }
+
+    /// The request context every authorization sees.
+    pub(crate) fn base_context(&self, caller: &Caller, role: Option<&model::Role>, meta: &RequestMeta) -> policy::Context {
+        let mut c = policy::Context::default();
+        let now = self.now();
+        c.set("aws:CurrentTime", &iso8601(now));
+        c.set("aws:EpochTime", &now.to_string());
+        c.set("aws:SecureTransport", if meta.secure_transport { "true" } else { "false" });
+        if let Some(ip) = meta.source_ip {
+            c.set("aws:SourceIp", &ip.to_string());
+        }
+        c.set("aws:PrincipalArn", &match caller {
+            Caller::Session(s) => s.role_arn(),
+            other => other.arn(),
+        });
+        c.set("aws:PrincipalAccount", caller.account());
+        c.set("aws:PrincipalType", caller.principal_type());
+        c.set("aws:userid", &caller.user_id());
+        c.set("aws:RequestedRegion", &self.config.region);
+        match caller {
+            Caller::User { user, .. } => {
+                c.set("aws:username", &user.name);
+            }
+            Caller::Session(s) => {
+                c.set("aws:TokenIssueTime", &iso8601(s.issued));
+                c.set("aws:MultiFactorAuthPresent", "false");
+                if let Some(si) = &s.source_identity {
+                    c.set("aws:SourceIdentity", si);
+                }
+                if let Some(f) = &s.federated_provider {
+                    c.set("aws:FederatedProvider", f);
+                }
+            }
+            Caller::Root { .. } => {}
+        }
+        for (k, v) in caller.principal_tags(role) {
+            c.set(&format!("aws:PrincipalTag/{k}"), &v);
+        }
+        c
+    }
+
+    fn identity_parts(&self, caller: &Caller) -> Result<IdentityParts> {
+        let t = self.db.read();
+        let mut parts = IdentityParts::default();
+        let parse = |doc: &str, label: String, kind: policy::PolicyKind| -> Option<policy::Policy> {
+            match policy::Policy::parse(doc, kind) {
+                Ok(p) => Some(p.with_label(label)),
+                Err(e) => {
+                    // Documents are validated when written; one that no longer parses is
+                    // skipped (it can only deny less, never allow more).
+                    tracing::error!(error = %e, "stored policy failed to parse");
+                    None
+                }
+            }
+        };
+        let managed = |arn: &str| -> Option<(String, String)> {
+            let a = crate::names::Arn::parse(arn)?;
+            let name = a.resource.rsplit('/').next()?.to_lowercase();
+            let e = t.policies.get(&(a.account.to_owned(), name))?;
+            let v = e.value.versions.iter().find(|v| v.id == e.value.default_version)?;
+            Some((arn.to_owned(), v.document.clone()))
+        };
+        let (inline, attached, boundary) = match caller {
+            Caller::Root { .. } => return Ok(parts),
+            Caller::User { account, user } => {
+                let u = t.users.get(&(account.clone(), user.name.to_lowercase())).map(|e| Arc::clone(&e.value));
+                let Some(u) = u else { return Ok(parts) };
+                (u.inline_policies.clone(), u.attached.clone(), u.boundary.clone())
+            }
+            Caller::Session(s) => {
+                let r = t.roles.get(&(s.account.clone(), s.role_name.to_lowercase())).map(|e| Arc::clone(&e.value));
+                let Some(r) = r else { return Ok(parts) };
+                if r.id != s.role_id {
+                    // The role was deleted and re-created: old sessions get nothing.
+                    return Ok(parts);
+                }
+                if let Some(p) = &s.policy {
+                    parts.session.extend(parse(p, "session policy".into(), policy::PolicyKind::Session));
+                }
+                for arn in &s.policy_arns {
+                    if let Some((label, doc)) = managed(arn) {
+                        parts.session.extend(parse(&doc, label, policy::PolicyKind::Session));
+                    }
+                }
+                if (s.policy.is_some() || !s.policy_arns.is_empty()) && parts.session.is_empty() {
+                    // Session policies were given but none can be read: allow nothing.
+                    parts.session.push(deny_all()?);
+                }
+                let out = (r.inline_policies.clone(), r.attached.clone(), r.boundary.clone());
+                parts.role = Some(r);
+                out
+            }
+        };
+        for p in &inline {
+            parts.identity.extend(parse(&p.document, format!("inline policy {}", p.name), policy::PolicyKind::Identity));
+        }
+        for arn in &attached {
+            if let Some((label, doc)) = managed(arn) {
+                parts.identity.extend(parse(&doc, label, policy::PolicyKind::Identity));
+            }
+        }
+        if let Some(arn) = boundary {
+            parts.boundary = Some(match managed(&arn).and_then(|(label, doc)| parse(&doc, label, policy::PolicyKind::Boundary)) {
+                Some(p) => p,
+                None => deny_all()?,
+            });
+        }
+        Ok(parts)
+    }
+}
+
+#[derive(Default)]
+struct IdentityParts {
+    identity: Vec<policy::Policy>,
+    session: Vec<policy::Policy>,
+    boundary: Option<policy::Policy>,
+    role: Option<Arc<model::Role>>,
+}
+
+/// A policy that denies everything: stands in for policies that exist but cannot be read.
+fn deny_all() -> Result<policy::Policy> {
+    policy::Policy::parse(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"*","Resource":"*"}]}"#, policy::PolicyKind::Identity)
+        .map_err(|_| AwsError::service_failure())
+}
+
+/// The policy-engine principal of a caller.
+pub(crate) fn principal_of(caller: &Caller, role: Option<&model::Role>) -> policy::Principal {
+    match caller {
+        Caller::Root { account } => policy::Principal {
+            kind: policy::PrincipalKind::Root,
+            arn: caller.arn(),
+            account: Some(account.clone()),
+            role_arn: None,
+            federated: None,
+            service: None,
+        },
+        Caller::User { account, .. } => policy::Principal {
+            kind: policy::PrincipalKind::User,
+            arn: caller.arn(),
+            account: Some(account.clone()),
+            role_arn: None,
+            federated: None,
+            service: None,
+        },
+        Caller::Session(s) => policy::Principal {
+            kind: policy::PrincipalKind::AssumedRole,
+            arn: s.arn(),
+            account: Some(s.account.clone()),
+            role_arn: Some(match role {
+                Some(r) => format!("arn:aws:iam::{}:role{}{}", s.account, r.path, r.name),
+                None => s.role_arn(),
+            }),
+            federated: None,
+            service: None,
+        },
+    }
+}
+
+/// Map a SigV4 error to the AWS error.
+fn sigv4_error(e: &podiam_sigv4::Error) -> AwsError {
+    AwsError::new(e.code(), e.status(), e.to_string())
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn iso8601(unix: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp(unix).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let f = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    t.format(&f).unwrap_or_default()
+}

@@ -1,0 +1,239 @@
+//! podiam's services: IAM, STS, EKS and the hosted OIDC issuers, as pure logic over the store
+//! and the engines (policy, JOSE, SigV4).
+//!
+//! Nothing here knows HTTP: the server decodes a request, calls a method of [`Control`] and
+//! encodes the result or the [`AwsError`]. Time comes from an injected [`Clock`].
+
+pub mod auth;
+pub mod crypto;
+pub mod eks;
+pub mod error;
+pub mod iam;
+pub mod issuer;
+pub mod model;
+pub mod names;
+pub mod session;
+pub mod state;
+pub mod sts;
+pub mod webid;
+
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+pub use auth::Caller;
+pub use error::{AwsError, Result};
+
+use crate::crypto::MasterKey;
+use crate::model::kind;
+use crate::session::{SessionKeyMaterial, SessionKeyring};
+use crate::state::{Change, Db};
+
+/// The source of time for the services.
+pub trait Clock: Send + Sync + 'static {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> i64;
+    /// Seconds since the Unix epoch.
+    fn now(&self) -> i64 {
+        self.now_ms().div_euclid(1000)
+    }
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
+/// Settings of the services.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The region podiam answers as (`us-east-1` by default).
+    pub region: String,
+    /// Base URL of hosted cluster issuers: a cluster's issuer is `<base>/id/<ID>`.
+    pub issuer_base_url: String,
+    /// Allow `http://` discovery and JWKS URLs for external OIDC providers. Development only.
+    pub dangerous_allow_http_issuer: bool,
+    /// How long hosted issuer keys stay in the JWKS after rotation (seconds): at least the
+    /// longest lifetime of a token they signed.
+    pub issuer_key_retention_secs: i64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            region: "us-east-1".into(),
+            issuer_base_url: "https://oidc.podiam.local".into(),
+            dangerous_allow_http_issuer: false,
+            issuer_key_retention_secs: 2 * 86_400,
+        }
+    }
+}
+
+/// The services, sharing the state.
+pub struct Control {
+    /// Settings.
+    pub config: Config,
+    db: Db,
+    master: MasterKey,
+    sessions: RwLock<Arc<SessionKeyring>>,
+    clock: Arc<dyn Clock>,
+    jwks: webid::JwksCache,
+    hosted: issuer::HostedKeys,
+}
+
+impl std::fmt::Debug for Control {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Control").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+/// What the first start created, for printing.
+#[derive(Debug, Clone)]
+pub struct Bootstrap {
+    /// The account id.
+    pub account: String,
+    /// Root access key id.
+    pub access_key_id: String,
+    /// Root secret (shown once, written to the credentials file).
+    pub secret_access_key: String,
+}
+
+impl Control {
+    /// Open the services over `store`.
+    pub async fn open(
+        config: Config,
+        store: Arc<dyn podiam_store::Store>,
+        master: MasterKey,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self> {
+        let db = Db::open(store).await?;
+        let jwks = webid::JwksCache::new(config.dangerous_allow_http_issuer);
+        let c = Self {
+            config,
+            db,
+            master,
+            sessions: RwLock::new(Arc::new(SessionKeyring::default())),
+            clock,
+            jwks,
+            hosted: issuer::HostedKeys::default(),
+        };
+        c.ensure_session_key().await?;
+        Ok(c)
+    }
+
+    /// Now, in unix seconds.
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    /// Now, in unix milliseconds.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// The accounts of this installation.
+    pub fn accounts(&self) -> Vec<String> {
+        self.db.read().accounts.keys().cloned().collect()
+    }
+
+    /// Create the first account and its root access key if there is no account yet.
+    /// Returns `Some` on the first start (with the secret), `None` afterwards.
+    pub async fn bootstrap(&self, account_id: Option<&str>) -> Result<Option<Bootstrap>> {
+        let guard = self.db.write().await;
+        if !self.db.read().accounts.is_empty() {
+            return Ok(None);
+        }
+        let account = match account_id {
+            Some(a) => names::AccountId::parse(a)
+                .ok_or_else(|| AwsError::invalid_input(format!("account id {a:?} must be 12 digits")))?
+                .to_string(),
+            None => random_account_id(),
+        };
+        let now = self.now();
+        let akid = names::access_key_id("AKIA", &account);
+        let secret = random_secret()?;
+        let sealed = self.seal(secret.as_bytes(), &format!("access_key/{akid}"))?;
+        let changes = vec![
+            Change::insert(kind::ACCOUNT, "", &account, &model::Account { id: account.clone(), created: now })?,
+            Change::insert(
+                kind::ACCESS_KEY,
+                &account,
+                &akid,
+                &model::AccessKey {
+                    id: akid.clone(),
+                    account: account.clone(),
+                    user: None,
+                    secret: sealed,
+                    status: "Active".into(),
+                    created: now,
+                },
+            )?,
+        ];
+        self.db.commit(&guard, changes, now).await?;
+        Ok(Some(Bootstrap { account, access_key_id: akid, secret_access_key: secret }))
+    }
+
+    /// Make sure a session key exists and load the key ring.
+    async fn ensure_session_key(&self) -> Result<()> {
+        if self.db.read().session_keys.is_empty() {
+            let guard = self.db.write().await;
+            if self.db.read().session_keys.is_empty() {
+                let bytes = crypto::random_bytes::<32>().map_err(|_| AwsError::service_failure())?;
+                let now = self.now();
+                let key = model::SessionKey { id: 1, key: self.seal(&bytes, "session_key/1")?, created: now };
+                self.db.commit(&guard, vec![Change::insert(kind::SESSION_KEY, "", "1", &key)?], now).await?;
+            }
+        }
+        self.reload_session_keys()
+    }
+
+    fn reload_session_keys(&self) -> Result<()> {
+        let mut keys = Vec::new();
+        for (id, e) in &self.db.read().session_keys {
+            let bytes = self.open_sealed(&e.value.key, &format!("session_key/{id}"))?;
+            let arr: [u8; 32] = bytes.as_slice().try_into().map_err(|_| AwsError::service_failure())?;
+            keys.push(SessionKeyMaterial::new(*id, &arr).ok_or_else(AwsError::service_failure)?);
+        }
+        *self.sessions.write() = Arc::new(SessionKeyring::new(keys));
+        Ok(())
+    }
+
+    fn session_keyring(&self) -> Arc<SessionKeyring> {
+        Arc::clone(&self.sessions.read())
+    }
+
+    fn seal(&self, plain: &[u8], context: &str) -> Result<crypto::Sealed> {
+        self.master.seal(plain, context).map_err(|e| {
+            tracing::error!(error = %e, "sealing failed");
+            AwsError::service_failure()
+        })
+    }
+
+    fn open_sealed(&self, sealed: &crypto::Sealed, context: &str) -> Result<Vec<u8>> {
+        self.master.open(sealed, context).map_err(|e| {
+            tracing::error!(error = %e, context, "opening a sealed secret failed");
+            AwsError::service_failure()
+        })
+    }
+}
+
+/// A random 12-digit account id that does not start with 0.
+fn random_account_id() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    let n: u64 = rng.random_range(100_000_000_000..1_000_000_000_000);
+    n.to_string()
+}
+
+/// A 40-character secret access key.
+fn random_secret() -> Result<String> {
+    use base64::Engine;
+    let bytes = crypto::random_bytes::<30>().map_err(|_| AwsError::service_failure())?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+}

@@ -1,0 +1,240 @@
+//! The records podiam keeps, as stored (JSON documents in the store) and cached in memory.
+//!
+//! Secrets inside records (secret access keys, private keys) are sealed with the master key
+//! ([`crate::crypto::Sealed`]) before they reach the store.
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::Sealed;
+
+/// Record kinds (the store's `kind` column).
+pub mod kind {
+    /// The installation's global settings (account list, session keys).
+    pub const ACCOUNT: &str = "account";
+    /// Access keys (root and users), keyed by access key id.
+    pub const ACCESS_KEY: &str = "access_key";
+    /// IAM users, keyed by lowercase name.
+    pub const USER: &str = "user";
+    /// IAM roles, keyed by lowercase name.
+    pub const ROLE: &str = "role";
+    /// Customer managed policies, keyed by `path + name`.
+    pub const POLICY: &str = "policy";
+    /// IAM OIDC providers, keyed by URL without scheme.
+    pub const OIDC_PROVIDER: &str = "oidc_provider";
+    /// EKS clusters, keyed by name.
+    pub const CLUSTER: &str = "cluster";
+    /// Session-token encryption keys (account `""`).
+    pub const SESSION_KEY: &str = "session_key";
+}
+
+/// A tag.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tag {
+    /// Key.
+    pub key: String,
+    /// Value.
+    pub value: String,
+}
+
+/// An account of this installation.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Account {
+    /// 12-digit id.
+    pub id: String,
+    /// Creation time (unix seconds).
+    pub created: i64,
+}
+
+/// A long-term access key (the account root's or a user's).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AccessKey {
+    /// `AKIA...`.
+    pub id: String,
+    /// Owning account.
+    pub account: String,
+    /// Owning user name; `None` for the account root.
+    pub user: Option<String>,
+    /// The secret, sealed.
+    pub secret: Sealed,
+    /// `Active` or `Inactive`.
+    pub status: String,
+    /// Creation time.
+    pub created: i64,
+}
+
+/// An inline policy attached to a user or role.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct InlinePolicy {
+    /// Policy name.
+    pub name: String,
+    /// The JSON document as written.
+    pub document: String,
+}
+
+/// An IAM user.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct User {
+    /// Name as written.
+    pub name: String,
+    /// `AIDA...`.
+    pub id: String,
+    /// Path.
+    pub path: String,
+    /// Creation time.
+    pub created: i64,
+    /// Tags.
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+    /// Inline policies.
+    #[serde(default)]
+    pub inline_policies: Vec<InlinePolicy>,
+    /// Attached managed policy ARNs.
+    #[serde(default)]
+    pub attached: Vec<String>,
+    /// Permissions boundary ARN.
+    #[serde(default)]
+    pub boundary: Option<String>,
+}
+
+/// An IAM role.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Role {
+    /// Name as written.
+    pub name: String,
+    /// `AROA...`.
+    pub id: String,
+    /// Path.
+    pub path: String,
+    /// Trust policy document as written.
+    pub trust_policy: String,
+    /// Description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// 3600..=43200.
+    pub max_session_duration: i64,
+    /// Creation time.
+    pub created: i64,
+    /// Tags.
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+    /// Inline policies.
+    #[serde(default)]
+    pub inline_policies: Vec<InlinePolicy>,
+    /// Attached managed policy ARNs.
+    #[serde(default)]
+    pub attached: Vec<String>,
+    /// Permissions boundary ARN.
+    #[serde(default)]
+    pub boundary: Option<String>,
+    /// Sessions issued before this time are denied (revocation); unix seconds.
+    #[serde(default)]
+    pub revoked_before: Option<i64>,
+}
+
+/// One version of a managed policy.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PolicyVersion {
+    /// `v1`, `v2`, ...
+    pub id: String,
+    /// Document as written.
+    pub document: String,
+    /// Creation time.
+    pub created: i64,
+}
+
+/// A customer managed policy.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ManagedPolicy {
+    /// Name.
+    pub name: String,
+    /// `ANPA...`.
+    pub id: String,
+    /// Path.
+    pub path: String,
+    /// Description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Versions, oldest first.
+    pub versions: Vec<PolicyVersion>,
+    /// The default version id.
+    pub default_version: String,
+    /// Next version number.
+    pub next_version: u32,
+    /// Creation time.
+    pub created: i64,
+    /// Last update.
+    pub updated: i64,
+    /// Tags.
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+}
+
+/// An IAM OIDC identity provider.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OidcProvider {
+    /// URL as given (`https://host/path`).
+    pub url: String,
+    /// Client ids (audiences).
+    pub client_ids: Vec<String>,
+    /// SHA-1 thumbprints of a certificate of the issuer's TLS chain, lowercase hex.
+    pub thumbprints: Vec<String>,
+    /// Creation time.
+    pub created: i64,
+    /// Tags.
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+}
+
+/// One signing key of a hosted cluster issuer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct IssuerKey {
+    /// Key id (base64url SHA-256 of the PKIX public key).
+    pub kid: String,
+    /// `RS256` or `ES256`.
+    pub alg: String,
+    /// PKCS#8 DER of the private key, sealed.
+    pub private: Sealed,
+    /// Creation time.
+    pub created: i64,
+    /// When a newer key replaced it as the signing key.
+    #[serde(default)]
+    pub retired: Option<i64>,
+}
+
+/// An EKS cluster.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Cluster {
+    /// Name.
+    pub name: String,
+    /// The request body fields EKS stores but podiam does not act on (networking, logging, ...).
+    pub spec: serde_json::Value,
+    /// Cluster service role ARN.
+    pub role_arn: String,
+    /// Kubernetes version.
+    pub version: String,
+    /// Creation time (unix milliseconds).
+    pub created_ms: i64,
+    /// Tags.
+    #[serde(default)]
+    pub tags: std::collections::BTreeMap<String, String>,
+    /// Issuer id (the last path segment of the hosted issuer URL).
+    pub oidc_id: String,
+    /// The issuer URL: hosted (`<issuer base>/id/<oidc_id>`) or external.
+    pub issuer: String,
+    /// `true` when podiam hosts the issuer and holds its keys.
+    pub hosted: bool,
+    /// Hosted issuer keys, oldest first; the newest unretired one signs.
+    #[serde(default)]
+    pub keys: Vec<IssuerKey>,
+}
+
+/// A session-token encryption key.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SessionKey {
+    /// Small numeric id carried in each token.
+    pub id: u32,
+    /// 32 key bytes, sealed.
+    pub key: Sealed,
+    /// Creation time.
+    pub created: i64,
+}

@@ -1,0 +1,281 @@
+//! Self-contained sessions.
+//!
+//! A session token is `base64(version || key id || nonce || AES-256-GCM(claims))`: it carries
+//! everything needed to verify later calls, so nothing per session is stored and any replica
+//! holding the key ring verifies any session. The session's secret access key is derived from
+//! its access key id with the same key (HMAC), so it is never stored either.
+
+use std::collections::BTreeMap;
+
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use aws_lc_rs::hmac;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::random_bytes;
+
+const TOKEN_VERSION: u8 = 1;
+const AAD: &[u8] = b"podiam-session-token-v1";
+/// Bytes of the binary header: version (1) + key id (4) + nonce (12).
+const HEADER: usize = 1 + 4 + NONCE_LEN;
+
+/// What a session is: everything later calls need, sealed into its token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionClaims {
+    /// The session's access key id (`ASIA...`).
+    #[serde(rename = "k")]
+    pub access_key_id: String,
+    /// Account of the role.
+    #[serde(rename = "a")]
+    pub account: String,
+    /// Role name.
+    #[serde(rename = "r")]
+    pub role_name: String,
+    /// Role path.
+    #[serde(rename = "p")]
+    pub role_path: String,
+    /// Role unique id (`AROA...`).
+    #[serde(rename = "ri")]
+    pub role_id: String,
+    /// Session name.
+    #[serde(rename = "s")]
+    pub session_name: String,
+    /// Issue time (unix seconds).
+    #[serde(rename = "i")]
+    pub issued: i64,
+    /// Expiry (unix seconds).
+    #[serde(rename = "e")]
+    pub expires: i64,
+    /// Session tags (key → value; keys unique case-insensitively).
+    #[serde(rename = "t", default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    /// Keys of `tags` that pass to chained sessions.
+    #[serde(rename = "tt", default, skip_serializing_if = "Vec::is_empty")]
+    pub transitive: Vec<String>,
+    /// Source identity.
+    #[serde(rename = "si", default, skip_serializing_if = "Option::is_none")]
+    pub source_identity: Option<String>,
+    /// Inline session policy.
+    #[serde(rename = "sp", default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// Managed session policy ARNs.
+    #[serde(rename = "sa", default, skip_serializing_if = "Vec::is_empty")]
+    pub policy_arns: Vec<String>,
+    /// `true` when this session was made from another role session (role chaining).
+    #[serde(rename = "c", default)]
+    pub chained: bool,
+    /// For web-identity sessions: the IAM OIDC provider ARN.
+    #[serde(rename = "f", default, skip_serializing_if = "Option::is_none")]
+    pub federated_provider: Option<String>,
+}
+
+impl SessionClaims {
+    /// `arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`.
+    pub fn arn(&self) -> String {
+        format!("arn:aws:sts::{}:assumed-role/{}/{}", self.account, self.role_name, self.session_name)
+    }
+    /// `arn:aws:iam::ACCOUNT:role/PATH/ROLE`.
+    pub fn role_arn(&self) -> String {
+        format!("arn:aws:iam::{}:role{}{}", self.account, self.role_path, self.role_name)
+    }
+    /// `ROLEID:SESSION`.
+    pub fn user_id(&self) -> String {
+        format!("{}:{}", self.role_id, self.session_name)
+    }
+}
+
+/// Why a session token was refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    /// Malformed, tampered, or sealed with an unknown key.
+    #[error("the security token included in the request is invalid")]
+    Invalid,
+    /// Past its expiry.
+    #[error("the security token included in the request is expired")]
+    Expired,
+}
+
+/// One session key.
+pub struct SessionKeyMaterial {
+    id: u32,
+    aead: LessSafeKey,
+    secret_key: hmac::Key,
+}
+
+impl std::fmt::Debug for SessionKeyMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionKeyMaterial").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+impl SessionKeyMaterial {
+    /// Build from 32 key bytes.
+    pub fn new(id: u32, bytes: &[u8; 32]) -> Option<Self> {
+        let aead = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, bytes).ok()?);
+        // Separate keys for the two uses, both derived from the stored bytes.
+        let derive = hmac::Key::new(hmac::HMAC_SHA256, bytes);
+        let secret_bytes = hmac::sign(&derive, b"podiam session secret derivation v1");
+        Some(Self { id, aead, secret_key: hmac::Key::new(hmac::HMAC_SHA256, secret_bytes.as_ref()) })
+    }
+    /// The key id.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+}
+
+/// The session keys in force: the newest signs, all verify (rotation with overlap).
+#[derive(Debug, Default)]
+pub struct SessionKeyring {
+    keys: Vec<SessionKeyMaterial>,
+}
+
+impl SessionKeyring {
+    /// A ring with these keys; the one with the highest id mints.
+    pub fn new(mut keys: Vec<SessionKeyMaterial>) -> Self {
+        keys.sort_by_key(|k| k.id);
+        Self { keys }
+    }
+
+    fn current(&self) -> Option<&SessionKeyMaterial> {
+        self.keys.last()
+    }
+
+    fn by_id(&self, id: u32) -> Option<&SessionKeyMaterial> {
+        self.keys.iter().find(|k| k.id == id)
+    }
+
+    /// The secret access key of a session access key id (40 characters, like AWS's).
+    pub fn derive_secret(&self, key_id: u32, access_key_id: &str) -> Option<String> {
+        let k = self.by_id(key_id)?;
+        let tag = hmac::sign(&k.secret_key, access_key_id.as_bytes());
+        let mut s = STANDARD.encode(tag.as_ref());
+        s.truncate(40);
+        Some(s)
+    }
+
+    /// Mint a token for `claims`. Returns `(session token, secret access key)`.
+    pub fn mint(&self, claims: &SessionClaims) -> Option<(String, String)> {
+        let k = self.current()?;
+        let plain = serde_json::to_vec(claims).ok()?;
+        let nonce = random_bytes::<NONCE_LEN>().ok()?;
+        let mut buf = Vec::with_capacity(HEADER + plain.len() + 16);
+        buf.push(TOKEN_VERSION);
+        buf.extend_from_slice(&k.id.to_be_bytes());
+        buf.extend_from_slice(&nonce);
+        let mut body = plain;
+        k.aead.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(AAD), &mut body).ok()?;
+        buf.extend_from_slice(&body);
+        let secret = self.derive_secret(k.id, &claims.access_key_id)?;
+        Some((STANDARD.encode(buf), secret))
+    }
+
+    /// Open a token; checks integrity and expiry. Returns the claims and the key id (for
+    /// deriving the secret).
+    pub fn open(&self, token: &str, now: i64) -> Result<(SessionClaims, u32), SessionError> {
+        // AWS session tokens are at most a few KiB; refuse before decoding anything large.
+        if token.len() > 8192 {
+            return Err(SessionError::Invalid);
+        }
+        let raw = STANDARD.decode(token).map_err(|_| SessionError::Invalid)?;
+        let (header, body) = raw.split_at_checked(HEADER).ok_or(SessionError::Invalid)?;
+        let (version, rest) = header.split_first().ok_or(SessionError::Invalid)?;
+        if *version != TOKEN_VERSION {
+            return Err(SessionError::Invalid);
+        }
+        let (id_bytes, nonce) = rest.split_at_checked(4).ok_or(SessionError::Invalid)?;
+        let id = u32::from_be_bytes(id_bytes.try_into().map_err(|_| SessionError::Invalid)?);
+        let key = self.by_id(id).ok_or(SessionError::Invalid)?;
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| SessionError::Invalid)?;
+        let mut buf = body.to_vec();
+        let plain = key.aead.open_in_place(nonce, Aad::from(AAD), &mut buf).map_err(|_| SessionError::Invalid)?;
+        let claims: SessionClaims = serde_json::from_slice(plain).map_err(|_| SessionError::Invalid)?;
+        if now >= claims.expires {
+            return Err(SessionError::Expired);
+        }
+        Ok((claims, id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    fn claims() -> SessionClaims {
+        SessionClaims {
+            access_key_id: "ASIAEXAMPLE123456789".into(),
+            account: "111122223333".into(),
+            role_name: "r".into(),
+            role_path: "/".into(),
+            role_id: "AROAEXAMPLE".into(),
+            session_name: "s".into(),
+            issued: 1000,
+            expires: 4600,
+            tags: BTreeMap::from([("team".into(), "a".into())]),
+            transitive: vec!["team".into()],
+            source_identity: None,
+            policy: None,
+            policy_arns: vec![],
+            chained: false,
+            federated_provider: None,
+        }
+    }
+
+    fn ring(id: u32, b: u8) -> SessionKeyring {
+        SessionKeyring::new(vec![SessionKeyMaterial::new(id, &[b; 32]).unwrap()])
+    }
+
+    #[test]
+    fn mint_open_round_trip_and_secret_derivation() {
+        let r = ring(1, 7);
+        let (tok, secret) = r.mint(&claims()).unwrap();
+        let (c, kid) = r.open(&tok, 2000).unwrap();
+        assert_eq!(c, claims());
+        assert_eq!(r.derive_secret(kid, &c.access_key_id).unwrap(), secret);
+        assert_eq!(secret.len(), 40);
+        assert_ne!(r.derive_secret(kid, "ASIAOTHER").unwrap(), secret);
+        assert_eq!(c.arn(), "arn:aws:sts::111122223333:assumed-role/r/s");
+    }
+
+    #[test]
+    fn any_modified_byte_is_rejected() {
+        let r = ring(1, 7);
+        let (tok, _) = r.mint(&claims()).unwrap();
+        let raw = STANDARD.decode(&tok).unwrap();
+        for i in 0..raw.len() {
+            let mut m = raw.clone();
+            m[i] ^= 0x01;
+            assert_eq!(r.open(&STANDARD.encode(&m), 2000).unwrap_err(), SessionError::Invalid, "byte {i}");
+        }
+        assert_eq!(r.open(&tok[..tok.len() - 4], 2000).unwrap_err(), SessionError::Invalid);
+        assert_eq!(r.open("", 2000).unwrap_err(), SessionError::Invalid);
+        assert_eq!(r.open("!!!", 2000).unwrap_err(), SessionError::Invalid);
+        assert_eq!(r.open(&"A".repeat(9000), 2000).unwrap_err(), SessionError::Invalid);
+    }
+
+    #[test]
+    fn expiry_and_foreign_keys() {
+        let r = ring(1, 7);
+        let (tok, _) = r.mint(&claims()).unwrap();
+        assert_eq!(r.open(&tok, 4600).unwrap_err(), SessionError::Expired);
+        assert!(r.open(&tok, 4599).is_ok());
+        assert_eq!(ring(1, 8).open(&tok, 2000).unwrap_err(), SessionError::Invalid, "same id, other key");
+        assert_eq!(ring(2, 7).open(&tok, 2000).unwrap_err(), SessionError::Invalid, "unknown key id");
+    }
+
+    #[test]
+    fn rotation_keeps_old_tokens_valid() {
+        let old = ring(1, 7);
+        let (tok, secret) = old.mint(&claims()).unwrap();
+        let both = SessionKeyring::new(vec![
+            SessionKeyMaterial::new(2, &[9; 32]).unwrap(),
+            SessionKeyMaterial::new(1, &[7; 32]).unwrap(),
+        ]);
+        let (_, kid) = both.open(&tok, 2000).unwrap();
+        assert_eq!(kid, 1);
+        assert_eq!(both.derive_secret(1, "ASIAEXAMPLE123456789").unwrap(), secret);
+        let (tok2, _) = both.mint(&claims()).unwrap();
+        assert_eq!(both.open(&tok2, 2000).unwrap().1, 2, "newest key mints");
+    }
+}

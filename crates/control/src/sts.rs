@@ -1,0 +1,526 @@
+//! STS: AssumeRoleWithWebIdentity, AssumeRole, GetCallerIdentity, GetAccessKeyInfo.
+//!
+//! Web identity tokens are verified as STS does (see SECURITY.md): the provider is found by the
+//! token's `iss` in the role's account, keys come from the issuer's JWKS (or podiam's own keys for
+//! a hosted issuer), `aud` must be one of the provider's client ids, and the role's trust policy
+//! is evaluated with the token's claims as condition keys. Sessions are minted self-contained.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use podiam_jose::{JwtError, UnverifiedToken, Validation};
+use podiam_policy as policy;
+
+use crate::auth::{principal_of, Caller, RequestMeta};
+use crate::error::{AwsError, Result};
+use crate::iam::{policy_chars, provider_arn, provider_key};
+use crate::model;
+use crate::names;
+use crate::session::SessionClaims;
+use crate::Control;
+
+/// Leeway past `exp` (and before `nbf`) that STS allows.
+pub const TOKEN_LEEWAY_SECS: i64 = 300;
+/// The `https://aws.amazon.com/tags` claim of web identity tokens.
+pub const TAGS_CLAIM: &str = "https://aws.amazon.com/tags";
+/// Chained sessions last at most this long.
+pub const CHAINED_MAX_SECS: i64 = 3600;
+
+/// Temporary credentials.
+#[derive(Clone)]
+pub struct Credentials {
+    /// `ASIA...`.
+    pub access_key_id: String,
+    /// Secret.
+    pub secret_access_key: String,
+    /// Session token.
+    pub session_token: String,
+    /// Expiry (unix seconds).
+    pub expiration: i64,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials").field("access_key_id", &self.access_key_id).field("expiration", &self.expiration).finish_non_exhaustive()
+    }
+}
+
+/// The result of an AssumeRole*.
+#[derive(Clone, Debug)]
+pub struct AssumedRole {
+    /// The credentials.
+    pub credentials: Credentials,
+    /// `arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`.
+    pub arn: String,
+    /// `ROLEID:SESSION`.
+    pub assumed_role_id: String,
+    /// Percentage of the packed policy and tag size limit used, when policies or tags were passed.
+    pub packed_policy_size: Option<u32>,
+    /// Source identity.
+    pub source_identity: Option<String>,
+    /// Web identity: the token's `sub`.
+    pub subject: Option<String>,
+    /// Web identity: the issuer without scheme.
+    pub provider: Option<String>,
+    /// Web identity: the audience that matched.
+    pub audience: Option<String>,
+}
+
+/// Inputs common to the AssumeRole* calls.
+#[derive(Debug, Clone, Default)]
+pub struct AssumeCommon {
+    /// RoleArn.
+    pub role_arn: String,
+    /// RoleSessionName.
+    pub session_name: String,
+    /// DurationSeconds.
+    pub duration: Option<i64>,
+    /// Policy (inline session policy).
+    pub policy: Option<String>,
+    /// PolicyArns.
+    pub policy_arns: Vec<String>,
+}
+
+/// Inputs of AssumeRole beyond the common ones.
+#[derive(Debug, Clone, Default)]
+pub struct AssumeRoleExtra {
+    /// ExternalId.
+    pub external_id: Option<String>,
+    /// Tags.
+    pub tags: Vec<model::Tag>,
+    /// TransitiveTagKeys.
+    pub transitive_tag_keys: Vec<String>,
+    /// SourceIdentity.
+    pub source_identity: Option<String>,
+}
+
+fn invalid_token(msg: impl Into<String>) -> AwsError {
+    AwsError::invalid_identity_token(msg)
+}
+
+impl Control {
+    fn validate_common(&self, c: &AssumeCommon) -> Result<(names::RoleArn, i64)> {
+        names::bounded(&c.role_arn, "roleArn", 20, 2048)?;
+        names::role_session_name(&c.session_name)?;
+        let duration = c.duration.unwrap_or(3600);
+        if !(900..=43200).contains(&duration) {
+            return Err(names::constraint(
+                &duration.to_string(),
+                "durationSeconds",
+                "Member must have value less than or equal to 43200 and greater than or equal to 900",
+            ));
+        }
+        if let Some(p) = &c.policy {
+            names::bounded(p, "policy", 1, 2048)?;
+            policy::Policy::parse(p, policy::PolicyKind::Session).map_err(|e| AwsError::malformed_policy(e.to_string()))?;
+        }
+        if c.policy_arns.len() > 10 {
+            return Err(names::constraint("", "policyArns", "Member must have length less than or equal to 10"));
+        }
+        for a in &c.policy_arns {
+            names::bounded(a, "policyArns.member.arn", 20, 2048)?;
+            if names::Arn::parse(a).is_none_or(|x| x.service != "iam" || !x.resource.starts_with("policy/")) {
+                return Err(AwsError::invalid_input(format!("invalid policy arn {a:?}")));
+            }
+        }
+        let arn = names::RoleArn::parse(&c.role_arn)
+            .ok_or_else(|| AwsError::validation(format!("{} is invalid", c.role_arn)))?;
+        Ok((arn, duration))
+    }
+
+    fn role_for_assume(&self, arn: &names::RoleArn, action: &str) -> Result<Arc<model::Role>> {
+        let e = self.db.read().roles.get(&(arn.account.as_str().to_owned(), arn.name.to_lowercase())).cloned();
+        // AWS does not reveal whether a role exists: a missing role is AccessDenied.
+        let denied = || AwsError::access_denied(format!("not authorized to perform {action}"));
+        let e = e.ok_or_else(denied)?;
+        if e.value.path != arn.path {
+            return Err(denied());
+        }
+        Ok(e.value)
+    }
+
+    /// AssumeRoleWithWebIdentity (unsigned).
+    pub async fn assume_role_with_web_identity(&self, meta: &RequestMeta, common: AssumeCommon, token: &str) -> Result<AssumedRole> {
+        let (role_arn, duration) = self.validate_common(&common)?;
+        names::bounded(token, "webIdentityToken", 4, 20000)?;
+        let unverified = UnverifiedToken::parse(token).map_err(|e| invalid_token(format!("the web identity token is malformed: {e}")))?;
+        let iss = unverified.issuer().ok_or_else(|| invalid_token("the web identity token has no issuer (iss)"))?.to_owned();
+        let account = role_arn.account.as_str().to_owned();
+        let key = provider_key(&iss);
+        let provider = self.db.read().providers.get(&(account.clone(), key.clone())).map(|e| Arc::clone(&e.value));
+        let provider = provider.ok_or_else(|| invalid_token(format!("no OpenIDConnect provider found in your account for {iss}")))?;
+        if provider.url != iss {
+            return Err(invalid_token(format!("no OpenIDConnect provider found in your account for {iss}")));
+        }
+        let now = self.now();
+        let mut validation = Validation::new(&iss, &provider.client_ids, now);
+        validation.leeway_secs = TOKEN_LEEWAY_SECS;
+        let claims = self.verify_web_identity(&iss, &provider, &unverified, &validation).await?;
+        let action = "sts:AssumeRoleWithWebIdentity";
+        let role = self.role_for_assume(&role_arn, action)?;
+        if duration > role.max_session_duration {
+            return Err(AwsError::validation("the requested DurationSeconds exceeds the MaxSessionDuration set for this role"));
+        }
+        let sub = claims.get("sub").and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+        let audience = match claims.get("aud") {
+            Some(serde_json::Value::String(a)) => a.clone(),
+            Some(serde_json::Value::Array(a)) => a
+                .iter()
+                .filter_map(|v| v.as_str())
+                .find(|a| provider.client_ids.iter().any(|c| c == a))
+                .unwrap_or_default()
+                .to_owned(),
+            _ => String::new(),
+        };
+        let (tags, transitive) = web_identity_tags(&claims)?;
+        let provider_arn = provider_arn(&account, &key);
+        // Condition keys: `<issuer host/path>:sub|aud|azp|amr`.
+        let mut extra: Vec<(String, Vec<String>)> = vec![
+            (format!("{key}:sub"), vec![sub.clone()]),
+            (format!("{key}:aud"), vec![audience.clone()]),
+            ("aws:FederatedProvider".into(), vec![provider_arn.clone()]),
+            ("sts:RoleSessionName".into(), vec![common.session_name.clone()]),
+        ];
+        if let Some(azp) = claims.get("azp").and_then(|v| v.as_str()) {
+            extra.push((format!("{key}:azp"), vec![azp.to_owned()]));
+        }
+        match claims.get("amr") {
+            Some(serde_json::Value::String(s)) => extra.push((format!("{key}:amr"), vec![s.clone()])),
+            Some(serde_json::Value::Array(a)) => {
+                extra.push((format!("{key}:amr"), a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()));
+            }
+            _ => {}
+        }
+        push_request_tags(&mut extra, &tags, &transitive);
+        let principal = policy::Principal {
+            kind: policy::PrincipalKind::WebIdentity,
+            arn: provider_arn.clone(),
+            account: None,
+            role_arn: None,
+            federated: Some(provider_arn.clone()),
+            service: None,
+        };
+        let mut actions = vec![action];
+        if !tags.is_empty() {
+            actions.push("sts:TagSession");
+        }
+        self.trust_allows(&role, &account, &principal, &actions, meta, &extra, None)?;
+        let session = SessionClaims {
+            access_key_id: names::access_key_id("ASIA", &account),
+            account: account.clone(),
+            role_name: role.name.clone(),
+            role_path: role.path.clone(),
+            role_id: role.id.clone(),
+            session_name: common.session_name.clone(),
+            issued: now,
+            expires: now + duration,
+            tags,
+            transitive,
+            source_identity: None,
+            policy: common.policy.clone(),
+            policy_arns: common.policy_arns.clone(),
+            chained: false,
+            federated_provider: Some(provider_arn),
+        };
+        let mut out = self.mint(&session, &common)?;
+        out.subject = Some(sub);
+        out.provider = Some(key);
+        out.audience = Some(audience);
+        Ok(out)
+    }
+
+    async fn verify_web_identity(
+        &self,
+        iss: &str,
+        provider: &model::OidcProvider,
+        token: &UnverifiedToken,
+        v: &Validation<'_>,
+    ) -> Result<serde_json::Map<String, serde_json::Value>> {
+        let map_err = |e: JwtError| match e {
+            JwtError::Expired => AwsError::expired_web_identity_token("token expired: current date/time must be before the expiration date/time"),
+            other => invalid_token(format!("the web identity token is invalid: {other}")),
+        };
+        if let Some(id) = self.hosted_issuer_id(iss) {
+            let keys = self.hosted_issuer_keys(&id).ok_or_else(AwsError::service_failure)?;
+            return podiam_jose::verify(token, &keys.jwks, v).map(|c| c.claims).map_err(map_err);
+        }
+        let fetch_err = |e: crate::webid::FetchError| {
+            tracing::warn!(issuer = iss, error = %e, "openid connect provider unreachable");
+            AwsError::idp_communication(format!("couldn't retrieve verification key from your identity provider: {e}"))
+        };
+        let keys = self.jwks.keys(iss, &provider.thumbprints, false).await.map_err(fetch_err)?;
+        match podiam_jose::verify(token, &keys, v) {
+            Err(JwtError::UnknownKid) => {
+                // The issuer may have rotated: refetch once (rate-limited inside the cache).
+                let keys = self.jwks.keys(iss, &provider.thumbprints, true).await.map_err(fetch_err)?;
+                podiam_jose::verify(token, &keys, v).map(|c| c.claims).map_err(map_err)
+            }
+            other => other.map(|c| c.claims).map_err(map_err),
+        }
+    }
+
+    /// Evaluate `role`'s trust policy for every action in `actions`; the identity side is
+    /// supplied by `caller` for signed calls.
+    #[allow(clippy::too_many_arguments)]
+    fn trust_allows(
+        &self,
+        role: &model::Role,
+        account: &str,
+        principal: &policy::Principal,
+        actions: &[&str],
+        meta: &RequestMeta,
+        extra: &[(String, Vec<String>)],
+        caller: Option<&Caller>,
+    ) -> Result<()> {
+        let trust = policy::Policy::parse(&role.trust_policy, policy::PolicyKind::Trust)
+            .map_err(|e| {
+                tracing::error!(role = %role.name, error = %e, "stored trust policy does not parse");
+                AwsError::access_denied("the role's trust policy could not be read")
+            })?
+            .with_label(format!("trust policy of role {}", role.name));
+        let resource = crate::iam::role_arn(account, role);
+        for action in actions {
+            let allowed = match caller {
+                Some(c) => self.decide(c, action, &resource, account, Some(&trust), meta, extra)?,
+                None => {
+                    let mut context = policy::Context::default();
+                    let now = self.now();
+                    context.set("aws:CurrentTime", &crate::auth::iso8601(now));
+                    context.set("aws:EpochTime", &now.to_string());
+                    context.set("aws:SecureTransport", if meta.secure_transport { "true" } else { "false" });
+                    if let Some(ip) = meta.source_ip {
+                        context.set("aws:SourceIp", &ip.to_string());
+                    }
+                    for (k, v) in extra {
+                        context.set_multi(k, v.clone());
+                    }
+                    let set = policy::PolicySet {
+                        identity: vec![],
+                        resource: Some(&trust),
+                        resource_account: Some(account),
+                        boundary: None,
+                        session: vec![],
+                    };
+                    let req = policy::Request { principal, action, resource: &resource, context: &context };
+                    policy::evaluate(&req, &set).effect == policy::Effect::Allow
+                }
+            };
+            if !allowed {
+                return Err(AwsError::access_denied(format!(
+                    "User: {} is not authorized to perform: {action} on resource: {resource}",
+                    caller.map_or_else(|| principal.arn.clone(), Caller::arn)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn mint(&self, session: &SessionClaims, common: &AssumeCommon) -> Result<AssumedRole> {
+        let ring = self.session_keyring();
+        let (token, secret) = ring.mint(session).ok_or_else(AwsError::service_failure)?;
+        let packed = packed_size(session, common)?;
+        Ok(AssumedRole {
+            credentials: Credentials {
+                access_key_id: session.access_key_id.clone(),
+                secret_access_key: secret,
+                session_token: token,
+                expiration: session.expires,
+            },
+            arn: session.arn(),
+            assumed_role_id: session.user_id(),
+            packed_policy_size: packed,
+            source_identity: session.source_identity.clone(),
+            subject: None,
+            provider: None,
+            audience: None,
+        })
+    }
+
+    /// AssumeRole (signed).
+    pub async fn assume_role(&self, caller: &Caller, meta: &RequestMeta, common: AssumeCommon, extra_in: AssumeRoleExtra) -> Result<AssumedRole> {
+        let (role_arn, duration) = self.validate_common(&common)?;
+        if let Some(x) = &extra_in.external_id {
+            names::bounded(x, "externalId", 2, 1224)?;
+            if !x.chars().all(|c| c.is_ascii_alphanumeric() || "_+=,.@:/-".contains(c)) {
+                return Err(names::constraint(x, "externalId", "Member must satisfy regular expression pattern: [\\w+=,.@:\\/-]*"));
+            }
+        }
+        if let Some(s) = &extra_in.source_identity {
+            names::bounded(s, "sourceIdentity", 2, 64)?;
+            if !s.chars().all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c)) {
+                return Err(names::constraint(s, "sourceIdentity", "Member must satisfy regular expression pattern: [\\w+=,.@-]*"));
+            }
+            if s.to_ascii_lowercase().starts_with("aws:") {
+                return Err(AwsError::validation("source identity cannot start with the reserved prefix aws:"));
+            }
+        }
+        if extra_in.tags.len() > 50 {
+            return Err(names::constraint("", "tags", "Member must have length less than or equal to 50"));
+        }
+        for t in &extra_in.tags {
+            names::tag(&t.key, &t.value)?;
+        }
+        for k in &extra_in.transitive_tag_keys {
+            if !extra_in.tags.iter().any(|t| t.key.eq_ignore_ascii_case(k)) {
+                return Err(AwsError::new("InvalidParameterValue", 400, format!("transitive tag key {k:?} is not one of the session tags")));
+            }
+        }
+        let account = role_arn.account.as_str().to_owned();
+        let action = "sts:AssumeRole";
+        if matches!(caller, Caller::Root { .. }) {
+            return Err(AwsError::access_denied("roles may not be assumed by root accounts"));
+        }
+        let role = self.role_for_assume(&role_arn, action)?;
+        let parent = match caller {
+            Caller::Session(s) => Some(Arc::clone(s)),
+            _ => None,
+        };
+        let chained = parent.is_some();
+        if chained && duration > CHAINED_MAX_SECS {
+            return Err(AwsError::validation("the requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining"));
+        }
+        if duration > role.max_session_duration {
+            return Err(AwsError::validation("the requested DurationSeconds exceeds the MaxSessionDuration set for this role"));
+        }
+        // Transitive tags of the parent session carry over and cannot be overridden.
+        let mut tags: BTreeMap<String, String> = BTreeMap::new();
+        let mut transitive: Vec<String> = Vec::new();
+        if let Some(p) = &parent {
+            for k in &p.transitive {
+                if let Some(v) = p.tags.get(k) {
+                    if extra_in.tags.iter().any(|t| t.key.eq_ignore_ascii_case(k)) {
+                        return Err(AwsError::new("InvalidParameterValue", 400, format!("the session tag {k:?} is transitive and cannot be set again")));
+                    }
+                    tags.insert(k.clone(), v.clone());
+                    transitive.push(k.clone());
+                }
+            }
+        }
+        for t in &extra_in.tags {
+            tags.insert(t.key.clone(), t.value.clone());
+        }
+        for k in &extra_in.transitive_tag_keys {
+            if let Some(t) = extra_in.tags.iter().find(|t| t.key.eq_ignore_ascii_case(k)) {
+                if !transitive.contains(&t.key) {
+                    transitive.push(t.key.clone());
+                }
+            }
+        }
+        let source_identity = match (parent.as_ref().and_then(|p| p.source_identity.clone()), &extra_in.source_identity) {
+            (Some(old), Some(new)) if &old != new => {
+                return Err(AwsError::access_denied("source identity cannot be changed in a role chain"));
+            }
+            (Some(old), _) => Some(old),
+            (None, new) => new.clone(),
+        };
+        let mut extra: Vec<(String, Vec<String>)> = vec![("sts:RoleSessionName".into(), vec![common.session_name.clone()])];
+        if let Some(x) = &extra_in.external_id {
+            extra.push(("sts:ExternalId".into(), vec![x.clone()]));
+        }
+        if let Some(s) = &extra_in.source_identity {
+            extra.push(("sts:SourceIdentity".into(), vec![s.clone()]));
+        }
+        let req_tags: BTreeMap<String, String> = extra_in.tags.iter().map(|t| (t.key.clone(), t.value.clone())).collect();
+        push_request_tags(&mut extra, &req_tags, &extra_in.transitive_tag_keys);
+        let mut actions = vec![action];
+        if !extra_in.tags.is_empty() {
+            actions.push("sts:TagSession");
+        }
+        if extra_in.source_identity.is_some() {
+            actions.push("sts:SetSourceIdentity");
+        }
+        let principal = principal_of(caller, None);
+        self.trust_allows(&role, &account, &principal, &actions, meta, &extra, Some(caller))?;
+        let now = self.now();
+        let session = SessionClaims {
+            access_key_id: names::access_key_id("ASIA", &account),
+            account,
+            role_name: role.name.clone(),
+            role_path: role.path.clone(),
+            role_id: role.id.clone(),
+            session_name: common.session_name.clone(),
+            issued: now,
+            expires: now + duration,
+            tags,
+            transitive,
+            source_identity,
+            policy: common.policy.clone(),
+            policy_arns: common.policy_arns.clone(),
+            chained,
+            federated_provider: None,
+        };
+        self.mint(&session, &common)
+    }
+
+    /// GetAccessKeyInfo: the account of an access key id.
+    pub fn get_access_key_info(&self, akid: &str) -> Result<String> {
+        names::bounded(akid, "accessKeyId", 16, 128)?;
+        names::account_of_access_key(akid)
+            .or_else(|| self.db.read().access_keys.get(akid).map(|k| k.value.account.clone()))
+            .ok_or_else(|| AwsError::validation(format!("the access key id {akid:?} is not valid")))
+    }
+}
+
+/// Session tags of a web identity token: `{"principal_tags": {"k": ["v"]}, "transitive_tag_keys": ["k"]}`.
+fn web_identity_tags(claims: &serde_json::Map<String, serde_json::Value>) -> Result<(BTreeMap<String, String>, Vec<String>)> {
+    let mut tags = BTreeMap::new();
+    let mut transitive = Vec::new();
+    let Some(t) = claims.get(TAGS_CLAIM) else { return Ok((tags, transitive)) };
+    let bad = |m: &str| invalid_token(format!("invalid {TAGS_CLAIM} claim: {m}"));
+    let t = t.as_object().ok_or_else(|| bad("not an object"))?;
+    if let Some(p) = t.get("principal_tags") {
+        for (k, v) in p.as_object().ok_or_else(|| bad("principal_tags is not an object"))? {
+            let v = match v {
+                serde_json::Value::Array(a) if a.len() == 1 => a.first().and_then(|x| x.as_str()),
+                serde_json::Value::String(s) => Some(s.as_str()),
+                _ => None,
+            };
+            let v = v.ok_or_else(|| bad("each tag must have exactly one string value"))?;
+            names::tag(k, v).map_err(|e| bad(&e.message))?;
+            tags.insert(k.clone(), v.to_owned());
+        }
+    }
+    if let Some(x) = t.get("transitive_tag_keys") {
+        for k in x.as_array().ok_or_else(|| bad("transitive_tag_keys is not an array"))? {
+            let k = k.as_str().ok_or_else(|| bad("transitive_tag_keys must be strings"))?;
+            if !tags.contains_key(k) {
+                return Err(bad("a transitive tag key is not one of the principal tags"));
+            }
+            transitive.push(k.to_owned());
+        }
+    }
+    if tags.len() > 50 {
+        return Err(bad("more than 50 tags"));
+    }
+    Ok((tags, transitive))
+}
+
+fn push_request_tags(extra: &mut Vec<(String, Vec<String>)>, tags: &BTreeMap<String, String>, transitive: &[String]) {
+    if tags.is_empty() {
+        return;
+    }
+    for (k, v) in tags {
+        extra.push((format!("aws:RequestTag/{k}"), vec![v.clone()]));
+    }
+    extra.push(("aws:TagKeys".into(), tags.keys().cloned().collect()));
+    if !transitive.is_empty() {
+        extra.push(("sts:TransitiveTagKeys".into(), transitive.to_vec()));
+    }
+}
+
+/// podiam's packed size: session policy characters plus tag characters against a 2048-character
+/// budget, in percent. (AWS compresses before measuring; podiam's measure is simpler and
+/// stricter.) Over 100 → `PackedPolicyTooLarge`.
+fn packed_size(s: &SessionClaims, c: &AssumeCommon) -> Result<Option<u32>> {
+    if s.tags.is_empty() && c.policy.is_none() && c.policy_arns.is_empty() {
+        return Ok(None);
+    }
+    let chars = c.policy.as_deref().map_or(0, policy_chars)
+        + c.policy_arns.iter().map(String::len).sum::<usize>()
+        + s.tags.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+    let pct = u32::try_from(chars * 100 / 2048).unwrap_or(u32::MAX);
+    if pct > 100 {
+        return Err(AwsError::new("PackedPolicyTooLarge", 400, format!("packed size of the session policies and tags exceeds the limit: {pct}%")));
+    }
+    Ok(Some(pct))
+}

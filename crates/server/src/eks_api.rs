@@ -1,0 +1,146 @@
+//! EKS (rest-json) and podiam's own signed extensions under `/podiam/`.
+
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use podiam_control::issuer::TokenRequest;
+use podiam_control::{model, AwsError};
+use serde_json::{json, Value};
+
+use crate::wire::restjson::{epoch, error_body};
+use crate::{App, Incoming};
+
+pub(crate) async fn handle(app: &App, inc: Incoming) -> Response {
+    let rid = inc.meta.request_id.clone();
+    match route(app, &inc).await {
+        Ok(v) => (StatusCode::OK, [("content-type", "application/json")], v.to_string()).into_response(),
+        Err(e) => error(&e, &rid),
+    }
+}
+
+/// A rest-json error response.
+pub(crate) fn error(e: &AwsError, rid: &str) -> Response {
+    if e.status >= 500 {
+        tracing::error!(code = e.code, request_id = rid, "internal error");
+    }
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut r = (status, [("content-type", "application/json")], error_body(e)).into_response();
+    r.headers_mut().insert("x-amzn-errortype", HeaderValue::from_static(e.code));
+    r
+}
+
+fn json_body(inc: &Incoming) -> Result<Value, AwsError> {
+    if inc.body.is_empty() {
+        return Ok(json!({}));
+    }
+    let v: Value = serde_json::from_slice(&inc.body).map_err(|e| AwsError::invalid_parameter(format!("the request body is not valid JSON: {e}")))?;
+    if !v.is_object() {
+        return Err(AwsError::invalid_parameter("the request body must be a JSON object"));
+    }
+    Ok(v)
+}
+
+fn query_param(inc: &Incoming, name: &str) -> Option<String> {
+    form_urlencoded::parse(inc.query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+fn decode_segment(s: &str) -> Result<String, AwsError> {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .map(|c| c.into_owned())
+        .map_err(|_| AwsError::invalid_parameter("path segment is not valid UTF-8"))
+}
+
+async fn route(app: &App, inc: &Incoming) -> Result<Value, AwsError> {
+    let c = &app.control;
+    let segs: Vec<&str> = inc.path.trim_matches('/').split('/').collect();
+    match (&inc.method, segs.as_slice()) {
+        (&Method::POST, ["clusters"]) => {
+            let caller = inc.caller(app, "eks")?;
+            let cl = c.create_cluster(&caller, &inc.meta, &json_body(inc)?).await?;
+            Ok(json!({ "cluster": cluster_json(app, caller.account(), &cl) }))
+        }
+        (&Method::GET, ["clusters"]) => {
+            let caller = inc.caller(app, "eks")?;
+            let max = match query_param(inc, "maxResults") {
+                None => None,
+                Some(v) => Some(v.parse::<i64>().map_err(|_| AwsError::invalid_parameter("maxResults must be an integer"))?),
+            };
+            let (names, next) = c.list_clusters(&caller, &inc.meta, max, query_param(inc, "nextToken").as_deref())?;
+            Ok(json!({ "clusters": names, "nextToken": next }))
+        }
+        (&Method::GET, ["clusters", name]) => {
+            let caller = inc.caller(app, "eks")?;
+            let cl = c.describe_cluster(&caller, &inc.meta, &decode_segment(name)?)?;
+            Ok(json!({ "cluster": cluster_json(app, caller.account(), &cl) }))
+        }
+        (&Method::DELETE, ["clusters", name]) => {
+            let caller = inc.caller(app, "eks")?;
+            let cl = c.delete_cluster(&caller, &inc.meta, &decode_segment(name)?).await?;
+            let mut v = cluster_json(app, caller.account(), &cl);
+            v["status"] = json!("DELETING");
+            Ok(json!({ "cluster": v }))
+        }
+        // --- podiam extensions (signed as service "eks") ---
+        (&Method::POST, ["podiam", "clusters", name, "token"]) => {
+            let caller = inc.caller(app, "eks")?;
+            let b = json_body(inc)?;
+            let s = |k: &str| b.get(k).and_then(Value::as_str).map(str::to_owned);
+            let req = TokenRequest {
+                namespace: s("namespace").ok_or_else(|| AwsError::invalid_parameter("namespace is required"))?,
+                service_account: s("serviceAccount").ok_or_else(|| AwsError::invalid_parameter("serviceAccount is required"))?,
+                audiences: match b.get("audiences") {
+                    None => vec![],
+                    Some(Value::Array(a)) => a
+                        .iter()
+                        .map(|v| v.as_str().map(str::to_owned).ok_or_else(|| AwsError::invalid_parameter("audiences must be strings")))
+                        .collect::<Result<_, _>>()?,
+                    Some(_) => return Err(AwsError::invalid_parameter("audiences must be a list")),
+                },
+                pod_name: s("podName"),
+                pod_uid: s("podUid"),
+                node_name: s("nodeName"),
+                expiration: b.get("expirationSeconds").and_then(Value::as_i64),
+            };
+            let token = c.mint_service_account_token(&caller, &inc.meta, &decode_segment(name)?, &req)?;
+            Ok(json!({ "token": token }))
+        }
+        (&Method::POST, ["podiam", "clusters", name, "issuer", "rotate"]) => {
+            let caller = inc.caller(app, "eks")?;
+            let kid = c.rotate_issuer_key(&caller, &inc.meta, &decode_segment(name)?).await?;
+            Ok(json!({ "kid": kid }))
+        }
+        (&Method::GET, ["podiam", "clusters", name, "issuer"]) => {
+            let caller = inc.caller(app, "eks")?;
+            let x = c.export_issuer(&caller, &inc.meta, &decode_segment(name)?)?;
+            Ok(json!({
+                "issuer": x.issuer,
+                "signingKeyPem": x.signing_key_pem,
+                "publicKeysPem": x.public_keys_pem,
+                "jwks": serde_json::from_str::<Value>(&x.jwks).unwrap_or(Value::Null),
+            }))
+        }
+        _ => Err(AwsError::new("UnknownOperationException", 404, format!("no operation {} {}", inc.method, inc.path))),
+    }
+}
+
+fn cluster_json(app: &App, account: &str, c: &model::Cluster) -> Value {
+    let mut v = json!({
+        "name": c.name,
+        "arn": app.control.cluster_arn(account, &c.name),
+        "createdAt": epoch(c.created_ms),
+        "version": c.version,
+        "endpoint": format!("https://{}.podiam.local", c.oidc_id),
+        "roleArn": c.role_arn,
+        "identity": { "oidc": { "issuer": c.issuer } },
+        "status": "ACTIVE",
+        "certificateAuthority": {},
+        "platformVersion": "podiam.1",
+        "tags": c.tags,
+    });
+    if let (Some(o), Some(spec)) = (v.as_object_mut(), c.spec.as_object()) {
+        for (k, val) in spec {
+            o.entry(k.clone()).or_insert_with(|| val.clone());
+        }
+    }
+    v
+}

@@ -1,0 +1,136 @@
+//! podiam's HTTP layer: one listener, routed by protocol.
+//!
+//! - `POST /` (or `GET /?...`) with `Version=2011-06-15` → STS, `Version=2010-05-08` → IAM
+//!   (AWS query protocol, XML responses).
+//! - `/clusters...` → EKS (rest-json).
+//! - `/id/<ID>/.well-known/openid-configuration`, `/id/<ID>/keys` → hosted issuer documents.
+//! - `/podiam/...` → podiam's own signed extensions (tokens, issuer rotation and export).
+//! - `/healthz`, `/readyz`.
+//!
+//! Handlers only decode, call a service, encode. Errors are rendered once per protocol.
+
+mod eks_api;
+mod query_api;
+pub mod wire;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use podiam_control::auth::{RequestMeta, SigningScope};
+use podiam_control::{AwsError, Caller, Control};
+
+/// Largest request body accepted (the biggest legitimate one is a 131072-character policy,
+/// URL-encoded).
+pub const MAX_BODY: usize = 1 << 20;
+
+/// Shared state of the handlers.
+#[derive(Clone, Debug)]
+pub struct App {
+    /// The services.
+    pub control: Arc<Control>,
+}
+
+/// The router of `podiam serve`.
+pub fn router(control: Arc<Control>) -> Router {
+    Router::new().fallback(dispatch).with_state(App { control })
+}
+
+/// A request as the handlers see it: raw pieces for SigV4, decoded pieces for the codecs.
+pub(crate) struct Incoming {
+    pub method: Method,
+    pub path: String,
+    pub query: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub meta: RequestMeta,
+}
+
+impl Incoming {
+    /// Authenticate with SigV4 for `service`; an unsigned request is refused.
+    pub fn caller(&self, app: &App, service: &str) -> Result<Caller, AwsError> {
+        let headers: Vec<(&str, &[u8])> = self.headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes())).collect();
+        let req = podiam_sigv4::Request {
+            method: self.method.as_str(),
+            path: &self.path,
+            query: &self.query,
+            headers: &headers,
+            body: &self.body,
+        };
+        app.control.authenticate(&req, SigningScope { service })?.ok_or_else(AwsError::missing_authentication)
+    }
+}
+
+async fn dispatch(State(app): State<App>, req: Request<Body>) -> Response {
+    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let (parts, body) = req.into_parts();
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            let e = AwsError::new("RequestEntityTooLarge", 413, format!("request body larger than {MAX_BODY} bytes"));
+            return plain_error(&e, &request_id);
+        }
+    };
+    let inc = Incoming {
+        method: parts.method,
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().unwrap_or_default().to_owned(),
+        headers: parts.headers,
+        body,
+        meta: RequestMeta { source_ip: peer, secure_transport: false, request_id: request_id.clone() },
+    };
+    let path = inc.path.clone();
+    let mut resp = match (inc.method.clone(), path.as_str()) {
+        (_, "/healthz") => (StatusCode::OK, "ok").into_response(),
+        (_, "/readyz") => (StatusCode::OK, "ready").into_response(),
+        (Method::POST | Method::GET, "/") => query_api::handle(&app, inc).await,
+        (_, p) if p.starts_with("/id/") => issuer_document(&app, p),
+        (_, p) if p.starts_with("/clusters") || p.starts_with("/podiam/") => eks_api::handle(&app, inc).await,
+        _ => eks_api::error(&AwsError::new("UnknownOperationException", 404, format!("no operation at {path}")), &request_id),
+    };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-amzn-requestid", v);
+    }
+    resp
+}
+
+fn issuer_document(app: &App, path: &str) -> Response {
+    let rest = path.trim_start_matches("/id/");
+    let (id, doc) = if let Some(id) = rest.strip_suffix("/.well-known/openid-configuration") {
+        (id, app.control.discovery_document(id))
+    } else if let Some(id) = rest.strip_suffix("/keys") {
+        (id, app.control.jwks_document(id))
+    } else {
+        ("", None)
+    };
+    match doc {
+        Some(d) if !id.contains('/') => (
+            StatusCode::OK,
+            [("content-type", "application/json"), ("cache-control", "public, max-age=3600")],
+            d,
+        )
+            .into_response(),
+        _ => (StatusCode::NOT_FOUND, [("content-type", "application/json")], r#"{"message":"not found"}"#).into_response(),
+    }
+}
+
+fn plain_error(e: &AwsError, request_id: &str) -> Response {
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+    (status, [("content-type", "text/xml")], wire::xml::error(e, wire::xml::STS_NS, request_id)).into_response()
+}
+
+/// Bind and serve until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    control: Arc<Control>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(control).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}

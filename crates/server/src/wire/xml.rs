@@ -1,0 +1,153 @@
+//! AWS query-protocol XML responses and errors.
+
+use podiam_control::AwsError;
+
+/// The STS namespace.
+pub const STS_NS: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
+/// The IAM namespace.
+pub const IAM_NS: &str = "https://iam.amazonaws.com/doc/2010-05-08/";
+
+/// Escape text for XML element content and attribute values.
+pub fn escape(s: &str, out: &mut String) {
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\r' => out.push_str("&#xD;"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// A response under construction: `<OpResponse xmlns><OpResult>...`.
+#[derive(Debug)]
+pub struct Response {
+    buf: String,
+    action: String,
+}
+
+impl Response {
+    /// Start the response of `action` in namespace `ns`.
+    pub fn new(action: &str, ns: &str) -> Self {
+        let mut buf = String::with_capacity(1024);
+        buf.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<");
+        buf.push_str(action);
+        buf.push_str("Response xmlns=\"");
+        buf.push_str(ns);
+        buf.push_str("\"><");
+        buf.push_str(action);
+        buf.push_str("Result>");
+        Self { buf, action: action.to_owned() }
+    }
+
+    /// `<tag>`.
+    pub fn open(&mut self, tag: &str) -> &mut Self {
+        self.buf.push('<');
+        self.buf.push_str(tag);
+        self.buf.push('>');
+        self
+    }
+
+    /// `</tag>`.
+    pub fn close(&mut self, tag: &str) -> &mut Self {
+        self.buf.push_str("</");
+        self.buf.push_str(tag);
+        self.buf.push('>');
+        self
+    }
+
+    /// `<tag>text</tag>`.
+    pub fn leaf(&mut self, tag: &str, text: &str) -> &mut Self {
+        self.open(tag);
+        escape(text, &mut self.buf);
+        self.close(tag)
+    }
+
+    /// `<tag>text</tag>` when present.
+    pub fn opt(&mut self, tag: &str, text: Option<&str>) -> &mut Self {
+        if let Some(t) = text {
+            self.leaf(tag, t);
+        }
+        self
+    }
+
+    /// `<tag><member>..</member>...</tag>` of strings.
+    pub fn members(&mut self, tag: &str, items: &[String]) -> &mut Self {
+        self.open(tag);
+        for i in items {
+            self.leaf("member", i);
+        }
+        self.close(tag)
+    }
+
+    /// Close the result and add the request id.
+    pub fn finish(mut self, request_id: &str) -> String {
+        let action = std::mem::take(&mut self.action);
+        self.close(&format!("{action}Result"));
+        self.buf.push_str("<ResponseMetadata><RequestId>");
+        escape(request_id, &mut self.buf);
+        self.buf.push_str("</RequestId></ResponseMetadata></");
+        self.buf.push_str(&action);
+        self.buf.push_str("Response>");
+        self.buf
+    }
+}
+
+/// `<ErrorResponse>` of an error.
+pub fn error(e: &AwsError, ns: &str, request_id: &str) -> String {
+    let mut s = String::with_capacity(256);
+    s.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ErrorResponse xmlns=\"");
+    s.push_str(ns);
+    s.push_str("\"><Error><Type>");
+    s.push_str(if e.is_sender() { "Sender" } else { "Receiver" });
+    s.push_str("</Type><Code>");
+    escape(e.code, &mut s);
+    s.push_str("</Code><Message>");
+    escape(&e.message, &mut s);
+    s.push_str("</Message></Error><RequestId>");
+    escape(request_id, &mut s);
+    s.push_str("</RequestId></ErrorResponse>");
+    s
+}
+
+/// URL-encode a policy document as IAM returns it (RFC 3986 unreserved characters kept).
+pub fn url_encode_policy(doc: &str) -> String {
+    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+    const SET: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+    utf8_percent_encode(doc, SET).to_string()
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn timestamp(unix: i64) -> String {
+    podiam_control::auth::iso8601(unix)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn response_and_error_shapes() {
+        let mut r = Response::new("GetCallerIdentity", STS_NS);
+        r.leaf("Arn", "arn:aws:iam::1:root").leaf("UserId", "a<b");
+        let xml = r.finish("rid");
+        assert_eq!(
+            xml,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<GetCallerIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><GetCallerIdentityResult><Arn>arn:aws:iam::1:root</Arn><UserId>a&lt;b</UserId></GetCallerIdentityResult><ResponseMetadata><RequestId>rid</RequestId></ResponseMetadata></GetCallerIdentityResponse>"
+        );
+        let e = error(&AwsError::no_such_entity("role \"x\" & y"), IAM_NS, "r1");
+        assert_eq!(
+            e,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ErrorResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><Error><Type>Sender</Type><Code>NoSuchEntity</Code><Message>role &quot;x&quot; &amp; y</Message></Error><RequestId>r1</RequestId></ErrorResponse>"
+        );
+        assert!(error(&AwsError::service_failure(), IAM_NS, "r").contains("<Type>Receiver</Type>"));
+    }
+
+    #[test]
+    fn policy_url_encoding() {
+        assert_eq!(url_encode_policy("{\"a\": \"b/c\"}"), "%7B%22a%22%3A%20%22b%2Fc%22%7D");
+    }
+}
