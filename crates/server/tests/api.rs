@@ -1,0 +1,301 @@
+//! The HTTP API through the router, with no socket (`Router::oneshot`): every protocol's
+//! success and error shapes, SigV4 refusals, and the IRSA flow with its tampering cases.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use podiam_control::crypto::MasterKey;
+use podiam_control::issuer::TokenRequest;
+use podiam_control::{Caller, Config, Control, SystemClock};
+use tower::ServiceExt;
+
+struct Fixture {
+    control: Arc<Control>,
+    router: axum::Router,
+    account: String,
+    akid: String,
+    secret: String,
+}
+
+async fn fixture() -> Fixture {
+    let store = podiam_store::SqliteStore::memory().await.unwrap();
+    let (master, _) = MasterKey::generate().unwrap();
+    let control = Arc::new(Control::open(Config::default(), Arc::new(store), master, Arc::new(SystemClock)).await.unwrap());
+    let boot = control.bootstrap(Some("111122223333")).await.unwrap().unwrap();
+    let router = podiam_server::router(Arc::clone(&control));
+    Fixture { control, router, account: boot.account, akid: boot.access_key_id, secret: boot.secret_access_key }
+}
+
+fn amz_date(offset_secs: i64) -> String {
+    let t = time::OffsetDateTime::now_utc() + time::Duration::seconds(offset_secs);
+    t.format(time::macros::format_description!("[year][month][day]T[hour][minute][second]Z")).unwrap()
+}
+
+struct Creds<'a> {
+    akid: &'a str,
+    secret: &'a str,
+    token: Option<&'a str>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn signed_req(method: &str, path: &str, body: &str, content_type: &str, c: &Creds<'_>, region: &str, service: &str, offset: i64) -> Request<Body> {
+    let headers = [("host", "podiam.test".as_bytes()), ("content-type", content_type.as_bytes())];
+    let req = podiam_sigv4::Request { method, path, query: "", headers: &headers, body: body.as_bytes() };
+    let extra = podiam_sigv4::sign(&req, c.akid, c.secret, c.token, region, service, &amz_date(offset));
+    let mut b = Request::builder().method(method).uri(path).header("host", "podiam.test").header("content-type", content_type);
+    for (k, v) in extra {
+        b = b.header(k, v);
+    }
+    b.body(Body::from(body.to_owned())).unwrap()
+}
+
+fn form(body: &str, c: &Creds<'_>, service: &str) -> Request<Body> {
+    signed_req("POST", "/", body, "application/x-www-form-urlencoded; charset=utf-8", c, "us-east-1", service, 0)
+}
+
+async fn send(f: &Fixture, req: Request<Body>) -> (StatusCode, String, Option<String>) {
+    let resp = f.router.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let etype = resp.headers().get("x-amzn-errortype").map(|v| v.to_str().unwrap().to_owned());
+    let body = String::from_utf8(resp.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    (status, body, etype)
+}
+
+fn code_of(xml: &str) -> &str {
+    let start = xml.find("<Code>").map(|i| i + 6).unwrap_or(0);
+    let end = xml.find("</Code>").unwrap_or(0);
+    xml.get(start..end).unwrap_or("")
+}
+
+fn between<'a>(xml: &'a str, tag: &str) -> &'a str {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    let s = xml.find(&open).map(|i| i + open.len()).unwrap();
+    let e = xml[s..].find(&close).unwrap() + s;
+    &xml[s..e]
+}
+
+fn enc(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+const GCI: &str = "Action=GetCallerIdentity&Version=2011-06-15";
+
+#[tokio::test]
+async fn root_get_caller_identity() {
+    let f = fixture().await;
+    let c = Creds { akid: &f.akid, secret: &f.secret, token: None };
+    let (s, body, _) = send(&f, form(GCI, &c, "sts")).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert!(body.contains("<Arn>arn:aws:iam::111122223333:root</Arn>"), "{body}");
+    assert!(body.contains("<Account>111122223333</Account>"));
+    assert!(body.contains("<ResponseMetadata><RequestId>"));
+}
+
+#[tokio::test]
+async fn sigv4_refusals() {
+    let f = fixture().await;
+    let good = Creds { akid: &f.akid, secret: &f.secret, token: None };
+    let unsigned = Request::builder()
+        .method("POST")
+        .uri("/")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(GCI))
+        .unwrap();
+    let cases: Vec<(&str, Request<Body>, StatusCode, &str)> = vec![
+        ("unsigned", unsigned, StatusCode::FORBIDDEN, "MissingAuthenticationToken"),
+        ("wrong secret", form(GCI, &Creds { secret: "x".repeat(40).as_str(), ..good }, "sts"), StatusCode::FORBIDDEN, "SignatureDoesNotMatch"),
+        ("unknown key", form(GCI, &Creds { akid: "AKIAAAAAAAAAAAAAAAAA", ..good }, "sts"), StatusCode::FORBIDDEN, "InvalidClientTokenId"),
+        (
+            "temporary key without token",
+            form(GCI, &Creds { akid: "ASIAAAAAAAAAAAAAAAAA", ..good }, "sts"),
+            StatusCode::FORBIDDEN,
+            "InvalidClientTokenId",
+        ),
+        (
+            "6 minutes old",
+            signed_req("POST", "/", GCI, "application/x-www-form-urlencoded", &good, "us-east-1", "sts", -360),
+            StatusCode::FORBIDDEN,
+            "SignatureDoesNotMatch",
+        ),
+        (
+            "6 minutes ahead",
+            signed_req("POST", "/", GCI, "application/x-www-form-urlencoded", &good, "us-east-1", "sts", 360),
+            StatusCode::FORBIDDEN,
+            "SignatureDoesNotMatch",
+        ),
+        ("wrong service", form(GCI, &good, "s3"), StatusCode::FORBIDDEN, "SignatureDoesNotMatch"),
+        (
+            "wrong region",
+            signed_req("POST", "/", GCI, "application/x-www-form-urlencoded", &good, "eu-west-9", "sts", 0),
+            StatusCode::FORBIDDEN,
+            "SignatureDoesNotMatch",
+        ),
+        ("garbage session token", form(GCI, &Creds { token: Some("AQAAAAE="), ..good }, "sts"), StatusCode::FORBIDDEN, "InvalidClientTokenId"),
+    ];
+    for (name, req, status, code) in cases {
+        let (s, body, _) = send(&f, req).await;
+        assert_eq!((s, code_of(&body)), (status, code), "{name}: {body}");
+        assert!(body.starts_with("<?xml") && body.contains("<ErrorResponse") && body.contains("<Type>Sender</Type>"), "{name}: {body}");
+    }
+    // Tampering with the signed body after signing.
+    let mut req = form(GCI, &good, "sts");
+    *req.body_mut() = Body::from("Action=GetCallerIdentity&Version=2011-06-15&X=1");
+    let (s, body, _) = send(&f, req).await;
+    assert_eq!((s, code_of(&body)), (StatusCode::FORBIDDEN, "SignatureDoesNotMatch"));
+}
+
+#[tokio::test]
+async fn query_protocol_errors() {
+    let f = fixture().await;
+    let c = Creds { akid: &f.akid, secret: &f.secret, token: None };
+    let (s, body, _) = send(&f, form("Action=GetCallerIdentity", &c, "sts")).await;
+    assert_eq!((s, code_of(&body)), (StatusCode::BAD_REQUEST, "MissingParameter"));
+    let (s, body, _) = send(&f, form("Action=Frobnicate&Version=2011-06-15", &c, "sts")).await;
+    assert_eq!((s, code_of(&body)), (StatusCode::BAD_REQUEST, "InvalidAction"));
+    let (s, body, _) = send(&f, form("Action=GetRole&Version=2010-05-08", &c, "iam")).await;
+    assert_eq!((s, code_of(&body)), (StatusCode::BAD_REQUEST, "ValidationError"), "{body}");
+    let (s, body, _) = send(&f, form("Action=GetRole&Version=2010-05-08&RoleName=nope", &c, "iam")).await;
+    assert_eq!((s, code_of(&body)), (StatusCode::NOT_FOUND, "NoSuchEntity"), "{body}");
+    assert!(body.contains("xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\""));
+    let big = format!("Action=GetCallerIdentity&Version=2011-06-15&P={}", "a".repeat(2 << 20));
+    let req = Request::builder().method("POST").uri("/").body(Body::from(big)).unwrap();
+    let (s, _, _) = send(&f, req).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn eks_errors_are_rest_json() {
+    let f = fixture().await;
+    let c = Creds { akid: &f.akid, secret: &f.secret, token: None };
+    let (s, body, et) = send(&f, signed_req("GET", "/clusters/missing", "", "application/json", &c, "us-east-1", "eks", 0)).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(et.as_deref(), Some("ResourceNotFoundException"));
+    assert_eq!(body, r#"{"message":"no cluster found for name: missing."}"#);
+    let (s, _, et) = send(&f, signed_req("POST", "/clusters", "{not json", "application/json", &c, "us-east-1", "eks", 0)).await;
+    assert_eq!((s, et.as_deref()), (StatusCode::BAD_REQUEST, Some("InvalidParameterException")));
+    let (s, _, et) = send(&f, signed_req("POST", "/clusters", r#"{"name":"x"}"#, "application/json", &c, "us-east-1", "eks", 0)).await;
+    assert_eq!((s, et.as_deref()), (StatusCode::BAD_REQUEST, Some("InvalidParameterException")));
+    let (s, _, et) = send(&f, signed_req("GET", "/clusters", "", "application/json", &c, "us-east-1", "eks", 0)).await;
+    assert_eq!((s, et), (StatusCode::OK, None));
+}
+
+/// Create a cluster, its provider and an IRSA role; return (token, role arn).
+async fn irsa_setup(f: &Fixture) -> (String, String) {
+    let c = Creds { akid: &f.akid, secret: &f.secret, token: None };
+    let body = r#"{"name":"demo","roleArn":"arn:aws:iam::111122223333:role/eks","resourcesVpcConfig":{"subnetIds":["subnet-1"]}}"#;
+    let (s, out, _) = send(f, signed_req("POST", "/clusters", body, "application/json", &c, "us-east-1", "eks", 0)).await;
+    assert_eq!(s, StatusCode::OK, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v["cluster"]["createdAt"].is_number(), "rest-json timestamps are numbers");
+    let issuer = v["cluster"]["identity"]["oidc"]["issuer"].as_str().unwrap().to_owned();
+    let hostpath = issuer.trim_start_matches("https://").to_owned();
+    let (s, out, _) = send(
+        f,
+        form(&format!("Action=CreateOpenIDConnectProvider&Version=2010-05-08&Url={}&ClientIDList.member.1=sts.amazonaws.com", enc(&issuer)), &c, "iam"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{out}");
+    let trust = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"Federated":"arn:aws:iam::111122223333:oidc-provider/{hostpath}"}},"Action":"sts:AssumeRoleWithWebIdentity","Condition":{{"StringEquals":{{"{hostpath}:sub":"system:serviceaccount:default:my-sa","{hostpath}:aud":"sts.amazonaws.com"}}}}}}]}}"#
+    );
+    let (s, out, _) = send(f, form(&format!("Action=CreateRole&Version=2010-05-08&RoleName=irsa&AssumeRolePolicyDocument={}", enc(&trust)), &c, "iam")).await;
+    assert_eq!(s, StatusCode::OK, "{out}");
+    let returned = between(&out, "AssumeRolePolicyDocument");
+    assert!(returned.starts_with("%7B%22Version%22"), "policy documents are URL-encoded: {returned}");
+    let root = Caller::Root { account: f.account.clone() };
+    let meta = podiam_control::auth::RequestMeta::default();
+    let token = f
+        .control
+        .mint_service_account_token(&root, &meta, "demo", &TokenRequest { namespace: "default".into(), service_account: "my-sa".into(), ..Default::default() })
+        .unwrap();
+    (token, "arn:aws:iam::111122223333:role/irsa".into())
+}
+
+fn awwi(role: &str, session: &str, token: &str) -> Request<Body> {
+    let body = format!(
+        "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn={}&RoleSessionName={session}&WebIdentityToken={}",
+        enc(role),
+        enc(token)
+    );
+    Request::builder().method("POST").uri("/").header("content-type", "application/x-www-form-urlencoded").body(Body::from(body)).unwrap()
+}
+
+#[tokio::test]
+async fn irsa_flow_and_session_tampering() {
+    let f = fixture().await;
+    let (token, role) = irsa_setup(&f).await;
+    let (s, out, _) = send(&f, awwi(&role, "s1", &token)).await;
+    assert_eq!(s, StatusCode::OK, "{out}");
+    assert_eq!(between(&out, "SubjectFromWebIdentityToken"), "system:serviceaccount:default:my-sa");
+    assert_eq!(between(&out, "Audience"), "sts.amazonaws.com");
+    let akid = between(&out, "AccessKeyId").to_owned();
+    let secret = between(&out, "SecretAccessKey").to_owned();
+    let session = between(&out, "SessionToken").to_owned();
+    assert!(akid.starts_with("ASIA"));
+    let c = Creds { akid: &akid, secret: &secret, token: Some(&session) };
+    let (s, out, _) = send(&f, form(GCI, &c, "sts")).await;
+    assert_eq!(s, StatusCode::OK, "{out}");
+    assert_eq!(between(&out, "Arn"), "arn:aws:sts::111122223333:assumed-role/irsa/s1");
+    // Every modified character of the session token is refused.
+    let bytes = session.as_bytes();
+    for i in (0..bytes.len()).step_by(7) {
+        let mut m = bytes.to_vec();
+        m[i] = if m[i] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(m).unwrap();
+        let c = Creds { akid: &akid, secret: &secret, token: Some(&tampered) };
+        let (s, out, _) = send(&f, form(GCI, &c, "sts")).await;
+        assert_eq!((s, code_of(&out)), (StatusCode::FORBIDDEN, "InvalidClientTokenId"), "byte {i}");
+    }
+    // The session's own policy set is empty: IAM calls are denied, not errors.
+    let c = Creds { akid: &akid, secret: &secret, token: Some(&session) };
+    let (s, out, _) = send(&f, form("Action=ListRoles&Version=2010-05-08", &c, "iam")).await;
+    assert_eq!((s, code_of(&out)), (StatusCode::FORBIDDEN, "AccessDenied"), "{out}");
+}
+
+#[tokio::test]
+async fn web_identity_refusals() {
+    let f = fixture().await;
+    let (token, role) = irsa_setup(&f).await;
+    let root = Caller::Root { account: f.account.clone() };
+    let meta = podiam_control::auth::RequestMeta::default();
+    let mint = |sa: &str, aud: &[&str]| {
+        f.control
+            .mint_service_account_token(
+                &root,
+                &meta,
+                "demo",
+                &TokenRequest {
+                    namespace: "default".into(),
+                    service_account: sa.into(),
+                    audiences: aud.iter().map(|s| (*s).to_owned()).collect(),
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+    };
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    let sig = parts[2].clone();
+    parts[2] = format!("{}{}", if sig.starts_with('A') { "B" } else { "A" }, &sig[1..]);
+    let bad_sig = parts.join(".");
+    let cases: Vec<(&str, String, String, StatusCode, &str)> = vec![
+        ("wrong sub", role.clone(), mint("other-sa", &[]), StatusCode::FORBIDDEN, "AccessDenied"),
+        ("wrong aud", role.clone(), mint("my-sa", &["other"]), StatusCode::BAD_REQUEST, "InvalidIdentityToken"),
+        ("bad signature", role.clone(), bad_sig, StatusCode::BAD_REQUEST, "InvalidIdentityToken"),
+        ("not a jwt", role.clone(), "abc.def".into(), StatusCode::BAD_REQUEST, "InvalidIdentityToken"),
+        ("oversize", role.clone(), "a".repeat(20_001), StatusCode::BAD_REQUEST, "ValidationError"),
+        ("missing role", "arn:aws:iam::111122223333:role/nope".into(), token.clone(), StatusCode::FORBIDDEN, "AccessDenied"),
+        ("malformed role arn", "arn:aws:iam::1111:role/nope-nope-nope".into(), token.clone(), StatusCode::BAD_REQUEST, "ValidationError"),
+    ];
+    for (name, role, tok, status, code) in cases {
+        let (s, out, _) = send(&f, awwi(&role, "s1", &tok)).await;
+        assert_eq!((s, code_of(&out)), (status, code), "{name}: {out}");
+    }
+    for (session, code) in [("a", "ValidationError"), ("has space", "ValidationError")] {
+        let (s, out, _) = send(&f, awwi(&role, &enc(session), &token)).await;
+        assert_eq!((s, code_of(&out)), (StatusCode::BAD_REQUEST, code), "session {session:?}: {out}");
+    }
+}
