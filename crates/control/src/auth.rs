@@ -196,24 +196,23 @@ impl Control {
         meta: &RequestMeta,
         extra: &[(String, Vec<String>)],
     ) -> Result<bool> {
-        if let Caller::Root { account } = caller {
-            if resource_policy.is_none() {
+        if let Caller::Root { account } = caller
+            && resource_policy.is_none() {
                 return Ok(account == resource_account);
             }
-        }
         let ctx_parts = self.identity_parts(caller)?;
         let mut context = self.base_context(caller, ctx_parts.role.as_deref(), meta);
         for (k, v) in extra {
             context.set_multi(k, v.clone());
         }
         let principal = principal_of(caller, ctx_parts.role.as_deref());
-        let identity: Vec<&policy::Policy> = ctx_parts.identity.iter().collect();
-        let session: Vec<&policy::Policy> = ctx_parts.session.iter().collect();
+        let identity: Vec<&policy::Policy> = ctx_parts.identity.iter().map(AsRef::as_ref).collect();
+        let session: Vec<&policy::Policy> = ctx_parts.session.iter().map(AsRef::as_ref).collect();
         let set = policy::PolicySet {
             identity,
             resource: resource_policy,
             resource_account: Some(resource_account),
-            boundary: ctx_parts.boundary.as_ref(),
+            boundary: ctx_parts.boundary.as_deref(),
             session,
         };
         let req = policy::Request { principal: &principal, action, resource, context: &context };
@@ -225,11 +224,11 @@ impl Control {
     pub(crate) fn base_context(&self, caller: &Caller, role: Option<&model::Role>, meta: &RequestMeta) -> policy::Context {
         let mut c = policy::Context::default();
         let now = self.now();
-        c.set("aws:CurrentTime", &iso8601(now));
-        c.set("aws:EpochTime", &now.to_string());
+        c.set("aws:CurrentTime", iso8601(now));
+        c.set("aws:EpochTime", now.to_string());
         c.set("aws:SecureTransport", if meta.secure_transport { "true" } else { "false" });
         if let Some(ip) = meta.source_ip {
-            c.set("aws:SourceIp", &ip.to_string());
+            c.set("aws:SourceIp", ip.to_string());
         }
         c.set("aws:PrincipalArn", &match caller {
             Caller::Session(s) => s.role_arn(),
@@ -237,14 +236,14 @@ impl Control {
         });
         c.set("aws:PrincipalAccount", caller.account());
         c.set("aws:PrincipalType", caller.principal_type());
-        c.set("aws:userid", &caller.user_id());
+        c.set("aws:userid", caller.user_id());
         c.set("aws:RequestedRegion", &self.config.region);
         match caller {
             Caller::User { user, .. } => {
                 c.set("aws:username", &user.name);
             }
             Caller::Session(s) => {
-                c.set("aws:TokenIssueTime", &iso8601(s.issued));
+                c.set("aws:TokenIssueTime", iso8601(s.issued));
                 c.set("aws:MultiFactorAuthPresent", "false");
                 if let Some(si) = &s.source_identity {
                     c.set("aws:SourceIdentity", si);
@@ -256,7 +255,7 @@ impl Control {
             Caller::Root { .. } => {}
         }
         for (k, v) in caller.principal_tags(role) {
-            c.set(&format!("aws:PrincipalTag/{k}"), &v);
+            c.set(format!("aws:PrincipalTag/{k}"), &v);
         }
         c
     }
@@ -264,9 +263,9 @@ impl Control {
     fn identity_parts(&self, caller: &Caller) -> Result<IdentityParts> {
         let t = self.db.read();
         let mut parts = IdentityParts::default();
-        let parse = |doc: &str, label: String, kind: policy::PolicyKind| -> Option<policy::Policy> {
-            match policy::Policy::parse(doc, kind) {
-                Ok(p) => Some(p.with_label(label)),
+        let parse = |doc: &str, label: String, kind: policy::PolicyKind| -> Option<Arc<policy::Policy>> {
+            match self.policies.get(doc, kind, &label) {
+                Ok(p) => Some(p),
                 Err(e) => {
                     // Documents are validated when written; one that no longer parses is
                     // skipped (it can only deny less, never allow more).
@@ -333,15 +332,42 @@ impl Control {
 
 #[derive(Default)]
 struct IdentityParts {
-    identity: Vec<policy::Policy>,
-    session: Vec<policy::Policy>,
-    boundary: Option<policy::Policy>,
+    identity: Vec<Arc<policy::Policy>>,
+    session: Vec<Arc<policy::Policy>>,
+    boundary: Option<Arc<policy::Policy>>,
     role: Option<Arc<model::Role>>,
 }
 
+/// Parsed policies by (kind, label, document): stored documents are parsed once, not on every
+/// request. Bounded: cleared when it grows past [`PolicyCache::MAX`] entries.
+#[derive(Default)]
+pub(crate) struct PolicyCache {
+    map: parking_lot::RwLock<std::collections::HashMap<(String, String), Arc<policy::Policy>>>,
+}
+
+impl PolicyCache {
+    const MAX: usize = 16_384;
+
+    /// The parsed policy of `doc`, labelled `label`.
+    pub(crate) fn get(&self, doc: &str, kind: policy::PolicyKind, label: &str) -> Result<Arc<policy::Policy>, policy::PolicyError> {
+        let key = (format!("{kind:?}/{label}"), doc.to_owned());
+        if let Some(p) = self.map.read().get(&key) {
+            return Ok(Arc::clone(p));
+        }
+        let p = Arc::new(policy::Policy::parse(doc, kind)?.with_label(label.to_owned()));
+        let mut map = self.map.write();
+        if map.len() >= Self::MAX {
+            map.clear();
+        }
+        map.insert(key, Arc::clone(&p));
+        Ok(p)
+    }
+}
+
 /// A policy that denies everything: stands in for policies that exist but cannot be read.
-fn deny_all() -> Result<policy::Policy> {
+fn deny_all() -> Result<Arc<policy::Policy>> {
     policy::Policy::parse(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"*","Resource":"*"}]}"#, policy::PolicyKind::Identity)
+        .map(Arc::new)
         .map_err(|_| AwsError::service_failure())
 }
 

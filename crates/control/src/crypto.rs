@@ -102,7 +102,7 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N], CryptoError> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
 
     #[test]

@@ -80,11 +80,10 @@ fn paginate<T: Clone>(items: impl Iterator<Item = (String, T)>, page: &PageReq) 
     let mut out = Vec::new();
     let mut marker = None;
     for (key, item) in items {
-        if let Some(m) = &page.marker {
-            if key.as_str() <= m.as_str() {
+        if let Some(m) = &page.marker
+            && key.as_str() <= m.as_str() {
                 continue;
             }
-        }
         if out.len() == size {
             marker = out.last().map(|(k, _): &(String, T)| k.clone());
             break;
@@ -497,11 +496,10 @@ impl Control {
         if let Some(d) = &description {
             names::bounded(d, "description", 0, 1000)?;
         }
-        if let Some(m) = max_session_duration {
-            if !(3600..=43200).contains(&m) {
+        if let Some(m) = max_session_duration
+            && !(3600..=43200).contains(&m) {
                 return Err(names::constraint(&m.to_string(), "maxSessionDuration", "Member must have value less than or equal to 43200 and greater than or equal to 3600"));
             }
-        }
         self.update_role(caller, meta, "iam:UpdateRole", name, |r| {
             if let Some(d) = description {
                 r.description = Some(d);
@@ -664,6 +662,7 @@ impl Control {
     }
 
     /// CreatePolicy.
+    #[allow(clippy::too_many_arguments)]
     pub async fn create_policy(
         &self,
         caller: &Caller,

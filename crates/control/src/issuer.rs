@@ -92,11 +92,10 @@ impl Control {
             let e = t.clusters.get(&key)?.clone();
             (key, e)
         };
-        if let Some((v, k)) = self.hosted.by_issuer.read().get(oidc_id) {
-            if *v == entry.version {
+        if let Some((v, k)) = self.hosted.by_issuer.read().get(oidc_id)
+            && *v == entry.version {
                 return Some(Arc::clone(k));
             }
-        }
         let now = self.now();
         let retention = self.config.issuer_key_retention_secs;
         let mut all = Vec::new();

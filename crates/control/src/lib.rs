@@ -85,6 +85,7 @@ pub struct Control {
     clock: Arc<dyn Clock>,
     jwks: webid::JwksCache,
     hosted: issuer::HostedKeys,
+    policies: auth::PolicyCache,
 }
 
 impl std::fmt::Debug for Control {
@@ -122,6 +123,7 @@ impl Control {
             clock,
             jwks,
             hosted: issuer::HostedKeys::default(),
+            policies: auth::PolicyCache::default(),
         };
         c.ensure_session_key().await?;
         Ok(c)

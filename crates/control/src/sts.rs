@@ -272,12 +272,13 @@ impl Control {
         extra: &[(String, Vec<String>)],
         caller: Option<&Caller>,
     ) -> Result<()> {
-        let trust = policy::Policy::parse(&role.trust_policy, policy::PolicyKind::Trust)
+        let trust = self
+            .policies
+            .get(&role.trust_policy, policy::PolicyKind::Trust, &format!("trust policy of role {}", role.name))
             .map_err(|e| {
                 tracing::error!(role = %role.name, error = %e, "stored trust policy does not parse");
                 AwsError::access_denied("the role's trust policy could not be read")
-            })?
-            .with_label(format!("trust policy of role {}", role.name));
+            })?;
         let resource = crate::iam::role_arn(account, role);
         for action in actions {
             let allowed = match caller {
@@ -285,11 +286,11 @@ impl Control {
                 None => {
                     let mut context = policy::Context::default();
                     let now = self.now();
-                    context.set("aws:CurrentTime", &crate::auth::iso8601(now));
-                    context.set("aws:EpochTime", &now.to_string());
+                    context.set("aws:CurrentTime", crate::auth::iso8601(now));
+                    context.set("aws:EpochTime", now.to_string());
                     context.set("aws:SecureTransport", if meta.secure_transport { "true" } else { "false" });
                     if let Some(ip) = meta.source_ip {
-                        context.set("aws:SourceIp", &ip.to_string());
+                        context.set("aws:SourceIp", ip.to_string());
                     }
                     for (k, v) in extra {
                         context.set_multi(k, v.clone());
@@ -400,11 +401,10 @@ impl Control {
             tags.insert(t.key.clone(), t.value.clone());
         }
         for k in &extra_in.transitive_tag_keys {
-            if let Some(t) = extra_in.tags.iter().find(|t| t.key.eq_ignore_ascii_case(k)) {
-                if !transitive.contains(&t.key) {
+            if let Some(t) = extra_in.tags.iter().find(|t| t.key.eq_ignore_ascii_case(k))
+                && !transitive.contains(&t.key) {
                     transitive.push(t.key.clone());
                 }
-            }
         }
         let source_identity = match (parent.as_ref().and_then(|p| p.source_identity.clone()), &extra_in.source_identity) {
             (Some(old), Some(new)) if &old != new => {

@@ -77,7 +77,9 @@ async fn route(app: &App, inc: &Incoming) -> Result<Value, AwsError> {
             let caller = inc.caller(app, "eks")?;
             let cl = c.delete_cluster(&caller, &inc.meta, &decode_segment(name)?).await?;
             let mut v = cluster_json(app, caller.account(), &cl);
-            v["status"] = json!("DELETING");
+            if let Some(o) = v.as_object_mut() {
+                o.insert("status".into(), json!("DELETING"));
+            }
             Ok(json!({ "cluster": v }))
         }
         // --- podiam extensions (signed as service "eks") ---
