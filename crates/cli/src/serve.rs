@@ -40,6 +40,10 @@ pub struct ServeArgs {
     /// File holding the base64 master key [default: <data-dir>/master.key, created].
     #[arg(long, env = "PODIAM_MASTER_KEY_FILE")]
     master_key_file: Option<PathBuf>,
+    /// Further accounts to create (12-digit ids, comma-separated or repeated); each account's
+    /// root key is written as profile `podiam-<id>`.
+    #[arg(long = "additional-account", env = "PODIAM_ADDITIONAL_ACCOUNTS", value_delimiter = ',')]
+    additional_accounts: Vec<String>,
     /// DEVELOPMENT ONLY: allow http:// issuers for OIDC providers and JWKS fetches.
     #[arg(long, env = "PODIAM_DANGEROUS_ALLOW_HTTP_ISSUER")]
     dangerous_allow_http_issuer: bool,
@@ -55,6 +59,7 @@ struct FileConfig {
     public_url: Option<String>,
     issuer_base_url: Option<String>,
     master_key_file: Option<PathBuf>,
+    additional_accounts: Option<Vec<String>>,
     dangerous_allow_http_issuer: Option<bool>,
 }
 
@@ -69,6 +74,9 @@ pub async fn run(mut a: ServeArgs) -> anyhow::Result<()> {
         a.public_url = a.public_url.or(f.public_url);
         a.issuer_base_url = a.issuer_base_url.or(f.issuer_base_url);
         a.master_key_file = a.master_key_file.or(f.master_key_file);
+        if a.additional_accounts.is_empty() {
+            a.additional_accounts = f.additional_accounts.unwrap_or_default();
+        }
         a.dangerous_allow_http_issuer |= f.dangerous_allow_http_issuer.unwrap_or(false);
     }
     let listen = a.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
@@ -99,13 +107,22 @@ pub async fn run(mut a: ServeArgs) -> anyhow::Result<()> {
         format!("http://{host}:{}", local.port())
     });
     let boot = control.bootstrap(a.account_id.as_deref()).await.map_err(|e| anyhow::anyhow!("bootstrap: {e}"))?;
-    write_private(&data_dir.join("config"), &format!("[profile podiam]\nregion = {region}\nendpoint_url = {public_url}\n"))?;
+    let cred_path = data_dir.join("credentials");
     if let Some(b) = &boot {
-        write_private(
-            &data_dir.join("credentials"),
-            &format!("[podiam]\naws_access_key_id = {}\naws_secret_access_key = {}\n", b.access_key_id, b.secret_access_key),
-        )?;
+        write_private(&cred_path, &format!("[podiam]\naws_access_key_id = {}\naws_secret_access_key = {}\n", b.access_key_id, b.secret_access_key))?;
     }
+    for extra in &a.additional_accounts {
+        if let Some(b) = control.create_account(extra).await.map_err(|e| anyhow::anyhow!("account {extra}: {e}"))? {
+            let mut text = std::fs::read_to_string(&cred_path).unwrap_or_default();
+            text.push_str(&format!("[podiam-{}]\naws_access_key_id = {}\naws_secret_access_key = {}\n", b.account, b.access_key_id, b.secret_access_key));
+            write_private(&cred_path, &text)?;
+        }
+    }
+    let mut config_text = format!("[profile podiam]\nregion = {region}\nendpoint_url = {public_url}\n");
+    for extra in &a.additional_accounts {
+        config_text.push_str(&format!("[profile podiam-{extra}]\nregion = {region}\nendpoint_url = {public_url}\n"));
+    }
+    write_private(&data_dir.join("config"), &config_text)?;
     let dir = std::fs::canonicalize(&data_dir).unwrap_or(data_dir.clone());
     let accounts = control.accounts();
     let account = boot.as_ref().map(|b| b.account.clone()).or_else(|| accounts.first().cloned()).unwrap_or_default();

@@ -888,6 +888,86 @@ impl Control {
         self.db.commit(&guard, vec![Change::update(kind::USER, caller.account(), &user.to_lowercase(), &u, version)?], now).await
     }
 
+    async fn update_user(&self, caller: &Caller, meta: &RequestMeta, action: &str, name: &str, f: impl FnOnce(&mut model::User) -> Result<()>) -> Result<()> {
+        let arn = format!("arn:aws:iam::{}:user/{name}", caller.account());
+        self.iam_authorize(caller, action, &arn, meta)?;
+        let guard = self.db.write().await;
+        let (u, version) = self.user_entry(caller.account(), name)?;
+        let mut u = (*u).clone();
+        f(&mut u)?;
+        let now = self.now();
+        self.db.commit(&guard, vec![Change::update(kind::USER, caller.account(), &name.to_lowercase(), &u, version)?], now).await
+    }
+
+    /// GetUserPolicy.
+    pub fn get_user_policy(&self, caller: &Caller, meta: &RequestMeta, user: &str, policy_name: &str) -> Result<(String, model::InlinePolicy)> {
+        names::policy_name(policy_name, "policyName")?;
+        let arn = format!("arn:aws:iam::{}:user/{user}", caller.account());
+        self.iam_authorize(caller, "iam:GetUserPolicy", &arn, meta)?;
+        let (u, _) = self.user_entry(caller.account(), user)?;
+        let p = u.inline_policies.iter().find(|p| p.name == policy_name).cloned();
+        let p = p.ok_or_else(|| AwsError::no_such_entity(format!("the user policy with name {policy_name} cannot be found")))?;
+        Ok((u.name.clone(), p))
+    }
+
+    /// DeleteUserPolicy.
+    pub async fn delete_user_policy(&self, caller: &Caller, meta: &RequestMeta, user: &str, policy_name: &str) -> Result<()> {
+        names::policy_name(policy_name, "policyName")?;
+        self.update_user(caller, meta, "iam:DeleteUserPolicy", user, |u| {
+            let before = u.inline_policies.len();
+            u.inline_policies.retain(|p| p.name != policy_name);
+            if u.inline_policies.len() == before {
+                return Err(AwsError::no_such_entity(format!("the user policy with name {policy_name} cannot be found")));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// ListUserPolicies: names.
+    pub fn list_user_policies(&self, caller: &Caller, meta: &RequestMeta, user: &str, page: &PageReq) -> Result<Page<String>> {
+        let arn = format!("arn:aws:iam::{}:user/{user}", caller.account());
+        self.iam_authorize(caller, "iam:ListUserPolicies", &arn, meta)?;
+        let (u, _) = self.user_entry(caller.account(), user)?;
+        let mut names: Vec<String> = u.inline_policies.iter().map(|p| p.name.clone()).collect();
+        names.sort();
+        paginate(names.into_iter().map(|n| (n.clone(), n)), page)
+    }
+
+    /// DetachUserPolicy.
+    pub async fn detach_user_policy(&self, caller: &Caller, meta: &RequestMeta, user: &str, policy_arn: &str) -> Result<()> {
+        self.update_user(caller, meta, "iam:DetachUserPolicy", user, |u| detach(&mut u.attached, policy_arn)).await
+    }
+
+    /// ListAttachedUserPolicies.
+    pub fn list_attached_user_policies(&self, caller: &Caller, meta: &RequestMeta, user: &str, page: &PageReq) -> Result<Page<AttachedPolicy>> {
+        let arn = format!("arn:aws:iam::{}:user/{user}", caller.account());
+        self.iam_authorize(caller, "iam:ListAttachedUserPolicies", &arn, meta)?;
+        let (u, _) = self.user_entry(caller.account(), user)?;
+        let items: Vec<(String, AttachedPolicy)> = u
+            .attached
+            .iter()
+            .map(|a| (a.clone(), AttachedPolicy { name: a.rsplit('/').next().unwrap_or(a).to_owned(), arn: a.clone() }))
+            .collect();
+        paginate(items.into_iter(), page)
+    }
+
+    /// ListUsers.
+    pub fn list_users(&self, caller: &Caller, meta: &RequestMeta, path_prefix: Option<&str>, page: &PageReq) -> Result<Page<Arc<model::User>>> {
+        let account = caller.account().to_owned();
+        self.iam_authorize(caller, "iam:ListUsers", "*", meta)?;
+        let prefix = path_prefix.unwrap_or("/");
+        let t = self.db.read();
+        paginate(
+            t.users
+                .range((account.clone(), String::new())..)
+                .take_while(|((a, _), _)| a == &account)
+                .filter(|(_, e)| e.value.path.starts_with(prefix))
+                .map(|((_, k), e)| (k.clone(), Arc::clone(&e.value))),
+            page,
+        )
+    }
+
     /// AttachUserPolicy.
     pub async fn attach_user_policy(&self, caller: &Caller, meta: &RequestMeta, user: &str, policy_arn: &str) -> Result<()> {
         self.check_policy_exists(caller.account(), policy_arn)?;

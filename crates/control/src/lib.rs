@@ -147,16 +147,25 @@ impl Control {
     /// Create the first account and its root access key if there is no account yet.
     /// Returns `Some` on the first start (with the secret), `None` afterwards.
     pub async fn bootstrap(&self, account_id: Option<&str>) -> Result<Option<Bootstrap>> {
-        let guard = self.db.write().await;
         if !self.db.read().accounts.is_empty() {
             return Ok(None);
         }
         let account = match account_id {
-            Some(a) => names::AccountId::parse(a)
-                .ok_or_else(|| AwsError::invalid_input(format!("account id {a:?} must be 12 digits")))?
-                .to_string(),
+            Some(a) => a.to_owned(),
             None => random_account_id(),
         };
+        self.create_account(&account).await
+    }
+
+    /// Create an account and its root access key; `None` when it exists already.
+    pub async fn create_account(&self, account: &str) -> Result<Option<Bootstrap>> {
+        let account = names::AccountId::parse(account)
+            .ok_or_else(|| AwsError::invalid_input(format!("account id {account:?} must be 12 digits")))?
+            .to_string();
+        let guard = self.db.write().await;
+        if self.db.read().accounts.contains_key(&account) {
+            return Ok(None);
+        }
         let now = self.now();
         let akid = names::access_key_id("AKIA", &account);
         let secret = random_secret()?;

@@ -390,6 +390,35 @@ async fn iam(app: &App, inc: &Incoming, p: &Params) -> Result<Xml, AwsError> {
             c.put_user_policy(&caller, m, p.required("UserName")?, p.required("PolicyName")?, p.required("PolicyDocument")?.to_owned())
                 .await?;
         }
+        "GetUserPolicy" => {
+            let (user, pol) = c.get_user_policy(&caller, m, p.required("UserName")?, p.required("PolicyName")?)?;
+            x.leaf("UserName", &user).leaf("PolicyName", &pol.name).leaf("PolicyDocument", &url_encode_policy(&pol.document));
+        }
+        "DeleteUserPolicy" => c.delete_user_policy(&caller, m, p.required("UserName")?, p.required("PolicyName")?).await?,
+        "ListUserPolicies" => {
+            let pg = c.list_user_policies(&caller, m, p.required("UserName")?, &page(p)?)?;
+            x.members("PolicyNames", &pg.items);
+            page_tail(&mut x, &pg);
+        }
+        "DetachUserPolicy" => c.detach_user_policy(&caller, m, p.required("UserName")?, p.required("PolicyArn")?).await?,
+        "ListAttachedUserPolicies" => {
+            let pg = c.list_attached_user_policies(&caller, m, p.required("UserName")?, &page(p)?)?;
+            x.open("AttachedPolicies");
+            for a in &pg.items {
+                x.open("member").leaf("PolicyName", &a.name).leaf("PolicyArn", &a.arn).close("member");
+            }
+            x.close("AttachedPolicies");
+            page_tail(&mut x, &pg);
+        }
+        "ListUsers" => {
+            let pg = c.list_users(&caller, m, p.get("PathPrefix"), &page(p)?)?;
+            x.open("Users");
+            for u in &pg.items {
+                user_xml(&mut x, "member", &acct, u);
+            }
+            x.close("Users");
+            page_tail(&mut x, &pg);
+        }
         "AttachUserPolicy" => c.attach_user_policy(&caller, m, p.required("UserName")?, p.required("PolicyArn")?).await?,
         "CreateAccessKey" => {
             let (key, secret, user) = c.create_access_key(&caller, m, p.get("UserName")).await?;

@@ -299,3 +299,90 @@ async fn web_identity_refusals() {
         assert_eq!((s, code_of(&out)), (StatusCode::BAD_REQUEST, code), "session {session:?}: {out}");
     }
 }
+
+/// Run one query call as `c` and return (status, body).
+async fn call(f: &Fixture, c: &Creds<'_>, service: &str, body: &str) -> (StatusCode, String) {
+    let (s, b, _) = send(f, form(body, c, service)).await;
+    (s, b)
+}
+
+#[tokio::test]
+async fn cross_account_assume_role_needs_trust_and_identity() {
+    let f = fixture().await;
+    let b = f.control.create_account("444455556666").await.unwrap().unwrap();
+    let root_a = Creds { akid: &f.akid, secret: &f.secret, token: None };
+    let root_b = Creds { akid: &b.access_key_id, secret: &b.secret_access_key, token: None };
+    assert_eq!(call(&f, &root_a, "iam", "Action=CreateUser&Version=2010-05-08&UserName=alice").await.0, StatusCode::OK);
+    let (s, out) = call(&f, &root_a, "iam", "Action=CreateAccessKey&Version=2010-05-08&UserName=alice").await;
+    assert_eq!(s, StatusCode::OK);
+    let (akid, secret) = (between(&out, "AccessKeyId").to_owned(), between(&out, "SecretAccessKey").to_owned());
+    let alice = Creds { akid: &akid, secret: &secret, token: None };
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:user/alice"},"Action":"sts:AssumeRole","Condition":{"StringEquals":{"sts:ExternalId":"ext-123"}}}]}"#;
+    let (s, out) = call(&f, &root_b, "iam", &format!("Action=CreateRole&Version=2010-05-08&RoleName=xrole&AssumeRolePolicyDocument={}", enc(trust))).await;
+    assert_eq!(s, StatusCode::OK, "{out}");
+    let assume = |ext: &str| format!("Action=AssumeRole&Version=2011-06-15&RoleArn={}&RoleSessionName=xs&ExternalId={ext}", enc("arn:aws:iam::444455556666:role/xrole"));
+    // Trust alone is not enough across accounts.
+    let (s, out) = call(&f, &alice, "sts", &assume("ext-123")).await;
+    assert_eq!((s, code_of(&out)), (StatusCode::FORBIDDEN, "AccessDenied"), "{out}");
+    let allow = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"arn:aws:iam::444455556666:role/*"}]}"#;
+    let (s, _) = call(&f, &root_a, "iam", &format!("Action=PutUserPolicy&Version=2010-05-08&UserName=alice&PolicyName=ar&PolicyDocument={}", enc(allow))).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, out) = call(&f, &alice, "sts", &assume("ext-123")).await;
+    assert_eq!(s, StatusCode::OK, "{out}");
+    assert_eq!(between(&out, "Arn"), "arn:aws:sts::444455556666:assumed-role/xrole/xs");
+    // The trust policy's conditions still hold.
+    let (s, out) = call(&f, &alice, "sts", &assume("ext-999")).await;
+    assert_eq!((s, code_of(&out)), (StatusCode::FORBIDDEN, "AccessDenied"), "{out}");
+    // An identity policy alone, without trust, is not enough either.
+    let (s, _) = call(&f, &root_b, "iam", &format!("Action=UpdateAssumeRolePolicy&Version=2010-05-08&RoleName=xrole&PolicyDocument={}", enc(&trust.replace("user/alice", "user/bob")))).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, out) = call(&f, &alice, "sts", &assume("ext-123")).await;
+    assert_eq!((s, code_of(&out)), (StatusCode::FORBIDDEN, "AccessDenied"), "{out}");
+    // Account A's root cannot read account B's roles.
+    let (s, out) = call(&f, &root_a, "iam", "Action=GetRole&Version=2010-05-08&RoleName=xrole").await;
+    assert_eq!((s, code_of(&out)), (StatusCode::NOT_FOUND, "NoSuchEntity"), "{out}");
+}
+
+#[tokio::test]
+async fn role_chaining_and_session_tags() {
+    let f = fixture().await;
+    let root = Creds { akid: &f.akid, secret: &f.secret, token: None };
+    call(&f, &root, "iam", "Action=CreateUser&Version=2010-05-08&UserName=u").await;
+    let (_, out) = call(&f, &root, "iam", "Action=CreateAccessKey&Version=2010-05-08&UserName=u").await;
+    let (akid, secret) = (between(&out, "AccessKeyId").to_owned(), between(&out, "SecretAccessKey").to_owned());
+    let user = Creds { akid: &akid, secret: &secret, token: None };
+    let trust_user = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:user/u"},"Action":["sts:AssumeRole","sts:TagSession"]}]}"#;
+    let trust_role = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:role/first"},"Action":["sts:AssumeRole","sts:TagSession"],"Condition":{"StringEquals":{"aws:PrincipalTag/team":"blue"}}}]}"#;
+    for (name, trust) in [("first", trust_user), ("second", trust_role)] {
+        let (s, out) = call(&f, &root, "iam", &format!("Action=CreateRole&Version=2010-05-08&RoleName={name}&AssumeRolePolicyDocument={}&MaxSessionDuration=7200", enc(trust))).await;
+        assert_eq!(s, StatusCode::OK, "{out}");
+    }
+    let allow = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"*"}]}"#;
+    call(&f, &root, "iam", &format!("Action=PutRolePolicy&Version=2010-05-08&RoleName=first&PolicyName=p&PolicyDocument={}", enc(allow))).await;
+    // Root may not assume roles.
+    let first = format!("Action=AssumeRole&Version=2011-06-15&RoleArn={}&RoleSessionName=one", enc("arn:aws:iam::111122223333:role/first"));
+    let (s, out) = call(&f, &root, "sts", &first).await;
+    assert_eq!((s, code_of(&out)), (StatusCode::FORBIDDEN, "AccessDenied"), "{out}");
+    // Same-account trust naming the user is enough without an identity policy.
+    let (s, out) = call(&f, &user, "sts", &format!("{first}&Tags.member.1.Key=team&Tags.member.1.Value=blue&TransitiveTagKeys.member.1=team&DurationSeconds=7200")).await;
+    assert_eq!(s, StatusCode::OK, "{out}");
+    let (a1, s1, t1) = (between(&out, "AccessKeyId").to_owned(), between(&out, "SecretAccessKey").to_owned(), between(&out, "SessionToken").to_owned());
+    let sess = Creds { akid: &a1, secret: &s1, token: Some(&t1) };
+    let second = format!("Action=AssumeRole&Version=2011-06-15&RoleArn={}&RoleSessionName=two", enc("arn:aws:iam::111122223333:role/second"));
+    // Chained sessions are capped at one hour.
+    let (s, out) = call(&f, &sess, "sts", &format!("{second}&DurationSeconds=3601")).await;
+    assert_eq!((s, code_of(&out)), (StatusCode::BAD_REQUEST, "ValidationError"), "{out}");
+    // The transitive tag satisfies aws:PrincipalTag/team in the next trust policy.
+    let (s, out) = call(&f, &sess, "sts", &second).await;
+    assert_eq!(s, StatusCode::OK, "{out}");
+    // A transitive tag cannot be overridden down the chain.
+    let (s, out) = call(&f, &sess, "sts", &format!("{second}&Tags.member.1.Key=team&Tags.member.1.Value=red")).await;
+    assert_eq!((s, code_of(&out)), (StatusCode::BAD_REQUEST, "InvalidParameterValue"), "{out}");
+    // Without the tag the condition fails.
+    let (s, out) = call(&f, &user, "sts", &first).await;
+    assert_eq!(s, StatusCode::OK);
+    let (a2, s2, t2) = (between(&out, "AccessKeyId").to_owned(), between(&out, "SecretAccessKey").to_owned(), between(&out, "SessionToken").to_owned());
+    let untagged = Creds { akid: &a2, secret: &s2, token: Some(&t2) };
+    let (s, out) = call(&f, &untagged, "sts", &second).await;
+    assert_eq!((s, code_of(&out)), (StatusCode::FORBIDDEN, "AccessDenied"), "{out}");
+}
