@@ -1,0 +1,824 @@
+//! Principals: who makes a request ([`Principal`]) and the `Principal`/`NotPrincipal`
+//! element that names them ([`PrincipalSpec`]).
+//!
+//! Matching rules (AWS IAM "Principal" element documentation):
+//! * `"*"` and `{"AWS": "*"}` match everyone, including anonymous, federated (web identity)
+//!   and service principals (AWS documents the two forms as equivalent);
+//! * an account (`"123456789012"` or `arn:aws:iam::123456789012:root`) matches every IAM
+//!   principal of that account (root, users, role sessions, federated users);
+//! * a user, assumed-role session or federated-user ARN matches that principal exactly
+//!   (case-sensitive; the server should canonicalize names to their stored case);
+//! * a role ARN (with its path) matches every session of that role, compared with
+//!   [`Principal::role_arn`];
+//! * `Federated` matches a web-identity principal whose provider (the IAM OIDC provider ARN,
+//!   a SAML provider ARN or a well-known name such as `accounts.google.com`) is exactly equal
+//!   (case-sensitive);
+//! * `Service` matches a service principal, compared ASCII case-insensitively (service
+//!   principal names are DNS names);
+//! * `CanonicalUser` is validated but never matches: no request principal carries one.
+//!
+//! `NotPrincipal` follows the documented AWS behaviour: a request made by a principal is
+//! evaluated against each identity in its chain (account, role, session; or account, user),
+//! and the principal is excluded only if *every* identity of its chain is listed. This is why
+//! AWS asks you to list the account, the role and the session ARN to exempt a role session
+//! from a `Deny` with `NotPrincipal`. Anonymous requests are excluded only by `"*"`.
+
+use crate::PolicyError;
+use crate::wildcard::split_arn;
+
+/// The kind of a request principal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PrincipalKind {
+    /// The account root user.
+    Root,
+    /// An IAM user.
+    User,
+    /// A role session (`arn:aws:sts::ACCT:assumed-role/ROLE/SESSION`).
+    AssumedRole,
+    /// A federated-user session from `GetFederationToken`.
+    FederatedUser,
+    /// A web-identity or SAML federated principal (before the role is assumed).
+    WebIdentity,
+    /// An AWS service principal such as `pods.eks.amazonaws.com`.
+    Service,
+    /// An unauthenticated request.
+    Anonymous,
+}
+
+impl PrincipalKind {
+    /// True for principals that belong to an AWS account (matched by `"AWS"` entries).
+    #[must_use]
+    pub fn is_iam(self) -> bool {
+        matches!(
+            self,
+            Self::Root | Self::User | Self::AssumedRole | Self::FederatedUser
+        )
+    }
+}
+
+/// The principal that makes a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    /// What kind of principal this is.
+    pub kind: PrincipalKind,
+    /// Its ARN (for a role session the assumed-role ARN; for web identity and service
+    /// principals the provider or service name; for anonymous `"anonymous"`).
+    pub arn: String,
+    /// The 12-digit account the principal belongs to (IAM principals only).
+    pub account: Option<String>,
+    /// For role sessions: the ARN of the role, including its path.
+    pub role_arn: Option<String>,
+    /// For web identity: the provider (IAM OIDC provider ARN, SAML provider ARN, or name).
+    pub federated: Option<String>,
+    /// For service principals: the service principal name.
+    pub service: Option<String>,
+}
+
+impl Principal {
+    fn base(kind: PrincipalKind, arn: String) -> Self {
+        Principal {
+            kind,
+            arn,
+            account: None,
+            role_arn: None,
+            federated: None,
+            service: None,
+        }
+    }
+
+    /// The root user of `account` (ARN `arn:aws:iam::ACCOUNT:root`).
+    #[must_use]
+    pub fn root(account: impl Into<String>) -> Self {
+        let account = account.into();
+        Principal {
+            account: Some(account.clone()),
+            ..Self::base(PrincipalKind::Root, format!("arn:aws:iam::{account}:root"))
+        }
+    }
+
+    /// An IAM user.
+    #[must_use]
+    pub fn user(arn: impl Into<String>, account: impl Into<String>) -> Self {
+        Principal {
+            account: Some(account.into()),
+            ..Self::base(PrincipalKind::User, arn.into())
+        }
+    }
+
+    /// A role session: `session_arn` is the `assumed-role` ARN, `role_arn` the role's ARN
+    /// with its path.
+    #[must_use]
+    pub fn assumed_role(
+        session_arn: impl Into<String>,
+        role_arn: impl Into<String>,
+        account: impl Into<String>,
+    ) -> Self {
+        Principal {
+            account: Some(account.into()),
+            role_arn: Some(role_arn.into()),
+            ..Self::base(PrincipalKind::AssumedRole, session_arn.into())
+        }
+    }
+
+    /// A federated-user session (`arn:aws:sts::ACCT:federated-user/NAME`).
+    #[must_use]
+    pub fn federated_user(arn: impl Into<String>, account: impl Into<String>) -> Self {
+        Principal {
+            account: Some(account.into()),
+            ..Self::base(PrincipalKind::FederatedUser, arn.into())
+        }
+    }
+
+    /// A web-identity principal authenticated by `provider` (for OIDC: the IAM OIDC
+    /// provider ARN).
+    #[must_use]
+    pub fn web_identity(provider: impl Into<String>) -> Self {
+        let provider = provider.into();
+        Principal {
+            federated: Some(provider.clone()),
+            ..Self::base(PrincipalKind::WebIdentity, provider)
+        }
+    }
+
+    /// A service principal.
+    #[must_use]
+    pub fn service(name: impl Into<String>) -> Self {
+        let name = name.into();
+        Principal {
+            service: Some(name.clone()),
+            ..Self::base(PrincipalKind::Service, name)
+        }
+    }
+
+    /// An anonymous caller.
+    #[must_use]
+    pub fn anonymous() -> Self {
+        Self::base(PrincipalKind::Anonymous, "anonymous".to_owned())
+    }
+
+    /// The identities of the principal's chain (for `NotPrincipal`).
+    fn chain(&self) -> [Option<Ident<'_>>; 3] {
+        let account = self
+            .account
+            .as_deref()
+            .filter(|_| self.kind.is_iam())
+            .map(Ident::Account);
+        match self.kind {
+            PrincipalKind::Root => [account, None, None],
+            PrincipalKind::User | PrincipalKind::FederatedUser => {
+                [account, Some(Ident::Arn(&self.arn)), None]
+            }
+            PrincipalKind::AssumedRole => [
+                account,
+                self.role_arn.as_deref().map(Ident::Arn),
+                Some(Ident::Arn(&self.arn)),
+            ],
+            PrincipalKind::WebIdentity => {
+                [self.federated.as_deref().map(Ident::Federated), None, None]
+            }
+            PrincipalKind::Service => [self.service.as_deref().map(Ident::Service), None, None],
+            PrincipalKind::Anonymous => [None, None, None],
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Ident<'a> {
+    Account(&'a str),
+    Arn(&'a str),
+    Federated(&'a str),
+    Service(&'a str),
+}
+
+/// How a statement's `Principal` matched the request principal, weakest first.
+///
+/// The strength decides what a resource-based policy grant is worth on its own (see
+/// [`crate::evaluate`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PrincipalMatch {
+    /// Through the principal's account: a delegation to that account's identity policies.
+    Account,
+    /// Through `"*"`, a service or federated provider, or by not being excluded by
+    /// `NotPrincipal`.
+    Broad,
+    /// Through the role ARN of an assumed-role session.
+    Role,
+    /// The principal's own ARN (IAM user, role session or federated user).
+    Exact,
+}
+
+/// A principal type key of the `Principal` element.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PrincipalType {
+    /// `"AWS"`: accounts, users, roles, sessions.
+    Aws,
+    /// `"Federated"`: identity providers.
+    Federated,
+    /// `"Service"`: service principals.
+    Service,
+    /// `"CanonicalUser"`: S3 canonical user ids.
+    CanonicalUser,
+}
+
+impl PrincipalType {
+    /// The JSON key.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Aws => "AWS",
+            Self::Federated => "Federated",
+            Self::Service => "Service",
+            Self::CanonicalUser => "CanonicalUser",
+        }
+    }
+
+    pub(crate) fn from_key(key: &str) -> Option<Self> {
+        match key {
+            "AWS" => Some(Self::Aws),
+            "Federated" => Some(Self::Federated),
+            "Service" => Some(Self::Service),
+            "CanonicalUser" => Some(Self::CanonicalUser),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+enum IdMatcher {
+    Any,
+    Account(String),
+    Arn(String),
+    Federated(String),
+    /// Lowercased.
+    Service(String),
+    CanonicalUser,
+}
+
+/// One validated principal value.
+#[derive(Clone, Debug)]
+pub struct PrincipalValue {
+    raw: String,
+    matcher: IdMatcher,
+}
+
+impl PartialEq for PrincipalValue {
+    fn eq(&self, other: &Self) -> bool {
+        self.raw == other.raw
+    }
+}
+
+impl Eq for PrincipalValue {}
+
+impl PrincipalValue {
+    /// The value as written.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.raw
+    }
+
+    fn strength(&self, p: &Principal) -> Option<PrincipalMatch> {
+        match &self.matcher {
+            IdMatcher::Any => Some(PrincipalMatch::Broad),
+            IdMatcher::Account(a) => (p.kind.is_iam() && p.account.as_deref() == Some(a.as_str()))
+                .then_some(PrincipalMatch::Account),
+            IdMatcher::Arn(a) => {
+                if p.kind.is_iam() && p.kind != PrincipalKind::Root && p.arn == *a {
+                    Some(PrincipalMatch::Exact)
+                } else if p.kind == PrincipalKind::AssumedRole
+                    && p.role_arn.as_deref() == Some(a.as_str())
+                {
+                    Some(PrincipalMatch::Role)
+                } else {
+                    None
+                }
+            }
+            IdMatcher::Federated(f) => (p.kind == PrincipalKind::WebIdentity
+                && p.federated.as_deref() == Some(f.as_str()))
+            .then_some(PrincipalMatch::Broad),
+            IdMatcher::Service(s) => (p.kind == PrincipalKind::Service
+                && p.service
+                    .as_deref()
+                    .is_some_and(|x| x.eq_ignore_ascii_case(s)))
+            .then_some(PrincipalMatch::Broad),
+            IdMatcher::CanonicalUser => None,
+        }
+    }
+
+    fn lists(&self, ident: Ident<'_>) -> bool {
+        match (&self.matcher, ident) {
+            (IdMatcher::Any, _) => true,
+            (IdMatcher::Account(a), Ident::Account(b)) | (IdMatcher::Arn(a), Ident::Arn(b)) => {
+                a == b
+            }
+            (IdMatcher::Federated(a), Ident::Federated(b)) => a == b,
+            (IdMatcher::Service(a), Ident::Service(b)) => a.eq_ignore_ascii_case(b),
+            _ => false,
+        }
+    }
+}
+
+/// The value of a `Principal` or `NotPrincipal` element.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PrincipalSpec {
+    /// `"*"`.
+    Any,
+    /// `{"AWS": ..., "Service": ..., ...}`, keys in document order.
+    Map(Vec<(PrincipalType, Vec<PrincipalValue>)>),
+}
+
+impl PrincipalSpec {
+    /// The strongest way this element matches `p`, if at all.
+    #[must_use]
+    pub fn matches(&self, p: &Principal) -> Option<PrincipalMatch> {
+        match self {
+            Self::Any => Some(PrincipalMatch::Broad),
+            Self::Map(entries) => entries
+                .iter()
+                .flat_map(|(_, values)| values)
+                .filter_map(|v| v.strength(p))
+                .max(),
+        }
+    }
+
+    /// For `NotPrincipal`: is `p` excluded, i.e. is every identity in its chain listed?
+    #[must_use]
+    pub fn excludes(&self, p: &Principal) -> bool {
+        let Self::Map(entries) = self else {
+            return true;
+        };
+        let values = || entries.iter().flat_map(|(_, values)| values);
+        if values().any(|v| matches!(v.matcher, IdMatcher::Any)) {
+            return true;
+        }
+        let chain = p.chain();
+        let mut identities = chain.iter().flatten().peekable();
+        if identities.peek().is_none() {
+            return false;
+        }
+        identities.all(|ident| values().any(|v| v.lists(*ident)))
+    }
+
+    /// Parses the JSON value of a `Principal`/`NotPrincipal` element.
+    pub(crate) fn from_json(
+        json: &crate::json::Json,
+        element: &str,
+    ) -> Result<PrincipalSpec, PolicyError> {
+        use crate::json::Json;
+        match json {
+            Json::String(s) if s == "*" => Ok(Self::Any),
+            Json::String(s) => Err(PolicyError::InvalidPrincipal {
+                kind: element.to_owned(),
+                value: s.clone(),
+            }),
+            Json::Object(entries) => {
+                crate::json::check_duplicates(entries, element)?;
+                if entries.is_empty() {
+                    return Err(PolicyError::InvalidPrincipal {
+                        kind: element.to_owned(),
+                        value: "{}".to_owned(),
+                    });
+                }
+                let mut out = Vec::with_capacity(entries.len());
+                for (key, value) in entries {
+                    let Some(ptype) = PrincipalType::from_key(key) else {
+                        return Err(PolicyError::InvalidPrincipal {
+                            kind: key.clone(),
+                            value: value_text(value),
+                        });
+                    };
+                    let raw = match value {
+                        Json::String(s) => vec![s.as_str()],
+                        Json::Array(items) => items
+                            .iter()
+                            .map(|item| match item {
+                                Json::String(s) => Ok(s.as_str()),
+                                other => Err(PolicyError::InvalidPrincipal {
+                                    kind: key.clone(),
+                                    value: value_text(other),
+                                }),
+                            })
+                            .collect::<Result<Vec<_>, _>>()?,
+                        other => {
+                            return Err(PolicyError::InvalidPrincipal {
+                                kind: key.clone(),
+                                value: value_text(other),
+                            });
+                        }
+                    };
+                    if raw.is_empty() {
+                        return Err(PolicyError::InvalidPrincipal {
+                            kind: key.clone(),
+                            value: "[]".to_owned(),
+                        });
+                    }
+                    let values = raw
+                        .into_iter()
+                        .map(|s| {
+                            parse_value(ptype, s)
+                                .map(|matcher| PrincipalValue {
+                                    raw: s.to_owned(),
+                                    matcher,
+                                })
+                                .ok_or_else(|| PolicyError::InvalidPrincipal {
+                                    kind: key.clone(),
+                                    value: s.to_owned(),
+                                })
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    out.push((ptype, values));
+                }
+                Ok(Self::Map(out))
+            }
+            _ => Err(PolicyError::WrongType {
+                element: element.to_owned(),
+                expected: "\"*\" or an object",
+            }),
+        }
+    }
+
+    /// Appends the JSON form to `out`.
+    pub(crate) fn write_json(&self, out: &mut String) {
+        match self {
+            Self::Any => crate::json::write_str(out, "*"),
+            Self::Map(entries) => {
+                out.push('{');
+                for (i, (ptype, values)) in entries.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    crate::json::write_str(out, ptype.as_str());
+                    out.push(':');
+                    crate::json::write_str_or_list(out, values.iter().map(PrincipalValue::as_str));
+                }
+                out.push('}');
+            }
+        }
+    }
+}
+
+fn value_text(json: &crate::json::Json) -> String {
+    use crate::json::Json;
+    match json {
+        Json::String(s) | Json::Number(s) => s.clone(),
+        Json::Bool(b) => b.to_string(),
+        other => other.type_name().to_owned(),
+    }
+}
+
+/// `^[0-9]{12}$`
+pub(crate) fn is_account_id(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// `aws`, `aws-cn`, `aws-us-gov`, `aws-iso-b`, ...
+fn is_partition(s: &str) -> bool {
+    s.strip_prefix("aws").is_some_and(|rest| {
+        rest.is_empty()
+            || rest.strip_prefix('-').is_some_and(|r| {
+                !r.is_empty()
+                    && r.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            })
+    })
+}
+
+/// An IAM-style `path/name` (at least a name, no empty last component, no whitespace).
+fn is_path_name(s: &str) -> bool {
+    !s.is_empty() && !s.ends_with('/') && !s.starts_with('/') && !s.chars().any(char::is_whitespace)
+}
+
+/// A DNS-like name: `[A-Za-z0-9.-]+` with at least one dot.
+fn is_dns_name(s: &str) -> bool {
+    s.contains('.')
+        && !s.starts_with('.')
+        && !s.ends_with('.')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+}
+
+/// Splits an IAM/STS ARN without wildcards: returns (service, account, resource).
+fn iam_arn(s: &str) -> Option<(&str, &str, &str)> {
+    if s.contains(['*', '?']) || s.chars().any(char::is_whitespace) {
+        return None;
+    }
+    let [arn, partition, service, region, account, resource] = split_arn(s)?;
+    (arn == "arn" && is_partition(partition) && region.is_empty() && is_account_id(account))
+        .then_some((service, account, resource))
+}
+
+fn parse_value(ptype: PrincipalType, s: &str) -> Option<IdMatcher> {
+    match ptype {
+        PrincipalType::Aws => {
+            if s == "*" {
+                return Some(IdMatcher::Any);
+            }
+            if is_account_id(s) {
+                return Some(IdMatcher::Account(s.to_owned()));
+            }
+            let (service, account, resource) = iam_arn(s)?;
+            let valid = match service {
+                "iam" if resource == "root" => return Some(IdMatcher::Account(account.to_owned())),
+                "iam" => ["user/", "role/"]
+                    .iter()
+                    .any(|p| resource.strip_prefix(p).is_some_and(is_path_name)),
+                "sts" => {
+                    if let Some(rest) = resource.strip_prefix("assumed-role/") {
+                        matches!(rest.split_once('/'), Some((role, session)) if !role.is_empty() && !session.is_empty() && !session.contains('/'))
+                    } else {
+                        resource
+                            .strip_prefix("federated-user/")
+                            .is_some_and(|n| !n.is_empty() && !n.contains('/'))
+                    }
+                }
+                _ => false,
+            };
+            valid.then(|| IdMatcher::Arn(s.to_owned()))
+        }
+        PrincipalType::Federated => {
+            let valid = if s.starts_with("arn:") {
+                iam_arn(s).is_some_and(|(service, _, resource)| {
+                    service == "iam"
+                        && ["oidc-provider/", "saml-provider/"]
+                            .iter()
+                            .any(|p| resource.strip_prefix(p).is_some_and(|r| !r.is_empty()))
+                })
+            } else {
+                is_dns_name(s)
+            };
+            valid.then(|| IdMatcher::Federated(s.to_owned()))
+        }
+        PrincipalType::Service => {
+            is_dns_name(s).then(|| IdMatcher::Service(s.to_ascii_lowercase()))
+        }
+        PrincipalType::CanonicalUser => (s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then_some(IdMatcher::CanonicalUser),
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+mod tests {
+    use super::*;
+    use crate::json;
+
+    fn spec(text: &str) -> Result<PrincipalSpec, PolicyError> {
+        PrincipalSpec::from_json(&json::parse(text).unwrap(), "Principal")
+    }
+
+    const ACCT: &str = "111122223333";
+    const ROLE: &str = "arn:aws:iam::111122223333:role/team/app";
+    const SESSION: &str = "arn:aws:sts::111122223333:assumed-role/app/s1";
+    const USER: &str = "arn:aws:iam::111122223333:user/alice";
+
+    fn session() -> Principal {
+        Principal::assumed_role(SESSION, ROLE, ACCT)
+    }
+
+    #[test]
+    fn valid_aws_values() {
+        for v in [
+            "*",
+            ACCT,
+            "arn:aws:iam::111122223333:root",
+            USER,
+            ROLE,
+            SESSION,
+            "arn:aws:sts::111122223333:federated-user/bob",
+            "arn:aws-cn:iam::111122223333:role/x",
+            "arn:aws-us-gov:iam::111122223333:user/p/q/r",
+        ] {
+            assert!(spec(&format!(r#"{{"AWS":"{v}"}}"#)).is_ok(), "{v}");
+        }
+    }
+
+    #[test]
+    fn invalid_aws_values() {
+        for v in [
+            "12",
+            "1111222233334",
+            "arn:aws:iam::12:root",
+            "arn:aws:iam::111122223333:role/*",
+            "arn:aws:iam::111122223333:group/g",
+            "arn:aws:iam::111122223333:user/",
+            "arn:aws:iam:us-east-1:111122223333:user/a",
+            "arn:aws:s3:::bucket",
+            "arn:aws:sts::111122223333:assumed-role/app",
+            "arn:aws:sts::111122223333:assumed-role/app/s/x",
+            "arn:foo:iam::111122223333:root",
+            "AIDAEXAMPLE",
+            "",
+        ] {
+            let err = spec(&format!(r#"{{"AWS":"{v}"}}"#)).unwrap_err();
+            assert_eq!(
+                err,
+                PolicyError::InvalidPrincipal {
+                    kind: "AWS".into(),
+                    value: v.into()
+                },
+                "{v}"
+            );
+        }
+        assert_eq!(
+            spec(r#"{"AWS":"arn:aws:iam::12:root"}"#)
+                .unwrap_err()
+                .to_string(),
+            r#"invalid principal in policy: "AWS":"arn:aws:iam::12:root""#
+        );
+    }
+
+    #[test]
+    fn other_types_validation() {
+        assert!(
+            spec(
+                r#"{"Federated":"arn:aws:iam::111122223333:oidc-provider/oidc.example.com/id/ABC"}"#
+            )
+            .is_ok()
+        );
+        assert!(spec(r#"{"Federated":"arn:aws:iam::111122223333:saml-provider/Okta"}"#).is_ok());
+        assert!(
+            spec(r#"{"Federated":["cognito-identity.amazonaws.com","accounts.google.com"]}"#)
+                .is_ok()
+        );
+        assert!(spec(r#"{"Federated":"*"}"#).is_err());
+        assert!(spec(r#"{"Federated":"arn:aws:iam::111122223333:role/x"}"#).is_err());
+        assert!(spec(r#"{"Federated":"arn:aws:iam::111122223333:oidc-provider/"}"#).is_err());
+        assert!(spec(r#"{"Service":"pods.eks.amazonaws.com"}"#).is_ok());
+        assert!(spec(r#"{"Service":"*"}"#).is_err());
+        assert!(spec(r#"{"Service":"pods eks"}"#).is_err());
+        assert!(spec(&format!(r#"{{"CanonicalUser":"{}"}}"#, "ab".repeat(32))).is_ok());
+        assert!(spec(r#"{"CanonicalUser":"xyz"}"#).is_err());
+    }
+
+    #[test]
+    fn shape_validation() {
+        assert_eq!(spec(r#""*""#).unwrap(), PrincipalSpec::Any);
+        assert!(spec(r#""arn:aws:iam::111122223333:root""#).is_err());
+        assert!(spec("{}").is_err());
+        assert!(spec(r#"{"AWS":[]}"#).is_err());
+        assert!(spec(r#"{"AWS":123456789012}"#).is_err());
+        assert!(spec(r#"{"AWS":[null]}"#).is_err());
+        assert!(spec(r#"{"aws":"*"}"#).is_err());
+        assert!(spec(r#"{"AWS":"*","AWS":"*"}"#).is_err());
+        assert!(spec("true").is_err());
+        assert!(spec("[]").is_err());
+    }
+
+    #[test]
+    fn positive_matching() {
+        let s = session();
+        assert_eq!(
+            spec(r#""*""#).unwrap().matches(&s),
+            Some(PrincipalMatch::Broad)
+        );
+        assert_eq!(
+            spec(r#"{"AWS":"*"}"#)
+                .unwrap()
+                .matches(&Principal::anonymous()),
+            Some(PrincipalMatch::Broad)
+        );
+        assert_eq!(
+            spec(&format!(r#"{{"AWS":"{ACCT}"}}"#)).unwrap().matches(&s),
+            Some(PrincipalMatch::Account)
+        );
+        assert_eq!(
+            spec(&format!(r#"{{"AWS":"{ROLE}"}}"#)).unwrap().matches(&s),
+            Some(PrincipalMatch::Role)
+        );
+        assert_eq!(
+            spec(&format!(r#"{{"AWS":"{SESSION}"}}"#))
+                .unwrap()
+                .matches(&s),
+            Some(PrincipalMatch::Exact)
+        );
+        // Strongest wins.
+        assert_eq!(
+            spec(&format!(r#"{{"AWS":["{ACCT}","{SESSION}","{ROLE}"]}}"#))
+                .unwrap()
+                .matches(&s),
+            Some(PrincipalMatch::Exact)
+        );
+        let root = Principal::root(ACCT);
+        assert_eq!(
+            spec(r#"{"AWS":"arn:aws:iam::111122223333:root"}"#)
+                .unwrap()
+                .matches(&root),
+            Some(PrincipalMatch::Account)
+        );
+        let svc = Principal::service("pods.eks.amazonaws.com");
+        assert_eq!(
+            spec(r#"{"Service":"Pods.EKS.amazonaws.com"}"#)
+                .unwrap()
+                .matches(&svc),
+            Some(PrincipalMatch::Broad)
+        );
+    }
+
+    #[test]
+    fn negative_matching() {
+        let s = session();
+        assert_eq!(spec(r#"{"AWS":"444455556666"}"#).unwrap().matches(&s), None);
+        // Role without path does not match a role with a path.
+        assert_eq!(
+            spec(r#"{"AWS":"arn:aws:iam::111122223333:role/app"}"#)
+                .unwrap()
+                .matches(&s),
+            None
+        );
+        assert_eq!(
+            spec(&format!(r#"{{"AWS":"{USER}"}}"#)).unwrap().matches(&s),
+            None
+        );
+        // A session ARN does not match a different session of the same role.
+        assert_eq!(
+            spec(r#"{"AWS":"arn:aws:sts::111122223333:assumed-role/app/s2"}"#)
+                .unwrap()
+                .matches(&s),
+            None
+        );
+        // Account principals do not match web identity or service principals.
+        let web = Principal::web_identity("arn:aws:iam::111122223333:oidc-provider/x.example");
+        assert_eq!(
+            spec(&format!(r#"{{"AWS":"{ACCT}"}}"#))
+                .unwrap()
+                .matches(&web),
+            None
+        );
+        assert_eq!(
+            spec(r#"{"Service":"ec2.amazonaws.com"}"#)
+                .unwrap()
+                .matches(&web),
+            None
+        );
+        assert_eq!(
+            spec(r#"{"Federated":"arn:aws:iam::111122223333:oidc-provider/X.example"}"#)
+                .unwrap()
+                .matches(&web),
+            None
+        );
+        let svc = Principal::service("pods.eks.amazonaws.com");
+        assert_eq!(
+            spec(r#"{"Service":"ec2.amazonaws.com"}"#)
+                .unwrap()
+                .matches(&svc),
+            None
+        );
+        assert_eq!(
+            spec(&format!(r#"{{"AWS":"{ACCT}"}}"#))
+                .unwrap()
+                .matches(&Principal::anonymous()),
+            None
+        );
+        let canonical = spec(&format!(r#"{{"CanonicalUser":"{}"}}"#, "ab".repeat(32))).unwrap();
+        assert_eq!(canonical.matches(&s), None);
+    }
+
+    #[test]
+    fn not_principal_requires_whole_chain() {
+        let s = session();
+        let only_role = spec(&format!(r#"{{"AWS":"{ROLE}"}}"#)).unwrap();
+        assert!(!only_role.excludes(&s));
+        let role_and_session = spec(&format!(r#"{{"AWS":["{ROLE}","{SESSION}"]}}"#)).unwrap();
+        assert!(!role_and_session.excludes(&s));
+        let all = spec(&format!(r#"{{"AWS":["{ACCT}","{ROLE}","{SESSION}"]}}"#)).unwrap();
+        assert!(all.excludes(&s));
+        let user = Principal::user(USER, ACCT);
+        assert!(
+            !spec(&format!(r#"{{"AWS":"{USER}"}}"#))
+                .unwrap()
+                .excludes(&user)
+        );
+        assert!(
+            spec(&format!(
+                r#"{{"AWS":["{USER}","arn:aws:iam::{ACCT}:root"]}}"#
+            ))
+            .unwrap()
+            .excludes(&user)
+        );
+        assert!(
+            spec(&format!(r#"{{"AWS":"{ACCT}"}}"#))
+                .unwrap()
+                .excludes(&Principal::root(ACCT))
+        );
+        assert!(
+            spec(r#"{"Service":"pods.eks.amazonaws.com"}"#)
+                .unwrap()
+                .excludes(&Principal::service("pods.eks.amazonaws.com"))
+        );
+        assert!(
+            !spec(&format!(r#"{{"AWS":"{ACCT}"}}"#))
+                .unwrap()
+                .excludes(&Principal::anonymous())
+        );
+        assert!(
+            spec(r#"{"AWS":"*"}"#)
+                .unwrap()
+                .excludes(&Principal::anonymous())
+        );
+        assert!(spec(r#""*""#).unwrap().excludes(&s));
+    }
+}
