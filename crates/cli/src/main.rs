@@ -1,6 +1,7 @@
 //! The `podiam` binary: subcommands over the podiam crates. Thin by design.
 
 mod awsenv;
+mod explain;
 mod serve;
 mod tools;
 
@@ -23,6 +24,11 @@ enum Command {
     Token(tools::TokenArgs),
     /// Hosted issuer operations: export keys and kube-apiserver flags, rotate the signing key.
     Issuer(tools::IssuerArgs),
+    /// Explain why an action is allowed or denied, from policy files or for a user or role of a
+    /// running server. Exit status 0 = allowed, 3 = denied.
+    Explain(explain::ExplainArgs),
+    /// Role operations: revoke every session issued before now.
+    Role(tools::RoleArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -45,6 +51,8 @@ fn main() -> std::process::ExitCode {
             Command::Serve(a) => serve::run(a).await,
             Command::Token(a) => tools::token(a).await,
             Command::Issuer(a) => tools::issuer(a).await,
+            Command::Explain(a) => explain::run(a).await,
+            Command::Role(a) => tools::role(a).await,
         }
     });
     match res {

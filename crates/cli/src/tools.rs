@@ -105,3 +105,32 @@ pub async fn issuer(a: IssuerArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `podiam role`.
+#[derive(Args, Debug)]
+pub struct RoleArgs {
+    #[command(subcommand)]
+    command: RoleCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum RoleCommand {
+    /// Deny every action to sessions of the role issued before now (writes the
+    /// `AWSRevokeOlderSessions` inline policy, as the AWS console does).
+    RevokeSessions {
+        /// Role name.
+        #[arg(long)]
+        role: String,
+    },
+}
+
+pub async fn role(a: RoleArgs) -> anyhow::Result<()> {
+    let env = AwsEnv::load("IAM")?;
+    match a.command {
+        RoleCommand::RevokeSessions { role } => {
+            let v = env.call("POST", &format!("/podiam/roles/{role}/revoke-sessions"), "iam", None).await?;
+            println!("sessions of {role} issued before {} are revoked", v.get("revokedBefore").and_then(|x| x.as_str()).unwrap_or_default());
+        }
+    }
+    Ok(())
+}

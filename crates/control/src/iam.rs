@@ -638,6 +638,18 @@ impl Control {
         paginate(items.into_iter(), page)
     }
 
+    /// Revoke every session of a role issued before now, in one call: the same inline policy
+    /// the AWS console writes (`AWSRevokeOlderSessions`, a Deny on everything for sessions whose
+    /// `aws:TokenIssueTime` is earlier than now). Returns the cut-off time.
+    pub async fn revoke_role_sessions(&self, caller: &Caller, meta: &RequestMeta, role: &str) -> Result<String> {
+        let cutoff = crate::auth::iso8601(self.now());
+        let doc = format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Deny","Action":["*"],"Resource":["*"],"Condition":{{"DateLessThan":{{"aws:TokenIssueTime":"{cutoff}"}}}}}}]}}"#
+        );
+        self.put_role_policy(caller, meta, role, "AWSRevokeOlderSessions", doc).await?;
+        Ok(cutoff)
+    }
+
     // === managed policies ===
 
     fn check_policy_exists(&self, account: &str, arn: &str) -> Result<()> {

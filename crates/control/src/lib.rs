@@ -13,6 +13,7 @@ pub mod issuer;
 pub mod model;
 pub mod names;
 pub mod session;
+pub mod simulate;
 pub mod state;
 pub mod sts;
 pub mod webid;

@@ -121,6 +121,42 @@ async fn route(app: &App, inc: &Incoming) -> Result<Value, AwsError> {
                 "jwks": serde_json::from_str::<Value>(&x.jwks).unwrap_or(Value::Null),
             }))
         }
+        (&Method::POST, ["podiam", "roles", name, "revoke-sessions"]) => {
+            let caller = inc.caller(app, "iam")?;
+            let cutoff = c.revoke_role_sessions(&caller, &inc.meta, &decode_segment(name)?).await?;
+            Ok(json!({ "revokedBefore": cutoff }))
+        }
+        (&Method::POST, ["podiam", "explain"]) => {
+            let caller = inc.caller(app, "iam")?;
+            let b = json_body(inc)?;
+            let s = |k: &str| b.get(k).and_then(Value::as_str).map(str::to_owned);
+            let mut context = Vec::new();
+            if let Some(obj) = b.get("context").and_then(Value::as_object) {
+                for (k, v) in obj {
+                    let values = match v {
+                        Value::Array(a) => a.iter().map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned)).collect(),
+                        Value::String(x) => vec![x.clone()],
+                        other => vec![other.to_string()],
+                    };
+                    context.push(podiam_control::simulate::ContextEntry { name: k.clone(), values, kind: "stringList".into() });
+                }
+            }
+            let input = podiam_control::simulate::SimulateInput {
+                policy_source_arn: Some(s("principalArn").ok_or_else(|| AwsError::invalid_parameter("principalArn is required"))?),
+                actions: vec![s("action").ok_or_else(|| AwsError::invalid_parameter("action is required"))?],
+                resources: s("resource").into_iter().collect(),
+                context,
+                ..Default::default()
+            };
+            let r = c.simulate(&caller, &inc.meta, &input, true)?;
+            let r = r.first().ok_or_else(AwsError::server_exception)?;
+            Ok(json!({
+                "decision": r.decision,
+                "explanation": r.explanation,
+                "matchedStatements": r.matched.iter().map(|m| json!({"policy": m.source_policy_id, "type": m.source_policy_type, "line": m.start.map(|p| p.line)})).collect::<Vec<_>>(),
+                "missingContextValues": r.missing,
+            }))
+        }
         _ => Err(AwsError::new("UnknownOperationException", 404, format!("no operation {} {}", inc.method, inc.path))),
     }
 }

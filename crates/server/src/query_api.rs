@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use podiam_control::iam::{CreateRole, Page, PageReq};
 use podiam_control::model;
+use podiam_control::simulate::{ContextEntry, EvalResult, SimulateInput};
 use podiam_control::sts::{AssumeCommon, AssumeRoleExtra, AssumedRole};
 use podiam_control::{AwsError, Caller};
 
@@ -445,7 +446,77 @@ async fn iam(app: &App, inc: &Incoming, p: &Params) -> Result<Xml, AwsError> {
             x.close("AccessKeyMetadata");
             x.leaf("IsTruncated", "false");
         }
+        // --- simulation ---
+        "SimulatePrincipalPolicy" | "SimulateCustomPolicy" => {
+            let input = simulate_input(p)?;
+            let results = c.simulate(&caller, m, &input, action == "SimulatePrincipalPolicy")?;
+            simulation_xml(&mut x, &results, p)?;
+        }
         other => return Err(AwsError::invalid_action(other)),
     }
     Ok(x)
+}
+
+fn simulate_input(p: &Params) -> Result<SimulateInput, AwsError> {
+    let mut context = Vec::new();
+    for i in 1.. {
+        let prefix = format!("ContextEntries.member.{i}");
+        let Some(name) = p.get(&format!("{prefix}.ContextKeyName")) else { break };
+        context.push(ContextEntry {
+            name: name.to_owned(),
+            values: p.list(&format!("{prefix}.ContextKeyValues")),
+            kind: p.get(&format!("{prefix}.ContextKeyType")).unwrap_or("string").to_owned(),
+        });
+    }
+    Ok(SimulateInput {
+        policy_source_arn: p.opt("PolicySourceArn"),
+        policy_inputs: p.list("PolicyInputList"),
+        boundary_inputs: p.list("PermissionsBoundaryPolicyInputList"),
+        actions: p.list("ActionNames"),
+        resources: p.list("ResourceArns"),
+        resource_policy: p.opt("ResourcePolicy"),
+        resource_owner: p.opt("ResourceOwner"),
+        caller_arn: p.opt("CallerArn"),
+        context,
+    })
+}
+
+fn simulation_xml(x: &mut Xml, results: &[EvalResult], p: &Params) -> Result<(), AwsError> {
+    let pg = PageReq { marker: p.opt("Marker"), max_items: p.int("MaxItems")? };
+    let keyed: Vec<(String, &EvalResult)> = results.iter().enumerate().map(|(i, r)| (format!("{i:08}"), r)).collect();
+    let size = usize::try_from(pg.max_items.unwrap_or(1000).clamp(1, 1000)).unwrap_or(1000);
+    let start = match &pg.marker {
+        Some(m) => keyed.iter().position(|(k, _)| k > m).unwrap_or(keyed.len()),
+        None => 0,
+    };
+    let page: Vec<&(String, &EvalResult)> = keyed.iter().skip(start).take(size).collect();
+    let marker = (start + page.len() < keyed.len()).then(|| page.last().map(|(k, _)| k.clone())).flatten();
+    x.open("EvaluationResults");
+    for (_, r) in &page {
+        x.open("member")
+            .leaf("EvalActionName", &r.action)
+            .leaf("EvalResourceName", &r.resource)
+            .leaf("EvalDecision", r.decision);
+        x.open("MatchedStatements");
+        for m in &r.matched {
+            x.open("member").leaf("SourcePolicyId", &m.source_policy_id).leaf("SourcePolicyType", &m.source_policy_type);
+            if let (Some(s), Some(e)) = (m.start, m.end) {
+                x.open("StartPosition").leaf("Line", &s.line.to_string()).leaf("Column", &s.column.to_string()).close("StartPosition");
+                x.open("EndPosition").leaf("Line", &e.line.to_string()).leaf("Column", &e.column.to_string()).close("EndPosition");
+            }
+            x.close("member");
+        }
+        x.close("MatchedStatements");
+        x.members("MissingContextValues", &r.missing);
+        if let Some(b) = r.boundary_allowed {
+            x.open("PermissionsBoundaryDecisionDetail")
+                .leaf("AllowedByPermissionsBoundary", if b { "true" } else { "false" })
+                .close("PermissionsBoundaryDecisionDetail");
+        }
+        x.close("member");
+    }
+    x.close("EvaluationResults");
+    x.leaf("IsTruncated", if marker.is_some() { "true" } else { "false" });
+    x.opt("Marker", marker.as_deref());
+    Ok(())
 }

@@ -386,3 +386,72 @@ async fn role_chaining_and_session_tags() {
     let (s, out) = call(&f, &untagged, "sts", &second).await;
     assert_eq!((s, code_of(&out)), (StatusCode::FORBIDDEN, "AccessDenied"), "{out}");
 }
+
+#[tokio::test]
+async fn simulate_custom_and_principal_policy() {
+    let f = fixture().await;
+    let root = Creds { akid: &f.akid, secret: &f.secret, token: None };
+    let doc = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"},{"Effect":"Deny","Action":"s3:DeleteBucket","Resource":"*","Condition":{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}}]}"#;
+    let body = format!(
+        "Action=SimulateCustomPolicy&Version=2010-05-08&PolicyInputList.member.1={}&ActionNames.member.1=s3:GetObject&ActionNames.member.2=s3:DeleteBucket&ContextEntries.member.1.ContextKeyName=aws:SourceIp&ContextEntries.member.1.ContextKeyValues.member.1=10.1.2.3&ContextEntries.member.1.ContextKeyType=ip",
+        enc(doc)
+    );
+    let (s, out) = call(&f, &root, "iam", &body).await;
+    assert_eq!(s, StatusCode::OK, "{out}");
+    let decisions: Vec<&str> = out.match_indices("<EvalDecision>").map(|(i, _)| &out[i + 14..i + 14 + out[i + 14..].find('<').unwrap()]).collect();
+    assert_eq!(decisions, vec!["allowed", "explicitDeny"], "{out}");
+    assert!(out.contains("<SourcePolicyId>PolicyInputList.1</SourcePolicyId>"));
+    assert!(out.contains("<StartPosition><Line>1</Line><Column>38</Column></StartPosition>"), "{out}");
+    // Without the context key the Deny's condition cannot match: allowed, and the key is reported missing.
+    let body = format!("Action=SimulateCustomPolicy&Version=2010-05-08&PolicyInputList.member.1={}&ActionNames.member.1=s3:DeleteBucket", enc(doc));
+    let (_, out) = call(&f, &root, "iam", &body).await;
+    assert!(out.contains("<EvalDecision>allowed</EvalDecision>") && out.contains("<MissingContextValues><member>aws:SourceIp</member></MissingContextValues>"), "{out}");
+    // Malformed input policies and bad context types are client errors.
+    let (s, out) = call(&f, &root, "iam", "Action=SimulateCustomPolicy&Version=2010-05-08&PolicyInputList.member.1=%7B&ActionNames.member.1=s3:GetObject").await;
+    assert_eq!((s, code_of(&out)), (StatusCode::BAD_REQUEST, "MalformedPolicyDocument"));
+    let (s, out) = call(&f, &root, "iam", &format!("Action=SimulateCustomPolicy&Version=2010-05-08&PolicyInputList.member.1={}&ActionNames.member.1=s3:GetObject&ContextEntries.member.1.ContextKeyName=aws:SourceIp&ContextEntries.member.1.ContextKeyType=bogus", enc(doc))).await;
+    assert_eq!((s, code_of(&out)), (StatusCode::BAD_REQUEST, "ValidationError"));
+    let (s, out) = call(&f, &root, "iam", &format!("Action=SimulateCustomPolicy&Version=2010-05-08&PolicyInputList.member.1={}", enc(doc))).await;
+    assert_eq!((s, code_of(&out)), (StatusCode::BAD_REQUEST, "ValidationError"));
+    // Principal simulation uses the user's stored policies.
+    call(&f, &root, "iam", "Action=CreateUser&Version=2010-05-08&UserName=sim").await;
+    let p = r#"{"Version":"2012-10-17","Statement":[{"Sid":"ReadRoles","Effect":"Allow","Action":"iam:GetRole","Resource":"*"}]}"#;
+    call(&f, &root, "iam", &format!("Action=PutUserPolicy&Version=2010-05-08&UserName=sim&PolicyName=p1&PolicyDocument={}", enc(p))).await;
+    let (s, out) = call(&f, &root, "iam", &format!("Action=SimulatePrincipalPolicy&Version=2010-05-08&PolicySourceArn={}&ActionNames.member.1=iam:GetRole&ActionNames.member.2=iam:DeleteRole", enc("arn:aws:iam::111122223333:user/sim"))).await;
+    assert_eq!(s, StatusCode::OK, "{out}");
+    assert!(out.contains("<EvalActionName>iam:GetRole</EvalActionName><EvalResourceName>*</EvalResourceName><EvalDecision>allowed</EvalDecision><MatchedStatements><member><SourcePolicyId>p1</SourcePolicyId><SourcePolicyType>user</SourcePolicyType>"), "{out}");
+    assert!(out.contains("<EvalActionName>iam:DeleteRole</EvalActionName><EvalResourceName>*</EvalResourceName><EvalDecision>implicitDeny</EvalDecision>"), "{out}");
+    let (s, out) = call(&f, &root, "iam", &format!("Action=SimulatePrincipalPolicy&Version=2010-05-08&PolicySourceArn={}&ActionNames.member.1=iam:GetRole", enc("arn:aws:iam::111122223333:user/nobody"))).await;
+    assert_eq!((s, code_of(&out)), (StatusCode::NOT_FOUND, "NoSuchEntity"));
+}
+
+#[tokio::test]
+async fn revoking_a_roles_sessions() {
+    let f = fixture().await;
+    let root = Creds { akid: &f.akid, secret: &f.secret, token: None };
+    call(&f, &root, "iam", "Action=CreateUser&Version=2010-05-08&UserName=u").await;
+    let (_, out) = call(&f, &root, "iam", "Action=CreateAccessKey&Version=2010-05-08&UserName=u").await;
+    let (akid, secret) = (between(&out, "AccessKeyId").to_owned(), between(&out, "SecretAccessKey").to_owned());
+    let user = Creds { akid: &akid, secret: &secret, token: None };
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:user/u"},"Action":"sts:AssumeRole"}]}"#;
+    call(&f, &root, "iam", &format!("Action=CreateRole&Version=2010-05-08&RoleName=rv&AssumeRolePolicyDocument={}", enc(trust))).await;
+    let allow = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iam:ListRoles","Resource":"*"}]}"#;
+    call(&f, &root, "iam", &format!("Action=PutRolePolicy&Version=2010-05-08&RoleName=rv&PolicyName=p&PolicyDocument={}", enc(allow))).await;
+    let assume = format!("Action=AssumeRole&Version=2011-06-15&RoleArn={}&RoleSessionName=ss", enc("arn:aws:iam::111122223333:role/rv"));
+    let (st, out) = call(&f, &user, "sts", &assume).await;
+    assert_eq!(st, StatusCode::OK, "{out}");
+    let (a, s, t) = (between(&out, "AccessKeyId").to_owned(), between(&out, "SecretAccessKey").to_owned(), between(&out, "SessionToken").to_owned());
+    let old = Creds { akid: &a, secret: &s, token: Some(&t) };
+    assert_eq!(call(&f, &old, "iam", "Action=ListRoles&Version=2010-05-08").await.0, StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let root_caller = Caller::Root { account: f.account.clone() };
+    f.control.revoke_role_sessions(&root_caller, &podiam_control::auth::RequestMeta::default(), "rv").await.unwrap();
+    let (st, out) = call(&f, &old, "iam", "Action=ListRoles&Version=2010-05-08").await;
+    assert_eq!((st, code_of(&out)), (StatusCode::FORBIDDEN, "AccessDenied"), "a session issued before the revocation is denied");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (st, out) = call(&f, &user, "sts", &assume).await;
+    assert_eq!(st, StatusCode::OK, "{out}");
+    let (a, s, t) = (between(&out, "AccessKeyId").to_owned(), between(&out, "SecretAccessKey").to_owned(), between(&out, "SessionToken").to_owned());
+    let new = Creds { akid: &a, secret: &s, token: Some(&t) };
+    assert_eq!(call(&f, &new, "iam", "Action=ListRoles&Version=2010-05-08").await.0, StatusCode::OK, "a session issued after it is not");
+}
