@@ -161,6 +161,9 @@ fn validate_tags(tags: &[Tag]) -> Result<()> {
     }
     for (i, t) in tags.iter().enumerate() {
         names::tag(&t.key, &t.value)?;
+        if t.key.to_ascii_lowercase().starts_with("aws:") {
+            return Err(AwsError::invalid_input(format!("tag key {:?} uses the reserved prefix aws:", t.key)));
+        }
         if tags.iter().take(i).any(|o| o.key.eq_ignore_ascii_case(&t.key)) {
             return Err(AwsError::invalid_input(format!("duplicate tag key {:?}", t.key)));
         }

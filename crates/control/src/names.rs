@@ -79,7 +79,7 @@ pub fn role_session_name(s: &str) -> Result<(), AwsError> {
 /// Validate an IAM path: `/` or `/…/` of printable ASCII `!`..`~`, at most 512 characters.
 pub fn iam_path(s: &str) -> Result<(), AwsError> {
     length(s, "path", 1, 512)?;
-    let ok = s == "/" || (s.len() >= 2 && s.starts_with('/') && s.ends_with('/') && s.bytes().all(|b| (0x21..=0x7e).contains(&b)));
+    let ok = s == "/" || (s.len() >= 3 && s.starts_with('/') && s.ends_with('/') && s.bytes().all(|b| (0x21..=0x7e).contains(&b)));
     if !ok {
         return Err(constraint(s, "path", "Member must satisfy regular expression pattern: (\\u002F)|(\\u002F[\\u0021-\\u007E]+\\u002F)"));
     }
@@ -261,6 +261,7 @@ mod tests {
         assert!(iam_path("/a/b/").is_ok());
         assert!(iam_path("a/").is_err());
         assert!(iam_path("/a").is_err());
+        assert!(iam_path("//").is_err());
         assert!(iam_path("/a b/").is_err());
         assert!(tag("team", "a b:c").is_ok());
         assert!(tag("", "v").is_err());
