@@ -169,7 +169,10 @@ impl Control {
         let e = self.db.read().clusters.get(&(caller.account().to_owned(), name.to_owned())).cloned();
         let e = e.ok_or_else(|| AwsError::resource_not_found(format!("no cluster found for name: {name}.")))?;
         let now = self.now();
-        self.db.commit(&guard, vec![Change::delete(kind::CLUSTER, caller.account(), name)], now).await?;
+        // The cluster's Pod Identity associations go with it.
+        let mut changes = self.cluster_association_deletes(caller.account(), name);
+        changes.push(Change::delete(kind::CLUSTER, caller.account(), name));
+        self.db.commit(&guard, changes, now).await?;
         Ok(e.value)
     }
 }

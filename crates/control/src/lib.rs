@@ -12,6 +12,7 @@ pub mod iam;
 pub mod issuer;
 pub mod model;
 pub mod names;
+pub mod pod_identity;
 pub mod session;
 pub mod simulate;
 pub mod state;
@@ -63,6 +64,8 @@ pub struct Config {
     /// How long hosted issuer keys stay in the JWKS after rotation (seconds): at least the
     /// longest lifetime of a token they signed.
     pub issuer_key_retention_secs: i64,
+    /// Pod Identity associations allowed per cluster (EKS: 5000).
+    pub max_associations_per_cluster: usize,
 }
 
 impl Default for Config {
@@ -72,6 +75,7 @@ impl Default for Config {
             issuer_base_url: "https://oidc.podiam.local".into(),
             dangerous_allow_http_issuer: false,
             issuer_key_retention_secs: 2 * 86_400,
+            max_associations_per_cluster: 5000,
         }
     }
 }

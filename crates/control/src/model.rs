@@ -25,6 +25,8 @@ pub mod kind {
     pub const CLUSTER: &str = "cluster";
     /// Session-token encryption keys (account `""`).
     pub const SESSION_KEY: &str = "session_key";
+    /// EKS Pod Identity associations, keyed by association id.
+    pub const POD_IDENTITY_ASSOCIATION: &str = "pod_identity_association";
 }
 
 /// A tag.
@@ -237,4 +239,43 @@ pub struct SessionKey {
     pub key: Sealed,
     /// Creation time.
     pub created: i64,
+}
+
+/// An EKS Pod Identity association: (cluster, namespace, service account) → role.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodIdentityAssociation {
+    /// `a-` and 17 lowercase letters and digits.
+    pub id: String,
+    /// Cluster name.
+    pub cluster: String,
+    /// Kubernetes namespace.
+    pub namespace: String,
+    /// Kubernetes service account name.
+    pub service_account: String,
+    /// The role assumed for the pods (in the cluster's account).
+    pub role_arn: String,
+    /// A role (in any account) chained into from `role_arn`.
+    #[serde(default)]
+    pub target_role_arn: Option<String>,
+    /// The `sts:ExternalId` presented to the target role; generated once per association.
+    pub external_id: String,
+    /// Do not add the six session tags.
+    #[serde(default)]
+    pub disable_session_tags: bool,
+    /// Session policy restricting the final session.
+    #[serde(default)]
+    pub policy: Option<String>,
+    /// Tags.
+    #[serde(default)]
+    pub tags: std::collections::BTreeMap<String, String>,
+    /// Creation time (unix milliseconds).
+    pub created_ms: i64,
+    /// Last modification (unix milliseconds).
+    pub modified_ms: i64,
+    /// Owner (an add-on), if any.
+    #[serde(default)]
+    pub owner_arn: Option<String>,
+    /// The idempotency token of the create call.
+    #[serde(default)]
+    pub client_request_token: Option<String>,
 }

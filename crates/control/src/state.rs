@@ -53,6 +53,12 @@ pub struct Tables {
     pub issuers: HashMap<String, Key>,
     /// Session keys by id.
     pub session_keys: BTreeMap<u32, Entry<model::SessionKey>>,
+    /// Pod Identity associations by (account, cluster, association id).
+    pub associations: BTreeMap<(String, String, String), Entry<model::PodIdentityAssociation>>,
+    /// (account, cluster, namespace, service account) → association id.
+    pub association_index: HashMap<(String, String, String, String), String>,
+    /// (account, association id) → cluster name.
+    pub association_cluster: HashMap<Key, String>,
 }
 
 /// One change of a batch.
@@ -236,6 +242,17 @@ fn apply_record(t: &mut Tables, r: &Record) -> Result<(), serde_json::Error> {
             let e: Entry<model::SessionKey> = entry(r)?;
             t.session_keys.insert(e.value.id, e);
         }
+        kind::POD_IDENTITY_ASSOCIATION => {
+            let e: Entry<model::PodIdentityAssociation> = entry(r)?;
+            let a = &e.value;
+            remove_association(t, &r.account, &r.id);
+            t.association_index.insert(
+                (r.account.clone(), a.cluster.clone(), a.namespace.clone(), a.service_account.clone()),
+                r.id.clone(),
+            );
+            t.association_cluster.insert(key(), a.cluster.clone());
+            t.associations.insert((r.account.clone(), a.cluster.clone(), r.id.clone()), e);
+        }
         other => tracing::warn!(kind = other, "unknown record kind ignored"),
     }
     Ok(())
@@ -271,6 +288,19 @@ fn remove_record(t: &mut Tables, kind: &str, account: String, id: String) {
                 t.session_keys.remove(&n);
             }
         }
+        kind::POD_IDENTITY_ASSOCIATION => remove_association(t, &account, &id),
         _ => {}
+    }
+}
+
+/// Drop an association and its index entries.
+fn remove_association(t: &mut Tables, account: &str, id: &str) {
+    let Some(cluster) = t.association_cluster.remove(&(account.to_owned(), id.to_owned())) else { return };
+    if let Some(e) = t.associations.remove(&(account.to_owned(), cluster.clone(), id.to_owned())) {
+        let a = &e.value;
+        let k = (account.to_owned(), cluster, a.namespace.clone(), a.service_account.clone());
+        if t.association_index.get(&k).is_some_and(|x| x == id) {
+            t.association_index.remove(&k);
+        }
     }
 }

@@ -128,7 +128,7 @@ impl Control {
         Ok((arn, duration))
     }
 
-    fn role_for_assume(&self, arn: &names::RoleArn, action: &str) -> Result<Arc<model::Role>> {
+    pub(crate) fn role_for_assume(&self, arn: &names::RoleArn, action: &str) -> Result<Arc<model::Role>> {
         let e = self.db.read().roles.get(&(arn.account.as_str().to_owned(), arn.name.to_lowercase())).cloned();
         // AWS does not reveal whether a role exists: a missing role is AccessDenied.
         let denied = || AwsError::access_denied(format!("not authorized to perform {action}"));
@@ -262,7 +262,7 @@ impl Control {
     /// Evaluate `role`'s trust policy for every action in `actions`; the identity side is
     /// supplied by `caller` for signed calls.
     #[allow(clippy::too_many_arguments)]
-    fn trust_allows(
+    pub(crate) fn trust_allows(
         &self,
         role: &model::Role,
         account: &str,
@@ -316,7 +316,7 @@ impl Control {
         Ok(())
     }
 
-    fn mint(&self, session: &SessionClaims, common: &AssumeCommon) -> Result<AssumedRole> {
+    pub(crate) fn mint(&self, session: &SessionClaims, common: &AssumeCommon) -> Result<AssumedRole> {
         let ring = self.session_keyring();
         let (token, secret) = ring.mint(session).ok_or_else(AwsError::service_failure)?;
         let packed = packed_size(session, common)?;
@@ -495,7 +495,7 @@ fn web_identity_tags(claims: &serde_json::Map<String, serde_json::Value>) -> Res
     Ok((tags, transitive))
 }
 
-fn push_request_tags(extra: &mut Vec<(String, Vec<String>)>, tags: &BTreeMap<String, String>, transitive: &[String]) {
+pub(crate) fn push_request_tags(extra: &mut Vec<(String, Vec<String>)>, tags: &BTreeMap<String, String>, transitive: &[String]) {
     if tags.is_empty() {
         return;
     }

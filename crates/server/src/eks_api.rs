@@ -3,6 +3,7 @@
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use podiam_control::issuer::TokenRequest;
+use podiam_control::pod_identity::{CreateAssociation, UpdateAssociation};
 use podiam_control::{model, AwsError};
 use serde_json::{json, Value};
 
@@ -23,8 +24,10 @@ pub(crate) fn error(e: &AwsError, rid: &str) -> Response {
         tracing::error!(code = e.code, request_id = rid, "internal error");
     }
     let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+    // rest-json services name the authorization failure `AccessDeniedException`.
+    let code = if e.code == "AccessDenied" { "AccessDeniedException" } else { e.code };
     let mut r = (status, [("content-type", "application/json")], error_body(e)).into_response();
-    r.headers_mut().insert("x-amzn-errortype", HeaderValue::from_static(e.code));
+    r.headers_mut().insert("x-amzn-errortype", HeaderValue::from_static(code));
     r
 }
 
@@ -81,6 +84,127 @@ async fn route(app: &App, inc: &Incoming) -> Result<Value, AwsError> {
                 o.insert("status".into(), json!("DELETING"));
             }
             Ok(json!({ "cluster": v }))
+        }
+        // --- EKS Pod Identity associations ---
+        (&Method::POST, ["clusters", name, "pod-identity-associations"]) => {
+            let caller = inc.caller(app, "eks")?;
+            let b = json_body(inc)?;
+            let input = CreateAssociation {
+                namespace: req_str(&b, "namespace")?,
+                service_account: req_str(&b, "serviceAccount")?,
+                role_arn: req_str(&b, "roleArn")?,
+                target_role_arn: opt_str(&b, "targetRoleArn")?,
+                disable_session_tags: opt_bool(&b, "disableSessionTags")?.unwrap_or(false),
+                policy: opt_str(&b, "policy")?,
+                tags: tag_map(b.get("tags"))?,
+                client_request_token: opt_str(&b, "clientRequestToken")?,
+            };
+            let a = c.create_pod_identity_association(&caller, &inc.meta, &decode_segment(name)?, input).await?;
+            Ok(json!({ "association": association_json(app, caller.account(), &a) }))
+        }
+        (&Method::GET, ["clusters", name, "pod-identity-associations"]) => {
+            let caller = inc.caller(app, "eks")?;
+            let max = match query_param(inc, "maxResults") {
+                None => None,
+                Some(v) => Some(v.parse::<i64>().map_err(|_| AwsError::invalid_parameter("maxResults must be an integer"))?),
+            };
+            let (list, next) = c.list_pod_identity_associations(
+                &caller,
+                &inc.meta,
+                &decode_segment(name)?,
+                query_param(inc, "namespace").as_deref(),
+                query_param(inc, "serviceAccount").as_deref(),
+                max,
+                query_param(inc, "nextToken").as_deref(),
+            )?;
+            let items: Vec<Value> = list
+                .iter()
+                .map(|a| {
+                    let mut v = json!({
+                        "clusterName": a.cluster,
+                        "namespace": a.namespace,
+                        "serviceAccount": a.service_account,
+                        "associationArn": c.association_arn(caller.account(), &a.cluster, &a.id),
+                        "associationId": a.id,
+                    });
+                    if let (Some(o), Some(owner)) = (v.as_object_mut(), &a.owner_arn) {
+                        o.insert("ownerArn".into(), json!(owner));
+                    }
+                    v
+                })
+                .collect();
+            let mut out = json!({ "associations": items });
+            if let (Some(o), Some(n)) = (out.as_object_mut(), next) {
+                o.insert("nextToken".into(), json!(n));
+            }
+            Ok(out)
+        }
+        (&Method::GET, ["clusters", name, "pod-identity-associations", id]) => {
+            let caller = inc.caller(app, "eks")?;
+            let a = c.describe_pod_identity_association(&caller, &inc.meta, &decode_segment(name)?, &decode_segment(id)?)?;
+            Ok(json!({ "association": association_json(app, caller.account(), &a) }))
+        }
+        (&Method::POST, ["clusters", name, "pod-identity-associations", id]) => {
+            let caller = inc.caller(app, "eks")?;
+            let b = json_body(inc)?;
+            let input = UpdateAssociation {
+                role_arn: opt_str(&b, "roleArn")?,
+                target_role_arn: opt_str(&b, "targetRoleArn")?,
+                disable_session_tags: opt_bool(&b, "disableSessionTags")?,
+                policy: opt_str(&b, "policy")?,
+                client_request_token: opt_str(&b, "clientRequestToken")?,
+            };
+            let a = c.update_pod_identity_association(&caller, &inc.meta, &decode_segment(name)?, &decode_segment(id)?, input).await?;
+            Ok(json!({ "association": association_json(app, caller.account(), &a) }))
+        }
+        (&Method::DELETE, ["clusters", name, "pod-identity-associations", id]) => {
+            let caller = inc.caller(app, "eks")?;
+            let a = c.delete_pod_identity_association(&caller, &inc.meta, &decode_segment(name)?, &decode_segment(id)?).await?;
+            Ok(json!({ "association": association_json(app, caller.account(), &a) }))
+        }
+        // --- EKS Auth ---
+        (&Method::POST, ["clusters", name, "assume-role-for-pod-identity"]) => {
+            let caller = inc.caller(app, "eks-auth")?;
+            let b = json_body(inc)?;
+            let token = req_str(&b, "token")?;
+            for k in ["eksNodeName", "instanceId", "zone"] {
+                opt_str(&b, k)?;
+            }
+            let r = c.assume_role_for_pod_identity(&caller, &inc.meta, &decode_segment(name)?, &token).await?;
+            Ok(json!({
+                "subject": { "namespace": r.namespace, "serviceAccount": r.service_account },
+                "audience": podiam_control::pod_identity::AUDIENCE,
+                "podIdentityAssociation": { "associationArn": r.association_arn, "associationId": r.association_id },
+                "assumedRoleUser": { "arn": r.assumed.arn, "assumeRoleId": r.assumed.assumed_role_id },
+                "credentials": {
+                    "sessionToken": r.assumed.credentials.session_token,
+                    "secretAccessKey": r.assumed.credentials.secret_access_key,
+                    "accessKeyId": r.assumed.credentials.access_key_id,
+                    "expiration": r.assumed.credentials.expiration,
+                },
+            }))
+        }
+        // --- EKS tags (clusters and associations) ---
+        (&Method::GET, ["tags", arn]) => {
+            let caller = inc.caller(app, "eks")?;
+            let tags = c.list_eks_tags(&caller, &inc.meta, &decode_segment(arn)?)?;
+            Ok(json!({ "tags": tags }))
+        }
+        (&Method::POST, ["tags", arn]) => {
+            let caller = inc.caller(app, "eks")?;
+            let b = json_body(inc)?;
+            let tags = tag_map(b.get("tags")).map_err(|e| AwsError::new("BadRequestException", 400, e.message))?;
+            c.change_eks_tags(&caller, &inc.meta, &decode_segment(arn)?, tags, vec![]).await?;
+            Ok(json!({}))
+        }
+        (&Method::DELETE, ["tags", arn]) => {
+            let caller = inc.caller(app, "eks")?;
+            let keys: Vec<String> = form_urlencoded::parse(inc.query.as_bytes()).filter(|(k, _)| k == "tagKeys").map(|(_, v)| v.into_owned()).collect();
+            if keys.is_empty() {
+                return Err(AwsError::new("BadRequestException", 400, "tagKeys is required"));
+            }
+            c.change_eks_tags(&caller, &inc.meta, &decode_segment(arn)?, Default::default(), keys).await?;
+            Ok(json!({}))
         }
         // --- podiam extensions (signed as service "eks") ---
         (&Method::POST, ["podiam", "clusters", name, "token"]) => {
@@ -178,6 +302,70 @@ fn cluster_json(app: &App, account: &str, c: &model::Cluster) -> Value {
     if let (Some(o), Some(spec)) = (v.as_object_mut(), c.spec.as_object()) {
         for (k, val) in spec {
             o.entry(k.clone()).or_insert_with(|| val.clone());
+        }
+    }
+    v
+}
+
+fn req_str(b: &Value, k: &str) -> Result<String, AwsError> {
+    opt_str(b, k)?.ok_or_else(|| AwsError::invalid_parameter(format!("{k} is required")))
+}
+
+fn opt_str(b: &Value, k: &str) -> Result<Option<String>, AwsError> {
+    match b.get(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(AwsError::invalid_parameter(format!("{k} must be a string"))),
+    }
+}
+
+fn opt_bool(b: &Value, k: &str) -> Result<Option<bool>, AwsError> {
+    match b.get(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(x)) => Ok(Some(*x)),
+        Some(_) => Err(AwsError::invalid_parameter(format!("{k} must be a boolean"))),
+    }
+}
+
+fn tag_map(v: Option<&Value>) -> Result<std::collections::BTreeMap<String, String>, AwsError> {
+    let mut out = std::collections::BTreeMap::new();
+    match v {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(m)) => {
+            for (k, v) in m {
+                let v = v.as_str().ok_or_else(|| AwsError::invalid_parameter("tag values must be strings"))?;
+                out.insert(k.clone(), v.to_owned());
+            }
+        }
+        Some(_) => return Err(AwsError::invalid_parameter("tags must be a map of strings")),
+    }
+    Ok(out)
+}
+
+fn association_json(app: &App, account: &str, a: &model::PodIdentityAssociation) -> Value {
+    let mut v = json!({
+        "clusterName": a.cluster,
+        "namespace": a.namespace,
+        "serviceAccount": a.service_account,
+        "roleArn": a.role_arn,
+        "associationArn": app.control.association_arn(account, &a.cluster, &a.id),
+        "associationId": a.id,
+        "tags": a.tags,
+        "createdAt": epoch(a.created_ms),
+        "modifiedAt": epoch(a.modified_ms),
+        "disableSessionTags": a.disable_session_tags,
+    });
+    if let Some(o) = v.as_object_mut() {
+        if let Some(t) = &a.target_role_arn {
+            o.insert("targetRoleArn".into(), json!(t));
+            // The target role's trust policy matches this with `sts:ExternalId`.
+            o.insert("externalId".into(), json!(a.external_id));
+        }
+        if let Some(p) = &a.policy {
+            o.insert("policy".into(), json!(p));
+        }
+        if let Some(owner) = &a.owner_arn {
+            o.insert("ownerArn".into(), json!(owner));
         }
     }
     v

@@ -2,7 +2,8 @@
 //!
 //! - `POST /` (or `GET /?...`) with `Version=2011-06-15` → STS, `Version=2010-05-08` → IAM
 //!   (AWS query protocol, XML responses).
-//! - `/clusters...` → EKS (rest-json).
+//! - `/clusters...`, `/tags/...` → EKS (rest-json); `/clusters/{name}/assume-role-for-pod-identity`
+//!   → EKS Auth (rest-json, signed as `eks-auth`).
 //! - `/id/<ID>/.well-known/openid-configuration`, `/id/<ID>/keys` → hosted issuer documents.
 //! - `/podiam/...` → podiam's own signed extensions (tokens, issuer rotation and export).
 //! - `/healthz`, `/readyz`.
@@ -90,7 +91,7 @@ async fn dispatch(State(app): State<App>, req: Request<Body>) -> Response {
         (_, "/readyz") => (StatusCode::OK, "ready").into_response(),
         (Method::POST | Method::GET, "/") => query_api::handle(&app, inc).await,
         (_, p) if p.starts_with("/id/") => issuer_document(&app, p),
-        (_, p) if p.starts_with("/clusters") || p.starts_with("/podiam/") => eks_api::handle(&app, inc).await,
+        (_, p) if p.starts_with("/clusters") || p.starts_with("/tags/") || p.starts_with("/podiam/") => eks_api::handle(&app, inc).await,
         _ => eks_api::error(&AwsError::new("UnknownOperationException", 404, format!("no operation at {path}")), &request_id),
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
