@@ -27,9 +27,9 @@ use std::net::IpAddr;
 
 use crate::PolicyError;
 use crate::context::{Context, normalize_key};
-use crate::json::{self, Json};
+use crate::json::{self, Doc, Json};
 use crate::template::Template;
-use crate::wildcard::{ArnPattern, Pattern};
+use crate::wildcard::{ArnPattern, Pattern, Piece};
 
 /// A condition operator without its `IfExists` suffix and set qualifier.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -243,16 +243,15 @@ impl fmt::Display for ConditionOperator {
 
 /// A string policy value, precompiled when it contains no variable.
 #[derive(Clone, Debug)]
-struct TextValue {
-    template: Template,
-    fixed: Option<Fixed>,
-}
-
-#[derive(Clone, Debug)]
-enum Fixed {
+enum TextValue {
+    /// Compared as the policy value is written ([`Condition::values`]).
+    Raw,
+    /// Compared as this text (the value with its `${*}`-style escapes resolved).
     Text(String),
     Like(Pattern),
     Arn(ArnPattern),
+    /// Contains variables: resolved per request.
+    Template(Template),
 }
 
 #[derive(Clone, Debug)]
@@ -335,42 +334,45 @@ impl ConditionBlock {
 
     /// Parses a `Condition` element. `variables` is true for `2012-10-17` documents.
     pub(crate) fn from_json(
-        value: &Json,
+        doc: &Doc<'_>,
+        value: &Json<'_>,
         statement: usize,
         variables: bool,
     ) -> Result<Self, PolicyError> {
-        let location = format!("Condition of statement {statement}");
-        let Json::Object(entries) = value else {
+        // Locations are only rendered for errors.
+        let location = || format!("Condition of statement {statement}");
+        let Some(entries) = doc.object(value) else {
             return Err(PolicyError::WrongType {
-                element: location,
+                element: location(),
                 expected: "an object",
             });
         };
-        json::check_duplicates(entries, &location)?;
+        json::check_duplicates(entries, location)?;
         let mut blocks = Vec::with_capacity(entries.len());
         for (name, body) in entries {
             let operator = ConditionOperator::parse(name)
-                .ok_or_else(|| PolicyError::InvalidConditionOperator(name.clone()))?;
-            let block_location = format!("{name} in {location}");
-            let Json::Object(keys) = body else {
+                .ok_or_else(|| PolicyError::InvalidConditionOperator(name.to_string()))?;
+            let block_location = || format!("{name} in {}", location());
+            let Some(keys) = doc.object(body) else {
                 return Err(PolicyError::WrongType {
-                    element: block_location,
+                    element: block_location(),
                     expected: "an object",
                 });
             };
-            json::check_duplicates(keys, &block_location)?;
+            json::check_duplicates(keys, block_location)?;
             let mut conditions = Vec::with_capacity(keys.len());
             for (key, raw) in keys {
                 if !key
                     .split_once(':')
                     .is_some_and(|(vendor, name)| !vendor.is_empty() && !name.is_empty())
                 {
-                    return Err(PolicyError::InvalidConditionKey(key.clone()));
+                    return Err(PolicyError::InvalidConditionKey(key.to_string()));
                 }
-                let values = condition_values(raw, &format!("\"{key}\" in {block_location}"))?;
+                let values =
+                    condition_values(doc, raw, || format!("\"{key}\" in {}", block_location()))?;
                 let typed = typed_values(operator, name, key, &values, variables)?;
                 conditions.push(Condition {
-                    key: key.clone(),
+                    key: key.to_string(),
                     key_norm: normalize_key(key),
                     values,
                     typed,
@@ -418,31 +420,35 @@ impl ConditionBlock {
 }
 
 /// Converts a condition value (string, number, boolean, or an array of those) to strings.
-fn condition_values(raw: &Json, location: &str) -> Result<Vec<String>, PolicyError> {
-    fn scalar(v: &Json) -> Option<String> {
+fn condition_values(
+    doc: &Doc<'_>,
+    raw: &Json<'_>,
+    location: impl FnOnce() -> String,
+) -> Result<Vec<String>, PolicyError> {
+    fn scalar(v: &Json<'_>) -> Option<String> {
         match v {
-            Json::String(s) | Json::Number(s) => Some(s.clone()),
+            Json::String(s) => Some(s.to_string()),
+            Json::Number(s) => Some(s.clone()),
             Json::Bool(b) => Some(b.to_string()),
             _ => None,
         }
     }
-    const EXPECTED: &str = "a string, number, boolean, or an array of those";
-    match raw {
-        Json::Array(items) => items
-            .iter()
-            .map(|v| {
-                scalar(v).ok_or_else(|| PolicyError::WrongType {
-                    element: location.to_owned(),
-                    expected: EXPECTED,
-                })
-            })
-            .collect(),
-        other => scalar(other)
-            .map(|s| vec![s])
-            .ok_or_else(|| PolicyError::WrongType {
-                element: location.to_owned(),
-                expected: EXPECTED,
-            }),
+    let wrong = || PolicyError::WrongType {
+        element: location(),
+        expected: "a string, number, boolean, or an array of those",
+    };
+    match doc.array(raw) {
+        Some(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                match scalar(item) {
+                    Some(s) => out.push(s),
+                    None => return Err(wrong()),
+                }
+            }
+            Ok(out)
+        }
+        None => scalar(raw).map(|s| vec![s]).ok_or_else(wrong),
     }
 }
 
@@ -477,28 +483,30 @@ fn typed_values(
         | ArnLike
         | ArnNotEquals
         | ArnNotLike => Typed::Text(each(values, |v| {
+            let compile = |pieces: &[Piece<'_>]| match op.kind {
+                StringLike | StringNotLike => TextValue::Like(Pattern::compile(pieces)),
+                ArnEquals | ArnLike | ArnNotEquals | ArnNotLike => {
+                    TextValue::Arn(ArnPattern::compile(pieces))
+                }
+                _ => TextValue::Text(pieces.iter().map(|p| p.text()).collect()),
+            };
+            if Template::is_literal(v, variables) {
+                return Ok(match op.kind {
+                    StringLike | StringNotLike | ArnEquals | ArnLike | ArnNotEquals
+                    | ArnNotLike => compile(&[Piece::Wild(v)]),
+                    _ => TextValue::Raw,
+                });
+            }
             let template =
                 Template::parse(v, variables).map_err(|reason| PolicyError::InvalidVariable {
                     value: v.to_owned(),
                     reason,
                 })?;
-            let fixed = (!template.has_variables()).then(|| {
-                let empty = Context::new();
-                let pieces = template.pieces(&empty).unwrap_or_default();
-                match op.kind {
-                    StringLike | StringNotLike => Fixed::Like(Pattern::compile(&pieces)),
-                    ArnEquals | ArnLike | ArnNotEquals | ArnNotLike => {
-                        Fixed::Arn(ArnPattern::compile(&pieces))
-                    }
-                    _ => Fixed::Text(
-                        template
-                            .render(&empty)
-                            .map(|c| c.into_owned())
-                            .unwrap_or_default(),
-                    ),
-                }
-            });
-            Ok(TextValue { template, fixed })
+            Ok(if template.has_variables() {
+                TextValue::Template(template)
+            } else {
+                compile(&template.pieces(&Context::new()).unwrap_or_default())
+            })
         })?),
         NumericEquals
         | NumericNotEquals
@@ -573,7 +581,11 @@ impl Condition {
     fn matches_any(&self, kind: OperatorKind, v: &str, ctx: &Context) -> bool {
         use OperatorKind::*;
         match &self.typed {
-            Typed::Text(values) => values.iter().any(|tv| text_matches(kind, tv, v, ctx)),
+            Typed::Text(values) => self
+                .values
+                .iter()
+                .zip(values)
+                .any(|(raw, tv)| text_matches(kind, tv, raw, v, ctx)),
             Typed::Number(ps) => {
                 parse_number(v).is_some_and(|x| ps.iter().any(|p| compare(kind, x, *p)))
             }
@@ -593,28 +605,27 @@ impl Condition {
     }
 }
 
-fn text_matches(kind: OperatorKind, tv: &TextValue, v: &str, ctx: &Context) -> bool {
+/// Request value `v` against the policy value `raw` (compiled as `tv`).
+fn text_matches(kind: OperatorKind, tv: &TextValue, raw: &str, v: &str, ctx: &Context) -> bool {
     use OperatorKind::*;
-    match (&tv.fixed, kind) {
-        (Some(Fixed::Text(t)), StringEqualsIgnoreCase | StringNotEqualsIgnoreCase) => {
-            eq_ignore_case(t, v)
-        }
-        (Some(Fixed::Text(t)), _) => t == v,
-        (Some(Fixed::Like(p)), _) => p.is_match(v),
-        (Some(Fixed::Arn(p)), _) => p.is_match(v),
-        (None, StringLike | StringNotLike) => tv
-            .template
-            .pieces(ctx)
-            .is_some_and(|p| Pattern::compile(&p).is_match(v)),
-        (None, ArnEquals | ArnLike | ArnNotEquals | ArnNotLike) => tv
-            .template
-            .pieces(ctx)
-            .is_some_and(|p| ArnPattern::compile(&p).is_match(v)),
-        (None, StringEqualsIgnoreCase | StringNotEqualsIgnoreCase) => tv
-            .template
-            .render(ctx)
-            .is_some_and(|t| eq_ignore_case(&t, v)),
-        (None, _) => tv.template.render(ctx).is_some_and(|t| t == v),
+    let ignore_case = matches!(kind, StringEqualsIgnoreCase | StringNotEqualsIgnoreCase);
+    match tv {
+        TextValue::Raw if ignore_case => eq_ignore_case(raw, v),
+        TextValue::Raw => raw == v,
+        TextValue::Text(t) if ignore_case => eq_ignore_case(t, v),
+        TextValue::Text(t) => t == v,
+        TextValue::Like(p) => p.is_match(v),
+        TextValue::Arn(p) => p.is_match(v),
+        TextValue::Template(template) => match kind {
+            StringLike | StringNotLike => template
+                .pieces(ctx)
+                .is_some_and(|p| Pattern::compile(&p).is_match(v)),
+            ArnEquals | ArnLike | ArnNotEquals | ArnNotLike => template
+                .pieces(ctx)
+                .is_some_and(|p| ArnPattern::compile(&p).is_match(v)),
+            _ if ignore_case => template.render(ctx).is_some_and(|t| eq_ignore_case(&t, v)),
+            _ => template.render(ctx).is_some_and(|t| t == v),
+        },
     }
 }
 

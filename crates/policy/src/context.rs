@@ -22,7 +22,11 @@ struct Entry {
 
 /// Normalizes a condition key for case-insensitive comparison.
 pub(crate) fn normalize_key(key: &str) -> String {
-    key.to_lowercase()
+    if key.is_ascii() {
+        key.to_ascii_lowercase()
+    } else {
+        key.to_lowercase()
+    }
 }
 
 impl Context {

@@ -108,6 +108,11 @@ pub enum PolicyError {
     /// `Resource`/`NotResource` in a role trust policy.
     #[error("has prohibited field {0}")]
     ResourceNotAllowed(&'static str),
+    /// `NotPrincipal` in a role trust policy: IAM rejects it there (the IAM User Guide:
+    /// "You cannot use the `NotPrincipal` element in an IAM identity-based policy nor in an IAM
+    /// role trust policy").
+    #[error("has prohibited field NotPrincipal")]
+    NotPrincipalNotAllowed,
     /// An unknown condition operator.
     #[error("invalid condition operator: \"{0}\"")]
     InvalidConditionOperator(String),

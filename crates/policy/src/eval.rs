@@ -413,14 +413,28 @@ fn is_cross_account(principal: &Principal, resource_account: Option<&str>) -> bo
     }
 }
 
+/// What every statement of one evaluation is matched against.
+#[derive(Clone, Copy)]
+struct Target<'r, 'a> {
+    req: &'r Request<'a>,
+    /// The action, ASCII-lowercased once.
+    action_lower: &'r str,
+    /// The principal has a permissions boundary ([`PolicySet::boundary`]).
+    boundary_attached: bool,
+}
+
 /// Does `stmt` apply to the request? `None` if not; otherwise how its principal matched
 /// (`None` inside for statements without `Principal`/`NotPrincipal`).
 fn statement_applies(
     stmt: &Statement,
-    req: &Request<'_>,
-    action_lower: &str,
+    target: Target<'_, '_>,
     missing: &mut Vec<String>,
 ) -> Option<Option<PrincipalMatch>> {
+    let Target {
+        req,
+        action_lower,
+        boundary_attached,
+    } = target;
     let action_ok = match stmt.action() {
         ActionClause::Action(patterns) => {
             patterns.iter().any(|p| p.matches_lowercase(action_lower))
@@ -436,7 +450,12 @@ fn statement_applies(
         None => None,
         Some(PrincipalClause::Principal(spec)) => Some(spec.matches(req.principal)?),
         Some(PrincipalClause::NotPrincipal(spec)) => {
-            if spec.excludes(req.principal) {
+            // AWS: a `Deny` with `NotPrincipal` always denies an IAM principal that has a
+            // permissions boundary, whatever `NotPrincipal` lists.
+            let boundary_overrides = stmt.effect() == StatementEffect::Deny
+                && boundary_attached
+                && req.principal.kind.is_iam();
+            if !boundary_overrides && spec.excludes(req.principal) {
                 return None;
             }
             Some(PrincipalMatch::Broad)
@@ -473,14 +492,13 @@ struct Outcome {
 fn evaluate_into(
     policy: &Policy,
     source: PolicySource,
-    req: &Request<'_>,
-    action_lower: &str,
+    target: Target<'_, '_>,
     matched: &mut Vec<MatchedStatement>,
     missing: &mut Vec<String>,
 ) -> Outcome {
     let mut outcome = Outcome::default();
     for (index, stmt) in policy.statements().iter().enumerate() {
-        let Some(principal_match) = statement_applies(stmt, req, action_lower, missing) else {
+        let Some(principal_match) = statement_applies(stmt, target, missing) else {
             continue;
         };
         match stmt.effect() {
@@ -507,13 +525,12 @@ fn evaluate_into(
 fn evaluate_group(
     policies: &[&Policy],
     source: PolicySource,
-    req: &Request<'_>,
-    action_lower: &str,
+    target: Target<'_, '_>,
     matched: &mut Vec<MatchedStatement>,
     missing: &mut Vec<String>,
 ) -> Outcome {
     policies.iter().fold(Outcome::default(), |acc, policy| {
-        let o = evaluate_into(policy, source, req, action_lower, matched, missing);
+        let o = evaluate_into(policy, source, target, matched, missing);
         Outcome {
             allow: acc.allow || o.allow,
             deny: acc.deny || o.deny,
@@ -523,21 +540,20 @@ fn evaluate_group(
 }
 
 /// Evaluates a single policy against a request (for simulation and explanations). The
-/// policy's role is taken from its kind.
+/// policy's role is taken from its kind. The principal is taken to have no permissions
+/// boundary (see [`evaluate`] for what a boundary changes).
 #[must_use]
 pub fn evaluate_policy(req: &Request<'_>, policy: &Policy) -> PolicyResult {
     let action_lower = req.action.to_ascii_lowercase();
     let mut matched = Vec::new();
     let mut missing = Vec::new();
     let source = PolicySource::of_kind(policy.kind());
-    let o = evaluate_into(
-        policy,
-        source,
+    let target = Target {
         req,
-        &action_lower,
-        &mut matched,
-        &mut missing,
-    );
+        action_lower: &action_lower,
+        boundary_attached: false,
+    };
+    let o = evaluate_into(policy, source, target, &mut matched, &mut missing);
     let effect = if o.deny {
         PolicyEffect::Deny
     } else if o.allow {
@@ -567,21 +583,22 @@ pub fn evaluate_policy(req: &Request<'_>, policy: &Policy) -> PolicyResult {
 /// 5. the account root user is implicitly allowed in its own account (explicit denies still
 ///    apply); principals without an account (web identity, services, anonymous) are allowed
 ///    only by resource policies: `Allow` statements of identity policies passed for them are
-///    ignored (their `Deny` statements still apply).
+///    ignored (their `Deny` statements still apply);
+/// 6. a `Deny` statement with `NotPrincipal` applies to every IAM principal that has a
+///    permissions boundary ([`PolicySet::boundary`] is set), whatever `NotPrincipal` lists
+///    (documented AWS behaviour).
 #[must_use]
 pub fn evaluate(req: &Request<'_>, set: &PolicySet<'_>) -> Decision {
     let action_lower = req.action.to_ascii_lowercase();
     let mut matched = Vec::new();
     let mut missing = Vec::new();
+    let target = Target {
+        req,
+        action_lower: &action_lower,
+        boundary_attached: set.boundary.is_some(),
+    };
     let mut run = |policies: &[&Policy], source| {
-        evaluate_group(
-            policies,
-            source,
-            req,
-            &action_lower,
-            &mut matched,
-            &mut missing,
-        )
+        evaluate_group(policies, source, target, &mut matched, &mut missing)
     };
     let identity = run(&set.identity, PolicySource::Identity);
     let boundary = set.boundary.map(|p| run(&[p], PolicySource::Boundary));

@@ -3,27 +3,37 @@
 //! Objects keep their keys in document order *including duplicates*, so the policy parser
 //! can reject duplicate keys as AWS does (serde_json's own `Value` keeps the last one).
 //! Numbers are kept as text: AWS treats numeric and boolean policy values as strings.
+//!
+//! The tree is built for speed: strings and keys borrow from the document unless they contain
+//! escapes, so building it allocates one vector per array and object and little else. (One
+//! arena for all containers was tried: its large blocks make glibc's allocator slower than
+//! many small vectors.)
 
+use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::PolicyError;
 
-/// A parsed JSON value.
+/// A parsed JSON value, borrowing from the document text. Read arrays and objects with
+/// [`Doc::array`] and [`Doc::object`].
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Json {
+pub(crate) enum Json<'a> {
     Null,
     Bool(bool),
     /// A number rendered as text (integers exactly; floats in shortest round-trip form).
     Number(String),
-    String(String),
-    Array(Vec<Json>),
-    /// Entries in document order; duplicates are kept.
-    Object(Vec<(String, Json)>),
+    String(Cow<'a, str>),
+    Array(Vec<Json<'a>>),
+    /// Entries in document order, duplicates kept.
+    Object(Vec<Entry<'a>>),
 }
 
-impl Json {
+/// An object entry.
+pub(crate) type Entry<'a> = (Cow<'a, str>, Json<'a>);
+
+impl Json<'_> {
     /// Name of the JSON type, for error messages.
     pub(crate) fn type_name(&self) -> &'static str {
         match self {
@@ -35,123 +45,475 @@ impl Json {
             Self::Object(_) => "an object",
         }
     }
+
+    /// The string value, if this is a string.
+    pub(crate) fn as_str(&self) -> Option<&str> {
+        match self {
+            Self::String(s) => Some(s),
+            _ => None,
+        }
+    }
 }
 
-struct JsonVisitor;
+/// A parsed document.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Doc<'a> {
+    root: Json<'a>,
+}
 
-impl<'de> Visitor<'de> for JsonVisitor {
-    type Value = Json;
+impl<'a> Doc<'a> {
+    /// The top-level value.
+    pub(crate) fn root(&self) -> &Json<'a> {
+        &self.root
+    }
+
+    /// The elements of `value` if it is an array.
+    pub(crate) fn array<'v>(&self, value: &'v Json<'a>) -> Option<&'v [Json<'a>]> {
+        match value {
+            Json::Array(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    /// The entries of `value` if it is an object.
+    pub(crate) fn object<'v>(&self, value: &'v Json<'a>) -> Option<&'v [Entry<'a>]> {
+        match value {
+            Json::Object(entries) => Some(entries),
+            _ => None,
+        }
+    }
+}
+
+/// serde_json's view of one value.
+struct ValueSeed;
+
+impl<'de> DeserializeSeed<'de> for ValueSeed {
+    type Value = Json<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ValueSeed {
+    type Value = Json<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON value")
     }
 
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Json, E> {
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Json<'de>, E> {
         Ok(Json::Bool(v))
     }
 
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Json, E> {
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Json<'de>, E> {
         Ok(Json::Number(v.to_string()))
     }
 
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Json, E> {
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Json<'de>, E> {
         Ok(Json::Number(v.to_string()))
     }
 
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Json, E> {
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Json<'de>, E> {
         let text = serde_json::Number::from_f64(v).map_or_else(|| v.to_string(), |n| n.to_string());
         Ok(Json::Number(text))
     }
 
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Json, E> {
-        Ok(Json::String(v.to_owned()))
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Json<'de>, E> {
+        Ok(Json::String(Cow::Borrowed(v)))
     }
 
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Json, E> {
-        Ok(Json::String(v))
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Json<'de>, E> {
+        Ok(Json::String(Cow::Owned(v.to_owned())))
     }
 
-    fn visit_unit<E: de::Error>(self) -> Result<Json, E> {
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Json<'de>, E> {
+        Ok(Json::String(Cow::Owned(v)))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Json<'de>, E> {
         Ok(Json::Null)
     }
 
-    fn visit_none<E: de::Error>(self) -> Result<Json, E> {
+    fn visit_none<E: de::Error>(self) -> Result<Json<'de>, E> {
         Ok(Json::Null)
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element::<Json>()? {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json<'de>, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(4));
+        while let Some(item) = seq.next_element_seed(ValueSeed)? {
             items.push(item);
         }
         Ok(Json::Array(items))
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
-        let mut entries = Vec::new();
-        while let Some((key, value)) = map.next_entry::<String, Json>()? {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json<'de>, A::Error> {
+        let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(6));
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            let value = map.next_value_seed(ValueSeed)?;
             entries.push((key, value));
         }
         Ok(Json::Object(entries))
     }
 }
 
-impl<'de> Deserialize<'de> for Json {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(JsonVisitor)
+/// An object key, borrowed from the document when it has no escapes.
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
     }
 }
 
-/// Parses `text` as one JSON value (trailing garbage is an error).
-pub(crate) fn parse(text: &str) -> Result<Json, PolicyError> {
-    serde_json::from_str::<Json>(text).map_err(|e| PolicyError::Syntax(e.to_string()))
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v))
+    }
+}
+
+/// Parses `text` as one JSON value (trailing garbage is an error), as
+/// [`crate::Policy::parse`] does.
+///
+/// A small parser ([`parse_fast`]) handles well-formed documents; anything it does not accept
+/// (malformed or unusual input: invalid escapes, deep nesting, ...) goes through serde_json
+/// ([`parse_serde`]), whose result (and error message) is then the answer. The fast parser only
+/// accepts documents that serde_json accepts, and builds the same tree (tested against it).
+#[cfg(test)]
+pub(crate) fn parse(text: &str) -> Result<Doc<'_>, PolicyError> {
+    match parse_fast(text) {
+        Some((doc, _)) => Ok(doc),
+        None => parse_serde(text),
+    }
+}
+
+/// serde_json's parse of `text` (what `serde_json::from_str` does).
+pub(crate) fn parse_serde(text: &str) -> Result<Doc<'_>, PolicyError> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let root = ValueSeed
+        .deserialize(&mut de)
+        .and_then(|root| de.end().map(|()| root))
+        .map_err(|e| PolicyError::Syntax(e.to_string()))?;
+    Ok(Doc { root })
+}
+
+/// The fast parser's promise: when it accepts `text`, serde_json accepts it with the same
+/// tree, and the size it measured is [`policy_size`].
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn fast_path_agrees(text: &str) -> bool {
+    match parse_fast(text) {
+        None => true,
+        Some((doc, size)) => {
+            parse_serde(text).is_ok_and(|slow| slow == doc) && size == policy_size(text)
+        }
+    }
+}
+
+/// Nesting deeper than this is left to serde_json (which allows 128 levels).
+const FAST_MAX_DEPTH: usize = 100;
+
+/// The fast path of parsing: `None` means "not handled here", not "invalid". Also returns the
+/// document's [`policy_size`] (every character but the whitespace between tokens, which in
+/// valid JSON is exactly the whitespace outside strings).
+pub(crate) fn parse_fast(text: &str) -> Option<(Doc<'_>, usize)> {
+    let mut p = FastParser {
+        text,
+        bytes: text.as_bytes(),
+        pos: 0,
+        depth: 0,
+        whitespace: 0,
+    };
+    let root = p.value()?;
+    p.skip_ws();
+    if p.pos != p.bytes.len() {
+        return None;
+    }
+    let size = text.chars().count() - p.whitespace;
+    Some((Doc { root }, size))
+}
+
+struct FastParser<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    pos: usize,
+    depth: usize,
+    /// Whitespace bytes skipped between tokens.
+    whitespace: usize,
+}
+
+impl<'a> FastParser<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    fn skip_ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.pos += 1;
+            self.whitespace += 1;
+        }
+    }
+
+    fn value(&mut self) -> Option<Json<'a>> {
+        self.skip_ws();
+        match self.peek()? {
+            b'{' => self.object(),
+            b'[' => self.array(),
+            b'"' => self.string().map(Json::String),
+            b't' => self.keyword("true", Json::Bool(true)),
+            b'f' => self.keyword("false", Json::Bool(false)),
+            b'n' => self.keyword("null", Json::Null),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
+        }
+    }
+
+    fn keyword(&mut self, word: &str, value: Json<'a>) -> Option<Json<'a>> {
+        let end = self.pos + word.len();
+        (self.bytes.get(self.pos..end)? == word.as_bytes()).then(|| {
+            self.pos = end;
+            value
+        })
+    }
+
+    /// Numbers are rare in policies: the token is handed to serde_json, so its value and text
+    /// are exactly what the full parse would give.
+    fn number(&mut self) -> Option<Json<'a>> {
+        let start = self.pos;
+        while let Some(b'0'..=b'9' | b'+' | b'-' | b'.' | b'e' | b'E') = self.peek() {
+            self.pos += 1;
+        }
+        match parse_serde(self.text.get(start..self.pos)?).ok()?.root {
+            number @ Json::Number(_) => Some(number),
+            _ => None,
+        }
+    }
+
+    fn string(&mut self) -> Option<Cow<'a, str>> {
+        let start = self.pos + 1;
+        let at = find_byte(
+            self.bytes,
+            start,
+            |v| has_byte(v, b'"') | has_byte(v, b'\\') | has_less(v, 0x20),
+            |b| b == b'"' || b == b'\\' || b < 0x20,
+        )?;
+        match self.bytes.get(at)? {
+            b'"' => {
+                let s = self.text.get(start..at)?;
+                self.pos = at + 1;
+                Some(Cow::Borrowed(s))
+            }
+            b'\\' => {
+                // Find the closing quote, then let serde_json decode the escapes.
+                let mut i = at;
+                loop {
+                    match *self.bytes.get(i)? {
+                        b'\\' => i += 2,
+                        b'"' => break,
+                        b if b < 0x20 => return None,
+                        _ => i += 1,
+                    }
+                }
+                let decoded: String = serde_json::from_str(self.text.get(self.pos..=i)?).ok()?;
+                self.pos = i + 1;
+                Some(Cow::Owned(decoded))
+            }
+            _ => None,
+        }
+    }
+
+    fn enter(&mut self) -> Option<()> {
+        self.depth += 1;
+        self.pos += 1;
+        (self.depth <= FAST_MAX_DEPTH).then_some(())
+    }
+
+    fn object(&mut self) -> Option<Json<'a>> {
+        self.enter()?;
+        let mut entries = Vec::with_capacity(6);
+        self.skip_ws();
+        if self.peek()? == b'}' {
+            self.pos += 1;
+        } else {
+            loop {
+                self.skip_ws();
+                if self.peek()? != b'"' {
+                    return None;
+                }
+                let key = self.string()?;
+                self.skip_ws();
+                if self.peek()? != b':' {
+                    return None;
+                }
+                self.pos += 1;
+                let value = self.value()?;
+                entries.push((key, value));
+                self.skip_ws();
+                match self.peek()? {
+                    b',' => self.pos += 1,
+                    b'}' => {
+                        self.pos += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        self.depth -= 1;
+        Some(Json::Object(entries))
+    }
+
+    fn array(&mut self) -> Option<Json<'a>> {
+        self.enter()?;
+        let mut items = Vec::with_capacity(4);
+        self.skip_ws();
+        if self.peek()? == b']' {
+            self.pos += 1;
+        } else {
+            loop {
+                items.push(self.value()?);
+                self.skip_ws();
+                match self.peek()? {
+                    b',' => self.pos += 1,
+                    b']' => {
+                        self.pos += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        self.depth -= 1;
+        Some(Json::Array(items))
+    }
 }
 
 /// Length of `text` as AWS counts it for policy quotas: characters, not counting JSON
 /// whitespace outside string literals.
 #[must_use]
 pub fn policy_size(text: &str) -> usize {
-    let mut count = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for c in text.chars() {
-        if in_string {
-            count += 1;
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_string = false;
+    // Every character counts except JSON whitespace outside string literals, which is ASCII.
+    let bytes = text.as_bytes();
+    let mut whitespace = 0usize;
+    let mut i = 0usize;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'"' => i = string_end(bytes, i + 1),
+            b' ' | b'\t' | b'\n' | b'\r' => {
+                whitespace += 1;
+                i += 1;
             }
-        } else if c == '"' {
-            in_string = true;
-            count += 1;
-        } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
-            count += 1;
+            _ => i += 1,
         }
     }
-    count
+    text.chars().count() - whitespace
 }
 
-/// Rejects duplicate keys in `entries`.
-pub(crate) fn check_duplicates(
-    entries: &[(String, Json)],
-    location: &str,
-) -> Result<(), PolicyError> {
-    for (i, (key, _)) in entries.iter().enumerate() {
-        if entries.iter().take(i).any(|(earlier, _)| earlier == key) {
-            return Err(PolicyError::DuplicateKey {
-                key: key.clone(),
-                location: location.to_owned(),
-            });
+/// The offset just past the string literal whose contents start at `i` (after its closing
+/// `"`), or the end of `bytes` if it is not closed. Escaped characters are skipped.
+fn string_end(bytes: &[u8], mut i: usize) -> usize {
+    loop {
+        match find_byte(
+            bytes,
+            i,
+            |v| has_byte(v, b'"') | has_byte(v, b'\\'),
+            |b| b == b'"' || b == b'\\',
+        ) {
+            None => return bytes.len(),
+            // A multi-byte character's other bytes can be neither `"` nor `\\`, so skipping
+            // one byte after the backslash is enough.
+            Some(at) if bytes.get(at) == Some(&b'\\') => i = at + 2,
+            Some(at) => return at + 1,
         }
     }
-    Ok(())
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// High bit set in each byte of `v` that is below `n` (`n` <= 128). The lowest flagged byte
+/// is always a true match (a false positive can only follow a true one).
+fn has_less(v: u64, n: u8) -> u64 {
+    v.wrapping_sub(ONES * u64::from(n)) & !v & HIGHS
+}
+
+/// High bit set in each byte of `v` equal to `b` (same caveat as [`has_less`]).
+fn has_byte(v: u64, b: u8) -> u64 {
+    has_less(v ^ (ONES * u64::from(b)), 1)
+}
+
+/// The first offset at or after `from` whose byte satisfies `one`; `word` flags candidate
+/// bytes eight at a time (see [`has_less`]).
+fn find_byte(
+    bytes: &[u8],
+    from: usize,
+    word: impl Fn(u64) -> u64,
+    one: impl Fn(u8) -> bool,
+) -> Option<usize> {
+    let rest = bytes.get(from..)?;
+    let mut chunks = rest.chunks_exact(8);
+    let mut offset = from;
+    for chunk in &mut chunks {
+        let mut lanes = [0u8; 8];
+        lanes.copy_from_slice(chunk);
+        let mask = word(u64::from_le_bytes(lanes));
+        if mask != 0 {
+            return Some(offset + (mask.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| one(b))
+        .map(|at| offset + at)
+}
+
+/// The first key of `entries` that repeats an earlier one, if any.
+pub(crate) fn duplicate_key<'e>(entries: &'e [Entry<'_>]) -> Option<&'e str> {
+    entries.iter().enumerate().find_map(|(i, (key, _))| {
+        entries
+            .iter()
+            .take(i)
+            .any(|(earlier, _)| earlier == key)
+            .then_some(key.as_ref())
+    })
+}
+
+/// Rejects duplicate keys in `entries`; `location` is only called on error.
+pub(crate) fn check_duplicates(
+    entries: &[Entry<'_>],
+    location: impl FnOnce() -> String,
+) -> Result<(), PolicyError> {
+    match duplicate_key(entries) {
+        None => Ok(()),
+        Some(key) => Err(PolicyError::DuplicateKey {
+            key: key.to_owned(),
+            location: location(),
+        }),
+    }
 }
 
 /// Looks up `key` in `entries` (call [`check_duplicates`] first).
-pub(crate) fn get<'a>(entries: &'a [(String, Json)], key: &str) -> Option<&'a Json> {
+pub(crate) fn get<'a, 'b>(
+    entries: &'a [(Cow<'b, str>, Json<'b>)],
+    key: &str,
+) -> Option<&'a Json<'b>> {
     entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
 }
 
@@ -216,20 +578,51 @@ mod tests {
 
     #[test]
     fn keeps_duplicates_and_order() {
-        let v = parse(r#"{"b":1,"a":2,"b":3}"#).unwrap();
-        let Json::Object(entries) = v else {
-            panic!("not an object")
-        };
-        let keys: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(keys, ["b", "a", "b"]);
-        assert!(check_duplicates(&entries, "policy").is_err());
+        for doc in [
+            parse_serde(r#"{"b":1,"a":2,"b":3}"#).unwrap(),
+            parse_fast(r#"{"b":1,"a":2,"b":3}"#).unwrap().0,
+        ] {
+            let entries = doc.object(doc.root()).unwrap();
+            let keys: Vec<&str> = entries.iter().map(|(k, _)| k.as_ref()).collect();
+            assert_eq!(keys, ["b", "a", "b"]);
+            assert!(check_duplicates(entries, || "policy".into()).is_err());
+            assert!(matches!(&entries[0].0, Cow::Borrowed(_)));
+        }
+        let escaped = parse(r#"{"a\u0062":["x\n"]}"#).unwrap();
+        let entries = escaped.object(escaped.root()).unwrap();
+        assert_eq!(entries[0].0, "ab");
+        assert_eq!(
+            escaped.array(&entries[0].1).unwrap(),
+            [Json::String("x\n".into())]
+        );
+    }
+
+    #[test]
+    fn nested_containers_keep_their_own_children() {
+        let text = r#"[[1,[2,3]],{"a":[4],"b":{"c":5}},6]"#;
+        for doc in [parse_serde(text).unwrap(), parse_fast(text).unwrap().0] {
+            let top = doc.array(doc.root()).unwrap();
+            assert_eq!(top.len(), 3);
+            let first = doc.array(&top[0]).unwrap();
+            assert_eq!(first[0], Json::Number("1".into()));
+            assert_eq!(
+                doc.array(&first[1]).unwrap(),
+                [Json::Number("2".into()), Json::Number("3".into())]
+            );
+            let obj = doc.object(&top[1]).unwrap();
+            assert_eq!(obj.len(), 2);
+            assert_eq!(doc.array(&obj[0].1).unwrap(), [Json::Number("4".into())]);
+            let inner = doc.object(&obj[1].1).unwrap();
+            assert_eq!(inner[0].0, "c");
+            assert_eq!(top[2], Json::Number("6".into()));
+        }
     }
 
     #[test]
     fn numbers_become_text() {
-        assert_eq!(parse("3600").unwrap(), Json::Number("3600".into()));
-        assert_eq!(parse("-7").unwrap(), Json::Number("-7".into()));
-        assert_eq!(parse("1.5").unwrap(), Json::Number("1.5".into()));
+        assert_eq!(parse("3600").unwrap().root, Json::Number("3600".into()));
+        assert_eq!(parse("-7").unwrap().root, Json::Number("-7".into()));
+        assert_eq!(parse("1.5").unwrap().root, Json::Number("1.5".into()));
     }
 
     #[test]
@@ -243,6 +636,142 @@ mod tests {
     fn size_ignores_whitespace_outside_strings_only() {
         assert_eq!(policy_size("{ \"a b\" : 1 }\n"), 9);
         assert_eq!(policy_size(r#"{"a\" ":1}"#), 10);
+        assert_eq!(policy_size("{\"é\\\"ü\" : 1}"), 10);
+        assert_eq!(policy_size("é ü"), 2);
+    }
+
+    /// The character-by-character definition of [`policy_size`].
+    fn reference_size(text: &str) -> usize {
+        let mut count = 0usize;
+        let mut in_string = false;
+        let mut escaped = false;
+        for c in text.chars() {
+            if in_string {
+                count += 1;
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' {
+                    escaped = true;
+                } else if c == '"' {
+                    in_string = false;
+                }
+            } else if c == '"' {
+                in_string = true;
+                count += 1;
+            } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
+                count += 1;
+            }
+        }
+        count
+    }
+
+    #[test]
+    fn fast_parser_handles_policies_and_defers_the_rest() {
+        let doc = r#" {"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:*"],
+            "Resource":"*","Condition":{"NumericLessThan":{"k:n":[1.50,-0,3600,1e3]},"Bool":{"k:b":true},"X":null}}]} "#;
+        assert_eq!(
+            parse_fast(doc),
+            Some((parse_serde(doc).unwrap(), policy_size(doc)))
+        );
+        for deferred in [
+            "",
+            "{",
+            "{} x",
+            r#"{"a":1,}"#,
+            "[1,]",
+            "[01]",
+            "[1.]",
+            r#"["\x"]"#,
+            r#"["\ud800"]"#,
+            "[\"a\u{1}\"]",
+            "nul",
+            "\u{feff}{}",
+            "[1e999]",
+        ] {
+            assert_eq!(parse_fast(deferred), None, "{deferred:?}");
+        }
+        let deep = format!(
+            "{}{}",
+            "[".repeat(FAST_MAX_DEPTH + 1),
+            "]".repeat(FAST_MAX_DEPTH + 1)
+        );
+        assert_eq!(parse_fast(&deep), None);
+        assert!(parse(&deep).is_ok());
+        let escaped = r#"{"a\"b":"\u00e9\ud83d\ude00\n"}"#;
+        assert_eq!(
+            parse_fast(escaped).map(|(j, _)| j),
+            Some(parse_serde(escaped).unwrap())
+        );
+    }
+
+    use proptest::prelude::*;
+
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        use serde_json::Value;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            "[a-z\"\\\\/\u{0}-\u{1f}é😀 ]{0,8}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::Array),
+                prop::collection::vec(("[a-zA-Z:\"\\\\]{0,6}", inner), 0..6)
+                    .prop_map(|kv| serde_json::Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        #[test]
+        fn fast_parser_agrees_with_serde_json_on_valid_documents(value in json_value(), pretty in any::<bool>()) {
+            let text = if pretty {
+                serde_json::to_string_pretty(&value).unwrap()
+            } else {
+                serde_json::to_string(&value).unwrap()
+            };
+            let fast = parse_fast(&text);
+            prop_assert!(fast.is_some(), "{}", text);
+            prop_assert_eq!(fast, Some((parse_serde(&text).unwrap(), policy_size(&text))), "{}", text);
+        }
+
+        #[test]
+        fn fast_parser_never_accepts_what_serde_json_rejects(
+            text in "[ \t\n{}\\[\\],:\"\\\\a-c0-2.eE+\\-tfnulrs\u{0}é]{0,24}",
+        ) {
+            if let Some((fast, size)) = parse_fast(&text) {
+                prop_assert_eq!(Ok(fast), parse_serde(&text), "{:?}", text);
+                prop_assert_eq!(size, policy_size(&text), "{:?}", text);
+            }
+            prop_assert!(fast_path_agrees(&text), "{:?}", text);
+        }
+
+        #[test]
+        fn fast_parser_agrees_on_mutated_documents(
+            value in json_value(),
+            edits in prop::collection::vec((any::<prop::sample::Index>(), prop::sample::select(vec!['{', '}', '[', ']', ',', ':', '"', '\\', ' ', '0', '-', 'e', '.', 'u', 'a', '\u{1}'])), 1..4),
+        ) {
+            let mut chars: Vec<char> = serde_json::to_string(&value).unwrap().chars().collect();
+            for (at, c) in edits {
+                let i = at.index(chars.len() + 1);
+                chars.insert(i, c);
+            }
+            let text: String = chars.into_iter().collect();
+            if let Some((fast, size)) = parse_fast(&text) {
+                prop_assert_eq!(Ok(fast), parse_serde(&text), "{:?}", text);
+                prop_assert_eq!(size, policy_size(&text), "{:?}", text);
+            }
+        }
+
+        #[test]
+        fn policy_size_agrees_with_its_definition(text in "[ \t\n\"\\\\a:é😀{}]{0,40}") {
+            prop_assert_eq!(policy_size(&text), reference_size(&text), "{:?}", text);
+        }
     }
 
     #[test]

@@ -60,10 +60,16 @@
 //! * **`ForAllValues`/`ForAnyValue` with negated operators**: per request value, "matches
 //!   none of the policy values". A key set to an empty list is the same as an absent key.
 //! * **ARN matching**: the first five `:` fields are matched separately and wildcards do not
-//!   cross them; the resource field may contain `:`/`/` and wildcards cross those. A pattern
-//!   made only of `*` matches everything; an ARN pattern with fewer than six fields matches no
-//!   ARN; a request value that is not an ARN is matched against the whole pattern as text.
-//!   `ArnEquals` and `ArnLike` are identical (AWS documents both as wildcard matches).
+//!   cross them; the resource field may contain `:`/`/` and wildcards cross those. In
+//!   `Resource`/`NotResource` (not in the `Arn*` operators, which "check each of the six
+//!   colon-delimited components separately"), a `*` that is the *last character* of one of the
+//!   first five fields may also expand beyond the `:` boundaries, as the IAM User Guide states
+//!   (`arn:aws:logs:*:log-group:/aws/lambda/*` matches
+//!   `arn:aws:logs:us-east-1:111122223333:log-group:/aws/lambda/fn`); other wildcards stay in
+//!   their field. A pattern made only of `*` matches everything; an ARN pattern with fewer
+//!   than six fields matches no ARN; a request value that is not an ARN is matched against the
+//!   whole pattern as text. `ArnEquals` and `ArnLike` are identical (AWS documents both as
+//!   wildcard matches).
 //! * **Dates**: ISO 8601 (extended and basic, optional time, fraction and zone; no zone =
 //!   UTC) or epoch seconds (with optional fraction); an all-digit string is epoch seconds.
 //!   Compared at millisecond precision. Numbers compare as `f64`.
@@ -76,7 +82,10 @@
 //!   `CanonicalUser` never matches; wildcards inside principal ARNs are rejected;
 //!   `Federated`/`Service` values must be provider ARNs or DNS-like names (`*` rejected).
 //! * **NotPrincipal** excludes a principal only if every identity of its chain (account,
-//!   role, session / account, user) is listed, as AWS documents.
+//!   role, session / account, user) is listed, as AWS documents; a `Deny` with `NotPrincipal`
+//!   always applies to an IAM principal that has a permissions boundary
+//!   ([`PolicySet::boundary`]), whatever it lists (documented AWS behaviour). `NotPrincipal` is
+//!   rejected in [`PolicyKind::Trust`] documents, as IAM rejects it in role trust policies.
 //! * **Evaluation** (see [`evaluate`]): a resource-policy grant that names only the account is
 //!   a delegation (the identity side must allow), also in the same account; `*`, service and
 //!   provider grants are limited by boundary and session policies like role-ARN grants;
@@ -115,3 +124,15 @@ pub use policy::{
 pub use principal::{
     Principal, PrincipalKind, PrincipalMatch, PrincipalSpec, PrincipalType, PrincipalValue,
 };
+
+/// Internal checks exposed to the cargo-fuzz targets (feature `fuzzing`; not a stable API).
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    /// True unless the fast JSON parser accepts `text` and serde_json does not, or builds a
+    /// different tree, or measures a different [`crate::policy_size`].
+    #[must_use]
+    pub fn json_fast_path_agrees(text: &str) -> bool {
+        crate::json::fast_path_agrees(text)
+    }
+}

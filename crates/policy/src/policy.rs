@@ -9,14 +9,16 @@
 //!   case-sensitive; exactly one of `Action`/`NotAction` (non-empty); exactly one of
 //!   `Resource`/`NotResource` (non-empty) except in trust policies, where both are
 //!   prohibited; `Principal`/`NotPrincipal` prohibited in identity, session and boundary
-//!   policies, and exactly one required in resource and trust policies;
+//!   policies, and exactly one required in resource and trust policies, where trust policies
+//!   only accept `Principal` (IAM rejects `NotPrincipal` in a role trust policy);
 //! * `Sid`: in IAM policy kinds (everything but [`PolicyKind::Resource`]) only
 //!   `[0-9A-Za-z]*`, and non-empty Sids must be unique within the policy. Resource policies
 //!   of other services accept any string and duplicates;
 //! * actions: `*` or `vendor:name`, vendor `[A-Za-z0-9-]+` without wildcards, name
 //!   non-empty without `:` or whitespace (`*`/`?` allowed); matched case-insensitively;
 //! * resources: `*` or an ARN-shaped string (`arn:` and at least six `:`-separated fields),
-//!   wildcards anywhere; matched case-sensitively, field by field (see the `wildcard` module);
+//!   wildcards anywhere; matched case-sensitively, field by field, a `*` ending one of the
+//!   first five fields also crossing `:` (see the `wildcard` module);
 //! * `Principal`, `Action`, `Resource` values must be JSON strings; condition values may be
 //!   strings, numbers or booleans (normalized to strings) or arrays of those;
 //! * duplicate keys in any object are rejected.
@@ -26,10 +28,10 @@ use std::fmt;
 use crate::PolicyError;
 use crate::condition::ConditionBlock;
 use crate::context::Context;
-use crate::json::{self, Json};
+use crate::json::{self, Doc, Entry, Json};
 use crate::principal::PrincipalSpec;
 use crate::template::Template;
-use crate::wildcard::{ArnPattern, Pattern};
+use crate::wildcard::{ArnPattern, Pattern, Piece, has_whitespace, has_wildcards};
 
 /// What a policy document is attached as; decides which elements are allowed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -39,8 +41,8 @@ pub enum PolicyKind {
     /// Resource-based policy of a resource other than a role: `Principal`/`NotPrincipal`
     /// required, `Resource`/`NotResource` required.
     Resource,
-    /// Role trust policy (`AssumeRolePolicyDocument`): `Principal`/`NotPrincipal` required,
-    /// `Resource`/`NotResource` prohibited.
+    /// Role trust policy (`AssumeRolePolicyDocument`): `Principal` required, `NotPrincipal`
+    /// and `Resource`/`NotResource` prohibited.
     Trust,
     /// Session policy passed to `AssumeRole*`/`GetFederationToken`. No principal.
     Session,
@@ -195,7 +197,7 @@ impl ActionPattern {
                     "the vendor must be letters, digits and '-' without wildcards",
                 ));
             }
-            if name.is_empty() || name.contains(':') || name.chars().any(char::is_whitespace) {
+            if name.is_empty() || name.contains(':') || has_whitespace(name) {
                 return Err(invalid(
                     "the action name must be non-empty, without ':' or whitespace",
                 ));
@@ -203,7 +205,7 @@ impl ActionPattern {
         }
         Ok(ActionPattern {
             raw: s.to_owned(),
-            pattern: Pattern::new(&s.to_ascii_lowercase()),
+            pattern: Pattern::new_owned(s.to_ascii_lowercase()),
         })
     }
 }
@@ -212,8 +214,17 @@ impl ActionPattern {
 #[derive(Clone, Debug)]
 pub struct ResourcePattern {
     raw: String,
-    template: Template,
-    fixed: Option<ArnPattern>,
+    matcher: ResourceMatcher,
+}
+
+#[derive(Clone, Debug)]
+enum ResourceMatcher {
+    /// No wildcard and no variable: the resource must equal the pattern as written.
+    Exact,
+    /// Compiled once.
+    Fixed(ArnPattern),
+    /// Contains variables: compiled per request.
+    Template(Template),
 }
 
 impl PartialEq for ResourcePattern {
@@ -234,37 +245,49 @@ impl ResourcePattern {
     /// True if the pattern contains policy variables.
     #[must_use]
     pub fn has_variables(&self) -> bool {
-        self.template.has_variables()
+        matches!(self.matcher, ResourceMatcher::Template(_))
     }
 
     /// Does `resource` match, with variables resolved from `ctx`? A pattern whose variable
     /// does not resolve matches nothing.
     #[must_use]
     pub fn matches(&self, resource: &str, ctx: &Context) -> bool {
-        match &self.fixed {
-            Some(p) => p.is_match(resource),
-            None => self
-                .template
+        match &self.matcher {
+            ResourceMatcher::Exact => resource == self.raw,
+            ResourceMatcher::Fixed(p) => p.is_match(resource),
+            ResourceMatcher::Template(template) => template
                 .pieces(ctx)
-                .is_some_and(|pieces| ArnPattern::compile(&pieces).is_match(resource)),
+                .is_some_and(|pieces| ArnPattern::compile_resource(&pieces).is_match(resource)),
         }
     }
 
     fn parse(s: &str, variables: bool) -> Result<ResourcePattern, PolicyError> {
-        if s != "*" && !(s.starts_with("arn:") && s.matches(':').count() >= 5) {
+        if s != "*" && !(s.starts_with("arn:") && s.bytes().filter(|&b| b == b':').count() >= 5) {
             return Err(PolicyError::InvalidResource(s.to_owned()));
         }
-        let template =
-            Template::parse(s, variables).map_err(|reason| PolicyError::InvalidVariable {
-                value: s.to_owned(),
-                reason,
-            })?;
-        let fixed = (!template.has_variables())
-            .then(|| ArnPattern::compile(&template.pieces(&Context::new()).unwrap_or_default()));
+        let matcher = if Template::is_literal(s, variables) {
+            if has_wildcards(s) {
+                ResourceMatcher::Fixed(ArnPattern::compile_resource(&[Piece::Wild(s)]))
+            } else {
+                ResourceMatcher::Exact
+            }
+        } else {
+            let template =
+                Template::parse(s, variables).map_err(|reason| PolicyError::InvalidVariable {
+                    value: s.to_owned(),
+                    reason,
+                })?;
+            if template.has_variables() {
+                ResourceMatcher::Template(template)
+            } else {
+                ResourceMatcher::Fixed(ArnPattern::compile_resource(
+                    &template.pieces(&Context::new()).unwrap_or_default(),
+                ))
+            }
+        };
         Ok(ResourcePattern {
             raw: s.to_owned(),
-            template,
-            fixed,
+            matcher,
         })
     }
 }
@@ -451,31 +474,41 @@ impl Policy {
         kind: PolicyKind,
         limits: Limits,
     ) -> Result<Policy, PolicyError> {
-        let size = json::policy_size(text);
+        // The fast JSON parser measures the size as it goes; documents it leaves to serde_json
+        // are measured first, so that an oversized document is reported as such even when it
+        // is also malformed.
+        let (doc, size) = match json::parse_fast(text) {
+            Some((doc, size)) => (Some(doc), size),
+            None => (None, json::policy_size(text)),
+        };
         if size > limits.max_bytes {
             return Err(PolicyError::TooLarge {
                 actual: size,
                 max: limits.max_bytes,
             });
         }
-        let Json::Object(top) = json::parse(text)? else {
+        let doc = match doc {
+            Some(doc) => doc,
+            None => json::parse_serde(text)?,
+        };
+        let Some(top) = doc.object(doc.root()) else {
             return Err(PolicyError::WrongType {
                 element: "the policy document".into(),
                 expected: "a JSON object",
             });
         };
-        json::check_duplicates(&top, "policy")?;
-        if let Some((unknown, _)) = top.iter().find(|(k, _)| !TOP_LEVEL.contains(&k.as_str())) {
+        json::check_duplicates(top, || "policy".into())?;
+        if let Some((unknown, _)) = top.iter().find(|(k, _)| !TOP_LEVEL.contains(&k.as_ref())) {
             return Err(PolicyError::UnknownElement {
-                element: unknown.clone(),
+                element: unknown.to_string(),
                 location: "policy".into(),
             });
         }
-        let version = match json::get(&top, "Version") {
+        let version = match json::get(top, "Version") {
             None => None,
             Some(Json::String(v)) if v == "2012-10-17" => Some(Version::V2012),
             Some(Json::String(v)) if v == "2008-10-17" => Some(Version::V2008),
-            Some(Json::String(v)) => return Err(PolicyError::InvalidVersion(v.clone())),
+            Some(Json::String(v)) => return Err(PolicyError::InvalidVersion(v.to_string())),
             Some(_) => {
                 return Err(PolicyError::WrongType {
                     element: "Version".into(),
@@ -483,9 +516,9 @@ impl Policy {
                 });
             }
         };
-        let id = match json::get(&top, "Id") {
+        let id = match json::get(top, "Id") {
             None => None,
-            Some(Json::String(s)) => Some(s.clone()),
+            Some(Json::String(s)) => Some(s.to_string()),
             Some(_) => {
                 return Err(PolicyError::WrongType {
                     element: "Id".into(),
@@ -494,18 +527,21 @@ impl Policy {
             }
         };
         let variables = version == Some(Version::V2012);
-        let statements = match json::get(&top, "Statement") {
+        let statements = match json::get(top, "Statement") {
             None => return Err(PolicyError::MissingStatement),
-            Some(single @ Json::Object(_)) => vec![parse_statement(single, 0, kind, variables)?],
-            Some(Json::Array(items)) => {
+            Some(single @ Json::Object(_)) => {
+                vec![parse_statement(&doc, single, 0, kind, variables)?]
+            }
+            Some(array @ Json::Array(_)) => {
+                let items = doc.array(array).unwrap_or_default();
                 if items.is_empty() {
                     return Err(PolicyError::EmptyStatement);
                 }
-                items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, s)| parse_statement(s, i, kind, variables))
-                    .collect::<Result<Vec<_>, _>>()?
+                let mut statements = Vec::with_capacity(items.len());
+                for (i, s) in items.iter().enumerate() {
+                    statements.push(parse_statement(&doc, s, i, kind, variables)?);
+                }
+                statements
             }
             Some(_) => {
                 return Err(PolicyError::WrongType {
@@ -615,32 +651,66 @@ impl Policy {
     }
 }
 
-/// A string or a non-empty-or-empty array of strings.
-fn string_list<'a>(value: &'a Json, element: &str) -> Result<Vec<&'a str>, PolicyError> {
-    let wrong = || PolicyError::WrongType {
-        element: element.to_owned(),
-        expected: "a string or an array of strings",
-    };
-    match value {
-        Json::String(s) => Ok(vec![s.as_str()]),
-        Json::Array(items) => items
-            .iter()
-            .map(|item| match item {
-                Json::String(s) => Ok(s.as_str()),
-                _ => Err(wrong()),
-            })
-            .collect(),
-        _ => Err(wrong()),
+/// The value of `Action`/`NotAction`/`Resource`/`NotResource`: a string or an array of
+/// strings (validated).
+enum StringList<'v, 'a> {
+    One(&'v str),
+    Many(&'v [Json<'a>]),
+}
+
+impl StringList<'_, '_> {
+    fn len(&self) -> usize {
+        match self {
+            Self::One(_) => 1,
+            Self::Many(items) => items.len(),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &str> {
+        let (one, many) = match self {
+            Self::One(s) => (Some(*s), None),
+            Self::Many(items) => (None, Some(items.iter().filter_map(Json::as_str))),
+        };
+        one.into_iter().chain(many.into_iter().flatten())
+    }
+
+    /// Parses every entry with `f`.
+    fn map<T>(&self, f: impl Fn(&str) -> Result<T, PolicyError>) -> Result<Vec<T>, PolicyError> {
+        let mut out = Vec::with_capacity(self.len());
+        for s in self.iter() {
+            out.push(f(s)?);
+        }
+        Ok(out)
+    }
+}
+
+/// A string or a (possibly empty) array of strings; `element` names it in the error.
+fn string_list<'v, 'a>(
+    doc: &'v Doc<'a>,
+    value: &'v Json<'a>,
+    element: impl FnOnce() -> String,
+) -> Result<StringList<'v, 'a>, PolicyError> {
+    if let Json::String(s) = value {
+        return Ok(StringList::One(s));
+    }
+    match doc.array(value) {
+        Some(items) if items.iter().all(|item| matches!(item, Json::String(_))) => {
+            Ok(StringList::Many(items))
+        }
+        _ => Err(PolicyError::WrongType {
+            element: element(),
+            expected: "a string or an array of strings",
+        }),
     }
 }
 
 /// Returns at most one of two mutually exclusive elements.
-fn exclusive<'a>(
-    entries: &'a [(String, Json)],
+fn exclusive<'v, 'a>(
+    entries: &'v [Entry<'a>],
     statement: usize,
     first: &'static str,
     second: &'static str,
-) -> Result<Option<(&'static str, &'a Json)>, PolicyError> {
+) -> Result<Option<(&'static str, &'v Json<'a>)>, PolicyError> {
     match (json::get(entries, first), json::get(entries, second)) {
         (Some(_), Some(_)) => Err(PolicyError::Conflicting {
             statement,
@@ -654,26 +724,28 @@ fn exclusive<'a>(
 }
 
 fn parse_statement(
-    value: &Json,
+    doc: &Doc<'_>,
+    value: &Json<'_>,
     index: usize,
     kind: PolicyKind,
     variables: bool,
 ) -> Result<Statement, PolicyError> {
-    let location = format!("statement {index}");
-    let Json::Object(entries) = value else {
+    // The location is only rendered for errors.
+    let location = || format!("statement {index}");
+    let Some(entries) = doc.object(value) else {
         return Err(PolicyError::WrongType {
-            element: location,
+            element: location(),
             expected: "an object",
         });
     };
-    json::check_duplicates(entries, &location)?;
+    json::check_duplicates(entries, location)?;
     if let Some((unknown, _)) = entries
         .iter()
-        .find(|(k, _)| !STATEMENT_ELEMENTS.contains(&k.as_str()))
+        .find(|(k, _)| !STATEMENT_ELEMENTS.contains(&k.as_ref()))
     {
         return Err(PolicyError::UnknownElement {
-            element: unknown.clone(),
-            location,
+            element: unknown.to_string(),
+            location: location(),
         });
     }
 
@@ -681,13 +753,13 @@ fn parse_statement(
         None => None,
         Some(Json::String(s)) => {
             if kind.is_iam() && !s.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                return Err(PolicyError::InvalidSid(s.clone()));
+                return Err(PolicyError::InvalidSid(s.to_string()));
             }
-            Some(s.clone())
+            Some(s.to_string())
         }
         Some(_) => {
             return Err(PolicyError::WrongType {
-                element: format!("Sid of {location}"),
+                element: format!("Sid of {}", location()),
                 expected: "a string",
             });
         }
@@ -697,10 +769,10 @@ fn parse_statement(
         None => return Err(PolicyError::MissingEffect(index)),
         Some(Json::String(s)) if s == "Allow" => StatementEffect::Allow,
         Some(Json::String(s)) if s == "Deny" => StatementEffect::Deny,
-        Some(Json::String(s)) => return Err(PolicyError::InvalidEffect(s.clone())),
+        Some(Json::String(s)) => return Err(PolicyError::InvalidEffect(s.to_string())),
         Some(_) => {
             return Err(PolicyError::WrongType {
-                element: format!("Effect of {location}"),
+                element: format!("Effect of {}", location()),
                 expected: "a string",
             });
         }
@@ -708,8 +780,12 @@ fn parse_statement(
 
     let principal = match exclusive(entries, index, "Principal", "NotPrincipal")? {
         Some(_) if !kind.allows_principal() => return Err(PolicyError::PrincipalNotAllowed),
+        // IAM rejects NotPrincipal in a role trust policy (MalformedPolicyDocument).
+        Some(("NotPrincipal", _)) if kind == PolicyKind::Trust => {
+            return Err(PolicyError::NotPrincipalNotAllowed);
+        }
         Some((name, v)) => {
-            let spec = PrincipalSpec::from_json(v, name)?;
+            let spec = PrincipalSpec::from_json(doc, v, name)?;
             Some(if name == "Principal" {
                 PrincipalClause::Principal(spec)
             } else {
@@ -723,14 +799,11 @@ fn parse_statement(
     let action = match exclusive(entries, index, "Action", "NotAction")? {
         None => return Err(PolicyError::MissingActions(index)),
         Some((name, v)) => {
-            let list = string_list(v, &format!("{name} of {location}"))?;
-            if list.is_empty() {
+            let list = string_list(doc, v, || format!("{name} of {}", location()))?;
+            if list.len() == 0 {
                 return Err(PolicyError::MissingActions(index));
             }
-            let patterns = list
-                .into_iter()
-                .map(ActionPattern::parse)
-                .collect::<Result<Vec<_>, _>>()?;
+            let patterns = list.map(ActionPattern::parse)?;
             if name == "Action" {
                 ActionClause::Action(patterns)
             } else {
@@ -746,14 +819,11 @@ fn parse_statement(
         None if kind == PolicyKind::Trust => None,
         None => return Err(PolicyError::MissingResources(index)),
         Some((name, v)) => {
-            let list = string_list(v, &format!("{name} of {location}"))?;
-            if list.is_empty() {
+            let list = string_list(doc, v, || format!("{name} of {}", location()))?;
+            if list.len() == 0 {
                 return Err(PolicyError::MissingResources(index));
             }
-            let patterns = list
-                .into_iter()
-                .map(|r| ResourcePattern::parse(r, variables))
-                .collect::<Result<Vec<_>, _>>()?;
+            let patterns = list.map(|r| ResourcePattern::parse(r, variables))?;
             Some(if name == "Resource" {
                 ResourceClause::Resource(patterns)
             } else {
@@ -763,7 +833,7 @@ fn parse_statement(
     };
 
     let condition = json::get(entries, "Condition")
-        .map(|c| ConditionBlock::from_json(c, index, variables))
+        .map(|c| ConditionBlock::from_json(doc, c, index, variables))
         .transpose()?;
 
     Ok(Statement {

@@ -24,7 +24,7 @@
 //! from a `Deny` with `NotPrincipal`. Anonymous requests are excluded only by `"*"`.
 
 use crate::PolicyError;
-use crate::wildcard::split_arn;
+use crate::wildcard::{has_wildcards_or_whitespace, split_arn};
 
 /// The kind of a request principal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -243,14 +243,18 @@ impl PrincipalType {
     }
 }
 
-#[derive(Clone, Debug)]
+/// How a principal value matches; the text compared is the value as written
+/// ([`PrincipalValue::as_str`]).
+#[derive(Clone, Copy, Debug)]
 enum IdMatcher {
     Any,
-    Account(String),
-    Arn(String),
-    Federated(String),
-    /// Lowercased.
-    Service(String),
+    /// The 12-digit account id starting at this byte offset of the value (the value itself, or
+    /// the account field of `arn:...:iam::ACCOUNT:root`).
+    Account(usize),
+    Arn,
+    Federated,
+    /// Compared ASCII case-insensitively.
+    Service,
     CanonicalUser,
 }
 
@@ -276,42 +280,51 @@ impl PrincipalValue {
         &self.raw
     }
 
+    /// The account id of an `Account` matcher.
+    fn account(&self, start: usize) -> &str {
+        self.raw
+            .get(start..start.saturating_add(12))
+            .unwrap_or_default()
+    }
+
     fn strength(&self, p: &Principal) -> Option<PrincipalMatch> {
-        match &self.matcher {
+        let raw = self.raw.as_str();
+        match self.matcher {
             IdMatcher::Any => Some(PrincipalMatch::Broad),
-            IdMatcher::Account(a) => (p.kind.is_iam() && p.account.as_deref() == Some(a.as_str()))
-                .then_some(PrincipalMatch::Account),
-            IdMatcher::Arn(a) => {
-                if p.kind.is_iam() && p.kind != PrincipalKind::Root && p.arn == *a {
+            IdMatcher::Account(start) => (p.kind.is_iam()
+                && p.account.as_deref() == Some(self.account(start)))
+            .then_some(PrincipalMatch::Account),
+            IdMatcher::Arn => {
+                if p.kind.is_iam() && p.kind != PrincipalKind::Root && p.arn == raw {
                     Some(PrincipalMatch::Exact)
-                } else if p.kind == PrincipalKind::AssumedRole
-                    && p.role_arn.as_deref() == Some(a.as_str())
+                } else if p.kind == PrincipalKind::AssumedRole && p.role_arn.as_deref() == Some(raw)
                 {
                     Some(PrincipalMatch::Role)
                 } else {
                     None
                 }
             }
-            IdMatcher::Federated(f) => (p.kind == PrincipalKind::WebIdentity
-                && p.federated.as_deref() == Some(f.as_str()))
+            IdMatcher::Federated => (p.kind == PrincipalKind::WebIdentity
+                && p.federated.as_deref() == Some(raw))
             .then_some(PrincipalMatch::Broad),
-            IdMatcher::Service(s) => (p.kind == PrincipalKind::Service
+            IdMatcher::Service => (p.kind == PrincipalKind::Service
                 && p.service
                     .as_deref()
-                    .is_some_and(|x| x.eq_ignore_ascii_case(s)))
+                    .is_some_and(|x| x.eq_ignore_ascii_case(raw)))
             .then_some(PrincipalMatch::Broad),
             IdMatcher::CanonicalUser => None,
         }
     }
 
     fn lists(&self, ident: Ident<'_>) -> bool {
-        match (&self.matcher, ident) {
+        let raw = self.raw.as_str();
+        match (self.matcher, ident) {
             (IdMatcher::Any, _) => true,
-            (IdMatcher::Account(a), Ident::Account(b)) | (IdMatcher::Arn(a), Ident::Arn(b)) => {
-                a == b
+            (IdMatcher::Account(start), Ident::Account(b)) => self.account(start) == b,
+            (IdMatcher::Arn, Ident::Arn(b)) | (IdMatcher::Federated, Ident::Federated(b)) => {
+                raw == b
             }
-            (IdMatcher::Federated(a), Ident::Federated(b)) => a == b,
-            (IdMatcher::Service(a), Ident::Service(b)) => a.eq_ignore_ascii_case(b),
+            (IdMatcher::Service, Ident::Service(b)) => raw.eq_ignore_ascii_case(b),
             _ => false,
         }
     }
@@ -360,7 +373,8 @@ impl PrincipalSpec {
 
     /// Parses the JSON value of a `Principal`/`NotPrincipal` element.
     pub(crate) fn from_json(
-        json: &crate::json::Json,
+        doc: &crate::json::Doc<'_>,
+        json: &crate::json::Json<'_>,
         element: &str,
     ) -> Result<PrincipalSpec, PolicyError> {
         use crate::json::Json;
@@ -368,10 +382,11 @@ impl PrincipalSpec {
             Json::String(s) if s == "*" => Ok(Self::Any),
             Json::String(s) => Err(PolicyError::InvalidPrincipal {
                 kind: element.to_owned(),
-                value: s.clone(),
+                value: s.to_string(),
             }),
-            Json::Object(entries) => {
-                crate::json::check_duplicates(entries, element)?;
+            Json::Object(_) => {
+                let entries = doc.object(json).unwrap_or_default();
+                crate::json::check_duplicates(entries, || element.to_owned())?;
                 if entries.is_empty() {
                     return Err(PolicyError::InvalidPrincipal {
                         kind: element.to_owned(),
@@ -380,51 +395,37 @@ impl PrincipalSpec {
                 }
                 let mut out = Vec::with_capacity(entries.len());
                 for (key, value) in entries {
+                    let invalid = |value: String| PolicyError::InvalidPrincipal {
+                        kind: key.to_string(),
+                        value,
+                    };
                     let Some(ptype) = PrincipalType::from_key(key) else {
-                        return Err(PolicyError::InvalidPrincipal {
-                            kind: key.clone(),
-                            value: value_text(value),
-                        });
+                        return Err(invalid(value_text(value)));
                     };
-                    let raw = match value {
-                        Json::String(s) => vec![s.as_str()],
-                        Json::Array(items) => items
-                            .iter()
-                            .map(|item| match item {
-                                Json::String(s) => Ok(s.as_str()),
-                                other => Err(PolicyError::InvalidPrincipal {
-                                    kind: key.clone(),
-                                    value: value_text(other),
-                                }),
-                            })
-                            .collect::<Result<Vec<_>, _>>()?,
-                        other => {
-                            return Err(PolicyError::InvalidPrincipal {
-                                kind: key.clone(),
-                                value: value_text(other),
-                            });
+                    let items = match value {
+                        Json::String(_) => std::slice::from_ref(value),
+                        Json::Array(_) => {
+                            let items = doc.array(value).unwrap_or_default();
+                            if let Some(other) =
+                                items.iter().find(|i| !matches!(i, Json::String(_)))
+                            {
+                                return Err(invalid(value_text(other)));
+                            }
+                            items
                         }
+                        other => return Err(invalid(value_text(other))),
                     };
-                    if raw.is_empty() {
-                        return Err(PolicyError::InvalidPrincipal {
-                            kind: key.clone(),
-                            value: "[]".to_owned(),
+                    if items.is_empty() {
+                        return Err(invalid("[]".to_owned()));
+                    }
+                    let mut values = Vec::with_capacity(items.len());
+                    for s in items.iter().filter_map(Json::as_str) {
+                        let matcher = parse_value(ptype, s).ok_or_else(|| invalid(s.to_owned()))?;
+                        values.push(PrincipalValue {
+                            raw: s.to_owned(),
+                            matcher,
                         });
                     }
-                    let values = raw
-                        .into_iter()
-                        .map(|s| {
-                            parse_value(ptype, s)
-                                .map(|matcher| PrincipalValue {
-                                    raw: s.to_owned(),
-                                    matcher,
-                                })
-                                .ok_or_else(|| PolicyError::InvalidPrincipal {
-                                    kind: key.clone(),
-                                    value: s.to_owned(),
-                                })
-                        })
-                        .collect::<Result<Vec<_>, _>>()?;
                     out.push((ptype, values));
                 }
                 Ok(Self::Map(out))
@@ -456,10 +457,11 @@ impl PrincipalSpec {
     }
 }
 
-fn value_text(json: &crate::json::Json) -> String {
+fn value_text(json: &crate::json::Json<'_>) -> String {
     use crate::json::Json;
     match json {
-        Json::String(s) | Json::Number(s) => s.clone(),
+        Json::String(s) => s.to_string(),
+        Json::Number(s) => s.clone(),
         Json::Bool(b) => b.to_string(),
         other => other.type_name().to_owned(),
     }
@@ -498,7 +500,7 @@ fn is_dns_name(s: &str) -> bool {
 
 /// Splits an IAM/STS ARN without wildcards: returns (service, account, resource).
 fn iam_arn(s: &str) -> Option<(&str, &str, &str)> {
-    if s.contains(['*', '?']) || s.chars().any(char::is_whitespace) {
+    if has_wildcards_or_whitespace(s) {
         return None;
     }
     let [arn, partition, service, region, account, resource] = split_arn(s)?;
@@ -513,11 +515,16 @@ fn parse_value(ptype: PrincipalType, s: &str) -> Option<IdMatcher> {
                 return Some(IdMatcher::Any);
             }
             if is_account_id(s) {
-                return Some(IdMatcher::Account(s.to_owned()));
+                return Some(IdMatcher::Account(0));
             }
             let (service, account, resource) = iam_arn(s)?;
             let valid = match service {
-                "iam" if resource == "root" => return Some(IdMatcher::Account(account.to_owned())),
+                "iam" if resource == "root" => {
+                    // The account is the fifth field: it starts after the fourth ':'.
+                    let start = s.match_indices(':').nth(3).map(|(i, _)| i + 1)?;
+                    return (s.get(start..start + account.len()) == Some(account))
+                        .then_some(IdMatcher::Account(start));
+                }
                 "iam" => ["user/", "role/"]
                     .iter()
                     .any(|p| resource.strip_prefix(p).is_some_and(is_path_name)),
@@ -532,7 +539,7 @@ fn parse_value(ptype: PrincipalType, s: &str) -> Option<IdMatcher> {
                 }
                 _ => false,
             };
-            valid.then(|| IdMatcher::Arn(s.to_owned()))
+            valid.then_some(IdMatcher::Arn)
         }
         PrincipalType::Federated => {
             let valid = if s.starts_with("arn:") {
@@ -545,11 +552,9 @@ fn parse_value(ptype: PrincipalType, s: &str) -> Option<IdMatcher> {
             } else {
                 is_dns_name(s)
             };
-            valid.then(|| IdMatcher::Federated(s.to_owned()))
+            valid.then_some(IdMatcher::Federated)
         }
-        PrincipalType::Service => {
-            is_dns_name(s).then(|| IdMatcher::Service(s.to_ascii_lowercase()))
-        }
+        PrincipalType::Service => is_dns_name(s).then_some(IdMatcher::Service),
         PrincipalType::CanonicalUser => (s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
             .then_some(IdMatcher::CanonicalUser),
     }
@@ -567,7 +572,8 @@ mod tests {
     use crate::json;
 
     fn spec(text: &str) -> Result<PrincipalSpec, PolicyError> {
-        PrincipalSpec::from_json(&json::parse(text).unwrap(), "Principal")
+        let doc = json::parse(text).unwrap();
+        PrincipalSpec::from_json(&doc, doc.root(), "Principal")
     }
 
     const ACCT: &str = "111122223333";

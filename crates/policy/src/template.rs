@@ -50,9 +50,15 @@ impl Template {
         }
     }
 
+    /// True if [`Template::parse`] would return the text itself as a literal (no `${`, or a
+    /// `2008-10-17` document): such a value needs no template at all.
+    pub(crate) fn is_literal(source: &str, variables: bool) -> bool {
+        !variables || !source.as_bytes().windows(2).any(|pair| pair == b"${")
+    }
+
     /// Parses `source`; with `variables == false` (2008-10-17) the text is literal.
     pub(crate) fn parse(source: &str, variables: bool) -> Result<Template, &'static str> {
-        if !variables || !source.contains("${") {
+        if Self::is_literal(source, variables) {
             return Ok(Self::literal(source));
         }
         let mut parts = Vec::new();

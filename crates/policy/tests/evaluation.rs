@@ -181,6 +181,106 @@ fn not_resource_and_resource_wildcards() {
 }
 
 #[test]
+fn resource_star_ending_an_arn_field_expands_beyond_colons() {
+    // IAM User Guide, Resource element: "If the * wildcard is the last character of a
+    // resource ARN segment, it can expand to match beyond the colon boundaries."
+    let id = parse(
+        PolicyKind::Identity,
+        "p",
+        &allow("logs:*", "arn:aws:logs:*:log-group:/aws/lambda/*"),
+    );
+    let set = PolicySet {
+        identity: vec![&id],
+        ..PolicySet::default()
+    };
+    let log = "arn:aws:logs:us-east-1:111122223333:log-group:/aws/lambda/fn";
+    assert!(run(&alice(), "logs:PutLogEvents", log, &set).is_allowed());
+    assert!(
+        !run(
+            &alice(),
+            "logs:PutLogEvents",
+            "arn:aws:logs:us-east-1:111122223333:log-group:/aws/ecs/fn",
+            &set
+        )
+        .is_allowed()
+    );
+    // A wildcard that does not end its field stays inside it, and `?` never crosses.
+    for pattern in [
+        "arn:aws:logs:us-*-1:log-group:/aws/lambda/*",
+        "arn:aws:logs:?:log-group:/aws/lambda/*",
+    ] {
+        let id = parse(PolicyKind::Identity, "p", &allow("logs:*", pattern));
+        let set = PolicySet {
+            identity: vec![&id],
+            ..PolicySet::default()
+        };
+        assert!(
+            !run(&alice(), "logs:PutLogEvents", log, &set).is_allowed(),
+            "{pattern}"
+        );
+    }
+    // The ArnLike operator compares the six fields separately (no crossing).
+    let id = parse(
+        PolicyKind::Identity,
+        "p",
+        r#"{"Effect":"Allow","Action":"logs:*","Resource":"*","Condition":{"ArnLike":{"aws:SourceArn":"arn:aws:logs:*:log-group:/aws/lambda/*"}}}"#,
+    );
+    let set = PolicySet {
+        identity: vec![&id],
+        ..PolicySet::default()
+    };
+    let ctx = Context::new().with("aws:SourceArn", log);
+    let req = Request {
+        principal: &alice(),
+        action: "logs:PutLogEvents",
+        resource: log,
+        context: &ctx,
+    };
+    assert!(!evaluate(&req, &set).is_allowed());
+}
+
+#[test]
+fn not_principal_deny_always_applies_to_principals_with_a_boundary() {
+    let id = parse(PolicyKind::Identity, "id", &allow("s3:GetObject", "*"));
+    let bucket = parse(
+        PolicyKind::Resource,
+        "bucket",
+        r#"{"Effect":"Deny","NotPrincipal":{"AWS":["arn:aws:iam::111122223333:user/alice","111122223333"]},"Action":"s3:*","Resource":"*"}"#,
+    );
+    let boundary = parse(PolicyKind::Boundary, "boundary", &allow("s3:*", "*"));
+    let set = PolicySet {
+        identity: vec![&id],
+        resource: Some(&bucket),
+        resource_account: Some(ACCT),
+        ..PolicySet::default()
+    };
+    // Without a boundary, the fully listed user is exempt from the Deny.
+    assert_eq!(
+        run(&alice(), "s3:GetObject", OBJECT, &set).effect,
+        Effect::Allow
+    );
+    let with_boundary = PolicySet {
+        boundary: Some(&boundary),
+        ..set.clone()
+    };
+    let d = run(&alice(), "s3:GetObject", OBJECT, &with_boundary);
+    assert_eq!(d.effect, Effect::ExplicitDeny);
+    assert_eq!(d.reason, Reason::ExplicitDeny);
+    // evaluate_policy knows nothing of boundaries: the user is still exempt there.
+    let ctx = Context::new();
+    let req = Request {
+        principal: &alice(),
+        action: "s3:GetObject",
+        resource: OBJECT,
+        context: &ctx,
+    };
+    assert_eq!(
+        evaluate_policy(&req, &bucket).effect,
+        PolicyEffect::NotApplicable
+    );
+}
+
+#[test]
 fn resource_star_only_matches_star_statements_for_non_arn_resources() {
     let id = parse(
         PolicyKind::Identity,

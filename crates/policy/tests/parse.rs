@@ -603,6 +603,16 @@ fn rejects_resource_in_trust_policies() {
 }
 
 #[test]
+fn rejects_not_principal_in_trust_policies_only() {
+    let doc = r#"{"Statement":{"Effect":"Deny","NotPrincipal":{"AWS":"111122223333"},"Action":"sts:AssumeRole"}}"#;
+    let err = trust(doc).unwrap_err();
+    assert_eq!(err, PolicyError::NotPrincipalNotAllowed);
+    assert_eq!(err.to_string(), "has prohibited field NotPrincipal");
+    let doc = r#"{"Statement":{"Effect":"Deny","NotPrincipal":{"AWS":"111122223333"},"Action":"s3:*","Resource":"*"}}"#;
+    assert!(Policy::parse(doc, PolicyKind::Resource).is_ok());
+}
+
+#[test]
 fn rejects_missing_or_conflicting_principals() {
     let doc = r#"{"Statement":{"Effect":"Allow","Action":"sts:AssumeRole"}}"#;
     assert_eq!(trust(doc).unwrap_err(), PolicyError::MissingPrincipal(0));
@@ -791,7 +801,7 @@ fn fuzz_seed_corpus_parses() {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let kind = match name.as_str() {
             "irsa.json" | "pod_identity.json" => PolicyKind::Trust,
-            "bucket.json" => PolicyKind::Resource,
+            n if n.starts_with("bucket") => PolicyKind::Resource,
             _ => PolicyKind::Identity,
         };
         let parsed = Policy::parse(&text, kind);

@@ -132,7 +132,8 @@ fn render(p: &Parts, kind: PolicyKind, index: usize) -> Value {
         json!(if p.allow { "Allow" } else { "Deny" }),
     );
     if matches!(kind, PolicyKind::Resource | PolicyKind::Trust) {
-        let key = if p.not_principal {
+        // IAM rejects NotPrincipal in role trust policies.
+        let key = if p.not_principal && kind == PolicyKind::Resource {
             "NotPrincipal"
         } else {
             "Principal"

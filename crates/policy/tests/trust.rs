@@ -10,8 +10,8 @@
 )]
 
 use podiam_policy::{
-    Context, Decision, Effect, Policy, PolicyKind, PolicySet, Principal, PrincipalMatch, Reason,
-    Request, evaluate,
+    Context, Decision, Effect, Policy, PolicyError, PolicyKind, PolicySet, Principal,
+    PrincipalMatch, Reason, Request, evaluate,
 };
 
 const ACCT: &str = "111122223333";
@@ -490,11 +490,40 @@ fn cross_account_denials() {
 // ---------------------------------------------------------------- (d) NotPrincipal, NotAction, wildcards, deny
 
 #[test]
+fn not_principal_is_rejected_in_trust_policies() {
+    // IAM rejects NotPrincipal in a role trust policy (CreateRole / UpdateAssumeRolePolicy
+    // answer MalformedPolicyDocument).
+    let doc = r#"{"Version":"2012-10-17","Statement":[
+        {"Effect":"Allow","Principal":{"AWS":"111122223333"},"Action":"sts:AssumeRole"},
+        {"Effect":"Deny","NotPrincipal":{"AWS":["arn:aws:iam::111122223333:user/alice","111122223333"]},"Action":"sts:AssumeRole"}
+    ]}"#;
+    let err = Policy::parse(doc, PolicyKind::Trust).unwrap_err();
+    assert_eq!(err, PolicyError::NotPrincipalNotAllowed);
+    assert_eq!(err.to_string(), "has prohibited field NotPrincipal");
+    assert_eq!(err.aws_error_code(), "MalformedPolicyDocument");
+    // The same document is a valid resource-based policy once it names a resource.
+    assert!(
+        Policy::parse(
+            &doc.replace("\"Action\"", "\"Resource\":\"*\",\"Action\""),
+            PolicyKind::Resource
+        )
+        .is_ok()
+    );
+}
+
+#[test]
 fn deny_with_not_principal_exempts_only_fully_listed_principals() {
-    let t = trust(
+    // NotPrincipal lives in resource-based policies (not trust policies); the role ARN is the
+    // resource here.
+    let resource = |json: &str| {
+        Policy::parse(json, PolicyKind::Resource)
+            .unwrap()
+            .with_label("resource policy")
+    };
+    let t = resource(
         r#"{"Version":"2012-10-17","Statement":[
-            {"Effect":"Allow","Principal":{"AWS":"111122223333"},"Action":"sts:AssumeRole"},
-            {"Effect":"Deny","NotPrincipal":{"AWS":["arn:aws:iam::111122223333:user/alice","111122223333"]},"Action":"sts:AssumeRole"}
+            {"Effect":"Allow","Principal":{"AWS":"111122223333"},"Action":"sts:AssumeRole","Resource":"*"},
+            {"Effect":"Deny","NotPrincipal":{"AWS":["arn:aws:iam::111122223333:user/alice","111122223333"]},"Action":"sts:AssumeRole","Resource":"*"}
         ]}"#,
     );
     let id = allow_assume_role();
@@ -510,14 +539,29 @@ fn deny_with_not_principal_exempts_only_fully_listed_principals() {
     assert_eq!(
         d.explain(),
         format!(
-            "denied: sts:AssumeRole on {ROLE} is explicitly denied by statement #1 of policy 'trust policy of role app' (explicit deny)"
+            "denied: sts:AssumeRole on {ROLE} is explicitly denied by statement #1 of policy 'resource policy' (explicit deny)"
         )
     );
+    // A principal with a permissions boundary is always denied by a Deny with NotPrincipal,
+    // even when fully listed (documented AWS behaviour).
+    let boundary = Policy::parse(
+        r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"*","Resource":"*"}}"#,
+        PolicyKind::Boundary,
+    )
+    .unwrap();
+    let bounded = PolicySet {
+        boundary: Some(&boundary),
+        ..set.clone()
+    };
+    assert_eq!(
+        decide(&alice(), "sts:AssumeRole", &Context::new(), &bounded).effect,
+        Effect::ExplicitDeny
+    );
     // Listing only the user (not the account) does not exempt the user.
-    let t = trust(
+    let t = resource(
         r#"{"Version":"2012-10-17","Statement":[
-            {"Effect":"Allow","Principal":{"AWS":"111122223333"},"Action":"sts:AssumeRole"},
-            {"Effect":"Deny","NotPrincipal":{"AWS":"arn:aws:iam::111122223333:user/alice"},"Action":"sts:AssumeRole"}
+            {"Effect":"Allow","Principal":{"AWS":"111122223333"},"Action":"sts:AssumeRole","Resource":"*"},
+            {"Effect":"Deny","NotPrincipal":{"AWS":"arn:aws:iam::111122223333:user/alice"},"Action":"sts:AssumeRole","Resource":"*"}
         ]}"#,
     );
     let set = PolicySet {
