@@ -37,7 +37,8 @@ def server(tmp_path_factory, request):
     """One podiam per test module (extra `serve` flags from the module's PODIAM_ARGS); its log is
     printed if a test failed."""
     s = start_server(tmp_path_factory, request.module.__name__.rsplit(".", 1)[-1],
-                     extra_args=getattr(request.module, "PODIAM_ARGS", ()))
+                     extra_args=getattr(request.module, "PODIAM_ARGS", ()),
+                     listen_host=getattr(request.module, "PODIAM_LISTEN_HOST", "127.0.0.1"))
     yield s
     failed = request.session.testsfailed
     died = s.proc is not None and s.proc.poll() is not None

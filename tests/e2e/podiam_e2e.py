@@ -31,10 +31,14 @@ from typing import Any, Iterable
 import boto3
 import botocore.config
 import requests
+import urllib3
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
+
+# Readiness probes of an HTTPS server skip verification (its CA is the test's business).
+urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = REPO / ".venv" / "bin"
@@ -137,8 +141,10 @@ _LOG_SEQ = itertools.count(1)
 class Podiam:
     """One `podiam serve` process over a data directory; can be stopped and started again."""
 
-    def __init__(self, data_dir: Path, *, account_id: str = ACCOUNT, extra_args: Iterable[str] = ()):
+    def __init__(self, data_dir: Path, *, account_id: str = ACCOUNT, extra_args: Iterable[str] = (),
+                 listen_host: str = "127.0.0.1"):
         self.data_dir = Path(data_dir)
+        self.listen_host = listen_host
         self.account_id = account_id
         self.extra_args = list(extra_args)
         self.proc: subprocess.Popen | None = None
@@ -156,7 +162,7 @@ class Podiam:
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server-{next(_LOG_SEQ)}.log"
         self._log = open(self.log_path, "wb")
-        cmd = [podiam_bin(), "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", str(self.data_dir),
+        cmd = [podiam_bin(), "serve", "--listen", f"{self.listen_host}:{port}", "--data-dir", str(self.data_dir),
                "--account-id", self.account_id, *self.extra_args]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
                                      env=clean_env(PODIAM_LOG=os.environ.get("PODIAM_LOG", "warn")))
@@ -164,12 +170,12 @@ class Podiam:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"podiam exited with {self.proc.returncode}:\n{self.log()}")
-            m = re.search(r"podiam serving on (http://\S+)", self.log())
+            m = re.search(r"podiam serving on (https?://\S+)", self.log())
             if m:
                 self.endpoint = m.group(1)
                 self.port = int(self.endpoint.rsplit(":", 1)[1])
                 try:
-                    if requests.get(f"{self.endpoint}/readyz", timeout=1).status_code == 200:
+                    if requests.get(f"{self.endpoint}/readyz", timeout=1, verify=False).status_code == 200:
                         return self
                 except requests.RequestException:
                     pass

@@ -95,7 +95,7 @@ impl AwsEnv {
         let hdr_refs: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes())).collect();
         let req = podiam_sigv4::Request { method, path: parsed.path(), query: parsed.query().unwrap_or(""), headers: &hdr_refs, body: body_bytes.as_bytes() };
         let signed = podiam_sigv4::sign(&req, &self.access_key_id, &self.secret_access_key, self.session_token.as_deref(), &self.region, service, &amz_date);
-        let client = reqwest::Client::new();
+        let client = http_client()?;
         let mut rb = client.request(reqwest::Method::from_bytes(method.as_bytes())?, parsed.clone());
         for (k, v) in headers.iter().chain(signed.iter()) {
             if k != "host" {
@@ -111,4 +111,16 @@ impl AwsEnv {
         }
         serde_json::from_str(&text).context("response is not JSON")
     }
+}
+
+/// The HTTP client of podiam's tools: the platform's trust store, or only the certificates of
+/// `AWS_CA_BUNDLE` when it is set (as the AWS CLI does).
+fn http_client() -> anyhow::Result<reqwest::Client> {
+    let mut b = reqwest::Client::builder();
+    if let Some(path) = std::env::var_os("AWS_CA_BUNDLE").filter(|p| !p.is_empty()) {
+        let pem = std::fs::read(&path).with_context(|| format!("reading AWS_CA_BUNDLE {}", path.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).context("parsing AWS_CA_BUNDLE")?;
+        b = b.tls_certs_only(certs);
+    }
+    b.build().context("building the HTTP client")
 }

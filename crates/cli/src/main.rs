@@ -1,5 +1,6 @@
 //! The `podiam` binary: subcommands over the podiam crates. Thin by design.
 
+mod agent;
 mod awsenv;
 mod explain;
 mod serve;
@@ -29,6 +30,9 @@ enum Command {
     Explain(explain::ExplainArgs),
     /// Role operations: revoke every session issued before now.
     Role(tools::RoleArgs),
+    /// Run the EKS Pod Identity node agent (`podiam agent --cluster-name NAME`), or set up its
+    /// link (`podiam agent init`).
+    Agent(agent::AgentArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -53,6 +57,7 @@ fn main() -> std::process::ExitCode {
             Command::Issuer(a) => tools::issuer(a).await,
             Command::Explain(a) => explain::run(a).await,
             Command::Role(a) => tools::role(a).await,
+            Command::Agent(a) => agent::run(a).await,
         }
     });
     match res {

@@ -44,6 +44,12 @@ pub struct ServeArgs {
     /// root key is written as profile `podiam-<id>`.
     #[arg(long = "additional-account", env = "PODIAM_ADDITIONAL_ACCOUNTS", value_delimiter = ',')]
     additional_accounts: Vec<String>,
+    /// Serve HTTPS with this PEM certificate chain (with `--tls-key`).
+    #[arg(long, env = "PODIAM_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of `--tls-cert`.
+    #[arg(long, env = "PODIAM_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// DEVELOPMENT ONLY: allow http:// issuers for OIDC providers and JWKS fetches.
     #[arg(long, env = "PODIAM_DANGEROUS_ALLOW_HTTP_ISSUER")]
     dangerous_allow_http_issuer: bool,
@@ -99,12 +105,16 @@ pub async fn run(mut a: ServeArgs) -> anyhow::Result<()> {
     let control = Control::open(config, Arc::new(store), master, Arc::new(SystemClock))
         .await
         .map_err(|e| anyhow::anyhow!("starting services: {e}"))?;
+    let tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(cert), Some(key)) => Some(podiam_server::load_tls_config(cert, key).map_err(|e| anyhow::anyhow!("TLS: {e}"))?),
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("binding {listen}"))?;
     let local = listener.local_addr()?;
     let public_url = a.public_url.unwrap_or_else(|| {
         let host = if local.ip().is_unspecified() { "127.0.0.1".to_owned() } else { local.ip().to_string() };
         let host = if local.is_ipv6() && !local.ip().is_unspecified() { format!("[{host}]") } else { host };
-        format!("http://{host}:{}", local.port())
+        format!("{}://{host}:{}", if tls.is_some() { "https" } else { "http" }, local.port())
     });
     let boot = control.bootstrap(a.account_id.as_deref()).await.map_err(|e| anyhow::anyhow!("bootstrap: {e}"))?;
     let cred_path = data_dir.join("credentials");
@@ -132,7 +142,10 @@ pub async fn run(mut a: ServeArgs) -> anyhow::Result<()> {
         d = dir.display()
     );
     let control = Arc::new(control);
-    podiam_server::serve(listener, control, shutdown_signal()).await?;
+    match tls {
+        Some(tls) => podiam_server::serve_tls(listener, control, tls, shutdown_signal()).await?,
+        None => podiam_server::serve(listener, control, shutdown_signal()).await?,
+    }
     Ok(())
 }
 

@@ -6,13 +6,19 @@
 //!   → EKS Auth (rest-json, signed as `eks-auth`).
 //! - `/id/<ID>/.well-known/openid-configuration`, `/id/<ID>/keys` → hosted issuer documents.
 //! - `/podiam/...` → podiam's own signed extensions (tokens, issuer rotation and export).
+//! - `/podiam/pod-identity/{account}/{cluster}/v1/credentials` → direct-mode Pod Identity
+//!   credentials (the node agent's endpoint, authenticated by the pod's token alone).
 //! - `/healthz`, `/readyz`.
 //!
 //! Handlers only decode, call a service, encode. Errors are rendered once per protocol.
 
+mod container_api;
 mod eks_api;
 mod query_api;
+mod tls;
 pub mod wire;
+
+pub use tls::{load_config as load_tls_config, serve_tls};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -68,6 +74,7 @@ impl Incoming {
 
 async fn dispatch(State(app): State<App>, req: Request<Body>) -> Response {
     let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let secure_transport = req.extensions().get::<tls::SecureTransport>().is_some();
     let (parts, body) = req.into_parts();
     let request_id = uuid::Uuid::new_v4().to_string();
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
@@ -83,7 +90,7 @@ async fn dispatch(State(app): State<App>, req: Request<Body>) -> Response {
         query: parts.uri.query().unwrap_or_default().to_owned(),
         headers: parts.headers,
         body,
-        meta: RequestMeta { source_ip: peer, secure_transport: false, request_id: request_id.clone() },
+        meta: RequestMeta { source_ip: peer, secure_transport, request_id: request_id.clone() },
     };
     let path = inc.path.clone();
     let mut resp = match (inc.method.clone(), path.as_str()) {
@@ -91,6 +98,7 @@ async fn dispatch(State(app): State<App>, req: Request<Body>) -> Response {
         (_, "/readyz") => (StatusCode::OK, "ready").into_response(),
         (Method::POST | Method::GET, "/") => query_api::handle(&app, inc).await,
         (_, p) if p.starts_with("/id/") => issuer_document(&app, p),
+        (_, p) if p.starts_with("/podiam/pod-identity/") => container_api::handle(&app, p, &inc.headers, &inc.meta).await,
         (_, p) if p.starts_with("/clusters") || p.starts_with("/tags/") || p.starts_with("/podiam/") => eks_api::handle(&app, inc).await,
         _ => eks_api::error(&AwsError::new("UnknownOperationException", 404, format!("no operation at {path}")), &request_id),
     };

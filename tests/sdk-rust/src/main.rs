@@ -7,6 +7,8 @@
 //! - `web-identity`: credentials from the standard default chain only (the environment supplies
 //!   `AWS_ROLE_ARN`, `AWS_WEB_IDENTITY_TOKEN_FILE`, `AWS_ENDPOINT_URL[_STS]`, `AWS_REGION`), then
 //!   `GetCallerIdentity`.
+//! - `default-chain`: the same default chain, used with `AWS_CONTAINER_CREDENTIALS_FULL_URI` and
+//!   `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE` (EKS Pod Identity through the node agent).
 //! - `static`: credentials from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` /
 //!   `AWS_SESSION_TOKEN`, endpoint from `AWS_ENDPOINT_URL`, then `GetCallerIdentity`.
 //! - `assume-role`: static credentials as above, `AssumeRole` of `PODIAM_E2E_ROLE_ARN` (session
@@ -137,7 +139,9 @@ async fn assume_role() -> Result<String> {
 async fn main() -> ExitCode {
     let scenario = std::env::args().nth(1).unwrap_or_default();
     let res = match scenario.as_str() {
-        "web-identity" => web_identity().await,
+        // The default chain: web identity, or the container provider (Pod Identity) when the
+        // environment names AWS_CONTAINER_CREDENTIALS_FULL_URI instead.
+        "web-identity" | "default-chain" => web_identity().await,
         "static" => static_creds().await,
         "assume-role" => assume_role().await,
         other => {

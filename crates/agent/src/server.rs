@@ -1,0 +1,266 @@
+//! The HTTP listeners: credentials (`/v1/credentials`), probe and metrics. Plain hyper HTTP/1
+//! with keep-alive; the cache-hit path allocates only the response header map.
+
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::cache::{Answer, Retriever};
+use crate::metrics::Metrics;
+use crate::nodecreds::NodeCredentials;
+use crate::ratelimit::TokenBucket;
+
+/// The credentials path.
+pub const CREDENTIALS_PATH: &str = "/v1/credentials";
+
+type Resp = Response<Full<Bytes>>;
+
+/// What the handlers share.
+pub(crate) struct Shared {
+    pub retriever: Arc<Retriever>,
+    pub metrics: Arc<Metrics>,
+    pub node: Arc<NodeCredentials>,
+    pub inbound: Option<TokenBucket>,
+    /// Accepted `Host` addresses (the bind addresses).
+    pub hosts: Vec<IpAddr>,
+    /// `[a b]`, for the 403 message.
+    pub hosts_display: String,
+    pub bound: AtomicBool,
+}
+
+impl Shared {
+    pub fn ready(&self) -> bool {
+        self.bound.load(Ordering::Relaxed) && self.node.is_resolved()
+    }
+}
+
+/// Which server a listener runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Site {
+    Credentials,
+    Probe,
+    Metrics,
+}
+
+static TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+static APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
+static NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
+
+fn body_response(status: StatusCode, content_type: &HeaderValue, body: Bytes) -> Resp {
+    let mut r = Response::new(Full::new(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(CONTENT_TYPE, content_type.clone());
+    r
+}
+
+/// Go's `http.Error`: text/plain, nosniff, the message plus a newline.
+fn text(status: StatusCode, msg: &str) -> Resp {
+    let mut body = String::with_capacity(msg.len() + 1);
+    body.push_str(msg);
+    if !body.ends_with('\n') {
+        body.push('\n');
+    }
+    let mut r = body_response(status, &TEXT_PLAIN, Bytes::from(body));
+    r.headers_mut()
+        .insert("x-content-type-options", NOSNIFF.clone());
+    r
+}
+
+/// The IP of a `Host` value: port and `[]` stripped; a bare IPv6 address is accepted.
+fn host_ip(host: &str) -> Option<IpAddr> {
+    if let Some(rest) = host.strip_prefix('[') {
+        let end = rest.find(']')?;
+        return rest.get(..end)?.parse().ok();
+    }
+    if let Ok(ip) = host.parse() {
+        return Some(ip);
+    }
+    host.rsplit_once(':').and_then(|(h, _)| h.parse().ok())
+}
+
+fn stripped_host(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    if host.parse::<IpAddr>().is_ok() {
+        return host;
+    }
+    host.rsplit_once(':').map_or(host, |(h, _)| h)
+}
+
+async fn credentials(shared: &Shared, req: &Request<Incoming>) -> Resp {
+    if let Some(bucket) = &shared.inbound
+        && !bucket.try_acquire()
+    {
+        return text(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
+    }
+    if req.uri().path() != CREDENTIALS_PATH {
+        return text(StatusCode::NOT_FOUND, "404 page not found");
+    }
+    let host = req
+        .headers()
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(http::uri::Authority::as_str))
+        .unwrap_or("");
+    if !host_ip(host).is_some_and(|ip| shared.hosts.contains(&ip)) {
+        let msg = format!(
+            "Access Denied. Called agent through invalid address, please use either {} address not {}",
+            shared.hosts_display,
+            stripped_host(host)
+        );
+        return text(StatusCode::FORBIDDEN, &msg);
+    }
+    let token = match req.headers().get(AUTHORIZATION) {
+        None => "",
+        Some(v) => match std::str::from_utf8(v.as_bytes()) {
+            Ok(t) => t,
+            Err(_) => {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    "Service account token cannot be parsed: token is malformed: token is not valid UTF-8",
+                );
+            }
+        },
+    };
+    match shared.retriever.get(token).await {
+        Answer::Credentials(body) => body_response(StatusCode::OK, &APPLICATION_JSON, body),
+        Answer::Token(e) => text(StatusCode::BAD_REQUEST, &e.message()),
+        Answer::Upstream(e) => {
+            let status =
+                StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            text(status, &e.body())
+        }
+    }
+}
+
+fn probe(shared: &Shared, path: &str, metrics: bool) -> Resp {
+    match path {
+        "/healthz" => text(StatusCode::OK, "ok"),
+        "/readyz" if shared.ready() => text(StatusCode::OK, "ok"),
+        "/readyz" => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: node credentials not resolved",
+        ),
+        "/metrics" if metrics => {
+            let body = shared
+                .metrics
+                .render(shared.retriever.cache_len(), shared.ready());
+            let ct = HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
+            body_response(StatusCode::OK, &ct, Bytes::from(body))
+        }
+        _ => text(StatusCode::NOT_FOUND, "404 page not found"),
+    }
+}
+
+async fn dispatch(
+    site: Site,
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+) -> Result<Resp, Infallible> {
+    Ok(match site {
+        Site::Credentials => {
+            let r = credentials(&shared, &req).await;
+            shared.metrics.http_response(r.status().as_u16());
+            r
+        }
+        Site::Probe => probe(&shared, req.uri().path(), false),
+        Site::Metrics => probe(&shared, req.uri().path(), true),
+    })
+}
+
+/// Accepts connections on `listener` until `shutdown` turns true, then lets open
+/// connections finish for up to `grace`.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    site: Site,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+    grace: Duration,
+) {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .keep_alive(true);
+    let mut conns = JoinSet::new();
+    let conn_shutdown = shutdown.clone();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let shared = Arc::clone(&shared);
+                let builder = builder.clone();
+                let mut shutdown = conn_shutdown.clone();
+                conns.spawn(async move {
+                    let svc = service_fn(move |req| dispatch(site, Arc::clone(&shared), req));
+                    let conn = builder.serve_connection(TokioIo::new(stream), svc);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        _ = conn.as_mut() => {}
+                        _ = crate::stopped(&mut shutdown) => {
+                            conn.as_mut().graceful_shutdown();
+                            let _ = conn.await;
+                        }
+                    }
+                });
+            }
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            _ = crate::stopped(&mut shutdown) => break,
+        }
+    }
+    drop(listener);
+    let drained =
+        tokio::time::timeout(grace, async { while conns.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        conns.abort_all();
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts() {
+        let v4: IpAddr = "169.254.170.23".parse().unwrap();
+        let v6: IpAddr = "fd00:ec2::23".parse().unwrap();
+        assert_eq!(host_ip("169.254.170.23"), Some(v4));
+        assert_eq!(host_ip("169.254.170.23:80"), Some(v4));
+        assert_eq!(host_ip("[fd00:ec2::23]:80"), Some(v6));
+        assert_eq!(host_ip("[fd00:ec2::23]"), Some(v6));
+        assert_eq!(host_ip("fd00:ec2::23"), Some(v6));
+        assert_eq!(host_ip("evil.example:80"), None);
+        assert_eq!(host_ip(""), None);
+        assert_eq!(stripped_host("evil.example:80"), "evil.example");
+        assert_eq!(stripped_host("[::1]:80"), "::1");
+    }
+}

@@ -1,0 +1,52 @@
+//! Direct mode of EKS Pod Identity: the container-credentials endpoint served by `podiam serve`
+//! itself, for nodes that cannot run the agent (the Fargate gap).
+//!
+//! `GET /podiam/pod-identity/{account}/{cluster}/v1/credentials` with the pod's projected token
+//! as the raw `Authorization` value answers exactly as the node agent does: the SDK container
+//! provider's JSON on success, the agent's `text/plain` error line otherwise. The token is the
+//! only credential, as with the agent; serve this over HTTPS (`--tls-cert`/`--tls-key`).
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use podiam_control::AwsError;
+
+use crate::App;
+
+/// Handle a direct-mode credentials request for `path` (already known to start with the prefix).
+pub(crate) async fn handle(app: &App, path: &str, headers: &HeaderMap, meta: &podiam_control::auth::RequestMeta) -> Response {
+    let rid = meta.request_id.clone();
+    let rest = path.trim_start_matches("/podiam/pod-identity/");
+    let parts: Vec<&str> = rest.split('/').collect();
+    let (account, cluster) = match parts.as_slice() {
+        [account, cluster, "v1", "credentials"] => (*account, *cluster),
+        _ => return (StatusCode::NOT_FOUND, [("content-type", "text/plain")], "404 page not found\n").into_response(),
+    };
+    let token = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default().trim();
+    if token.is_empty() {
+        return agent_error(&AwsError::invalid_parameter("Service account token cannot be empty"), &rid);
+    }
+    match app.control.pod_identity_credentials(account, meta, cluster, token).await {
+        Ok(r) => {
+            let account_id = r.assumed.arn.split(':').nth(4).unwrap_or_default().to_owned();
+            let body = serde_json::json!({
+                "AccessKeyId": r.assumed.credentials.access_key_id,
+                "SecretAccessKey": r.assumed.credentials.secret_access_key,
+                "Token": r.assumed.credentials.session_token,
+                "AccountId": account_id,
+                "Expiration": podiam_control::auth::iso8601(r.assumed.credentials.expiration),
+            });
+            (StatusCode::OK, [("content-type", "application/json")], body.to_string()).into_response()
+        }
+        Err(e) => agent_error(&e, &rid),
+    }
+}
+
+/// The node agent's error line: `[<request-id>]: (<Code>): <message>, fault: client|server`.
+fn agent_error(e: &AwsError, rid: &str) -> Response {
+    if e.status >= 500 {
+        tracing::error!(code = e.code, request_id = rid, "internal error");
+    }
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let fault = if e.status >= 500 { "server" } else { "client" };
+    (status, [("content-type", "text/plain; charset=utf-8")], format!("[{rid}]: ({}): {}, fault: {fault}\n", e.code, e.message)).into_response()
+}

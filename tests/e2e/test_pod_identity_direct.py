@@ -1,0 +1,176 @@
+"""Direct mode of EKS Pod Identity: `podiam serve --tls-cert/--tls-key` answers the container
+credentials request itself (for nodes that cannot run the agent). Shown over HTTPS with a CA the
+test makes (python `requests`, and aws-sdk-rust's container provider trusting that CA through
+SSL_CERT_FILE), and with boto3 and the AWS CLI, whose container provider trusts only the public
+CA bundle, over loopback."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+import os
+import re
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from podiam_e2e import ACCOUNT, AWS_CLI, REGION, VENV_PYTHON, REPO, Podiam, clean_env
+
+CLUSTER = "direct"
+PI_AUD = "pods.eks.amazonaws.com"
+
+
+def make_ca_and_leaf(directory: Path) -> tuple[Path, Path, Path]:
+    """A CA and a server certificate for 127.0.0.1/localhost signed by it: (ca, cert, key) PEM paths."""
+    now = dt.datetime.now(dt.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "podiam e2e CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+          .not_valid_after(now + dt.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
+                                       key_encipherment=False, data_encipherment=False, key_agreement=False,
+                                       encipher_only=False, decipher_only=False), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    paths = directory / "ca.pem", directory / "cert.pem", directory / "key.pem"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return paths
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory):
+    return make_ca_and_leaf(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory, tls):
+    """Two views of one data directory would race; instead one HTTPS server and, for the SDKs that
+    only trust public CAs, one plain-HTTP server on loopback over a second data directory."""
+    ca, cert, key = tls
+    https = Podiam(tmp_path_factory.mktemp("https") / "data", extra_args=["--tls-cert", str(cert), "--tls-key", str(key)]).start()
+    plain = Podiam(tmp_path_factory.mktemp("plain") / "data").start()
+    yield https, plain
+    for s in (https, plain):
+        assert s.stop() == 0, s.log()[-2000:]
+
+
+def setup_pod_identity(server: Podiam, ca: Path | None) -> None:
+    kw = {"verify": str(ca)} if ca else {}
+    eks, iam = server.client("eks", **kw), server.client("iam", **kw)
+    eks.create_cluster(name=CLUSTER, roleArn=f"arn:aws:iam::{ACCOUNT}:role/eks", resourcesVpcConfig={"subnetIds": ["s"]})
+    iam.create_role(RoleName="direct-app", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"}, "Action": ["sts:AssumeRole", "sts:TagSession"]}]}))
+    eks.create_pod_identity_association(clusterName=CLUSTER, namespace="app", serviceAccount="web",
+                                        roleArn=f"arn:aws:iam::{ACCOUNT}:role/direct-app")
+
+
+def token(server: Podiam, sa: str = "web", aud: str = PI_AUD, ca: Path | None = None) -> str:
+    env = server.env
+    if ca:
+        env["AWS_CA_BUNDLE"] = str(ca)
+    p = subprocess.run([os.environ.get("PODIAM_BIN", str(REPO / "target/debug/podiam")), "token", "--cluster", CLUSTER,
+                        "--namespace", "app", "--service-account", sa, "--audience", aud, "--pod-name", "web-1",
+                        "--pod-uid", str(uuid.uuid4())], env=env, capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    return p.stdout.strip()
+
+
+def url(server: Podiam) -> str:
+    return f"{server.endpoint}/podiam/pod-identity/{ACCOUNT}/{CLUSTER}/v1/credentials"
+
+
+def test_https_endpoint_answers_like_the_agent(servers, tls):
+    https, _ = servers
+    ca = tls[0]
+    assert https.endpoint.startswith("https://")
+    setup_pod_identity(https, ca)
+    r = requests.get(url(https), headers={"Authorization": token(https, ca=ca)}, verify=str(ca), timeout=10)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/json"
+    body = r.json()
+    assert set(body) == {"AccessKeyId", "SecretAccessKey", "Token", "AccountId", "Expiration"}
+    assert body["AccountId"] == ACCOUNT and body["AccessKeyId"].startswith("ASIA")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", body["Expiration"]), body["Expiration"]
+    # plain HTTP to the HTTPS port is refused by TLS, not answered
+    with pytest.raises(requests.RequestException):
+        requests.get(url(https).replace("https://", "http://"), headers={"Authorization": "x"}, timeout=5)
+
+
+def test_https_refusals(servers, tls):
+    https, _ = servers
+    ca = str(tls[0])
+    # refusals use the agent's status codes and error line
+    r = requests.get(url(https), verify=ca, timeout=10)
+    assert r.status_code == 400 and "Service account token cannot be empty" in r.text
+    r = requests.get(url(https), headers={"Authorization": "garbage"}, verify=ca, timeout=10)
+    assert r.status_code == 400 and re.match(r"\[[0-9a-f-]+\]: \(InvalidParameterException\): .*, fault: client\n", r.text), r.text
+    r = requests.get(url(https), headers={"Authorization": token(https, aud="sts.amazonaws.com", ca=tls[0])}, verify=ca, timeout=10)
+    assert r.status_code == 400 and "(InvalidTokenException)" in r.text, r.text
+    r = requests.get(url(https), headers={"Authorization": token(https, sa="nobody", ca=tls[0])}, verify=ca, timeout=10)
+    assert r.status_code == 404 and "(ResourceNotFoundException)" in r.text, r.text
+    r = requests.get(url(https).replace(f"/{CLUSTER}/", "/nope/"), headers={"Authorization": token(https, ca=tls[0])},
+                     verify=ca, timeout=10)
+    assert r.status_code == 404, r.text
+    r = requests.get(f"{https.endpoint}/podiam/pod-identity/{ACCOUNT}/{CLUSTER}/other", verify=ca, timeout=10)
+    assert r.status_code == 404
+
+
+def pod_env(server: Podiam, token_file: Path, **extra: str) -> dict[str, str]:
+    return clean_env(AWS_CONTAINER_CREDENTIALS_FULL_URI=url(server), AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=str(token_file),
+                     AWS_ENDPOINT_URL=server.endpoint, AWS_REGION=REGION, AWS_DEFAULT_REGION=REGION,
+                     AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull, **extra)
+
+
+def test_aws_sdk_rust_over_https(servers, tls, tmp_path):
+    https, _ = servers
+    ca = tls[0]
+    sdk = REPO / "target" / "debug" / "podiam-sdk-e2e"
+    if not sdk.exists():
+        pytest.skip("podiam-sdk-e2e is not built (scripts/test.sh builds it)")
+    tok = tmp_path / "token"
+    tok.write_text(token(https, ca=ca))
+    p = subprocess.run([str(sdk), "default-chain"], env=pod_env(https, tok, SSL_CERT_FILE=str(ca)),
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert re.search(rf"ARN=arn:aws:sts::{ACCOUNT}:assumed-role/direct-app/eks-{CLUSTER}-web-1-", p.stdout), p.stdout
+
+
+def test_boto3_and_the_cli_over_loopback(servers, tmp_path):
+    _, plain = servers
+    setup_pod_identity(plain, None)
+    tok = tmp_path / "token"
+    tok.write_text(token(plain))
+    env = pod_env(plain, tok)
+    code = "import boto3; print(boto3.client('sts').get_caller_identity()['Arn'])"
+    p = subprocess.run([VENV_PYTHON, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith(f"arn:aws:sts::{ACCOUNT}:assumed-role/direct-app/eks-{CLUSTER}-web-1-"), p.stdout
+    p = subprocess.run([AWS_CLI, "sts", "get-caller-identity", "--output", "json"], env=env, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["Arn"].startswith(f"arn:aws:sts::{ACCOUNT}:assumed-role/direct-app/eks-{CLUSTER}-web-1-")
+    # an unknown service account's pod gets no credentials from the chain
+    tok.write_text(token(plain, sa="nobody"))
+    p = subprocess.run([VENV_PYTHON, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0 and ("NoCredentials" in p.stderr or "CredentialRetrievalError" in p.stderr), p.stderr
