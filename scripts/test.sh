@@ -12,6 +12,21 @@ bash scripts/pyenv.sh
 echo "== build"
 cargo build --locked -p podiam -p podiam-sdk-e2e
 
+echo "== postgresql (store conformance and replica tests run against it)"
+if [ -z "${PODIAM_TEST_POSTGRES_URL:-}" ]; then
+  # A throwaway cluster (installed with apt-get if missing), stopped and deleted at exit.
+  if [ -n "${PODIAM_PG_DIR:-}" ]; then
+    trap 'bash "$root/scripts/postgres.sh" stop || true' EXIT
+  else
+    PODIAM_PG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/podiam-pg.XXXXXX")
+    export PODIAM_PG_DIR
+    trap 'bash "$root/scripts/postgres.sh" destroy || true' EXIT
+  fi
+  pg_env=$(bash scripts/postgres.sh start)  # fails the run if PostgreSQL cannot start
+  eval "$pg_env"
+fi
+echo "PODIAM_TEST_POSTGRES_URL=$PODIAM_TEST_POSTGRES_URL"
+
 echo "== crate tests"
 if command -v cargo-nextest >/dev/null 2>&1; then
   cargo nextest run --locked --no-fail-fast

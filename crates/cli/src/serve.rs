@@ -22,6 +22,12 @@ pub struct ServeArgs {
     /// Data directory (created 0700) [default: ./podiam-data].
     #[arg(long, env = "PODIAM_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Where records are kept: `postgres://user:password@host:port/database` (PostgreSQL, which
+    /// any number of replicas can share: each follows the others' writes within a second;
+    /// replicas must use the same master key, see --master-key-file) or `sqlite:///path`
+    /// [default: SQLite in <data-dir>/podiam.db].
+    #[arg(long, env = "PODIAM_STORE")]
+    store: Option<String>,
     /// Optional TOML configuration file.
     #[arg(long, env = "PODIAM_CONFIG")]
     config: Option<PathBuf>,
@@ -37,7 +43,9 @@ pub struct ServeArgs {
     /// Base URL of hosted cluster issuers [default: https://oidc.podiam.local].
     #[arg(long, env = "PODIAM_ISSUER_BASE_URL")]
     issuer_base_url: Option<String>,
-    /// File holding the base64 master key [default: <data-dir>/master.key, created].
+    /// File holding the base64 master key [default: <data-dir>/master.key, created]. Replicas
+    /// sharing a PostgreSQL store must all use the same key: it seals the session and issuer
+    /// keys they share (a replica with another key refuses to start).
     #[arg(long, env = "PODIAM_MASTER_KEY_FILE")]
     master_key_file: Option<PathBuf>,
     /// Further accounts to create (12-digit ids, comma-separated or repeated); each account's
@@ -60,6 +68,7 @@ pub struct ServeArgs {
 struct FileConfig {
     listen: Option<String>,
     data_dir: Option<PathBuf>,
+    store: Option<String>,
     region: Option<String>,
     account_id: Option<String>,
     public_url: Option<String>,
@@ -75,6 +84,7 @@ pub async fn run(mut a: ServeArgs) -> anyhow::Result<()> {
         let f: FileConfig = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         a.listen = a.listen.or(f.listen);
         a.data_dir = a.data_dir.or(f.data_dir);
+        a.store = a.store.or(f.store);
         a.region = a.region.or(f.region);
         a.account_id = a.account_id.or(f.account_id);
         a.public_url = a.public_url.or(f.public_url);
@@ -99,12 +109,23 @@ pub async fn run(mut a: ServeArgs) -> anyhow::Result<()> {
     }
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o700))?;
-    let master = master_key(a.master_key_file.as_deref(), &data_dir)?;
-    let store = podiam_store::SqliteStore::open(&data_dir.join("podiam.db")).await.context("opening the store")?;
+    let store = open_store(a.store.as_deref(), &data_dir).await?;
     let region = config.region.clone();
-    let control = Control::open(config, Arc::new(store), master, Arc::new(SystemClock))
-        .await
-        .map_err(|e| anyhow::anyhow!("starting services: {e}"))?;
+    // Replicas starting together on an empty shared store race to create the first records
+    // (session key, account): the loser sees a conflict, and tries again over what the winner
+    // wrote.
+    let mut attempt = 0;
+    let control = loop {
+        attempt += 1;
+        let master = master_key(a.master_key_file.as_deref(), &data_dir)?;
+        match Control::open(config.clone(), Arc::clone(&store), master, Arc::new(SystemClock)).await {
+            Ok(c) => break c,
+            Err(e) if e.code == "ConcurrentModification" && attempt < 5 => continue,
+            Err(e) => bail!(
+                "starting services: {e} (see the log above; replicas sharing a store must use the same master key, --master-key-file)"
+            ),
+        }
+    };
     let tls = match (&a.tls_cert, &a.tls_key) {
         (Some(cert), Some(key)) => Some(podiam_server::load_tls_config(cert, key).map_err(|e| anyhow::anyhow!("TLS: {e}"))?),
         _ => None,
@@ -116,7 +137,15 @@ pub async fn run(mut a: ServeArgs) -> anyhow::Result<()> {
         let host = if local.is_ipv6() && !local.ip().is_unspecified() { format!("[{host}]") } else { host };
         format!("{}://{host}:{}", if tls.is_some() { "https" } else { "http" }, local.port())
     });
-    let boot = control.bootstrap(a.account_id.as_deref()).await.map_err(|e| anyhow::anyhow!("bootstrap: {e}"))?;
+    let mut attempt = 0;
+    let boot = loop {
+        attempt += 1;
+        match control.bootstrap(a.account_id.as_deref()).await {
+            Ok(b) => break b,
+            Err(e) if e.code == "ConcurrentModification" && attempt < 5 => continue,
+            Err(e) => bail!("bootstrap: {e}"),
+        }
+    };
     let cred_path = data_dir.join("credentials");
     if let Some(b) = &boot {
         write_private(&cred_path, &format!("[podiam]\naws_access_key_id = {}\naws_secret_access_key = {}\n", b.access_key_id, b.secret_access_key))?;
@@ -147,6 +176,32 @@ pub async fn run(mut a: ServeArgs) -> anyhow::Result<()> {
         None => podiam_server::serve(listener, control, shutdown_signal()).await?,
     }
     Ok(())
+}
+
+/// Open the store named by `--store` (default: SQLite in the data directory).
+async fn open_store(spec: Option<&str>, data_dir: &Path) -> anyhow::Result<Arc<dyn podiam_store::Store>> {
+    let spec = spec.map(str::trim).filter(|s| !s.is_empty());
+    Ok(match spec {
+        None => Arc::new(podiam_store::SqliteStore::open(&data_dir.join("podiam.db")).await.context("opening the store")?),
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            // The URL may carry a password: never print it.
+            let store = podiam_store::PgStore::connect(url).await.map_err(|e| anyhow::anyhow!("opening the PostgreSQL store: {e}"))?;
+            tracing::info!("store: PostgreSQL (shared: following other replicas' writes)");
+            Arc::new(store)
+        }
+        Some(url) if url.starts_with("sqlite:") => {
+            let rest = url.trim_start_matches("sqlite:");
+            let path = rest.strip_prefix("//").unwrap_or(rest);
+            if path.is_empty() {
+                bail!("--store {url}: no path (use sqlite:///absolute/path or sqlite://relative/path)");
+            }
+            Arc::new(podiam_store::SqliteStore::open(Path::new(path)).await.with_context(|| format!("opening the store {path}"))?)
+        }
+        Some(other) => {
+            let scheme = other.split_once(':').map_or(other, |(s, _)| s);
+            bail!("--store: unsupported store {scheme:?} (use postgres://... or sqlite:///path)")
+        }
+    })
 }
 
 async fn shutdown_signal() {

@@ -3,12 +3,27 @@
 //! Every record is cached in [`Tables`]; reads take a short read lock and never touch the
 //! database. Mutations are serialized by one writer lock: a service reads, computes a batch of
 //! [`Change`]s, commits it to the store (all or nothing), and only then updates the tables.
+//!
+//! # Replicas
+//!
+//! When the store is shared with other `podiam serve` processes ([`Store::shared`], PostgreSQL),
+//! the tables also follow the store's change feed: a background task (started by [`Db::open`])
+//! reads [`Store::changes_since`] whenever the store's watch signal fires (PostgreSQL
+//! `NOTIFY`, milliseconds after another replica commits) and at least every
+//! [`FOLLOW_POLL`], and applies the other replicas' records and deletions. The feed is also
+//! read before every write (so decisions are made on current state) and after a write
+//! conflicts. Reading the feed and committing hold the same writer lock, and the feed returns
+//! records in their current state, so the tables never go back in time; a record whose version
+//! is already cached (this replica's own write) is skipped. While the store is unreachable the
+//! tables keep serving reads from memory; writes fail.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use parking_lot::{RwLock, RwLockReadGuard};
-use podiam_store::{Record, Store, Write};
+use podiam_store::{ChangeEvent, ChangeSet, Record, Store, StoreError, Write};
 use serde::Serialize;
 
 use crate::error::AwsError;
@@ -121,11 +136,32 @@ fn to_doc<T: Serialize>(value: &T) -> Result<String, AwsError> {
     })
 }
 
+/// How often a replica reads the change feed when no wake-up arrives (the signal can be lost,
+/// for example while the listening connection reconnects).
+pub const FOLLOW_POLL: Duration = Duration::from_millis(500);
+
+/// Changes applied per hold of the tables' write lock.
+const APPLY_SLICE: usize = 1024;
+
+/// How long a write waits for its catch-up read of the change feed.
+const WRITE_CATCH_UP_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// The state plus its store.
 pub struct Db {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     store: Arc<dyn Store>,
     tables: RwLock<Tables>,
     writer: tokio::sync::Mutex<()>,
+    /// Every change of the feed up to this cursor is in `tables`. Changed under `writer` only.
+    cursor: AtomicI64,
+    /// Whether the last read of the feed succeeded (failures are logged once per outage, and
+    /// writes skip their catch-up read while the store is down).
+    feed_ok: AtomicBool,
+    /// Number of committed batches of this replica (changed under `writer`).
+    commits: AtomicU64,
 }
 
 impl std::fmt::Debug for Db {
@@ -138,8 +174,12 @@ impl std::fmt::Debug for Db {
 pub struct WriteGuard<'a>(#[expect(dead_code, reason = "held for its lifetime")] tokio::sync::MutexGuard<'a, ()>);
 
 impl Db {
-    /// Load every record from `store`.
+    /// Load every record from `store`; if the store is shared with other replicas, start
+    /// following its change feed (needs a Tokio runtime).
     pub async fn open(store: Arc<dyn Store>) -> Result<Self, AwsError> {
+        // The cursor first: whatever is committed while loading is read again from the feed,
+        // which is harmless (newer or equal states only).
+        let cursor = store.head().await?;
         let records = store.load_all().await?;
         let mut tables = Tables::default();
         for r in records {
@@ -150,17 +190,53 @@ impl Db {
                 return Err(AwsError::service_failure());
             }
         }
-        Ok(Self { store, tables: RwLock::new(tables), writer: tokio::sync::Mutex::new(()) })
+        let shared = store.shared();
+        let db = Self {
+            inner: Arc::new(Inner {
+                store,
+                tables: RwLock::new(tables),
+                writer: tokio::sync::Mutex::new(()),
+                cursor: AtomicI64::new(cursor),
+                feed_ok: AtomicBool::new(true),
+                commits: AtomicU64::new(0),
+            }),
+        };
+        if shared {
+            let wake = db.inner.store.watch();
+            tokio::spawn(follow(Arc::downgrade(&db.inner), wake, FOLLOW_POLL));
+        }
+        Ok(db)
     }
 
     /// Read the tables.
     pub fn read(&self) -> RwLockReadGuard<'_, Tables> {
-        self.tables.read()
+        self.inner.tables.read()
     }
 
-    /// Take the writer lock: read, decide, then [`Db::commit`] under it.
+    /// Take the writer lock: read, decide, then [`Db::commit`] under it. On a shared store, the
+    /// tables first catch up with the other replicas' writes.
     pub async fn write(&self) -> WriteGuard<'_> {
-        WriteGuard(self.writer.lock().await)
+        let guard = WriteGuard(self.inner.writer.lock().await);
+        if self.inner.store.shared() && self.inner.feed_ok.load(Ordering::Relaxed) {
+            // Best effort, and bounded: the commit's version checks decide anyway, and a store
+            // that does not answer must fail the write promptly, not twice as slowly.
+            if tokio::time::timeout(WRITE_CATCH_UP_TIMEOUT, self.inner.catch_up()).await.is_err() {
+                tracing::debug!("change feed read before a write timed out");
+            }
+        }
+        guard
+    }
+
+    /// Apply the other replicas' writes now; returns how many changes were applied. (A
+    /// follower does this by itself; this is for callers that must not wait for it.)
+    pub async fn refresh(&self) -> Result<usize, AwsError> {
+        let _guard = self.inner.writer.lock().await;
+        self.inner.catch_up().await
+    }
+
+    /// The change-feed cursor the tables are current with.
+    pub fn cursor(&self) -> i64 {
+        self.inner.cursor.load(Ordering::Acquire)
     }
 
     /// Commit a batch to the store, then to memory. All or nothing.
@@ -183,8 +259,16 @@ impl Db {
                 }
             })
             .collect();
-        self.store.apply(&writes, now).await?;
-        let mut t = self.tables.write();
+        if let Err(e) = self.inner.store.apply(&writes, now).await {
+            if matches!(e, StoreError::Conflict { .. }) && self.inner.store.shared() {
+                // Another replica got there first: learn what it wrote, so a retry decides on
+                // current state.
+                let _ = self.inner.catch_up().await;
+            }
+            return Err(e.into());
+        }
+        let mut t = self.inner.tables.write();
+        self.inner.commits.fetch_add(1, Ordering::AcqRel);
         for c in changes {
             let res = match c {
                 Change::Insert { kind, account, id, doc } => {
@@ -203,6 +287,132 @@ impl Db {
             }
         }
         Ok(())
+    }
+}
+
+impl Inner {
+    /// Read the change feed after `cursor`, logging the store's going away and coming back once.
+    async fn fetch(&self, cursor: i64) -> Result<ChangeSet, AwsError> {
+        match self.store.changes_since(cursor).await {
+            Ok(set) => {
+                if !self.feed_ok.swap(true, Ordering::Relaxed) {
+                    tracing::warn!("store reachable again: following other replicas' changes");
+                }
+                Ok(set)
+            }
+            Err(e) => {
+                if self.feed_ok.swap(false, Ordering::Relaxed) {
+                    tracing::error!(error = %e, "store unreachable: serving reads from memory, writes fail until it is back");
+                }
+                Err(AwsError::service_failure())
+            }
+        }
+    }
+
+    /// Apply the change feed after the cursor to the tables. The caller holds the writer lock.
+    async fn catch_up(&self) -> Result<usize, AwsError> {
+        let set = self.fetch(self.cursor.load(Ordering::Acquire)).await?;
+        Ok(self.apply_set(set))
+    }
+
+    /// Read the feed *without* the writer lock (a slow or unreachable store must not hold up
+    /// this replica's writes), then apply it under the lock, unless this replica committed or
+    /// caught up meanwhile: then what was read may be older than the tables, so read again.
+    async fn follow_once(&self) {
+        for _ in 0..3 {
+            let commits = self.commits.load(Ordering::Acquire);
+            let cursor = self.cursor.load(Ordering::Acquire);
+            let Ok(set) = self.fetch(cursor).await else { return };
+            let _guard = self.writer.lock().await;
+            if self.commits.load(Ordering::Acquire) == commits && self.cursor.load(Ordering::Acquire) == cursor {
+                self.apply_set(set);
+                return;
+            }
+        }
+        // Writes keep racing the reads: read under the lock.
+        let _guard = self.writer.lock().await;
+        let _ = self.catch_up().await;
+    }
+
+    /// Apply one read of the feed to the tables and advance the cursor. The caller holds the
+    /// writer lock, and the read started after the tables' last change.
+    fn apply_set(&self, set: ChangeSet) -> usize {
+        let mut applied = 0;
+        // A large read (a bulk import, a long outage) is applied in slices, so that readers are
+        // not held up for the whole of it; a small one (the usual case) at once.
+        let mut changes = set.changes.into_iter().peekable();
+        while changes.peek().is_some() {
+            let mut t = self.tables.write();
+            for c in changes.by_ref().take(APPLY_SLICE) {
+                match c {
+                    ChangeEvent::Put(r) => {
+                        if cached_version(&t, &r.kind, &r.account, &r.id) == Some(r.version) {
+                            continue; // this replica's own write, or already seen
+                        }
+                        if let Err(e) = apply_record(&mut t, &r) {
+                            // Fail closed: drop what we can no longer read rather than keep a
+                            // stale role or key.
+                            tracing::error!(kind = %r.kind, id = %r.id, error = %e, "unreadable record from another replica; dropped from memory");
+                            remove_record(&mut t, &r.kind, r.account, r.id);
+                        }
+                        applied += 1;
+                    }
+                    ChangeEvent::Delete { kind, account, id } => {
+                        remove_record(&mut t, &kind, account, id);
+                        applied += 1;
+                    }
+                }
+            }
+        }
+        self.cursor.store(set.cursor, Ordering::Release);
+        if applied > 0 {
+            tracing::debug!(applied, cursor = set.cursor, "applied other replicas' changes");
+        }
+        applied
+    }
+}
+
+/// Follow the store's change feed until the [`Db`] is dropped: on every wake-up, and at least
+/// every `poll`.
+async fn follow(inner: Weak<Inner>, mut wake: Option<tokio::sync::watch::Receiver<u64>>, poll: Duration) {
+    loop {
+        let signal_alive = match wake.as_mut() {
+            Some(rx) => tokio::select! {
+                r = rx.changed() => r.is_ok(),
+                () = tokio::time::sleep(poll) => true,
+            },
+            None => {
+                tokio::time::sleep(poll).await;
+                true
+            }
+        };
+        if !signal_alive {
+            wake = None;
+        }
+        let Some(inner) = inner.upgrade() else { return };
+        // Errors are logged once per outage; the next round retries.
+        inner.follow_once().await;
+    }
+}
+
+/// The cached version of a record, if it is cached.
+fn cached_version(t: &Tables, kind: &str, account: &str, id: &str) -> Option<i64> {
+    let key = || (account.to_owned(), id.to_owned());
+    match kind {
+        kind::ACCOUNT => t.accounts.get(id).map(|e| e.version),
+        kind::ACCESS_KEY => t.access_keys.get(id).map(|e| e.version),
+        kind::USER => t.users.get(&key()).map(|e| e.version),
+        kind::ROLE => t.roles.get(&key()).map(|e| e.version),
+        kind::POLICY => t.policies.get(&key()).map(|e| e.version),
+        kind::OIDC_PROVIDER => t.providers.get(&key()).map(|e| e.version),
+        kind::CLUSTER => t.clusters.get(&key()).map(|e| e.version),
+        kind::SESSION_KEY => id.parse::<u32>().ok().and_then(|n| t.session_keys.get(&n)).map(|e| e.version),
+        kind::POD_IDENTITY_ASSOCIATION => t
+            .association_cluster
+            .get(&key())
+            .and_then(|cluster| t.associations.get(&(account.to_owned(), cluster.clone(), id.to_owned())))
+            .map(|e| e.version),
+        _ => None,
     }
 }
 

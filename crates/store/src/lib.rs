@@ -5,14 +5,34 @@
 //! the services above it decide what a record means and keep hot records in memory, so the
 //! credential path never waits on the database.
 //!
-//! Implementations: [`SqliteStore`] (the embedded default). Migrations are append-only and
-//! recorded in `podiam_migrations`.
+//! Implementations: [`SqliteStore`] (the embedded default, one process) and [`PgStore`]
+//! (PostgreSQL, shared by any number of `podiam serve` replicas). Migrations are append-only,
+//! numbered alike for both backends, and recorded in `podiam_migrations`.
+//!
+//! # Change feed
+//!
+//! Every committed batch takes the next number of one counter (`change_seq`) while holding that
+//! counter's row lock until it commits, so batches commit in the order of their numbers. Each
+//! written record carries the number of the batch that last wrote it (`records.seq`) and each
+//! deleted key leaves a tombstone with the number of its deletion (`tombstones.seq`).
+//! [`Store::changes_since`] returns, oldest first, every record and tombstone newer than a
+//! cursor: a replica that warmed its cache with [`Store::head`] then [`Store::load_all`] follows
+//! the other replicas' writes by polling it. [`Store::watch`] wakes the poller right after a
+//! commit (PostgreSQL `LISTEN`/`NOTIFY`), so polling can be rare and changes still arrive within
+//! milliseconds.
+//!
+//! Tombstones are kept (one row per key ever deleted, updated in place when deleted again); a
+//! read of the feed is not paginated (a follower far behind reads everything newer at once).
+//! Serializing commits on the counter costs write throughput, which an IAM control plane does
+//! not need; reads never touch it.
 
+mod postgres;
 mod sqlite;
 
 use std::future::Future;
 use std::pin::Pin;
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// A boxed future, so that `dyn Store` works without extra crates.
@@ -72,6 +92,32 @@ pub enum Write {
     },
 }
 
+/// One entry of the change feed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChangeEvent {
+    /// The record was inserted or updated; this is its state when the feed was read.
+    Put(Record),
+    /// The record was deleted.
+    Delete {
+        /// Record kind.
+        kind: String,
+        /// Owning account.
+        account: String,
+        /// Key.
+        id: String,
+    },
+}
+
+/// What [`Store::changes_since`] returns.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChangeSet {
+    /// The changes, in commit order. A key deleted and inserted again after the cursor shows
+    /// its deletion before its current record; a record written several times shows once.
+    pub changes: Vec<ChangeEvent>,
+    /// The cursor to pass next time.
+    pub cursor: i64,
+}
+
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -96,4 +142,38 @@ pub trait Store: Send + Sync + 'static {
     fn apply<'a>(&'a self, writes: &'a [Write], now_unix: i64) -> BoxFut<'a, Result<(), StoreError>>;
     /// Flush and close.
     fn close(&self) -> BoxFut<'_, ()>;
+    /// The cursor of the newest committed batch. Read it *before* [`Store::load_all`]: then
+    /// `changes_since(head)` returns every write the load may have missed (and possibly some it
+    /// saw, which are harmless to apply again).
+    fn head(&self) -> BoxFut<'_, Result<i64, StoreError>>;
+    /// The writes committed after `cursor`, in commit order, as the records' current states and
+    /// tombstones of deleted keys; and the cursor to pass next time.
+    fn changes_since(&self, cursor: i64) -> BoxFut<'_, Result<ChangeSet, StoreError>>;
+    /// Whether other processes may write this store concurrently (replicas over PostgreSQL): a
+    /// cache of it must then follow [`Store::changes_since`].
+    fn shared(&self) -> bool {
+        false
+    }
+    /// A value that changes soon after any process commits a batch (PostgreSQL `NOTIFY`), to
+    /// wake a follower of [`Store::changes_since`] early. `None` when the store has no such
+    /// signal; followers then only poll. The signal may be lost (a dropped connection):
+    /// followers must poll as well.
+    fn watch(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
+}
+
+/// Any database failure, as [`StoreError::Backend`].
+pub(crate) fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+/// The conflict error of a write that did not hold.
+pub(crate) fn conflict(w: &Write) -> StoreError {
+    let (kind, id) = match w {
+        Write::Insert { kind, id, .. } | Write::Update { kind, id, .. } | Write::Delete { kind, id, .. } => {
+            (kind.clone(), id.clone())
+        }
+    };
+    StoreError::Conflict { kind, id }
 }

@@ -7,10 +7,13 @@ use std::str::FromStr;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
-use crate::{BoxFut, Record, Store, StoreError, Write};
+use crate::{backend, conflict, BoxFut, ChangeEvent, ChangeSet, Record, Store, StoreError, Write};
 
 /// Append-only migrations: (version, SQL).
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_records.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_records.sql")),
+    (2, include_str!("../migrations/sqlite/0002_changes.sql")),
+];
 
 /// SQLite-backed [`Store`].
 #[derive(Clone, Debug)]
@@ -72,10 +75,6 @@ impl SqliteStore {
     }
 }
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
-}
-
 impl Store for SqliteStore {
     fn load_all(&self) -> BoxFut<'_, Result<Vec<Record>, StoreError>> {
         Box::pin(async move {
@@ -98,26 +97,35 @@ impl Store for SqliteStore {
 
     fn apply<'a>(&'a self, writes: &'a [Write], now_unix: i64) -> BoxFut<'a, Result<(), StoreError>> {
         Box::pin(async move {
+            if writes.is_empty() {
+                return Ok(());
+            }
             let mut tx = self.pool.begin().await.map_err(backend)?;
+            let seq: i64 = sqlx::query_scalar("UPDATE change_seq SET value = value + 1 WHERE id = 1 RETURNING value")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(backend)?;
             for w in writes {
                 let affected = match w {
                     Write::Insert { kind, account, id, doc } => sqlx::query(
-                        "INSERT INTO records (kind, account, id, doc, version, updated_at) VALUES (?, ?, ?, ?, 1, ?) ON CONFLICT DO NOTHING",
+                        "INSERT INTO records (kind, account, id, doc, version, updated_at, seq) VALUES (?, ?, ?, ?, 1, ?, ?) ON CONFLICT DO NOTHING",
                     )
                     .bind(kind)
                     .bind(account)
                     .bind(id)
                     .bind(doc)
                     .bind(now_unix)
+                    .bind(seq)
                     .execute(&mut *tx)
                     .await
                     .map_err(backend)?
                     .rows_affected(),
                     Write::Update { kind, account, id, doc, expect_version } => sqlx::query(
-                        "UPDATE records SET doc = ?, version = version + 1, updated_at = ? WHERE kind = ? AND account = ? AND id = ? AND version = ?",
+                        "UPDATE records SET doc = ?, version = version + 1, updated_at = ?, seq = ? WHERE kind = ? AND account = ? AND id = ? AND version = ?",
                     )
                     .bind(doc)
                     .bind(now_unix)
+                    .bind(seq)
                     .bind(kind)
                     .bind(account)
                     .bind(id)
@@ -127,24 +135,34 @@ impl Store for SqliteStore {
                     .map_err(backend)?
                     .rows_affected(),
                     Write::Delete { kind, account, id } => {
-                        sqlx::query("DELETE FROM records WHERE kind = ? AND account = ? AND id = ?")
+                        let n = sqlx::query("DELETE FROM records WHERE kind = ? AND account = ? AND id = ?")
                             .bind(kind)
                             .bind(account)
                             .bind(id)
                             .execute(&mut *tx)
                             .await
                             .map_err(backend)?
-                            .rows_affected()
+                            .rows_affected();
+                        if n == 1 {
+                            sqlx::query(
+                                "INSERT INTO tombstones (kind, account, id, seq, deleted_at) VALUES (?, ?, ?, ?, ?) \
+                                 ON CONFLICT (kind, account, id) DO UPDATE SET seq = excluded.seq, deleted_at = excluded.deleted_at",
+                            )
+                            .bind(kind)
+                            .bind(account)
+                            .bind(id)
+                            .bind(seq)
+                            .bind(now_unix)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(backend)?;
+                        }
+                        n
                     }
                 };
                 if affected != 1 {
                     // Dropping the transaction rolls every earlier write of the batch back.
-                    let (kind, id) = match w {
-                        Write::Insert { kind, id, .. } | Write::Update { kind, id, .. } | Write::Delete { kind, id, .. } => {
-                            (kind.clone(), id.clone())
-                        }
-                    };
-                    return Err(StoreError::Conflict { kind, id });
+                    return Err(conflict(w));
                 }
             }
             tx.commit().await.map_err(backend)
@@ -153,5 +171,42 @@ impl Store for SqliteStore {
 
     fn close(&self) -> BoxFut<'_, ()> {
         Box::pin(async move { self.pool.close().await })
+    }
+
+    fn head(&self) -> BoxFut<'_, Result<i64, StoreError>> {
+        Box::pin(async move {
+            sqlx::query_scalar("SELECT value FROM change_seq WHERE id = 1").fetch_one(&self.pool).await.map_err(backend)
+        })
+    }
+
+    fn changes_since(&self, cursor: i64) -> BoxFut<'_, Result<ChangeSet, StoreError>> {
+        Box::pin(async move {
+            // One statement, so one consistent snapshot; tombstones first at equal seq (a key
+            // deleted and inserted again in one batch is present).
+            let rows = sqlx::query(
+                "SELECT seq, 0 AS ord, kind, account, id, NULL AS doc, 0 AS version FROM tombstones WHERE seq > ? \
+                 UNION ALL \
+                 SELECT seq, 1 AS ord, kind, account, id, doc, version FROM records WHERE seq > ? \
+                 ORDER BY 1, 2",
+            )
+            .bind(cursor)
+            .bind(cursor)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+            let mut set = ChangeSet { changes: Vec::with_capacity(rows.len()), cursor };
+            for r in &rows {
+                let seq: i64 = r.try_get(0).map_err(backend)?;
+                set.cursor = set.cursor.max(seq);
+                let (kind, account, id): (String, String, String) =
+                    (r.try_get(2).map_err(backend)?, r.try_get(3).map_err(backend)?, r.try_get(4).map_err(backend)?);
+                let doc: Option<String> = r.try_get(5).map_err(backend)?;
+                set.changes.push(match doc {
+                    Some(doc) => ChangeEvent::Put(Record { kind, account, id, doc, version: r.try_get(6).map_err(backend)? }),
+                    None => ChangeEvent::Delete { kind, account, id },
+                });
+            }
+            Ok(set)
+        })
     }
 }
