@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 target=${CARGO_TARGET_DIR:-$root/target}
 echo "== building podiam and the floor server (release)" >&2
-cargo build --release --locked -p podiam -p podiam-agent --example floor >&2
+cargo build --release --locked -p podiam >&2
+cargo build --release --locked -p podiam-agent --example floor >&2
 bash scripts/pyenv.sh
 if ! command -v wrk >/dev/null 2>&1; then
   echo "== installing wrk" >&2
