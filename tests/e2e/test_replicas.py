@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -26,7 +27,7 @@ from pathlib import Path
 import botocore.exceptions
 import pytest
 
-from podiam_e2e import ACCOUNT, REPO, Podiam, allow, client_error, principal_trust
+from podiam_e2e import ACCOUNT, REPO, Podiam, allow, client_error, podiam_bin, principal_trust
 
 PG_URL = os.environ.get("PODIAM_TEST_POSTGRES_URL", "")
 PG_DIR = os.environ.get("PODIAM_PG_DIR", "")
@@ -178,6 +179,52 @@ def test_sessions_minted_on_one_replica_verify_on_the_other(cluster):
     who = cluster.cli(r2, "sts", "get-caller-identity", creds=creds1)
     assert who["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/{name}/from-r1"
     assert cluster.sts(r1, creds2).get_caller_identity()["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/{name}/from-r2"
+
+
+def key_id_of(session_token: str) -> int:
+    """The key id in a podiam session token (bytes 1-4 after the version byte)."""
+    raw = base64.b64decode(session_token)
+    return int.from_bytes(raw[1:5], "big")
+
+
+def test_session_key_rotation_fails_no_verification(cluster):
+    """While replica 1 rotates the session key, sessions minted on either replica keep verifying
+    on the other; once the new key is active both mint with it, and old sessions still work."""
+    r1, r2 = cluster.r1, cluster.r2
+    name = f"rot-{uuid.uuid4().hex[:8]}"
+    cluster.iam(r1).create_role(RoleName=name, AssumeRolePolicyDocument=ROOT_TRUST)
+    arn = f"arn:aws:iam::{ACCOUNT}:role/{name}"
+    until("role on replica 2", lambda: cluster.iam(r2).get_role(RoleName=name))
+    sts = {r: cluster.sts(r, cluster.user) for r in (r1, r2)}
+
+    def mint(r: Podiam) -> dict:
+        c = sts[r].assume_role(RoleArn=arn, RoleSessionName="rot")["Credentials"]
+        return {k: c[k] for k in ("AccessKeyId", "SecretAccessKey", "SessionToken")}
+
+    before = mint(r1)
+    old_id = key_id_of(before["SessionToken"])
+    p = r1.podiam("session-keys", "rotate")
+    assert p.returncode == 0, p.stderr
+    m = re.search(r"session key (\d+) mints from (\d+)", p.stdout)
+    assert m, p.stdout
+    new_id, active_from = int(m.group(1)), int(m.group(2))
+    assert new_id > old_id and active_from > time.time()
+    seen, checked = set(), 0
+    while time.time() < active_from + 2:
+        for a, b in ((r1, r2), (r2, r1)):
+            c = mint(a)
+            seen.add(key_id_of(c["SessionToken"]))
+            # every session verifies on the other replica, at every moment of the rotation
+            assert cluster.sts(b, c).get_caller_identity()["Arn"].endswith(f"/{name}/rot")
+            checked += 1
+    assert {old_id, new_id} <= seen, (seen, checked)
+    for r in (r1, r2):
+        assert key_id_of(mint(r)["SessionToken"]) == new_id
+        assert cluster.sts(r, before).get_caller_identity()["Arn"].endswith(f"/{name}/rot"), "old sessions still verify"
+    # only an account root may rotate
+    user_env = r1.creds_env(cluster.user)
+    q = subprocess.run([podiam_bin(), "session-keys", "rotate"], env=user_env, capture_output=True, text=True, timeout=30)
+    assert q.returncode != 0 and "403" in q.stderr and "only an account root" in q.stderr, q.stderr
 
 
 def test_deleted_role_stops_being_usable_on_the_other_replica_within_a_second(cluster):

@@ -30,6 +30,8 @@ enum Command {
     Explain(explain::ExplainArgs),
     /// Role operations: revoke every session issued before now.
     Role(tools::RoleArgs),
+    /// Session-token keys: rotate.
+    SessionKeys(tools::SessionKeysArgs),
     /// Run the EKS Pod Identity node agent (`podiam agent --cluster-name NAME`), or set up its
     /// link (`podiam agent init`).
     Agent(agent::AgentArgs),
@@ -57,6 +59,7 @@ fn main() -> std::process::ExitCode {
             Command::Issuer(a) => tools::issuer(a).await,
             Command::Explain(a) => explain::run(a).await,
             Command::Role(a) => tools::role(a).await,
+            Command::SessionKeys(a) => tools::session_keys(a).await,
             Command::Agent(a) => agent::run(a).await,
         }
     });

@@ -134,3 +134,32 @@ pub async fn role(a: RoleArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `podiam session-keys`.
+#[derive(Args, Debug)]
+pub struct SessionKeysArgs {
+    #[command(subcommand)]
+    command: SessionKeysCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum SessionKeysCommand {
+    /// Add a new session-token key: every replica verifies it at once, it mints after a few
+    /// seconds, and the old keys keep verifying the sessions they minted. Needs an account root.
+    Rotate,
+}
+
+pub async fn session_keys(a: SessionKeysArgs) -> anyhow::Result<()> {
+    let env = AwsEnv::load("IAM")?;
+    match a.command {
+        SessionKeysCommand::Rotate => {
+            let v = env.call("POST", "/podiam/session-keys/rotate", "iam", None).await?;
+            println!(
+                "session key {} mints from {}",
+                v.get("keyId").and_then(serde_json::Value::as_u64).unwrap_or_default(),
+                v.get("activeFrom").and_then(serde_json::Value::as_i64).unwrap_or_default()
+            );
+        }
+    }
+    Ok(())
+}

@@ -31,6 +31,11 @@ use crate::model::kind;
 use crate::session::{SessionKeyMaterial, SessionKeyring};
 use crate::state::{Change, Db};
 
+/// Seconds between a session-key rotation and the new key's first use for minting: replicas
+/// learn a stored change within one second, so every replica verifies the new key before any
+/// session signed with it exists.
+pub const SESSION_KEY_ACTIVATION_SECS: i64 = 3;
+
 /// The source of time for the services.
 pub trait Clock: Send + Sync + 'static {
     /// Milliseconds since the Unix epoch.
@@ -86,7 +91,7 @@ pub struct Control {
     pub config: Config,
     db: Db,
     master: MasterKey,
-    sessions: RwLock<Arc<SessionKeyring>>,
+    sessions: RwLock<(u64, Arc<SessionKeyring>)>,
     clock: Arc<dyn Clock>,
     jwks: webid::JwksCache,
     hosted: issuer::HostedKeys,
@@ -124,7 +129,7 @@ impl Control {
             config,
             db,
             master,
-            sessions: RwLock::new(Arc::new(SessionKeyring::default())),
+            sessions: RwLock::new((u64::MAX, Arc::new(SessionKeyring::default()))),
             clock,
             jwks,
             hosted: issuer::HostedKeys::default(),
@@ -202,26 +207,64 @@ impl Control {
             if self.db.read().session_keys.is_empty() {
                 let bytes = crypto::random_bytes::<32>().map_err(|_| AwsError::service_failure())?;
                 let now = self.now();
-                let key = model::SessionKey { id: 1, key: self.seal(&bytes, "session_key/1")?, created: now };
+                let key = model::SessionKey { id: 1, key: self.seal(&bytes, "session_key/1")?, created: now, active_from: 0 };
                 self.db.commit(&guard, vec![Change::insert(kind::SESSION_KEY, "", "1", &key)?], now).await?;
             }
         }
-        self.reload_session_keys()
+        self.reload_session_keys().map(|_| ())
     }
 
-    fn reload_session_keys(&self) -> Result<()> {
+    fn reload_session_keys(&self) -> Result<Arc<SessionKeyring>> {
         let mut keys = Vec::new();
-        for (id, e) in &self.db.read().session_keys {
-            let bytes = self.open_sealed(&e.value.key, &format!("session_key/{id}"))?;
+        let (generation, stored): (u64, Vec<Arc<model::SessionKey>>) = {
+            let t = self.db.read();
+            (t.session_keys_generation, t.session_keys.values().map(|e| Arc::clone(&e.value)).collect())
+        };
+        for k in stored {
+            let bytes = self.open_sealed(&k.key, &format!("session_key/{}", k.id))?;
             let arr: [u8; 32] = bytes.as_slice().try_into().map_err(|_| AwsError::service_failure())?;
-            keys.push(SessionKeyMaterial::new(*id, &arr).ok_or_else(AwsError::service_failure)?);
+            keys.push(SessionKeyMaterial::new(k.id, &arr).ok_or_else(AwsError::service_failure)?.active_from(k.active_from));
         }
-        *self.sessions.write() = Arc::new(SessionKeyring::new(keys));
-        Ok(())
+        let ring = Arc::new(SessionKeyring::new(keys));
+        *self.sessions.write() = (generation, Arc::clone(&ring));
+        Ok(ring)
     }
 
+    /// The key ring, rebuilt when the stored keys changed (here or on another replica).
     fn session_keyring(&self) -> Arc<SessionKeyring> {
-        Arc::clone(&self.sessions.read())
+        let generation = self.db.read().session_keys_generation;
+        {
+            let s = self.sessions.read();
+            if s.0 == generation {
+                return Arc::clone(&s.1);
+            }
+        }
+        self.reload_session_keys().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "session keys could not be reloaded; keeping the previous ring");
+            Arc::clone(&self.sessions.read().1)
+        })
+    }
+
+    /// Rotate the session-token key: a new key verifies at once on every replica that has it and
+    /// mints from `now + SESSION_KEY_ACTIVATION_SECS`, by which time every replica has it; old
+    /// keys keep verifying the sessions they minted. Only an account root may do this (the keys
+    /// belong to the installation). Returns the new key's id and activation time.
+    pub async fn rotate_session_key(&self, caller: &Caller) -> Result<(u32, i64)> {
+        if !matches!(caller, Caller::Root { .. }) {
+            return Err(AwsError::access_denied(format!(
+                "User: {} is not authorized to rotate the session keys: only an account root may",
+                caller.arn()
+            )));
+        }
+        let guard = self.db.write().await;
+        let id = self.db.read().session_keys.keys().next_back().copied().unwrap_or(0).saturating_add(1);
+        let bytes = crypto::random_bytes::<32>().map_err(|_| AwsError::service_failure())?;
+        let now = self.now();
+        let active_from = now + SESSION_KEY_ACTIVATION_SECS;
+        let key = model::SessionKey { id, key: self.seal(&bytes, &format!("session_key/{id}"))?, created: now, active_from };
+        self.db.commit(&guard, vec![Change::insert(kind::SESSION_KEY, "", &id.to_string(), &key)?], now).await?;
+        tracing::info!(id, active_from, "session key rotated");
+        Ok((id, active_from))
     }
 
     fn seal(&self, plain: &[u8], context: &str) -> Result<crypto::Sealed> {

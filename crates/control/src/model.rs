@@ -239,6 +239,10 @@ pub struct SessionKey {
     pub key: Sealed,
     /// Creation time.
     pub created: i64,
+    /// From when the key mints sessions (unix seconds): a rotated key verifies at once but mints
+    /// only after every replica has had time to learn it.
+    #[serde(default)]
+    pub active_from: i64,
 }
 
 /// An EKS Pod Identity association: (cluster, namespace, service account) → role.

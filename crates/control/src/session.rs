@@ -99,6 +99,7 @@ pub enum SessionError {
 /// One session key.
 pub struct SessionKeyMaterial {
     id: u32,
+    active_from: i64,
     aead: LessSafeKey,
     secret_key: hmac::Key,
 }
@@ -116,7 +117,13 @@ impl SessionKeyMaterial {
         // Separate keys for the two uses, both derived from the stored bytes.
         let derive = hmac::Key::new(hmac::HMAC_SHA256, bytes);
         let secret_bytes = hmac::sign(&derive, b"podiam session secret derivation v1");
-        Some(Self { id, aead, secret_key: hmac::Key::new(hmac::HMAC_SHA256, secret_bytes.as_ref()) })
+        Some(Self { id, active_from: 0, aead, secret_key: hmac::Key::new(hmac::HMAC_SHA256, secret_bytes.as_ref()) })
+    }
+    /// The key mints only from `unix_secs` on (it verifies at once).
+    #[must_use]
+    pub fn active_from(mut self, unix_secs: i64) -> Self {
+        self.active_from = unix_secs;
+        self
     }
     /// The key id.
     pub fn id(&self) -> u32 {
@@ -131,14 +138,15 @@ pub struct SessionKeyring {
 }
 
 impl SessionKeyring {
-    /// A ring with these keys; the one with the highest id mints.
+    /// A ring with these keys; the active one with the highest id mints.
     pub fn new(mut keys: Vec<SessionKeyMaterial>) -> Self {
         keys.sort_by_key(|k| k.id);
         Self { keys }
     }
 
-    fn current(&self) -> Option<&SessionKeyMaterial> {
-        self.keys.last()
+    /// The key that mints at `now`: the newest active one (the oldest if none is active yet).
+    fn current(&self, now: i64) -> Option<&SessionKeyMaterial> {
+        self.keys.iter().rev().find(|k| k.active_from <= now).or_else(|| self.keys.first())
     }
 
     fn by_id(&self, id: u32) -> Option<&SessionKeyMaterial> {
@@ -156,7 +164,7 @@ impl SessionKeyring {
 
     /// Mint a token for `claims`. Returns `(session token, secret access key)`.
     pub fn mint(&self, claims: &SessionClaims) -> Option<(String, String)> {
-        let k = self.current()?;
+        let k = self.current(claims.issued)?;
         let plain = serde_json::to_vec(claims).ok()?;
         let nonce = random_bytes::<NONCE_LEN>().ok()?;
         let mut buf = Vec::with_capacity(HEADER + plain.len() + 16);
@@ -277,5 +285,22 @@ mod tests {
         assert_eq!(both.derive_secret(1, "ASIAEXAMPLE123456789").unwrap(), secret);
         let (tok2, _) = both.mint(&claims()).unwrap();
         assert_eq!(both.open(&tok2, 2000).unwrap().1, 2, "newest key mints");
+    }
+
+    #[test]
+    fn a_rotated_key_mints_only_once_active() {
+        let ring = SessionKeyring::new(vec![
+            SessionKeyMaterial::new(1, &[7; 32]).unwrap(),
+            SessionKeyMaterial::new(2, &[9; 32]).unwrap().active_from(1002),
+        ]);
+        let mut c = claims();
+        c.issued = 1001;
+        let (early, _) = ring.mint(&c).unwrap();
+        assert_eq!(ring.open(&early, 2000).unwrap().1, 1, "before activation the old key mints");
+        c.issued = 1002;
+        let (late, _) = ring.mint(&c).unwrap();
+        assert_eq!(ring.open(&late, 2000).unwrap().1, 2, "from activation the new key mints");
+        let only_future = SessionKeyring::new(vec![SessionKeyMaterial::new(3, &[1; 32]).unwrap().active_from(5000)]);
+        assert!(only_future.mint(&claims()).is_some(), "a lone key mints even before its activation");
     }
 }

@@ -68,6 +68,8 @@ pub struct Tables {
     pub issuers: HashMap<String, Key>,
     /// Session keys by id.
     pub session_keys: BTreeMap<u32, Entry<model::SessionKey>>,
+    /// Bumped on every change of `session_keys`, so key rings built from them know they are stale.
+    pub session_keys_generation: u64,
     /// Pod Identity associations by (account, cluster, association id).
     pub associations: BTreeMap<(String, String, String), Entry<model::PodIdentityAssociation>>,
     /// (account, cluster, namespace, service account) → association id.
@@ -451,6 +453,7 @@ fn apply_record(t: &mut Tables, r: &Record) -> Result<(), serde_json::Error> {
         kind::SESSION_KEY => {
             let e: Entry<model::SessionKey> = entry(r)?;
             t.session_keys.insert(e.value.id, e);
+            t.session_keys_generation += 1;
         }
         kind::POD_IDENTITY_ASSOCIATION => {
             let e: Entry<model::PodIdentityAssociation> = entry(r)?;
@@ -496,6 +499,7 @@ fn remove_record(t: &mut Tables, kind: &str, account: String, id: String) {
         kind::SESSION_KEY => {
             if let Ok(n) = id.parse::<u32>() {
                 t.session_keys.remove(&n);
+                t.session_keys_generation += 1;
             }
         }
         kind::POD_IDENTITY_ASSOCIATION => remove_association(t, &account, &id),

@@ -245,6 +245,11 @@ async fn route(app: &App, inc: &Incoming) -> Result<Value, AwsError> {
                 "jwks": serde_json::from_str::<Value>(&x.jwks).unwrap_or(Value::Null),
             }))
         }
+        (&Method::POST, ["podiam", "session-keys", "rotate"]) => {
+            let caller = inc.caller(app, "iam")?;
+            let (id, active_from) = c.rotate_session_key(&caller).await?;
+            Ok(json!({ "keyId": id, "activeFrom": active_from }))
+        }
         (&Method::POST, ["podiam", "roles", name, "revoke-sessions"]) => {
             let caller = inc.caller(app, "iam")?;
             let cutoff = c.revoke_role_sessions(&caller, &inc.meta, &decode_segment(name)?).await?;
