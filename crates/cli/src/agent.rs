@@ -181,28 +181,10 @@ async fn serve(s: ServerArgs) -> anyhow::Result<()> {
         }
         out.flush()?;
     }
-    shutdown_signal().await;
+    crate::serve::shutdown_signal().await;
     tracing::info!("shutting down");
     agent.shutdown().await;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ mod awsenv;
 mod explain;
 mod serve;
 mod tools;
+mod webhook;
 
 use clap::{Parser, Subcommand};
 
@@ -35,6 +36,9 @@ enum Command {
     /// Run the EKS Pod Identity node agent (`podiam agent --cluster-name NAME`), or set up its
     /// link (`podiam agent init`).
     Agent(agent::AgentArgs),
+    /// Run the mutating admission webhook that injects IRSA and EKS Pod Identity settings
+    /// into pods.
+    Webhook(Box<webhook::WebhookArgs>),
 }
 
 fn main() -> std::process::ExitCode {
@@ -61,6 +65,7 @@ fn main() -> std::process::ExitCode {
             Command::Role(a) => tools::role(a).await,
             Command::SessionKeys(a) => tools::session_keys(a).await,
             Command::Agent(a) => agent::run(a).await,
+            Command::Webhook(a) => webhook::run(*a).await,
         }
     });
     match res {

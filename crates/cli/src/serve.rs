@@ -204,7 +204,8 @@ async fn open_store(spec: Option<&str>, data_dir: &Path) -> anyhow::Result<Arc<d
     })
 }
 
-async fn shutdown_signal() {
+/// Resolves on Ctrl-C or SIGTERM.
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -1,0 +1,242 @@
+//! A minimal EKS API client: `ListPodIdentityAssociations`, every page, SigV4-signed (service
+//! `eks`) with credentials from the standard AWS chain (podiam-agent's `NodeCredentials`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use podiam_agent::{Clock, Env, NodeCredentials};
+use serde::Deserialize;
+
+use crate::sources::Associations;
+
+/// Why listing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EksError {
+    /// No usable credentials.
+    #[error("credentials: {0}")]
+    Credentials(String),
+    /// Transport failure.
+    #[error("calling {url}: {message}")]
+    Transport {
+        /// The URL.
+        url: String,
+        /// What failed.
+        message: String,
+    },
+    /// A non-200 answer.
+    #[error("{url} answered {status}: {body}")]
+    Status {
+        /// The URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// The body (truncated).
+        body: String,
+    },
+    /// An unparsable answer.
+    #[error("{url}: {message}")]
+    Decode {
+        /// The URL.
+        url: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListPage {
+    #[serde(default)]
+    associations: Vec<Summary>,
+    #[serde(default)]
+    next_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Summary {
+    #[serde(default)]
+    cluster_name: Option<String>,
+    namespace: String,
+    service_account: String,
+}
+
+/// The client.
+pub struct EksClient {
+    http: reqwest::Client,
+    base: reqwest::Url,
+    host: String,
+    cluster: String,
+    region: String,
+    credentials: Arc<NodeCredentials>,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for EksClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EksClient")
+            .field("base", &self.base.as_str())
+            .field("cluster", &self.cluster)
+            .field("region", &self.region)
+            .finish_non_exhaustive()
+    }
+}
+
+/// AWS-style percent-encoding (everything but `A-Za-z0-9-_.~`).
+pub(crate) fn aws_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn amz_date(clock: &Clock) -> String {
+    let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    time::OffsetDateTime::from_unix_timestamp(clock.now_secs())
+        .ok()
+        .and_then(|t| t.format(fmt).ok())
+        .unwrap_or_else(|| "19700101T000000Z".to_owned())
+}
+
+impl EksClient {
+    /// A client for `cluster` at `endpoint` (e.g. `http://podiam:8080`), signing for `region`
+    /// with the standard chain over `env`.
+    pub fn new(endpoint: &str, cluster: &str, region: &str, env: Env) -> Result<Self, String> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| format!("HTTP client: {e}"))?;
+        let clock = Clock::system();
+        let credentials = Arc::new(NodeCredentials::new(
+            None,
+            env,
+            region.to_owned(),
+            http.clone(),
+            clock.clone(),
+            Duration::from_secs(300),
+            Duration::from_secs(5),
+        ));
+        Self::with_parts(endpoint, cluster, region, http, credentials, clock)
+    }
+
+    /// A client with explicit parts (tests use fixed credentials).
+    pub fn with_parts(
+        endpoint: &str,
+        cluster: &str,
+        region: &str,
+        http: reqwest::Client,
+        credentials: Arc<NodeCredentials>,
+        clock: Clock,
+    ) -> Result<Self, String> {
+        let base = reqwest::Url::parse(endpoint.trim_end_matches('/'))
+            .map_err(|e| format!("invalid EKS endpoint {endpoint:?}: {e}"))?;
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(format!("invalid EKS endpoint {endpoint:?}: not http(s)"));
+        }
+        let host = match (base.host_str(), base.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_owned(),
+            _ => return Err(format!("invalid EKS endpoint {endpoint:?}: no host")),
+        };
+        Ok(Self {
+            http,
+            base,
+            host,
+            cluster: cluster.to_owned(),
+            region: region.to_owned(),
+            credentials,
+            clock,
+        })
+    }
+
+    /// Lists every association of the cluster (following `nextToken`).
+    pub async fn list_associations(&self) -> Result<Associations, EksError> {
+        let mut out = Associations::default();
+        let mut token: Option<String> = None;
+        // A bound on pages so that a misbehaving server cannot loop us forever.
+        for _ in 0..10_000 {
+            let page = self.page(token.as_deref()).await?;
+            for a in page.associations {
+                if a.cluster_name.as_deref().is_none_or(|c| c == self.cluster) {
+                    out.insert(&a.namespace, &a.service_account);
+                }
+            }
+            match page.next_token.filter(|t| !t.is_empty()) {
+                Some(t) => token = Some(t),
+                None => return Ok(out),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn page(&self, next: Option<&str>) -> Result<ListPage, EksError> {
+        let base_path = self.base.path().trim_end_matches('/');
+        let path = format!(
+            "{base_path}/clusters/{}/pod-identity-associations",
+            aws_encode(&self.cluster)
+        );
+        let mut query = "maxResults=100".to_owned();
+        if let Some(t) = next {
+            query.push_str("&nextToken=");
+            query.push_str(&aws_encode(t));
+        }
+        let mut url = self.base.clone();
+        url.set_path(&path);
+        url.set_query(Some(&query));
+        let url_s = url.to_string();
+        let creds = self
+            .credentials
+            .get()
+            .await
+            .map_err(|e| EksError::Credentials(e.to_string()))?;
+        let date = amz_date(&self.clock);
+        let headers: [(&str, &[u8]); 1] = [("host", self.host.as_bytes())];
+        let req = podiam_sigv4::Request {
+            method: "GET",
+            path: &path,
+            query: &query,
+            headers: &headers,
+            body: b"",
+        };
+        let signed = podiam_sigv4::sign(
+            &req,
+            &creds.access_key_id,
+            &creds.secret_access_key,
+            creds.session_token.as_deref(),
+            &self.region,
+            "eks",
+            &date,
+        );
+        let mut rb = self.http.get(url).header(http::header::ACCEPT, "application/json");
+        for (k, v) in &signed {
+            rb = rb.header(k.as_str(), v.as_str());
+        }
+        let resp = rb.send().await.map_err(|e| EksError::Transport {
+            url: url_s.clone(),
+            message: e.to_string(),
+        })?;
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.map_err(|e| EksError::Transport {
+            url: url_s.clone(),
+            message: e.to_string(),
+        })?;
+        if status != 200 {
+            let text = String::from_utf8_lossy(&body);
+            return Err(EksError::Status {
+                url: url_s,
+                status,
+                body: text.chars().take(512).collect(),
+            });
+        }
+        serde_json::from_slice(&body).map_err(|e| EksError::Decode {
+            url: url_s,
+            message: e.to_string(),
+        })
+    }
+}

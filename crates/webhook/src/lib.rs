@@ -1,0 +1,182 @@
+//! podiam's mutating admission webhook: a reimplementation of
+//! aws/amazon-eks-pod-identity-webhook for any Kubernetes cluster.
+//!
+//! - [`mutate`]: the pod mutation (IRSA and EKS Pod Identity), pure.
+//! - [`sources`]: service accounts and Pod Identity associations (traits + implementations).
+//! - [`Webhook`]: AdmissionReview in, AdmissionReview out.
+//! - [`server`]: the HTTPS server (`/mutate`, `/healthz`, `/metrics`).
+//! - [`tls`]: reloading certificates and self-signed setup.
+
+pub mod eks;
+pub mod metrics;
+pub mod mutate;
+pub mod server;
+pub mod sources;
+pub mod tls;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+pub use metrics::Metrics;
+pub use mutate::{Method, Settings};
+pub use sources::{
+    AssociationSource, Associations, ConfigEntry, EksAssociations, FileServiceAccounts,
+    NoAssociations, ServiceAccountInfo, ServiceAccountSource, ServiceAccounts,
+};
+
+const V1: &str = "admission.k8s.io/v1";
+const V1BETA1: &str = "admission.k8s.io/v1beta1";
+
+/// The admission logic: settings plus the two lookups.
+pub struct Webhook {
+    settings: Settings,
+    service_accounts: Arc<dyn ServiceAccountSource>,
+    associations: Arc<dyn AssociationSource>,
+    metrics: Metrics,
+}
+
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The result of one review.
+#[derive(Debug, Clone)]
+pub struct Reviewed {
+    /// The response AdmissionReview.
+    pub response: Value,
+    /// What was injected.
+    pub method: Method,
+}
+
+impl Webhook {
+    /// A webhook over these sources.
+    pub fn new(
+        settings: Settings,
+        service_accounts: Arc<dyn ServiceAccountSource>,
+        associations: Arc<dyn AssociationSource>,
+    ) -> Self {
+        Self {
+            settings,
+            service_accounts,
+            associations,
+            metrics: Metrics::default(),
+        }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Reviews a raw AdmissionReview body (admission.k8s.io/v1 or v1beta1). `Err` carries the
+    /// reason the review is malformed (answered with HTTP 400).
+    pub fn review_bytes(&self, body: &[u8]) -> Result<Reviewed, String> {
+        let started = Instant::now();
+        let review: Value =
+            serde_json::from_slice(body).map_err(|e| format!("malformed AdmissionReview: {e}"))?;
+        let out = self.review(&review)?;
+        self.metrics.admission(out.method, started.elapsed());
+        Ok(out)
+    }
+
+    /// Reviews a parsed AdmissionReview.
+    pub fn review(&self, review: &Value) -> Result<Reviewed, String> {
+        let Some(obj) = review.as_object() else {
+            return Err("malformed AdmissionReview: not a JSON object".into());
+        };
+        let api_version = match obj.get("apiVersion") {
+            None => V1,
+            Some(Value::String(v)) if v == V1 || v == V1BETA1 => v.as_str(),
+            Some(v) => {
+                return Err(format!(
+                    "unsupported apiVersion {v}: expected {V1} or {V1BETA1}"
+                ));
+            }
+        };
+        match obj.get("kind") {
+            None => {}
+            Some(Value::String(k)) if k == "AdmissionReview" => {}
+            Some(k) => return Err(format!("unsupported kind {k}: expected AdmissionReview")),
+        }
+        let Some(request) = obj.get("request").filter(|r| r.is_object()) else {
+            return Err("bad content: the AdmissionReview has no request".into());
+        };
+        let uid = match request.get("uid") {
+            Some(Value::String(u)) if !u.is_empty() => u.clone(),
+            _ => return Err("bad content: request.uid is missing".into()),
+        };
+        let operation = request.get("operation").and_then(Value::as_str);
+        let object = request.get("object");
+        let (method, patch) = match (operation, object) {
+            (Some(op), _) if op != "CREATE" => (Method::None, None),
+            (_, Some(pod)) if pod.is_object() => {
+                let is_pod = pod
+                    .get("spec")
+                    .and_then(|s| s.get("containers"))
+                    .is_some_and(Value::is_array);
+                if is_pod {
+                    self.mutate_pod(request, pod)
+                } else {
+                    (Method::None, None)
+                }
+            }
+            _ => return Err("bad content: request.object is not a Pod".into()),
+        };
+        let mut response = json!({"uid": uid, "allowed": true});
+        if let (Some(patch), Some(r)) = (patch, response.as_object_mut()) {
+            let bytes = serde_json::to_vec(&patch).map_err(|e| e.to_string())?;
+            r.insert("patchType".into(), Value::from("JSONPatch"));
+            r.insert(
+                "patch".into(),
+                Value::from(base64::engine::general_purpose::STANDARD.encode(bytes)),
+            );
+        }
+        Ok(Reviewed {
+            response: json!({"apiVersion": api_version, "kind": "AdmissionReview", "response": response}),
+            method,
+        })
+    }
+
+    fn mutate_pod(&self, request: &Value, pod: &Value) -> (Method, Option<Vec<Value>>) {
+        let namespace = request
+            .get("namespace")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+            .or_else(|| {
+                pod.get("metadata")
+                    .and_then(|m| m.get("namespace"))
+                    .and_then(Value::as_str)
+            })
+            .unwrap_or("default");
+        let sa_name = mutate::service_account_name(pod);
+        let sa = self.service_accounts.get(namespace, sa_name);
+        let has_association = self.associations.has_association(namespace, sa_name);
+        if sa.is_none() {
+            self.metrics.missing_service_account();
+        }
+        let out = mutate::mutate(
+            &self.settings,
+            pod,
+            mutate::Inputs {
+                service_account: sa.as_ref(),
+                has_association,
+            },
+        );
+        if out.patch.is_some() {
+            tracing::debug!(namespace, service_account = sa_name, method = out.method.as_str(), "pod mutated");
+        }
+        (out.method, out.patch)
+    }
+}

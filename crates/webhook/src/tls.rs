@@ -1,0 +1,233 @@
+//! TLS for the webhook: a certificate resolver that re-reads the PEM files when they change
+//! (cert-manager and kubelet secret updates rotate them in place), and self-signed CA and
+//! serving certificate generation for clusters without cert-manager.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use parking_lot::{Mutex, RwLock};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+
+/// How often (at most) the files are checked for changes, on handshakes.
+const CHECK_EVERY: Duration = Duration::from_secs(2);
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+fn load(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<CertifiedKey, String> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| format!("reading {}: {e}", cert.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("parsing {}: {e}", cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{} holds no certificate", cert.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("reading the private key {}: {e}", key.display()))?;
+    CertifiedKey::from_der(certs, key, provider)
+        .map_err(|e| format!("certificate and key do not form a usable pair: {e}"))
+}
+
+fn stamps(cert: &Path, key: &Path) -> Option<(SystemTime, SystemTime)> {
+    let m = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    Some((m(cert)?, m(key)?))
+}
+
+/// Serves the certificate in `cert`/`key`, reloading both when either file's modification time
+/// changes (checked at most every 2 s, during handshakes). A pair that fails to load is logged
+/// and the previous one kept.
+pub struct ReloadingCert {
+    cert: PathBuf,
+    key: PathBuf,
+    provider: Arc<CryptoProvider>,
+    current: RwLock<Arc<CertifiedKey>>,
+    check: Mutex<(Instant, Option<(SystemTime, SystemTime)>)>,
+}
+
+impl std::fmt::Debug for ReloadingCert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReloadingCert")
+            .field("cert", &self.cert)
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReloadingCert {
+    /// Loads the pair (which must be valid now).
+    pub fn open(cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Result<Self, String> {
+        let (cert, key) = (cert.into(), key.into());
+        let provider = provider();
+        let st = stamps(&cert, &key);
+        let ck = load(&cert, &key, &provider)?;
+        Ok(Self {
+            cert,
+            key,
+            provider,
+            current: RwLock::new(Arc::new(ck)),
+            check: Mutex::new((Instant::now(), st)),
+        })
+    }
+
+    /// Reloads now if the files changed; `true` when a new pair was loaded.
+    pub fn reload_if_changed(&self) -> bool {
+        let st = stamps(&self.cert, &self.key);
+        {
+            let mut c = self.check.lock();
+            c.0 = Instant::now();
+            if st.is_none() || c.1 == st {
+                return false;
+            }
+            c.1 = st;
+        }
+        match load(&self.cert, &self.key, &self.provider) {
+            Ok(ck) => {
+                *self.current.write() = Arc::new(ck);
+                tracing::info!(cert = %self.cert.display(), "serving certificate reloaded");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "serving certificate not reloaded; keeping the previous one");
+                false
+            }
+        }
+    }
+}
+
+impl ResolvesServerCert for ReloadingCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let due = self.check.lock().0.elapsed() >= CHECK_EVERY;
+        if due {
+            self.reload_if_changed();
+        }
+        Some(Arc::clone(&self.current.read()))
+    }
+}
+
+/// A rustls server configuration (HTTP/1.1) over a reloading certificate.
+pub fn server_config(cert: Arc<ReloadingCert>) -> Result<Arc<rustls::ServerConfig>, String> {
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_cert_resolver(cert);
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The files of a self-signed setup.
+#[derive(Debug, Clone)]
+pub struct SelfSigned {
+    /// The CA certificate (PEM); its base64 is the `caBundle`.
+    pub ca_cert: PathBuf,
+    /// The serving certificate (PEM).
+    pub cert: PathBuf,
+    /// The serving key (PEM).
+    pub key: PathBuf,
+    /// Whether the files were generated now (else reused).
+    pub generated: bool,
+}
+
+impl SelfSigned {
+    /// The CA certificate PEM.
+    pub fn ca_pem(&self) -> Result<String, String> {
+        std::fs::read_to_string(&self.ca_cert).map_err(|e| format!("{}: {e}", self.ca_cert.display()))
+    }
+
+    /// `base64(CA PEM)`: the MutatingWebhookConfiguration's `clientConfig.caBundle`.
+    pub fn ca_bundle(&self) -> Result<String, String> {
+        use base64::Engine as _;
+        Ok(base64::engine::general_purpose::STANDARD.encode(self.ca_pem()?))
+    }
+}
+
+/// The default names of the serving certificate for a Service `name` in `namespace`.
+pub fn default_dns_names(service: &str, namespace: &str) -> Vec<String> {
+    vec![
+        service.to_owned(),
+        format!("{service}.{namespace}"),
+        format!("{service}.{namespace}.svc"),
+        format!("{service}.{namespace}.svc.cluster.local"),
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+    ]
+}
+
+fn write_private(path: &Path, data: &str) -> Result<(), String> {
+    use std::io::Write as _;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    let mut f = o.open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    f.write_all(data.as_bytes())
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Ensures `dir` holds `ca.crt`, `ca.key`, `tls.crt` and `tls.key` (a CA and a serving
+/// certificate for `names`, valid 10 years); existing files are reused as they are.
+pub fn ensure_self_signed(dir: &Path, names: &[String]) -> Result<SelfSigned, String> {
+    let out = SelfSigned {
+        ca_cert: dir.join("ca.crt"),
+        cert: dir.join("tls.crt"),
+        key: dir.join("tls.key"),
+        generated: false,
+    };
+    let ca_key_path = dir.join("ca.key");
+    if [&out.ca_cert, &ca_key_path, &out.cert, &out.key]
+        .iter()
+        .all(|p| p.exists())
+    {
+        return Ok(out);
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let e = |e: rcgen::Error| format!("generating certificates: {e}");
+    let now = time::OffsetDateTime::now_utc();
+    let not_before = now - time::Duration::days(1);
+    let not_after = now + time::Duration::days(3650);
+
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(e)?;
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "podiam webhook CA");
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    ca.not_before = not_before;
+    ca.not_after = not_after;
+    let ca_key = rcgen::KeyPair::generate().map_err(e)?;
+    let ca_cert = ca.self_signed(&ca_key).map_err(e)?;
+
+    let mut leaf = rcgen::CertificateParams::new(names.to_vec()).map_err(e)?;
+    let cn = names.first().map_or("podiam-webhook", String::as_str);
+    leaf.distinguished_name.push(rcgen::DnType::CommonName, cn);
+    leaf.key_usages = vec![
+        rcgen::KeyUsagePurpose::DigitalSignature,
+        rcgen::KeyUsagePurpose::KeyEncipherment,
+    ];
+    leaf.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    leaf.use_authority_key_identifier_extension = true;
+    leaf.not_before = not_before;
+    leaf.not_after = not_after;
+    let leaf_key = rcgen::KeyPair::generate().map_err(e)?;
+    let issuer = rcgen::Issuer::new(ca, &ca_key);
+    let leaf_cert = leaf.signed_by(&leaf_key, &issuer).map_err(e)?;
+
+    write_private(&ca_key_path, &ca_key.serialize_pem())?;
+    write_private(&out.key, &leaf_key.serialize_pem())?;
+    std::fs::write(&out.ca_cert, ca_cert.pem()).map_err(|e| format!("{}: {e}", out.ca_cert.display()))?;
+    // The chain: leaf only (the CA is distributed as the caBundle).
+    std::fs::write(&out.cert, leaf_cert.pem()).map_err(|e| format!("{}: {e}", out.cert.display()))?;
+    Ok(SelfSigned {
+        generated: true,
+        ..out
+    })
+}

@@ -1,0 +1,224 @@
+//! The webhook over real TLS (a generated CA, reqwest/rustls), and the EKS associations client
+//! against a small fake EKS API.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use podiam_webhook::tls::{ReloadingCert, ensure_self_signed, server_config};
+use podiam_webhook::{Associations, ServiceAccounts, Settings, Webhook, server};
+use serde_json::{Value, json};
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("podiam-webhook-{tag}-{}-{}", std::process::id(), rand_suffix()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+}
+
+struct Running {
+    addr: SocketAddr,
+    client: reqwest::Client,
+    _dir: PathBuf,
+}
+
+async fn start() -> Running {
+    let dir = temp_dir("http");
+    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    let ss = ensure_self_signed(&dir, &names).unwrap();
+    assert!(ss.generated);
+    // Reused on a second call.
+    assert!(!ensure_self_signed(&dir, &names).unwrap().generated);
+    let cert = Arc::new(ReloadingCert::open(&ss.cert, &ss.key).unwrap());
+    let tls = server_config(cert).unwrap();
+    let mut sas = ServiceAccounts::default();
+    sas.insert_annotations(
+        "default",
+        "app",
+        [("eks.amazonaws.com/role-arn".to_owned(), "arn:aws:iam::111122223333:role/app".to_owned())].into(),
+    );
+    let w = Arc::new(Webhook::new(Settings::default(), Arc::new(sas), Arc::new(Associations::default())));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(server::serve_tls(listener, server::router(w), tls, std::future::pending()));
+    let ca = reqwest::Certificate::from_pem(ss.ca_pem().unwrap().as_bytes()).unwrap();
+    let client = reqwest::Client::builder().tls_certs_only([ca]).build().unwrap();
+    Running { addr, client, _dir: dir }
+}
+
+fn pod(sa: &str) -> Value {
+    json!({"metadata": {"name": "p"}, "spec": {"serviceAccountName": sa, "containers": [{"name": "c", "image": "x"}]}})
+}
+
+impl Running {
+    async fn post(&self, content_type: &str, body: Vec<u8>) -> (u16, String) {
+        let r = self
+            .client
+            .post(format!("https://localhost:{}/mutate", self.addr.port()))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+}
+
+#[tokio::test]
+async fn https_admission() {
+    let s = start().await;
+    // Wrong content type.
+    let (st, body) = s.post("text/plain", b"{}".to_vec()).await;
+    assert_eq!(st, 415);
+    assert!(body.contains("application/json"));
+    // Malformed JSON: 400 with the reason.
+    let (st, body) = s.post("application/json", b"{not json".to_vec()).await;
+    assert_eq!(st, 400);
+    assert!(body.contains("malformed AdmissionReview"), "{body}");
+    // No request.
+    let (st, body) = s.post("application/json", br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#.to_vec()).await;
+    assert_eq!(st, 400);
+    assert!(body.contains("no request"), "{body}");
+    // Unsupported apiVersion.
+    let (st, body) = s.post("application/json", br#"{"apiVersion":"admission.k8s.io/v2","kind":"AdmissionReview","request":{"uid":"u"}}"#.to_vec()).await;
+    assert_eq!(st, 400);
+    assert!(body.contains("unsupported apiVersion"), "{body}");
+    // No identity: allowed, no patch, uid echoed.
+    let rv = common::review("uid-none", "default", "CREATE", &pod("nobody"));
+    let (st, body) = s.post("application/json", rv.to_string().into_bytes()).await;
+    assert_eq!(st, 200);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["apiVersion"], "admission.k8s.io/v1");
+    assert_eq!(v["kind"], "AdmissionReview");
+    assert_eq!(v["response"]["uid"], "uid-none");
+    assert_eq!(v["response"]["allowed"], true);
+    assert!(v["response"].get("patch").is_none());
+    assert!(v["response"].get("patchType").is_none());
+    // v1beta1 accepted and echoed; an IRSA pod gets a patch.
+    let mut rv = common::review("uid-beta", "default", "CREATE", &pod("app"));
+    rv["apiVersion"] = json!("admission.k8s.io/v1beta1");
+    let (st, body) = s.post("application/json; charset=utf-8", rv.to_string().into_bytes()).await;
+    assert_eq!(st, 200);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["apiVersion"], "admission.k8s.io/v1beta1");
+    assert_eq!(v["response"]["uid"], "uid-beta");
+    let patch = common::decoded_patch(&v).unwrap();
+    assert_eq!(patch.len(), 2);
+    // healthz and metrics.
+    let base = format!("https://localhost:{}", s.addr.port());
+    let h = s.client.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(h.status(), 200);
+    assert_eq!(h.text().await.unwrap(), "ok");
+    let m = s.client.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(m.contains("podiam_webhook_mutations_total{method=\"irsa\"} 1"), "{m}");
+    assert!(m.contains("podiam_webhook_mutations_total{method=\"none\"} 1"), "{m}");
+    assert!(m.contains("podiam_webhook_missing_service_accounts_total 1"), "{m}");
+    assert!(m.contains("podiam_webhook_bad_requests_total 4"), "{m}");
+    assert!(m.contains("podiam_webhook_admission_duration_seconds_count 2"), "{m}");
+}
+
+#[test]
+fn certificate_reload() {
+    let a = temp_dir("ca");
+    let b = temp_dir("cb");
+    let names = vec!["localhost".to_owned()];
+    let sa = ensure_self_signed(&a, &names).unwrap();
+    let sb = ensure_self_signed(&b, &names).unwrap();
+    let cert = ReloadingCert::open(&sa.cert, &sa.key).unwrap();
+    assert!(!cert.reload_if_changed());
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::copy(&sb.cert, &sa.cert).unwrap();
+    std::fs::copy(&sb.key, &sa.key).unwrap();
+    assert!(cert.reload_if_changed());
+    // A broken file is not loaded (the previous pair stays).
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(&sa.cert, "garbage").unwrap();
+    assert!(!cert.reload_if_changed());
+    let _ = std::fs::remove_dir_all(&a);
+    let _ = std::fs::remove_dir_all(&b);
+}
+
+/// A fake EKS API listing associations in pages of 2, checking the SigV4 header shape.
+#[tokio::test]
+async fn eks_associations_client() {
+    use axum::extract::{Path, Query, State};
+    use axum::http::HeaderMap;
+    use std::collections::HashMap;
+    let seen = Arc::new(parking_lot::Mutex::new(Vec::<String>::new()));
+    let app = axum::Router::new()
+        .route(
+            "/clusters/{cluster}/pod-identity-associations",
+            axum::routing::get(
+                |State(seen): State<Arc<parking_lot::Mutex<Vec<String>>>>,
+                 Path(cluster): Path<String>,
+                 Query(q): Query<HashMap<String, String>>,
+                 headers: HeaderMap| async move {
+                    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                    seen.lock().push(format!("{cluster} {:?} {auth}", q.get("nextToken")));
+                    if !auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDTEST/") || !auth.contains("/eu-west-1/eks/aws4_request") {
+                        return (axum::http::StatusCode::FORBIDDEN, "{\"message\":\"bad signature\"}".to_owned());
+                    }
+                    assert_eq!(q.get("maxResults").map(String::as_str), Some("100"));
+                    let body = match q.get("nextToken").map(String::as_str) {
+                        None => json!({"associations": [
+                            {"clusterName": cluster, "namespace": "default", "serviceAccount": "a", "associationArn": "arn:x", "associationId": "a-1"},
+                            {"clusterName": cluster, "namespace": "prod", "serviceAccount": "b", "associationArn": "arn:y", "associationId": "a-2"}],
+                            "nextToken": "page/2=+"}),
+                        Some("page/2=+") => json!({"associations": [
+                            {"clusterName": cluster, "namespace": "prod", "serviceAccount": "c", "associationArn": "arn:z", "associationId": "a-3"}]}),
+                        Some(other) => panic!("unexpected token {other}"),
+                    };
+                    (axum::http::StatusCode::OK, body.to_string())
+                },
+            ),
+        )
+        .with_state(Arc::clone(&seen));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let http = reqwest::Client::new();
+    let clock = podiam_agent::Clock::system();
+    let creds = Arc::new(podiam_agent::NodeCredentials::new(
+        Some(podiam_agent::AwsCredentials::new("AKIDTEST", "secret")),
+        podiam_agent::Env::default(),
+        "eu-west-1".into(),
+        http.clone(),
+        clock.clone(),
+        Duration::from_secs(300),
+        Duration::from_secs(5),
+    ));
+    let client = podiam_webhook::eks::EksClient::with_parts(&format!("http://{addr}"), "demo", "eu-west-1", http, creds, clock).unwrap();
+    let src = Arc::new(podiam_webhook::EksAssociations::new(client));
+    assert!(!src.is_loaded());
+    use podiam_webhook::AssociationSource as _;
+    assert!(!src.has_association("default", "a"));
+    assert_eq!(src.refresh().await.unwrap(), 3);
+    assert!(src.is_loaded());
+    assert!(src.has_association("default", "a"));
+    assert!(src.has_association("prod", "b"));
+    assert!(src.has_association("prod", "c"));
+    assert!(!src.has_association("prod", "a"));
+    assert_eq!(seen.lock().len(), 2);
+
+    // Background refresh keeps the set; a failing server keeps the previous one.
+    let bad = podiam_webhook::eks::EksClient::with_parts(
+        "http://127.0.0.1:9", "demo", "eu-west-1", reqwest::Client::new(),
+        Arc::new(podiam_agent::NodeCredentials::new(Some(podiam_agent::AwsCredentials::new("AKIDTEST", "s")), podiam_agent::Env::default(),
+            "eu-west-1".into(), reqwest::Client::new(), podiam_agent::Clock::system(), Duration::from_secs(300), Duration::from_secs(5))),
+        podiam_agent::Clock::system()).unwrap();
+    let bad_src = Arc::new(podiam_webhook::EksAssociations::new(bad));
+    assert!(bad_src.refresh().await.is_err());
+    let h = src.spawn_refresh(Duration::from_millis(50));
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    h.abort();
+    assert!(seen.lock().len() >= 4);
+    assert!(src.has_association("prod", "c"));
+}
