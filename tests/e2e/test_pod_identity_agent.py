@@ -366,3 +366,45 @@ def test_deleted_association_is_evicted_at_the_next_refresh(server, net, world):
     assert status == 404 and "ResourceNotFoundException" in r["body"], r
     if evicted is not None:
         assert agent.metric("pod_identity_cache_state", state="evicted") > evicted
+
+
+# ------------------------------------------------------------------------------ through the webhook
+
+
+def test_webhook_injected_pod_gets_credentials_through_the_agent(server, net, world, tmp_path):
+    """The admission webhook sees the association and injects the container-credentials
+    environment and the pods.eks.amazonaws.com token; with the token projected where the pod
+    expects it, boto3 in the pod's network namespace gets the role through the agent."""
+    from webhook_e2e import Webhook, env_of, pod, pod_process_env, projected_token, write_token
+
+    if not net.ns:
+        pytest.skip("the injected URL is 169.254.170.23, which only the namespace has")
+    hook = Webhook(tmp_path, ["--cluster-name", CLUSTER, "--endpoint", server.endpoint,
+                              "--inject-sts-endpoint", net.server_url(server), "--default-region", REGION],
+                   {**server.env, "AWS_REGION": REGION})
+    try:
+        mutated, patch = hook.mutate(pod("hooked-0", "app", "web"))
+    finally:
+        assert hook.stop() == 0, hook.text()[-3000:]
+    env = env_of(mutated)
+    assert env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] == "http://169.254.170.23/v1/credentials", env
+    assert "AWS_ROLE_ARN" not in env and env["AWS_REGION"] == REGION
+    assert mutated["metadata"]["labels"]["eks.amazonaws.com/pod-identity"] == "enabled"
+    path, aud, exp = projected_token(mutated)
+    assert path == env["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"] and aud == PI_AUD
+    token = server.token(CLUSTER, "app", "web", audience=[aud], pod=("hooked-0", str(uuid.uuid4())),
+                         expiration=min(exp, 172800))
+    existed = os.path.exists(os.path.dirname(path))
+    write_token(path, token)
+    try:
+        penv = pod_process_env(env)
+        penv.setdefault("AWS_ENDPOINT_URL_STS", net.server_url(server))  # where STS is, as on EKS it needs no saying
+        code = "import boto3; print(boto3.client('sts').get_caller_identity()['Arn'])"
+        p = net.run([VENV_PYTHON, "-c", code], env=penv)
+        assert p.returncode == 0, p.stderr
+        assert re.fullmatch(ARN_RE, p.stdout.strip()) and "/eks-agent-e2e-hooked-0-" in p.stdout, p.stdout
+    finally:
+        if existed:
+            os.remove(path)
+        else:
+            shutil.rmtree(os.path.dirname(path), ignore_errors=True)
