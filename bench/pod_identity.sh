@@ -4,8 +4,9 @@
 # 100,000 associations stored. Prints a markdown table. See bench/pod_identity.py.
 #
 # Environment (optional): BENCH_DURATION (10 s per case), BENCH_WARMUP (2), BENCH_ASSOCIATIONS
-# (100000), BENCH_STRICT=1 (exit 3 when a target is missed), BENCH_KEEP=1 (keep the scratch dir),
-# CARGO_TARGET_DIR as usual.
+# (100000), BENCH_ROUNDS (3 alternated EKS Auth rounds), BENCH_PIN=1 (pin servers and wrk for the
+# latency case), BENCH_STRICT=1 (exit 3 when a target is missed), BENCH_KEEP=1 (keep the scratch
+# dir), CARGO_TARGET_DIR as usual.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
