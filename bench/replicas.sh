@@ -3,13 +3,16 @@
 #   - catch-up: how long a running replica takes to serve the last role after the insert commits
 #     (one change-feed read of N records, woken by NOTIFY);
 #   - cold start: from `podiam serve` spawned to /readyz answering 200, loading the N records;
-#   - resident memory (VmRSS, VmHWM) of a replica with an empty store and with N roles.
+#   - resident memory (VmRSS, VmHWM) of a replica with an empty store and with N roles;
+#   - then, with BENCH_ASSOCIATIONS Pod Identity associations added, cold start and memory again.
 # Prints a table and writes it to bench/results/replicas-latest.md.
 #
 # Environment (all optional):
 #   PODIAM_BIN      podiam binary (default: target/release/podiam, or under $CARGO_TARGET_DIR;
 #                   built with `cargo build --release -p podiam` if missing)
 #   BENCH_ROLES     number of roles (100000)
+#   BENCH_ASSOCIATIONS  Pod Identity associations added afterwards for a second set of cold starts
+#                   (1000000; 0 skips them)
 #   BENCH_STARTS    cold starts measured (3; the table shows the median)
 #   PODIAM_TEST_POSTGRES_URL  an existing server to use (a fresh database is created in it with
 #                   psql); default: a throwaway cluster from scripts/postgres.sh
@@ -117,6 +120,10 @@ first.start()
 cred = (first.dir / "credentials").read_text()
 creds = (re.search(r"aws_access_key_id = (\S+)", cred).group(1), re.search(r"aws_secret_access_key = (\S+)", cred).group(1))
 empty_rss = rss(first.proc.pid)
+boto3.client("eks", endpoint_url=first.endpoint, region_name="us-east-1", aws_access_key_id=creds[0],
+             aws_secret_access_key=creds[1]).create_cluster(
+    name="bench", roleArn=f"arn:aws:iam::{account}:role/eks", resourcesVpcConfig={"subnetIds": ["s"]})
+n_assoc = int(os.environ.get("BENCH_ASSOCIATIONS", "1000000"))
 first.iam(creds).list_roles()
 
 trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
@@ -164,6 +171,48 @@ for i in range(starts):
     r.stop()
     print(f"   cold start {i + 1}: ready in {cold[-1]:.2f}s", file=sys.stderr)
 
+assoc_rows = []
+if n_assoc:
+    print(f"== inserting {n_assoc} pod identity associations with SQL", file=sys.stderr)
+    t_sql = time.monotonic()
+    psql(f"""
+BEGIN;
+UPDATE change_seq SET value = value + 1 WHERE id = 1;
+INSERT INTO records (kind, account, id, doc, version, updated_at, seq)
+SELECT 'pod_identity_association', '{account}', 'a-' || substr(md5(i::text), 1, 17),
+       json_build_object('id', 'a-' || substr(md5(i::text), 1, 17), 'cluster', 'bench',
+                         'namespace', 'ns-' || (i % 1000), 'service_account', 'sa-' || i,
+                         'role_arn', 'arn:aws:iam::{account}:role/bench-role-' || lpad(((i % {n}) + 1)::text, 6, '0'),
+                         'target_role_arn', NULL, 'external_id', md5('x' || i::text), 'disable_session_tags', false,
+                         'policy', NULL, 'tags', '{{}}'::json, 'created_ms', (extract(epoch FROM now()) * 1000)::bigint,
+                         'modified_ms', (extract(epoch FROM now()) * 1000)::bigint, 'owner_arn', NULL,
+                         'client_request_token', NULL)::text,
+       1, extract(epoch FROM now())::bigint, (SELECT value FROM change_seq WHERE id = 1)
+FROM generate_series(1, {n_assoc}) AS i;
+COMMIT;
+""")
+    print(f"   SQL insert {time.monotonic() - t_sql:.1f}s", file=sys.stderr)
+    cold_a, assoc_rss = [], None
+    for i in range(starts):
+        r = Replica(f"cold-assoc{i}")
+        cold_a.append(r.start())
+        eks = boto3.client("eks", endpoint_url=r.endpoint, region_name="us-east-1", aws_access_key_id=creds[0],
+                           aws_secret_access_key=creds[1])
+        assert eks.list_pod_identity_associations(clusterName="bench", namespace="ns-7", maxResults=5)["associations"]
+        time.sleep(0.3)
+        assoc_rss = rss(r.proc.pid)
+        r.stop()
+        print(f"   cold start {i + 1} with associations: ready in {cold_a[-1]:.2f}s", file=sys.stderr)
+    per_100k = (assoc_rss[0] - full_rss[0]) / 1024 / (n_assoc / 100_000)
+    assoc_rows = [
+        ("pod identity associations added", f"{n_assoc:,}"),
+        (f"cold start to /readyz with roles and associations (median of {starts})",
+         f"{statistics.median(cold_a):.2f} s (min {min(cold_a):.2f}, max {max(cold_a):.2f})"),
+        ("RSS after a cold start with roles and associations (VmRSS / VmHWM)",
+         f"{assoc_rss[0] / 1024:.0f} / {assoc_rss[1] / 1024:.0f} MiB"),
+        ("RSS per 100,000 associations", f"{per_100k:.0f} MiB"),
+    ]
+
 rows = [
     ("roles in the store", f"{n:,}"),
     ("catch-up of a running replica (commit → last role served)", f"{catch_up:.2f} s"),
@@ -171,7 +220,7 @@ rows = [
     ("RSS, empty store (VmRSS / VmHWM)", f"{empty_rss[0] / 1024:.0f} / {empty_rss[1] / 1024:.0f} MiB"),
     ("RSS after catching up on the roles (VmRSS / VmHWM)", f"{caught_up_rss[0] / 1024:.0f} / {caught_up_rss[1] / 1024:.0f} MiB"),
     ("RSS after a cold start with the roles (VmRSS / VmHWM)", f"{full_rss[0] / 1024:.0f} / {full_rss[1] / 1024:.0f} MiB"),
-]
+] + assoc_rows
 md = "| replicas over PostgreSQL | |\n| --- | --- |\n" + "".join(f"| {a} | {b} |\n" for a, b in rows)
 md += f"\nbinary: `{podiam}`; {os.cpu_count()} CPUs; PostgreSQL on the same machine.\n"
 print(md)

@@ -136,7 +136,7 @@ pub enum StoreError {
 
 /// The storage interface every backend implements.
 pub trait Store: Send + Sync + 'static {
-    /// Every record, for warming the in-memory state at start.
+    /// Every record, for warming the in-memory state at start, ordered by (kind, account, id).
     fn load_all(&self) -> BoxFut<'_, Result<Vec<Record>, StoreError>>;
     /// Apply all writes atomically: all of them or none.
     fn apply<'a>(&'a self, writes: &'a [Write], now_unix: i64) -> BoxFut<'a, Result<(), StoreError>>;
