@@ -160,6 +160,16 @@ pub fn resolve_region(flag: Option<&str>, env: &Env) -> String {
         .unwrap_or_else(|| "us-east-1".to_owned())
 }
 
+/// A service's configured endpoint: `AWS_ENDPOINT_URL_<SERVICE>` > `AWS_ENDPOINT_URL` > the
+/// profile's `endpoint_url`; `None` when nothing names one.
+pub fn configured_endpoint(env: &Env, service_env: &str) -> Option<String> {
+    env.get(&format!("AWS_ENDPOINT_URL_{service_env}"))
+        .or_else(|| env.get("AWS_ENDPOINT_URL"))
+        .map(str::to_owned)
+        .or_else(|| Profile::load(env).get("endpoint_url").map(str::to_owned))
+        .map(|u| u.trim_end_matches('/').to_owned())
+}
+
 /// The EKS Auth endpoint: `flag` > `AWS_ENDPOINT_URL_EKS_AUTH` > `AWS_ENDPOINT_URL` >
 /// `https://eks-auth.<region>.api.aws` (`.api.amazonwebservices.com.cn` in China).
 pub fn eks_auth_endpoint(flag: Option<&str>, env: &Env, region: &str) -> String {

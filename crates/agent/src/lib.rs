@@ -42,7 +42,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use awsconfig::{Env, eks_auth_endpoint, resolve_region, sts_endpoint};
+pub use awsconfig::{Env, configured_endpoint, eks_auth_endpoint, resolve_region, sts_endpoint};
 pub use clock::Clock;
 pub use eksauth::{NON_RECOVERABLE, UpstreamError};
 pub use metrics::Metrics;

@@ -1,9 +1,6 @@
-//! The standard AWS configuration, as far as podiam's tools need it: credentials from the
-//! environment or the shared credentials file, region and endpoint from the environment or the
-//! shared config file (`AWS_PROFILE`, default `default`).
-
-use std::collections::HashMap;
-use std::path::PathBuf;
+//! The standard AWS configuration, as far as podiam's tools need it: the node agent's
+//! resolution (credentials from the environment, the shared files and profile, or web identity;
+//! region and endpoint from the environment or the profile), plus one signed JSON call.
 
 use anyhow::{anyhow, bail, Context};
 
@@ -22,56 +19,25 @@ impl std::fmt::Debug for AwsEnv {
     }
 }
 
-fn home() -> PathBuf {
-    std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from)
-}
-
-/// Parse an INI file into section → key → value.
-fn ini(path: &PathBuf) -> HashMap<String, HashMap<String, String>> {
-    let mut out: HashMap<String, HashMap<String, String>> = HashMap::new();
-    let Ok(text) = std::fs::read_to_string(path) else { return out };
-    let mut section = String::new();
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
-            continue;
-        }
-        if let Some(s) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            section = s.trim().to_owned();
-            continue;
-        }
-        if let Some((k, v)) = line.split_once('=') {
-            out.entry(section.clone()).or_default().insert(k.trim().to_owned(), v.trim().to_owned());
-        }
-    }
-    out
-}
-
 impl AwsEnv {
     /// Resolve for `service` (its `AWS_ENDPOINT_URL_<SERVICE>` is honoured).
-    pub fn load(service_env: &str) -> anyhow::Result<Self> {
-        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let profile = env("AWS_PROFILE").unwrap_or_else(|| "default".into());
-        let cfg_path = env("AWS_CONFIG_FILE").map_or_else(|| home().join(".aws/config"), PathBuf::from);
-        let cred_path = env("AWS_SHARED_CREDENTIALS_FILE").map_or_else(|| home().join(".aws/credentials"), PathBuf::from);
-        let cfg = ini(&cfg_path);
-        let section = if profile == "default" { "default".to_owned() } else { format!("profile {profile}") };
-        let pcfg = cfg.get(&section).cloned().unwrap_or_default();
-        let creds = ini(&cred_path).get(&profile).cloned().unwrap_or_default();
-        let (akid, secret, token) = match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
-            (Some(a), Some(s)) => (a, s, env("AWS_SESSION_TOKEN")),
-            _ => (
-                creds.get("aws_access_key_id").cloned().ok_or_else(|| anyhow!("no credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or profile {profile:?} in {}", cred_path.display()))?,
-                creds.get("aws_secret_access_key").cloned().ok_or_else(|| anyhow!("profile {profile:?} has no aws_secret_access_key"))?,
-                creds.get("aws_session_token").cloned(),
-            ),
-        };
-        let region = env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")).or_else(|| pcfg.get("region").cloned()).unwrap_or_else(|| "us-east-1".into());
-        let endpoint = env(&format!("AWS_ENDPOINT_URL_{service_env}"))
-            .or_else(|| env("AWS_ENDPOINT_URL"))
-            .or_else(|| pcfg.get("endpoint_url").cloned())
-            .ok_or_else(|| anyhow!("no podiam endpoint: set AWS_ENDPOINT_URL or endpoint_url in profile {profile:?}"))?;
-        Ok(Self { access_key_id: akid, secret_access_key: secret, session_token: token, region, endpoint: endpoint.trim_end_matches('/').to_owned() })
+    pub async fn load(service_env: &str) -> anyhow::Result<Self> {
+        let env = podiam_agent::Env::from_process();
+        let region = podiam_agent::resolve_region(None, &env);
+        let endpoint = podiam_agent::configured_endpoint(&env, service_env).ok_or_else(|| {
+            anyhow!("no podiam endpoint: set AWS_ENDPOINT_URL or endpoint_url in profile {:?}", env.profile_name())
+        })?;
+        let creds = podiam_agent::resolve_chain(&env, &region, &http_client()?, &podiam_agent::Clock::system())
+            .await
+            .map_err(|e| anyhow!("no credentials: {e}"))?
+            .credentials;
+        Ok(Self {
+            access_key_id: creds.access_key_id,
+            secret_access_key: creds.secret_access_key,
+            session_token: creds.session_token,
+            region,
+            endpoint,
+        })
     }
 
     /// Send a SigV4-signed JSON request to podiam and return the JSON answer.

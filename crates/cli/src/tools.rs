@@ -33,7 +33,7 @@ pub struct TokenArgs {
 }
 
 pub async fn token(a: TokenArgs) -> anyhow::Result<()> {
-    let env = AwsEnv::load("EKS")?;
+    let env = AwsEnv::load("EKS").await?;
     let body = json!({
         "namespace": a.namespace,
         "serviceAccount": a.service_account,
@@ -78,7 +78,7 @@ enum IssuerCommand {
 pub async fn issuer(a: IssuerArgs) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let env = AwsEnv::load("EKS")?;
+    let env = AwsEnv::load("EKS").await?;
     match a.command {
         IssuerCommand::Export { cluster, out_dir } => {
             let v = env.call("GET", &format!("/podiam/clusters/{cluster}/issuer"), "eks", None).await?;
@@ -125,7 +125,7 @@ enum RoleCommand {
 }
 
 pub async fn role(a: RoleArgs) -> anyhow::Result<()> {
-    let env = AwsEnv::load("IAM")?;
+    let env = AwsEnv::load("IAM").await?;
     match a.command {
         RoleCommand::RevokeSessions { role } => {
             let v = env.call("POST", &format!("/podiam/roles/{role}/revoke-sessions"), "iam", None).await?;
@@ -150,7 +150,7 @@ enum SessionKeysCommand {
 }
 
 pub async fn session_keys(a: SessionKeysArgs) -> anyhow::Result<()> {
-    let env = AwsEnv::load("IAM")?;
+    let env = AwsEnv::load("IAM").await?;
     match a.command {
         SessionKeysCommand::Rotate => {
             let v = env.call("POST", "/podiam/session-keys/rotate", "iam", None).await?;

@@ -62,16 +62,11 @@ impl Control {
         let mut tags = BTreeMap::new();
         if let Some(t) = obj.get("tags") {
             let t = t.as_object().ok_or_else(|| AwsError::invalid_parameter("tags must be a map"))?;
-            if t.len() > 50 {
-                return Err(AwsError::invalid_parameter("a resource can have at most 50 tags"));
-            }
             for (k, v) in t {
                 let v = v.as_str().ok_or_else(|| AwsError::invalid_parameter("tag values must be strings"))?;
-                if k.is_empty() || k.len() > 128 || v.len() > 256 {
-                    return Err(AwsError::invalid_parameter(format!("tag {k:?} is not valid: keys 1-128, values 0-256 characters")));
-                }
                 tags.insert(k.clone(), v.to_owned());
             }
+            crate::pod_identity::check_tags(&tags)?;
         }
         let alg = match tags.get(TAG_ISSUER_ALGORITHM).map(String::as_str) {
             None | Some("RS256") => "RS256",

@@ -108,7 +108,8 @@ fn k8s_name(s: &str, what: &str, max: usize) -> Result<()> {
     }
 }
 
-fn check_tags(tags: &BTreeMap<String, String>) -> Result<()> {
+/// EKS tag rules: at most 50, keys 1-128 and values 0-256 characters, no `aws:` prefix.
+pub(crate) fn check_tags(tags: &BTreeMap<String, String>) -> Result<()> {
     if tags.len() > 50 {
         return Err(AwsError::invalid_parameter("a resource can have at most 50 tags"));
     }
