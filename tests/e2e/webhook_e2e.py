@@ -135,3 +135,33 @@ def pod_process_env(injected: dict[str, str]) -> dict[str, str]:
     env = clean_env(AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
     env.update(injected)
     return env
+
+
+def caller_arn_as_pod(server, cluster: str, mutated: dict, pod_uid: str | None = None) -> str:
+    """What the kubelet and the pod's SDK would do with a pod mutated for IRSA: project the
+    token (audience, expiration and path from the injected volume, minted by the cluster's
+    issuer) and run boto3 with exactly the injected environment; the caller ARN it gets."""
+    import shutil
+    import subprocess
+
+    from podiam_e2e import VENV_PYTHON
+
+    env = env_of(mutated)
+    path, aud, exp = projected_token(mutated)
+    assert path == env["AWS_WEB_IDENTITY_TOKEN_FILE"], (path, env)
+    meta = mutated["metadata"]
+    sa = mutated["spec"]["serviceAccountName"]
+    token = server.token(cluster, meta["namespace"], sa, audience=[aud],
+                         pod=(meta["name"], pod_uid or str(uuid.uuid4())), expiration=exp)
+    existed = os.path.exists(os.path.dirname(path))
+    write_token(path, token)
+    try:
+        code = "import boto3; print(boto3.client('sts').get_caller_identity()['Arn'])"
+        p = subprocess.run([VENV_PYTHON, "-c", code], env=pod_process_env(env), capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        return p.stdout.strip()
+    finally:
+        if existed:
+            os.remove(path)
+        else:
+            shutil.rmtree(os.path.dirname(path), ignore_errors=True)

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use clap::Args;
+use podiam_webhook::kubernetes::{self, KubeServiceAccounts};
 use podiam_webhook::{
     AssociationSource, EksAssociations, FileServiceAccounts, NoAssociations, ServiceAccountSource,
     ServiceAccounts, Settings, Webhook, server, tls,
@@ -20,7 +21,12 @@ pub struct WebhookArgs {
     #[arg(long, env = "PODIAM_WEBHOOK_LISTEN", default_value = "0.0.0.0:8443")]
     listen: SocketAddr,
     /// PEM certificate chain (reloaded when it changes).
-    #[arg(long, env = "PODIAM_WEBHOOK_TLS_CERT", requires = "tls_key", conflicts_with = "self_signed")]
+    #[arg(
+        long,
+        env = "PODIAM_WEBHOOK_TLS_CERT",
+        requires = "tls_key",
+        conflicts_with = "self_signed"
+    )]
     tls_cert: Option<PathBuf>,
     /// PEM private key (reloaded when it changes).
     #[arg(long, env = "PODIAM_WEBHOOK_TLS_KEY", requires = "tls_cert")]
@@ -45,8 +51,21 @@ pub struct WebhookArgs {
     metrics_listen: Option<SocketAddr>,
     /// Service accounts: the ConfigMap mode's `data.config` JSON (`{"ns/sa": {"RoleARN": ...}}`),
     /// a ConfigMap, or a ServiceAccount list (`kubectl get sa -A -o json`); reloaded on change.
+    /// With a Kubernetes watch, its entries apply to accounts whose annotations name no role.
     #[arg(long, env = "PODIAM_WEBHOOK_SERVICE_ACCOUNT_FILE")]
     service_account_file: Option<PathBuf>,
+    /// Watch ServiceAccounts through the API server of this kubeconfig. Without it, the
+    /// webhook watches its own cluster when it runs in one (KUBERNETES_SERVICE_HOST and the
+    /// mounted service-account token), else it reads --service-account-file only.
+    #[arg(long, env = "PODIAM_WEBHOOK_KUBECONFIG", conflicts_with = "no_kube")]
+    kubeconfig: Option<PathBuf>,
+    /// Never contact the Kubernetes API (service accounts from --service-account-file only).
+    #[arg(long)]
+    no_kube: bool,
+    /// How long a pod whose service account the watch has not delivered yet waits for it
+    /// (while the account is also fetched directly, 10/s at most): `100ms`, `1s`, `0` = no wait.
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    service_account_lookup_grace_period: Duration,
     /// EKS cluster name: enables Pod Identity injection from the cluster's associations.
     #[arg(long, env = "PODIAM_WEBHOOK_CLUSTER_NAME")]
     cluster_name: Option<String>,
@@ -86,7 +105,10 @@ pub struct WebhookArgs {
     #[arg(long, default_value = "pods.eks.amazonaws.com")]
     container_credentials_audience: String,
     /// Pod Identity token mount path.
-    #[arg(long, default_value = "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount")]
+    #[arg(
+        long,
+        default_value = "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount"
+    )]
     container_credentials_token_mount_path: String,
     /// Pod Identity token volume name.
     #[arg(long, default_value = "eks-pod-identity-token")]
@@ -127,13 +149,33 @@ pub async fn run(a: WebhookArgs) -> anyhow::Result<()> {
     let tls_config = tls::server_config(reloading).map_err(|e| anyhow!(e))?;
 
     let mut tasks = Vec::new();
-    let service_accounts: Arc<dyn ServiceAccountSource> = match &a.service_account_file {
+    let file: Option<Arc<dyn ServiceAccountSource>> = match &a.service_account_file {
         Some(f) => {
             let src = Arc::new(FileServiceAccounts::open(f).map_err(|e| anyhow!(e))?);
             tasks.push(src.spawn_watch(Duration::from_secs(2)));
-            src
+            Some(src)
         }
-        None => Arc::new(ServiceAccounts::default()),
+        None => None,
+    };
+    let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
+    let service_accounts: Arc<dyn ServiceAccountSource> = if !a.no_kube
+        && (a.kubeconfig.is_some() || in_cluster)
+    {
+        let client = kubernetes::client(a.kubeconfig.as_deref())
+            .await
+            .map_err(|e| anyhow!("Kubernetes API: {e}"))?;
+        let src = Arc::new(KubeServiceAccounts::new(client, &a.annotation_prefix, file));
+        tasks.push(src.spawn_watch());
+        // Serve once the first list is in, so that early pods see their service accounts;
+        // /readyz says 503 until then if the API server is slow.
+        if src.wait_synced(Duration::from_secs(10)).await {
+            println!("podiam webhook: watching {} service accounts", src.len());
+        } else {
+            tracing::warn!("service accounts not listed yet; /readyz answers 503 until they are");
+        }
+        src
+    } else {
+        file.unwrap_or_else(|| Arc::new(ServiceAccounts::default()))
     };
     let associations: Arc<dyn AssociationSource> = match &a.cluster_name {
         Some(cluster) => {
@@ -150,9 +192,15 @@ pub async fn run(a: WebhookArgs) -> anyhow::Result<()> {
             let src = Arc::new(EksAssociations::new(client));
             // Warm up before serving so that early pods see their associations.
             match tokio::time::timeout(Duration::from_secs(10), src.refresh()).await {
-                Ok(Ok(n)) => tracing::info!(cluster, %endpoint, associations = n, "associations listed"),
-                Ok(Err(e)) => tracing::warn!(error = %e, "listing associations failed; retrying in the background"),
-                Err(_) => tracing::warn!("listing associations timed out; retrying in the background"),
+                Ok(Ok(n)) => {
+                    tracing::info!(cluster, %endpoint, associations = n, "associations listed")
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "listing associations failed; retrying in the background")
+                }
+                Err(_) => {
+                    tracing::warn!("listing associations timed out; retrying in the background")
+                }
             }
             tasks.push(src.spawn_refresh(Duration::from_secs(a.association_refresh.max(1))));
             src
@@ -175,7 +223,10 @@ pub async fn run(a: WebhookArgs) -> anyhow::Result<()> {
         inject_sts_endpoint: a.inject_sts_endpoint.filter(|u| !u.is_empty()),
         ..Settings::default()
     };
-    let webhook = Arc::new(Webhook::new(settings, service_accounts, associations));
+    let webhook = Arc::new(
+        Webhook::new(settings, service_accounts, associations)
+            .with_lookup_grace(a.service_account_lookup_grace_period),
+    );
     let app = server::router(Arc::clone(&webhook));
 
     let listener = tokio::net::TcpListener::bind(a.listen)
@@ -200,7 +251,12 @@ pub async fn run(a: WebhookArgs) -> anyhow::Result<()> {
         }));
     }
     println!("podiam webhook: listening on https://{addr}");
-    let serving = tokio::spawn(server::serve_tls(listener, app, tls_config, stopped(stop_rx)));
+    let serving = tokio::spawn(server::serve_tls(
+        listener,
+        app,
+        tls_config,
+        stopped(stop_rx),
+    ));
     crate::serve::shutdown_signal().await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
@@ -209,4 +265,43 @@ pub async fn run(a: WebhookArgs) -> anyhow::Result<()> {
         t.abort();
     }
     Ok(())
+}
+
+/// A Go-style duration as the upstream flag takes it: `250ms`, `1s`, `1.5s`, `2m`, or `0`.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (e.g. 100ms, 1s)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return Err(format!("{s:?}: the unit must be ms, s or m")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+        assert_eq!(parse_duration("100ms").unwrap(), Duration::from_millis(100));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        for bad in ["", "ms", "10", "1h", "-1s", "1..2s", "abc"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+        }
+    }
 }

@@ -3,11 +3,13 @@
 //!
 //! - [`mutate`]: the pod mutation (IRSA and EKS Pod Identity), pure.
 //! - [`sources`]: service accounts and Pod Identity associations (traits + implementations).
+//! - [`kubernetes`]: service accounts watched from the Kubernetes API.
 //! - [`Webhook`]: AdmissionReview in, AdmissionReview out.
 //! - [`server`]: the HTTPS server (`/mutate`, `/healthz`, `/metrics`).
 //! - [`tls`]: reloading certificates and self-signed setup.
 
 pub mod eks;
+pub mod kubernetes;
 pub mod metrics;
 pub mod mutate;
 pub mod server;
@@ -15,7 +17,7 @@ pub mod sources;
 pub mod tls;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde_json::{Value, json};
@@ -35,6 +37,7 @@ pub struct Webhook {
     settings: Settings,
     service_accounts: Arc<dyn ServiceAccountSource>,
     associations: Arc<dyn AssociationSource>,
+    lookup_grace: Duration,
     metrics: Metrics,
 }
 
@@ -66,8 +69,47 @@ impl Webhook {
             settings,
             service_accounts,
             associations,
+            lookup_grace: Duration::ZERO,
             metrics: Metrics::default(),
         }
+    }
+
+    /// How long [`Self::admit`] may wait for a service account the source does not know yet
+    /// (`--service-account-lookup-grace-period`; zero, the default, never waits).
+    #[must_use]
+    pub fn with_lookup_grace(mut self, grace: Duration) -> Self {
+        self.lookup_grace = grace;
+        self
+    }
+
+    /// Whether both sources have loaded (`/readyz`).
+    pub fn is_ready(&self) -> bool {
+        self.service_accounts.is_ready() && self.associations.is_ready()
+    }
+
+    /// What the server calls: [`Self::review_bytes`], except that a pod whose service account
+    /// is not known yet waits up to the lookup grace period for it.
+    pub async fn admit(&self, body: &[u8]) -> Result<Reviewed, String> {
+        let started = Instant::now();
+        let review: Value =
+            serde_json::from_slice(body).map_err(|e| format!("malformed AdmissionReview: {e}"))?;
+        let mut prefetched = None;
+        if !self.lookup_grace.is_zero()
+            && let Some((namespace, name)) = pod_service_account(&review)
+        {
+            let mut found = self.service_accounts.get(namespace, name);
+            if found.is_none() {
+                found = self
+                    .service_accounts
+                    .wait_for(namespace, name, self.lookup_grace)
+                    .await;
+                self.metrics.lookup_waited(found.is_some());
+            }
+            prefetched = Some(found);
+        }
+        let out = self.review_with(&review, prefetched)?;
+        self.metrics.admission(out.method, started.elapsed());
+        Ok(out)
     }
 
     /// The settings.
@@ -93,6 +135,15 @@ impl Webhook {
 
     /// Reviews a parsed AdmissionReview.
     pub fn review(&self, review: &Value) -> Result<Reviewed, String> {
+        self.review_with(review, None)
+    }
+
+    /// `prefetched`: the service account lookup already done (by [`Self::admit`]).
+    fn review_with(
+        &self,
+        review: &Value,
+        prefetched: Option<Option<ServiceAccountInfo>>,
+    ) -> Result<Reviewed, String> {
         let Some(obj) = review.as_object() else {
             return Err("malformed AdmissionReview: not a JSON object".into());
         };
@@ -127,7 +178,7 @@ impl Webhook {
                     .and_then(|s| s.get("containers"))
                     .is_some_and(Value::is_array);
                 if is_pod {
-                    self.mutate_pod(request, pod)
+                    self.mutate_pod(request, pod, prefetched)
                 } else {
                     (Method::None, None)
                 }
@@ -149,19 +200,15 @@ impl Webhook {
         })
     }
 
-    fn mutate_pod(&self, request: &Value, pod: &Value) -> (Method, Option<Vec<Value>>) {
-        let namespace = request
-            .get("namespace")
-            .and_then(Value::as_str)
-            .filter(|n| !n.is_empty())
-            .or_else(|| {
-                pod.get("metadata")
-                    .and_then(|m| m.get("namespace"))
-                    .and_then(Value::as_str)
-            })
-            .unwrap_or("default");
+    fn mutate_pod(
+        &self,
+        request: &Value,
+        pod: &Value,
+        prefetched: Option<Option<ServiceAccountInfo>>,
+    ) -> (Method, Option<Vec<Value>>) {
+        let namespace = pod_namespace(request, pod);
         let sa_name = mutate::service_account_name(pod);
-        let sa = self.service_accounts.get(namespace, sa_name);
+        let sa = prefetched.unwrap_or_else(|| self.service_accounts.get(namespace, sa_name));
         let has_association = self.associations.has_association(namespace, sa_name);
         if sa.is_none() {
             self.metrics.missing_service_account();
@@ -175,8 +222,45 @@ impl Webhook {
             },
         );
         if out.patch.is_some() {
-            tracing::debug!(namespace, service_account = sa_name, method = out.method.as_str(), "pod mutated");
+            tracing::debug!(
+                namespace,
+                service_account = sa_name,
+                method = out.method.as_str(),
+                "pod mutated"
+            );
         }
         (out.method, out.patch)
     }
+}
+
+/// The namespace of the pod under review: the request's, else the pod's, else `default`.
+fn pod_namespace<'a>(request: &'a Value, pod: &'a Value) -> &'a str {
+    request
+        .get("namespace")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .or_else(|| {
+            pod.get("metadata")
+                .and_then(|m| m.get("namespace"))
+                .and_then(Value::as_str)
+        })
+        .unwrap_or("default")
+}
+
+/// (namespace, service account) of a review that creates a pod; `None` for anything else.
+fn pod_service_account(review: &Value) -> Option<(&str, &str)> {
+    let request = review.get("request")?;
+    if request
+        .get("operation")
+        .and_then(Value::as_str)
+        .is_some_and(|op| op != "CREATE")
+    {
+        return None;
+    }
+    let pod = request.get("object")?;
+    pod.get("spec")?.get("containers")?.as_array()?;
+    Some((
+        pod_namespace(request, pod),
+        mutate::service_account_name(pod),
+    ))
 }

@@ -18,6 +18,8 @@ pub struct Metrics {
     pod_identity: AtomicU64,
     none: AtomicU64,
     missing_sa: AtomicU64,
+    waited_found: AtomicU64,
+    waited_missing: AtomicU64,
     bad_requests: AtomicU64,
     buckets: [AtomicU64; BUCKETS.len()],
     count: AtomicU64,
@@ -51,6 +53,30 @@ impl Metrics {
         self.missing_sa.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Records a lookup that waited for a service account (the grace period), and whether the
+    /// service account turned up.
+    pub fn lookup_waited(&self, found: bool) {
+        if found {
+            &self.waited_found
+        } else {
+            &self.waited_missing
+        }
+        .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Lookups that waited so far: (found, not found).
+    pub fn lookups_waited(&self) -> (u64, u64) {
+        (
+            self.waited_found.load(Ordering::Relaxed),
+            self.waited_missing.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Pods whose service account was not known, so far.
+    pub fn missing_service_accounts(&self) -> u64 {
+        self.missing_sa.load(Ordering::Relaxed)
+    }
+
     /// Records a rejected request (415 or 400).
     pub fn bad_request(&self) {
         self.bad_requests.fetch_add(1, Ordering::Relaxed);
@@ -69,7 +95,10 @@ impl Metrics {
     /// The text exposition.
     pub fn render(&self) -> String {
         let mut s = String::with_capacity(2048);
-        let _ = writeln!(s, "# HELP podiam_webhook_mutations_total Pods admitted, by the identity injected.");
+        let _ = writeln!(
+            s,
+            "# HELP podiam_webhook_mutations_total Pods admitted, by the identity injected."
+        );
         let _ = writeln!(s, "# TYPE podiam_webhook_mutations_total counter");
         for m in [Method::Irsa, Method::PodIdentity, Method::None] {
             let _ = writeln!(
@@ -79,22 +108,54 @@ impl Metrics {
                 self.mutations(m)
             );
         }
-        let _ = writeln!(s, "# HELP podiam_webhook_missing_service_accounts_total Pods whose service account was not known.");
-        let _ = writeln!(s, "# TYPE podiam_webhook_missing_service_accounts_total counter");
+        let _ = writeln!(
+            s,
+            "# HELP podiam_webhook_missing_service_accounts_total Pods whose service account was not known."
+        );
+        let _ = writeln!(
+            s,
+            "# TYPE podiam_webhook_missing_service_accounts_total counter"
+        );
         let _ = writeln!(
             s,
             "podiam_webhook_missing_service_accounts_total {}",
             self.missing_sa.load(Ordering::Relaxed)
         );
-        let _ = writeln!(s, "# HELP podiam_webhook_bad_requests_total Admission requests rejected (415, 400).");
+        let _ = writeln!(
+            s,
+            "# HELP podiam_webhook_service_account_lookup_waits_total Lookups that waited the grace period for an unknown service account, by outcome."
+        );
+        let _ = writeln!(
+            s,
+            "# TYPE podiam_webhook_service_account_lookup_waits_total counter"
+        );
+        let (found, missing) = self.lookups_waited();
+        let _ = writeln!(
+            s,
+            "podiam_webhook_service_account_lookup_waits_total{{result=\"found\"}} {found}"
+        );
+        let _ = writeln!(
+            s,
+            "podiam_webhook_service_account_lookup_waits_total{{result=\"missing\"}} {missing}"
+        );
+        let _ = writeln!(
+            s,
+            "# HELP podiam_webhook_bad_requests_total Admission requests rejected (415, 400)."
+        );
         let _ = writeln!(s, "# TYPE podiam_webhook_bad_requests_total counter");
         let _ = writeln!(
             s,
             "podiam_webhook_bad_requests_total {}",
             self.bad_requests.load(Ordering::Relaxed)
         );
-        let _ = writeln!(s, "# HELP podiam_webhook_admission_duration_seconds Time to compute an admission response.");
-        let _ = writeln!(s, "# TYPE podiam_webhook_admission_duration_seconds histogram");
+        let _ = writeln!(
+            s,
+            "# HELP podiam_webhook_admission_duration_seconds Time to compute an admission response."
+        );
+        let _ = writeln!(
+            s,
+            "# TYPE podiam_webhook_admission_duration_seconds histogram"
+        );
         for (b, le) in self.buckets.iter().zip(BUCKETS) {
             let _ = writeln!(
                 s,
@@ -103,7 +164,10 @@ impl Metrics {
             );
         }
         let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(s, "podiam_webhook_admission_duration_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            s,
+            "podiam_webhook_admission_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
         #[allow(clippy::cast_precision_loss)]
         let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
         let _ = writeln!(s, "podiam_webhook_admission_duration_seconds_sum {sum}");

@@ -24,6 +24,7 @@ pub fn router(webhook: Arc<Webhook>) -> Router {
     Router::new()
         .route("/mutate", post(mutate))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(webhook)
@@ -46,7 +47,7 @@ async fn mutate(State(w): State<Arc<Webhook>>, headers: HeaderMap, body: Bytes) 
         )
             .into_response();
     }
-    match w.review_bytes(&body) {
+    match w.admit(&body).await {
         Ok(r) => match serde_json::to_vec(&r.response) {
             Ok(b) => ([(header::CONTENT_TYPE, "application/json")], b).into_response(),
             Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
@@ -56,6 +57,20 @@ async fn mutate(State(w): State<Arc<Webhook>>, headers: HeaderMap, body: Bytes) 
             tracing::debug!(%reason, "bad admission request");
             (StatusCode::BAD_REQUEST, reason).into_response()
         }
+    }
+}
+
+/// 200 once the service accounts (the first list of a watch) and the associations (the first
+/// listing) are loaded, 503 before.
+async fn readyz(State(w): State<Arc<Webhook>>) -> Response {
+    if w.is_ready() {
+        "ok".into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service accounts or associations not loaded yet",
+        )
+            .into_response()
     }
 }
 
@@ -92,14 +107,15 @@ pub async fn serve_tls(
         let acceptor = acceptor.clone();
         let app = app.clone();
         tokio::spawn(async move {
-            let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => return,
-            };
+            let stream =
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                };
             let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
                 app.clone().oneshot(req.map(Body::new))
             });
@@ -119,5 +135,7 @@ pub async fn serve_plain(
     app: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -1,12 +1,12 @@
 //! Where the webhook learns about service accounts and Pod Identity associations.
 //!
 //! Both are traits so that admission never does I/O: implementations keep an in-memory view
-//! that is refreshed in the background. [`ServiceAccountSource`] is where a Kubernetes watch of
-//! ServiceAccounts (what the real webhook does with an informer) plugs in later; this crate
-//! ships a static set and a file-backed source ([`FileServiceAccounts`]).
+//! that is refreshed in the background. Service accounts come from a static set, a file
+//! ([`FileServiceAccounts`]) or a Kubernetes watch ([`crate::kubernetes::KubeServiceAccounts`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
@@ -48,6 +48,23 @@ pub struct ServiceAccountInfo {
 pub trait ServiceAccountSource: Send + Sync {
     /// The service account `namespace/name`, or `None` when unknown.
     fn get(&self, namespace: &str, name: &str) -> Option<ServiceAccountInfo>;
+
+    /// Like [`Self::get`], but a source that learns of new service accounts asynchronously may
+    /// wait up to `grace` for one it does not know yet. The default does not wait.
+    fn wait_for<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+        grace: Duration,
+    ) -> Pin<Box<dyn Future<Output = Option<ServiceAccountInfo>> + Send + 'a>> {
+        let _ = grace;
+        Box::pin(std::future::ready(self.get(namespace, name)))
+    }
+
+    /// Whether the source has loaded (a watch that has not listed yet is not ready).
+    fn is_ready(&self) -> bool {
+        true
+    }
 }
 
 /// Service accounts held in memory: annotated ServiceAccounts and ConfigMap-style entries.
@@ -65,7 +82,8 @@ impl ServiceAccounts {
         name: &str,
         annotations: BTreeMap<String, String>,
     ) {
-        self.annotations.insert(format!("{namespace}/{name}"), annotations);
+        self.annotations
+            .insert(format!("{namespace}/{name}"), annotations);
     }
 
     /// Adds (or replaces) a ConfigMap-style entry; `key` is `ns/name` or `*/name`.
@@ -102,7 +120,11 @@ impl ServiceAccounts {
                 let (Some(ns), Some(name)) = (field("namespace"), field("name")) else {
                     return Err("a ServiceAccount without metadata.namespace/name".into());
                 };
-                self.insert_annotations(ns, name, string_map(meta.and_then(|m| m.get("annotations"))));
+                self.insert_annotations(
+                    ns,
+                    name,
+                    string_map(meta.and_then(|m| m.get("annotations"))),
+                );
                 Ok(())
             }
             Some("ConfigMap") => {
@@ -245,6 +267,11 @@ impl ServiceAccountSource for FileServiceAccounts {
 pub trait AssociationSource: Send + Sync {
     /// Whether (namespace, service account) has an association in the webhook's cluster.
     fn has_association(&self, namespace: &str, service_account: &str) -> bool;
+
+    /// Whether the source has loaded.
+    fn is_ready(&self) -> bool {
+        true
+    }
 }
 
 /// A fixed set of associations, namespace → service accounts.
@@ -360,12 +387,23 @@ impl EksAssociations {
 
 impl AssociationSource for EksAssociations {
     fn has_association(&self, namespace: &str, service_account: &str) -> bool {
-        self.current.read().has_association(namespace, service_account)
+        self.current
+            .read()
+            .has_association(namespace, service_account)
+    }
+
+    fn is_ready(&self) -> bool {
+        self.is_loaded()
     }
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 mod tests {
     use super::*;
 
@@ -391,7 +429,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            s.lookup("ns", "sa").unwrap().annotations.get("eks.amazonaws.com/role-arn").map(String::as_str),
+            s.lookup("ns", "sa")
+                .unwrap()
+                .annotations
+                .get("eks.amazonaws.com/role-arn")
+                .map(String::as_str),
             Some("r")
         );
         assert!(s.lookup("ns", "cm").unwrap().config.is_some());
