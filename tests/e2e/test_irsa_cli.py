@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import jwt
 import pytest
@@ -181,16 +182,25 @@ def test_unknown_issuer_algorithm_tag_is_rejected(server):
 
 
 def test_key_rotation_keeps_old_tokens_valid(server, demo, tmp_path):
+    """The new key is in the JWKS at once but signs only from its activation time; the old key
+    signs until then and keeps verifying afterwards."""
     before = server.token("demo")
     kid_before = jwt_parts(before)[0]["kid"]
     p = server.podiam("issuer", "rotate", "--cluster", "demo")
     assert p.returncode == 0, p.stderr
+    m = re.fullmatch(r"new signing key: (\S+) \(in the JWKS now, signs from (\d+)\)\n", p.stdout)
+    assert m, p.stdout
+    kid_new, active_from = m.group(1), int(m.group(2))
+    assert active_from > time.time() - 1, (active_from, time.time())
     keys = server.jwks(demo["id"])["keys"]
-    assert len(keys) == 2 and len({k["kid"] for k in keys}) == 2
-    assert kid_before in {k["kid"] for k in keys}
+    assert len(keys) == 2 and {k["kid"] for k in keys} == {kid_before, kid_new}
+    pending = server.token("demo")
+    if jwt_parts(pending)[1]["iat"] < active_from:
+        assert jwt_parts(pending)[0]["kid"] == kid_before, "the new key signed before its activation"
+    time.sleep(max(0.0, active_from - time.time()) + 0.1)
     after = server.token("demo")
     kid_after = jwt_parts(after)[0]["kid"]
-    assert kid_after != kid_before and kid_after in {k["kid"] for k in keys}
+    assert kid_after == kid_new
     # a token minted before the rotation still verifies, and so does one signed with the new key
     old = assume_cli(server, demo["role_arn"], before, tmp_path, "before-rotation")
     assert old["AssumedRoleUser"]["Arn"].endswith("/before-rotation")

@@ -13,6 +13,7 @@ it. Each module run works in a fresh database of that server.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import shutil
@@ -27,7 +28,8 @@ from pathlib import Path
 import botocore.exceptions
 import pytest
 
-from podiam_e2e import ACCOUNT, REPO, Podiam, allow, client_error, podiam_bin, principal_trust
+from podiam_e2e import (ACCOUNT, REPO, STS_AUDIENCE, Podiam, allow, b64u, b64u_decode, client_error, irsa_trust, jwt_parts,
+                        podiam_bin, principal_trust)
 
 PG_URL = os.environ.get("PODIAM_TEST_POSTGRES_URL", "")
 PG_DIR = os.environ.get("PODIAM_PG_DIR", "")
@@ -225,6 +227,102 @@ def test_session_key_rotation_fails_no_verification(cluster):
     user_env = r1.creds_env(cluster.user)
     q = subprocess.run([podiam_bin(), "session-keys", "rotate"], env=user_env, capture_output=True, text=True, timeout=30)
     assert q.returncode != 0 and "403" in q.stderr and "only an account root" in q.stderr, q.stderr
+
+
+def test_issuer_key_rotation_fails_no_verification(cluster):
+    """While replica 1 rotates a hosted issuer's signing key, tokens minted on either replica keep
+    verifying (AssumeRoleWithWebIdentity) on the other: the new key is in the JWKS at once and signs
+    only from its activation time, the old key signs until then; afterwards both replicas sign with
+    the new key and tokens of the old key still verify."""
+    r1, r2 = cluster.r1, cluster.r2
+    name = f"iss-{uuid.uuid4().hex[:8]}"
+    cluster.cli(r1, "eks", "create-cluster", "--name", name, "--role-arn", f"arn:aws:iam::{ACCOUNT}:role/eks",
+                "--resources-vpc-config", "subnetIds=subnet-1")
+    issuer = cluster.cli(r1, "eks", "describe-cluster", "--name", name)["cluster"]["identity"]["oidc"]["issuer"]
+    hostpath = issuer.removeprefix("https://")
+    issuer_id = hostpath.rsplit("/", 1)[1]
+    iam1 = cluster.iam(r1)
+    iam1.create_open_id_connect_provider(Url=issuer, ClientIDList=[STS_AUDIENCE])
+    iam1.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(irsa_trust(hostpath, "system:serviceaccount:default:app")))
+    arn = f"arn:aws:iam::{ACCOUNT}:role/{name}"
+    until("role on replica 2", lambda: cluster.iam(r2).get_role(RoleName=name))
+
+    def mint(r: Podiam) -> str:
+        p = subprocess.run([podiam_bin(), "token", "--cluster", name, "--namespace", "default", "--service-account", "app"],
+                           env=r.creds_env(cluster.root), capture_output=True, text=True, timeout=30,
+                           stdin=subprocess.DEVNULL)
+        assert p.returncode == 0, p.stderr
+        return p.stdout.strip()
+
+    def verifies(r: Podiam, token: str) -> str | None:
+        """None when AssumeRoleWithWebIdentity with `token` succeeds on `r`, else the error."""
+        resp = r.assume_web(arn, token, "rot")
+        return None if resp.status_code == 200 else f"{resp.status_code}: {resp.text}"
+
+    def jwks_kids(r: Podiam) -> set[str]:
+        return {k["kid"] for k in r.jwks(issuer_id)["keys"]}
+
+    before = mint(r1)
+    old = jwt_parts(before)[0]["kid"]
+    assert jwks_kids(r1) == jwks_kids(r2) == {old}
+    minted: list[tuple[str, int, str]] = []  # (kid, iat, minted on)
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            for a, b in ((r1, r2), (r2, r1)):
+                tok = mint(a)
+                header, claims = jwt_parts(tok)
+                minted.append((header["kid"], claims["iat"], a.data_dir.name))
+                # every token verifies on the other replica, at every moment of the rotation
+                err = verifies(b, tok)
+                if err:
+                    failures.append(f"{header['kid']} minted on {a.data_dir.name} at {claims['iat']}, "
+                                    f"refused on {b.data_dir.name}: {err}")
+
+    worker = threading.Thread(target=loop)
+    worker.start()
+    try:
+        time.sleep(0.5)
+        p = r1.podiam("issuer", "rotate", "--cluster", name)
+        assert p.returncode == 0, p.stderr
+        m = re.fullmatch(r"new signing key: (\S+) \(in the JWKS now, signs from (\d+)\)\n", p.stdout)
+        assert m, p.stdout
+        new, active_from = m.group(1), int(m.group(2))
+        # published at once: on replica 1 now, on replica 2 within a second, long before it signs
+        assert jwks_kids(r1) == {old, new}
+        until("new key in replica 2's JWKS", lambda: jwks_kids(r2) == {old, new})
+        assert time.time() < active_from
+        while time.time() < active_from + 2:
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        worker.join(60)
+    assert not failures, failures[:5]
+    kids = [k for k, _, _ in minted]
+    assert new != old and set(kids) == {old, new}, (old, new, len(minted))
+    # the new key signed nothing before its activation, and everything from it on
+    early = [(k, iat, r) for k, iat, r in minted if iat < active_from]
+    late = [(k, iat, r) for k, iat, r in minted if iat >= active_from]
+    assert early and late, (len(early), len(late))
+    assert all(k == old for k, _, _ in early), [e for e in early if e[0] != old][:5]
+    assert all(k == new for k, _, _ in late), [e for e in late if e[0] != new][:5]
+    assert {r for _, _, r in late} == {"r1", "r2"}
+    print(f"issuer rotation: {len(minted)} tokens, {len(early)} by the old key, {len(late)} by the new one, 0 refused")
+    for r in (r1, r2):
+        assert jwt_parts(mint(r))[0]["kid"] == new
+        assert verifies(r, before) is None, "tokens of the old key still verify"
+        assert jwks_kids(r) == {old, new}
+    # a signature that does not match its kid is refused, old or new kid
+    h, pl, sig = mint(r1).split(".")
+    forged = ".".join([b64u(json.dumps({**json.loads(b64u_decode(h)), "kid": old}).encode()), pl, sig])
+    assert verifies(r2, forged) is not None
+    # rotating needs podiam:RotateIssuerKey: the test user may not, and nothing changes
+    q = subprocess.run([podiam_bin(), "issuer", "rotate", "--cluster", name], env=r1.creds_env(cluster.user),
+                       capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert q.returncode != 0 and "403" in q.stderr and "not authorized to perform: podiam:RotateIssuerKey" in q.stderr, q.stderr
+    assert jwks_kids(r1) == {old, new}
 
 
 def test_deleted_role_stops_being_usable_on_the_other_replica_within_a_second(cluster):

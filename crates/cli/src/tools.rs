@@ -58,7 +58,9 @@ pub struct IssuerArgs {
 #[derive(Subcommand, Debug)]
 enum IssuerCommand {
     /// Write the hosted issuer's signing key and public keys to DIR and print the
-    /// kube-apiserver flags that make a cluster sign its tokens with them.
+    /// kube-apiserver flags that make a cluster sign its tokens with them. The signing key is
+    /// the newest key (after a rotation, the new one, which kube-apiserver uses once restarted
+    /// with it); the public keys are every key in the JWKS.
     Export {
         /// Cluster name.
         #[arg(long)]
@@ -67,7 +69,10 @@ enum IssuerCommand {
         #[arg(long)]
         out_dir: std::path::PathBuf,
     },
-    /// Rotate the hosted issuer's signing key (the old key stays in the JWKS for the retention period).
+    /// Rotate the hosted issuer's signing key: the new key is in the JWKS at once and podiam signs
+    /// with it after a few seconds (when every replica has it); the old key signs until then and
+    /// stays in the JWKS for the retention period. A cluster signs with the new key once you
+    /// export again and restart kube-apiserver, which must happen within that period.
     Rotate {
         /// Cluster name.
         #[arg(long)]
@@ -100,7 +105,11 @@ pub async fn issuer(a: IssuerArgs) -> anyhow::Result<()> {
         }
         IssuerCommand::Rotate { cluster } => {
             let v = env.call("POST", &format!("/podiam/clusters/{cluster}/issuer/rotate"), "eks", None).await?;
-            println!("new signing key: {}", v.get("kid").and_then(|k| k.as_str()).unwrap_or_default());
+            println!(
+                "new signing key: {} (in the JWKS now, signs from {})",
+                v.get("kid").and_then(|k| k.as_str()).unwrap_or_default(),
+                v.get("activeFrom").and_then(serde_json::Value::as_i64).unwrap_or_default()
+            );
         }
     }
     Ok(())

@@ -36,6 +36,11 @@ use crate::state::{Change, Db};
 /// session signed with it exists.
 pub const SESSION_KEY_ACTIVATION_SECS: i64 = 3;
 
+/// Seconds between a hosted-issuer key rotation and the new key's first signature: the new key
+/// is in the JWKS of every replica before any token signed with it exists, as the session keys;
+/// the previous key signs until then.
+pub const ISSUER_KEY_ACTIVATION_SECS: i64 = 3;
+
 /// The source of time for the services.
 pub trait Clock: Send + Sync + 'static {
     /// Milliseconds since the Unix epoch.

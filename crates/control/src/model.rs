@@ -198,9 +198,14 @@ pub struct IssuerKey {
     pub private: Sealed,
     /// Creation time.
     pub created: i64,
-    /// When a newer key replaced it as the signing key.
+    /// When a newer key replaced it as the signing key (the newer key's `active_from`, so it may
+    /// lie a few seconds ahead); it stays in the JWKS `issuer_key_retention_secs` longer.
     #[serde(default)]
     pub retired: Option<i64>,
+    /// From when the key signs (unix seconds): a rotated key is in the JWKS at once but signs only
+    /// after every replica has had time to learn it. Keys stored before this field are 0 (active).
+    #[serde(default)]
+    pub active_from: i64,
 }
 
 /// An EKS cluster.

@@ -232,8 +232,8 @@ async fn route(app: &App, inc: &Incoming) -> Result<Value, AwsError> {
         }
         (&Method::POST, ["podiam", "clusters", name, "issuer", "rotate"]) => {
             let caller = inc.caller(app, "eks")?;
-            let kid = c.rotate_issuer_key(&caller, &inc.meta, &decode_segment(name)?).await?;
-            Ok(json!({ "kid": kid }))
+            let (kid, active_from) = c.rotate_issuer_key(&caller, &inc.meta, &decode_segment(name)?).await?;
+            Ok(json!({ "kid": kid, "activeFrom": active_from }))
         }
         (&Method::GET, ["podiam", "clusters", name, "issuer"]) => {
             let caller = inc.caller(app, "eks")?;
