@@ -13,6 +13,7 @@ use std::sync::Arc;
 use podiam_jose::{JwtError, UnverifiedToken, Validation};
 use podiam_policy as policy;
 
+use crate::Control;
 use crate::auth::{Caller, RequestMeta};
 use crate::error::{AwsError, Result};
 use crate::model::{self, kind};
@@ -20,7 +21,6 @@ use crate::names;
 use crate::session::SessionClaims;
 use crate::state::Change;
 use crate::sts::{AssumeCommon, AssumedRole};
-use crate::Control;
 
 /// The audience of Pod Identity tokens.
 pub const AUDIENCE: &str = "pods.eks.amazonaws.com";
@@ -97,28 +97,37 @@ pub struct PodIdentityCredentials {
 fn k8s_name(s: &str, what: &str, max: usize) -> Result<()> {
     let ok = !s.is_empty()
         && s.len() <= max
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
         && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
         && s.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric())
         && (max > 63 || !s.contains('.'));
     if ok {
         Ok(())
     } else {
-        Err(AwsError::invalid_parameter(format!("{what} {s:?} is not a valid Kubernetes name")))
+        Err(AwsError::invalid_parameter(format!(
+            "{what} {s:?} is not a valid Kubernetes name"
+        )))
     }
 }
 
 /// EKS tag rules: at most 50, keys 1-128 and values 0-256 characters, no `aws:` prefix.
 pub(crate) fn check_tags(tags: &BTreeMap<String, String>) -> Result<()> {
     if tags.len() > 50 {
-        return Err(AwsError::invalid_parameter("a resource can have at most 50 tags"));
+        return Err(AwsError::invalid_parameter(
+            "a resource can have at most 50 tags",
+        ));
     }
     for (k, v) in tags {
         if k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256 {
-            return Err(AwsError::invalid_parameter(format!("tag {k:?} is not valid: keys 1-128, values 0-256 characters")));
+            return Err(AwsError::invalid_parameter(format!(
+                "tag {k:?} is not valid: keys 1-128, values 0-256 characters"
+            )));
         }
         if k.to_ascii_lowercase().starts_with("aws:") {
-            return Err(AwsError::invalid_parameter(format!("tag key {k:?} uses the reserved prefix aws:")));
+            return Err(AwsError::invalid_parameter(format!(
+                "tag key {k:?} uses the reserved prefix aws:"
+            )));
         }
     }
     Ok(())
@@ -126,15 +135,21 @@ pub(crate) fn check_tags(tags: &BTreeMap<String, String>) -> Result<()> {
 
 fn check_session_policy(p: &str) -> Result<()> {
     if p.is_empty() || p.chars().count() > 2048 {
-        return Err(AwsError::invalid_parameter("policy must be 1-2048 characters"));
+        return Err(AwsError::invalid_parameter(
+            "policy must be 1-2048 characters",
+        ));
     }
     policy::Policy::parse(p, policy::PolicyKind::Session)
         .map(|_| ())
-        .map_err(|e| AwsError::invalid_parameter(format!("policy is not a valid session policy: {e}")))
+        .map_err(|e| {
+            AwsError::invalid_parameter(format!("policy is not a valid session policy: {e}"))
+        })
 }
 
 fn role_arn_param(arn: &str, what: &str) -> Result<names::RoleArn> {
-    names::RoleArn::parse(arn).ok_or_else(|| AwsError::invalid_parameter(format!("{what} {arn:?} is not a valid IAM role ARN")))
+    names::RoleArn::parse(arn).ok_or_else(|| {
+        AwsError::invalid_parameter(format!("{what} {arn:?} is not a valid IAM role ARN"))
+    })
 }
 
 /// `a-` followed by 17 random lowercase letters and digits.
@@ -143,47 +158,91 @@ fn association_id() -> Result<String> {
     let bytes = crate::crypto::random_bytes::<17>().map_err(|_| AwsError::server_exception())?;
     let mut id = String::from("a-");
     for b in bytes {
-        id.push(char::from(ALPHABET.get(usize::from(b) % ALPHABET.len()).copied().unwrap_or(b'a')));
+        id.push(char::from(
+            ALPHABET
+                .get(usize::from(b) % ALPHABET.len())
+                .copied()
+                .unwrap_or(b'a'),
+        ));
     }
     Ok(id)
 }
 
 /// A random external id: 32 hex digits from the system RNG.
 fn external_id() -> Result<String> {
-    Ok(hex::encode(crate::crypto::random_bytes::<16>().map_err(|_| AwsError::server_exception())?))
+    Ok(hex::encode(
+        crate::crypto::random_bytes::<16>().map_err(|_| AwsError::server_exception())?,
+    ))
 }
 
 /// `eks-<cluster>-<pod>-<uuid>` fitted into 64 characters: the UUID is kept whole and the
 /// cluster and pod names are shortened, the longer one first.
 pub fn session_name(cluster: &str, pod: &str, uuid: &str) -> String {
     let budget = 64usize.saturating_sub("eks---".len() + uuid.len());
-    let clean = |s: &str| -> String { s.chars().filter(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(*c)).collect() };
+    let clean = |s: &str| -> String {
+        s.chars()
+            .filter(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(*c))
+            .collect()
+    };
     let (c, p) = (clean(cluster), clean(pod));
     let (mut lc, mut lp) = (c.len(), p.len());
     while lc + lp > budget {
         if lc >= lp { lc -= 1 } else { lp -= 1 }
     }
-    format!("eks-{}-{}-{uuid}", c.get(..lc).unwrap_or_default(), p.get(..lp).unwrap_or_default())
+    format!(
+        "eks-{}-{}-{uuid}",
+        c.get(..lc).unwrap_or_default(),
+        p.get(..lp).unwrap_or_default()
+    )
 }
 
 impl Control {
     /// `arn:aws:eks:REGION:ACCOUNT:podidentityassociation/CLUSTER/ID`.
     pub fn association_arn(&self, account: &str, cluster: &str, id: &str) -> String {
-        format!("arn:aws:eks:{}:{account}:podidentityassociation/{cluster}/{id}", self.config.region)
+        format!(
+            "arn:aws:eks:{}:{account}:podidentityassociation/{cluster}/{id}",
+            self.config.region
+        )
     }
 
     fn cluster_entry(&self, account: &str, name: &str) -> Result<Arc<model::Cluster>> {
-        let e = self.db.read().clusters.get(&(account.to_owned(), name.to_owned())).map(|e| Arc::clone(&e.value));
+        let e = self
+            .db
+            .read()
+            .clusters
+            .get(&(account.to_owned(), name.to_owned()))
+            .map(|e| Arc::clone(&e.value));
         e.ok_or_else(|| AwsError::resource_not_found(format!("No cluster found for name: {name}.")))
     }
 
-    fn association_entry(&self, account: &str, cluster: &str, id: &str) -> Result<crate::state::Entry<model::PodIdentityAssociation>> {
-        let e = self.db.read().associations.get(&(account.to_owned(), cluster.to_owned(), id.to_owned())).cloned();
-        e.ok_or_else(|| AwsError::resource_not_found(format!("Pod identity association {id} not found in cluster {cluster}.")))
+    fn association_entry(
+        &self,
+        account: &str,
+        cluster: &str,
+        id: &str,
+    ) -> Result<crate::state::Entry<model::PodIdentityAssociation>> {
+        let e = self
+            .db
+            .read()
+            .associations
+            .get(&(account.to_owned(), cluster.to_owned(), id.to_owned()))
+            .cloned();
+        e.ok_or_else(|| {
+            AwsError::resource_not_found(format!(
+                "Pod identity association {id} not found in cluster {cluster}."
+            ))
+        })
     }
 
     fn check_pass_role(&self, caller: &Caller, meta: &RequestMeta, role_arn: &str) -> Result<()> {
-        self.authorize(caller, "iam:PassRole", role_arn, caller.account(), meta, &[("iam:PassedToService".into(), vec![SERVICE_PRINCIPAL.into()])])
+        self.authorize(
+            caller,
+            "iam:PassRole",
+            role_arn,
+            caller.account(),
+            meta,
+            &[("iam:PassedToService".into(), vec![SERVICE_PRINCIPAL.into()])],
+        )
     }
 
     /// The association role must be a role of the cluster's account that exists.
@@ -194,9 +253,16 @@ impl Control {
                 "roleArn {arn} must be in the cluster's account {account}; use targetRoleArn for a role in another account"
             )));
         }
-        let exists = self.db.read().roles.get(&(account.to_owned(), r.name.to_lowercase())).is_some_and(|e| e.value.path == r.path);
+        let exists = self
+            .db
+            .read()
+            .roles
+            .get(&(account.to_owned(), r.name.to_lowercase()))
+            .is_some_and(|e| e.value.path == r.path);
         if !exists {
-            return Err(AwsError::invalid_parameter(format!("Role {arn} does not exist.")));
+            return Err(AwsError::invalid_parameter(format!(
+                "Role {arn} does not exist."
+            )));
         }
         Ok(())
     }
@@ -213,37 +279,62 @@ impl Control {
         crate::eks::cluster_name(cluster)?;
         k8s_name(&input.namespace, "namespace", 63)?;
         k8s_name(&input.service_account, "serviceAccount", 253)?;
-        names::bounded(&input.role_arn, "roleArn", 1, 2048).map_err(|e| AwsError::invalid_parameter(e.message))?;
+        names::bounded(&input.role_arn, "roleArn", 1, 2048)
+            .map_err(|e| AwsError::invalid_parameter(e.message))?;
         if let Some(t) = &input.target_role_arn {
             role_arn_param(t, "targetRoleArn")?;
         }
         if let Some(p) = &input.policy {
             if !input.disable_session_tags {
-                return Err(AwsError::invalid_parameter("policy can only be set when disableSessionTags is true"));
+                return Err(AwsError::invalid_parameter(
+                    "policy can only be set when disableSessionTags is true",
+                ));
             }
             check_session_policy(p)?;
         }
         check_tags(&input.tags)?;
         if let Some(t) = &input.client_request_token
-            && (t.is_empty() || t.len() > 64) {
-                return Err(AwsError::invalid_parameter("clientRequestToken must be 1-64 characters"));
-            }
+            && (t.is_empty() || t.len() > 64)
+        {
+            return Err(AwsError::invalid_parameter(
+                "clientRequestToken must be 1-64 characters",
+            ));
+        }
         let cluster_arn = self.cluster_arn(&account, cluster);
-        let mut extra: Vec<(String, Vec<String>)> = input.tags.iter().map(|(k, v)| (format!("aws:RequestTag/{k}"), vec![v.clone()])).collect();
+        let mut extra: Vec<(String, Vec<String>)> = input
+            .tags
+            .iter()
+            .map(|(k, v)| (format!("aws:RequestTag/{k}"), vec![v.clone()]))
+            .collect();
         if !input.tags.is_empty() {
             extra.push(("aws:TagKeys".into(), input.tags.keys().cloned().collect()));
         }
-        self.authorize(caller, "eks:CreatePodIdentityAssociation", &cluster_arn, &account, meta, &extra)?;
+        self.authorize(
+            caller,
+            "eks:CreatePodIdentityAssociation",
+            &cluster_arn,
+            &account,
+            meta,
+            &extra,
+        )?;
         self.check_pass_role(caller, meta, &input.role_arn)?;
         let guard = self.db.write().await;
         self.cluster_entry(&account, cluster)?;
         self.check_association_role(&account, &input.role_arn)?;
-        let index_key = (account.clone(), cluster.to_owned(), input.namespace.clone(), input.service_account.clone());
+        let index_key = (
+            account.clone(),
+            cluster.to_owned(),
+            input.namespace.clone(),
+            input.service_account.clone(),
+        );
         let existing = {
             let t = self.db.read();
             t.association_index
                 .get(&index_key)
-                .and_then(|id| t.associations.get(&(account.clone(), cluster.to_owned(), id.clone())))
+                .and_then(|id| {
+                    t.associations
+                        .get(&(account.clone(), cluster.to_owned(), id.clone()))
+                })
                 .map(|e| Arc::clone(&e.value))
         };
         if let Some(a) = existing {
@@ -265,7 +356,10 @@ impl Control {
         }
         let count = {
             let t = self.db.read();
-            t.associations.range((account.clone(), cluster.to_owned(), String::new())..).take_while(|((a, c, _), _)| a == &account && c == cluster).count()
+            t.associations
+                .range((account.clone(), cluster.to_owned(), String::new())..)
+                .take_while(|((a, c, _), _)| a == &account && c == cluster)
+                .count()
         };
         if count >= self.config.max_associations_per_cluster {
             return Err(AwsError::resource_limit(format!(
@@ -291,15 +385,39 @@ impl Control {
             client_request_token: input.client_request_token,
         };
         let now = self.now();
-        self.db.commit(&guard, vec![Change::insert(kind::POD_IDENTITY_ASSOCIATION, &account, &a.id, &a)?], now).await?;
+        self.db
+            .commit(
+                &guard,
+                vec![Change::insert(
+                    kind::POD_IDENTITY_ASSOCIATION,
+                    &account,
+                    &a.id,
+                    &a,
+                )?],
+                now,
+            )
+            .await?;
         Ok(Arc::new(a))
     }
 
     /// DescribePodIdentityAssociation.
-    pub fn describe_pod_identity_association(&self, caller: &Caller, meta: &RequestMeta, cluster: &str, id: &str) -> Result<Arc<model::PodIdentityAssociation>> {
+    pub fn describe_pod_identity_association(
+        &self,
+        caller: &Caller,
+        meta: &RequestMeta,
+        cluster: &str,
+        id: &str,
+    ) -> Result<Arc<model::PodIdentityAssociation>> {
         let account = caller.account();
         let arn = self.association_arn(account, cluster, id);
-        self.authorize(caller, "eks:DescribePodIdentityAssociation", &arn, account, meta, &[])?;
+        self.authorize(
+            caller,
+            "eks:DescribePodIdentityAssociation",
+            &arn,
+            account,
+            meta,
+            &[],
+        )?;
         self.cluster_entry(account, cluster)?;
         Ok(self.association_entry(account, cluster, id)?.value)
     }
@@ -319,11 +437,22 @@ impl Control {
     ) -> Result<(Vec<Arc<model::PodIdentityAssociation>>, Option<String>)> {
         let account = caller.account().to_owned();
         let cluster_arn = self.cluster_arn(&account, cluster);
-        self.authorize(caller, "eks:ListPodIdentityAssociations", &cluster_arn, &account, meta, &[])?;
+        self.authorize(
+            caller,
+            "eks:ListPodIdentityAssociations",
+            &cluster_arn,
+            &account,
+            meta,
+            &[],
+        )?;
         let max = match max_results {
             None => 100,
             Some(n @ 1..=100) => usize::try_from(n).unwrap_or(100),
-            Some(_) => return Err(AwsError::invalid_parameter("maxResults must be between 1 and 100")),
+            Some(_) => {
+                return Err(AwsError::invalid_parameter(
+                    "maxResults must be between 1 and 100",
+                ));
+            }
         };
         let after = match next {
             None => None,
@@ -332,7 +461,11 @@ impl Control {
         };
         self.cluster_entry(&account, cluster)?;
         let t = self.db.read();
-        let start = (account.clone(), cluster.to_owned(), after.clone().unwrap_or_default());
+        let start = (
+            account.clone(),
+            cluster.to_owned(),
+            after.clone().unwrap_or_default(),
+        );
         let mut out: Vec<Arc<model::PodIdentityAssociation>> = Vec::new();
         let mut more = false;
         for ((a, c, id), e) in t.associations.range(start..) {
@@ -342,7 +475,9 @@ impl Control {
             if after.as_deref() == Some(id.as_str()) {
                 continue;
             }
-            if namespace.is_some_and(|n| n != e.value.namespace) || service_account.is_some_and(|s| s != e.value.service_account) {
+            if namespace.is_some_and(|n| n != e.value.namespace)
+                || service_account.is_some_and(|s| s != e.value.service_account)
+            {
                 continue;
             }
             if out.len() == max {
@@ -351,7 +486,11 @@ impl Control {
             }
             out.push(Arc::clone(&e.value));
         }
-        let token = if more { out.last().map(|a| a.id.clone()) } else { None };
+        let token = if more {
+            out.last().map(|a| a.id.clone())
+        } else {
+            None
+        };
         Ok((out, token))
     }
 
@@ -366,7 +505,14 @@ impl Control {
     ) -> Result<Arc<model::PodIdentityAssociation>> {
         let account = caller.account().to_owned();
         let arn = self.association_arn(&account, cluster, id);
-        self.authorize(caller, "eks:UpdatePodIdentityAssociation", &arn, &account, meta, &[])?;
+        self.authorize(
+            caller,
+            "eks:UpdatePodIdentityAssociation",
+            &arn,
+            &account,
+            meta,
+            &[],
+        )?;
         if let Some(r) = &input.role_arn {
             self.check_pass_role(caller, meta, r)?;
         }
@@ -394,24 +540,57 @@ impl Control {
             a.policy = (!p.is_empty()).then_some(p);
         }
         if a.policy.is_some() && !a.disable_session_tags {
-            return Err(AwsError::invalid_parameter("policy can only be set when disableSessionTags is true"));
+            return Err(AwsError::invalid_parameter(
+                "policy can only be set when disableSessionTags is true",
+            ));
         }
         a.modified_ms = self.now_ms();
         let now = self.now();
-        self.db.commit(&guard, vec![Change::update(kind::POD_IDENTITY_ASSOCIATION, &account, id, &a, e.version)?], now).await?;
+        self.db
+            .commit(
+                &guard,
+                vec![Change::update(
+                    kind::POD_IDENTITY_ASSOCIATION,
+                    &account,
+                    id,
+                    &a,
+                    e.version,
+                )?],
+                now,
+            )
+            .await?;
         Ok(Arc::new(a))
     }
 
     /// DeletePodIdentityAssociation: returns the deleted association.
-    pub async fn delete_pod_identity_association(&self, caller: &Caller, meta: &RequestMeta, cluster: &str, id: &str) -> Result<Arc<model::PodIdentityAssociation>> {
+    pub async fn delete_pod_identity_association(
+        &self,
+        caller: &Caller,
+        meta: &RequestMeta,
+        cluster: &str,
+        id: &str,
+    ) -> Result<Arc<model::PodIdentityAssociation>> {
         let account = caller.account().to_owned();
         let arn = self.association_arn(&account, cluster, id);
-        self.authorize(caller, "eks:DeletePodIdentityAssociation", &arn, &account, meta, &[])?;
+        self.authorize(
+            caller,
+            "eks:DeletePodIdentityAssociation",
+            &arn,
+            &account,
+            meta,
+            &[],
+        )?;
         let guard = self.db.write().await;
         self.cluster_entry(&account, cluster)?;
         let e = self.association_entry(&account, cluster, id)?;
         let now = self.now();
-        self.db.commit(&guard, vec![Change::delete(kind::POD_IDENTITY_ASSOCIATION, &account, id)], now).await?;
+        self.db
+            .commit(
+                &guard,
+                vec![Change::delete(kind::POD_IDENTITY_ASSOCIATION, &account, id)],
+                now,
+            )
+            .await?;
         Ok(e.value)
     }
 
@@ -429,37 +608,94 @@ impl Control {
 
     /// Resolve an EKS resource ARN of the caller's account: `(kind, cluster, association id)`.
     fn eks_resource(&self, caller: &Caller, arn: &str) -> Result<(String, Option<String>)> {
-        let not_found = || AwsError::new("NotFoundException", 404, format!("resource not found: {arn}"));
-        let a = names::Arn::parse(arn).ok_or_else(|| AwsError::new("BadRequestException", 400, format!("{arn:?} is not a valid ARN")))?;
+        let not_found = || {
+            AwsError::new(
+                "NotFoundException",
+                404,
+                format!("resource not found: {arn}"),
+            )
+        };
+        let a = names::Arn::parse(arn).ok_or_else(|| {
+            AwsError::new(
+                "BadRequestException",
+                400,
+                format!("{arn:?} is not a valid ARN"),
+            )
+        })?;
         if a.service != "eks" || a.account != caller.account() || a.region != self.config.region {
             return Err(not_found());
         }
         let t = self.db.read();
         if let Some(name) = a.resource.strip_prefix("cluster/") {
-            return if t.clusters.contains_key(&(caller.account().to_owned(), name.to_owned())) { Ok((name.to_owned(), None)) } else { Err(not_found()) };
+            return if t
+                .clusters
+                .contains_key(&(caller.account().to_owned(), name.to_owned()))
+            {
+                Ok((name.to_owned(), None))
+            } else {
+                Err(not_found())
+            };
         }
-        if let Some((cluster, id)) = a.resource.strip_prefix("podidentityassociation/").and_then(|r| r.split_once('/'))
-            && t.associations.contains_key(&(caller.account().to_owned(), cluster.to_owned(), id.to_owned())) {
-                return Ok((cluster.to_owned(), Some(id.to_owned())));
-            }
+        if let Some((cluster, id)) = a
+            .resource
+            .strip_prefix("podidentityassociation/")
+            .and_then(|r| r.split_once('/'))
+            && t.associations.contains_key(&(
+                caller.account().to_owned(),
+                cluster.to_owned(),
+                id.to_owned(),
+            ))
+        {
+            return Ok((cluster.to_owned(), Some(id.to_owned())));
+        }
         Err(not_found())
     }
 
     /// ListTagsForResource (EKS).
-    pub fn list_eks_tags(&self, caller: &Caller, meta: &RequestMeta, arn: &str) -> Result<BTreeMap<String, String>> {
-        self.authorize(caller, "eks:ListTagsForResource", arn, caller.account(), meta, &[])?;
+    pub fn list_eks_tags(
+        &self,
+        caller: &Caller,
+        meta: &RequestMeta,
+        arn: &str,
+    ) -> Result<BTreeMap<String, String>> {
+        self.authorize(
+            caller,
+            "eks:ListTagsForResource",
+            arn,
+            caller.account(),
+            meta,
+            &[],
+        )?;
         let (cluster, id) = self.eks_resource(caller, arn)?;
         let account = caller.account().to_owned();
         Ok(match id {
             None => self.cluster_entry(&account, &cluster)?.tags.clone(),
-            Some(id) => self.association_entry(&account, &cluster, &id)?.value.tags.clone(),
+            Some(id) => self
+                .association_entry(&account, &cluster, &id)?
+                .value
+                .tags
+                .clone(),
         })
     }
 
     /// TagResource / UntagResource (EKS): add `add`, then remove `remove`.
-    pub async fn change_eks_tags(&self, caller: &Caller, meta: &RequestMeta, arn: &str, add: BTreeMap<String, String>, remove: Vec<String>) -> Result<()> {
-        let action = if remove.is_empty() { "eks:TagResource" } else { "eks:UntagResource" };
-        let mut extra: Vec<(String, Vec<String>)> = add.iter().map(|(k, v)| (format!("aws:RequestTag/{k}"), vec![v.clone()])).collect();
+    pub async fn change_eks_tags(
+        &self,
+        caller: &Caller,
+        meta: &RequestMeta,
+        arn: &str,
+        add: BTreeMap<String, String>,
+        remove: Vec<String>,
+    ) -> Result<()> {
+        let action = if remove.is_empty() {
+            "eks:TagResource"
+        } else {
+            "eks:UntagResource"
+        };
+        let mut extra: Vec<(String, Vec<String>)> = add
+            .iter()
+            .map(|(k, v)| (format!("aws:RequestTag/{k}"), vec![v.clone()]))
+            .collect();
         let keys: Vec<String> = add.keys().cloned().chain(remove.iter().cloned()).collect();
         if !keys.is_empty() {
             extra.push(("aws:TagKeys".into(), keys));
@@ -485,8 +721,19 @@ impl Control {
         };
         let change = match id {
             None => {
-                let e = self.db.read().clusters.get(&(account.clone(), cluster.clone())).cloned();
-                let e = e.ok_or_else(|| AwsError::new("NotFoundException", 404, format!("resource not found: {arn}")))?;
+                let e = self
+                    .db
+                    .read()
+                    .clusters
+                    .get(&(account.clone(), cluster.clone()))
+                    .cloned();
+                let e = e.ok_or_else(|| {
+                    AwsError::new(
+                        "NotFoundException",
+                        404,
+                        format!("resource not found: {arn}"),
+                    )
+                })?;
                 let mut c = (*e.value).clone();
                 apply(&mut c.tags)?;
                 Change::update(kind::CLUSTER, &account, &cluster, &c, e.version)?
@@ -505,26 +752,55 @@ impl Control {
     // --- EKS Auth ---
 
     /// AssumeRoleForPodIdentity (EKS Auth, signed by the node's identity).
-    pub async fn assume_role_for_pod_identity(&self, caller: &Caller, meta: &RequestMeta, cluster: &str, token: &str) -> Result<PodIdentityCredentials> {
+    pub async fn assume_role_for_pod_identity(
+        &self,
+        caller: &Caller,
+        meta: &RequestMeta,
+        cluster: &str,
+        token: &str,
+    ) -> Result<PodIdentityCredentials> {
         crate::eks::cluster_name(cluster)?;
         let account = caller.account().to_owned();
         let cluster_arn = self.cluster_arn(&account, cluster);
-        self.authorize(caller, "eks-auth:AssumeRoleForPodIdentity", &cluster_arn, &account, meta, &[])
-            .map_err(|e| AwsError::new("AccessDeniedException", 400, e.message))?;
-        self.pod_identity_credentials(&account, meta, cluster, token).await
+        self.authorize(
+            caller,
+            "eks-auth:AssumeRoleForPodIdentity",
+            &cluster_arn,
+            &account,
+            meta,
+            &[],
+        )
+        .map_err(|e| AwsError::new("AccessDeniedException", 400, e.message))?;
+        self.pod_identity_credentials(&account, meta, cluster, token)
+            .await
     }
 
     /// The credentials of the pod presenting `token` in `cluster` of `account`: token
     /// verification, association lookup, trust evaluation, optional role chaining.
-    pub async fn pod_identity_credentials(&self, account: &str, meta: &RequestMeta, cluster: &str, token: &str) -> Result<PodIdentityCredentials> {
+    pub async fn pod_identity_credentials(
+        &self,
+        account: &str,
+        meta: &RequestMeta,
+        cluster: &str,
+        token: &str,
+    ) -> Result<PodIdentityCredentials> {
         check_token_shape(token)?;
         let c = self.cluster_entry(account, cluster)?;
         let claims = self.verify_cluster_token(&c, token).await?;
         let pod = PodClaims::from_claims(&claims)?;
         let assoc = {
             let t = self.db.read();
-            let id = t.association_index.get(&(account.to_owned(), cluster.to_owned(), pod.namespace.clone(), pod.service_account.clone()));
-            id.and_then(|id| t.associations.get(&(account.to_owned(), cluster.to_owned(), id.clone()))).map(|e| Arc::clone(&e.value))
+            let id = t.association_index.get(&(
+                account.to_owned(),
+                cluster.to_owned(),
+                pod.namespace.clone(),
+                pod.service_account.clone(),
+            ));
+            id.and_then(|id| {
+                t.associations
+                    .get(&(account.to_owned(), cluster.to_owned(), id.clone()))
+            })
+            .map(|e| Arc::clone(&e.value))
         };
         let assoc = assoc.ok_or_else(|| {
             AwsError::resource_not_found(format!(
@@ -532,13 +808,28 @@ impl Control {
                 pod.service_account, pod.namespace
             ))
         })?;
-        let denied = |e: AwsError| if e.code == "AccessDenied" { AwsError::new("AccessDeniedException", 400, e.message) } else { e };
+        let denied = |e: AwsError| {
+            if e.code == "AccessDenied" {
+                AwsError::new("AccessDeniedException", 400, e.message)
+            } else {
+                e
+            }
+        };
         let role_arn = role_arn_param(&assoc.role_arn, "roleArn")?;
-        let role = self.role_for_assume(&role_arn, "sts:AssumeRole").map_err(denied)?;
+        let role = self
+            .role_for_assume(&role_arn, "sts:AssumeRole")
+            .map_err(denied)?;
         let cluster_arn = self.cluster_arn(account, cluster);
         let mut tags = BTreeMap::new();
         if !assoc.disable_session_tags {
-            let values = [cluster_arn.as_str(), cluster, &pod.namespace, &pod.service_account, &pod.pod_name, &pod.pod_uid];
+            let values = [
+                cluster_arn.as_str(),
+                cluster,
+                &pod.namespace,
+                &pod.service_account,
+                &pod.pod_name,
+                &pod.pod_uid,
+            ];
             for (k, v) in SESSION_TAG_KEYS.iter().zip(values) {
                 tags.insert((*k).to_owned(), v.to_owned());
             }
@@ -546,14 +837,24 @@ impl Control {
         let transitive: Vec<String> = tags.keys().cloned().collect();
         let uuid = uuid::Uuid::new_v4().to_string();
         let session_name = session_name(cluster, &pod.pod_name, &uuid);
-        let mut extra: Vec<(String, Vec<String>)> = vec![("sts:RoleSessionName".into(), vec![session_name.clone()])];
+        let mut extra: Vec<(String, Vec<String>)> =
+            vec![("sts:RoleSessionName".into(), vec![session_name.clone()])];
         crate::sts::push_request_tags(&mut extra, &tags, &transitive);
         let mut actions = vec!["sts:AssumeRole"];
         if !tags.is_empty() {
             actions.push("sts:TagSession");
         }
         let principal = policy::Principal::service(SERVICE_PRINCIPAL);
-        self.trust_allows(&role, role_arn.account.as_str(), &principal, &actions, meta, &extra, None).map_err(denied)?;
+        self.trust_allows(
+            &role,
+            role_arn.account.as_str(),
+            &principal,
+            &actions,
+            meta,
+            &extra,
+            None,
+        )
+        .map_err(denied)?;
         let now = self.now();
         let chained = assoc.target_role_arn.is_some();
         let first = SessionClaims {
@@ -578,7 +879,9 @@ impl Control {
             None => first,
             Some(target) => {
                 let target_arn = role_arn_param(target, "targetRoleArn")?;
-                let target_role = self.role_for_assume(&target_arn, "sts:AssumeRole").map_err(denied)?;
+                let target_role = self
+                    .role_for_assume(&target_arn, "sts:AssumeRole")
+                    .map_err(denied)?;
                 let parent = Caller::Session(Arc::new(first));
                 let mut extra: Vec<(String, Vec<String>)> = vec![
                     ("sts:RoleSessionName".into(), vec![session_name.clone()]),
@@ -592,8 +895,16 @@ impl Control {
                     actions.push("sts:TagSession");
                 }
                 let principal = crate::auth::principal_of(&parent, Some(&role));
-                self.trust_allows(&target_role, target_arn.account.as_str(), &principal, &actions, meta, &extra, Some(&parent))
-                    .map_err(denied)?;
+                self.trust_allows(
+                    &target_role,
+                    target_arn.account.as_str(),
+                    &principal,
+                    &actions,
+                    meta,
+                    &extra,
+                    Some(&parent),
+                )
+                .map_err(denied)?;
                 SessionClaims {
                     access_key_id: names::access_key_id("ASIA", target_arn.account.as_str()),
                     account: target_arn.account.as_str().to_owned(),
@@ -613,7 +924,10 @@ impl Control {
                 }
             }
         };
-        let common = AssumeCommon { policy: final_session.policy.clone(), ..AssumeCommon::default() };
+        let common = AssumeCommon {
+            policy: final_session.policy.clone(),
+            ..AssumeCommon::default()
+        };
         let assumed = self.mint(&final_session, &common)?;
         Ok(PodIdentityCredentials {
             namespace: pod.namespace,
@@ -625,29 +939,63 @@ impl Control {
     }
 
     /// Verify a projected token against the cluster's issuer with the Pod Identity audience.
-    async fn verify_cluster_token(&self, c: &model::Cluster, token: &str) -> Result<serde_json::Map<String, serde_json::Value>> {
+    async fn verify_cluster_token(
+        &self,
+        c: &model::Cluster,
+        token: &str,
+    ) -> Result<serde_json::Map<String, serde_json::Value>> {
         let invalid = |m: String| AwsError::new("InvalidTokenException", 400, m);
-        let unverified = UnverifiedToken::parse(token).map_err(|e| invalid(format!("the service account token is malformed: {e}")))?;
+        let unverified = UnverifiedToken::parse(token)
+            .map_err(|e| invalid(format!("the service account token is malformed: {e}")))?;
         let audiences = [AUDIENCE.to_owned()];
         let mut v = Validation::new(&c.issuer, &audiences, self.now());
         v.leeway_secs = TOKEN_LEEWAY_SECS;
         let map_err = |e: JwtError| match e {
-            JwtError::Expired => AwsError::new("ExpiredTokenException", 400, "the service account token has expired"),
-            other => invalid(format!("the service account token is not valid for cluster {}: {other}", c.name)),
+            JwtError::Expired => AwsError::new(
+                "ExpiredTokenException",
+                400,
+                "the service account token has expired",
+            ),
+            other => invalid(format!(
+                "the service account token is not valid for cluster {}: {other}",
+                c.name
+            )),
         };
         if c.hosted {
-            let keys = self.hosted_issuer_keys(&c.oidc_id).ok_or_else(|| AwsError::new("InternalServerException", 500, "the cluster's issuer keys are unavailable"))?;
-            return podiam_jose::verify(&unverified, &keys.jwks, &v).map(|c| c.claims).map_err(map_err);
+            let keys = self.hosted_issuer_keys(&c.oidc_id).ok_or_else(|| {
+                AwsError::new(
+                    "InternalServerException",
+                    500,
+                    "the cluster's issuer keys are unavailable",
+                )
+            })?;
+            return podiam_jose::verify(&unverified, &keys.jwks, &v)
+                .map(|c| c.claims)
+                .map_err(map_err);
         }
         let fetch_err = |e: crate::webid::FetchError| {
             tracing::warn!(issuer = %c.issuer, error = %e, "cluster issuer unreachable");
-            AwsError::new("ServiceUnavailableException", 503, format!("couldn't retrieve the verification keys of the cluster's issuer: {e}"))
+            AwsError::new(
+                "ServiceUnavailableException",
+                503,
+                format!("couldn't retrieve the verification keys of the cluster's issuer: {e}"),
+            )
         };
-        let keys = self.jwks.keys(&c.issuer, &[], false).await.map_err(fetch_err)?;
+        let keys = self
+            .jwks
+            .keys(&c.issuer, &[], false)
+            .await
+            .map_err(fetch_err)?;
         match podiam_jose::verify(&unverified, &keys, &v) {
             Err(JwtError::UnknownKid) => {
-                let keys = self.jwks.keys(&c.issuer, &[], true).await.map_err(fetch_err)?;
-                podiam_jose::verify(&unverified, &keys, &v).map(|c| c.claims).map_err(map_err)
+                let keys = self
+                    .jwks
+                    .keys(&c.issuer, &[], true)
+                    .await
+                    .map_err(fetch_err)?;
+                podiam_jose::verify(&unverified, &keys, &v)
+                    .map(|c| c.claims)
+                    .map_err(map_err)
             }
             other => other.map(|c| c.claims).map_err(map_err),
         }
@@ -657,10 +1005,16 @@ impl Control {
 /// The EKS Auth model's token pattern: three base64url segments (`=` allowed), at most 20000
 /// characters in all.
 fn check_token_shape(token: &str) -> Result<()> {
-    let seg_ok = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'=');
+    let seg_ok = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'=')
+    };
     let parts: Vec<&str> = token.split('.').collect();
     if token.len() > 20_000 || parts.len() != 3 || !parts.iter().all(|p| seg_ok(p)) {
-        return Err(AwsError::invalid_parameter("token must be a JSON Web Token of three base64url segments, at most 20000 characters"));
+        return Err(AwsError::invalid_parameter(
+            "token must be a JSON Web Token of three base64url segments, at most 20000 characters",
+        ));
     }
     Ok(())
 }
@@ -676,23 +1030,48 @@ struct PodClaims {
 impl PodClaims {
     fn from_claims(claims: &serde_json::Map<String, serde_json::Value>) -> Result<Self> {
         let invalid = |m: &str| AwsError::new("InvalidTokenException", 400, m.to_owned());
-        let sub = claims.get("sub").and_then(|v| v.as_str()).ok_or_else(|| invalid("the token has no subject"))?;
-        let rest = sub.strip_prefix("system:serviceaccount:").ok_or_else(|| invalid("the token's subject is not a service account"))?;
-        let (namespace, service_account) = rest.split_once(':').ok_or_else(|| invalid("the token's subject is not a service account"))?;
+        let sub = claims
+            .get("sub")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| invalid("the token has no subject"))?;
+        let rest = sub
+            .strip_prefix("system:serviceaccount:")
+            .ok_or_else(|| invalid("the token's subject is not a service account"))?;
+        let (namespace, service_account) = rest
+            .split_once(':')
+            .ok_or_else(|| invalid("the token's subject is not a service account"))?;
         let k8s = claims.get("kubernetes.io").and_then(|v| v.as_object());
         let field = |path: [&str; 2]| -> Option<String> {
-            k8s?.get(path[0])?.as_object()?.get(path[1])?.as_str().map(str::to_owned)
+            k8s?.get(path[0])?
+                .as_object()?
+                .get(path[1])?
+                .as_str()
+                .map(str::to_owned)
         };
-        if let Some(ns) = k8s.and_then(|k| k.get("namespace")).and_then(|v| v.as_str())
-            && ns != namespace {
-                return Err(invalid("the token's namespace claim does not match its subject"));
-            }
-        if field(["serviceaccount", "name"]).is_some_and(|n| n != service_account) {
-            return Err(invalid("the token's service account claim does not match its subject"));
+        if let Some(ns) = k8s
+            .and_then(|k| k.get("namespace"))
+            .and_then(|v| v.as_str())
+            && ns != namespace
+        {
+            return Err(invalid(
+                "the token's namespace claim does not match its subject",
+            ));
         }
-        let pod_name = field(["pod", "name"]).ok_or_else(|| invalid("the token is not bound to a pod"))?;
-        let pod_uid = field(["pod", "uid"]).ok_or_else(|| invalid("the token is not bound to a pod"))?;
-        Ok(Self { namespace: namespace.to_owned(), service_account: service_account.to_owned(), pod_name, pod_uid })
+        if field(["serviceaccount", "name"]).is_some_and(|n| n != service_account) {
+            return Err(invalid(
+                "the token's service account claim does not match its subject",
+            ));
+        }
+        let pod_name =
+            field(["pod", "name"]).ok_or_else(|| invalid("the token is not bound to a pod"))?;
+        let pod_uid =
+            field(["pod", "uid"]).ok_or_else(|| invalid("the token is not bound to a pod"))?;
+        Ok(Self {
+            namespace: namespace.to_owned(),
+            service_account: service_account.to_owned(),
+            pod_name,
+            pod_uid,
+        })
     }
 }
 

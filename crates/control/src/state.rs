@@ -40,7 +40,10 @@ pub struct Entry<T> {
 
 impl<T> Clone for Entry<T> {
     fn clone(&self) -> Self {
-        Self { version: self.version, value: Arc::clone(&self.value) }
+        Self {
+            version: self.version,
+            value: Arc::clone(&self.value),
+        }
     }
 }
 
@@ -118,16 +121,42 @@ pub enum Change {
 
 impl Change {
     /// Insert `value`.
-    pub fn insert<T: Serialize>(kind: &'static str, account: &str, id: &str, value: &T) -> Result<Self, AwsError> {
-        Ok(Self::Insert { kind, account: account.to_owned(), id: id.to_owned(), doc: to_doc(value)? })
+    pub fn insert<T: Serialize>(
+        kind: &'static str,
+        account: &str,
+        id: &str,
+        value: &T,
+    ) -> Result<Self, AwsError> {
+        Ok(Self::Insert {
+            kind,
+            account: account.to_owned(),
+            id: id.to_owned(),
+            doc: to_doc(value)?,
+        })
     }
     /// Update to `value`, expecting `version`.
-    pub fn update<T: Serialize>(kind: &'static str, account: &str, id: &str, value: &T, version: i64) -> Result<Self, AwsError> {
-        Ok(Self::Update { kind, account: account.to_owned(), id: id.to_owned(), doc: to_doc(value)?, version })
+    pub fn update<T: Serialize>(
+        kind: &'static str,
+        account: &str,
+        id: &str,
+        value: &T,
+        version: i64,
+    ) -> Result<Self, AwsError> {
+        Ok(Self::Update {
+            kind,
+            account: account.to_owned(),
+            id: id.to_owned(),
+            doc: to_doc(value)?,
+            version,
+        })
     }
     /// Delete.
     pub fn delete(kind: &'static str, account: &str, id: &str) -> Self {
-        Self::Delete { kind, account: account.to_owned(), id: id.to_owned() }
+        Self::Delete {
+            kind,
+            account: account.to_owned(),
+            id: id.to_owned(),
+        }
     }
 }
 
@@ -173,7 +202,9 @@ impl std::fmt::Debug for Db {
 }
 
 /// Proof that the caller holds the writer lock.
-pub struct WriteGuard<'a>(#[expect(dead_code, reason = "held for its lifetime")] tokio::sync::MutexGuard<'a, ()>);
+pub struct WriteGuard<'a>(
+    #[expect(dead_code, reason = "held for its lifetime")] tokio::sync::MutexGuard<'a, ()>,
+);
 
 impl Db {
     /// Load every record from `store`; if the store is shared with other replicas, start
@@ -222,7 +253,10 @@ impl Db {
         if self.inner.store.shared() && self.inner.feed_ok.load(Ordering::Relaxed) {
             // Best effort, and bounded: the commit's version checks decide anyway, and a store
             // that does not answer must fail the write promptly, not twice as slowly.
-            if tokio::time::timeout(WRITE_CATCH_UP_TIMEOUT, self.inner.catch_up()).await.is_err() {
+            if tokio::time::timeout(WRITE_CATCH_UP_TIMEOUT, self.inner.catch_up())
+                .await
+                .is_err()
+            {
                 tracing::debug!("change feed read before a write timed out");
             }
         }
@@ -242,23 +276,44 @@ impl Db {
     }
 
     /// Commit a batch to the store, then to memory. All or nothing.
-    pub async fn commit(&self, _guard: &WriteGuard<'_>, changes: Vec<Change>, now: i64) -> Result<(), AwsError> {
+    pub async fn commit(
+        &self,
+        _guard: &WriteGuard<'_>,
+        changes: Vec<Change>,
+        now: i64,
+    ) -> Result<(), AwsError> {
         let writes: Vec<Write> = changes
             .iter()
             .map(|c| match c {
-                Change::Insert { kind, account, id, doc } => {
-                    Write::Insert { kind: (*kind).to_owned(), account: account.clone(), id: id.clone(), doc: doc.clone() }
-                }
-                Change::Update { kind, account, id, doc, version } => Write::Update {
+                Change::Insert {
+                    kind,
+                    account,
+                    id,
+                    doc,
+                } => Write::Insert {
+                    kind: (*kind).to_owned(),
+                    account: account.clone(),
+                    id: id.clone(),
+                    doc: doc.clone(),
+                },
+                Change::Update {
+                    kind,
+                    account,
+                    id,
+                    doc,
+                    version,
+                } => Write::Update {
                     kind: (*kind).to_owned(),
                     account: account.clone(),
                     id: id.clone(),
                     doc: doc.clone(),
                     expect_version: *version,
                 },
-                Change::Delete { kind, account, id } => {
-                    Write::Delete { kind: (*kind).to_owned(), account: account.clone(), id: id.clone() }
-                }
+                Change::Delete { kind, account, id } => Write::Delete {
+                    kind: (*kind).to_owned(),
+                    account: account.clone(),
+                    id: id.clone(),
+                },
             })
             .collect();
         if let Err(e) = self.inner.store.apply(&writes, now).await {
@@ -273,12 +328,37 @@ impl Db {
         self.inner.commits.fetch_add(1, Ordering::AcqRel);
         for c in changes {
             let res = match c {
-                Change::Insert { kind, account, id, doc } => {
-                    apply_record(&mut t, &Record { kind: kind.into(), account, id, doc, version: 1 })
-                }
-                Change::Update { kind, account, id, doc, version } => {
-                    apply_record(&mut t, &Record { kind: kind.into(), account, id, doc, version: version + 1 })
-                }
+                Change::Insert {
+                    kind,
+                    account,
+                    id,
+                    doc,
+                } => apply_record(
+                    &mut t,
+                    &Record {
+                        kind: kind.into(),
+                        account,
+                        id,
+                        doc,
+                        version: 1,
+                    },
+                ),
+                Change::Update {
+                    kind,
+                    account,
+                    id,
+                    doc,
+                    version,
+                } => apply_record(
+                    &mut t,
+                    &Record {
+                        kind: kind.into(),
+                        account,
+                        id,
+                        doc,
+                        version: version + 1,
+                    },
+                ),
                 Change::Delete { kind, account, id } => {
                     remove_record(&mut t, kind, account, id);
                     Ok(())
@@ -324,9 +404,13 @@ impl Inner {
         for _ in 0..3 {
             let commits = self.commits.load(Ordering::Acquire);
             let cursor = self.cursor.load(Ordering::Acquire);
-            let Ok(set) = self.fetch(cursor).await else { return };
+            let Ok(set) = self.fetch(cursor).await else {
+                return;
+            };
             let _guard = self.writer.lock().await;
-            if self.commits.load(Ordering::Acquire) == commits && self.cursor.load(Ordering::Acquire) == cursor {
+            if self.commits.load(Ordering::Acquire) == commits
+                && self.cursor.load(Ordering::Acquire) == cursor
+            {
                 self.apply_set(set);
                 return;
             }
@@ -368,7 +452,11 @@ impl Inner {
         }
         self.cursor.store(set.cursor, Ordering::Release);
         if applied > 0 {
-            tracing::debug!(applied, cursor = set.cursor, "applied other replicas' changes");
+            tracing::debug!(
+                applied,
+                cursor = set.cursor,
+                "applied other replicas' changes"
+            );
         }
         applied
     }
@@ -376,7 +464,11 @@ impl Inner {
 
 /// Follow the store's change feed until the [`Db`] is dropped: on every wake-up, and at least
 /// every `poll`.
-async fn follow(inner: Weak<Inner>, mut wake: Option<tokio::sync::watch::Receiver<u64>>, poll: Duration) {
+async fn follow(
+    inner: Weak<Inner>,
+    mut wake: Option<tokio::sync::watch::Receiver<u64>>,
+    poll: Duration,
+) {
     loop {
         let signal_alive = match wake.as_mut() {
             Some(rx) => tokio::select! {
@@ -408,18 +500,28 @@ fn cached_version(t: &Tables, kind: &str, account: &str, id: &str) -> Option<i64
         kind::POLICY => t.policies.get(&key()).map(|e| e.version),
         kind::OIDC_PROVIDER => t.providers.get(&key()).map(|e| e.version),
         kind::CLUSTER => t.clusters.get(&key()).map(|e| e.version),
-        kind::SESSION_KEY => id.parse::<u32>().ok().and_then(|n| t.session_keys.get(&n)).map(|e| e.version),
+        kind::SESSION_KEY => id
+            .parse::<u32>()
+            .ok()
+            .and_then(|n| t.session_keys.get(&n))
+            .map(|e| e.version),
         kind::POD_IDENTITY_ASSOCIATION => t
             .association_cluster
             .get(&key())
-            .and_then(|cluster| t.associations.get(&(account.to_owned(), cluster.clone(), id.to_owned())))
+            .and_then(|cluster| {
+                t.associations
+                    .get(&(account.to_owned(), cluster.clone(), id.to_owned()))
+            })
             .map(|e| e.version),
         _ => None,
     }
 }
 
 fn entry<T: serde::de::DeserializeOwned>(r: &Record) -> Result<Entry<T>, serde_json::Error> {
-    Ok(Entry { version: r.version, value: Arc::new(serde_json::from_str(&r.doc)?) })
+    Ok(Entry {
+        version: r.version,
+        value: Arc::new(serde_json::from_str(&r.doc)?),
+    })
 }
 
 fn apply_record(t: &mut Tables, r: &Record) -> Result<(), serde_json::Error> {
@@ -460,11 +562,17 @@ fn apply_record(t: &mut Tables, r: &Record) -> Result<(), serde_json::Error> {
             let a = &e.value;
             remove_association(t, &r.account, &r.id);
             t.association_index.insert(
-                (r.account.clone(), a.cluster.clone(), a.namespace.clone(), a.service_account.clone()),
+                (
+                    r.account.clone(),
+                    a.cluster.clone(),
+                    a.namespace.clone(),
+                    a.service_account.clone(),
+                ),
                 r.id.clone(),
             );
             t.association_cluster.insert(key(), a.cluster.clone());
-            t.associations.insert((r.account.clone(), a.cluster.clone(), r.id.clone()), e);
+            t.associations
+                .insert((r.account.clone(), a.cluster.clone(), r.id.clone()), e);
         }
         other => tracing::warn!(kind = other, "unknown record kind ignored"),
     }
@@ -509,10 +617,23 @@ fn remove_record(t: &mut Tables, kind: &str, account: String, id: String) {
 
 /// Drop an association and its index entries.
 fn remove_association(t: &mut Tables, account: &str, id: &str) {
-    let Some(cluster) = t.association_cluster.remove(&(account.to_owned(), id.to_owned())) else { return };
-    if let Some(e) = t.associations.remove(&(account.to_owned(), cluster.clone(), id.to_owned())) {
+    let Some(cluster) = t
+        .association_cluster
+        .remove(&(account.to_owned(), id.to_owned()))
+    else {
+        return;
+    };
+    if let Some(e) = t
+        .associations
+        .remove(&(account.to_owned(), cluster.clone(), id.to_owned()))
+    {
         let a = &e.value;
-        let k = (account.to_owned(), cluster, a.namespace.clone(), a.service_account.clone());
+        let k = (
+            account.to_owned(),
+            cluster,
+            a.namespace.clone(),
+            a.service_account.clone(),
+        );
         if t.association_index.get(&k).is_some_and(|x| x == id) {
             t.association_index.remove(&k);
         }

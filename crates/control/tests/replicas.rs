@@ -1,10 +1,16 @@
 //! Replicas: two `Db`s over one shared store follow each other's writes through the change feed.
 //! Runs over SQLite (one file, two handles, marked shared) always and over PostgreSQL (with
 //! LISTEN/NOTIFY wake-ups) when `PODIAM_TEST_POSTGRES_URL` is set.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs
+)]
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use podiam_control::model::kind;
@@ -21,7 +27,11 @@ impl Store for SharedSqlite {
     fn load_all(&self) -> BoxFut<'_, Result<Vec<Record>, StoreError>> {
         self.0.load_all()
     }
-    fn apply<'a>(&'a self, writes: &'a [Write], now_unix: i64) -> BoxFut<'a, Result<(), StoreError>> {
+    fn apply<'a>(
+        &'a self,
+        writes: &'a [Write],
+        now_unix: i64,
+    ) -> BoxFut<'a, Result<(), StoreError>> {
         self.0.apply(writes, now_unix)
     }
     fn close(&self) -> BoxFut<'_, ()> {
@@ -75,7 +85,13 @@ async fn replicas_scenario(s1: Arc<dyn Store>, s2: Arc<dyn Store>, limit: Durati
     // Insert on A → B by itself.
     {
         let g = a.write().await;
-        a.commit(&g, vec![Change::insert(kind::ROLE, ACCT, "r1", &role("r1", "{}")).unwrap()], 1).await.unwrap();
+        a.commit(
+            &g,
+            vec![Change::insert(kind::ROLE, ACCT, "r1", &role("r1", "{}")).unwrap()],
+            1,
+        )
+        .await
+        .unwrap();
     }
     let took = eventually(&b, limit, |d| d.read().roles.contains_key(&key("r1"))).await;
     eprintln!("insert replicated in {took:?}");
@@ -84,20 +100,37 @@ async fn replicas_scenario(s1: Arc<dyn Store>, s2: Arc<dyn Store>, limit: Durati
     // Update on B → A, at the new version.
     {
         let g = b.write().await;
-        b.commit(&g, vec![Change::update(kind::ROLE, ACCT, "r1", &role("r1", "{\"v\":2}"), 1).unwrap()], 2).await.unwrap();
+        b.commit(
+            &g,
+            vec![Change::update(kind::ROLE, ACCT, "r1", &role("r1", "{\"v\":2}"), 1).unwrap()],
+            2,
+        )
+        .await
+        .unwrap();
     }
-    eventually(&a, limit, |d| d.read().roles.get(&key("r1")).is_some_and(|e| e.version == 2)).await;
+    eventually(&a, limit, |d| {
+        d.read()
+            .roles
+            .get(&key("r1"))
+            .is_some_and(|e| e.version == 2)
+    })
+    .await;
     assert_eq!(a.read().roles[&key("r1")].value.trust_policy, "{\"v\":2}");
 
     // B's own write is not applied again: same entry (same Arc) after B reads the feed.
     let before = Arc::clone(&b.read().roles[&key("r1")].value);
     b.refresh().await.unwrap();
-    assert!(Arc::ptr_eq(&before, &b.read().roles[&key("r1")].value), "own write re-applied");
+    assert!(
+        Arc::ptr_eq(&before, &b.read().roles[&key("r1")].value),
+        "own write re-applied"
+    );
 
     // Delete on A → gone on B.
     {
         let g = a.write().await;
-        a.commit(&g, vec![Change::delete(kind::ROLE, ACCT, "r1")], 3).await.unwrap();
+        a.commit(&g, vec![Change::delete(kind::ROLE, ACCT, "r1")], 3)
+            .await
+            .unwrap();
     }
     let took = eventually(&b, limit, |d| !d.read().roles.contains_key(&key("r1"))).await;
     eprintln!("delete replicated in {took:?}");
@@ -106,61 +139,146 @@ async fn replicas_scenario(s1: Arc<dyn Store>, s2: Arc<dyn Store>, limit: Durati
     // follower ends with the new record, not the old one.
     {
         let g = a.write().await;
-        a.commit(&g, vec![Change::insert(kind::ROLE, ACCT, "r2", &role("r2", "{\"gen\":1}")).unwrap()], 4).await.unwrap();
+        a.commit(
+            &g,
+            vec![Change::insert(kind::ROLE, ACCT, "r2", &role("r2", "{\"gen\":1}")).unwrap()],
+            4,
+        )
+        .await
+        .unwrap();
     }
     b.refresh().await.unwrap();
     {
         let g = a.write().await;
-        a.commit(&g, vec![Change::delete(kind::ROLE, ACCT, "r2")], 5).await.unwrap();
-        a.commit(&g, vec![Change::insert(kind::ROLE, ACCT, "r2", &role("r2", "{\"gen\":2}")).unwrap()], 6).await.unwrap();
+        a.commit(&g, vec![Change::delete(kind::ROLE, ACCT, "r2")], 5)
+            .await
+            .unwrap();
+        a.commit(
+            &g,
+            vec![Change::insert(kind::ROLE, ACCT, "r2", &role("r2", "{\"gen\":2}")).unwrap()],
+            6,
+        )
+        .await
+        .unwrap();
     }
-    eventually(&b, limit, |d| d.read().roles.get(&key("r2")).is_some_and(|e| e.value.trust_policy == "{\"gen\":2}")).await;
+    eventually(&b, limit, |d| {
+        d.read()
+            .roles
+            .get(&key("r2"))
+            .is_some_and(|e| e.value.trust_policy == "{\"gen\":2}")
+    })
+    .await;
 
     // Pod Identity associations replicate with their indexes, and leave them on delete.
     {
         let g = a.write().await;
-        a.commit(&g, vec![Change::insert(kind::POD_IDENTITY_ASSOCIATION, ACCT, "a-1", &assoc("a-1", "sa1")).unwrap()], 7)
-            .await
-            .unwrap();
+        a.commit(
+            &g,
+            vec![
+                Change::insert(
+                    kind::POD_IDENTITY_ASSOCIATION,
+                    ACCT,
+                    "a-1",
+                    &assoc("a-1", "sa1"),
+                )
+                .unwrap(),
+            ],
+            7,
+        )
+        .await
+        .unwrap();
     }
-    let idx = (ACCT.to_owned(), "c1".to_owned(), "default".to_owned(), "sa1".to_owned());
-    eventually(&b, limit, |d| d.read().association_index.get(&idx).is_some_and(|id| id == "a-1")).await;
-    assert!(b.read().associations.contains_key(&(ACCT.to_owned(), "c1".to_owned(), "a-1".to_owned())));
+    let idx = (
+        ACCT.to_owned(),
+        "c1".to_owned(),
+        "default".to_owned(),
+        "sa1".to_owned(),
+    );
+    eventually(&b, limit, |d| {
+        d.read()
+            .association_index
+            .get(&idx)
+            .is_some_and(|id| id == "a-1")
+    })
+    .await;
+    assert!(b.read().associations.contains_key(&(
+        ACCT.to_owned(),
+        "c1".to_owned(),
+        "a-1".to_owned()
+    )));
     {
         let g = a.write().await;
-        a.commit(&g, vec![Change::delete(kind::POD_IDENTITY_ASSOCIATION, ACCT, "a-1")], 8).await.unwrap();
+        a.commit(
+            &g,
+            vec![Change::delete(kind::POD_IDENTITY_ASSOCIATION, ACCT, "a-1")],
+            8,
+        )
+        .await
+        .unwrap();
     }
-    eventually(&b, limit, |d| !d.read().association_index.contains_key(&idx)).await;
+    eventually(&b, limit, |d| {
+        !d.read().association_index.contains_key(&idx)
+    })
+    .await;
     assert!(b.read().associations.is_empty() && b.read().association_cluster.is_empty());
 
     // A write decides on current state: taking the writer lock reads the feed first, so B sees
     // A's role immediately even if its follower has not run yet.
     {
         let g = a.write().await;
-        a.commit(&g, vec![Change::insert(kind::ROLE, ACCT, "r3", &role("r3", "{}")).unwrap()], 9).await.unwrap();
+        a.commit(
+            &g,
+            vec![Change::insert(kind::ROLE, ACCT, "r3", &role("r3", "{}")).unwrap()],
+            9,
+        )
+        .await
+        .unwrap();
     }
     {
         let _g = b.write().await;
-        assert!(b.read().roles.contains_key(&key("r3")), "write() catches up before deciding");
+        assert!(
+            b.read().roles.contains_key(&key("r3")),
+            "write() catches up before deciding"
+        );
     }
 
     // A conflicting write (stale version) fails with 409 and leaves B caught up.
     {
         let g = a.write().await;
-        a.commit(&g, vec![Change::update(kind::ROLE, ACCT, "r3", &role("r3", "{\"a\":1}"), 1).unwrap()], 10).await.unwrap();
+        a.commit(
+            &g,
+            vec![Change::update(kind::ROLE, ACCT, "r3", &role("r3", "{\"a\":1}"), 1).unwrap()],
+            10,
+        )
+        .await
+        .unwrap();
         let gb = b.write().await;
         let v = b.read().roles[&key("r3")].version;
         drop(g);
         // B read version 2 under its lock; A updates again meanwhile.
         let ga = a.write().await;
-        a.commit(&ga, vec![Change::update(kind::ROLE, ACCT, "r3", &role("r3", "{\"a\":2}"), 2).unwrap()], 11).await.unwrap();
+        a.commit(
+            &ga,
+            vec![Change::update(kind::ROLE, ACCT, "r3", &role("r3", "{\"a\":2}"), 2).unwrap()],
+            11,
+        )
+        .await
+        .unwrap();
         drop(ga);
         let err = b
-            .commit(&gb, vec![Change::update(kind::ROLE, ACCT, "r3", &role("r3", "{\"b\":1}"), v).unwrap()], 12)
+            .commit(
+                &gb,
+                vec![Change::update(kind::ROLE, ACCT, "r3", &role("r3", "{\"b\":1}"), v).unwrap()],
+                12,
+            )
             .await
             .unwrap_err();
         assert_eq!(err.status, 409);
-        assert_eq!(b.read().roles[&key("r3")].version, 3, "caught up after the conflict");
+        assert_eq!(
+            b.read().roles[&key("r3")].version,
+            3,
+            "caught up after the conflict"
+        );
     }
     a.refresh().await.unwrap();
     b.refresh().await.unwrap();
@@ -171,7 +289,11 @@ async fn replicas_scenario(s1: Arc<dyn Store>, s2: Arc<dyn Store>, limit: Durati
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_replicas_follow_each_other() {
     static N: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!("podiam-replicas-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
+    let dir = std::env::temp_dir().join(format!(
+        "podiam-replicas-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("podiam.db");
@@ -190,7 +312,10 @@ async fn postgres_replicas_follow_each_other() {
         eprintln!("SKIPPED postgres_replicas_follow_each_other: PODIAM_TEST_POSTGRES_URL is unset");
         return;
     };
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
     let schema = format!("podiam_r_{}_{nanos}", std::process::id());
     let p1 = PgStore::connect_in_schema(&url, &schema).await.unwrap();
     let p2 = PgStore::connect_in_schema(&url, &schema).await.unwrap();
@@ -207,25 +332,45 @@ async fn postgres_replicas_follow_each_other() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_outage_keeps_reads_and_fails_writes() {
     let Ok(url) = std::env::var("PODIAM_TEST_POSTGRES_URL") else {
-        eprintln!("SKIPPED postgres_outage_keeps_reads_and_fails_writes: PODIAM_TEST_POSTGRES_URL is unset");
+        eprintln!(
+            "SKIPPED postgres_outage_keeps_reads_and_fails_writes: PODIAM_TEST_POSTGRES_URL is unset"
+        );
         return;
     };
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
     let schema = format!("podiam_o_{}_{nanos}", std::process::id());
     let p = PgStore::connect_in_schema(&url, &schema).await.unwrap();
     let db = Db::open(Arc::new(p.clone())).await.unwrap();
     {
         let g = db.write().await;
-        db.commit(&g, vec![Change::insert(kind::ROLE, ACCT, "r1", &role("r1", "{}")).unwrap()], 1).await.unwrap();
+        db.commit(
+            &g,
+            vec![Change::insert(kind::ROLE, ACCT, "r1", &role("r1", "{}")).unwrap()],
+            1,
+        )
+        .await
+        .unwrap();
     }
     // Closing the pool makes every query fail, like a database that went away.
     p.close().await;
     tokio::time::sleep(Duration::from_millis(700)).await; // the follower notices
-    assert!(db.read().roles.contains_key(&key("r1")), "reads keep working from memory");
+    assert!(
+        db.read().roles.contains_key(&key("r1")),
+        "reads keep working from memory"
+    );
     let t = Instant::now();
     let err = {
         let g = db.write().await;
-        db.commit(&g, vec![Change::insert(kind::ROLE, ACCT, "r2", &role("r2", "{}")).unwrap()], 2).await.unwrap_err()
+        db.commit(
+            &g,
+            vec![Change::insert(kind::ROLE, ACCT, "r2", &role("r2", "{}")).unwrap()],
+            2,
+        )
+        .await
+        .unwrap_err()
     };
     assert_eq!((err.code, err.status), ("ServiceFailure", 500));
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
@@ -247,16 +392,28 @@ async fn large_feed_reads_arrive_whole() {
     let n = 2500;
     {
         let g = a.write().await;
-        let batch = (0..n).map(|i| Change::insert(kind::ROLE, ACCT, &format!("bulk-{i}"), &role(&format!("bulk-{i}"), "{}")).unwrap());
+        let batch = (0..n).map(|i| {
+            Change::insert(
+                kind::ROLE,
+                ACCT,
+                &format!("bulk-{i}"),
+                &role(&format!("bulk-{i}"), "{}"),
+            )
+            .unwrap()
+        });
         a.commit(&g, batch.collect(), 1).await.unwrap();
-        let gone = (0..n).step_by(2).map(|i| Change::delete(kind::ROLE, ACCT, &format!("bulk-{i}")));
+        let gone = (0..n)
+            .step_by(2)
+            .map(|i| Change::delete(kind::ROLE, ACCT, &format!("bulk-{i}")));
         a.commit(&g, gone.collect(), 2).await.unwrap();
     }
     // Usually one read of 2500 changes: a tombstone per deleted role, a record per remaining
     // one (the follower may have read part of it already).
     b.refresh().await.unwrap();
     assert_eq!(b.read().roles.len(), n / 2);
-    assert!(b.read().roles.contains_key(&key("bulk-1")) && !b.read().roles.contains_key(&key("bulk-0")));
+    assert!(
+        b.read().roles.contains_key(&key("bulk-1")) && !b.read().roles.contains_key(&key("bulk-0"))
+    );
     drop((a, b));
     s1.close().await;
     s2.close().await;

@@ -12,11 +12,11 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::Row;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use tokio::sync::watch;
 
-use crate::{backend, conflict, BoxFut, ChangeEvent, ChangeSet, Record, Store, StoreError, Write};
+use crate::{BoxFut, ChangeEvent, ChangeSet, Record, Store, StoreError, Write, backend, conflict};
 
 /// Append-only migrations: (version, SQL). Versions match SQLite's.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -71,19 +71,38 @@ impl PgStore {
     /// letters, digits and `_`), so that several installations or test runs can share one
     /// database.
     pub async fn connect_in_schema(url: &str, schema: &str) -> Result<Self, StoreError> {
-        let valid = schema.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        let valid = schema
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
             && schema.len() <= 50
-            && schema.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            && schema
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
         if !valid {
-            return Err(StoreError::Backend(format!("invalid schema name {schema:?}")));
+            return Err(StoreError::Backend(format!(
+                "invalid schema name {schema:?}"
+            )));
         }
         let opts = PgConnectOptions::from_str(url).map_err(backend)?;
-        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect_with(&opts).await.map_err(backend)?;
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect_with(&opts)
+            .await
+            .map_err(backend)?;
         // Concurrent `CREATE SCHEMA IF NOT EXISTS` can still collide: serialize them.
         let created = async {
-            sqlx::query("SELECT pg_advisory_lock($1)").bind(MIGRATION_LOCK).execute(&mut conn).await?;
-            let r = sqlx::Executor::execute(&mut conn, format!("CREATE SCHEMA IF NOT EXISTS {schema}").as_str()).await;
-            sqlx::query("SELECT pg_advisory_unlock($1)").bind(MIGRATION_LOCK).execute(&mut conn).await?;
+            sqlx::query("SELECT pg_advisory_lock($1)")
+                .bind(MIGRATION_LOCK)
+                .execute(&mut conn)
+                .await?;
+            let r = sqlx::Executor::execute(
+                &mut conn,
+                format!("CREATE SCHEMA IF NOT EXISTS {schema}").as_str(),
+            )
+            .await;
+            sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(MIGRATION_LOCK)
+                .execute(&mut conn)
+                .await?;
             r
         }
         .await;
@@ -102,8 +121,10 @@ impl PgStore {
             .connect_with(opts)
             .await
             .map_err(backend)?;
-        let schema: Option<String> =
-            sqlx::query_scalar("SELECT current_schema()::text").fetch_one(&pool).await.map_err(backend)?;
+        let schema: Option<String> = sqlx::query_scalar("SELECT current_schema()::text")
+            .fetch_one(&pool)
+            .await
+            .map_err(backend)?;
         let schema = schema.unwrap_or_else(|| "public".to_owned());
         // Channel names are identifiers: at most 63 bytes.
         let channel = if schema == "public" || CHANNEL.len() + 1 + schema.len() > 63 {
@@ -112,7 +133,14 @@ impl PgStore {
             format!("{CHANNEL}.{schema}")
         };
         let (tx, _) = watch::channel(0);
-        let store = Self { pool, signal: Arc::new(Signal { tx, listening: Mutex::new(false) }), channel: channel.into() };
+        let store = Self {
+            pool,
+            signal: Arc::new(Signal {
+                tx,
+                listening: Mutex::new(false),
+            }),
+            channel: channel.into(),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -125,18 +153,26 @@ impl PgStore {
         // can spawn the connect future.
         Box::pin(async move {
             let mut tx = self.pool.begin().await.map_err(backend)?;
-            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(MIGRATION_LOCK).execute(&mut *tx).await.map_err(backend)?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(MIGRATION_LOCK)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
             sqlx::query("CREATE TABLE IF NOT EXISTS podiam_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
                 .execute(&mut *tx)
                 .await
                 .map_err(backend)?;
-            let applied: Vec<i64> =
-                sqlx::query_scalar("SELECT version FROM podiam_migrations").fetch_all(&mut *tx).await.map_err(backend)?;
+            let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM podiam_migrations")
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(backend)?;
             for (version, sql) in MIGRATIONS {
                 if applied.contains(version) {
                     continue;
                 }
-                sqlx::Executor::execute(&mut *tx, *sql).await.map_err(backend)?;
+                sqlx::Executor::execute(&mut *tx, *sql)
+                    .await
+                    .map_err(backend)?;
                 sqlx::query("INSERT INTO podiam_migrations (version, applied_at) VALUES ($1, extract(epoch FROM now())::bigint)")
                     .bind(version)
                     .execute(&mut *tx)
@@ -150,12 +186,18 @@ impl PgStore {
 
     /// Start the `LISTEN` task once.
     fn start_listener(&self) {
-        let Ok(mut listening) = self.signal.listening.lock() else { return };
+        let Ok(mut listening) = self.signal.listening.lock() else {
+            return;
+        };
         if *listening {
             return;
         }
         *listening = true;
-        tokio::spawn(listen(self.pool.clone(), Arc::clone(&self.channel), Arc::downgrade(&self.signal)));
+        tokio::spawn(listen(
+            self.pool.clone(),
+            Arc::clone(&self.channel),
+            Arc::downgrade(&self.signal),
+        ));
     }
 }
 
@@ -235,12 +277,18 @@ impl Store for PgStore {
                 })
                 .collect::<Result<Vec<Record>, StoreError>>()?;
             drop(rows);
-            out.sort_unstable_by(|a, b| (&a.kind, &a.account, &a.id).cmp(&(&b.kind, &b.account, &b.id)));
+            out.sort_unstable_by(|a, b| {
+                (&a.kind, &a.account, &a.id).cmp(&(&b.kind, &b.account, &b.id))
+            });
             Ok(out)
         })
     }
 
-    fn apply<'a>(&'a self, writes: &'a [Write], now_unix: i64) -> BoxFut<'a, Result<(), StoreError>> {
+    fn apply<'a>(
+        &'a self,
+        writes: &'a [Write],
+        now_unix: i64,
+    ) -> BoxFut<'a, Result<(), StoreError>> {
         Box::pin(async move {
             if writes.is_empty() {
                 return Ok(());
@@ -248,10 +296,12 @@ impl Store for PgStore {
             let mut tx = self.pool.begin().await.map_err(backend)?;
             // First statement: the counter's row lock is held until commit, so batches commit
             // in seq order (what makes the change feed gap-free).
-            let seq: i64 = sqlx::query_scalar("UPDATE change_seq SET value = value + 1 WHERE id = 1 RETURNING value")
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(backend)?;
+            let seq: i64 = sqlx::query_scalar(
+                "UPDATE change_seq SET value = value + 1 WHERE id = 1 RETURNING value",
+            )
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(backend)?;
             for w in writes {
                 let affected = match w {
                     Write::Insert { kind, account, id, doc } => sqlx::query(
@@ -329,7 +379,10 @@ impl Store for PgStore {
 
     fn head(&self) -> BoxFut<'_, Result<i64, StoreError>> {
         Box::pin(async move {
-            sqlx::query_scalar("SELECT value FROM change_seq WHERE id = 1").fetch_one(&self.pool).await.map_err(backend)
+            sqlx::query_scalar("SELECT value FROM change_seq WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(backend)
         })
     }
 
@@ -347,7 +400,10 @@ impl Store for PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(backend)?;
-            let mut set = ChangeSet { changes: Vec::with_capacity(rows.len()), cursor };
+            let mut set = ChangeSet {
+                changes: Vec::with_capacity(rows.len()),
+                cursor,
+            };
             for r in &rows {
                 let seq: i64 = r.try_get(0).map_err(backend)?;
                 set.cursor = set.cursor.max(seq);
@@ -356,7 +412,13 @@ impl Store for PgStore {
                 let id: String = r.try_get(4).map_err(backend)?;
                 let doc: Option<String> = r.try_get(5).map_err(backend)?;
                 set.changes.push(match doc {
-                    Some(doc) => ChangeEvent::Put(Record { kind, account, id, doc, version: r.try_get(6).map_err(backend)? }),
+                    Some(doc) => ChangeEvent::Put(Record {
+                        kind,
+                        account,
+                        id,
+                        doc,
+                        version: r.try_get(6).map_err(backend)?,
+                    }),
                     None => ChangeEvent::Delete { kind, account, id },
                 });
             }

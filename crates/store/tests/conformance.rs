@@ -3,7 +3,13 @@
 //! `PODIAM_TEST_POSTGRES_URL` is set (`scripts/test.sh` starts one with `scripts/postgres.sh`);
 //! without it the PostgreSQL tests print a notice and pass. Each PostgreSQL test works in a
 //! schema of its own.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs
+)]
 
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -16,23 +22,48 @@ use sqlx::{Connection, Executor};
 const ACCT: &str = "111122223333";
 
 fn ins(id: &str, doc: &str) -> Write {
-    Write::Insert { kind: "role".into(), account: ACCT.into(), id: id.into(), doc: doc.into() }
+    Write::Insert {
+        kind: "role".into(),
+        account: ACCT.into(),
+        id: id.into(),
+        doc: doc.into(),
+    }
 }
 
 fn upd(id: &str, doc: &str, v: i64) -> Write {
-    Write::Update { kind: "role".into(), account: ACCT.into(), id: id.into(), doc: doc.into(), expect_version: v }
+    Write::Update {
+        kind: "role".into(),
+        account: ACCT.into(),
+        id: id.into(),
+        doc: doc.into(),
+        expect_version: v,
+    }
 }
 
 fn del(id: &str) -> Write {
-    Write::Delete { kind: "role".into(), account: ACCT.into(), id: id.into() }
+    Write::Delete {
+        kind: "role".into(),
+        account: ACCT.into(),
+        id: id.into(),
+    }
 }
 
 fn put(id: &str, doc: &str, version: i64) -> ChangeEvent {
-    ChangeEvent::Put(Record { kind: "role".into(), account: ACCT.into(), id: id.into(), doc: doc.into(), version })
+    ChangeEvent::Put(Record {
+        kind: "role".into(),
+        account: ACCT.into(),
+        id: id.into(),
+        doc: doc.into(),
+        version,
+    })
 }
 
 fn gone(id: &str) -> ChangeEvent {
-    ChangeEvent::Delete { kind: "role".into(), account: ACCT.into(), id: id.into() }
+    ChangeEvent::Delete {
+        kind: "role".into(),
+        account: ACCT.into(),
+        id: id.into(),
+    }
 }
 
 // ------------------------------------------------------------------------------- scenarios
@@ -40,38 +71,65 @@ fn gone(id: &str) -> ChangeEvent {
 /// Records: atomic batches, optimistic versions, conflicts, keys.
 async fn records_scenario(store: &dyn Store) {
     assert!(store.load_all().await.unwrap().is_empty());
-    store.apply(&[ins("a", "{\"n\":1}"), ins("b", "{}")], 10).await.unwrap();
+    store
+        .apply(&[ins("a", "{\"n\":1}"), ins("b", "{}")], 10)
+        .await
+        .unwrap();
     let all = store.load_all().await.unwrap();
     assert_eq!(all.len(), 2);
     assert_eq!(all[0].id, "a");
     assert_eq!(all[0].version, 1);
 
     // Duplicate insert conflicts and the batch leaves nothing behind.
-    let err = store.apply(&[ins("c", "{}"), ins("a", "{}")], 11).await.unwrap_err();
-    assert!(matches!(err, StoreError::Conflict { ref id, .. } if id == "a"), "{err:?}");
+    let err = store
+        .apply(&[ins("c", "{}"), ins("a", "{}")], 11)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict { ref id, .. } if id == "a"),
+        "{err:?}"
+    );
     assert_eq!(store.load_all().await.unwrap().len(), 2, "no partial write");
 
     // Optimistic update.
     store.apply(&[upd("a", "{\"n\":2}", 1)], 12).await.unwrap();
-    assert!(matches!(store.apply(&[upd("a", "{\"n\":2}", 1)], 13).await, Err(StoreError::Conflict { .. })));
+    assert!(matches!(
+        store.apply(&[upd("a", "{\"n\":2}", 1)], 13).await,
+        Err(StoreError::Conflict { .. })
+    ));
     let all = store.load_all().await.unwrap();
     assert_eq!(all[0].doc, "{\"n\":2}");
     assert_eq!(all[0].version, 2);
 
     // Updating an absent record conflicts.
-    assert!(matches!(store.apply(&[upd("zz", "{}", 1)], 13).await, Err(StoreError::Conflict { ref id, .. }) if id == "zz"));
+    assert!(
+        matches!(store.apply(&[upd("zz", "{}", 1)], 13).await, Err(StoreError::Conflict { ref id, .. }) if id == "zz")
+    );
 
     // Delete, and deleting an absent record conflicts.
     store.apply(&[del("b")], 14).await.unwrap();
-    assert!(matches!(store.apply(&[del("b")], 15).await, Err(StoreError::Conflict { .. })));
+    assert!(matches!(
+        store.apply(&[del("b")], 15).await,
+        Err(StoreError::Conflict { .. })
+    ));
     assert_eq!(store.load_all().await.unwrap().len(), 1);
 
     // Same id in another account or kind is a different record.
     store
         .apply(
             &[
-                Write::Insert { kind: "role".into(), account: "444455556666".into(), id: "a".into(), doc: "{}".into() },
-                Write::Insert { kind: "user".into(), account: ACCT.into(), id: "a".into(), doc: "{}".into() },
+                Write::Insert {
+                    kind: "role".into(),
+                    account: "444455556666".into(),
+                    id: "a".into(),
+                    doc: "{}".into(),
+                },
+                Write::Insert {
+                    kind: "user".into(),
+                    account: ACCT.into(),
+                    id: "a".into(),
+                    doc: "{}".into(),
+                },
             ],
             16,
         )
@@ -82,7 +140,17 @@ async fn records_scenario(store: &dyn Store) {
     // Documents come back byte for byte (no JSON normalization), unicode included.
     let doc = r#"{"z":1,  "a":"é☃\"\\"}"#;
     store.apply(&[ins("doc", doc)], 17).await.unwrap();
-    assert_eq!(store.load_all().await.unwrap().iter().find(|r| r.id == "doc").unwrap().doc, doc);
+    assert_eq!(
+        store
+            .load_all()
+            .await
+            .unwrap()
+            .iter()
+            .find(|r| r.id == "doc")
+            .unwrap()
+            .doc,
+        doc
+    );
     store.apply(&[del("doc")], 18).await.unwrap();
 
     // An empty batch is a no-op.
@@ -97,16 +165,38 @@ async fn feed_scenario(store: &dyn Store) {
     assert!(none.changes.is_empty());
     assert_eq!(none.cursor, h0);
 
-    store.apply(&[ins("a", "{\"n\":1}"), ins("b", "{}")], 10).await.unwrap();
+    store
+        .apply(&[ins("a", "{\"n\":1}"), ins("b", "{}")], 10)
+        .await
+        .unwrap();
     let c1 = store.changes_since(h0).await.unwrap();
-    assert_eq!(c1.changes, vec![put("a", "{\"n\":1}", 1), put("b", "{}", 1)]);
+    assert_eq!(
+        c1.changes,
+        vec![put("a", "{\"n\":1}", 1), put("b", "{}", 1)]
+    );
     assert!(c1.cursor > h0);
-    assert_eq!(store.head().await.unwrap(), c1.cursor, "head is the newest batch");
+    assert_eq!(
+        store.head().await.unwrap(),
+        c1.cursor,
+        "head is the newest batch"
+    );
 
     // A failed batch leaves no trace in the feed; neither does an empty one.
-    assert!(store.apply(&[ins("c", "{}"), ins("a", "{}")], 11).await.is_err());
+    assert!(
+        store
+            .apply(&[ins("c", "{}"), ins("a", "{}")], 11)
+            .await
+            .is_err()
+    );
     store.apply(&[], 11).await.unwrap();
-    assert!(store.changes_since(c1.cursor).await.unwrap().changes.is_empty());
+    assert!(
+        store
+            .changes_since(c1.cursor)
+            .await
+            .unwrap()
+            .changes
+            .is_empty()
+    );
     assert_eq!(store.head().await.unwrap(), c1.cursor);
 
     // An update shows as the record's new state.
@@ -120,42 +210,83 @@ async fn feed_scenario(store: &dyn Store) {
     assert_eq!(c3.changes, vec![gone("b")]);
 
     // Deleted then inserted again: the tombstone comes first, then the new record.
-    store.apply(&[ins("b", "{\"again\":true}")], 14).await.unwrap();
+    store
+        .apply(&[ins("b", "{\"again\":true}")], 14)
+        .await
+        .unwrap();
     let c4 = store.changes_since(c2.cursor).await.unwrap();
     assert_eq!(c4.changes, vec![gone("b"), put("b", "{\"again\":true}", 1)]);
-    assert_eq!(store.changes_since(c3.cursor).await.unwrap().changes, vec![put("b", "{\"again\":true}", 1)]);
+    assert_eq!(
+        store.changes_since(c3.cursor).await.unwrap().changes,
+        vec![put("b", "{\"again\":true}", 1)]
+    );
 
     // Deleted and inserted again in one batch: present, after its tombstone.
-    store.apply(&[del("b"), ins("b", "{\"third\":1}")], 15).await.unwrap();
+    store
+        .apply(&[del("b"), ins("b", "{\"third\":1}")], 15)
+        .await
+        .unwrap();
     let c5 = store.changes_since(c4.cursor).await.unwrap();
     assert_eq!(c5.changes, vec![gone("b"), put("b", "{\"third\":1}", 1)]);
 
     // From the start: every key once, in commit order, at its current state.
     let all = store.changes_since(h0).await.unwrap();
-    assert_eq!(all.changes, vec![put("a", "{\"n\":2}", 2), gone("b"), put("b", "{\"third\":1}", 1)]);
+    assert_eq!(
+        all.changes,
+        vec![
+            put("a", "{\"n\":2}", 2),
+            gone("b"),
+            put("b", "{\"third\":1}", 1)
+        ]
+    );
     assert_eq!(all.cursor, c5.cursor);
     assert_eq!(store.head().await.unwrap(), c5.cursor);
 
     // A batch touching several keys is one step of the cursor.
-    store.apply(&[ins("x", "{}"), ins("y", "{}"), del("a")], 16).await.unwrap();
+    store
+        .apply(&[ins("x", "{}"), ins("y", "{}"), del("a")], 16)
+        .await
+        .unwrap();
     let c6 = store.changes_since(c5.cursor).await.unwrap();
     assert_eq!(c6.changes.len(), 3);
     assert!(c6.changes.contains(&gone("a")) && c6.changes.contains(&put("x", "{}", 1)));
-    assert!(store.changes_since(c6.cursor).await.unwrap().changes.is_empty());
+    assert!(
+        store
+            .changes_since(c6.cursor)
+            .await
+            .unwrap()
+            .changes
+            .is_empty()
+    );
 }
 
 /// Two handles on one database (two replicas): each sees the other's writes through the feed,
 /// and racing conditional writes let exactly one through.
 async fn two_handles_scenario(a: &dyn Store, b: &dyn Store) {
     let h = b.head().await.unwrap();
-    a.apply(&[ins("shared", "{\"from\":\"a\"}")], 20).await.unwrap();
+    a.apply(&[ins("shared", "{\"from\":\"a\"}")], 20)
+        .await
+        .unwrap();
     let seen = b.changes_since(h).await.unwrap();
     assert_eq!(seen.changes, vec![put("shared", "{\"from\":\"a\"}", 1)]);
-    assert_eq!(b.load_all().await.unwrap().iter().filter(|r| r.id == "shared").count(), 1);
+    assert_eq!(
+        b.load_all()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|r| r.id == "shared")
+            .count(),
+        1
+    );
 
-    b.apply(&[upd("shared", "{\"from\":\"b\"}", 1)], 21).await.unwrap();
+    b.apply(&[upd("shared", "{\"from\":\"b\"}", 1)], 21)
+        .await
+        .unwrap();
     // `a` still thinks version 1: conflict.
-    assert!(matches!(a.apply(&[upd("shared", "{}", 1)], 22).await, Err(StoreError::Conflict { .. })));
+    assert!(matches!(
+        a.apply(&[upd("shared", "{}", 1)], 22).await,
+        Err(StoreError::Conflict { .. })
+    ));
     b.apply(&[del("shared")], 23).await.unwrap();
     let later = b.changes_since(seen.cursor).await.unwrap();
     assert_eq!(later.changes, vec![gone("shared")]);
@@ -167,7 +298,10 @@ async fn two_handles_scenario(a: &dyn Store, b: &dyn Store) {
         let id = format!("race-{i}");
         let (wa, wb) = ([ins(&id, "{\"w\":\"a\"}")], [ins(&id, "{\"w\":\"b\"}")]);
         let (ra, rb) = tokio::join!(a.apply(&wa, 30), b.apply(&wb, 30));
-        assert!(ra.is_ok() != rb.is_ok(), "round {i}: exactly one insert wins: {ra:?} {rb:?}");
+        assert!(
+            ra.is_ok() != rb.is_ok(),
+            "round {i}: exactly one insert wins: {ra:?} {rb:?}"
+        );
         for r in [ra, rb] {
             if let Err(e) = r {
                 assert!(matches!(e, StoreError::Conflict { .. }), "{e:?}");
@@ -186,12 +320,19 @@ async fn sqlite_memory_conformance() {
     records_scenario(&SqliteStore::memory().await.unwrap()).await;
     feed_scenario(&SqliteStore::memory().await.unwrap()).await;
     let s = SqliteStore::memory().await.unwrap();
-    assert!(!s.shared() && s.watch().is_none(), "SQLite is one process: nothing to follow");
+    assert!(
+        !s.shared() && s.watch().is_none(),
+        "SQLite is one process: nothing to follow"
+    );
 }
 
 fn temp_dir(tag: &str) -> std::path::PathBuf {
     static N: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!("podiam-store-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
+    let dir = std::env::temp_dir().join(format!(
+        "podiam-store-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -216,7 +357,10 @@ async fn sqlite_file_conformance_and_reopen() {
     feed_scenario(&s).await;
     s.close().await;
     let s = SqliteStore::open(&path).await.unwrap();
-    assert!(s.head().await.unwrap() > 0, "the change sequence survives a reopen");
+    assert!(
+        s.head().await.unwrap() > 0,
+        "the change sequence survives a reopen"
+    );
     s.close().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -243,9 +387,15 @@ async fn sqlite_upgrade_from_migration_1() {
         let url = format!("sqlite://{}?mode=rwc", path.display());
         let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
         c.execute("CREATE TABLE podiam_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)").await.unwrap();
-        c.execute(include_str!("../migrations/sqlite/0001_records.sql")).await.unwrap();
-        c.execute("INSERT INTO podiam_migrations VALUES (1, 0)").await.unwrap();
-        c.execute("INSERT INTO records VALUES ('role', '111122223333', 'old', '{}', 3, 0)").await.unwrap();
+        c.execute(include_str!("../migrations/sqlite/0001_records.sql"))
+            .await
+            .unwrap();
+        c.execute("INSERT INTO podiam_migrations VALUES (1, 0)")
+            .await
+            .unwrap();
+        c.execute("INSERT INTO records VALUES ('role', '111122223333', 'old', '{}', 3, 0)")
+            .await
+            .unwrap();
         c.close().await.unwrap();
     }
     let s = SqliteStore::open(&path).await.unwrap();
@@ -255,7 +405,10 @@ async fn sqlite_upgrade_from_migration_1() {
     let h = s.head().await.unwrap();
     assert!(s.changes_since(h).await.unwrap().changes.is_empty());
     s.apply(&[upd("old", "{\"new\":1}", 3)], 1).await.unwrap();
-    assert_eq!(s.changes_since(h).await.unwrap().changes, vec![put("old", "{\"new\":1}", 4)]);
+    assert_eq!(
+        s.changes_since(h).await.unwrap().changes,
+        vec![put("old", "{\"new\":1}", 4)]
+    );
     s.close().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -266,31 +419,52 @@ async fn sqlite_upgrade_from_migration_1() {
 /// `None` (after a notice) when `PODIAM_TEST_POSTGRES_URL` is unset.
 async fn pg_schema(test: &str) -> Option<(PgConnectOptions, String)> {
     let Ok(url) = std::env::var("PODIAM_TEST_POSTGRES_URL") else {
-        eprintln!("SKIPPED {test}: PODIAM_TEST_POSTGRES_URL is unset (scripts/postgres.sh starts a server)");
+        eprintln!(
+            "SKIPPED {test}: PODIAM_TEST_POSTGRES_URL is unset (scripts/postgres.sh starts a server)"
+        );
         return None;
     };
     static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    let schema = format!("podiam_t_{}_{}_{nanos}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let schema = format!(
+        "podiam_t_{}_{}_{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    );
     let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
-    c.execute(format!("CREATE SCHEMA {schema}").as_str()).await.unwrap();
+    c.execute(format!("CREATE SCHEMA {schema}").as_str())
+        .await
+        .unwrap();
     c.close().await.unwrap();
-    let opts = PgConnectOptions::from_str(&url).unwrap().options([("search_path", schema.as_str())]);
+    let opts = PgConnectOptions::from_str(&url)
+        .unwrap()
+        .options([("search_path", schema.as_str())]);
     Some((opts, url))
 }
 
 async fn drop_schema(opts: &PgConnectOptions, url: &str) {
-    let schema = opts.get_options().and_then(|o| o.strip_prefix("-c search_path=")).unwrap_or_default().to_owned();
+    let schema = opts
+        .get_options()
+        .and_then(|o| o.strip_prefix("-c search_path="))
+        .unwrap_or_default()
+        .to_owned();
     if schema.starts_with("podiam_t_") {
         let mut c = sqlx::PgConnection::connect(url).await.unwrap();
-        c.execute(format!("DROP SCHEMA {schema} CASCADE").as_str()).await.unwrap();
+        c.execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
+            .await
+            .unwrap();
         c.close().await.unwrap();
     }
 }
 
 #[tokio::test]
 async fn postgres_conformance() {
-    let Some((opts, url)) = pg_schema("postgres_conformance").await else { return };
+    let Some((opts, url)) = pg_schema("postgres_conformance").await else {
+        return;
+    };
     let s = PgStore::connect_with(opts.clone()).await.unwrap();
     assert!(s.shared());
     records_scenario(&s).await;
@@ -301,7 +475,9 @@ async fn postgres_conformance() {
     s.close().await;
     drop_schema(&opts, &url).await;
 
-    let Some((opts, url)) = pg_schema("postgres_conformance").await else { return };
+    let Some((opts, url)) = pg_schema("postgres_conformance").await else {
+        return;
+    };
     let s = PgStore::connect_with(opts.clone()).await.unwrap();
     feed_scenario(&s).await;
     s.close().await;
@@ -310,7 +486,9 @@ async fn postgres_conformance() {
 
 #[tokio::test]
 async fn postgres_two_replicas() {
-    let Some((opts, url)) = pg_schema("postgres_two_replicas").await else { return };
+    let Some((opts, url)) = pg_schema("postgres_two_replicas").await else {
+        return;
+    };
     let a = PgStore::connect_with(opts.clone()).await.unwrap();
     let b = PgStore::connect_with(opts.clone()).await.unwrap();
     two_handles_scenario(&a, &b).await;
@@ -323,7 +501,9 @@ async fn postgres_two_replicas() {
 /// migration is applied once.
 #[tokio::test]
 async fn postgres_concurrent_migrations() {
-    let Some((opts, url)) = pg_schema("postgres_concurrent_migrations").await else { return };
+    let Some((opts, url)) = pg_schema("postgres_concurrent_migrations").await else {
+        return;
+    };
     let handles: Vec<_> = (0..6)
         .map(|_| {
             let o = opts.clone();
@@ -335,7 +515,11 @@ async fn postgres_concurrent_migrations() {
         stores.push(h.await.unwrap().unwrap());
     }
     let mut c = sqlx::PgConnection::connect_with(&opts).await.unwrap();
-    let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM podiam_migrations ORDER BY version").fetch_all(&mut c).await.unwrap();
+    let versions: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM podiam_migrations ORDER BY version")
+            .fetch_all(&mut c)
+            .await
+            .unwrap();
     assert_eq!(versions, vec![1, 2]);
     c.close().await.unwrap();
     stores[0].apply(&[ins("a", "{}")], 1).await.unwrap();
@@ -350,25 +534,44 @@ async fn postgres_concurrent_migrations() {
 /// its feed then has the write.
 #[tokio::test]
 async fn postgres_watch_wakes_followers() {
-    let Some((opts, url)) = pg_schema("postgres_watch_wakes_followers").await else { return };
+    let Some((opts, url)) = pg_schema("postgres_watch_wakes_followers").await else {
+        return;
+    };
     let writer = PgStore::connect_with(opts.clone()).await.unwrap();
     let follower = PgStore::connect_with(opts.clone()).await.unwrap();
     let mut rx = follower.watch().expect("PostgreSQL has a wake-up signal");
     // The listener signals once when it has connected.
-    tokio::time::timeout(Duration::from_secs(5), rx.changed()).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), rx.changed())
+        .await
+        .unwrap()
+        .unwrap();
     let cursor = follower.head().await.unwrap();
     for i in 0..3 {
         rx.borrow_and_update();
         let t = Instant::now();
-        writer.apply(&[ins(&format!("w{i}"), "{}")], 1).await.unwrap();
-        tokio::time::timeout(Duration::from_secs(1), rx.changed()).await.expect("woken within a second").unwrap();
+        writer
+            .apply(&[ins(&format!("w{i}"), "{}")], 1)
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(1), rx.changed())
+            .await
+            .expect("woken within a second")
+            .unwrap();
         assert!(t.elapsed() < Duration::from_secs(1));
     }
-    assert_eq!(follower.changes_since(cursor).await.unwrap().changes.len(), 3);
+    assert_eq!(
+        follower.changes_since(cursor).await.unwrap().changes.len(),
+        3
+    );
     // A failed batch does not notify.
     rx.borrow_and_update();
     assert!(writer.apply(&[ins("w0", "{}")], 1).await.is_err());
-    assert!(tokio::time::timeout(Duration::from_millis(300), rx.changed()).await.is_err(), "no wake-up for a rolled-back batch");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), rx.changed())
+            .await
+            .is_err(),
+        "no wake-up for a rolled-back batch"
+    );
     writer.close().await;
     follower.close().await;
     drop_schema(&opts, &url).await;
@@ -379,15 +582,25 @@ async fn postgres_watch_wakes_followers() {
 async fn postgres_failures_are_backend_errors() {
     // Nothing listens on port 1.
     let t = Instant::now();
-    let err = PgStore::connect("postgres://postgres@127.0.0.1:1/podiam").await.unwrap_err();
+    let err = PgStore::connect("postgres://postgres@127.0.0.1:1/podiam")
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Backend(_)), "{err:?}");
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
 
-    let Some((opts, url)) = pg_schema("postgres_failures_are_backend_errors").await else { return };
+    let Some((opts, url)) = pg_schema("postgres_failures_are_backend_errors").await else {
+        return;
+    };
     let s = PgStore::connect_with(opts.clone()).await.unwrap();
     s.close().await;
-    assert!(matches!(s.apply(&[ins("a", "{}")], 1).await, Err(StoreError::Backend(_))));
+    assert!(matches!(
+        s.apply(&[ins("a", "{}")], 1).await,
+        Err(StoreError::Backend(_))
+    ));
     assert!(matches!(s.load_all().await, Err(StoreError::Backend(_))));
-    assert!(matches!(s.changes_since(0).await, Err(StoreError::Backend(_))));
+    assert!(matches!(
+        s.changes_since(0).await,
+        Err(StoreError::Backend(_))
+    ));
     drop_schema(&opts, &url).await;
 }
