@@ -4,7 +4,10 @@
 #     (one change-feed read of N records, woken by NOTIFY);
 #   - cold start: from `podiam serve` spawned to /readyz answering 200, loading the N records;
 #   - resident memory (VmRSS, VmHWM) of a replica with an empty store and with N roles;
-#   - then, with BENCH_ASSOCIATIONS Pod Identity associations added, cold start and memory again.
+#   - then, with BENCH_ASSOCIATIONS Pod Identity associations added, cold start and memory again;
+#   - EKS Auth AssumeRoleForPodIdentity throughput (wrk, 32 connections, one signed request
+#     replayed) of a replica over that store side by side with a replica over a copy of the
+#     database taken before the bulk inserts (a handful of records), in alternated rounds.
 # Prints a table and writes it to bench/results/replicas-latest.md.
 #
 # Environment (all optional):
@@ -14,6 +17,8 @@
 #   BENCH_ASSOCIATIONS  Pod Identity associations added afterwards for a second set of cold starts
 #                   (1000000; 0 skips them)
 #   BENCH_STARTS    cold starts measured (3; the table shows the median)
+#   BENCH_ROUNDS    alternated AssumeRoleForPodIdentity rounds per store (3), BENCH_DURATION
+#                   seconds each (10)
 #   PODIAM_TEST_POSTGRES_URL  an existing server to use (a fresh database is created in it with
 #                   psql); default: a throwaway cluster from scripts/postgres.sh
 set -euo pipefail
@@ -31,6 +36,10 @@ if [ -z "${PODIAM_BIN:-}" ]; then
 fi
 export PODIAM_BIN
 [ -x "$root/.venv/bin/python" ] || bash scripts/pyenv.sh
+if ! command -v wrk >/dev/null 2>&1; then
+  log "installing wrk"
+  apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
+fi
 
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/podiam-bench-replicas.XXXXXX")
 cleanup() {
@@ -49,13 +58,20 @@ fi
 db="bench_replicas_$(date +%s)_$$"
 psql -X -q -v ON_ERROR_STOP=1 "$PODIAM_TEST_POSTGRES_URL" -c "CREATE DATABASE $db" >&2
 base=${PODIAM_TEST_POSTGRES_URL%%\?*}
-export BENCH_DB_URL="${base%/*}/$db"
+export BENCH_DB_URL="${base%/*}/$db" BENCH_SMALL_DB_URL="${base%/*}/${db}_small" BENCH_ADMIN_URL="$PODIAM_TEST_POSTGRES_URL"
 
 BENCH_SCRATCH="$scratch" "$root/.venv/bin/python" - <<'EOF'
 import base64, json, os, re, statistics, subprocess, sys, time, urllib.request
 from pathlib import Path
 
 import boto3, botocore.config
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+sys.path.insert(0, str(Path.cwd() / "bench"))
+from bench import lua_long_string  # noqa: E402
+from pod_identity import wrk  # noqa: E402
 
 root = Path.cwd()
 scratch = Path(os.environ["BENCH_SCRATCH"])
@@ -80,10 +96,10 @@ class Replica:
         self.dir = scratch / name
         self.log = scratch / f"{name}.log"
 
-    def start(self) -> float:
+    def start(self, store: str = url) -> float:
         t0 = time.monotonic()
         self.proc = subprocess.Popen([podiam, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(self.dir),
-                                      "--account-id", account, "--store", url, "--master-key-file", str(key)],
+                                      "--account-id", account, "--store", store, "--master-key-file", str(key)],
                                      stdout=open(self.log, "wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      env={**{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
                                           "PODIAM_LOG": "warn"})
@@ -125,6 +141,34 @@ boto3.client("eks", endpoint_url=first.endpoint, region_name="us-east-1", aws_ac
     name="bench", roleArn=f"arn:aws:iam::{account}:role/eks", resourcesVpcConfig={"subnetIds": ["s"]})
 n_assoc = int(os.environ.get("BENCH_ASSOCIATIONS", "1000000"))
 first.iam(creds).list_roles()
+
+# What AssumeRoleForPodIdentity needs: a role pods may assume, a node allowed to call EKS Auth,
+# an association, and a pod token from the cluster's issuer.
+iam = first.iam(creds)
+iam.create_role(RoleName="bench-pod", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{
+    "Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"}, "Action": ["sts:AssumeRole", "sts:TagSession"],
+    "Condition": {"StringEquals": {"aws:RequestTag/eks-cluster-name": "bench"}}}]}))
+iam.create_user(UserName="node")
+iam.put_user_policy(UserName="node", PolicyName="eks-auth", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": "eks-auth:AssumeRoleForPodIdentity", "Resource": "*"}]}))
+node_key = iam.create_access_key(UserName="node")["AccessKey"]
+boto3.client("eks", endpoint_url=first.endpoint, region_name="us-east-1", aws_access_key_id=creds[0],
+             aws_secret_access_key=creds[1]).create_pod_identity_association(
+    clusterName="bench", namespace="bench", serviceAccount="sa-0", roleArn=f"arn:aws:iam::{account}:role/bench-pod")
+pod_token = subprocess.run(
+    [podiam, "token", "--cluster", "bench", "--namespace", "bench", "--service-account", "sa-0",
+     "--audience", "pods.eks.amazonaws.com", "--pod-name", "bench-pod", "--pod-uid", "0c9a3f5e-0000-4000-8000-000000000001",
+     "--expiration", "7200"],
+    env={**{k: v for k, v in os.environ.items() if not k.startswith("AWS_")}, "AWS_ENDPOINT_URL": first.endpoint, "AWS_ACCESS_KEY_ID": creds[0],
+         "AWS_SECRET_ACCESS_KEY": creds[1], "AWS_REGION": "us-east-1", "AWS_CONFIG_FILE": os.devnull,
+         "AWS_SHARED_CREDENTIALS_FILE": os.devnull},
+    capture_output=True, text=True, check=True).stdout.strip()
+# The small store of the throughput comparison: this database as it is now.
+first.stop()
+subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", os.environ["BENCH_ADMIN_URL"], "-c",
+                f"CREATE DATABASE {os.environ['BENCH_SMALL_DB_URL'].rsplit('/', 1)[1]} TEMPLATE {url.rsplit('/', 1)[1]}"],
+               check=True)
+first.start()
 
 trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
                                                             "Action": "sts:AssumeRole"}]})
@@ -204,6 +248,33 @@ COMMIT;
         r.stop()
         print(f"   cold start {i + 1} with associations: ready in {cold_a[-1]:.2f}s", file=sys.stderr)
     per_100k = (assoc_rss[0] - full_rss[0]) / 1024 / (n_assoc / 100_000)
+
+    rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
+    big, small = Replica("eks-auth-big"), Replica("eks-auth-small")
+    big.start()
+    small.start(os.environ["BENCH_SMALL_DB_URL"])
+
+    def eks_auth_lua(r: Replica) -> Path:
+        body = json.dumps({"token": pod_token})
+        req = AWSRequest(method="POST", url=f"{r.endpoint}/clusters/bench/assume-role-for-pod-identity", data=body,
+                         headers={"Content-Type": "application/json"})
+        SigV4Auth(Credentials(node_key["AccessKeyId"], node_key["SecretAccessKey"]), "eks-auth", "us-east-1").add_auth(req)
+        lines = ['wrk.method = "POST"', f"wrk.body = {lua_long_string(body)}"]
+        lines += [f"wrk.headers[ {lua_long_string(k)} ] = {lua_long_string(v)}" for k, v in req.headers.items()]
+        p = scratch / f"{r.dir.name}.lua"
+        p.write_text("\n".join(lines) + "\n")
+        return p
+
+    runs = {"big": [], "small": []}
+    for i in range(rounds):
+        print(f"== AssumeRoleForPodIdentity round {i + 1}/{rounds}: small store, then {n_assoc:,} associations",
+              file=sys.stderr)
+        for name, r in (("small", small), ("big", big)):
+            runs[name].append(wrk(f"{r.endpoint}/clusters/bench/assume-role-for-pod-identity", eks_auth_lua(r), 32, 2))
+    big.stop()
+    small.stop()
+    rps_small = statistics.mean(x["rps"] for x in runs["small"])
+    rps_big = statistics.mean(x["rps"] for x in runs["big"])
     assoc_rows = [
         ("pod identity associations added", f"{n_assoc:,}"),
         (f"cold start to /readyz with roles and associations (median of {starts})",
@@ -211,6 +282,10 @@ COMMIT;
         ("RSS after a cold start with roles and associations (VmRSS / VmHWM)",
          f"{assoc_rss[0] / 1024:.0f} / {assoc_rss[1] / 1024:.0f} MiB"),
         ("RSS per 100,000 associations", f"{per_100k:.0f} MiB"),
+        (f"AssumeRoleForPodIdentity, small store, 32 conns (mean of {rounds})",
+         f"{rps_small:,.0f} req/s (p99 ≤ {max(x['p99_ms'] for x in runs['small']):.1f} ms)"),
+        (f"AssumeRoleForPodIdentity, {n_assoc:,} associations + {n:,} roles, 32 conns (mean of {rounds})",
+         f"{rps_big:,.0f} req/s (p99 ≤ {max(x['p99_ms'] for x in runs['big']):.1f} ms): {rps_big / rps_small:.0%} of the small store"),
     ]
 
 rows = [

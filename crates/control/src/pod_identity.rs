@@ -225,7 +225,7 @@ impl Control {
             .db
             .read()
             .associations
-            .get(&(account.to_owned(), cluster.to_owned(), id.to_owned()))
+            .get(account, cluster, id)
             .cloned();
         e.ok_or_else(|| {
             AwsError::resource_not_found(format!(
@@ -321,22 +321,12 @@ impl Control {
         let guard = self.db.write().await;
         self.cluster_entry(&account, cluster)?;
         self.check_association_role(&account, &input.role_arn)?;
-        let index_key = (
-            account.clone(),
-            cluster.to_owned(),
-            input.namespace.clone(),
-            input.service_account.clone(),
-        );
-        let existing = {
-            let t = self.db.read();
-            t.association_index
-                .get(&index_key)
-                .and_then(|id| {
-                    t.associations
-                        .get(&(account.clone(), cluster.to_owned(), id.clone()))
-                })
-                .map(|e| Arc::clone(&e.value))
-        };
+        let existing = self
+            .db
+            .read()
+            .associations
+            .find(&account, cluster, &input.namespace, &input.service_account)
+            .map(|e| Arc::clone(&e.value));
         if let Some(a) = existing {
             // A retry of the same create returns the association it made.
             let same = input.client_request_token.is_some()
@@ -354,13 +344,7 @@ impl Control {
                 a.id, a.namespace, a.service_account
             )));
         }
-        let count = {
-            let t = self.db.read();
-            t.associations
-                .range((account.clone(), cluster.to_owned(), String::new())..)
-                .take_while(|((a, c, _), _)| a == &account && c == cluster)
-                .count()
-        };
+        let count = self.db.read().associations.count(&account, cluster);
         if count >= self.config.max_associations_per_cluster {
             return Err(AwsError::resource_limit(format!(
                 "cluster {cluster} already has the maximum of {} pod identity associations",
@@ -461,20 +445,12 @@ impl Control {
         };
         self.cluster_entry(&account, cluster)?;
         let t = self.db.read();
-        let start = (
-            account.clone(),
-            cluster.to_owned(),
-            after.clone().unwrap_or_default(),
-        );
         let mut out: Vec<Arc<model::PodIdentityAssociation>> = Vec::new();
         let mut more = false;
-        for ((a, c, id), e) in t.associations.range(start..) {
-            if a != &account || c != cluster {
-                break;
-            }
-            if after.as_deref() == Some(id.as_str()) {
-                continue;
-            }
+        for (_, e) in t
+            .associations
+            .of_cluster(&account, cluster, after.as_deref())
+        {
             if namespace.is_some_and(|n| n != e.value.namespace)
                 || service_account.is_some_and(|s| s != e.value.service_account)
             {
@@ -598,9 +574,8 @@ impl Control {
     pub(crate) fn cluster_association_deletes(&self, account: &str, cluster: &str) -> Vec<Change> {
         let t = self.db.read();
         t.associations
-            .range((account.to_owned(), cluster.to_owned(), String::new())..)
-            .take_while(|((a, c, _), _)| a == account && c == cluster)
-            .map(|((_, _, id), _)| Change::delete(kind::POD_IDENTITY_ASSOCIATION, account, id))
+            .of_cluster(account, cluster, None)
+            .map(|(id, _)| Change::delete(kind::POD_IDENTITY_ASSOCIATION, account, id))
             .collect()
     }
 
@@ -640,11 +615,7 @@ impl Control {
             .resource
             .strip_prefix("podidentityassociation/")
             .and_then(|r| r.split_once('/'))
-            && t.associations.contains_key(&(
-                caller.account().to_owned(),
-                cluster.to_owned(),
-                id.to_owned(),
-            ))
+            && t.associations.get(caller.account(), cluster, id).is_some()
         {
             return Ok((cluster.to_owned(), Some(id.to_owned())));
         }
@@ -790,17 +761,9 @@ impl Control {
         let pod = PodClaims::from_claims(&claims)?;
         let assoc = {
             let t = self.db.read();
-            let id = t.association_index.get(&(
-                account.to_owned(),
-                cluster.to_owned(),
-                pod.namespace.clone(),
-                pod.service_account.clone(),
-            ));
-            id.and_then(|id| {
-                t.associations
-                    .get(&(account.to_owned(), cluster.to_owned(), id.clone()))
-            })
-            .map(|e| Arc::clone(&e.value))
+            t.associations
+                .find(account, cluster, &pod.namespace, &pod.service_account)
+                .map(|e| Arc::clone(&e.value))
         };
         let assoc = assoc.ok_or_else(|| {
             AwsError::resource_not_found(format!(

@@ -18,12 +18,13 @@
 //! tables keep serving reads from memory; writes fail.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use parking_lot::{RwLock, RwLockReadGuard};
-use podiam_store::{ChangeEvent, ChangeSet, Record, Store, StoreError, Write};
+use podiam_store::{ChangeEvent, ChangeSet, RecordRef, Store, StoreError, Write};
 use serde::Serialize;
 
 use crate::error::AwsError;
@@ -73,12 +74,195 @@ pub struct Tables {
     pub session_keys: BTreeMap<u32, Entry<model::SessionKey>>,
     /// Bumped on every change of `session_keys`, so key rings built from them know they are stale.
     pub session_keys_generation: u64,
-    /// Pod Identity associations by (account, cluster, association id).
-    pub associations: BTreeMap<(String, String, String), Entry<model::PodIdentityAssociation>>,
-    /// (account, cluster, namespace, service account) → association id.
-    pub association_index: HashMap<(String, String, String, String), String>,
-    /// (account, association id) → cluster name.
-    pub association_cluster: HashMap<Key, String>,
+    /// Pod Identity associations.
+    pub associations: Associations,
+}
+
+/// A fast hasher for tables that hold a million keys (a cold start hashes each several times);
+/// randomly seeded per process.
+type FastHash = foldhash::fast::RandomState;
+
+/// Pod Identity associations, held for the credential path (by namespace and service account)
+/// and for the API (by id, and per cluster in id order: ListPodIdentityAssociations pages by id).
+/// Keys join names with NUL, which no validated Kubernetes, cluster or account name contains.
+#[derive(Debug, Default)]
+pub struct Associations {
+    /// `account NUL cluster` → association id → association.
+    by_cluster: HashMap<String, BTreeMap<String, Entry<model::PodIdentityAssociation>>, FastHash>,
+    /// `account NUL cluster NUL namespace NUL service account` → association id.
+    by_subject: HashMap<String, String, FastHash>,
+    /// `account NUL association id` → cluster name.
+    cluster_of: HashMap<String, String, FastHash>,
+}
+
+/// A key ordering ids as `str` does, mostly without reading the heap: the first 24 bytes
+/// inline (NUL-padded; ids hold no NUL), the whole id only when it is longer.
+fn sort_key(id: &str) -> ([u8; 24], Option<&str>) {
+    let mut prefix = [0; 24];
+    for (p, b) in prefix.iter_mut().zip(id.bytes()) {
+        *p = b;
+    }
+    (prefix, (id.len() > 24).then_some(id))
+}
+
+fn join(parts: &[&str]) -> String {
+    parts.join("\0")
+}
+
+impl Associations {
+    /// The association `id` of (account, cluster).
+    pub fn get(
+        &self,
+        account: &str,
+        cluster: &str,
+        id: &str,
+    ) -> Option<&Entry<model::PodIdentityAssociation>> {
+        self.by_cluster.get(&join(&[account, cluster]))?.get(id)
+    }
+
+    /// The association `id` of an account, whatever its cluster.
+    pub fn get_by_id(
+        &self,
+        account: &str,
+        id: &str,
+    ) -> Option<&Entry<model::PodIdentityAssociation>> {
+        let cluster = self.cluster_of.get(&join(&[account, id]))?;
+        self.get(account, cluster, id)
+    }
+
+    /// The association of (account, cluster, namespace, service account).
+    pub fn find(
+        &self,
+        account: &str,
+        cluster: &str,
+        namespace: &str,
+        service_account: &str,
+    ) -> Option<&Entry<model::PodIdentityAssociation>> {
+        let id = self
+            .by_subject
+            .get(&join(&[account, cluster, namespace, service_account]))?;
+        self.get(account, cluster, id)
+    }
+
+    /// The associations of a cluster in id order, after `after` (exclusive) when given.
+    pub fn of_cluster<'a>(
+        &'a self,
+        account: &str,
+        cluster: &str,
+        after: Option<&str>,
+    ) -> impl Iterator<Item = (&'a str, &'a Entry<model::PodIdentityAssociation>)> + 'a {
+        use std::ops::Bound;
+        let lower = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.to_owned()));
+        self.by_cluster
+            .get(&join(&[account, cluster]))
+            .into_iter()
+            .flat_map(move |m| m.range((lower.clone(), Bound::Unbounded)))
+            .map(|(id, e)| (id.as_str(), e))
+    }
+
+    /// How many associations a cluster has.
+    pub fn count(&self, account: &str, cluster: &str) -> usize {
+        self.by_cluster
+            .get(&join(&[account, cluster]))
+            .map_or(0, BTreeMap::len)
+    }
+
+    /// How many associations there are.
+    pub fn len(&self) -> usize {
+        self.cluster_of.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.cluster_of.is_empty()
+    }
+
+    /// A table of `(account, id, association)` records, each id once (a cold start). Records
+    /// are indexed in arrival order (which is also the order of their allocations, so the
+    /// strings read are close in memory), and each cluster's ids are sorted on an inline prefix
+    /// rather than by a million searching inserts that each chase pointers.
+    fn from_records(records: Vec<(String, String, Entry<model::PodIdentityAssociation>)>) -> Self {
+        type Run = Vec<(String, Entry<model::PodIdentityAssociation>)>;
+        let mut t = Self {
+            by_cluster: HashMap::default(),
+            by_subject: HashMap::with_capacity_and_hasher(records.len(), FastHash::default()),
+            cluster_of: HashMap::with_capacity_and_hasher(records.len(), FastHash::default()),
+        };
+        let mut runs: HashMap<String, Run, FastHash> = HashMap::default();
+        for (account, id, e) in records {
+            let a = &e.value;
+            t.by_subject.insert(
+                join(&[&account, &a.cluster, &a.namespace, &a.service_account]),
+                id.clone(),
+            );
+            t.cluster_of
+                .insert(join(&[&account, &id]), a.cluster.clone());
+            runs.entry(join(&[&account, &a.cluster]))
+                .or_default()
+                .push((id, e));
+        }
+        for (key, run) in runs {
+            let order: Vec<usize> = {
+                let mut keyed: Vec<_> = run
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (id, _))| (sort_key(id), i))
+                    .collect();
+                keyed.sort_unstable();
+                keyed.into_iter().map(|(_, i)| i).collect()
+            };
+            let mut slots: Vec<Option<_>> = run.into_iter().map(Some).collect();
+            // Sorted and unique: the map is built in one pass.
+            let map = order
+                .into_iter()
+                .filter_map(|i| slots.get_mut(i).and_then(Option::take))
+                .collect();
+            t.by_cluster.insert(key, map);
+        }
+        t
+    }
+
+    /// Adds or replaces the association `id` of `account`. `loading`: filling an empty table
+    /// with each id once, so there is no previous version to unindex.
+    fn insert(
+        &mut self,
+        account: &str,
+        id: &str,
+        e: Entry<model::PodIdentityAssociation>,
+        loading: bool,
+    ) {
+        if !loading {
+            self.remove(account, id);
+        }
+        let a = &e.value;
+        self.by_subject.insert(
+            join(&[account, &a.cluster, &a.namespace, &a.service_account]),
+            id.to_owned(),
+        );
+        self.cluster_of
+            .insert(join(&[account, id]), a.cluster.clone());
+        self.by_cluster
+            .entry(join(&[account, &a.cluster]))
+            .or_default()
+            .insert(id.to_owned(), e);
+    }
+
+    /// Drops the association `id` of `account` and its index entries.
+    fn remove(&mut self, account: &str, id: &str) -> Option<Entry<model::PodIdentityAssociation>> {
+        let cluster = self.cluster_of.remove(&join(&[account, id]))?;
+        let ck = join(&[account, &cluster]);
+        let m = self.by_cluster.get_mut(&ck)?;
+        let e = m.remove(id)?;
+        if m.is_empty() {
+            self.by_cluster.remove(&ck);
+        }
+        let a = &e.value;
+        let sk = join(&[account, &cluster, &a.namespace, &a.service_account]);
+        if self.by_subject.get(&sk).is_some_and(|x| x == id) {
+            self.by_subject.remove(&sk);
+        }
+        Some(e)
+    }
 }
 
 /// One change of a batch.
@@ -213,16 +397,41 @@ impl Db {
         // The cursor first: whatever is committed while loading is read again from the feed,
         // which is harmless (newer or equal states only).
         let cursor = store.head().await?;
-        let records = store.load_all().await?;
+        let started = std::time::Instant::now();
         let mut tables = Tables::default();
-        for r in records {
-            if let Err(e) = apply_record(&mut tables, &r) {
-                // A record this version cannot read is a bug or a downgrade; refuse to start
-                // rather than serve with a silently missing role or key.
-                tracing::error!(kind = %r.kind, id = %r.id, error = %e, "unreadable record");
-                return Err(AwsError::service_failure());
+        let mut unreadable = None;
+        let mut records = 0_usize;
+        // Associations (possibly millions) are collected and indexed at once at the end.
+        let mut associations = Vec::new();
+        let mut sink = |r: RecordRef<'_>| {
+            records += 1;
+            let res = if r.kind == kind::POD_IDENTITY_ASSOCIATION {
+                entry(r).map(|e| associations.push((r.account.to_owned(), r.id.to_owned(), e)))
+            } else {
+                apply_record(&mut tables, r, true)
+            };
+            match res {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(e) => {
+                    unreadable = Some(format!("{} {:?}: {e}", r.kind, r.id));
+                    ControlFlow::Break(())
+                }
             }
+        };
+        store.for_each_record(&mut sink).await?;
+        if let Some(e) = unreadable {
+            // A record this version cannot read is a bug or a downgrade; refuse to start
+            // rather than serve with a silently missing role or key.
+            tracing::error!(record = %e, "unreadable record");
+            return Err(AwsError::service_failure());
         }
+        tables.associations = Associations::from_records(associations);
+        tracing::info!(
+            records,
+            associations = tables.associations.len(),
+            elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "state loaded from the store"
+        );
         let shared = store.shared();
         let db = Self {
             inner: Arc::new(Inner {
@@ -335,13 +544,14 @@ impl Db {
                     doc,
                 } => apply_record(
                     &mut t,
-                    &Record {
-                        kind: kind.into(),
-                        account,
-                        id,
-                        doc,
+                    RecordRef {
+                        kind,
+                        account: &account,
+                        id: &id,
+                        doc: &doc,
                         version: 1,
                     },
+                    false,
                 ),
                 Change::Update {
                     kind,
@@ -351,13 +561,14 @@ impl Db {
                     version,
                 } => apply_record(
                     &mut t,
-                    &Record {
-                        kind: kind.into(),
-                        account,
-                        id,
-                        doc,
+                    RecordRef {
+                        kind,
+                        account: &account,
+                        id: &id,
+                        doc: &doc,
                         version: version + 1,
                     },
+                    false,
                 ),
                 Change::Delete { kind, account, id } => {
                     remove_record(&mut t, kind, account, id);
@@ -435,7 +646,7 @@ impl Inner {
                         if cached_version(&t, &r.kind, &r.account, &r.id) == Some(r.version) {
                             continue; // this replica's own write, or already seen
                         }
-                        if let Err(e) = apply_record(&mut t, &r) {
+                        if let Err(e) = apply_record(&mut t, r.as_ref(), false) {
                             // Fail closed: drop what we can no longer read rather than keep a
                             // stale role or key.
                             tracing::error!(kind = %r.kind, id = %r.id, error = %e, "unreadable record from another replica; dropped from memory");
@@ -505,33 +716,28 @@ fn cached_version(t: &Tables, kind: &str, account: &str, id: &str) -> Option<i64
             .ok()
             .and_then(|n| t.session_keys.get(&n))
             .map(|e| e.version),
-        kind::POD_IDENTITY_ASSOCIATION => t
-            .association_cluster
-            .get(&key())
-            .and_then(|cluster| {
-                t.associations
-                    .get(&(account.to_owned(), cluster.clone(), id.to_owned()))
-            })
-            .map(|e| e.version),
+        kind::POD_IDENTITY_ASSOCIATION => t.associations.get_by_id(account, id).map(|e| e.version),
         _ => None,
     }
 }
 
-fn entry<T: serde::de::DeserializeOwned>(r: &Record) -> Result<Entry<T>, serde_json::Error> {
+fn entry<T: serde::de::DeserializeOwned>(r: RecordRef<'_>) -> Result<Entry<T>, serde_json::Error> {
     Ok(Entry {
         version: r.version,
-        value: Arc::new(serde_json::from_str(&r.doc)?),
+        value: Arc::new(serde_json::from_str(r.doc)?),
     })
 }
 
-fn apply_record(t: &mut Tables, r: &Record) -> Result<(), serde_json::Error> {
-    let key = || (r.account.clone(), r.id.clone());
-    match r.kind.as_str() {
+/// Puts a record into the tables. `loading`: the tables are being filled from an empty state
+/// with each key once, so there is no previous version to unindex.
+fn apply_record(t: &mut Tables, r: RecordRef<'_>, loading: bool) -> Result<(), serde_json::Error> {
+    let key = || (r.account.to_owned(), r.id.to_owned());
+    match r.kind {
         kind::ACCOUNT => {
-            t.accounts.insert(r.id.clone(), entry(r)?);
+            t.accounts.insert(r.id.to_owned(), entry(r)?);
         }
         kind::ACCESS_KEY => {
-            t.access_keys.insert(r.id.clone(), entry(r)?);
+            t.access_keys.insert(r.id.to_owned(), entry(r)?);
         }
         kind::USER => {
             t.users.insert(key(), entry(r)?);
@@ -558,21 +764,7 @@ fn apply_record(t: &mut Tables, r: &Record) -> Result<(), serde_json::Error> {
             t.session_keys_generation += 1;
         }
         kind::POD_IDENTITY_ASSOCIATION => {
-            let e: Entry<model::PodIdentityAssociation> = entry(r)?;
-            let a = &e.value;
-            remove_association(t, &r.account, &r.id);
-            t.association_index.insert(
-                (
-                    r.account.clone(),
-                    a.cluster.clone(),
-                    a.namespace.clone(),
-                    a.service_account.clone(),
-                ),
-                r.id.clone(),
-            );
-            t.association_cluster.insert(key(), a.cluster.clone());
-            t.associations
-                .insert((r.account.clone(), a.cluster.clone(), r.id.clone()), e);
+            t.associations.insert(r.account, r.id, entry(r)?, loading);
         }
         other => tracing::warn!(kind = other, "unknown record kind ignored"),
     }
@@ -610,32 +802,143 @@ fn remove_record(t: &mut Tables, kind: &str, account: String, id: String) {
                 t.session_keys_generation += 1;
             }
         }
-        kind::POD_IDENTITY_ASSOCIATION => remove_association(t, &account, &id),
+        kind::POD_IDENTITY_ASSOCIATION => {
+            t.associations.remove(&account, &id);
+        }
         _ => {}
     }
 }
 
-/// Drop an association and its index entries.
-fn remove_association(t: &mut Tables, account: &str, id: &str) {
-    let Some(cluster) = t
-        .association_cluster
-        .remove(&(account.to_owned(), id.to_owned()))
-    else {
-        return;
-    };
-    if let Some(e) = t
-        .associations
-        .remove(&(account.to_owned(), cluster.clone(), id.to_owned()))
-    {
-        let a = &e.value;
-        let k = (
-            account.to_owned(),
-            cluster,
-            a.namespace.clone(),
-            a.service_account.clone(),
-        );
-        if t.association_index.get(&k).is_some_and(|x| x == id) {
-            t.association_index.remove(&k);
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    fn assoc(
+        id: &str,
+        cluster: &str,
+        ns: &str,
+        sa: &str,
+        version: i64,
+    ) -> Entry<model::PodIdentityAssociation> {
+        let doc = serde_json::json!({
+            "id": id, "cluster": cluster, "namespace": ns, "service_account": sa,
+            "role_arn": "arn:aws:iam::111122223333:role/r", "external_id": "x", "created_ms": 1, "modified_ms": 1,
+        });
+        Entry {
+            version,
+            value: Arc::new(serde_json::from_value(doc).unwrap()),
         }
+    }
+
+    #[test]
+    fn associations_are_indexed_by_subject_id_and_cluster() {
+        let mut t = Associations::default();
+        t.insert("111", "a-3", assoc("a-3", "c1", "ns", "sa3", 1), true);
+        t.insert("111", "a-1", assoc("a-1", "c1", "ns", "sa1", 1), true);
+        t.insert("111", "a-2", assoc("a-2", "c2", "ns", "sa1", 1), true);
+        t.insert("222", "a-9", assoc("a-9", "c1", "ns", "sa1", 1), true);
+        assert_eq!(t.len(), 4);
+        assert_eq!(t.find("111", "c1", "ns", "sa1").unwrap().value.id, "a-1");
+        assert_eq!(t.find("111", "c2", "ns", "sa1").unwrap().value.id, "a-2");
+        assert_eq!(t.find("222", "c1", "ns", "sa1").unwrap().value.id, "a-9");
+        assert!(t.find("111", "c1", "ns", "sa2").is_none());
+        assert!(t.find("111", "c1", "other", "sa1").is_none());
+        // Names cannot run into each other: ("c1", "ns") is not ("c1n", "s").
+        assert!(t.find("111", "c1n", "s", "sa1").is_none());
+        assert_eq!(t.get_by_id("111", "a-2").unwrap().value.cluster, "c2");
+        assert!(t.get_by_id("222", "a-2").is_none());
+        assert!(t.get("111", "c2", "a-1").is_none());
+        // Per cluster, in id order, with an exclusive start.
+        let ids: Vec<&str> = t.of_cluster("111", "c1", None).map(|(id, _)| id).collect();
+        assert_eq!(ids, ["a-1", "a-3"]);
+        let ids: Vec<&str> = t
+            .of_cluster("111", "c1", Some("a-1"))
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(ids, ["a-3"]);
+        assert_eq!(t.of_cluster("111", "none", None).count(), 0);
+        assert_eq!(
+            (
+                t.count("111", "c1"),
+                t.count("111", "c2"),
+                t.count("333", "c1")
+            ),
+            (2, 1, 0)
+        );
+    }
+
+    #[test]
+    fn sort_keys_order_ids_as_strings_do() {
+        let mut ids = vec![
+            "a-b",
+            "a-",
+            "a-bb",
+            "b",
+            "",
+            "a-0123456789abcdefghijklmno",
+            "a-0123456789abcdefghijklmn",
+            "a-0123456789abcdefghijklm",
+            "a-0123456789abcdefghijklmnp",
+            "a-0123456789abcdefghijkl",
+        ];
+        let mut by_key = ids.clone();
+        by_key.sort_by_key(|id| sort_key(id));
+        ids.sort_unstable();
+        assert_eq!(by_key, ids);
+    }
+
+    #[test]
+    fn a_bulk_load_indexes_exactly_what_inserts_do() {
+        let mut records = Vec::new();
+        let mut one_by_one = Associations::default();
+        // Several accounts and clusters, interleaved and out of order, as a database returns them.
+        for i in (0..300).rev() {
+            let (account, cluster) = (["111", "222"][i % 2], ["c1", "c2", "c10"][i % 3]);
+            let id = format!("a-{:05}", (i * 7919) % 1000);
+            let e = assoc(&id, cluster, &format!("ns{}", i % 5), &format!("sa{i}"), 1);
+            one_by_one.insert(account, &id, e.clone(), false);
+            records.push((account.to_owned(), id, e));
+        }
+        let bulk = Associations::from_records(records);
+        assert_eq!(bulk.len(), one_by_one.len());
+        assert_eq!(bulk.by_subject, one_by_one.by_subject);
+        assert_eq!(bulk.cluster_of, one_by_one.cluster_of);
+        for account in ["111", "222"] {
+            for cluster in ["c1", "c2", "c10"] {
+                let ids = |t: &Associations| {
+                    t.of_cluster(account, cluster, None)
+                        .map(|(id, e)| (id.to_owned(), e.version))
+                        .collect::<Vec<_>>()
+                };
+                assert_eq!(ids(&bulk), ids(&one_by_one), "{account} {cluster}");
+                assert!(!ids(&bulk).is_empty());
+            }
+        }
+        assert!(Associations::from_records(Vec::new()).is_empty());
+    }
+
+    #[test]
+    fn replacing_and_removing_keep_the_indexes_exact() {
+        let mut t = Associations::default();
+        t.insert("111", "a-1", assoc("a-1", "c1", "ns", "sa1", 1), false);
+        // A new version of the record under another service account: the old subject is gone.
+        t.insert("111", "a-1", assoc("a-1", "c1", "ns", "sa2", 2), false);
+        assert!(t.find("111", "c1", "ns", "sa1").is_none());
+        assert_eq!(t.find("111", "c1", "ns", "sa2").unwrap().version, 2);
+        assert_eq!(t.len(), 1);
+        // Removing an id whose subject now points elsewhere leaves the other's index alone.
+        t.insert("111", "a-2", assoc("a-2", "c1", "ns", "sa3", 1), false);
+        assert_eq!(t.remove("111", "a-1").unwrap().version, 2);
+        assert!(t.remove("111", "a-1").is_none(), "removed twice");
+        assert!(t.find("111", "c1", "ns", "sa2").is_none());
+        assert_eq!(t.find("111", "c1", "ns", "sa3").unwrap().value.id, "a-2");
+        t.remove("111", "a-2").unwrap();
+        assert!(t.is_empty());
+        assert_eq!(t.count("111", "c1"), 0);
+        assert!(
+            t.by_cluster.is_empty() && t.by_subject.is_empty(),
+            "no empty leftovers"
+        );
     }
 }

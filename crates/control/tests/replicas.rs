@@ -188,24 +188,16 @@ async fn replicas_scenario(s1: Arc<dyn Store>, s2: Arc<dyn Store>, limit: Durati
         .await
         .unwrap();
     }
-    let idx = (
-        ACCT.to_owned(),
-        "c1".to_owned(),
-        "default".to_owned(),
-        "sa1".to_owned(),
-    );
     eventually(&b, limit, |d| {
         d.read()
-            .association_index
-            .get(&idx)
-            .is_some_and(|id| id == "a-1")
+            .associations
+            .find(ACCT, "c1", "default", "sa1")
+            .is_some_and(|e| e.value.id == "a-1")
     })
     .await;
-    assert!(b.read().associations.contains_key(&(
-        ACCT.to_owned(),
-        "c1".to_owned(),
-        "a-1".to_owned()
-    )));
+    assert!(b.read().associations.get(ACCT, "c1", "a-1").is_some());
+    assert!(b.read().associations.get_by_id(ACCT, "a-1").is_some());
+    assert_eq!(b.read().associations.count(ACCT, "c1"), 1);
     {
         let g = a.write().await;
         a.commit(
@@ -217,10 +209,16 @@ async fn replicas_scenario(s1: Arc<dyn Store>, s2: Arc<dyn Store>, limit: Durati
         .unwrap();
     }
     eventually(&b, limit, |d| {
-        !d.read().association_index.contains_key(&idx)
+        d.read()
+            .associations
+            .find(ACCT, "c1", "default", "sa1")
+            .is_none()
     })
     .await;
-    assert!(b.read().associations.is_empty() && b.read().association_cluster.is_empty());
+    assert!(
+        b.read().associations.is_empty() && b.read().associations.get_by_id(ACCT, "a-1").is_none()
+    );
+    assert_eq!(b.read().associations.count(ACCT, "c1"), 0);
 
     // A write decides on current state: taking the writer lock reads the feed first, so B sees
     // A's role immediately even if its follower has not run yet.

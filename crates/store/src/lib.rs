@@ -30,6 +30,7 @@ mod postgres;
 mod sqlite;
 
 use std::future::Future;
+use std::ops::ControlFlow;
 use std::pin::Pin;
 
 pub use postgres::PgStore;
@@ -52,6 +53,31 @@ pub struct Record {
     /// Incremented on every update, starting at 1.
     pub version: i64,
 }
+
+impl Record {
+    /// The record, borrowed.
+    pub fn as_ref(&self) -> RecordRef<'_> {
+        RecordRef { kind: &self.kind, account: &self.account, id: &self.id, doc: &self.doc, version: self.version }
+    }
+}
+
+/// A record borrowed from wherever the backend holds it (see [`Store::for_each_record`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordRef<'a> {
+    /// What the record is.
+    pub kind: &'a str,
+    /// The owning account id, or `""`.
+    pub account: &'a str,
+    /// The record's key within `(kind, account)`.
+    pub id: &'a str,
+    /// The JSON document.
+    pub doc: &'a str,
+    /// The record's version.
+    pub version: i64,
+}
+
+/// What [`Store::for_each_record`] hands each record to; [`ControlFlow::Break`] stops the read.
+pub type RecordSink<'a> = &'a mut (dyn FnMut(RecordRef<'_>) -> ControlFlow<()> + Send);
 
 /// One write of a batch.
 #[derive(Clone, Debug)]
@@ -138,6 +164,19 @@ pub enum StoreError {
 pub trait Store: Send + Sync + 'static {
     /// Every record, for warming the in-memory state at start, ordered by (kind, account, id).
     fn load_all(&self) -> BoxFut<'_, Result<Vec<Record>, StoreError>>;
+    /// Every record, in no particular order, handed to `sink` as it is read: a cold start
+    /// need not hold the whole store twice, and decoding overlaps the database's sending. The
+    /// default reads [`Store::load_all`].
+    fn for_each_record<'a>(&'a self, sink: RecordSink<'a>) -> BoxFut<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            for r in self.load_all().await? {
+                if sink(r.as_ref()).is_break() {
+                    break;
+                }
+            }
+            Ok(())
+        })
+    }
     /// Apply all writes atomically: all of them or none.
     fn apply<'a>(&'a self, writes: &'a [Write], now_unix: i64) -> BoxFut<'a, Result<(), StoreError>>;
     /// Flush and close.

@@ -15,7 +15,11 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use podiam_store::{ChangeEvent, PgStore, Record, SqliteStore, Store, StoreError, Write};
+use std::ops::ControlFlow;
+
+use podiam_store::{
+    ChangeEvent, PgStore, Record, RecordRef, SqliteStore, Store, StoreError, Write,
+};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, Executor};
 
@@ -156,6 +160,33 @@ async fn records_scenario(store: &dyn Store) {
     // An empty batch is a no-op.
     store.apply(&[], 19).await.unwrap();
     assert_eq!(store.load_all().await.unwrap().len(), 3);
+
+    // The streamed read sees exactly what load_all does (in any order), and stops when told.
+    let mut streamed = Vec::new();
+    store
+        .for_each_record(&mut |r: RecordRef<'_>| {
+            streamed.push(Record {
+                kind: r.kind.into(),
+                account: r.account.into(),
+                id: r.id.into(),
+                doc: r.doc.into(),
+                version: r.version,
+            });
+            ControlFlow::Continue(())
+        })
+        .await
+        .unwrap();
+    streamed.sort_by(|a, b| (&a.kind, &a.account, &a.id).cmp(&(&b.kind, &b.account, &b.id)));
+    assert_eq!(streamed, store.load_all().await.unwrap());
+    let mut seen = 0;
+    store
+        .for_each_record(&mut |_| {
+            seen += 1;
+            ControlFlow::Break(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(seen, 1, "Break stops the read");
 }
 
 /// The change feed: head, changes_since, tombstones, ordering.
