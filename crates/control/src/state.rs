@@ -78,6 +78,26 @@ pub struct Tables {
     pub associations: Associations,
 }
 
+impl Tables {
+    /// How many records the tables hold.
+    pub fn len(&self) -> usize {
+        self.accounts.len()
+            + self.access_keys.len()
+            + self.users.len()
+            + self.roles.len()
+            + self.policies.len()
+            + self.providers.len()
+            + self.clusters.len()
+            + self.session_keys.len()
+            + self.associations.len()
+    }
+
+    /// Whether the tables hold nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// A fast hasher for tables that hold a million keys (a cold start hashes each several times);
 /// randomly seeded per process.
 type FastHash = foldhash::fast::RandomState;
@@ -361,6 +381,13 @@ const APPLY_SLICE: usize = 1024;
 /// How long a write waits for its catch-up read of the change feed.
 const WRITE_CATCH_UP_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// How long tombstones of deleted records stay in a shared store's change feed. A replica cut
+/// off from the store for longer reloads every record when it is back.
+pub const TOMBSTONE_RETENTION: Duration = Duration::from_secs(24 * 3600);
+
+/// How often each replica prunes tombstones older than [`TOMBSTONE_RETENTION`].
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
 /// The state plus its store.
 pub struct Db {
     inner: Arc<Inner>,
@@ -397,41 +424,7 @@ impl Db {
         // The cursor first: whatever is committed while loading is read again from the feed,
         // which is harmless (newer or equal states only).
         let cursor = store.head().await?;
-        let started = std::time::Instant::now();
-        let mut tables = Tables::default();
-        let mut unreadable = None;
-        let mut records = 0_usize;
-        // Associations (possibly millions) are collected and indexed at once at the end.
-        let mut associations = Vec::new();
-        let mut sink = |r: RecordRef<'_>| {
-            records += 1;
-            let res = if r.kind == kind::POD_IDENTITY_ASSOCIATION {
-                entry(r).map(|e| associations.push((r.account.to_owned(), r.id.to_owned(), e)))
-            } else {
-                apply_record(&mut tables, r, true)
-            };
-            match res {
-                Ok(()) => ControlFlow::Continue(()),
-                Err(e) => {
-                    unreadable = Some(format!("{} {:?}: {e}", r.kind, r.id));
-                    ControlFlow::Break(())
-                }
-            }
-        };
-        store.for_each_record(&mut sink).await?;
-        if let Some(e) = unreadable {
-            // A record this version cannot read is a bug or a downgrade; refuse to start
-            // rather than serve with a silently missing role or key.
-            tracing::error!(record = %e, "unreadable record");
-            return Err(AwsError::service_failure());
-        }
-        tables.associations = Associations::from_records(associations);
-        tracing::info!(
-            records,
-            associations = tables.associations.len(),
-            elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            "state loaded from the store"
-        );
+        let tables = load_tables(store.as_ref()).await?;
         let shared = store.shared();
         let db = Self {
             inner: Arc::new(Inner {
@@ -446,6 +439,7 @@ impl Db {
         if shared {
             let wake = db.inner.store.watch();
             tokio::spawn(follow(Arc::downgrade(&db.inner), wake, FOLLOW_POLL));
+            tokio::spawn(prune(Arc::downgrade(&db.inner), PRUNE_EVERY));
         }
         Ok(db)
     }
@@ -605,7 +599,32 @@ impl Inner {
     /// Apply the change feed after the cursor to the tables. The caller holds the writer lock.
     async fn catch_up(&self) -> Result<usize, AwsError> {
         let set = self.fetch(self.cursor.load(Ordering::Acquire)).await?;
+        if set.expired {
+            return self.reload().await;
+        }
         Ok(self.apply_set(set))
+    }
+
+    /// Replace the tables with every record read afresh: the feed expired for this replica's
+    /// cursor (it was away longer than the tombstones are kept). The caller holds the writer
+    /// lock; readers keep the old tables until the swap. Returns the records loaded.
+    async fn reload(&self) -> Result<usize, AwsError> {
+        tracing::warn!(
+            "change feed expired for this replica's cursor (tombstones pruned): reloading every record"
+        );
+        let cursor = self.store.head().await?;
+        let mut fresh = load_tables(self.store.as_ref()).await?;
+        let n = fresh.len();
+        let old = {
+            let mut t = self.tables.write();
+            // Key rings built from the old tables must see a new generation.
+            fresh.session_keys_generation = t.session_keys_generation.wrapping_add(1);
+            self.cursor.store(cursor, Ordering::Release);
+            std::mem::replace(&mut *t, fresh)
+        };
+        // Freed outside the lock (a million records take a while).
+        drop(old);
+        Ok(n)
     }
 
     /// Read the feed *without* the writer lock (a slow or unreachable store must not hold up
@@ -619,6 +638,12 @@ impl Inner {
                 return;
             };
             let _guard = self.writer.lock().await;
+            if set.expired {
+                if let Err(e) = self.reload().await {
+                    tracing::error!(error = %e, "reloading after an expired change feed failed; retrying");
+                }
+                return;
+            }
             if self.commits.load(Ordering::Acquire) == commits
                 && self.cursor.load(Ordering::Acquire) == cursor
             {
@@ -697,6 +722,65 @@ async fn follow(
         let Some(inner) = inner.upgrade() else { return };
         // Errors are logged once per outage; the next round retries.
         inner.follow_once().await;
+    }
+}
+
+/// Every record of `store`, decoded into fresh tables.
+async fn load_tables(store: &dyn Store) -> Result<Tables, AwsError> {
+    let started = std::time::Instant::now();
+    let mut tables = Tables::default();
+    let mut unreadable = None;
+    let mut records = 0_usize;
+    // Associations (possibly millions) are collected and indexed at once at the end.
+    let mut associations = Vec::new();
+    let mut sink = |r: RecordRef<'_>| {
+        records += 1;
+        let res = if r.kind == kind::POD_IDENTITY_ASSOCIATION {
+            entry(r).map(|e| associations.push((r.account.to_owned(), r.id.to_owned(), e)))
+        } else {
+            apply_record(&mut tables, r, true)
+        };
+        match res {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(e) => {
+                unreadable = Some(format!("{} {:?}: {e}", r.kind, r.id));
+                ControlFlow::Break(())
+            }
+        }
+    };
+    store.for_each_record(&mut sink).await?;
+    if let Some(e) = unreadable {
+        // A record this version cannot read is a bug or a downgrade; refuse to start
+        // rather than serve with a silently missing role or key.
+        tracing::error!(record = %e, "unreadable record");
+        return Err(AwsError::service_failure());
+    }
+    tables.associations = Associations::from_records(associations);
+    tracing::info!(
+        records,
+        associations = tables.associations.len(),
+        elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "state loaded from the store"
+    );
+    Ok(tables)
+}
+
+/// Prunes old tombstones every `every` (the first time after one period) while the database
+/// handle lives. Every replica does it; the statement is idempotent.
+async fn prune(inner: Weak<Inner>, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(inner) = inner.upgrade() else { return };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let before =
+            now.saturating_sub(i64::try_from(TOMBSTONE_RETENTION.as_secs()).unwrap_or(i64::MAX));
+        match inner.store.prune_tombstones(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(pruned = n, "old tombstones pruned from the change feed"),
+            Err(e) => tracing::debug!(error = %e, "pruning tombstones failed; next time"),
+        }
     }
 }
 

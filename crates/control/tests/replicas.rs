@@ -325,6 +325,127 @@ async fn postgres_replicas_follow_each_other() {
     s2.close().await;
 }
 
+/// A store whose feed can be cut (a replica away from the database), for the expiry test.
+struct Pausable {
+    inner: PgStore,
+    paused: std::sync::atomic::AtomicBool,
+}
+
+impl Store for Pausable {
+    fn load_all(&self) -> BoxFut<'_, Result<Vec<Record>, StoreError>> {
+        self.inner.load_all()
+    }
+    fn apply<'a>(
+        &'a self,
+        writes: &'a [Write],
+        now_unix: i64,
+    ) -> BoxFut<'a, Result<(), StoreError>> {
+        self.inner.apply(writes, now_unix)
+    }
+    fn close(&self) -> BoxFut<'_, ()> {
+        self.inner.close()
+    }
+    fn head(&self) -> BoxFut<'_, Result<i64, StoreError>> {
+        self.inner.head()
+    }
+    fn changes_since(&self, cursor: i64) -> BoxFut<'_, Result<ChangeSet, StoreError>> {
+        if self.paused.load(Ordering::SeqCst) {
+            return Box::pin(std::future::ready(Err(StoreError::Backend(
+                "cut off".into(),
+            ))));
+        }
+        self.inner.changes_since(cursor)
+    }
+    fn shared(&self) -> bool {
+        true
+    }
+}
+
+/// A replica away from the store for longer than tombstones are kept gets an expired feed
+/// when it is back, and reloads: what was deleted meanwhile is gone, what was written is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_expired_feed_reloads_everything() {
+    let Ok(url) = std::env::var("PODIAM_TEST_POSTGRES_URL") else {
+        eprintln!(
+            "SKIPPED postgres_expired_feed_reloads_everything: PODIAM_TEST_POSTGRES_URL is unset"
+        );
+        return;
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let schema = format!("podiam_x_{}_{nanos}", std::process::id());
+    let pa = PgStore::connect_in_schema(&url, &schema).await.unwrap();
+    let a = Db::open(Arc::new(pa.clone())).await.unwrap();
+    {
+        let g = a.write().await;
+        let batch = vec![
+            Change::insert(kind::ROLE, ACCT, "kept", &role("kept", "{}")).unwrap(),
+            Change::insert(kind::ROLE, ACCT, "doomed", &role("doomed", "{}")).unwrap(),
+            Change::insert(
+                kind::POD_IDENTITY_ASSOCIATION,
+                ACCT,
+                "a-1",
+                &assoc("a-1", "sa1"),
+            )
+            .unwrap(),
+        ];
+        a.commit(&g, batch, 1).await.unwrap();
+    }
+    let away = Arc::new(Pausable {
+        inner: PgStore::connect_in_schema(&url, &schema).await.unwrap(),
+        paused: std::sync::atomic::AtomicBool::new(false),
+    });
+    let b = Db::open(Arc::clone(&away) as Arc<dyn Store>).await.unwrap();
+    assert!(b.read().roles.contains_key(&key("doomed")));
+
+    // B is cut off; meanwhile A deletes and writes, and the tombstones are pruned.
+    away.paused.store(true, Ordering::SeqCst);
+    {
+        let g = a.write().await;
+        let batch = vec![
+            Change::delete(kind::ROLE, ACCT, "doomed"),
+            Change::delete(kind::POD_IDENTITY_ASSOCIATION, ACCT, "a-1"),
+            Change::insert(kind::ROLE, ACCT, "new", &role("new", "{}")).unwrap(),
+        ];
+        a.commit(&g, batch, 2).await.unwrap();
+    }
+    assert!(pa.prune_tombstones(i64::MAX).await.unwrap() >= 2);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        b.read().roles.contains_key(&key("doomed")),
+        "B could not have learnt anything"
+    );
+
+    // Back: the feed is expired for B's cursor, so B reloads.
+    away.paused.store(false, Ordering::SeqCst);
+    eventually(&b, Duration::from_secs(3), |d| {
+        !d.read().roles.contains_key(&key("doomed"))
+    })
+    .await;
+    {
+        let t = b.read();
+        assert!(t.roles.contains_key(&key("kept")) && t.roles.contains_key(&key("new")));
+        assert!(
+            t.associations.is_empty()
+                && t.associations.find(ACCT, "c1", "default", "sa1").is_none()
+        );
+    }
+    // And it follows the feed normally again from the reloaded cursor.
+    {
+        let g = a.write().await;
+        a.commit(&g, vec![Change::delete(kind::ROLE, ACCT, "kept")], 3)
+            .await
+            .unwrap();
+    }
+    eventually(&b, Duration::from_secs(2), |d| {
+        !d.read().roles.contains_key(&key("kept"))
+    })
+    .await;
+    assert!(b.read().roles.contains_key(&key("new")));
+}
+
 /// A replica whose store goes away keeps its tables for reads; writes fail with a 500-class
 /// error, promptly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -142,6 +142,9 @@ pub struct ChangeSet {
     pub changes: Vec<ChangeEvent>,
     /// The cursor to pass next time.
     pub cursor: i64,
+    /// The cursor is older than the feed's horizon (tombstones after it were pruned): the
+    /// changes cannot be known, `changes` is empty, and the reader must reload every record.
+    pub expired: bool,
 }
 
 /// Errors of the store.
@@ -188,6 +191,14 @@ pub trait Store: Send + Sync + 'static {
     /// The writes committed after `cursor`, in commit order, as the records' current states and
     /// tombstones of deleted keys; and the cursor to pass next time.
     fn changes_since(&self, cursor: i64) -> BoxFut<'_, Result<ChangeSet, StoreError>>;
+    /// Deletes the tombstones of deletions committed before `deleted_before_unix`, so that the
+    /// feed does not grow with every key ever deleted; readers whose cursor is older than what
+    /// was pruned get [`ChangeSet::expired`]. Returns how many were deleted. The default keeps
+    /// them (a store nobody else follows).
+    fn prune_tombstones(&self, deleted_before_unix: i64) -> BoxFut<'_, Result<u64, StoreError>> {
+        let _ = deleted_before_unix;
+        Box::pin(std::future::ready(Ok(0)))
+    }
     /// Whether other processes may write this store concurrently (replicas over PostgreSQL): a
     /// cache of it must then follow [`Store::changes_since`].
     fn shared(&self) -> bool {

@@ -22,6 +22,10 @@ use crate::{BoxFut, ChangeEvent, ChangeSet, Record, Store, StoreError, Write, ba
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_records.sql")),
     (2, include_str!("../migrations/postgres/0002_changes.sql")),
+    (
+        3,
+        include_str!("../migrations/postgres/0003_feed_horizon.sql"),
+    ),
 ];
 
 /// The `NOTIFY` channel of committed batches in schema `public` (payload: the batch's change
@@ -414,8 +418,25 @@ impl Store for PgStore {
 
     fn changes_since(&self, cursor: i64) -> BoxFut<'_, Result<ChangeSet, StoreError>> {
         Box::pin(async move {
-            // One statement, so one snapshot; tombstones first at equal seq (a key deleted and
-            // inserted again in one batch is present).
+            // One snapshot for the horizon and the changes. Tombstones come first at equal seq
+            // (a key deleted and inserted again in one batch is present).
+            let mut tx = self.pool.begin().await.map_err(backend)?;
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+            let horizon: i64 = sqlx::query_scalar("SELECT seq FROM feed_horizon WHERE id = 1")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(backend)?;
+            if cursor < horizon {
+                // Tombstones after the cursor may be gone: the feed cannot be trusted from here.
+                return Ok(ChangeSet {
+                    changes: Vec::new(),
+                    cursor,
+                    expired: true,
+                });
+            }
             let rows = sqlx::query(
                 "SELECT seq, 0 AS ord, kind, account, id, NULL::text AS doc, 0::bigint AS version FROM tombstones WHERE seq > $1 \
                  UNION ALL \
@@ -423,12 +444,14 @@ impl Store for PgStore {
                  ORDER BY 1, 2",
             )
             .bind(cursor)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await
             .map_err(backend)?;
+            tx.commit().await.map_err(backend)?;
             let mut set = ChangeSet {
                 changes: Vec::with_capacity(rows.len()),
                 cursor,
+                expired: false,
             };
             for r in &rows {
                 let seq: i64 = r.try_get(0).map_err(backend)?;
@@ -449,6 +472,29 @@ impl Store for PgStore {
                 });
             }
             Ok(set)
+        })
+    }
+
+    fn prune_tombstones(&self, deleted_before_unix: i64) -> BoxFut<'_, Result<u64, StoreError>> {
+        Box::pin(async move {
+            let mut tx = self.pool.begin().await.map_err(backend)?;
+            let (pruned, highest): (i64, Option<i64>) = sqlx::query_as(
+                "WITH gone AS (DELETE FROM tombstones WHERE deleted_at < $1 RETURNING seq) \
+                 SELECT count(*), max(seq) FROM gone",
+            )
+            .bind(deleted_before_unix)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(backend)?;
+            if let Some(h) = highest {
+                sqlx::query("UPDATE feed_horizon SET seq = GREATEST(seq, $1) WHERE id = 1")
+                    .bind(h)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+            }
+            tx.commit().await.map_err(backend)?;
+            Ok(u64::try_from(pruned).unwrap_or(0))
         })
     }
 

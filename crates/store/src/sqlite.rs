@@ -194,7 +194,7 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(backend)?;
-            let mut set = ChangeSet { changes: Vec::with_capacity(rows.len()), cursor };
+            let mut set = ChangeSet { changes: Vec::with_capacity(rows.len()), cursor, expired: false };
             for r in &rows {
                 let seq: i64 = r.try_get(0).map_err(backend)?;
                 set.cursor = set.cursor.max(seq);

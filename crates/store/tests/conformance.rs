@@ -344,6 +344,55 @@ async fn two_handles_scenario(a: &dyn Store, b: &dyn Store) {
     assert_eq!(feed.cursor, b.head().await.unwrap());
 }
 
+/// Pruning tombstones (PostgreSQL: the shared store's feed): old ones go, and a cursor from
+/// before them is told the feed expired rather than handed a feed missing deletions.
+async fn prune_scenario(store: &dyn Store) {
+    let h0 = store.head().await.unwrap();
+    store
+        .apply(&[ins("p1", "{}"), ins("p2", "{}")], 100)
+        .await
+        .unwrap();
+    store.apply(&[del("p1")], 100).await.unwrap();
+    let h1 = store.head().await.unwrap();
+    store.apply(&[del("p2")], 300).await.unwrap();
+    // Nothing was deleted before 100: nothing pruned, the feed from h0 is whole.
+    assert_eq!(store.prune_tombstones(100).await.unwrap(), 0);
+    let f = store.changes_since(h0).await.unwrap();
+    assert!(!f.expired);
+    assert!(
+        f.changes.contains(&gone("p1")) && f.changes.contains(&gone("p2")),
+        "{f:?}"
+    );
+    // The tombstone of the deletion at 100 goes: a cursor before it is expired...
+    assert_eq!(store.prune_tombstones(200).await.unwrap(), 1);
+    let f = store.changes_since(h0).await.unwrap();
+    assert!(f.expired && f.changes.is_empty(), "{f:?}");
+    assert_eq!(f.cursor, h0);
+    // ...a cursor at or after it still reads the rest.
+    let f = store.changes_since(h1).await.unwrap();
+    assert!(!f.expired);
+    assert_eq!(f.changes, vec![gone("p2")]);
+    // Pruning again changes nothing and the horizon never goes back.
+    assert_eq!(store.prune_tombstones(200).await.unwrap(), 0);
+    assert!(store.changes_since(h0).await.unwrap().expired);
+    let head = store.head().await.unwrap();
+    assert!(!store.changes_since(head).await.unwrap().expired);
+    // Records themselves are untouched by pruning.
+    assert_eq!(
+        store
+            .load_all()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|r| r.id.starts_with('p'))
+            .count(),
+        0
+    );
+    store.apply(&[ins("p3", "{}")], 400).await.unwrap();
+    assert_eq!(store.prune_tombstones(i64::MAX).await.unwrap(), 1);
+    assert!(store.load_all().await.unwrap().iter().any(|r| r.id == "p3"));
+}
+
 // --------------------------------------------------------------------------------- SQLite
 
 #[tokio::test]
@@ -355,6 +404,11 @@ async fn sqlite_memory_conformance() {
         !s.shared() && s.watch().is_none(),
         "SQLite is one process: nothing to follow"
     );
+    // Nobody follows its feed, so nothing is pruned and the feed never expires.
+    s.apply(&[ins("x", "{}")], 1).await.unwrap();
+    s.apply(&[del("x")], 1).await.unwrap();
+    assert_eq!(s.prune_tombstones(i64::MAX).await.unwrap(), 0);
+    assert!(!s.changes_since(0).await.unwrap().expired);
 }
 
 fn temp_dir(tag: &str) -> std::path::PathBuf {
@@ -513,6 +567,14 @@ async fn postgres_conformance() {
     feed_scenario(&s).await;
     s.close().await;
     drop_schema(&opts, &url).await;
+
+    let Some((opts, url)) = pg_schema("postgres_conformance").await else {
+        return;
+    };
+    let s = PgStore::connect_with(opts.clone()).await.unwrap();
+    prune_scenario(&s).await;
+    s.close().await;
+    drop_schema(&opts, &url).await;
 }
 
 #[tokio::test]
@@ -551,7 +613,7 @@ async fn postgres_concurrent_migrations() {
             .fetch_all(&mut c)
             .await
             .unwrap();
-    assert_eq!(versions, vec![1, 2]);
+    assert_eq!(versions, vec![1, 2, 3]);
     c.close().await.unwrap();
     stores[0].apply(&[ins("a", "{}")], 1).await.unwrap();
     assert_eq!(stores[5].load_all().await.unwrap().len(), 1);
