@@ -66,6 +66,20 @@ fn key(name: &str) -> (String, String) {
     (ACCT.to_owned(), name.to_owned())
 }
 
+/// `PODIAM_TEST_POSTGRES_URL` and a fresh schema name (`tag` keeps it short), or `None` when
+/// the variable is unset (the test is skipped, saying so).
+fn pg_schema(test: &str, tag: &str) -> Option<(String, String)> {
+    let Ok(url) = std::env::var("PODIAM_TEST_POSTGRES_URL") else {
+        eprintln!("SKIPPED {test}: PODIAM_TEST_POSTGRES_URL is unset");
+        return None;
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    Some((url, format!("podiam_{tag}_{}_{nanos}", std::process::id())))
+}
+
 /// Wait until `cond` holds on `db`, at most `limit`; returns how long it took.
 async fn eventually(db: &Db, limit: Duration, cond: impl Fn(&Db) -> bool) -> Duration {
     let t = Instant::now();
@@ -306,15 +320,9 @@ async fn sqlite_replicas_follow_each_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_replicas_follow_each_other() {
-    let Ok(url) = std::env::var("PODIAM_TEST_POSTGRES_URL") else {
-        eprintln!("SKIPPED postgres_replicas_follow_each_other: PODIAM_TEST_POSTGRES_URL is unset");
+    let Some((url, schema)) = pg_schema("postgres_replicas_follow_each_other", "r") else {
         return;
     };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let schema = format!("podiam_r_{}_{nanos}", std::process::id());
     let p1 = PgStore::connect_in_schema(&url, &schema).await.unwrap();
     let p2 = PgStore::connect_in_schema(&url, &schema).await.unwrap();
     let s1: Arc<dyn Store> = Arc::new(p1);
@@ -365,17 +373,9 @@ impl Store for Pausable {
 /// when it is back, and reloads: what was deleted meanwhile is gone, what was written is there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_expired_feed_reloads_everything() {
-    let Ok(url) = std::env::var("PODIAM_TEST_POSTGRES_URL") else {
-        eprintln!(
-            "SKIPPED postgres_expired_feed_reloads_everything: PODIAM_TEST_POSTGRES_URL is unset"
-        );
+    let Some((url, schema)) = pg_schema("postgres_expired_feed_reloads_everything", "x") else {
         return;
     };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let schema = format!("podiam_x_{}_{nanos}", std::process::id());
     let pa = PgStore::connect_in_schema(&url, &schema).await.unwrap();
     let a = Db::open(Arc::new(pa.clone())).await.unwrap();
     {
@@ -450,17 +450,9 @@ async fn postgres_expired_feed_reloads_everything() {
 /// error, promptly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_outage_keeps_reads_and_fails_writes() {
-    let Ok(url) = std::env::var("PODIAM_TEST_POSTGRES_URL") else {
-        eprintln!(
-            "SKIPPED postgres_outage_keeps_reads_and_fails_writes: PODIAM_TEST_POSTGRES_URL is unset"
-        );
+    let Some((url, schema)) = pg_schema("postgres_outage_keeps_reads_and_fails_writes", "o") else {
         return;
     };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let schema = format!("podiam_o_{}_{nanos}", std::process::id());
     let p = PgStore::connect_in_schema(&url, &schema).await.unwrap();
     let db = Db::open(Arc::new(p.clone())).await.unwrap();
     {
