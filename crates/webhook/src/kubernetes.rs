@@ -338,6 +338,10 @@ impl ServiceAccountSource for KubeServiceAccounts {
         Box::pin(self.wait_for_account(namespace, name, grace))
     }
 
+    fn can_wait(&self) -> bool {
+        true
+    }
+
     fn is_ready(&self) -> bool {
         self.is_synced()
     }

@@ -95,6 +95,7 @@ impl Webhook {
             serde_json::from_slice(body).map_err(|e| format!("malformed AdmissionReview: {e}"))?;
         let mut prefetched = None;
         if !self.lookup_grace.is_zero()
+            && self.service_accounts.can_wait()
             && let Some((namespace, name)) = pod_service_account(&review)
         {
             let mut found = self.service_accounts.get(namespace, name);

@@ -61,6 +61,11 @@ pub trait ServiceAccountSource: Send + Sync {
         Box::pin(std::future::ready(self.get(namespace, name)))
     }
 
+    /// Whether [`Self::wait_for`] can learn of an account later (a watch can; a file cannot).
+    fn can_wait(&self) -> bool {
+        false
+    }
+
     /// Whether the source has loaded (a watch that has not listed yet is not ready).
     fn is_ready(&self) -> bool {
         true

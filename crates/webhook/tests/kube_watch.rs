@@ -713,3 +713,30 @@ impl Cluster {
         self.api.state.lock().fail_auth = fail;
     }
 }
+
+#[tokio::test]
+async fn a_file_source_never_waits() {
+    let mut sas = ServiceAccounts::default();
+    sas.insert_annotations(
+        "default",
+        "app",
+        [("eks.amazonaws.com/role-arn".to_owned(), ROLE.to_owned())].into(),
+    );
+    let w = Webhook::new(Settings::default(), Arc::new(sas), Arc::new(NoAssociations))
+        .with_lookup_grace(Duration::from_secs(5));
+    assert!(w.is_ready());
+    let started = Instant::now();
+    let out = w.admit(&review("default", "missing")).await.unwrap();
+    assert_eq!(out.method, Method::None);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(w.metrics().lookups_waited(), (0, 0));
+    assert_eq!(w.metrics().missing_service_accounts(), 1);
+    assert_eq!(
+        w.admit(&review("default", "app")).await.unwrap().method,
+        Method::Irsa
+    );
+}
