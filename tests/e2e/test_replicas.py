@@ -3,7 +3,8 @@
 A write through one replica is visible through the others within a second (change feed with
 LISTEN/NOTIFY), sessions minted by one verify on the others, a killed replica costs the others
 nothing, and a PostgreSQL outage leaves reads and the credential path working from memory while
-writes fail with a 500 ServiceFailure (and work again once PostgreSQL is back).
+writes fail with a 500 ServiceFailure (and work again once PostgreSQL is back); past
+--max-staleness, a replica answers credential calls and /readyz with 503.
 
 Needs PODIAM_TEST_POSTGRES_URL (scripts/test.sh starts a server with scripts/postgres.sh). The
 outage test also needs PODIAM_PG_DIR, the cluster scripts/postgres.sh manages, to stop and start
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import botocore.exceptions
 import pytest
+import requests
 
 from podiam_e2e import (ACCOUNT, REPO, STS_AUDIENCE, Podiam, allow, b64u, b64u_decode, client_error, irsa_trust, jwt_parts,
                         podiam_bin, principal_trust)
@@ -73,8 +75,8 @@ def write_master_key(path: Path) -> Path:
     return path
 
 
-def replica(base: Path, name: str, url: str, key: Path) -> Podiam:
-    return Podiam(base / name, extra_args=["--store", url, "--master-key-file", str(key)])
+def replica(base: Path, name: str, url: str, key: Path, *extra: str) -> Podiam:
+    return Podiam(base / name, extra_args=["--store", url, "--master-key-file", str(key), *extra])
 
 
 def until(what: str, fn, limit: float = LIMIT, step: float = 0.005):
@@ -446,8 +448,27 @@ def test_postgres_outage_keeps_reads_and_credentials_and_fails_writes(cluster):
     arn = f"arn:aws:iam::{ACCOUNT}:role/{name}"
     cluster.iam(r1).create_role(RoleName=name, AssumeRolePolicyDocument=ROOT_TRUST)
     until("role on replica 2", lambda: cluster.iam(r2).get_role(RoleName=name))
+    # EKS Pod Identity too: a cluster, a role for its pods, an association and a pod token.
+    cluster_name = f"c-{name}"
+    r1.client("eks", cluster.root).create_cluster(name=cluster_name, roleArn=f"arn:aws:iam::{ACCOUNT}:role/eks",
+                                                  resourcesVpcConfig={"subnetIds": ["s"]})
+    cluster.iam(r1).create_role(RoleName=f"{name}-pod", AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"},
+                                                "Action": ["sts:AssumeRole", "sts:TagSession"]}]}))
+    r1.client("eks", cluster.root).create_pod_identity_association(
+        clusterName=cluster_name, namespace="default", serviceAccount="app", roleArn=f"arn:aws:iam::{ACCOUNT}:role/{name}-pod")
+    pod_token = r1.token(cluster_name, "default", "app", audience=["pods.eks.amazonaws.com"], pod=("app-0", str(uuid.uuid4())))
+    # A third replica that issues credentials from memory for 3 s of outage at most.
+    r3 = replica(cluster.base, "r3", cluster.url, cluster.key, "--max-staleness", "3").start()
+    until("role on replica 3", lambda: cluster.iam(r3).get_role(RoleName=name))
+    eks_auth = r3.client("eks-auth", cluster.root)
+    assert requests.get(f"{r3.endpoint}/readyz", timeout=5).status_code == 200
     pg_ctl("stop")
+    stopped = time.monotonic()
     try:
+        creds = cluster.sts(r3, cluster.user).assume_role(RoleArn=arn, RoleSessionName="r3-fresh")["Credentials"]
+        assert creds["AccessKeyId"].startswith("ASIA")
+        assert eks_auth.assume_role_for_pod_identity(clusterName=cluster_name, token=pod_token)["credentials"]["sessionToken"]
         for r in (r1, r2):
             sts, iam = cluster.sts(r, cluster.user), cluster.iam(r)
             # reads and the credential path: from memory
@@ -466,8 +487,25 @@ def test_postgres_outage_keeps_reads_and_credentials_and_fails_writes(cluster):
             print(f"{r.data_dir.name}: write failed after {took:.2f}s with PostgreSQL down")
             assert took < 15, took
             assert r.proc.poll() is None, "replica died during the outage"
+        # Past its bound, replica 3 refuses to issue credentials (retryable 503) and reports
+        # unready, while replicas 1 and 2 (bound 300 s) keep issuing.
+        time.sleep(max(0.0, 3.5 - (time.monotonic() - stopped)))
+        assert error_of(lambda: cluster.sts(r3, cluster.user).assume_role(RoleArn=arn, RoleSessionName="r3-stale")) == \
+            (503, "ServiceUnavailable")
+        assert error_of(lambda: eks_auth.assume_role_for_pod_identity(clusterName=cluster_name, token=pod_token)) == \
+            (503, "ServiceUnavailableException")
+        ready = requests.get(f"{r3.endpoint}/readyz", timeout=5)
+        assert ready.status_code == 503 and "unreachable" in ready.text, ready.text
+        assert cluster.sts(r3).get_caller_identity()["Arn"] == f"arn:aws:iam::{ACCOUNT}:root", "reads still work"
+        assert cluster.sts(r1, cluster.user).assume_role(RoleArn=arn, RoleSessionName="r1-later")["Credentials"]
     finally:
         pg_ctl("start")
+    # Back: replica 3 issues again once it has read the feed.
+    until("replica 3 issues again", lambda: cluster.sts(r3, cluster.user).assume_role(RoleArn=arn, RoleSessionName="r3-back"),
+          limit=20, step=0.2)
+    assert requests.get(f"{r3.endpoint}/readyz", timeout=5).status_code == 200
+    assert eks_auth.assume_role_for_pod_identity(clusterName=cluster_name, token=pod_token)["credentials"]["sessionToken"]
+    assert r3.stop() in (0, None), r3.log()[-3000:]
     # PostgreSQL is back: writes succeed again (the pool reconnects) and replicate again.
     iam2 = cluster.iam(r2)
     until("write after the restart", lambda: iam2.create_role(RoleName=f"{name}-back", AssumeRolePolicyDocument=ROOT_TRUST),

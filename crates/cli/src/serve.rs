@@ -58,6 +58,11 @@ pub struct ServeArgs {
     /// The PEM private key of `--tls-cert`.
     #[arg(long, env = "PODIAM_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// With a shared store: how long (seconds) a replica that cannot read PostgreSQL keeps
+    /// issuing credentials from memory; past it, credential calls and /readyz answer 503
+    /// (0 = for the whole outage) [default: 300].
+    #[arg(long, env = "PODIAM_MAX_STALENESS")]
+    max_staleness: Option<u64>,
     /// DEVELOPMENT ONLY: allow http:// issuers for OIDC providers and JWKS fetches.
     #[arg(long, env = "PODIAM_DANGEROUS_ALLOW_HTTP_ISSUER")]
     dangerous_allow_http_issuer: bool,
@@ -76,6 +81,7 @@ struct FileConfig {
     master_key_file: Option<PathBuf>,
     additional_accounts: Option<Vec<String>>,
     dangerous_allow_http_issuer: Option<bool>,
+    max_staleness: Option<u64>,
 }
 
 pub async fn run(mut a: ServeArgs) -> anyhow::Result<()> {
@@ -89,6 +95,7 @@ pub async fn run(mut a: ServeArgs) -> anyhow::Result<()> {
         a.account_id = a.account_id.or(f.account_id);
         a.public_url = a.public_url.or(f.public_url);
         a.issuer_base_url = a.issuer_base_url.or(f.issuer_base_url);
+        a.max_staleness = a.max_staleness.or(f.max_staleness);
         a.master_key_file = a.master_key_file.or(f.master_key_file);
         if a.additional_accounts.is_empty() {
             a.additional_accounts = f.additional_accounts.unwrap_or_default();
@@ -102,6 +109,7 @@ pub async fn run(mut a: ServeArgs) -> anyhow::Result<()> {
         region: a.region.unwrap_or(defaults.region),
         issuer_base_url: a.issuer_base_url.unwrap_or(defaults.issuer_base_url),
         dangerous_allow_http_issuer: a.dangerous_allow_http_issuer,
+        max_staleness_secs: a.max_staleness.unwrap_or(defaults.max_staleness_secs),
         ..defaults
     };
     if config.dangerous_allow_http_issuer {

@@ -76,6 +76,11 @@ pub struct Config {
     pub issuer_key_retention_secs: i64,
     /// Pod Identity associations allowed per cluster (EKS: 5000).
     pub max_associations_per_cluster: usize,
+    /// On a shared store, how long a replica that cannot read the change feed keeps issuing
+    /// credentials from memory (seconds; 0 = as long as the outage lasts). Past it, credential
+    /// calls answer 503 ServiceUnavailable and `/readyz` 503, since other replicas may have
+    /// deleted what this one still holds.
+    pub max_staleness_secs: u64,
 }
 
 impl Default for Config {
@@ -86,6 +91,7 @@ impl Default for Config {
             dangerous_allow_http_issuer: false,
             issuer_key_retention_secs: 2 * 86_400,
             max_associations_per_cluster: 5000,
+            max_staleness_secs: 300,
         }
     }
 }
@@ -142,6 +148,27 @@ impl Control {
         };
         c.ensure_session_key().await?;
         Ok(c)
+    }
+
+    /// Whether this replica's view of a shared store is older than `max_staleness_secs` (its
+    /// change feed unreadable that long): `Some(how old)` then.
+    pub fn too_stale(&self) -> Option<std::time::Duration> {
+        let bound = self.config.max_staleness_secs;
+        let age = self.db.staleness()?;
+        (bound > 0 && age.as_secs() >= bound).then_some(age)
+    }
+
+    /// Refuses to issue credentials from a view that is [`Self::too_stale`]: 503
+    /// `ServiceUnavailable`, which SDKs retry (on another replica behind a load balancer).
+    pub(crate) fn check_staleness(&self) -> Result<()> {
+        match self.too_stale() {
+            None => Ok(()),
+            Some(age) => Err(AwsError::new(
+                "ServiceUnavailable",
+                503,
+                format!("the store has been unreachable for {} s; this replica no longer issues credentials", age.as_secs()),
+            )),
+        }
     }
 
     /// Now, in unix seconds.

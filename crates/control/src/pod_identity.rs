@@ -891,7 +891,13 @@ impl Control {
             policy: final_session.policy.clone(),
             ..AssumeCommon::default()
         };
-        let assumed = self.mint(&final_session, &common)?;
+        let assumed = self.mint(&final_session, &common).map_err(|e| {
+            if e.code == "ServiceUnavailable" {
+                AwsError::new("ServiceUnavailableException", 503, e.message)
+            } else {
+                e
+            }
+        })?;
         Ok(PodIdentityCredentials {
             namespace: pod.namespace,
             service_account: pod.service_account,

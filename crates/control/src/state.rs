@@ -402,6 +402,8 @@ struct Inner {
     /// Whether the last read of the feed succeeded (failures are logged once per outage, and
     /// writes skip their catch-up read while the store is down).
     feed_ok: AtomicBool,
+    /// When the feed was last read successfully (or the tables loaded), for the staleness bound.
+    synced_at: parking_lot::Mutex<std::time::Instant>,
     /// Number of committed batches of this replica (changed under `writer`).
     commits: AtomicU64,
 }
@@ -433,6 +435,7 @@ impl Db {
                 writer: tokio::sync::Mutex::new(()),
                 cursor: AtomicI64::new(cursor),
                 feed_ok: AtomicBool::new(true),
+                synced_at: parking_lot::Mutex::new(std::time::Instant::now()),
                 commits: AtomicU64::new(0),
             }),
         };
@@ -442,6 +445,12 @@ impl Db {
             tokio::spawn(prune(Arc::downgrade(&db.inner), PRUNE_EVERY));
         }
         Ok(db)
+    }
+
+    /// How long the tables may have missed other replicas' writes: the time since the change
+    /// feed was last read successfully. `None` for a store nobody else writes (always current).
+    pub fn staleness(&self) -> Option<Duration> {
+        self.inner.store.shared().then(|| self.inner.synced_at.lock().elapsed())
     }
 
     /// Read the tables.
@@ -582,6 +591,7 @@ impl Inner {
     async fn fetch(&self, cursor: i64) -> Result<ChangeSet, AwsError> {
         match self.store.changes_since(cursor).await {
             Ok(set) => {
+                *self.synced_at.lock() = std::time::Instant::now();
                 if !self.feed_ok.swap(true, Ordering::Relaxed) {
                     tracing::warn!("store reachable again: following other replicas' changes");
                 }

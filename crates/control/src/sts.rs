@@ -317,6 +317,7 @@ impl Control {
     }
 
     pub(crate) fn mint(&self, session: &SessionClaims, common: &AssumeCommon) -> Result<AssumedRole> {
+        self.check_staleness()?;
         let ring = self.session_keyring();
         let (token, secret) = ring.mint(session).ok_or_else(AwsError::service_failure)?;
         let packed = packed_size(session, common)?;

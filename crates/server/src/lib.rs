@@ -95,7 +95,10 @@ async fn dispatch(State(app): State<App>, req: Request<Body>) -> Response {
     let path = inc.path.clone();
     let mut resp = match (inc.method.clone(), path.as_str()) {
         (_, "/healthz") => (StatusCode::OK, "ok").into_response(),
-        (_, "/readyz") => (StatusCode::OK, "ready").into_response(),
+        (_, "/readyz") => match app.control.too_stale() {
+            None => (StatusCode::OK, "ready").into_response(),
+            Some(age) => (StatusCode::SERVICE_UNAVAILABLE, format!("store unreachable for {} s", age.as_secs())).into_response(),
+        },
         (Method::POST | Method::GET, "/") => query_api::handle(&app, inc).await,
         (_, p) if p.starts_with("/id/") => issuer_document(&app, p),
         (_, p) if p.starts_with("/podiam/pod-identity/") => container_api::handle(&app, p, &inc.headers, &inc.meta).await,
