@@ -567,18 +567,24 @@ async fn the_grace_period_admits_a_pod_created_right_after_its_service_account()
     assert_eq!(w_short.metrics().missing_service_accounts(), 1);
 }
 
-#[tokio::test]
-async fn without_a_grace_period_an_unknown_service_account_is_not_waited_for() {
+/// A synced source, and a service account `default/unseen` that exists on the API server but
+/// that the watch has not delivered.
+async fn synced_with_an_unseen_account() -> (Cluster, Arc<KubeServiceAccounts>) {
     let c = start_api(TOKEN).await;
     let src = watching(&c, None).await;
     assert!(src.wait_synced(Duration::from_secs(5)).await);
-    // Exists on the API server, but the watch has not delivered it.
     c.api.put(
         "default",
         "unseen",
         &[("eks.amazonaws.com/role-arn", ROLE)],
         false,
     );
+    (c, src)
+}
+
+#[tokio::test]
+async fn without_a_grace_period_an_unknown_service_account_is_not_waited_for() {
+    let (_c, src) = synced_with_an_unseen_account().await;
     let w = webhook(Arc::clone(&src), Duration::ZERO);
     let out = w.admit(&review("default", "unseen")).await.unwrap();
     assert_eq!(out.method, Method::None);
@@ -589,15 +595,7 @@ async fn without_a_grace_period_an_unknown_service_account_is_not_waited_for() {
 
 #[tokio::test]
 async fn a_lagging_watch_is_covered_by_a_direct_lookup() {
-    let c = start_api(TOKEN).await;
-    let src = watching(&c, None).await;
-    assert!(src.wait_synced(Duration::from_secs(5)).await);
-    c.api.put(
-        "default",
-        "unseen",
-        &[("eks.amazonaws.com/role-arn", ROLE)],
-        false,
-    );
+    let (c, src) = synced_with_an_unseen_account().await;
     let w = webhook(Arc::clone(&src), Duration::from_secs(2));
     let started = Instant::now();
     let out = w.admit(&review("default", "unseen")).await.unwrap();
