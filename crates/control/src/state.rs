@@ -211,10 +211,21 @@ impl Associations {
         let mut runs: HashMap<String, Run, FastHash> = HashMap::default();
         for (account, id, e) in records {
             let a = &e.value;
-            t.by_subject.insert(
-                join(&[&account, &a.cluster, &a.namespace, &a.service_account]),
-                id.clone(),
-            );
+            // Two associations of one subject (a race between replicas) resolve to the larger
+            // id on every replica, whatever order the rows arrive in.
+            t.by_subject
+                .entry(join(&[
+                    &account,
+                    &a.cluster,
+                    &a.namespace,
+                    &a.service_account,
+                ]))
+                .and_modify(|cur| {
+                    if id > *cur {
+                        cur.clone_from(&id);
+                    }
+                })
+                .or_insert_with(|| id.clone());
             t.cluster_of
                 .insert(join(&[&account, &id]), a.cluster.clone());
             runs.entry(join(&[&account, &a.cluster]))
@@ -232,7 +243,7 @@ impl Associations {
                 keyed.into_iter().map(|(_, i)| i).collect()
             };
             let mut slots: Vec<Option<_>> = run.into_iter().map(Some).collect();
-            // Sorted and unique: the map is built in one pass.
+            // Already sorted and unique: BTreeMap's build only confirms the order.
             let map = order
                 .into_iter()
                 .filter_map(|i| slots.get_mut(i).and_then(Option::take))
@@ -425,8 +436,9 @@ impl Db {
     pub async fn open(store: Arc<dyn Store>) -> Result<Self, AwsError> {
         // The cursor first: whatever is committed while loading is read again from the feed,
         // which is harmless (newer or equal states only).
+        let read_at = std::time::Instant::now();
         let cursor = store.head().await?;
-        let tables = load_tables(store.as_ref()).await?;
+        let tables = load_tables(store.as_ref(), true).await?;
         let shared = store.shared();
         let db = Self {
             inner: Arc::new(Inner {
@@ -435,7 +447,7 @@ impl Db {
                 writer: tokio::sync::Mutex::new(()),
                 cursor: AtomicI64::new(cursor),
                 feed_ok: AtomicBool::new(true),
-                synced_at: parking_lot::Mutex::new(std::time::Instant::now()),
+                synced_at: parking_lot::Mutex::new(read_at),
                 commits: AtomicU64::new(0),
             }),
         };
@@ -450,7 +462,10 @@ impl Db {
     /// How long the tables may have missed other replicas' writes: the time since the change
     /// feed was last read successfully. `None` for a store nobody else writes (always current).
     pub fn staleness(&self) -> Option<Duration> {
-        self.inner.store.shared().then(|| self.inner.synced_at.lock().elapsed())
+        self.inner
+            .store
+            .shared()
+            .then(|| self.inner.synced_at.lock().elapsed())
     }
 
     /// Read the tables.
@@ -465,11 +480,20 @@ impl Db {
         if self.inner.store.shared() && self.inner.feed_ok.load(Ordering::Relaxed) {
             // Best effort, and bounded: the commit's version checks decide anyway, and a store
             // that does not answer must fail the write promptly, not twice as slowly.
-            if tokio::time::timeout(WRITE_CATCH_UP_TIMEOUT, self.inner.catch_up())
-                .await
-                .is_err()
-            {
-                tracing::debug!("change feed read before a write timed out");
+            let cursor = self.inner.cursor.load(Ordering::Acquire);
+            match tokio::time::timeout(WRITE_CATCH_UP_TIMEOUT, self.inner.fetch(cursor)).await {
+                Err(_) => tracing::debug!("change feed read before a write timed out"),
+                Ok(Err(_)) => {}
+                // Never decide a write on tables that may miss deletions: reload first, however
+                // long it takes (rare: the replica was cut off for longer than tombstones last).
+                Ok(Ok(read)) if read.set.expired => {
+                    if let Err(e) = self.inner.reload().await {
+                        tracing::error!(error = %e, "reloading after an expired change feed failed");
+                    }
+                }
+                Ok(Ok(read)) => {
+                    self.inner.apply_set(read);
+                }
             }
         }
         guard
@@ -586,16 +610,22 @@ impl Db {
     }
 }
 
+/// One read of the change feed, and when it started.
+struct Read {
+    set: ChangeSet,
+    started: std::time::Instant,
+}
+
 impl Inner {
     /// Read the change feed after `cursor`, logging the store's going away and coming back once.
-    async fn fetch(&self, cursor: i64) -> Result<ChangeSet, AwsError> {
+    async fn fetch(&self, cursor: i64) -> Result<Read, AwsError> {
+        let started = std::time::Instant::now();
         match self.store.changes_since(cursor).await {
             Ok(set) => {
-                *self.synced_at.lock() = std::time::Instant::now();
                 if !self.feed_ok.swap(true, Ordering::Relaxed) {
                     tracing::warn!("store reachable again: following other replicas' changes");
                 }
-                Ok(set)
+                Ok(Read { set, started })
             }
             Err(e) => {
                 if self.feed_ok.swap(false, Ordering::Relaxed) {
@@ -608,11 +638,11 @@ impl Inner {
 
     /// Apply the change feed after the cursor to the tables. The caller holds the writer lock.
     async fn catch_up(&self) -> Result<usize, AwsError> {
-        let set = self.fetch(self.cursor.load(Ordering::Acquire)).await?;
-        if set.expired {
+        let read = self.fetch(self.cursor.load(Ordering::Acquire)).await?;
+        if read.set.expired {
             return self.reload().await;
         }
-        Ok(self.apply_set(set))
+        Ok(self.apply_set(read))
     }
 
     /// Replace the tables with every record read afresh: the feed expired for this replica's
@@ -622,14 +652,18 @@ impl Inner {
         tracing::warn!(
             "change feed expired for this replica's cursor (tombstones pruned): reloading every record"
         );
+        let read_at = std::time::Instant::now();
         let cursor = self.store.head().await?;
-        let mut fresh = load_tables(self.store.as_ref()).await?;
+        // Lenient: a record this version cannot read is left out (fail closed, as the feed
+        // does), rather than keeping tables known to miss deletions.
+        let mut fresh = load_tables(self.store.as_ref(), false).await?;
         let n = fresh.len();
         let old = {
             let mut t = self.tables.write();
             // Key rings built from the old tables must see a new generation.
             fresh.session_keys_generation = t.session_keys_generation.wrapping_add(1);
             self.cursor.store(cursor, Ordering::Release);
+            *self.synced_at.lock() = read_at;
             std::mem::replace(&mut *t, fresh)
         };
         // Freed outside the lock (a million records take a while).
@@ -644,20 +678,20 @@ impl Inner {
         for _ in 0..3 {
             let commits = self.commits.load(Ordering::Acquire);
             let cursor = self.cursor.load(Ordering::Acquire);
-            let Ok(set) = self.fetch(cursor).await else {
+            let Ok(read) = self.fetch(cursor).await else {
                 return;
             };
             let _guard = self.writer.lock().await;
-            if set.expired {
-                if let Err(e) = self.reload().await {
-                    tracing::error!(error = %e, "reloading after an expired change feed failed; retrying");
-                }
-                return;
-            }
             if self.commits.load(Ordering::Acquire) == commits
                 && self.cursor.load(Ordering::Acquire) == cursor
             {
-                self.apply_set(set);
+                if read.set.expired {
+                    if let Err(e) = self.reload().await {
+                        tracing::error!(error = %e, "reloading after an expired change feed failed; retrying");
+                    }
+                } else {
+                    self.apply_set(read);
+                }
                 return;
             }
         }
@@ -668,7 +702,8 @@ impl Inner {
 
     /// Apply one read of the feed to the tables and advance the cursor. The caller holds the
     /// writer lock, and the read started after the tables' last change.
-    fn apply_set(&self, set: ChangeSet) -> usize {
+    fn apply_set(&self, read: Read) -> usize {
+        let Read { set, started } = read;
         let mut applied = 0;
         // A large read (a bulk import, a long outage) is applied in slices, so that readers are
         // not held up for the whole of it; a small one (the usual case) at once.
@@ -697,6 +732,8 @@ impl Inner {
             }
         }
         self.cursor.store(set.cursor, Ordering::Release);
+        // Current as of when the read started (what the staleness bound measures from).
+        *self.synced_at.lock() = started;
         if applied > 0 {
             tracing::debug!(
                 applied,
@@ -735,8 +772,10 @@ async fn follow(
     }
 }
 
-/// Every record of `store`, decoded into fresh tables.
-async fn load_tables(store: &dyn Store) -> Result<Tables, AwsError> {
+/// Every record of `store`, decoded into fresh tables. `strict`: a record this version cannot
+/// read fails the load (at start: refuse to serve with a silently missing role or key);
+/// otherwise it is left out and logged (a reload of a running replica, which must converge).
+async fn load_tables(store: &dyn Store, strict: bool) -> Result<Tables, AwsError> {
     let started = std::time::Instant::now();
     let mut tables = Tables::default();
     let mut unreadable = None;
@@ -752,9 +791,13 @@ async fn load_tables(store: &dyn Store) -> Result<Tables, AwsError> {
         };
         match res {
             Ok(()) => ControlFlow::Continue(()),
-            Err(e) => {
+            Err(e) if strict => {
                 unreadable = Some(format!("{} {:?}: {e}", r.kind, r.id));
                 ControlFlow::Break(())
+            }
+            Err(e) => {
+                tracing::error!(kind = r.kind, id = r.id, error = %e, "unreadable record left out of the reload");
+                ControlFlow::Continue(())
             }
         }
     };
@@ -1010,6 +1053,28 @@ mod tests {
             }
         }
         assert!(Associations::from_records(Vec::new()).is_empty());
+        // Two associations of one subject (a race between replicas): the larger id wins,
+        // whatever order the rows come in.
+        for ids in [["a-1", "a-2"], ["a-2", "a-1"]] {
+            let records = ids
+                .iter()
+                .map(|id| {
+                    (
+                        "111".to_owned(),
+                        (*id).to_owned(),
+                        assoc(id, "c1", "ns", "sa", 1),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                Associations::from_records(records)
+                    .find("111", "c1", "ns", "sa")
+                    .unwrap()
+                    .value
+                    .id,
+                "a-2"
+            );
+        }
     }
 
     #[test]
