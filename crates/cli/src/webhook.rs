@@ -122,6 +122,10 @@ pub struct WebhookArgs {
 }
 
 pub async fn run(a: WebhookArgs) -> anyhow::Result<()> {
+    if a.service_account_lookup_grace_period > Duration::from_secs(30) {
+        // The API server gives a webhook 30 s at most (timeoutSeconds).
+        bail!("--service-account-lookup-grace-period must be at most 30s");
+    }
     if a.token_expiration < podiam_webhook::mutate::MIN_TOKEN_EXPIRATION {
         bail!("--token-expiration must be at least 600");
     }

@@ -82,9 +82,11 @@ impl Webhook {
         self
     }
 
-    /// Whether both sources have loaded (`/readyz`).
+    /// Whether the service accounts have loaded (`/readyz`). Associations are not waited for:
+    /// a webhook kept unready by an unreachable EKS API would leave every pod unmutated (the
+    /// configuration's `failurePolicy: Ignore`), IRSA pods included.
     pub fn is_ready(&self) -> bool {
-        self.service_accounts.is_ready() && self.associations.is_ready()
+        self.service_accounts.is_ready()
     }
 
     /// What the server calls: [`Self::review_bytes`], except that a pod whose service account
@@ -248,9 +250,16 @@ fn pod_namespace<'a>(request: &'a Value, pod: &'a Value) -> &'a str {
         .unwrap_or("default")
 }
 
-/// (namespace, service account) of a review that creates a pod; `None` for anything else.
+/// (namespace, service account) of a well-formed review that creates a pod; `None` for
+/// anything else (malformed reviews are refused before anything waits).
 fn pod_service_account(review: &Value) -> Option<(&str, &str)> {
+    if !matches!(review.get("apiVersion").and_then(Value::as_str), None | Some(V1 | V1BETA1)) {
+        return None;
+    }
     let request = review.get("request")?;
+    if request.get("uid").and_then(Value::as_str).is_none_or(str::is_empty) {
+        return None;
+    }
     if request
         .get("operation")
         .and_then(Value::as_str)

@@ -60,15 +60,14 @@ async fn mutate(State(w): State<Arc<Webhook>>, headers: HeaderMap, body: Bytes) 
     }
 }
 
-/// 200 once the service accounts (the first list of a watch) and the associations (the first
-/// listing) are loaded, 503 before.
+/// 200 once the service accounts are loaded (the first list of a watch), 503 before.
 async fn readyz(State(w): State<Arc<Webhook>>) -> Response {
     if w.is_ready() {
         "ok".into_response()
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            "service accounts or associations not loaded yet",
+            "service accounts not listed yet",
         )
             .into_response()
     }

@@ -738,3 +738,35 @@ async fn a_file_source_never_waits() {
         Method::Irsa
     );
 }
+
+#[tokio::test]
+async fn malformed_reviews_are_refused_before_anything_waits() {
+    let c = start_api(TOKEN).await;
+    let src = watching(&c, None).await;
+    assert!(src.wait_synced(Duration::from_secs(5)).await);
+    let w = webhook(Arc::clone(&src), Duration::from_secs(5));
+    let mut bad = Vec::new();
+    for (field, value) in [
+        ("uid", json!("")),
+        ("apiVersion", json!("admission.k8s.io/v2")),
+    ] {
+        let mut r: Value = serde_json::from_slice(&review("default", "ghost")).unwrap();
+        if field == "uid" {
+            r["request"]["uid"] = value;
+        } else {
+            r[field] = value;
+        }
+        bad.push(serde_json::to_vec(&r).unwrap());
+    }
+    for body in bad {
+        let started = Instant::now();
+        assert!(w.admit(&body).await.is_err());
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    assert_eq!(src.fetches(), 0, "no lookup spent on a malformed review");
+    assert_eq!(w.metrics().lookups_waited(), (0, 0));
+}
