@@ -639,8 +639,34 @@ def test_policy_size_and_version_limits(iam):
     assert err_of(iam.create_policy_version, PolicyArn=parn, PolicyDocument=allow("s3:GetObject")) == (409, "LimitExceeded")
 
 
-@pytest.mark.xfail(strict=True, reason="server deviation: CreateRole accepts a trust policy naming an IAM user that does "
-                   "not exist; AWS answers 400 MalformedPolicyDocument 'Invalid principal in policy'")
-def test_trust_policy_with_nonexistent_principal(iam):
-    doc = principal_trust({"AWS": f"arn:aws:iam::{ACCOUNT}:user/does-not-exist"})
-    assert err_of(iam.create_role, RoleName=unique("ghost"), AssumeRolePolicyDocument=doc) == (400, "MalformedPolicyDocument")
+def test_trust_policy_must_name_existing_users_and_roles(iam):
+    """IAM refuses a trust policy naming a user or role that does not exist (400
+    MalformedPolicyDocument, "Invalid principal in policy"), on create and on update."""
+    ghost = f"arn:aws:iam::{ACCOUNT}:user/does-not-exist"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        iam.create_role(RoleName=unique("ghost"), AssumeRolePolicyDocument=principal_trust({"AWS": ghost}))
+    assert client_error(e.value) == (400, "MalformedPolicyDocument")
+    assert e.value.response["Error"]["Message"] == f'Invalid principal in policy: "AWS":"{ghost}"'
+    assert err_of(iam.create_role, RoleName=unique("ghost"),
+                  AssumeRolePolicyDocument=principal_trust({"AWS": [f"arn:aws:iam::{ACCOUNT}:root",
+                                                                    f"arn:aws:iam::{ACCOUNT}:role/no-such-role"]})) == \
+        (400, "MalformedPolicyDocument")
+    # Existing entities are accepted, with their path; a wrong path is not the same entity.
+    user = unique("trusted")
+    iam.create_user(UserName=user, Path="/team/")
+    ok = iam.create_role(RoleName=unique("trusting"),
+                         AssumeRolePolicyDocument=principal_trust({"AWS": f"arn:aws:iam::{ACCOUNT}:user/team/{user}"}))["Role"]
+    assert err_of(iam.create_role, RoleName=unique("ghost"),
+                  AssumeRolePolicyDocument=principal_trust({"AWS": f"arn:aws:iam::{ACCOUNT}:user/{user}"})) == \
+        (400, "MalformedPolicyDocument")
+    # Roles trusting roles; the account root, "*" and other accounts' entities (which podiam
+    # cannot see) are accepted.
+    iam.create_role(RoleName=unique("chained"),
+                    AssumeRolePolicyDocument=principal_trust({"AWS": [ok["Arn"], f"arn:aws:iam::{ACCOUNT}:root",
+                                                                      "arn:aws:iam::210987654321:user/elsewhere"]}))
+    iam.create_role(RoleName=unique("anyone"), AssumeRolePolicyDocument=principal_trust({"AWS": "*"}))
+    # UpdateAssumeRolePolicy checks too, and leaves the policy unchanged when it refuses.
+    before = iam.get_role(RoleName=ok["RoleName"])["Role"]["AssumeRolePolicyDocument"]
+    assert err_of(iam.update_assume_role_policy, RoleName=ok["RoleName"],
+                  PolicyDocument=principal_trust({"AWS": ghost})) == (400, "MalformedPolicyDocument")
+    assert iam.get_role(RoleName=ok["RoleName"])["Role"]["AssumeRolePolicyDocument"] == before

@@ -393,6 +393,41 @@ impl Control {
         }
     }
 
+    /// IAM refuses a trust policy naming a user or role that does not exist: `"AWS"` principals
+    /// that are user or role ARNs of an account podiam holds must name an existing entity (path
+    /// included). Other accounts' entities cannot be checked and are accepted.
+    fn check_trust_principals(&self, trust: &policy::Policy) -> Result<()> {
+        let t = self.db.read();
+        for st in trust.statements() {
+            let Some(policy::PrincipalClause::Principal(policy::PrincipalSpec::Map(entries))) = st.principal() else {
+                continue;
+            };
+            for value in entries.iter().filter(|(k, _)| *k == policy::PrincipalType::Aws).flat_map(|(_, v)| v) {
+                let raw = value.as_str();
+                let Some(rest) = raw.strip_prefix("arn:aws:iam::") else { continue };
+                let Some((account, resource)) = rest.split_once(':') else { continue };
+                if raw.contains('*') || !t.accounts.contains_key(account) {
+                    continue;
+                }
+                let exists = |path_and_name: &str, arn_of: &dyn Fn(&str) -> Option<String>| {
+                    let name = path_and_name.rsplit('/').next().unwrap_or_default();
+                    arn_of(&name.to_lowercase()).is_some_and(|arn| arn == raw)
+                };
+                let known = if let Some(p) = resource.strip_prefix("user/") {
+                    exists(p, &|id| t.users.get(&(account.to_owned(), id.to_owned())).map(|e| format!("arn:aws:iam::{account}:user{}{}", e.value.path, e.value.name)))
+                } else if let Some(p) = resource.strip_prefix("role/") {
+                    exists(p, &|id| t.roles.get(&(account.to_owned(), id.to_owned())).map(|e| format!("arn:aws:iam::{account}:role{}{}", e.value.path, e.value.name)))
+                } else {
+                    true
+                };
+                if !known {
+                    return Err(AwsError::malformed_policy(format!("Invalid principal in policy: \"AWS\":\"{raw}\"")));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// CreateRole.
     pub async fn create_role(&self, caller: &Caller, meta: &RequestMeta, input: CreateRole) -> Result<Arc<model::Role>> {
         let account = caller.account().to_owned();
@@ -406,7 +441,7 @@ impl Control {
         if !(3600..=43200).contains(&max) {
             return Err(names::constraint(&max.to_string(), "maxSessionDuration", "Member must have value less than or equal to 43200 and greater than or equal to 3600"));
         }
-        validate_policy(&input.trust_policy, policy::PolicyKind::Trust, limits::TRUST_POLICY_CHARS, "ACLSizePerRole")?;
+        let trust = validate_policy(&input.trust_policy, policy::PolicyKind::Trust, limits::TRUST_POLICY_CHARS, "ACLSizePerRole")?;
         if let Some(b) = &input.boundary {
             self.check_policy_exists(&account, b)?;
         }
@@ -414,6 +449,7 @@ impl Control {
         let arn = format!("arn:aws:iam::{account}:role{path}{}", input.name);
         self.iam_authorize(caller, "iam:CreateRole", &arn, meta)?;
         let guard = self.db.write().await;
+        self.check_trust_principals(&trust)?;
         let id = input.name.to_lowercase();
         {
             let t = self.db.read();
@@ -518,7 +554,8 @@ impl Control {
 
     /// UpdateAssumeRolePolicy.
     pub async fn update_assume_role_policy(&self, caller: &Caller, meta: &RequestMeta, name: &str, doc: String) -> Result<()> {
-        validate_policy(&doc, policy::PolicyKind::Trust, limits::TRUST_POLICY_CHARS, "ACLSizePerRole")?;
+        let trust = validate_policy(&doc, policy::PolicyKind::Trust, limits::TRUST_POLICY_CHARS, "ACLSizePerRole")?;
+        self.check_trust_principals(&trust)?;
         self.update_role(caller, meta, "iam:UpdateAssumeRolePolicy", name, |r| {
             r.trust_policy = doc;
             Ok(())

@@ -333,8 +333,14 @@ async fn cross_account_assume_role_needs_trust_and_identity() {
     // The trust policy's conditions still hold.
     let (s, out) = call(&f, &alice, "sts", &assume("ext-999")).await;
     assert_eq!((s, code_of(&out)), (StatusCode::FORBIDDEN, "AccessDenied"), "{out}");
-    // An identity policy alone, without trust, is not enough either.
-    let (s, _) = call(&f, &root_b, "iam", &format!("Action=UpdateAssumeRolePolicy&Version=2010-05-08&RoleName=xrole&PolicyDocument={}", enc(&trust.replace("user/alice", "user/bob")))).await;
+    // A trust policy must name users that exist (bob does not, yet)...
+    let to_bob = format!("Action=UpdateAssumeRolePolicy&Version=2010-05-08&RoleName=xrole&PolicyDocument={}", enc(&trust.replace("user/alice", "user/bob")));
+    let (s, out) = call(&f, &root_b, "iam", &to_bob).await;
+    assert_eq!((s, code_of(&out)), (StatusCode::BAD_REQUEST, "MalformedPolicyDocument"), "{out}");
+    // ...and an identity policy alone, without trust, is not enough either.
+    let (s, _) = call(&f, &root_a, "iam", "Action=CreateUser&Version=2010-05-08&UserName=bob").await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = call(&f, &root_b, "iam", &to_bob).await;
     assert_eq!(s, StatusCode::OK);
     let (s, out) = call(&f, &alice, "sts", &assume("ext-123")).await;
     assert_eq!((s, code_of(&out)), (StatusCode::FORBIDDEN, "AccessDenied"), "{out}");
