@@ -14,14 +14,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::runtime::WatchStreamExt as _;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
+use podiam_agent::TokenBucket;
 use tokio::sync::Notify;
 
 use crate::sources::{ServiceAccountInfo, ServiceAccountSource};
@@ -29,47 +30,9 @@ use crate::sources::{ServiceAccountInfo, ServiceAccountSource};
 /// Direct lookups on a miss: at most this many per second on average...
 pub const FETCH_RATE_PER_SEC: f64 = 10.0;
 /// ...and this many in a burst.
-pub const FETCH_BURST: f64 = 20.0;
+pub const FETCH_BURST: u32 = 20;
 
 type Annotations = BTreeMap<String, String>;
-
-/// A token bucket.
-#[derive(Debug)]
-pub struct RateLimiter {
-    rate: f64,
-    burst: f64,
-    state: Mutex<(f64, Instant)>,
-}
-
-impl RateLimiter {
-    /// `rate` tokens per second, at most `burst` saved up (the bucket starts full).
-    pub fn new(rate: f64, burst: f64) -> Self {
-        Self {
-            rate,
-            burst,
-            state: Mutex::new((burst, Instant::now())),
-        }
-    }
-
-    /// Takes a token if one is available at `now`.
-    pub fn try_acquire_at(&self, now: Instant) -> bool {
-        let mut s = self.state.lock();
-        let elapsed = now.saturating_duration_since(s.1).as_secs_f64();
-        s.0 = (s.0 + elapsed * self.rate).min(self.burst);
-        s.1 = s.1.max(now);
-        if s.0 >= 1.0 {
-            s.0 -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Takes a token if one is available now.
-    pub fn try_acquire(&self) -> bool {
-        self.try_acquire_at(Instant::now())
-    }
-}
 
 /// The service accounts of a cluster, kept current by a watch.
 pub struct KubeServiceAccounts {
@@ -79,7 +42,7 @@ pub struct KubeServiceAccounts {
     config: Option<Arc<dyn ServiceAccountSource>>,
     changed: Notify,
     synced: AtomicBool,
-    limiter: RateLimiter,
+    limiter: TokenBucket,
     fetches: AtomicU64,
     events: AtomicU64,
 }
@@ -110,7 +73,7 @@ impl KubeServiceAccounts {
             config,
             changed: Notify::new(),
             synced: AtomicBool::new(false),
-            limiter: RateLimiter::new(FETCH_RATE_PER_SEC, FETCH_BURST),
+            limiter: TokenBucket::new(FETCH_RATE_PER_SEC, FETCH_BURST),
             fetches: AtomicU64::new(0),
             events: AtomicU64::new(0),
         }
@@ -361,35 +324,4 @@ pub async fn client(kubeconfig: Option<&std::path::Path>) -> Result<Client, Stri
         None => kube::Config::infer().await.map_err(|e| e.to_string())?,
     };
     Client::try_from(config).map_err(|e| e.to_string())
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rate_limiter_allows_a_burst_then_the_rate() {
-        let l = RateLimiter::new(10.0, 20.0);
-        let t0 = Instant::now();
-        let burst = (0..50).filter(|_| l.try_acquire_at(t0)).count();
-        assert_eq!(burst, 20);
-        assert!(!l.try_acquire_at(t0));
-        // 10/s: one more token every 100 ms.
-        assert!(!l.try_acquire_at(t0 + Duration::from_millis(50)));
-        assert!(l.try_acquire_at(t0 + Duration::from_millis(110)));
-        assert!(!l.try_acquire_at(t0 + Duration::from_millis(120)));
-        // Never more than the burst saved up, however long idle.
-        let later = t0 + Duration::from_secs(3600);
-        assert_eq!((0..50).filter(|_| l.try_acquire_at(later)).count(), 20);
-    }
-
-    #[test]
-    fn an_earlier_instant_does_not_mint_tokens() {
-        let l = RateLimiter::new(10.0, 1.0);
-        let t0 = Instant::now() + Duration::from_secs(10);
-        assert!(l.try_acquire_at(t0));
-        assert!(!l.try_acquire_at(t0 - Duration::from_secs(5)));
-        assert!(!l.try_acquire_at(t0));
-    }
 }
