@@ -2,6 +2,7 @@
 
 mod agent;
 mod awsenv;
+mod duration;
 mod explain;
 mod serve;
 mod tools;

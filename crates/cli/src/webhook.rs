@@ -63,8 +63,9 @@ pub struct WebhookArgs {
     #[arg(long)]
     no_kube: bool,
     /// How long a pod whose service account the watch has not delivered yet waits for it
-    /// (while the account is also fetched directly, 10/s at most): `100ms`, `1s`, `0` = no wait.
-    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    /// (while the account is also fetched directly, 10/s at most): `100ms`, `1s`, `0` = no wait;
+    /// at most 30s, the API server's own limit for a webhook.
+    #[arg(long, default_value = "100ms", value_parser = parse_grace)]
     service_account_lookup_grace_period: Duration,
     /// EKS cluster name: enables Pod Identity injection from the cluster's associations.
     #[arg(long, env = "PODIAM_WEBHOOK_CLUSTER_NAME")]
@@ -122,10 +123,6 @@ pub struct WebhookArgs {
 }
 
 pub async fn run(a: WebhookArgs) -> anyhow::Result<()> {
-    if a.service_account_lookup_grace_period > Duration::from_secs(30) {
-        // The API server gives a webhook 30 s at most (timeoutSeconds).
-        bail!("--service-account-lookup-grace-period must be at most 30s");
-    }
     if a.token_expiration < podiam_webhook::mutate::MIN_TOKEN_EXPIRATION {
         bail!("--token-expiration must be at least 600");
     }
@@ -271,26 +268,14 @@ pub async fn run(a: WebhookArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A Go-style duration as the upstream flag takes it: `250ms`, `1s`, `1.5s`, `2m`, or `0`.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    if s == "0" {
-        return Ok(Duration::ZERO);
+/// The lookup grace period: a Go duration of at most 30 s (the API server gives a webhook 30 s
+/// at most, `timeoutSeconds`).
+fn parse_grace(s: &str) -> Result<Duration, String> {
+    let d = crate::duration::parse_go(s)?;
+    if d > Duration::from_secs(30) {
+        return Err(format!("{s:?} is longer than 30s, the API server's limit for a webhook"));
     }
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration (e.g. 100ms, 1s)"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        _ => return Err(format!("{s:?}: the unit must be ms, s or m")),
-    };
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
+    Ok(d)
 }
 
 #[cfg(test)]
@@ -299,13 +284,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
-        assert_eq!(parse_duration("100ms").unwrap(), Duration::from_millis(100));
-        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        for bad in ["", "ms", "10", "1h", "-1s", "1..2s", "abc"] {
-            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+    fn grace_periods() {
+        assert_eq!(parse_grace("0").unwrap(), Duration::ZERO);
+        assert_eq!(parse_grace("100ms").unwrap(), Duration::from_millis(100));
+        assert_eq!(parse_grace("30s").unwrap(), Duration::from_secs(30));
+        for bad in ["", "ms", "10", "1h", "31s", "-1s", "1..2s", "abc"] {
+            assert!(parse_grace(bad).is_err(), "{bad:?} accepted");
         }
     }
 }
