@@ -99,6 +99,19 @@ def wrk(url: str, lua: Path | None, conns: int, threads: int, headers: list[str]
     return {"rps": rps, "p99_ms": p99_ms}
 
 
+def eks_auth_lua(endpoint: str, cluster: str, token: str, key: dict, path: Path) -> Path:
+    """A wrk script replaying one AssumeRoleForPodIdentity call for `token`, SigV4-signed with
+    the node's `key` (an IAM access key dict)."""
+    body = json.dumps({"token": token})
+    req = AWSRequest(method="POST", url=f"{endpoint}/clusters/{cluster}/assume-role-for-pod-identity", data=body,
+                     headers={"Content-Type": "application/json"})
+    SigV4Auth(Credentials(key["AccessKeyId"], key["SecretAccessKey"]), "eks-auth", REGION).add_auth(req)
+    lines = ['wrk.method = "POST"', f"wrk.body = {lua_long_string(body)}"]
+    lines += [f"wrk.headers[ {lua_long_string(k)} ] = {lua_long_string(v)}" for k, v in req.headers.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def main() -> int:
     podiam = os.environ["PODIAM_BIN"]
     floor_bin = os.environ["FLOOR_BIN"]
@@ -173,18 +186,6 @@ def main() -> int:
         floor.stop()
 
         # ---- EKS Auth
-        def eks_auth_lua(endpoint: str = endpoint) -> Path:
-            body = json.dumps({"token": tok})
-            url = f"{endpoint}/clusters/{CLUSTER}/assume-role-for-pod-identity"
-            req = AWSRequest(method="POST", url=url, data=body, headers={"Content-Type": "application/json"})
-            SigV4Auth(Credentials(key["AccessKeyId"], key["SecretAccessKey"]), "eks-auth", REGION).add_auth(req)
-            lines = ['wrk.method = "POST"', f"wrk.body = {lua_long_string(body)}"]
-            for k, v in req.headers.items():
-                lines.append(f"wrk.headers[ {lua_long_string(k)} ] = {lua_long_string(v)}")
-            p = work / f"eks-auth-{endpoint.rsplit(':', 1)[1]}.lua"
-            p.write_text("\n".join(lines) + "\n")
-            return p
-
         rss_small = serve.rss_mib()
         serve.stop()
         # Two servers, one per store size, measured in alternation so that drift of the machine
@@ -213,7 +214,8 @@ def main() -> int:
                      work / "serve-small.log", env, r"podiam serving on (http://\S+)")
         procs.append(small)
         small_endpoint = small.match.group(1)
-        lua_small, lua_big = eks_auth_lua(small_endpoint), eks_auth_lua(endpoint)
+        lua_small = eks_auth_lua(small_endpoint, CLUSTER, tok, key, work / "eks-auth-small.lua")
+        lua_big = eks_auth_lua(endpoint, CLUSTER, tok, key, work / "eks-auth-big.lua")
         runs_small, runs_big = [], []
         for i in range(ROUNDS):
             log(f"AssumeRoleForPodIdentity, round {i + 1}/{ROUNDS}: 100 associations, then {BIG}")

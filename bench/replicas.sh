@@ -42,6 +42,7 @@ if ! command -v wrk >/dev/null 2>&1; then
 fi
 
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/podiam-bench-replicas.XXXXXX")
+chmod 755 "$scratch"  # the throwaway PostgreSQL below runs as user postgres
 cleanup() {
   if [ -n "${own_pg:-}" ]; then bash "$root/scripts/postgres.sh" destroy >/dev/null 2>&1 || true; fi
   rm -rf "$scratch"
@@ -65,13 +66,8 @@ import base64, json, os, re, statistics, subprocess, sys, time, urllib.request
 from pathlib import Path
 
 import boto3, botocore.config
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
-
 sys.path.insert(0, str(Path.cwd() / "bench"))
-from bench import lua_long_string  # noqa: E402
-from pod_identity import wrk  # noqa: E402
+from pod_identity import eks_auth_lua, wrk  # noqa: E402
 
 root = Path.cwd()
 scratch = Path(os.environ["BENCH_SCRATCH"])
@@ -254,23 +250,13 @@ COMMIT;
     big.start()
     small.start(os.environ["BENCH_SMALL_DB_URL"])
 
-    def eks_auth_lua(r: Replica) -> Path:
-        body = json.dumps({"token": pod_token})
-        req = AWSRequest(method="POST", url=f"{r.endpoint}/clusters/bench/assume-role-for-pod-identity", data=body,
-                         headers={"Content-Type": "application/json"})
-        SigV4Auth(Credentials(node_key["AccessKeyId"], node_key["SecretAccessKey"]), "eks-auth", "us-east-1").add_auth(req)
-        lines = ['wrk.method = "POST"', f"wrk.body = {lua_long_string(body)}"]
-        lines += [f"wrk.headers[ {lua_long_string(k)} ] = {lua_long_string(v)}" for k, v in req.headers.items()]
-        p = scratch / f"{r.dir.name}.lua"
-        p.write_text("\n".join(lines) + "\n")
-        return p
-
     runs = {"big": [], "small": []}
     for i in range(rounds):
         print(f"== AssumeRoleForPodIdentity round {i + 1}/{rounds}: small store, then {n_assoc:,} associations",
               file=sys.stderr)
         for name, r in (("small", small), ("big", big)):
-            runs[name].append(wrk(f"{r.endpoint}/clusters/bench/assume-role-for-pod-identity", eks_auth_lua(r), 32, 2))
+            lua = eks_auth_lua(r.endpoint, "bench", pod_token, node_key, scratch / f"{name}.lua")
+            runs[name].append(wrk(f"{r.endpoint}/clusters/bench/assume-role-for-pod-identity", lua, 32, 2))
     big.stop()
     small.stop()
     rps_small = statistics.mean(x["rps"] for x in runs["small"])
