@@ -334,6 +334,42 @@ pub enum Change {
     },
 }
 
+impl From<Change> for Write {
+    fn from(c: Change) -> Self {
+        match c {
+            Change::Insert {
+                kind,
+                account,
+                id,
+                doc,
+            } => Self::Insert {
+                kind: kind.to_owned(),
+                account,
+                id,
+                doc,
+            },
+            Change::Update {
+                kind,
+                account,
+                id,
+                doc,
+                version,
+            } => Self::Update {
+                kind: kind.to_owned(),
+                account,
+                id,
+                doc,
+                expect_version: version,
+            },
+            Change::Delete { kind, account, id } => Self::Delete {
+                kind: kind.to_owned(),
+                account,
+                id,
+            },
+        }
+    }
+}
+
 impl Change {
     /// Insert `value`.
     pub fn insert<T: Serialize>(
@@ -518,40 +554,9 @@ impl Db {
         changes: Vec<Change>,
         now: i64,
     ) -> Result<(), AwsError> {
-        let writes: Vec<Write> = changes
-            .iter()
-            .map(|c| match c {
-                Change::Insert {
-                    kind,
-                    account,
-                    id,
-                    doc,
-                } => Write::Insert {
-                    kind: (*kind).to_owned(),
-                    account: account.clone(),
-                    id: id.clone(),
-                    doc: doc.clone(),
-                },
-                Change::Update {
-                    kind,
-                    account,
-                    id,
-                    doc,
-                    version,
-                } => Write::Update {
-                    kind: (*kind).to_owned(),
-                    account: account.clone(),
-                    id: id.clone(),
-                    doc: doc.clone(),
-                    expect_version: *version,
-                },
-                Change::Delete { kind, account, id } => Write::Delete {
-                    kind: (*kind).to_owned(),
-                    account: account.clone(),
-                    id: id.clone(),
-                },
-            })
-            .collect();
+        // The store gets the changes as they are; memory then takes them from the same writes
+        // (no second copy of the documents).
+        let writes: Vec<Write> = changes.into_iter().map(Write::from).collect();
         if let Err(e) = self.inner.store.apply(&writes, now).await {
             if matches!(e, StoreError::Conflict { .. }) && self.inner.store.shared() {
                 // Another replica got there first: learn what it wrote, so a retry decides on
@@ -562,47 +567,34 @@ impl Db {
         }
         let mut t = self.inner.tables.write();
         self.inner.commits.fetch_add(1, Ordering::AcqRel);
-        for c in changes {
-            let res = match c {
-                Change::Insert {
+        for w in writes {
+            let (kind, account, id, doc, version) = match w {
+                Write::Insert {
                     kind,
                     account,
                     id,
                     doc,
-                } => apply_record(
-                    &mut t,
-                    RecordRef {
-                        kind,
-                        account: &account,
-                        id: &id,
-                        doc: &doc,
-                        version: 1,
-                    },
-                    false,
-                ),
-                Change::Update {
+                } => (kind, account, id, doc, 1),
+                Write::Update {
                     kind,
                     account,
                     id,
                     doc,
-                    version,
-                } => apply_record(
-                    &mut t,
-                    RecordRef {
-                        kind,
-                        account: &account,
-                        id: &id,
-                        doc: &doc,
-                        version: version + 1,
-                    },
-                    false,
-                ),
-                Change::Delete { kind, account, id } => {
-                    remove_record(&mut t, kind, account, id);
-                    Ok(())
+                    expect_version,
+                } => (kind, account, id, doc, expect_version + 1),
+                Write::Delete { kind, account, id } => {
+                    remove_record(&mut t, &kind, account, id);
+                    continue;
                 }
             };
-            if let Err(e) = res {
+            let r = RecordRef {
+                kind: &kind,
+                account: &account,
+                id: &id,
+                doc: &doc,
+                version,
+            };
+            if let Err(e) = apply_record(&mut t, r, false) {
                 tracing::error!(error = %e, "committed record failed to load into memory");
             }
         }
