@@ -771,17 +771,10 @@ impl Control {
                 pod.service_account, pod.namespace
             ))
         })?;
-        let denied = |e: AwsError| {
-            if e.code == "AccessDenied" {
-                AwsError::new("AccessDeniedException", 400, e.message)
-            } else {
-                e
-            }
-        };
         let role_arn = role_arn_param(&assoc.role_arn, "roleArn")?;
         let role = self
             .role_for_assume(&role_arn, "sts:AssumeRole")
-            .map_err(denied)?;
+            .map_err(eks_auth_error)?;
         let cluster_arn = self.cluster_arn(account, cluster);
         let mut tags = BTreeMap::new();
         if !assoc.disable_session_tags {
@@ -817,7 +810,7 @@ impl Control {
             &extra,
             None,
         )
-        .map_err(denied)?;
+        .map_err(eks_auth_error)?;
         let now = self.now();
         let chained = assoc.target_role_arn.is_some();
         let first = SessionClaims {
@@ -844,7 +837,7 @@ impl Control {
                 let target_arn = role_arn_param(target, "targetRoleArn")?;
                 let target_role = self
                     .role_for_assume(&target_arn, "sts:AssumeRole")
-                    .map_err(denied)?;
+                    .map_err(eks_auth_error)?;
                 let parent = Caller::Session(Arc::new(first));
                 let mut extra: Vec<(String, Vec<String>)> = vec![
                     ("sts:RoleSessionName".into(), vec![session_name.clone()]),
@@ -867,7 +860,7 @@ impl Control {
                     &extra,
                     Some(&parent),
                 )
-                .map_err(denied)?;
+                .map_err(eks_auth_error)?;
                 SessionClaims {
                     access_key_id: names::access_key_id("ASIA", target_arn.account.as_str()),
                     account: target_arn.account.as_str().to_owned(),
@@ -891,13 +884,7 @@ impl Control {
             policy: final_session.policy.clone(),
             ..AssumeCommon::default()
         };
-        let assumed = self.mint(&final_session, &common).map_err(|e| {
-            if e.code == "ServiceUnavailable" {
-                AwsError::new("ServiceUnavailableException", 503, e.message)
-            } else {
-                e
-            }
-        })?;
+        let assumed = self.mint(&final_session, &common).map_err(eks_auth_error)?;
         Ok(PodIdentityCredentials {
             namespace: pod.namespace,
             service_account: pod.service_account,
@@ -968,6 +955,16 @@ impl Control {
             }
             other => other.map(|c| c.claims).map_err(map_err),
         }
+    }
+}
+
+/// An STS-side error in the EKS Auth model's names: `AccessDeniedException` (400, as the model
+/// says) and `ServiceUnavailableException` (503); others pass unchanged.
+fn eks_auth_error(e: AwsError) -> AwsError {
+    match e.code {
+        "AccessDenied" => AwsError::new("AccessDeniedException", 400, e.message),
+        "ServiceUnavailable" => AwsError::new("ServiceUnavailableException", 503, e.message),
+        _ => e,
     }
 }
 
