@@ -13,16 +13,6 @@ use podiam_webhook::tls::{ReloadingCert, ensure_self_signed, server_config};
 use podiam_webhook::{Associations, ServiceAccounts, Settings, Webhook, server};
 use serde_json::{Value, json};
 
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("podiam-webhook-{tag}-{}-{}", std::process::id(), rand_suffix()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn rand_suffix() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
-}
-
 struct Running {
     addr: SocketAddr,
     client: reqwest::Client,
@@ -30,7 +20,7 @@ struct Running {
 }
 
 async fn start() -> Running {
-    let dir = temp_dir("http");
+    let dir = common::temp_dir("http");
     let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
     let ss = ensure_self_signed(&dir, &names).unwrap();
     assert!(ss.generated);
@@ -126,8 +116,8 @@ async fn https_admission() {
 
 #[test]
 fn certificate_reload() {
-    let a = temp_dir("ca");
-    let b = temp_dir("cb");
+    let a = common::temp_dir("ca");
+    let b = common::temp_dir("cb");
     let names = vec!["localhost".to_owned()];
     let sa = ensure_self_signed(&a, &names).unwrap();
     let sb = ensure_self_signed(&b, &names).unwrap();

@@ -15,6 +15,8 @@
     clippy::result_large_err
 )]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -39,16 +41,6 @@ use tokio::sync::broadcast;
 
 const TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.fake-service-account-token";
 const ROLE: &str = "arn:aws:iam::111122223333:role/app";
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let n = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let d = std::env::temp_dir().join(format!("podiam-kube-{tag}-{}-{n}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// A ServiceAccount as the API server returns it.
 fn service_account(ns: &str, name: &str, rv: u64, annotations: &BTreeMap<String, String>) -> Value {
@@ -258,7 +250,7 @@ struct Cluster {
 
 /// Starts the fake API server over HTTPS and writes a kubeconfig for it.
 async fn start_api(token: &str) -> Cluster {
-    let dir = temp_dir("api");
+    let dir = common::temp_dir("api");
     let ss = ensure_self_signed(&dir, &["127.0.0.1".to_owned()]).unwrap();
     let tls = server_config(Arc::new(ReloadingCert::open(&ss.cert, &ss.key).unwrap())).unwrap();
     let api = FakeApi::new();
@@ -472,7 +464,7 @@ async fn a_wrong_token_is_never_ready_and_knows_nothing() {
 
 #[tokio::test]
 async fn an_unreachable_api_server_is_not_ready() {
-    let dir = temp_dir("unreachable");
+    let dir = common::temp_dir("unreachable");
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     drop(listener);
@@ -493,7 +485,7 @@ async fn an_unreachable_api_server_is_not_ready() {
 
 #[tokio::test]
 async fn bad_kubeconfigs_are_errors() {
-    let dir = temp_dir("badkc");
+    let dir = common::temp_dir("badkc");
     let missing = dir.join("missing");
     let Err(e) = kubernetes::client(Some(&missing)).await else {
         panic!("a missing kubeconfig was accepted")
@@ -511,14 +503,17 @@ async fn bad_kubeconfigs_are_errors() {
     assert!(kubernetes::client(Some(&no_context)).await.is_err());
 }
 
+/// A CREATE review of a pod of `ns` running as `sa`, as the API server sends it.
 fn review(ns: &str, sa: &str) -> Vec<u8> {
-    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
-        "uid": "705ab4f5-6393-11e8-b7cc-42010a800002", "operation": "CREATE", "namespace": ns,
-        "kind": {"group": "", "version": "v1", "kind": "Pod"},
-        "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "app-", "namespace": ns},
-            "spec": {"serviceAccountName": sa, "containers": [{"name": "app", "image": "app:1"}]}}}})
-    .to_string()
-    .into_bytes()
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "app-", "namespace": ns},
+        "spec": {"serviceAccountName": sa, "containers": [{"name": "app", "image": "app:1"}]}});
+    serde_json::to_vec(&common::review(
+        "705ab4f5-6393-11e8-b7cc-42010a800002",
+        ns,
+        "CREATE",
+        &pod,
+    ))
+    .unwrap()
 }
 
 fn webhook(src: Arc<KubeServiceAccounts>, grace: Duration) -> Webhook {
@@ -655,10 +650,8 @@ async fn config_map_entries_are_layered_under_the_api() {
     let w = webhook(Arc::clone(&src), Duration::ZERO);
     let patched = |ns: &str, sa: &str| {
         let out = w.review_bytes(&review(ns, sa)).unwrap();
-        let p = out.response["response"]["patch"].as_str().map(|p| {
-            String::from_utf8(base64::engine::general_purpose::STANDARD.decode(p).unwrap()).unwrap()
-        });
-        (out.method, p.unwrap_or_default())
+        let patch = common::decoded_patch(&out.response).unwrap_or_default();
+        (out.method, serde_json::to_string(&patch).unwrap())
     };
     // Annotations win over the ConfigMap entry.
     let (m, p) = patched("default", "annotated");

@@ -1,4 +1,5 @@
-//! Shared test helpers: a small RFC 6902 applier (add/replace/remove) and fixture loading.
+//! Shared test helpers: a small RFC 6902 applier (add/replace/remove), fixture loading,
+//! AdmissionReviews and temp dirs.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::sync::Arc;
@@ -105,6 +106,14 @@ pub fn webhook(fx: &Value) -> Webhook {
         })
         .unwrap_or_default();
     Webhook::new(settings(fx.get("settings")), Arc::new(sas), Arc::new(assoc))
+}
+
+/// A fresh directory under the system temp dir.
+pub fn temp_dir(tag: &str) -> std::path::PathBuf {
+    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let d = std::env::temp_dir().join(format!("podiam-webhook-{tag}-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
 }
 
 /// An AdmissionReview v1 for `pod`.
