@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde::Deserialize;
 
-use crate::clock::{Clock, amz_date, rfc3339};
+use crate::clock::{Clock, rfc3339};
 use crate::metrics::Metrics;
 use crate::nodecreds::NodeCredentials;
 
@@ -192,8 +192,6 @@ pub struct ClientSettings {
 pub struct EksAuthClient {
     http: reqwest::Client,
     url: reqwest::Url,
-    host: String,
-    path: String,
     region: String,
     retries: u32,
     node: Arc<NodeCredentials>,
@@ -236,21 +234,15 @@ impl EksAuthClient {
                 settings.endpoint
             ));
         }
-        let host = match (url.host_str(), url.port()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            (Some(h), None) => h.to_owned(),
-            _ => {
-                return Err(format!(
-                    "invalid EKS Auth endpoint {:?}: no host",
-                    settings.endpoint
-                ));
-            }
-        };
+        if crate::signing::host_header(&url).is_none() {
+            return Err(format!(
+                "invalid EKS Auth endpoint {:?}: no host",
+                settings.endpoint
+            ));
+        }
         Ok(Self {
             http,
-            path: url.path().to_owned(),
             url,
-            host,
             region: settings.region.clone(),
             retries: settings.retries,
             node,
@@ -297,37 +289,23 @@ impl EksAuthClient {
                 }));
             }
         };
-        let date = amz_date(self.clock.now_ms());
-        let headers: [(&str, &[u8]); 2] = [
-            ("host", self.host.as_bytes()),
-            ("content-type", b"application/json"),
-        ];
-        let req = podiam_sigv4::Request {
-            method: "POST",
-            path: &self.path,
-            query: "",
-            headers: &headers,
-            body,
-        };
-        let signed = podiam_sigv4::sign(
-            &req,
-            &creds.access_key_id,
-            &creds.secret_access_key,
-            creds.session_token.as_deref(),
+        let rb = match crate::signing::signed_request(
+            &self.http,
+            reqwest::Method::POST,
+            self.url.clone(),
+            Some(body.to_vec()),
+            &creds,
             &self.region,
             "eks-auth",
-            &date,
-        );
-        let mut rb = self
-            .http
-            .post(self.url.clone())
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .header(http::header::ACCEPT, "application/json");
-        for (k, v) in &signed {
-            rb = rb.header(k.as_str(), v.as_str());
-        }
+            self.clock.now_ms(),
+        ) {
+            Ok(rb) => rb,
+            Err(message) => {
+                return Attempt::Done(Err(UpstreamError::Local { code: "InvalidEndpoint", message }));
+            }
+        };
         let started = Instant::now();
-        let resp = rb.body(body.to_vec()).send().await;
+        let resp = rb.send().await;
         let resp = match resp {
             Ok(r) => r,
             Err(e) => {

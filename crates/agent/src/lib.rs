@@ -30,6 +30,7 @@ mod metrics;
 mod nodecreds;
 mod ratelimit;
 mod server;
+mod signing;
 pub mod token;
 
 use std::future::Future;
@@ -51,6 +52,7 @@ pub use nodecreds::{
 };
 pub use ratelimit::TokenBucket;
 pub use server::CREDENTIALS_PATH;
+pub use signing::{host_header, signed_request};
 
 /// The default IPv4 bind (and `Host`) address.
 pub const DEFAULT_ADDRESS_V4: Ipv4Addr = Ipv4Addr::new(169, 254, 170, 23);

@@ -6,16 +6,14 @@ use anyhow::{anyhow, bail, Context};
 
 /// Resolved settings.
 pub struct AwsEnv {
-    pub access_key_id: String,
-    pub secret_access_key: String,
-    pub session_token: Option<String>,
+    pub creds: podiam_agent::AwsCredentials,
     pub region: String,
     pub endpoint: String,
 }
 
 impl std::fmt::Debug for AwsEnv {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AwsEnv").field("access_key_id", &self.access_key_id).field("region", &self.region).field("endpoint", &self.endpoint).finish_non_exhaustive()
+        f.debug_struct("AwsEnv").field("access_key_id", &self.creds.access_key_id).field("region", &self.region).field("endpoint", &self.endpoint).finish_non_exhaustive()
     }
 }
 
@@ -32,9 +30,7 @@ impl AwsEnv {
             .map_err(|e| anyhow!("no credentials: {e}"))?
             .credentials;
         Ok(Self {
-            access_key_id: creds.access_key_id,
-            secret_access_key: creds.secret_access_key,
-            session_token: creds.session_token,
+            creds,
             region,
             endpoint,
         })
@@ -44,31 +40,18 @@ impl AwsEnv {
     pub async fn call(&self, method: &str, path: &str, service: &str, body: Option<&serde_json::Value>) -> anyhow::Result<serde_json::Value> {
         let url = format!("{}{path}", self.endpoint);
         let parsed = reqwest::Url::parse(&url).context("endpoint url")?;
-        let host = match (parsed.host_str(), parsed.port()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            (Some(h), None) => h.to_owned(),
-            _ => bail!("endpoint {url} has no host"),
-        };
-        let body_bytes = body.map(|b| b.to_string()).unwrap_or_default();
-        let now = time::OffsetDateTime::now_utc();
-        let amz_date = now
-            .format(time::macros::format_description!("[year][month][day]T[hour][minute][second]Z"))
-            .context("formatting time")?;
-        let mut headers: Vec<(String, String)> = vec![("host".into(), host)];
-        if body.is_some() {
-            headers.push(("content-type".into(), "application/json".into()));
-        }
-        let hdr_refs: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes())).collect();
-        let req = podiam_sigv4::Request { method, path: parsed.path(), query: parsed.query().unwrap_or(""), headers: &hdr_refs, body: body_bytes.as_bytes() };
-        let signed = podiam_sigv4::sign(&req, &self.access_key_id, &self.secret_access_key, self.session_token.as_deref(), &self.region, service, &amz_date);
-        let client = http_client()?;
-        let mut rb = client.request(reqwest::Method::from_bytes(method.as_bytes())?, parsed.clone());
-        for (k, v) in headers.iter().chain(signed.iter()) {
-            if k != "host" {
-                rb = rb.header(k, v);
-            }
-        }
-        let resp = rb.body(body_bytes).send().await.with_context(|| format!("calling {url}"))?;
+        let rb = podiam_agent::signed_request(
+            &http_client()?,
+            reqwest::Method::from_bytes(method.as_bytes())?,
+            parsed,
+            body.map(|b| b.to_string().into_bytes()),
+            &self.creds,
+            &self.region,
+            service,
+            podiam_agent::Clock::system().now_ms(),
+        )
+        .map_err(|e| anyhow!("endpoint {url}: {e}"))?;
+        let resp = rb.send().await.with_context(|| format!("calling {url}"))?;
         let status = resp.status();
         let text = resp.text().await?;
         if !status.is_success() {

@@ -65,7 +65,6 @@ struct Summary {
 pub struct EksClient {
     http: reqwest::Client,
     base: reqwest::Url,
-    host: String,
     cluster: String,
     region: String,
     credentials: Arc<NodeCredentials>,
@@ -93,14 +92,6 @@ pub(crate) fn aws_encode(s: &str) -> String {
         }
     }
     out
-}
-
-fn amz_date(clock: &Clock) -> String {
-    let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
-    time::OffsetDateTime::from_unix_timestamp(clock.now_secs())
-        .ok()
-        .and_then(|t| t.format(fmt).ok())
-        .unwrap_or_else(|| "19700101T000000Z".to_owned())
 }
 
 impl EksClient {
@@ -139,15 +130,12 @@ impl EksClient {
         if !matches!(base.scheme(), "http" | "https") {
             return Err(format!("invalid EKS endpoint {endpoint:?}: not http(s)"));
         }
-        let host = match (base.host_str(), base.port()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            (Some(h), None) => h.to_owned(),
-            _ => return Err(format!("invalid EKS endpoint {endpoint:?}: no host")),
-        };
+        if podiam_agent::host_header(&base).is_none() {
+            return Err(format!("invalid EKS endpoint {endpoint:?}: no host"));
+        }
         Ok(Self {
             http,
             base,
-            host,
             cluster: cluster.to_owned(),
             region: region.to_owned(),
             credentials,
@@ -195,28 +183,17 @@ impl EksClient {
             .get()
             .await
             .map_err(|e| EksError::Credentials(e.to_string()))?;
-        let date = amz_date(&self.clock);
-        let headers: [(&str, &[u8]); 1] = [("host", self.host.as_bytes())];
-        let req = podiam_sigv4::Request {
-            method: "GET",
-            path: &path,
-            query: &query,
-            headers: &headers,
-            body: b"",
-        };
-        let signed = podiam_sigv4::sign(
-            &req,
-            &creds.access_key_id,
-            &creds.secret_access_key,
-            creds.session_token.as_deref(),
+        let rb = podiam_agent::signed_request(
+            &self.http,
+            reqwest::Method::GET,
+            url,
+            None,
+            &creds,
             &self.region,
             "eks",
-            &date,
-        );
-        let mut rb = self.http.get(url).header(http::header::ACCEPT, "application/json");
-        for (k, v) in &signed {
-            rb = rb.header(k.as_str(), v.as_str());
-        }
+            self.clock.now_ms(),
+        )
+        .map_err(|message| EksError::Transport { url: url_s.clone(), message })?;
         let resp = rb.send().await.map_err(|e| EksError::Transport {
             url: url_s.clone(),
             message: e.to_string(),
