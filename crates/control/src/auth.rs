@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use podiam_policy as policy;
 
+use crate::authz::{Action, Keys, Target};
 use crate::error::{AwsError, Result};
 use crate::model;
 use crate::session::{SessionClaims, SessionError};
@@ -95,9 +96,10 @@ impl Caller {
                         tags.insert(t.key.clone(), t.value.clone());
                     }
                 }
-                // Session tags override role tags of the same key (case-insensitively).
+                // Session tags override role tags of the same key (folded as the engine folds).
                 for (k, v) in &c.tags {
-                    tags.retain(|old, _| !old.eq_ignore_ascii_case(k));
+                    let folded = policy::fold_key(k);
+                    tags.retain(|old, _| policy::fold_key(old) != folded);
                     tags.insert(k.clone(), v.clone());
                 }
             }
@@ -128,15 +130,26 @@ impl Control {
         let expect = podiam_sigv4::Expectations { service: scope.service, regions: &regions, max_skew_secs: 300, options: podiam_sigv4::Options::default() };
         if let Some(token) = parsed.security_token() {
             let ring = self.session_keyring();
-            let (claims, key_id) = ring.open(token, now).map_err(|e| match e {
+            let (claims, secret) = ring.open(token, now).map_err(|e| match e {
                 SessionError::Expired => AwsError::expired_session_token(),
                 SessionError::Invalid => AwsError::invalid_client_token_id(),
             })?;
             if claims.access_key_id != akid {
                 return Err(AwsError::invalid_client_token_id());
             }
-            let secret = ring.derive_secret(key_id, akid).ok_or_else(AwsError::invalid_client_token_id)?;
             podiam_sigv4::verify(req, &parsed, &secret, &expect, now).map_err(|e| sigv4_error(&e))?;
+            // A session lives only as long as its role: a session of a deleted role, or of a
+            // role deleted and re-created under the same name (another unique id), is refused
+            // on every path, before any policy is read.
+            let alive = self
+                .db
+                .read()
+                .roles
+                .get(&(claims.account.clone(), claims.role_name.to_lowercase()))
+                .is_some_and(|e| e.value.id == claims.role_id);
+            if !alive {
+                return Err(AwsError::invalid_client_token_id());
+            }
             return Ok(Some(Caller::Session(Arc::new(claims))));
         }
         if akid.starts_with("ASIA") {
@@ -155,54 +168,54 @@ impl Control {
             None => Ok(Some(Caller::Root { account: key.account.clone() })),
             Some(name) => {
                 let user = self.db.read().users.get(&(key.account.clone(), name.to_lowercase())).map(|e| Arc::clone(&e.value));
-                let user = user.ok_or_else(AwsError::invalid_client_token_id)?;
+                let user = user.filter(|u| &u.name == name).ok_or_else(AwsError::invalid_client_token_id)?;
                 Ok(Some(Caller::User { account: key.account.clone(), user }))
             }
         }
     }
 
-    /// Authorize `action` on `resource` (owned by `resource_account`) for `caller`, with the
-    /// request's context. `Err(AccessDenied)` when not allowed.
-    pub fn authorize(
-        &self,
-        caller: &Caller,
-        action: &str,
-        resource: &str,
-        resource_account: &str,
-        meta: &RequestMeta,
-        extra: &[(String, Vec<String>)],
-    ) -> Result<()> {
-        let decision = self.decide(caller, action, resource, resource_account, None, meta, extra)?;
-        if decision {
+    /// Authorize `action` on `target` for `caller`, with the request's condition keys. The only
+    /// way a service authorizes a call: the action comes from the table of [`crate::authz`] and
+    /// the target from a stored entity. `Err(AccessDenied)` saying why when not allowed.
+    pub(crate) fn authorize(&self, caller: &Caller, action: Action, target: &Target, meta: &RequestMeta, keys: Keys) -> Result<()> {
+        let outcome = self.decide(caller, action, target, None, meta, &keys)?;
+        if outcome.allowed {
             Ok(())
         } else {
-            Err(AwsError::access_denied(format!(
-                "User: {} is not authorized to perform: {action} on resource: {resource}",
-                caller.arn()
-            )))
+            Err(outcome.denied(&caller.arn(), action, target))
         }
     }
 
     /// The identity side of a decision, optionally together with a resource-based policy (a
-    /// role's trust policy). `true` = allowed.
-    #[allow(clippy::too_many_arguments)]
+    /// role's trust policy).
     pub(crate) fn decide(
         &self,
         caller: &Caller,
-        action: &str,
-        resource: &str,
-        resource_account: &str,
+        action: Action,
+        target: &Target,
         resource_policy: Option<&policy::Policy>,
         meta: &RequestMeta,
-        extra: &[(String, Vec<String>)],
-    ) -> Result<bool> {
+        keys: &Keys,
+    ) -> Result<Outcome> {
+        debug_assert!(target.fits(action), "{} authorized on a {:?}", action.name(), target.kind());
+        if !target.fits(action) {
+            return Err(AwsError::service_failure());
+        }
+        for (k, _) in keys.entries() {
+            debug_assert!(action.declares(k), "{} sets undeclared key {k}", action.name());
+        }
+        #[cfg(test)]
+        record::push(action, target, keys);
         if let Caller::Root { account } = caller
-            && resource_policy.is_none() {
-                return Ok(account == resource_account);
-            }
+            && resource_policy.is_none()
+        {
+            let allowed = account == target.account();
+            return Ok(Outcome { allowed, reason: if allowed { policy::Reason::RootAllow } else { policy::Reason::NoAllow }, deny_source: None });
+        }
         let ctx_parts = self.identity_parts(caller)?;
         let mut context = self.base_context(caller, ctx_parts.role.as_deref(), meta);
-        for (k, v) in extra {
+        resource_context(&mut context, target);
+        for (k, v) in keys.entries() {
             context.set_multi(k, v.clone());
         }
         let principal = principal_of(caller, ctx_parts.role.as_deref());
@@ -211,13 +224,12 @@ impl Control {
         let set = policy::PolicySet {
             identity,
             resource: resource_policy,
-            resource_account: Some(resource_account),
+            resource_account: Some(target.account()),
             boundary: ctx_parts.boundary.as_deref(),
             session,
         };
-        let req = policy::Request { principal: &principal, action, resource, context: &context };
-        let d = policy::evaluate(&req, &set);
-        Ok(d.effect == policy::Effect::Allow)
+        let req = policy::Request { principal: &principal, action: action.name(), resource: target.arn(), context: &context };
+        Ok(Outcome::of(&policy::evaluate(&req, &set)))
     }
 
     /// The request context every authorization sees.
@@ -238,6 +250,9 @@ impl Control {
         c.set("aws:PrincipalType", caller.principal_type());
         c.set("aws:userid", caller.user_id());
         c.set("aws:RequestedRegion", &self.config.region);
+        // Every call podiam authorizes comes from the principal itself, never from a service
+        // acting on its behalf: `aws:ViaAWSService` is false and `aws:CalledVia` absent.
+        c.set("aws:ViaAWSService", "false");
         match caller {
             Caller::User { user, .. } => {
                 c.set("aws:username", &user.name);
@@ -276,6 +291,9 @@ impl Control {
         };
         let managed = |arn: &str| -> Option<(String, String)> {
             let a = crate::names::Arn::parse(arn)?;
+            if !a.resource.starts_with("policy/") {
+                return None;
+            }
             let name = a.resource.rsplit('/').next()?.to_lowercase();
             let e = t.policies.get(&(a.account.to_owned(), name))?;
             let v = e.value.versions.iter().find(|v| v.id == e.value.default_version)?;
@@ -285,16 +303,14 @@ impl Control {
             Caller::Root { .. } => return Ok(parts),
             Caller::User { account, user } => {
                 let u = t.users.get(&(account.clone(), user.name.to_lowercase())).map(|e| Arc::clone(&e.value));
-                let Some(u) = u else { return Ok(parts) };
+                let u = u.filter(|u| u.id == user.id).ok_or_else(AwsError::invalid_client_token_id)?;
                 (u.inline_policies.clone(), u.attached.clone(), u.boundary.clone())
             }
             Caller::Session(s) => {
+                // Authentication refuses sessions of deleted roles; one deleted since then is
+                // refused here, never evaluated without its policies.
                 let r = t.roles.get(&(s.account.clone(), s.role_name.to_lowercase())).map(|e| Arc::clone(&e.value));
-                let Some(r) = r else { return Ok(parts) };
-                if r.id != s.role_id {
-                    // The role was deleted and re-created: old sessions get nothing.
-                    return Ok(parts);
-                }
+                let r = r.filter(|r| r.id == s.role_id).ok_or_else(AwsError::invalid_client_token_id)?;
                 if let Some(p) = &s.policy {
                     parts.session.extend(parse(p, "session policy".into(), policy::PolicyKind::Session));
                 }
@@ -414,4 +430,78 @@ pub fn iso8601(unix: i64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp(unix).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     let f = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
     t.format(&f).unwrap_or_default()
+}
+
+/// A decision and why, for the AccessDenied message.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Outcome {
+    pub(crate) allowed: bool,
+    reason: policy::Reason,
+    deny_source: Option<policy::PolicySource>,
+}
+
+impl Outcome {
+    pub(crate) fn of(d: &policy::Decision) -> Self {
+        let deny_source = (d.reason == policy::Reason::ExplicitDeny)
+            .then(|| d.deciding_statements().first().map(|m| m.source))
+            .flatten();
+        Self { allowed: d.is_allowed(), reason: d.reason, deny_source }
+    }
+
+    /// AccessDenied in AWS's current form, which says why.
+    pub(crate) fn denied(&self, principal: &str, action: Action, target: &Target) -> AwsError {
+        let a = action.name();
+        let why = match (self.reason, self.deny_source) {
+            (policy::Reason::ExplicitDeny, source) => {
+                let kind = match source {
+                    Some(policy::PolicySource::Resource) => "a resource-based policy",
+                    Some(policy::PolicySource::Boundary) => "a permissions boundary",
+                    Some(policy::PolicySource::Session) => "a session policy",
+                    _ => "an identity-based policy",
+                };
+                format!("with an explicit deny in {kind}")
+            }
+            (policy::Reason::BoundaryDenies, _) => format!("because no permissions boundary allows the {a} action"),
+            (policy::Reason::SessionDenies, _) => format!("because no session policy allows the {a} action"),
+            (policy::Reason::TrustPolicyDenies | policy::Reason::CrossAccountResourceDenies, _) => {
+                format!("because no resource-based policy allows the {a} action")
+            }
+            _ => format!("because no identity-based policy allows the {a} action"),
+        };
+        AwsError::access_denied(format!("User: {principal} is not authorized to perform: {a} on resource: {} {why}", target.arn()))
+    }
+}
+
+/// The keys of the resource: `aws:ResourceAccount`, `aws:ResourceTag/*` (and `iam:ResourceTag/*`
+/// on IAM resources).
+pub(crate) fn resource_context(c: &mut policy::Context, target: &Target) {
+    c.set("aws:ResourceAccount", target.account());
+    for (k, v) in target.tags() {
+        c.set(format!("aws:ResourceTag/{k}"), v);
+        if target.iam() {
+            c.set(format!("iam:ResourceTag/{k}"), v);
+        }
+    }
+}
+
+/// What the authorizations of a test thread saw, so the table test can prove that the ARN is
+/// canonical and each declared key reaches the engine.
+#[cfg(test)]
+pub(crate) mod record {
+    use std::cell::RefCell;
+
+    use crate::authz::{Action, Keys, Target};
+
+    thread_local! {
+        static SEEN: RefCell<Vec<(Action, Target, Keys)>> = const { RefCell::new(Vec::new()) };
+    }
+
+    pub(crate) fn push(action: Action, target: &Target, keys: &Keys) {
+        SEEN.with(|s| s.borrow_mut().push((action, target.clone(), keys.clone())));
+    }
+
+    /// Everything recorded since the last call.
+    pub(crate) fn take() -> Vec<(Action, Target, Keys)> {
+        SEEN.with(|s| std::mem::take(&mut *s.borrow_mut()))
+    }
 }

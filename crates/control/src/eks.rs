@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::auth::{Caller, RequestMeta};
+use crate::authz::{Action, Keys, ResourceKind, Target};
 use crate::error::{AwsError, Result};
 use crate::model::{self, kind};
 use crate::state::Change;
@@ -80,11 +81,13 @@ impl Control {
                 return Err(AwsError::invalid_parameter(format!("{TAG_EXTERNAL_ISSUER} must be an https URL without query or fragment")));
             }
         }
-        let arn = self.cluster_arn(&account, &name);
-        self.authorize(caller, "eks:CreateCluster", &arn, &account, meta, &[])?;
-        // Creating a cluster hands it a role: the caller must be allowed to pass it.
-        self.authorize(caller, "iam:PassRole", &role_arn, &account, meta, &[("iam:PassedToService".into(), vec!["eks.amazonaws.com".into()])])?;
+        let target = Target::new_cluster(&self.config.region, &account, &name);
+        let req_tags = Keys::none().request_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        self.authorize(caller, Action::EksCreateCluster, &target, meta, req_tags)?;
         let guard = self.db.write().await;
+        // Creating a cluster hands it a role: the caller must be allowed to pass it. A role the
+        // cluster names that does not exist is passed as named (EKS only keeps the ARN).
+        let role_arn = self.pass_role(caller, meta, &role_arn, "eks.amazonaws.com", target.arn(), false)?;
         if self.db.read().clusters.contains_key(&(account.clone(), name.clone())) {
             return Err(AwsError::resource_in_use(format!("cluster already exists with name: {name}")));
         }
@@ -120,19 +123,49 @@ impl Control {
         Ok(Arc::new(c))
     }
 
+    /// The cluster `name` names in the caller's account, authorized for `action` on the stored
+    /// cluster (its tags as `aws:ResourceTag/*`), or on the name as given when there is none.
+    pub(crate) fn cluster_for(&self, caller: &Caller, meta: &RequestMeta, action: Action, name: &str, keys: Keys) -> Result<Option<(Arc<model::Cluster>, i64)>> {
+        let account = caller.account();
+        let e = self.db.read().clusters.get(&(account.to_owned(), name.to_owned())).cloned();
+        let target = match &e {
+            Some(e) => Target::cluster(&self.config.region, account, &e.value),
+            None => Target::new_cluster(&self.config.region, account, name),
+        };
+        self.authorize(caller, action, &target, meta, keys)?;
+        Ok(e.map(|e| (e.value, e.version)))
+    }
+
+    /// `iam:PassRole` of the role `arn` names (in the caller's account) to `service`, for the
+    /// resource `associated`: authorized on the stored role, whose canonical ARN is returned.
+    /// Without `must_exist`, a role that does not exist is authorized (and returned) as named.
+    pub(crate) fn pass_role(&self, caller: &Caller, meta: &RequestMeta, arn: &str, service: &str, associated: &str, must_exist: bool) -> Result<String> {
+        let r = crate::names::RoleArn::parse(arn).ok_or_else(|| AwsError::invalid_parameter(format!("roleArn {arn:?} is not a valid role ARN")))?;
+        let account = caller.account();
+        if r.account.as_str() != account {
+            return Err(AwsError::invalid_parameter(format!("Role {arn} must be in the account {account} of the caller.")));
+        }
+        let stored = self.db.read().roles.get(&(account.to_owned(), r.name.to_lowercase())).map(|e| Arc::clone(&e.value)).filter(|x| x.path == r.path);
+        let target = match &stored {
+            Some(role) => Target::role(account, role),
+            None if must_exist => return Err(AwsError::invalid_parameter(format!("Role {arn} does not exist."))),
+            None => Target::new_iam(ResourceKind::Role, account, &r.path, &r.name),
+        };
+        let keys = Keys::none().with("iam:PassedToService", service).with("iam:AssociatedResourceArn", associated);
+        self.authorize(caller, Action::IamPassRole, &target, meta, keys)?;
+        Ok(target.arn().to_owned())
+    }
+
     /// DescribeCluster.
     pub fn describe_cluster(&self, caller: &Caller, meta: &RequestMeta, name: &str) -> Result<Arc<model::Cluster>> {
-        let arn = self.cluster_arn(caller.account(), name);
-        self.authorize(caller, "eks:DescribeCluster", &arn, caller.account(), meta, &[])?;
-        let e = self.db.read().clusters.get(&(caller.account().to_owned(), name.to_owned())).cloned();
-        e.map(|e| e.value).ok_or_else(|| AwsError::resource_not_found(format!("no cluster found for name: {name}.")))
+        let e = self.cluster_for(caller, meta, Action::EksDescribeCluster, name, Keys::none())?;
+        e.map(|e| e.0).ok_or_else(|| AwsError::resource_not_found(format!("no cluster found for name: {name}.")))
     }
 
     /// ListClusters: names, paginated by `nextToken` (the last name returned).
     pub fn list_clusters(&self, caller: &Caller, meta: &RequestMeta, max_results: Option<i64>, next: Option<&str>) -> Result<(Vec<String>, Option<String>)> {
         let account = caller.account().to_owned();
-        let arn = format!("arn:aws:eks:{}:{account}:cluster/*", self.config.region);
-        self.authorize(caller, "eks:ListClusters", &arn, &account, meta, &[])?;
+        self.authorize(caller, Action::EksListClusters, &Target::wildcard(&account), meta, Keys::none())?;
         let max = match max_results {
             None => 100,
             Some(n @ 1..=100) => usize::try_from(n).unwrap_or(100),
@@ -158,17 +191,15 @@ impl Control {
 
     /// DeleteCluster: returns the deleted cluster.
     pub async fn delete_cluster(&self, caller: &Caller, meta: &RequestMeta, name: &str) -> Result<Arc<model::Cluster>> {
-        let arn = self.cluster_arn(caller.account(), name);
-        self.authorize(caller, "eks:DeleteCluster", &arn, caller.account(), meta, &[])?;
         let guard = self.db.write().await;
-        let e = self.db.read().clusters.get(&(caller.account().to_owned(), name.to_owned())).cloned();
-        let e = e.ok_or_else(|| AwsError::resource_not_found(format!("no cluster found for name: {name}.")))?;
+        let e = self.cluster_for(caller, meta, Action::EksDeleteCluster, name, Keys::none())?;
+        let (cluster, _) = e.ok_or_else(|| AwsError::resource_not_found(format!("no cluster found for name: {name}.")))?;
         let now = self.now();
         // The cluster's Pod Identity associations go with it.
         let mut changes = self.cluster_association_deletes(caller.account(), name);
         changes.push(Change::delete(kind::CLUSTER, caller.account(), name));
         self.db.commit(&guard, changes, now).await?;
-        Ok(e.value)
+        Ok(cluster)
     }
 }
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use podiam_policy as policy;
 
 use crate::auth::{Caller, RequestMeta};
+use crate::authz::{Action, Keys, ResourceKind, Target};
 use crate::error::{AwsError, Result};
 use crate::model::{self, kind, Tag};
 use crate::names;
@@ -161,20 +162,33 @@ fn validate_tags(tags: &[Tag]) -> Result<()> {
     }
     for (i, t) in tags.iter().enumerate() {
         names::tag(&t.key, &t.value)?;
-        if t.key.to_ascii_lowercase().starts_with("aws:") {
+        let folded = policy::fold_key(&t.key);
+        if folded.starts_with("aws:") {
             return Err(AwsError::invalid_input(format!("tag key {:?} uses the reserved prefix aws:", t.key)));
         }
-        if tags.iter().take(i).any(|o| o.key.eq_ignore_ascii_case(&t.key)) {
-            return Err(AwsError::invalid_input(format!("duplicate tag key {:?}", t.key)));
+        // Keys that fold to one key are one key (the engine sees one `aws:RequestTag/...`):
+        // IAM refuses them side by side.
+        if tags.iter().take(i).any(|o| policy::fold_key(&o.key) == folded) {
+            return Err(AwsError::invalid_input("Duplicate tag keys found. Please note that Tag keys are case insensitive."));
         }
     }
     Ok(())
 }
 
-/// Merge tags into an entity's tags (same key, case-insensitively, is replaced).
+fn validate_tag_keys(keys: &[String]) -> Result<()> {
+    if keys.len() > limits::TAGS {
+        return Err(names::constraint("", "tagKeys", &format!("Member must have length less than or equal to {}", limits::TAGS)));
+    }
+    for k in keys {
+        names::bounded(k, "tagKeys.member", 1, 128)?;
+    }
+    Ok(())
+}
+
+/// Merge tags into an entity's tags (a key folding to the same key is replaced).
 fn merge_tags(existing: &[Tag], new: &[Tag]) -> Result<Vec<Tag>> {
     validate_tags(new)?;
-    let mut out: Vec<Tag> = existing.iter().filter(|t| !new.iter().any(|n| n.key.eq_ignore_ascii_case(&t.key))).cloned().collect();
+    let mut out: Vec<Tag> = existing.iter().filter(|t| !new.iter().any(|n| policy::fold_key(&n.key) == policy::fold_key(&t.key))).cloned().collect();
     out.extend(new.iter().cloned());
     if out.len() > limits::TAGS {
         return Err(AwsError::limit_exceeded(format!("the number of tags has reached the maximum limit of {}", limits::TAGS)));
@@ -182,11 +196,10 @@ fn merge_tags(existing: &[Tag], new: &[Tag]) -> Result<Vec<Tag>> {
     Ok(out)
 }
 
-fn remove_tags(existing: &[Tag], keys: &[String]) -> Result<Vec<Tag>> {
-    for k in keys {
-        names::bounded(k, "tagKeys.member", 1, 128)?;
-    }
-    Ok(existing.iter().filter(|t| !keys.iter().any(|k| k == &t.key)).cloned().collect())
+/// Remove the tags whose keys fold to one of `keys`.
+fn remove_tags(existing: &[Tag], keys: &[String]) -> Vec<Tag> {
+    let folded: Vec<String> = keys.iter().map(|k| policy::fold_key(k)).collect();
+    existing.iter().filter(|t| !folded.contains(&policy::fold_key(&t.key))).cloned().collect()
 }
 
 /// `arn:aws:iam::ACCOUNT:role/PATH/NAME`.
@@ -216,10 +229,6 @@ pub fn provider_key(url: &str) -> String {
 }
 
 impl Control {
-    fn iam_authorize(&self, caller: &Caller, action: &str, resource: &str, meta: &RequestMeta) -> Result<()> {
-        self.authorize(caller, action, resource, caller.account(), meta, &[])
-    }
-
     // === OIDC providers ===
 
     /// CreateOpenIDConnectProvider.
@@ -245,8 +254,8 @@ impl Control {
         validate_client_ids(&client_ids)?;
         let thumbprints = validate_thumbprints(thumbprints)?;
         validate_tags(&tags)?;
-        let arn = provider_arn(&account, &key);
-        self.iam_authorize(caller, "iam:CreateOpenIDConnectProvider", &arn, meta)?;
+        let target = Target::new_oidc_provider(&account, &key);
+        self.authorize(caller, Action::IamCreateOpenIdConnectProvider, &target, meta, Keys::none().request_tags(tag_pairs(&tags)))?;
         let guard = self.db.write().await;
         {
             let t = self.db.read();
@@ -262,12 +271,14 @@ impl Control {
         let now = self.now();
         let p = model::OidcProvider { url: format!("{}{key}", if http_ok { "http://" } else { "https://" }), client_ids: dedup(client_ids), thumbprints, created: now, tags };
         self.db.commit(&guard, vec![Change::insert(kind::OIDC_PROVIDER, &account, &key, &p)?], now).await?;
-        Ok(arn)
+        Ok(target.arn().to_owned())
     }
 
-    fn provider_by_arn(&self, caller: &Caller, arn: &str) -> Result<(String, Arc<model::OidcProvider>, i64)> {
+    /// The provider an ARN names in the caller's account, authorized for `action` on the stored
+    /// provider (or, when there is none, on the ARN's own key, before answering NoSuchEntity).
+    fn provider_for(&self, caller: &Caller, meta: &RequestMeta, action: Action, arn: &str, keys: Keys) -> Result<(String, Arc<model::OidcProvider>, i64)> {
         names::bounded(arn, "openIDConnectProviderArn", 20, 2048)?;
-        let parsed = names::Arn::parse(arn).filter(|a| a.service == "iam");
+        let parsed = names::Arn::parse(arn).filter(|a| a.service == "iam" && a.region.is_empty());
         let key = parsed.as_ref().and_then(|a| a.resource.strip_prefix("oidc-provider/"));
         let (Some(a), Some(key)) = (parsed.as_ref(), key) else {
             return Err(AwsError::invalid_input(format!("invalid openid connect provider arn {arn:?}")));
@@ -276,20 +287,26 @@ impl Control {
         if a.account != caller.account() {
             return Err(not_found());
         }
-        let e = self.db.read().providers.get(&(a.account.to_owned(), key.to_owned())).cloned().ok_or_else(not_found)?;
+        let account = caller.account();
+        let e = self.db.read().providers.get(&(account.to_owned(), key.to_owned())).cloned();
+        let target = match &e {
+            Some(e) => Target::oidc_provider(account, key, &e.value),
+            None => Target::new_oidc_provider(account, key),
+        };
+        self.authorize(caller, action, &target, meta, keys)?;
+        let e = e.ok_or_else(not_found)?;
         Ok((key.to_owned(), e.value, e.version))
     }
 
     /// GetOpenIDConnectProvider.
     pub fn get_oidc_provider(&self, caller: &Caller, meta: &RequestMeta, arn: &str) -> Result<Arc<model::OidcProvider>> {
-        self.iam_authorize(caller, "iam:GetOpenIDConnectProvider", arn, meta)?;
-        Ok(self.provider_by_arn(caller, arn)?.1)
+        Ok(self.provider_for(caller, meta, Action::IamGetOpenIdConnectProvider, arn, Keys::none())?.1)
     }
 
     /// ListOpenIDConnectProviders: ARNs.
     pub fn list_oidc_providers(&self, caller: &Caller, meta: &RequestMeta) -> Result<Vec<String>> {
         let account = caller.account().to_owned();
-        self.iam_authorize(caller, "iam:ListOpenIDConnectProviders", "*", meta)?;
+        self.authorize(caller, Action::IamListOpenIdConnectProviders, &Target::wildcard(&account), meta, Keys::none())?;
         let t = self.db.read();
         Ok(t.providers
             .range((account.clone(), String::new())..)
@@ -300,9 +317,8 @@ impl Control {
 
     /// DeleteOpenIDConnectProvider.
     pub async fn delete_oidc_provider(&self, caller: &Caller, meta: &RequestMeta, arn: &str) -> Result<()> {
-        self.iam_authorize(caller, "iam:DeleteOpenIDConnectProvider", arn, meta)?;
         let guard = self.db.write().await;
-        let (key, _, _) = self.provider_by_arn(caller, arn)?;
+        let (key, _, _) = self.provider_for(caller, meta, Action::IamDeleteOpenIdConnectProvider, arn, Keys::none())?;
         let now = self.now();
         self.db.commit(&guard, vec![Change::delete(kind::OIDC_PROVIDER, caller.account(), &key)], now).await
     }
@@ -311,13 +327,13 @@ impl Control {
         &self,
         caller: &Caller,
         meta: &RequestMeta,
-        action: &str,
+        action: Action,
         arn: &str,
+        keys: Keys,
         f: impl FnOnce(&mut model::OidcProvider) -> Result<()>,
     ) -> Result<()> {
-        self.iam_authorize(caller, action, arn, meta)?;
         let guard = self.db.write().await;
-        let (key, p, version) = self.provider_by_arn(caller, arn)?;
+        let (key, p, version) = self.provider_for(caller, meta, action, arn, keys)?;
         let mut p = (*p).clone();
         f(&mut p)?;
         let now = self.now();
@@ -327,7 +343,7 @@ impl Control {
     /// AddClientIDToOpenIDConnectProvider.
     pub async fn add_client_id(&self, caller: &Caller, meta: &RequestMeta, arn: &str, client_id: &str) -> Result<()> {
         names::bounded(client_id, "clientID", 1, 255)?;
-        self.update_provider(caller, meta, "iam:AddClientIDToOpenIDConnectProvider", arn, |p| {
+        self.update_provider(caller, meta, Action::IamAddClientIdToOpenIdConnectProvider, arn, Keys::none(), |p| {
             if !p.client_ids.iter().any(|c| c == client_id) {
                 if p.client_ids.len() >= limits::CLIENT_IDS {
                     return Err(AwsError::limit_exceeded(format!("cannot exceed quota for ClientIdsPerOpenIdConnectProvider: {}", limits::CLIENT_IDS)));
@@ -342,7 +358,7 @@ impl Control {
     /// RemoveClientIDFromOpenIDConnectProvider.
     pub async fn remove_client_id(&self, caller: &Caller, meta: &RequestMeta, arn: &str, client_id: &str) -> Result<()> {
         names::bounded(client_id, "clientID", 1, 255)?;
-        self.update_provider(caller, meta, "iam:RemoveClientIDFromOpenIDConnectProvider", arn, |p| {
+        self.update_provider(caller, meta, Action::IamRemoveClientIdFromOpenIdConnectProvider, arn, Keys::none(), |p| {
             p.client_ids.retain(|c| c != client_id);
             Ok(())
         })
@@ -352,7 +368,7 @@ impl Control {
     /// UpdateOpenIDConnectProviderThumbprint.
     pub async fn update_thumbprints(&self, caller: &Caller, meta: &RequestMeta, arn: &str, thumbprints: Vec<String>) -> Result<()> {
         let thumbprints = validate_thumbprints(thumbprints)?;
-        self.update_provider(caller, meta, "iam:UpdateOpenIDConnectProviderThumbprint", arn, |p| {
+        self.update_provider(caller, meta, Action::IamUpdateOpenIdConnectProviderThumbprint, arn, Keys::none(), |p| {
             p.thumbprints = thumbprints;
             Ok(())
         })
@@ -361,7 +377,9 @@ impl Control {
 
     /// TagOpenIDConnectProvider.
     pub async fn tag_oidc_provider(&self, caller: &Caller, meta: &RequestMeta, arn: &str, tags: Vec<Tag>) -> Result<()> {
-        self.update_provider(caller, meta, "iam:TagOpenIDConnectProvider", arn, |p| {
+        validate_tags(&tags)?;
+        let keys = Keys::none().request_tags(tag_pairs(&tags));
+        self.update_provider(caller, meta, Action::IamTagOpenIdConnectProvider, arn, keys, |p| {
             p.tags = merge_tags(&p.tags, &tags)?;
             Ok(())
         })
@@ -370,8 +388,9 @@ impl Control {
 
     /// UntagOpenIDConnectProvider.
     pub async fn untag_oidc_provider(&self, caller: &Caller, meta: &RequestMeta, arn: &str, keys: Vec<String>) -> Result<()> {
-        self.update_provider(caller, meta, "iam:UntagOpenIDConnectProvider", arn, |p| {
-            p.tags = remove_tags(&p.tags, &keys)?;
+        validate_tag_keys(&keys)?;
+        self.update_provider(caller, meta, Action::IamUntagOpenIdConnectProvider, arn, Keys::none().tag_keys(&keys), |p| {
+            p.tags = remove_tags(&p.tags, &keys);
             Ok(())
         })
         .await
@@ -379,18 +398,22 @@ impl Control {
 
     // === roles ===
 
-    fn role_entry(&self, account: &str, name: &str) -> Result<(Arc<model::Role>, i64)> {
+    /// The role `name` names in `account`, authorized for `action` on the stored role (path and
+    /// case as stored), or, when there is none, on the name as given before NoSuchEntity: the
+    /// caller learns whether a role exists only where it may act on it. `keys` are the
+    /// request's keys; `iam:PermissionsBoundary` is added from the stored role where the
+    /// action sets it.
+    fn role_for(&self, caller: &Caller, meta: &RequestMeta, action: Action, name: &str, keys: Keys) -> Result<(Arc<model::Role>, i64)> {
         names::entity_name(name, "roleName", 64)?;
+        let account = caller.account();
         let e = self.db.read().roles.get(&(account.to_owned(), name.to_lowercase())).cloned();
+        let (target, keys) = match &e {
+            Some(e) => (Target::role(account, &e.value), keys.and(boundary_key(action, e.value.boundary.as_deref()))),
+            None => (Target::new_iam(ResourceKind::Role, account, "/", name), keys),
+        };
+        self.authorize(caller, action, &target, meta, keys)?;
         let e = e.ok_or_else(|| AwsError::no_such_entity(format!("the role with name {name} cannot be found")))?;
         Ok((e.value, e.version))
-    }
-
-    fn role_arn_for(&self, account: &str, name: &str) -> String {
-        match self.db.read().roles.get(&(account.to_owned(), name.to_lowercase())) {
-            Some(e) => role_arn(account, &e.value),
-            None => format!("arn:aws:iam::{account}:role/{name}"),
-        }
     }
 
     /// IAM refuses a trust policy naming a user or role that does not exist: `"AWS"` principals
@@ -414,9 +437,9 @@ impl Control {
                     arn_of(&name.to_lowercase()).is_some_and(|arn| arn == raw)
                 };
                 let known = if let Some(p) = resource.strip_prefix("user/") {
-                    exists(p, &|id| t.users.get(&(account.to_owned(), id.to_owned())).map(|e| format!("arn:aws:iam::{account}:user{}{}", e.value.path, e.value.name)))
+                    exists(p, &|id| t.users.get(&(account.to_owned(), id.to_owned())).map(|e| user_arn(account, &e.value)))
                 } else if let Some(p) = resource.strip_prefix("role/") {
-                    exists(p, &|id| t.roles.get(&(account.to_owned(), id.to_owned())).map(|e| format!("arn:aws:iam::{account}:role{}{}", e.value.path, e.value.name)))
+                    exists(p, &|id| t.roles.get(&(account.to_owned(), id.to_owned())).map(|e| role_arn(account, &e.value)))
                 } else {
                     true
                 };
@@ -442,12 +465,14 @@ impl Control {
             return Err(names::constraint(&max.to_string(), "maxSessionDuration", "Member must have value less than or equal to 43200 and greater than or equal to 3600"));
         }
         let trust = validate_policy(&input.trust_policy, policy::PolicyKind::Trust, limits::TRUST_POLICY_CHARS, "ACLSizePerRole")?;
-        if let Some(b) = &input.boundary {
-            self.check_policy_exists(&account, b)?;
-        }
+        let boundary = match &input.boundary {
+            Some(b) => Some(policy_arn(&account, &self.policy_entry(&account, b)?.1)),
+            None => None,
+        };
         validate_tags(&input.tags)?;
-        let arn = format!("arn:aws:iam::{account}:role{path}{}", input.name);
-        self.iam_authorize(caller, "iam:CreateRole", &arn, meta)?;
+        let target = Target::new_iam(ResourceKind::Role, &account, &path, &input.name);
+        let keys = Keys::none().request_tags(tag_pairs(&input.tags)).and(boundary_key(Action::IamCreateRole, boundary.as_deref()));
+        self.authorize(caller, Action::IamCreateRole, &target, meta, keys)?;
         let guard = self.db.write().await;
         self.check_trust_principals(&trust)?;
         let id = input.name.to_lowercase();
@@ -474,7 +499,7 @@ impl Control {
             tags: input.tags,
             inline_policies: vec![],
             attached: vec![],
-            boundary: input.boundary,
+            boundary,
             revoked_before: None,
         };
         self.db.commit(&guard, vec![Change::insert(kind::ROLE, &account, &id, &role)?], now).await?;
@@ -483,15 +508,13 @@ impl Control {
 
     /// GetRole.
     pub fn get_role(&self, caller: &Caller, meta: &RequestMeta, name: &str) -> Result<Arc<model::Role>> {
-        let arn = self.role_arn_for(caller.account(), name);
-        self.iam_authorize(caller, "iam:GetRole", &arn, meta)?;
-        Ok(self.role_entry(caller.account(), name)?.0)
+        Ok(self.role_for(caller, meta, Action::IamGetRole, name, Keys::none())?.0)
     }
 
     /// ListRoles.
     pub fn list_roles(&self, caller: &Caller, meta: &RequestMeta, path_prefix: Option<&str>, page: &PageReq) -> Result<Page<Arc<model::Role>>> {
         let account = caller.account().to_owned();
-        self.iam_authorize(caller, "iam:ListRoles", "*", meta)?;
+        self.authorize(caller, Action::IamListRoles, &Target::wildcard(&account), meta, Keys::none())?;
         let prefix = path_prefix.unwrap_or("/");
         let t = self.db.read();
         paginate(
@@ -508,14 +531,13 @@ impl Control {
         &self,
         caller: &Caller,
         meta: &RequestMeta,
-        action: &str,
+        action: Action,
         name: &str,
+        keys: Keys,
         f: impl FnOnce(&mut model::Role) -> Result<()>,
     ) -> Result<Arc<model::Role>> {
-        let arn = self.role_arn_for(caller.account(), name);
-        self.iam_authorize(caller, action, &arn, meta)?;
         let guard = self.db.write().await;
-        let (role, version) = self.role_entry(caller.account(), name)?;
+        let (role, version) = self.role_for(caller, meta, action, name, keys)?;
         let mut role = (*role).clone();
         f(&mut role)?;
         let now = self.now();
@@ -536,10 +558,11 @@ impl Control {
             names::bounded(d, "description", 0, 1000)?;
         }
         if let Some(m) = max_session_duration
-            && !(3600..=43200).contains(&m) {
-                return Err(names::constraint(&m.to_string(), "maxSessionDuration", "Member must have value less than or equal to 43200 and greater than or equal to 3600"));
-            }
-        self.update_role(caller, meta, "iam:UpdateRole", name, |r| {
+            && !(3600..=43200).contains(&m)
+        {
+            return Err(names::constraint(&m.to_string(), "maxSessionDuration", "Member must have value less than or equal to 43200 and greater than or equal to 3600"));
+        }
+        self.update_role(caller, meta, Action::IamUpdateRole, name, Keys::none(), |r| {
             if let Some(d) = description {
                 r.description = Some(d);
             }
@@ -556,7 +579,7 @@ impl Control {
     pub async fn update_assume_role_policy(&self, caller: &Caller, meta: &RequestMeta, name: &str, doc: String) -> Result<()> {
         let trust = validate_policy(&doc, policy::PolicyKind::Trust, limits::TRUST_POLICY_CHARS, "ACLSizePerRole")?;
         self.check_trust_principals(&trust)?;
-        self.update_role(caller, meta, "iam:UpdateAssumeRolePolicy", name, |r| {
+        self.update_role(caller, meta, Action::IamUpdateAssumeRolePolicy, name, Keys::none(), |r| {
             r.trust_policy = doc;
             Ok(())
         })
@@ -566,10 +589,8 @@ impl Control {
 
     /// DeleteRole.
     pub async fn delete_role(&self, caller: &Caller, meta: &RequestMeta, name: &str) -> Result<()> {
-        let arn = self.role_arn_for(caller.account(), name);
-        self.iam_authorize(caller, "iam:DeleteRole", &arn, meta)?;
         let guard = self.db.write().await;
-        let (role, _) = self.role_entry(caller.account(), name)?;
+        let (role, _) = self.role_for(caller, meta, Action::IamDeleteRole, name, Keys::none())?;
         if !role.inline_policies.is_empty() {
             return Err(AwsError::delete_conflict("cannot delete entity, must delete policies first"));
         }
@@ -582,7 +603,9 @@ impl Control {
 
     /// TagRole.
     pub async fn tag_role(&self, caller: &Caller, meta: &RequestMeta, name: &str, tags: Vec<Tag>) -> Result<()> {
-        self.update_role(caller, meta, "iam:TagRole", name, |r| {
+        validate_tags(&tags)?;
+        let keys = Keys::none().request_tags(tag_pairs(&tags));
+        self.update_role(caller, meta, Action::IamTagRole, name, keys, |r| {
             r.tags = merge_tags(&r.tags, &tags)?;
             Ok(())
         })
@@ -592,8 +615,9 @@ impl Control {
 
     /// UntagRole.
     pub async fn untag_role(&self, caller: &Caller, meta: &RequestMeta, name: &str, keys: Vec<String>) -> Result<()> {
-        self.update_role(caller, meta, "iam:UntagRole", name, |r| {
-            r.tags = remove_tags(&r.tags, &keys)?;
+        validate_tag_keys(&keys)?;
+        self.update_role(caller, meta, Action::IamUntagRole, name, Keys::none().tag_keys(&keys), |r| {
+            r.tags = remove_tags(&r.tags, &keys);
             Ok(())
         })
         .await
@@ -602,16 +626,14 @@ impl Control {
 
     /// ListRoleTags.
     pub fn list_role_tags(&self, caller: &Caller, meta: &RequestMeta, name: &str) -> Result<Vec<Tag>> {
-        let arn = self.role_arn_for(caller.account(), name);
-        self.iam_authorize(caller, "iam:ListRoleTags", &arn, meta)?;
-        Ok(self.role_entry(caller.account(), name)?.0.tags.clone())
+        Ok(self.role_for(caller, meta, Action::IamListRoleTags, name, Keys::none())?.0.tags.clone())
     }
 
     /// PutRolePolicy.
     pub async fn put_role_policy(&self, caller: &Caller, meta: &RequestMeta, role: &str, policy_name: &str, doc: String) -> Result<()> {
         names::policy_name(policy_name, "policyName")?;
         validate_policy(&doc, policy::PolicyKind::Identity, limits::ROLE_INLINE_CHARS, "PolicySize")?;
-        self.update_role(caller, meta, "iam:PutRolePolicy", role, |r| {
+        self.update_role(caller, meta, Action::IamPutRolePolicy, role, Keys::none(), |r| {
             put_inline(&mut r.inline_policies, policy_name, doc, limits::ROLE_INLINE_CHARS)
         })
         .await
@@ -621,9 +643,7 @@ impl Control {
     /// GetRolePolicy.
     pub fn get_role_policy(&self, caller: &Caller, meta: &RequestMeta, role: &str, policy_name: &str) -> Result<(String, model::InlinePolicy)> {
         names::policy_name(policy_name, "policyName")?;
-        let arn = self.role_arn_for(caller.account(), role);
-        self.iam_authorize(caller, "iam:GetRolePolicy", &arn, meta)?;
-        let (r, _) = self.role_entry(caller.account(), role)?;
+        let (r, _) = self.role_for(caller, meta, Action::IamGetRolePolicy, role, Keys::none())?;
         let p = r.inline_policies.iter().find(|p| p.name == policy_name).cloned();
         let p = p.ok_or_else(|| AwsError::no_such_entity(format!("the role policy with name {policy_name} cannot be found")))?;
         Ok((r.name.clone(), p))
@@ -632,50 +652,34 @@ impl Control {
     /// DeleteRolePolicy.
     pub async fn delete_role_policy(&self, caller: &Caller, meta: &RequestMeta, role: &str, policy_name: &str) -> Result<()> {
         names::policy_name(policy_name, "policyName")?;
-        self.update_role(caller, meta, "iam:DeleteRolePolicy", role, |r| {
-            let before = r.inline_policies.len();
-            r.inline_policies.retain(|p| p.name != policy_name);
-            if r.inline_policies.len() == before {
-                return Err(AwsError::no_such_entity(format!("the role policy with name {policy_name} cannot be found")));
-            }
-            Ok(())
-        })
-        .await
-        .map(|_| ())
+        self.update_role(caller, meta, Action::IamDeleteRolePolicy, role, Keys::none(), |r| delete_inline(&mut r.inline_policies, policy_name, "role"))
+            .await
+            .map(|_| ())
     }
 
     /// ListRolePolicies: names.
     pub fn list_role_policies(&self, caller: &Caller, meta: &RequestMeta, role: &str, page: &PageReq) -> Result<Page<String>> {
-        let arn = self.role_arn_for(caller.account(), role);
-        self.iam_authorize(caller, "iam:ListRolePolicies", &arn, meta)?;
-        let (r, _) = self.role_entry(caller.account(), role)?;
-        let mut names: Vec<String> = r.inline_policies.iter().map(|p| p.name.clone()).collect();
-        names.sort();
-        paginate(names.into_iter().map(|n| (n.clone(), n)), page)
+        let (r, _) = self.role_for(caller, meta, Action::IamListRolePolicies, role, Keys::none())?;
+        inline_names(&r.inline_policies, page)
     }
 
     /// AttachRolePolicy.
     pub async fn attach_role_policy(&self, caller: &Caller, meta: &RequestMeta, role: &str, policy_arn: &str) -> Result<()> {
-        self.check_policy_exists(caller.account(), policy_arn)?;
-        self.update_role(caller, meta, "iam:AttachRolePolicy", role, |r| attach(&mut r.attached, policy_arn, "PoliciesPerRole")).await.map(|_| ())
+        let arn = self.attachable(caller.account(), policy_arn)?;
+        let keys = Keys::none().with("iam:PolicyARN", arn.as_str());
+        self.update_role(caller, meta, Action::IamAttachRolePolicy, role, keys, |r| attach(&mut r.attached, &arn, "PoliciesPerRole")).await.map(|_| ())
     }
 
     /// DetachRolePolicy.
     pub async fn detach_role_policy(&self, caller: &Caller, meta: &RequestMeta, role: &str, policy_arn: &str) -> Result<()> {
-        self.update_role(caller, meta, "iam:DetachRolePolicy", role, |r| detach(&mut r.attached, policy_arn)).await.map(|_| ())
+        let keys = Keys::none().with("iam:PolicyARN", policy_arn);
+        self.update_role(caller, meta, Action::IamDetachRolePolicy, role, keys, |r| detach(&mut r.attached, policy_arn)).await.map(|_| ())
     }
 
     /// ListAttachedRolePolicies.
     pub fn list_attached_role_policies(&self, caller: &Caller, meta: &RequestMeta, role: &str, page: &PageReq) -> Result<Page<AttachedPolicy>> {
-        let arn = self.role_arn_for(caller.account(), role);
-        self.iam_authorize(caller, "iam:ListAttachedRolePolicies", &arn, meta)?;
-        let (r, _) = self.role_entry(caller.account(), role)?;
-        let items: Vec<(String, AttachedPolicy)> = r
-            .attached
-            .iter()
-            .map(|a| (a.clone(), AttachedPolicy { name: a.rsplit('/').next().unwrap_or(a).to_owned(), arn: a.clone() }))
-            .collect();
-        paginate(items.into_iter(), page)
+        let (r, _) = self.role_for(caller, meta, Action::IamListAttachedRolePolicies, role, Keys::none())?;
+        attached_page(&r.attached, page)
     }
 
     /// Revoke every session of a role issued before now, in one call: the same inline policy
@@ -692,13 +696,14 @@ impl Control {
 
     // === managed policies ===
 
-    fn check_policy_exists(&self, account: &str, arn: &str) -> Result<()> {
-        self.policy_entry(account, arn).map(|_| ())
+    /// The canonical ARN of a managed policy of `account` that `arn` names exactly.
+    fn attachable(&self, account: &str, arn: &str) -> Result<String> {
+        Ok(policy_arn(account, &self.policy_entry(account, arn)?.1))
     }
 
     fn policy_entry(&self, account: &str, arn: &str) -> Result<(String, Arc<model::ManagedPolicy>, i64)> {
         names::bounded(arn, "policyArn", 20, 2048)?;
-        let a = names::Arn::parse(arn).filter(|a| a.service == "iam" && a.resource.starts_with("policy/"));
+        let a = names::Arn::parse(arn).filter(|a| a.service == "iam" && a.region.is_empty() && a.resource.starts_with("policy/"));
         let a = a.ok_or_else(|| AwsError::invalid_input(format!("ARN {arn} is not valid")))?;
         let not_found = || AwsError::no_such_entity(format!("policy {arn} does not exist or is not attachable"));
         if a.account != account {
@@ -711,6 +716,29 @@ impl Control {
             return Err(not_found());
         }
         Ok((id, e.value, e.version))
+    }
+
+    /// The managed policy `arn` names in the caller's account, authorized for `action` on the
+    /// stored policy (or on the ARN as given, before NoSuchEntity, when there is none).
+    fn policy_for(&self, caller: &Caller, meta: &RequestMeta, action: Action, arn: &str) -> Result<(String, Arc<model::ManagedPolicy>, i64)> {
+        let account = caller.account();
+        match self.policy_entry(account, arn) {
+            Ok(found) => {
+                self.authorize(caller, action, &Target::policy(account, &found.1), meta, Keys::none())?;
+                Ok(found)
+            }
+            Err(e) if e.code == "NoSuchEntity" => {
+                let a = names::Arn::parse(arn).ok_or_else(AwsError::service_failure)?;
+                let rest = a.resource.strip_prefix("policy").unwrap_or_default();
+                let (path, name) = rest.rsplit_once('/').map_or(("/", rest), |(p, n)| (p, n));
+                let path = if path.is_empty() { "/".to_owned() } else { format!("{path}/") };
+                if a.account == account {
+                    self.authorize(caller, action, &Target::new_iam(ResourceKind::Policy, account, &path, name), meta, Keys::none())?;
+                }
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// CreatePolicy.
@@ -734,8 +762,8 @@ impl Control {
         }
         validate_policy(&doc, policy::PolicyKind::Identity, limits::MANAGED_POLICY_CHARS, "PolicySize")?;
         validate_tags(&tags)?;
-        let arn = format!("arn:aws:iam::{account}:policy{path}{name}");
-        self.iam_authorize(caller, "iam:CreatePolicy", &arn, meta)?;
+        let target = Target::new_iam(ResourceKind::Policy, &account, &path, name);
+        self.authorize(caller, Action::IamCreatePolicy, &target, meta, Keys::none().request_tags(tag_pairs(&tags)))?;
         let guard = self.db.write().await;
         let id = name.to_lowercase();
         {
@@ -768,8 +796,7 @@ impl Control {
 
     /// GetPolicy, with its attachment count.
     pub fn get_policy(&self, caller: &Caller, meta: &RequestMeta, arn: &str) -> Result<(Arc<model::ManagedPolicy>, usize)> {
-        self.iam_authorize(caller, "iam:GetPolicy", arn, meta)?;
-        let (_, p, _) = self.policy_entry(caller.account(), arn)?;
+        let (_, p, _) = self.policy_for(caller, meta, Action::IamGetPolicy, arn)?;
         Ok((p, self.attachment_count(caller.account(), arn)))
     }
 
@@ -784,7 +811,7 @@ impl Control {
     /// ListPolicies (Scope=Local|All; podiam has no AWS managed policies).
     pub fn list_policies(&self, caller: &Caller, meta: &RequestMeta, path_prefix: Option<&str>, only_attached: bool, page: &PageReq) -> Result<Page<(Arc<model::ManagedPolicy>, usize)>> {
         let account = caller.account().to_owned();
-        self.iam_authorize(caller, "iam:ListPolicies", "*", meta)?;
+        self.authorize(caller, Action::IamListPolicies, &Target::wildcard(&account), meta, Keys::none())?;
         let prefix = path_prefix.unwrap_or("/");
         let found: Vec<(String, Arc<model::ManagedPolicy>)> = self
             .db
@@ -808,9 +835,8 @@ impl Control {
 
     /// DeletePolicy.
     pub async fn delete_policy(&self, caller: &Caller, meta: &RequestMeta, arn: &str) -> Result<()> {
-        self.iam_authorize(caller, "iam:DeletePolicy", arn, meta)?;
         let guard = self.db.write().await;
-        let (id, _, _) = self.policy_entry(caller.account(), arn)?;
+        let (id, _, _) = self.policy_for(caller, meta, Action::IamDeletePolicy, arn)?;
         if self.attachment_count(caller.account(), arn) > 0 {
             return Err(AwsError::delete_conflict("cannot delete a policy attached to entities"));
         }
@@ -820,8 +846,7 @@ impl Control {
 
     /// GetPolicyVersion.
     pub fn get_policy_version(&self, caller: &Caller, meta: &RequestMeta, arn: &str, version: &str) -> Result<(model::PolicyVersion, bool)> {
-        self.iam_authorize(caller, "iam:GetPolicyVersion", arn, meta)?;
-        let (_, p, _) = self.policy_entry(caller.account(), arn)?;
+        let (_, p, _) = self.policy_for(caller, meta, Action::IamGetPolicyVersion, arn)?;
         let v = p.versions.iter().find(|v| v.id == version).cloned();
         let v = v.ok_or_else(|| AwsError::no_such_entity(format!("policy {arn} version {version} does not exist")))?;
         let default = v.id == p.default_version;
@@ -831,9 +856,8 @@ impl Control {
     /// CreatePolicyVersion.
     pub async fn create_policy_version(&self, caller: &Caller, meta: &RequestMeta, arn: &str, doc: String, set_default: bool) -> Result<(model::PolicyVersion, bool)> {
         validate_policy(&doc, policy::PolicyKind::Identity, limits::MANAGED_POLICY_CHARS, "PolicySize")?;
-        self.iam_authorize(caller, "iam:CreatePolicyVersion", arn, meta)?;
         let guard = self.db.write().await;
-        let (id, p, version) = self.policy_entry(caller.account(), arn)?;
+        let (id, p, version) = self.policy_for(caller, meta, Action::IamCreatePolicyVersion, arn)?;
         let mut p = (*p).clone();
         if p.versions.len() >= limits::POLICY_VERSIONS {
             return Err(AwsError::limit_exceeded(format!("a managed policy can have up to {} versions. before you create a new version, you must delete an existing version", limits::POLICY_VERSIONS)));
@@ -852,11 +876,28 @@ impl Control {
 
     // === users and access keys ===
 
-    fn user_entry(&self, account: &str, name: &str) -> Result<(Arc<model::User>, i64)> {
+    /// The user `name` names in the caller's account, authorized for `action` as
+    /// [`Self::role_for`] authorizes roles.
+    fn user_for(&self, caller: &Caller, meta: &RequestMeta, action: Action, name: &str, keys: Keys) -> Result<(Arc<model::User>, i64)> {
         names::entity_name(name, "userName", 64)?;
+        let account = caller.account();
         let e = self.db.read().users.get(&(account.to_owned(), name.to_lowercase())).cloned();
+        let (target, keys) = match &e {
+            Some(e) => (Target::user(account, &e.value), keys.and(boundary_key(action, e.value.boundary.as_deref()))),
+            None => (Target::new_iam(ResourceKind::User, account, "/", name), keys),
+        };
+        self.authorize(caller, action, &target, meta, keys)?;
         let e = e.ok_or_else(|| AwsError::no_such_entity(format!("the user with name {name} cannot be found")))?;
         Ok((e.value, e.version))
+    }
+
+    /// The user a call names, or the calling user itself when it names none.
+    fn user_name_or_self(user: Option<&str>, caller: &Caller) -> Result<String> {
+        match (user, caller) {
+            (Some(n), _) => Ok(n.to_owned()),
+            (None, Caller::User { user, .. }) => Ok(user.name.clone()),
+            (None, _) => Err(AwsError::validation("must specify userName when calling with non-user credentials")),
+        }
     }
 
     /// CreateUser.
@@ -866,8 +907,8 @@ impl Control {
         let path = path.unwrap_or_else(|| "/".into());
         names::iam_path(&path)?;
         validate_tags(&tags)?;
-        let arn = format!("arn:aws:iam::{account}:user{path}{name}");
-        self.iam_authorize(caller, "iam:CreateUser", &arn, meta)?;
+        let target = Target::new_iam(ResourceKind::User, &account, &path, name);
+        self.authorize(caller, Action::IamCreateUser, &target, meta, Keys::none().request_tags(tag_pairs(&tags)))?;
         let guard = self.db.write().await;
         let id = name.to_lowercase();
         {
@@ -896,22 +937,14 @@ impl Control {
 
     /// GetUser (the caller itself when `name` is absent).
     pub fn get_user(&self, caller: &Caller, meta: &RequestMeta, name: Option<&str>) -> Result<Arc<model::User>> {
-        let name = match (name, caller) {
-            (Some(n), _) => n.to_owned(),
-            (None, Caller::User { user, .. }) => user.name.clone(),
-            (None, _) => return Err(AwsError::validation("must specify userName when calling with non-user credentials")),
-        };
-        let arn = format!("arn:aws:iam::{}:user/{name}", caller.account());
-        self.iam_authorize(caller, "iam:GetUser", &arn, meta)?;
-        Ok(self.user_entry(caller.account(), &name)?.0)
+        let name = Self::user_name_or_self(name, caller)?;
+        Ok(self.user_for(caller, meta, Action::IamGetUser, &name, Keys::none())?.0)
     }
 
     /// DeleteUser.
     pub async fn delete_user(&self, caller: &Caller, meta: &RequestMeta, name: &str) -> Result<()> {
-        let arn = format!("arn:aws:iam::{}:user/{name}", caller.account());
-        self.iam_authorize(caller, "iam:DeleteUser", &arn, meta)?;
         let guard = self.db.write().await;
-        let (user, _) = self.user_entry(caller.account(), name)?;
+        let (user, _) = self.user_for(caller, meta, Action::IamDeleteUser, name, Keys::none())?;
         let has_keys = self.db.read().access_keys.values().any(|k| k.value.account == caller.account() && k.value.user.as_deref() == Some(&user.name));
         if has_keys {
             return Err(AwsError::delete_conflict("cannot delete entity, must delete access keys first"));
@@ -926,37 +959,27 @@ impl Control {
         self.db.commit(&guard, vec![Change::delete(kind::USER, caller.account(), &name.to_lowercase())], now).await
     }
 
-    /// PutUserPolicy.
-    pub async fn put_user_policy(&self, caller: &Caller, meta: &RequestMeta, user: &str, policy_name: &str, doc: String) -> Result<()> {
-        names::policy_name(policy_name, "policyName")?;
-        validate_policy(&doc, policy::PolicyKind::Identity, limits::USER_INLINE_CHARS, "PolicySize")?;
-        let arn = format!("arn:aws:iam::{}:user/{user}", caller.account());
-        self.iam_authorize(caller, "iam:PutUserPolicy", &arn, meta)?;
+    async fn update_user(&self, caller: &Caller, meta: &RequestMeta, action: Action, name: &str, keys: Keys, f: impl FnOnce(&mut model::User) -> Result<()>) -> Result<()> {
         let guard = self.db.write().await;
-        let (u, version) = self.user_entry(caller.account(), user)?;
-        let mut u = (*u).clone();
-        put_inline(&mut u.inline_policies, policy_name, doc, limits::USER_INLINE_CHARS)?;
-        let now = self.now();
-        self.db.commit(&guard, vec![Change::update(kind::USER, caller.account(), &user.to_lowercase(), &u, version)?], now).await
-    }
-
-    async fn update_user(&self, caller: &Caller, meta: &RequestMeta, action: &str, name: &str, f: impl FnOnce(&mut model::User) -> Result<()>) -> Result<()> {
-        let arn = format!("arn:aws:iam::{}:user/{name}", caller.account());
-        self.iam_authorize(caller, action, &arn, meta)?;
-        let guard = self.db.write().await;
-        let (u, version) = self.user_entry(caller.account(), name)?;
+        let (u, version) = self.user_for(caller, meta, action, name, keys)?;
         let mut u = (*u).clone();
         f(&mut u)?;
         let now = self.now();
         self.db.commit(&guard, vec![Change::update(kind::USER, caller.account(), &name.to_lowercase(), &u, version)?], now).await
     }
 
+    /// PutUserPolicy.
+    pub async fn put_user_policy(&self, caller: &Caller, meta: &RequestMeta, user: &str, policy_name: &str, doc: String) -> Result<()> {
+        names::policy_name(policy_name, "policyName")?;
+        validate_policy(&doc, policy::PolicyKind::Identity, limits::USER_INLINE_CHARS, "PolicySize")?;
+        self.update_user(caller, meta, Action::IamPutUserPolicy, user, Keys::none(), |u| put_inline(&mut u.inline_policies, policy_name, doc, limits::USER_INLINE_CHARS))
+            .await
+    }
+
     /// GetUserPolicy.
     pub fn get_user_policy(&self, caller: &Caller, meta: &RequestMeta, user: &str, policy_name: &str) -> Result<(String, model::InlinePolicy)> {
         names::policy_name(policy_name, "policyName")?;
-        let arn = format!("arn:aws:iam::{}:user/{user}", caller.account());
-        self.iam_authorize(caller, "iam:GetUserPolicy", &arn, meta)?;
-        let (u, _) = self.user_entry(caller.account(), user)?;
+        let (u, _) = self.user_for(caller, meta, Action::IamGetUserPolicy, user, Keys::none())?;
         let p = u.inline_policies.iter().find(|p| p.name == policy_name).cloned();
         let p = p.ok_or_else(|| AwsError::no_such_entity(format!("the user policy with name {policy_name} cannot be found")))?;
         Ok((u.name.clone(), p))
@@ -965,49 +988,38 @@ impl Control {
     /// DeleteUserPolicy.
     pub async fn delete_user_policy(&self, caller: &Caller, meta: &RequestMeta, user: &str, policy_name: &str) -> Result<()> {
         names::policy_name(policy_name, "policyName")?;
-        self.update_user(caller, meta, "iam:DeleteUserPolicy", user, |u| {
-            let before = u.inline_policies.len();
-            u.inline_policies.retain(|p| p.name != policy_name);
-            if u.inline_policies.len() == before {
-                return Err(AwsError::no_such_entity(format!("the user policy with name {policy_name} cannot be found")));
-            }
-            Ok(())
-        })
-        .await
+        self.update_user(caller, meta, Action::IamDeleteUserPolicy, user, Keys::none(), |u| delete_inline(&mut u.inline_policies, policy_name, "user")).await
     }
 
     /// ListUserPolicies: names.
     pub fn list_user_policies(&self, caller: &Caller, meta: &RequestMeta, user: &str, page: &PageReq) -> Result<Page<String>> {
-        let arn = format!("arn:aws:iam::{}:user/{user}", caller.account());
-        self.iam_authorize(caller, "iam:ListUserPolicies", &arn, meta)?;
-        let (u, _) = self.user_entry(caller.account(), user)?;
-        let mut names: Vec<String> = u.inline_policies.iter().map(|p| p.name.clone()).collect();
-        names.sort();
-        paginate(names.into_iter().map(|n| (n.clone(), n)), page)
+        let (u, _) = self.user_for(caller, meta, Action::IamListUserPolicies, user, Keys::none())?;
+        inline_names(&u.inline_policies, page)
+    }
+
+    /// AttachUserPolicy.
+    pub async fn attach_user_policy(&self, caller: &Caller, meta: &RequestMeta, user: &str, policy_arn: &str) -> Result<()> {
+        let arn = self.attachable(caller.account(), policy_arn)?;
+        let keys = Keys::none().with("iam:PolicyARN", arn.as_str());
+        self.update_user(caller, meta, Action::IamAttachUserPolicy, user, keys, |u| attach(&mut u.attached, &arn, "PoliciesPerUser")).await
     }
 
     /// DetachUserPolicy.
     pub async fn detach_user_policy(&self, caller: &Caller, meta: &RequestMeta, user: &str, policy_arn: &str) -> Result<()> {
-        self.update_user(caller, meta, "iam:DetachUserPolicy", user, |u| detach(&mut u.attached, policy_arn)).await
+        let keys = Keys::none().with("iam:PolicyARN", policy_arn);
+        self.update_user(caller, meta, Action::IamDetachUserPolicy, user, keys, |u| detach(&mut u.attached, policy_arn)).await
     }
 
     /// ListAttachedUserPolicies.
     pub fn list_attached_user_policies(&self, caller: &Caller, meta: &RequestMeta, user: &str, page: &PageReq) -> Result<Page<AttachedPolicy>> {
-        let arn = format!("arn:aws:iam::{}:user/{user}", caller.account());
-        self.iam_authorize(caller, "iam:ListAttachedUserPolicies", &arn, meta)?;
-        let (u, _) = self.user_entry(caller.account(), user)?;
-        let items: Vec<(String, AttachedPolicy)> = u
-            .attached
-            .iter()
-            .map(|a| (a.clone(), AttachedPolicy { name: a.rsplit('/').next().unwrap_or(a).to_owned(), arn: a.clone() }))
-            .collect();
-        paginate(items.into_iter(), page)
+        let (u, _) = self.user_for(caller, meta, Action::IamListAttachedUserPolicies, user, Keys::none())?;
+        attached_page(&u.attached, page)
     }
 
     /// ListUsers.
     pub fn list_users(&self, caller: &Caller, meta: &RequestMeta, path_prefix: Option<&str>, page: &PageReq) -> Result<Page<Arc<model::User>>> {
         let account = caller.account().to_owned();
-        self.iam_authorize(caller, "iam:ListUsers", "*", meta)?;
+        self.authorize(caller, Action::IamListUsers, &Target::wildcard(&account), meta, Keys::none())?;
         let prefix = path_prefix.unwrap_or("/");
         let t = self.db.read();
         paginate(
@@ -1020,31 +1032,12 @@ impl Control {
         )
     }
 
-    /// AttachUserPolicy.
-    pub async fn attach_user_policy(&self, caller: &Caller, meta: &RequestMeta, user: &str, policy_arn: &str) -> Result<()> {
-        self.check_policy_exists(caller.account(), policy_arn)?;
-        let arn = format!("arn:aws:iam::{}:user/{user}", caller.account());
-        self.iam_authorize(caller, "iam:AttachUserPolicy", &arn, meta)?;
-        let guard = self.db.write().await;
-        let (u, version) = self.user_entry(caller.account(), user)?;
-        let mut u = (*u).clone();
-        attach(&mut u.attached, policy_arn, "PoliciesPerUser")?;
-        let now = self.now();
-        self.db.commit(&guard, vec![Change::update(kind::USER, caller.account(), &user.to_lowercase(), &u, version)?], now).await
-    }
-
     /// CreateAccessKey for a user (the caller itself when `user` is absent).
     pub async fn create_access_key(&self, caller: &Caller, meta: &RequestMeta, user: Option<&str>) -> Result<(model::AccessKey, String, String)> {
-        let name = match (user, caller) {
-            (Some(n), _) => n.to_owned(),
-            (None, Caller::User { user, .. }) => user.name.clone(),
-            (None, _) => return Err(AwsError::validation("must specify userName when calling with non-user credentials")),
-        };
+        let name = Self::user_name_or_self(user, caller)?;
         let account = caller.account().to_owned();
-        let arn = format!("arn:aws:iam::{account}:user/{name}");
-        self.iam_authorize(caller, "iam:CreateAccessKey", &arn, meta)?;
         let guard = self.db.write().await;
-        let (u, _) = self.user_entry(&account, &name)?;
+        let (u, _) = self.user_for(caller, meta, Action::IamCreateAccessKey, &name, Keys::none())?;
         let count = self.db.read().access_keys.values().filter(|k| k.value.account == account && k.value.user.as_deref() == Some(&u.name)).count();
         if count >= limits::ACCESS_KEYS_PER_USER {
             return Err(AwsError::limit_exceeded(format!("cannot exceed quota for AccessKeysPerUser: {}", limits::ACCESS_KEYS_PER_USER)));
@@ -1067,16 +1060,10 @@ impl Control {
     /// DeleteAccessKey.
     pub async fn delete_access_key(&self, caller: &Caller, meta: &RequestMeta, user: Option<&str>, akid: &str) -> Result<()> {
         names::bounded(akid, "accessKeyId", 16, 128)?;
-        let name = match (user, caller) {
-            (Some(n), _) => n.to_owned(),
-            (None, Caller::User { user, .. }) => user.name.clone(),
-            (None, _) => return Err(AwsError::validation("must specify userName when calling with non-user credentials")),
-        };
+        let name = Self::user_name_or_self(user, caller)?;
         let account = caller.account().to_owned();
-        let arn = format!("arn:aws:iam::{account}:user/{name}");
-        self.iam_authorize(caller, "iam:DeleteAccessKey", &arn, meta)?;
         let guard = self.db.write().await;
-        let (u, _) = self.user_entry(&account, &name)?;
+        let (u, _) = self.user_for(caller, meta, Action::IamDeleteAccessKey, &name, Keys::none())?;
         let owned = self.db.read().access_keys.get(akid).is_some_and(|k| k.value.account == account && k.value.user.as_deref() == Some(&u.name));
         if !owned {
             return Err(AwsError::no_such_entity(format!("the access key with id {akid} cannot be found")));
@@ -1087,15 +1074,9 @@ impl Control {
 
     /// ListAccessKeys.
     pub fn list_access_keys(&self, caller: &Caller, meta: &RequestMeta, user: Option<&str>) -> Result<(String, Vec<model::AccessKey>)> {
-        let name = match (user, caller) {
-            (Some(n), _) => n.to_owned(),
-            (None, Caller::User { user, .. }) => user.name.clone(),
-            (None, _) => return Err(AwsError::validation("must specify userName when calling with non-user credentials")),
-        };
+        let name = Self::user_name_or_self(user, caller)?;
         let account = caller.account().to_owned();
-        let arn = format!("arn:aws:iam::{account}:user/{name}");
-        self.iam_authorize(caller, "iam:ListAccessKeys", &arn, meta)?;
-        let (u, _) = self.user_entry(&account, &name)?;
+        let (u, _) = self.user_for(caller, meta, Action::IamListAccessKeys, &name, Keys::none())?;
         let mut keys: Vec<model::AccessKey> = self
             .db
             .read()
@@ -1107,6 +1088,39 @@ impl Control {
         keys.sort_by(|a, b| a.id.cmp(&b.id));
         Ok((u.name.clone(), keys))
     }
+}
+
+/// `iam:PermissionsBoundary` from an entity's boundary, where `action` sets it.
+fn boundary_key(action: Action, boundary: Option<&str>) -> Keys {
+    match boundary {
+        Some(b) if action.declares("iam:PermissionsBoundary") => Keys::none().with("iam:PermissionsBoundary", b),
+        _ => Keys::none(),
+    }
+}
+
+fn tag_pairs(tags: &[Tag]) -> impl Iterator<Item = (&str, &str)> {
+    tags.iter().map(|t| (t.key.as_str(), t.value.as_str()))
+}
+
+fn delete_inline(list: &mut Vec<model::InlinePolicy>, name: &str, entity: &str) -> Result<()> {
+    let before = list.len();
+    list.retain(|p| p.name != name);
+    if list.len() == before {
+        return Err(AwsError::no_such_entity(format!("the {entity} policy with name {name} cannot be found")));
+    }
+    Ok(())
+}
+
+fn inline_names(list: &[model::InlinePolicy], page: &PageReq) -> Result<Page<String>> {
+    let mut names: Vec<String> = list.iter().map(|p| p.name.clone()).collect();
+    names.sort();
+    paginate(names.into_iter().map(|n| (n.clone(), n)), page)
+}
+
+fn attached_page(list: &[String], page: &PageReq) -> Result<Page<AttachedPolicy>> {
+    let items: Vec<(String, AttachedPolicy)> =
+        list.iter().map(|a| (a.clone(), AttachedPolicy { name: a.rsplit('/').next().unwrap_or(a).to_owned(), arn: a.clone() })).collect();
+    paginate(items.into_iter(), page)
 }
 
 fn put_inline(list: &mut Vec<model::InlinePolicy>, name: &str, doc: String, max_total: usize) -> Result<()> {

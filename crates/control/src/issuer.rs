@@ -13,6 +13,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use podiam_jose::{JwkSet, KeyAlgorithm, SigningKey};
 
+use crate::authz::{Action, Keys};
 use crate::auth::{Caller, RequestMeta};
 use crate::error::{AwsError, Result};
 use crate::model::{self, kind};
@@ -189,8 +190,7 @@ impl Control {
     /// Mint a token with the claims kube-apiserver puts in a projected service-account token,
     /// signed by the cluster's hosted issuer.
     pub fn mint_service_account_token(&self, caller: &Caller, meta: &RequestMeta, cluster: &str, req: &TokenRequest) -> Result<String> {
-        let arn = self.cluster_arn(caller.account(), cluster);
-        self.authorize(caller, "podiam:MintServiceAccountToken", &arn, caller.account(), meta, &[])?;
+        self.cluster_for(caller, meta, Action::PodiamMintServiceAccountToken, cluster, Keys::none())?;
         let (c, _) = self.hosted_cluster(caller, cluster)?;
         let dns = |s: &str, what: &str| -> Result<()> {
             let ok = !s.is_empty() && s.len() <= 253 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
@@ -236,9 +236,8 @@ impl Control {
     /// signs until then and stays in the JWKS `issuer_key_retention_secs` longer, until tokens it
     /// signed can no longer be valid. Returns the new key's kid and activation time.
     pub async fn rotate_issuer_key(&self, caller: &Caller, meta: &RequestMeta, cluster: &str) -> Result<(String, i64)> {
-        let arn = self.cluster_arn(caller.account(), cluster);
-        self.authorize(caller, "podiam:RotateIssuerKey", &arn, caller.account(), meta, &[])?;
         let guard = self.db.write().await;
+        self.cluster_for(caller, meta, Action::PodiamRotateIssuerKey, cluster, Keys::none())?;
         let (c, version) = self.hosted_cluster(caller, cluster)?;
         let mut c = (*c).clone();
         let now = self.now();
@@ -268,8 +267,7 @@ impl Control {
     /// every replica has the key in its JWKS), and the public keys of every key in the JWKS, so
     /// that tokens of the previous key keep verifying.
     pub fn export_issuer(&self, caller: &Caller, meta: &RequestMeta, cluster: &str) -> Result<IssuerExport> {
-        let arn = self.cluster_arn(caller.account(), cluster);
-        self.authorize(caller, "podiam:ExportIssuerKey", &arn, caller.account(), meta, &[])?;
+        self.cluster_for(caller, meta, Action::PodiamExportIssuerKey, cluster, Keys::none())?;
         let (c, _) = self.hosted_cluster(caller, cluster)?;
         let keys = self.hosted_issuer_keys(&c.oidc_id).ok_or_else(AwsError::server_exception)?;
         let signer = keys.all.last().cloned().ok_or_else(AwsError::server_exception)?;

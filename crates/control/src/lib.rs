@@ -5,6 +5,7 @@
 //! encodes the result or the [`AwsError`]. Time comes from an injected [`Clock`].
 
 pub mod auth;
+pub mod authz;
 pub mod crypto;
 pub mod eks;
 pub mod error;

@@ -121,7 +121,9 @@ pub struct Arn<'a> {
 }
 
 impl<'a> Arn<'a> {
-    /// Split an ARN into its six parts; `None` when it is not an ARN.
+    /// Split an ARN into its six parts; `None` when it is not an ARN of the installation's
+    /// partition ([`crate::authz::PARTITION`]): an ARN spelled `arn:aws-cn:...` names nothing
+    /// podiam holds, so no lookup or authorization ever sees one.
     pub fn parse(s: &'a str) -> Option<Self> {
         let mut it = s.splitn(6, ':');
         let (Some("arn"), Some(partition), Some(service), Some(region), Some(account), Some(resource)) =
@@ -129,7 +131,7 @@ impl<'a> Arn<'a> {
         else {
             return None;
         };
-        if partition.is_empty() || service.is_empty() || resource.is_empty() {
+        if partition != crate::authz::PARTITION || service.is_empty() || resource.is_empty() {
             return None;
         }
         Some(Self { partition, service, region, account, resource })
@@ -227,6 +229,10 @@ mod tests {
         assert_eq!((a.account.as_str(), a.path.as_str(), a.name.as_str()), ("111122223333", "/app/team/", "my-role"));
         let b = RoleArn::parse("arn:aws:iam::111122223333:role/r").unwrap();
         assert_eq!((b.path.as_str(), b.name.as_str()), ("/", "r"));
+        for other in ["arn:aws-cn:iam::111122223333:role/r", "arn:aws-us-gov:iam::111122223333:role/r", "arn:AWS:iam::111122223333:role/r", "arn::iam::111122223333:role/r"] {
+            assert!(RoleArn::parse(other).is_none(), "{other}");
+            assert!(Arn::parse(other).is_none(), "{other}");
+        }
     }
 
     #[test]

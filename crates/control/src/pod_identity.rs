@@ -15,6 +15,7 @@ use podiam_policy as policy;
 
 use crate::Control;
 use crate::auth::{Caller, RequestMeta};
+use crate::authz::{Action, Keys, Target};
 use crate::error::{AwsError, Result};
 use crate::model::{self, kind};
 use crate::names;
@@ -124,11 +125,19 @@ pub(crate) fn check_tags(tags: &BTreeMap<String, String>) -> Result<()> {
                 "tag {k:?} is not valid: keys 1-128, values 0-256 characters"
             )));
         }
-        if k.to_ascii_lowercase().starts_with("aws:") {
+        if policy::fold_key(k).starts_with("aws:") {
             return Err(AwsError::invalid_parameter(format!(
                 "tag key {k:?} uses the reserved prefix aws:"
             )));
         }
+    }
+    // Keys that fold to one key would be one `aws:ResourceTag/...` to the policy engine.
+    let mut folded: Vec<String> = tags.keys().map(|k| policy::fold_key(k)).collect();
+    folded.sort();
+    if folded.windows(2).any(|w| w.first() == w.get(1)) {
+        return Err(AwsError::invalid_parameter(
+            "Duplicate tag keys found. Please note that Tag keys are case insensitive.",
+        ));
     }
     Ok(())
 }
@@ -234,15 +243,30 @@ impl Control {
         })
     }
 
-    fn check_pass_role(&self, caller: &Caller, meta: &RequestMeta, role_arn: &str) -> Result<()> {
-        self.authorize(
-            caller,
-            "iam:PassRole",
-            role_arn,
-            caller.account(),
-            meta,
-            &[("iam:PassedToService".into(), vec![SERVICE_PRINCIPAL.into()])],
-        )
+    /// The association `id` of `cluster` in the caller's account, authorized for `action` on
+    /// the stored association (its tags as `aws:ResourceTag/*`), or on the ARN of the id as
+    /// given when there is none.
+    fn association_for(
+        &self,
+        caller: &Caller,
+        meta: &RequestMeta,
+        action: Action,
+        cluster: &str,
+        id: &str,
+    ) -> Result<crate::state::Entry<model::PodIdentityAssociation>> {
+        let account = caller.account();
+        let e = self.db.read().associations.get(account, cluster, id).cloned();
+        let target = match &e {
+            Some(e) => Target::association(&self.config.region, account, &e.value),
+            None => Target::new_association(&self.config.region, account, cluster, id),
+        };
+        self.authorize(caller, action, &target, meta, Keys::none())?;
+        self.cluster_entry(account, cluster)?;
+        e.ok_or_else(|| {
+            AwsError::resource_not_found(format!(
+                "Pod identity association {id} not found in cluster {cluster}."
+            ))
+        })
     }
 
     /// The association role must be a role of the cluster's account that exists.
@@ -300,27 +324,16 @@ impl Control {
                 "clientRequestToken must be 1-64 characters",
             ));
         }
-        let cluster_arn = self.cluster_arn(&account, cluster);
-        let mut extra: Vec<(String, Vec<String>)> = input
-            .tags
-            .iter()
-            .map(|(k, v)| (format!("aws:RequestTag/{k}"), vec![v.clone()]))
-            .collect();
-        if !input.tags.is_empty() {
-            extra.push(("aws:TagKeys".into(), input.tags.keys().cloned().collect()));
-        }
-        self.authorize(
-            caller,
-            "eks:CreatePodIdentityAssociation",
-            &cluster_arn,
-            &account,
-            meta,
-            &extra,
-        )?;
-        self.check_pass_role(caller, meta, &input.role_arn)?;
+        let mut input = input;
+        let req_tags = Keys::none().request_tags(input.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let guard = self.db.write().await;
-        self.cluster_entry(&account, cluster)?;
+        self.cluster_for(caller, meta, Action::EksCreatePodIdentityAssociation, cluster, req_tags)?
+            .ok_or_else(|| AwsError::resource_not_found(format!("No cluster found for name: {cluster}.")))?;
         self.check_association_role(&account, &input.role_arn)?;
+        // The association keeps the role's canonical ARN (stored case and path), the one
+        // `iam:PassRole` was authorized on.
+        let cluster_arn = self.cluster_arn(&account, cluster);
+        input.role_arn = self.pass_role(caller, meta, &input.role_arn, SERVICE_PRINCIPAL, &cluster_arn, true)?;
         let existing = self
             .db
             .read()
@@ -392,18 +405,7 @@ impl Control {
         cluster: &str,
         id: &str,
     ) -> Result<Arc<model::PodIdentityAssociation>> {
-        let account = caller.account();
-        let arn = self.association_arn(account, cluster, id);
-        self.authorize(
-            caller,
-            "eks:DescribePodIdentityAssociation",
-            &arn,
-            account,
-            meta,
-            &[],
-        )?;
-        self.cluster_entry(account, cluster)?;
-        Ok(self.association_entry(account, cluster, id)?.value)
+        Ok(self.association_for(caller, meta, Action::EksDescribePodIdentityAssociation, cluster, id)?.value)
     }
 
     /// ListPodIdentityAssociations, filtered by namespace and service account, paginated by
@@ -420,15 +422,7 @@ impl Control {
         next: Option<&str>,
     ) -> Result<(Vec<Arc<model::PodIdentityAssociation>>, Option<String>)> {
         let account = caller.account().to_owned();
-        let cluster_arn = self.cluster_arn(&account, cluster);
-        self.authorize(
-            caller,
-            "eks:ListPodIdentityAssociations",
-            &cluster_arn,
-            &account,
-            meta,
-            &[],
-        )?;
+        self.cluster_for(caller, meta, Action::EksListPodIdentityAssociations, cluster, Keys::none())?;
         let max = match max_results {
             None => 100,
             Some(n @ 1..=100) => usize::try_from(n).unwrap_or(100),
@@ -480,18 +474,6 @@ impl Control {
         input: UpdateAssociation,
     ) -> Result<Arc<model::PodIdentityAssociation>> {
         let account = caller.account().to_owned();
-        let arn = self.association_arn(&account, cluster, id);
-        self.authorize(
-            caller,
-            "eks:UpdatePodIdentityAssociation",
-            &arn,
-            &account,
-            meta,
-            &[],
-        )?;
-        if let Some(r) = &input.role_arn {
-            self.check_pass_role(caller, meta, r)?;
-        }
         if let Some(t) = input.target_role_arn.as_deref().filter(|t| !t.is_empty()) {
             role_arn_param(t, "targetRoleArn")?;
         }
@@ -499,12 +481,12 @@ impl Control {
             check_session_policy(p)?;
         }
         let guard = self.db.write().await;
-        self.cluster_entry(&account, cluster)?;
-        let e = self.association_entry(&account, cluster, id)?;
+        let e = self.association_for(caller, meta, Action::EksUpdatePodIdentityAssociation, cluster, id)?;
         let mut a = (*e.value).clone();
         if let Some(r) = input.role_arn {
             self.check_association_role(&account, &r)?;
-            a.role_arn = r;
+            let cluster_arn = self.cluster_arn(&account, cluster);
+            a.role_arn = self.pass_role(caller, meta, &r, SERVICE_PRINCIPAL, &cluster_arn, true)?;
         }
         if let Some(t) = input.target_role_arn {
             a.target_role_arn = (!t.is_empty()).then_some(t);
@@ -547,18 +529,8 @@ impl Control {
         id: &str,
     ) -> Result<Arc<model::PodIdentityAssociation>> {
         let account = caller.account().to_owned();
-        let arn = self.association_arn(&account, cluster, id);
-        self.authorize(
-            caller,
-            "eks:DeletePodIdentityAssociation",
-            &arn,
-            &account,
-            meta,
-            &[],
-        )?;
         let guard = self.db.write().await;
-        self.cluster_entry(&account, cluster)?;
-        let e = self.association_entry(&account, cluster, id)?;
+        let e = self.association_for(caller, meta, Action::EksDeletePodIdentityAssociation, cluster, id)?;
         let now = self.now();
         self.db
             .commit(
@@ -581,72 +553,34 @@ impl Control {
 
     // --- tags of EKS resources (clusters and associations) ---
 
-    /// Resolve an EKS resource ARN of the caller's account: `(kind, cluster, association id)`.
-    fn eks_resource(&self, caller: &Caller, arn: &str) -> Result<(String, Option<String>)> {
-        let not_found = || {
-            AwsError::new(
-                "NotFoundException",
-                404,
-                format!("resource not found: {arn}"),
-            )
-        };
-        let a = names::Arn::parse(arn).ok_or_else(|| {
-            AwsError::new(
-                "BadRequestException",
-                400,
-                format!("{arn:?} is not a valid ARN"),
-            )
-        })?;
-        if a.service != "eks" || a.account != caller.account() || a.region != self.config.region {
+    /// Resolve an EKS resource ARN of the caller's account to the stored cluster or association:
+    /// `(target, cluster, association id)`. Other accounts' and regions' ARNs name nothing.
+    fn eks_resource(&self, caller: &Caller, arn: &str) -> Result<(Target, String, Option<String>)> {
+        let not_found = || AwsError::new("NotFoundException", 404, format!("resource not found: {arn}"));
+        let a = names::Arn::parse(arn)
+            .ok_or_else(|| AwsError::new("BadRequestException", 400, format!("{arn:?} is not a valid ARN")))?;
+        let account = caller.account();
+        if a.service != "eks" || a.account != account || a.region != self.config.region {
             return Err(not_found());
         }
         let t = self.db.read();
         if let Some(name) = a.resource.strip_prefix("cluster/") {
-            return if t
-                .clusters
-                .contains_key(&(caller.account().to_owned(), name.to_owned()))
-            {
-                Ok((name.to_owned(), None))
-            } else {
-                Err(not_found())
-            };
+            let c = t.clusters.get(&(account.to_owned(), name.to_owned())).ok_or_else(not_found)?;
+            return Ok((Target::cluster(&self.config.region, account, &c.value), name.to_owned(), None));
         }
-        if let Some((cluster, id)) = a
-            .resource
-            .strip_prefix("podidentityassociation/")
-            .and_then(|r| r.split_once('/'))
-            && t.associations.get(caller.account(), cluster, id).is_some()
+        if let Some((cluster, id)) = a.resource.strip_prefix("podidentityassociation/").and_then(|r| r.split_once('/'))
+            && let Some(e) = t.associations.get(account, cluster, id)
         {
-            return Ok((cluster.to_owned(), Some(id.to_owned())));
+            return Ok((Target::association(&self.config.region, account, &e.value), cluster.to_owned(), Some(id.to_owned())));
         }
         Err(not_found())
     }
 
     /// ListTagsForResource (EKS).
-    pub fn list_eks_tags(
-        &self,
-        caller: &Caller,
-        meta: &RequestMeta,
-        arn: &str,
-    ) -> Result<BTreeMap<String, String>> {
-        self.authorize(
-            caller,
-            "eks:ListTagsForResource",
-            arn,
-            caller.account(),
-            meta,
-            &[],
-        )?;
-        let (cluster, id) = self.eks_resource(caller, arn)?;
-        let account = caller.account().to_owned();
-        Ok(match id {
-            None => self.cluster_entry(&account, &cluster)?.tags.clone(),
-            Some(id) => self
-                .association_entry(&account, &cluster, &id)?
-                .value
-                .tags
-                .clone(),
-        })
+    pub fn list_eks_tags(&self, caller: &Caller, meta: &RequestMeta, arn: &str) -> Result<BTreeMap<String, String>> {
+        let (target, _, _) = self.eks_resource(caller, arn)?;
+        self.authorize(caller, Action::EksListTagsForResource, &target, meta, Keys::none())?;
+        Ok(target.tags().iter().cloned().collect())
     }
 
     /// TagResource / UntagResource (EKS): add `add`, then remove `remove`.
@@ -658,33 +592,29 @@ impl Control {
         add: BTreeMap<String, String>,
         remove: Vec<String>,
     ) -> Result<()> {
-        let action = if remove.is_empty() {
-            "eks:TagResource"
-        } else {
-            "eks:UntagResource"
-        };
-        let mut extra: Vec<(String, Vec<String>)> = add
-            .iter()
-            .map(|(k, v)| (format!("aws:RequestTag/{k}"), vec![v.clone()]))
-            .collect();
-        let keys: Vec<String> = add.keys().cloned().chain(remove.iter().cloned()).collect();
-        if !keys.is_empty() {
-            extra.push(("aws:TagKeys".into(), keys));
-        }
-        self.authorize(caller, action, arn, caller.account(), meta, &extra)?;
         let bad = |m: String| AwsError::new("BadRequestException", 400, m);
-        check_tags(&add).map_err(|e| bad(e.message))?;
+        let (action, keys) = if remove.is_empty() {
+            check_tags(&add).map_err(|e| bad(e.message))?;
+            (Action::EksTagResource, Keys::none().request_tags(add.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
+        } else {
+            (Action::EksUntagResource, Keys::none().tag_keys(&remove))
+        };
         if add.is_empty() && remove.is_empty() {
             return Err(bad("no tags were given".into()));
         }
         let guard = self.db.write().await;
-        let (cluster, id) = self.eks_resource(caller, arn)?;
+        let (target, cluster, id) = self.eks_resource(caller, arn)?;
+        self.authorize(caller, action, &target, meta, keys)?;
         let account = caller.account().to_owned();
         let apply = |tags: &mut BTreeMap<String, String>| -> Result<()> {
-            tags.extend(add.clone());
-            for k in &remove {
-                tags.remove(k);
+            // A new key replaces the old one it folds to, as IAM's tags do.
+            for k in add.keys() {
+                let f = policy::fold_key(k);
+                tags.retain(|old, _| policy::fold_key(old) != f);
             }
+            tags.extend(add.clone());
+            let gone: Vec<String> = remove.iter().map(|k| policy::fold_key(k)).collect();
+            tags.retain(|k, _| !gone.contains(&policy::fold_key(k)));
             if tags.len() > 50 {
                 return Err(bad("a resource can have at most 50 tags".into()));
             }
@@ -692,19 +622,8 @@ impl Control {
         };
         let change = match id {
             None => {
-                let e = self
-                    .db
-                    .read()
-                    .clusters
-                    .get(&(account.clone(), cluster.clone()))
-                    .cloned();
-                let e = e.ok_or_else(|| {
-                    AwsError::new(
-                        "NotFoundException",
-                        404,
-                        format!("resource not found: {arn}"),
-                    )
-                })?;
+                let e = self.db.read().clusters.get(&(account.clone(), cluster.clone())).cloned();
+                let e = e.ok_or_else(|| AwsError::new("NotFoundException", 404, format!("resource not found: {arn}")))?;
                 let mut c = (*e.value).clone();
                 apply(&mut c.tags)?;
                 Change::update(kind::CLUSTER, &account, &cluster, &c, e.version)?
@@ -732,16 +651,8 @@ impl Control {
     ) -> Result<PodIdentityCredentials> {
         crate::eks::cluster_name(cluster)?;
         let account = caller.account().to_owned();
-        let cluster_arn = self.cluster_arn(&account, cluster);
-        self.authorize(
-            caller,
-            "eks-auth:AssumeRoleForPodIdentity",
-            &cluster_arn,
-            &account,
-            meta,
-            &[],
-        )
-        .map_err(|e| AwsError::new("AccessDeniedException", 400, e.message))?;
+        self.cluster_for(caller, meta, Action::EksAuthAssumeRoleForPodIdentity, cluster, Keys::none())
+            .map_err(|e| if e.code == "AccessDenied" { AwsError::new("AccessDeniedException", 400, e.message) } else { e })?;
         self.pod_identity_credentials(&account, meta, cluster, token)
             .await
     }
@@ -793,12 +704,17 @@ impl Control {
         let transitive: Vec<String> = tags.keys().cloned().collect();
         let uuid = uuid::Uuid::new_v4().to_string();
         let session_name = session_name(cluster, &pod.pod_name, &uuid);
-        let mut extra: Vec<(String, Vec<String>)> =
-            vec![("sts:RoleSessionName".into(), vec![session_name.clone()])];
-        crate::sts::push_request_tags(&mut extra, &tags, &transitive);
-        let mut actions = vec!["sts:AssumeRole"];
+        // The service assumes the role on behalf of the cluster: `aws:SourceAccount` and
+        // `aws:SourceArn` name it, as EKS sets them, so a trust policy can confine the role
+        // to one cluster (the confused-deputy guard EKS documents).
+        let keys = Keys::none()
+            .with("sts:RoleSessionName", session_name.as_str())
+            .with("aws:SourceAccount", account)
+            .with("aws:SourceArn", cluster_arn.as_str())
+            .and(crate::sts::session_tag_keys(&tags, &transitive));
+        let mut actions = vec![Action::StsAssumeRole];
         if !tags.is_empty() {
-            actions.push("sts:TagSession");
+            actions.push(Action::StsTagSession);
         }
         let principal = policy::Principal::service(SERVICE_PRINCIPAL);
         self.trust_allows(
@@ -807,7 +723,7 @@ impl Control {
             &principal,
             &actions,
             meta,
-            &extra,
+            &keys,
             None,
         )
         .map_err(eks_auth_error)?;
@@ -839,16 +755,15 @@ impl Control {
                     .role_for_assume(&target_arn, "sts:AssumeRole")
                     .map_err(eks_auth_error)?;
                 let parent = Caller::Session(Arc::new(first));
-                let mut extra: Vec<(String, Vec<String>)> = vec![
-                    ("sts:RoleSessionName".into(), vec![session_name.clone()]),
-                    ("sts:ExternalId".into(), vec![assoc.external_id.clone()]),
-                ];
+                let mut keys = Keys::none()
+                    .with("sts:RoleSessionName", session_name.as_str())
+                    .with("sts:ExternalId", assoc.external_id.as_str());
                 if !transitive.is_empty() {
-                    extra.push(("sts:TransitiveTagKeys".into(), transitive.clone()));
+                    keys = keys.with_multi("sts:TransitiveTagKeys", transitive.clone());
                 }
-                let mut actions = vec!["sts:AssumeRole"];
+                let mut actions = vec![Action::StsAssumeRole];
                 if !tags.is_empty() {
-                    actions.push("sts:TagSession");
+                    actions.push(Action::StsTagSession);
                 }
                 let principal = crate::auth::principal_of(&parent, Some(&role));
                 self.trust_allows(
@@ -857,7 +772,7 @@ impl Control {
                     &principal,
                     &actions,
                     meta,
-                    &extra,
+                    &keys,
                     Some(&parent),
                 )
                 .map_err(eks_auth_error)?;

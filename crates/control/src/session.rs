@@ -2,8 +2,10 @@
 //!
 //! A session token is `base64(version || key id || nonce || AES-256-GCM(claims))`: it carries
 //! everything needed to verify later calls, so nothing per session is stored and any replica
-//! holding the key ring verifies any session. The session's secret access key is derived from
-//! its access key id with the same key (HMAC), so it is never stored either.
+//! holding the key ring verifies any session. The session's secret access key is derived with the
+//! same key (HMAC) from the access key id and a digest of the whole sealed token, so it is never
+//! stored either, and a secret is good for its own token only: knowing the secret of one session
+//! says nothing of another's, even one with the same access key id.
 
 use std::collections::BTreeMap;
 
@@ -153,13 +155,17 @@ impl SessionKeyring {
         self.keys.iter().find(|k| k.id == id)
     }
 
-    /// The secret access key of a session access key id (40 characters, like AWS's).
-    pub fn derive_secret(&self, key_id: u32, access_key_id: &str) -> Option<String> {
-        let k = self.by_id(key_id)?;
-        let tag = hmac::sign(&k.secret_key, access_key_id.as_bytes());
-        let mut s = STANDARD.encode(tag.as_ref());
+    /// The secret access key of the session whose sealed token is `raw` (40 characters, like
+    /// AWS's): HMAC over the access key id and the SHA-256 of every byte of the token.
+    fn derive_secret(k: &SessionKeyMaterial, access_key_id: &str, raw: &[u8]) -> String {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, raw);
+        let mut ctx = hmac::Context::with_key(&k.secret_key);
+        ctx.update(access_key_id.as_bytes());
+        ctx.update(&[0]);
+        ctx.update(digest.as_ref());
+        let mut s = STANDARD.encode(ctx.sign().as_ref());
         s.truncate(40);
-        Some(s)
+        s
     }
 
     /// Mint a token for `claims`. Returns `(session token, secret access key)`.
@@ -174,13 +180,13 @@ impl SessionKeyring {
         let mut body = plain;
         k.aead.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(AAD), &mut body).ok()?;
         buf.extend_from_slice(&body);
-        let secret = self.derive_secret(k.id, &claims.access_key_id)?;
+        let secret = Self::derive_secret(k, &claims.access_key_id, &buf);
         Some((STANDARD.encode(buf), secret))
     }
 
-    /// Open a token; checks integrity and expiry. Returns the claims and the key id (for
-    /// deriving the secret).
-    pub fn open(&self, token: &str, now: i64) -> Result<(SessionClaims, u32), SessionError> {
+    /// Open a token; checks integrity and expiry. Returns the claims and the session's secret
+    /// access key.
+    pub fn open(&self, token: &str, now: i64) -> Result<(SessionClaims, String), SessionError> {
         // AWS session tokens are at most a few KiB; refuse before decoding anything large.
         if token.len() > 8192 {
             return Err(SessionError::Invalid);
@@ -201,7 +207,8 @@ impl SessionKeyring {
         if now >= claims.expires {
             return Err(SessionError::Expired);
         }
-        Ok((claims, id))
+        let secret = Self::derive_secret(key, &claims.access_key_id, &raw);
+        Ok((claims, secret))
     }
 }
 
@@ -230,6 +237,11 @@ mod tests {
         }
     }
 
+    fn key_id(token: &str) -> u32 {
+        let raw = STANDARD.decode(token).unwrap();
+        u32::from_be_bytes(raw[1..5].try_into().unwrap())
+    }
+
     fn ring(id: u32, b: u8) -> SessionKeyring {
         SessionKeyring::new(vec![SessionKeyMaterial::new(id, &[b; 32]).unwrap()])
     }
@@ -238,11 +250,16 @@ mod tests {
     fn mint_open_round_trip_and_secret_derivation() {
         let r = ring(1, 7);
         let (tok, secret) = r.mint(&claims()).unwrap();
-        let (c, kid) = r.open(&tok, 2000).unwrap();
+        let (c, opened) = r.open(&tok, 2000).unwrap();
         assert_eq!(c, claims());
-        assert_eq!(r.derive_secret(kid, &c.access_key_id).unwrap(), secret);
+        assert_eq!(opened, secret);
         assert_eq!(secret.len(), 40);
-        assert_ne!(r.derive_secret(kid, "ASIAOTHER").unwrap(), secret);
+        // The same claims sealed again (another nonce) have another secret: a secret binds
+        // its own token, not the access key id alone.
+        let (tok2, secret2) = r.mint(&claims()).unwrap();
+        assert_ne!(tok2, tok);
+        assert_ne!(secret2, secret);
+        assert_eq!(r.open(&tok2, 2000).unwrap().1, secret2);
         assert_eq!(c.arn(), "arn:aws:sts::111122223333:assumed-role/r/s");
     }
 
@@ -280,11 +297,10 @@ mod tests {
             SessionKeyMaterial::new(2, &[9; 32]).unwrap(),
             SessionKeyMaterial::new(1, &[7; 32]).unwrap(),
         ]);
-        let (_, kid) = both.open(&tok, 2000).unwrap();
-        assert_eq!(kid, 1);
-        assert_eq!(both.derive_secret(1, "ASIAEXAMPLE123456789").unwrap(), secret);
+        let (_, opened) = both.open(&tok, 2000).unwrap();
+        assert_eq!(opened, secret, "an old key still verifies its sessions");
         let (tok2, _) = both.mint(&claims()).unwrap();
-        assert_eq!(both.open(&tok2, 2000).unwrap().1, 2, "newest key mints");
+        assert_eq!(key_id(&tok2), 2, "newest key mints");
     }
 
     #[test]
@@ -296,10 +312,10 @@ mod tests {
         let mut c = claims();
         c.issued = 1001;
         let (early, _) = ring.mint(&c).unwrap();
-        assert_eq!(ring.open(&early, 2000).unwrap().1, 1, "before activation the old key mints");
+        assert_eq!(key_id(&early), 1, "before activation the old key mints");
         c.issued = 1002;
         let (late, _) = ring.mint(&c).unwrap();
-        assert_eq!(ring.open(&late, 2000).unwrap().1, 2, "from activation the new key mints");
+        assert_eq!(key_id(&late), 2, "from activation the new key mints");
         let only_future = SessionKeyring::new(vec![SessionKeyMaterial::new(3, &[1; 32]).unwrap().active_from(5000)]);
         assert!(only_future.mint(&claims()).is_some(), "a lone key mints even before its activation");
     }

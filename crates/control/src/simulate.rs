@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use podiam_policy as policy;
 
+use crate::authz::{Action, Keys, ResourceKind, Target};
 use crate::auth::{Caller, RequestMeta};
 use crate::error::{AwsError, Result};
 use crate::names;
@@ -127,13 +128,18 @@ impl Control {
         let principal_obj;
         if principal {
             let arn = input.policy_source_arn.as_deref().ok_or_else(|| AwsError::validation("PolicySourceArn is required"))?;
-            self.authorize(caller, "iam:SimulatePrincipalPolicy", arn, &account, meta, &[])?;
-            let (p, sources, b) = self.principal_sources(&account, arn)?;
+            // Authorized on the stored user or role (its path and case), never on the ARN as typed.
+            let (target, found) = self.simulation_target(&account, arn)?;
+            self.authorize(caller, Action::IamSimulatePrincipalPolicy, &target, meta, Keys::none())?;
+            if !found {
+                return Err(AwsError::no_such_entity(format!("the principal {arn} cannot be found")));
+            }
+            let (p, sources, b) = self.principal_sources(&account, target.arn())?;
             principal_obj = p;
             identity.extend(sources);
             boundary = b;
         } else {
-            self.authorize(caller, "iam:SimulateCustomPolicy", "*", &account, meta, &[])?;
+            self.authorize(caller, Action::IamSimulateCustomPolicy, &Target::wildcard(&account), meta, Keys::none())?;
             if input.policy_inputs.is_empty() {
                 return Err(AwsError::validation("1 validation error detected: Value null at 'policyInputList' failed to satisfy constraint: Member must not be null"));
             }
@@ -213,6 +219,33 @@ impl Control {
             }
         }
         Ok(out)
+    }
+
+    /// The target of SimulatePrincipalPolicy: the stored user or role `arn` names (same path,
+    /// name matched as IAM matches names), and whether it exists.
+    fn simulation_target(&self, account: &str, arn: &str) -> Result<(Target, bool)> {
+        let parsed = names::Arn::parse(arn).filter(|a| a.service == "iam" && a.region.is_empty() && a.account == account);
+        let invalid = || AwsError::invalid_input(format!("invalid policy source arn {arn:?}: must be a user or role of this account"));
+        let parsed = parsed.ok_or_else(invalid)?;
+        let (kind, rest) = if let Some(r) = parsed.resource.strip_prefix("role") {
+            (ResourceKind::Role, r)
+        } else if let Some(r) = parsed.resource.strip_prefix("user") {
+            (ResourceKind::User, r)
+        } else {
+            return Err(invalid());
+        };
+        let (path, name) = rest.rsplit_once('/').ok_or_else(invalid)?;
+        let path = format!("{path}/");
+        let t = self.db.read();
+        let key = (account.to_owned(), name.to_lowercase());
+        let stored = match kind {
+            ResourceKind::Role => t.roles.get(&key).filter(|e| e.value.path == path).map(|e| Target::role(account, &e.value)),
+            _ => t.users.get(&key).filter(|e| e.value.path == path).map(|e| Target::user(account, &e.value)),
+        };
+        Ok(match stored {
+            Some(t) => (t, true),
+            None => (Target::new_iam(kind, account, &path, name), false),
+        })
     }
 
     /// The identity policies, boundary and engine principal of a user or role ARN.

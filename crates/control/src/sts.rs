@@ -12,6 +12,7 @@ use podiam_jose::{JwtError, UnverifiedToken, Validation};
 use podiam_policy as policy;
 
 use crate::auth::{principal_of, Caller, RequestMeta};
+use crate::authz::{Action, Keys, Target};
 use crate::error::{AwsError, Result};
 use crate::iam::{policy_chars, provider_arn, provider_key};
 use crate::model;
@@ -125,6 +126,17 @@ impl Control {
         }
         let arn = names::RoleArn::parse(&c.role_arn)
             .ok_or_else(|| AwsError::validation(format!("{} is invalid", c.role_arn)))?;
+        // Managed session policies are the role account's own: another account's policy is
+        // never read (nor is whether it exists revealed).
+        for a in &c.policy_arns {
+            if names::Arn::parse(a).is_none_or(|x| x.account != arn.account.as_str() || !x.region.is_empty()) {
+                return Err(AwsError::new(
+                    "InvalidParameterValue",
+                    400,
+                    format!("Policy {a} is not a managed policy of the role's account {}.", arn.account),
+                ));
+            }
+        }
         Ok((arn, duration))
     }
 
@@ -156,8 +168,8 @@ impl Control {
         let mut validation = Validation::new(&iss, &provider.client_ids, now);
         validation.leeway_secs = TOKEN_LEEWAY_SECS;
         let claims = self.verify_web_identity(&iss, &provider, &unverified, &validation).await?;
-        let action = "sts:AssumeRoleWithWebIdentity";
-        let role = self.role_for_assume(&role_arn, action)?;
+        let action = Action::StsAssumeRoleWithWebIdentity;
+        let role = self.role_for_assume(&role_arn, action.name())?;
         if duration > role.max_session_duration {
             return Err(AwsError::validation("the requested DurationSeconds exceeds the MaxSessionDuration set for this role"));
         }
@@ -175,23 +187,20 @@ impl Control {
         let (tags, transitive) = web_identity_tags(&claims)?;
         let provider_arn = provider_arn(&account, &key);
         // Condition keys: `<issuer host/path>:sub|aud|azp|amr`.
-        let mut extra: Vec<(String, Vec<String>)> = vec![
-            (format!("{key}:sub"), vec![sub.clone()]),
-            (format!("{key}:aud"), vec![audience.clone()]),
-            ("aws:FederatedProvider".into(), vec![provider_arn.clone()]),
-            ("sts:RoleSessionName".into(), vec![common.session_name.clone()]),
-        ];
-        if let Some(azp) = claims.get("azp").and_then(|v| v.as_str()) {
-            extra.push((format!("{key}:azp"), vec![azp.to_owned()]));
-        }
+        let mut keys = Keys::none()
+            .with(format!("{key}:sub"), sub.as_str())
+            .with(format!("{key}:aud"), audience.as_str())
+            .with("aws:FederatedProvider", provider_arn.as_str())
+            .with("sts:RoleSessionName", common.session_name.as_str())
+            .with_opt(format!("{key}:azp"), claims.get("azp").and_then(|v| v.as_str()));
         match claims.get("amr") {
-            Some(serde_json::Value::String(s)) => extra.push((format!("{key}:amr"), vec![s.clone()])),
+            Some(serde_json::Value::String(s)) => keys = keys.with(format!("{key}:amr"), s.as_str()),
             Some(serde_json::Value::Array(a)) => {
-                extra.push((format!("{key}:amr"), a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()));
+                keys = keys.with_multi(format!("{key}:amr"), a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect());
             }
             _ => {}
         }
-        push_request_tags(&mut extra, &tags, &transitive);
+        let keys = keys.and(session_tag_keys(&tags, &transitive));
         let principal = policy::Principal {
             kind: policy::PrincipalKind::WebIdentity,
             arn: provider_arn.clone(),
@@ -202,9 +211,9 @@ impl Control {
         };
         let mut actions = vec![action];
         if !tags.is_empty() {
-            actions.push("sts:TagSession");
+            actions.push(Action::StsTagSession);
         }
-        self.trust_allows(&role, &account, &principal, &actions, meta, &extra, None)?;
+        self.trust_allows(&role, &account, &principal, &actions, meta, &keys, None)?;
         let session = SessionClaims {
             access_key_id: names::access_key_id("ASIA", &account),
             account: account.clone(),
@@ -260,16 +269,17 @@ impl Control {
     }
 
     /// Evaluate `role`'s trust policy for every action in `actions`; the identity side is
-    /// supplied by `caller` for signed calls.
+    /// supplied by `caller` for signed calls. The role is the target (its canonical ARN and tags
+    /// as `aws:ResourceTag/*`); `keys` are the request's.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn trust_allows(
         &self,
         role: &model::Role,
         account: &str,
         principal: &policy::Principal,
-        actions: &[&str],
+        actions: &[Action],
         meta: &RequestMeta,
-        extra: &[(String, Vec<String>)],
+        keys: &Keys,
         caller: Option<&Caller>,
     ) -> Result<()> {
         let trust = self
@@ -279,20 +289,25 @@ impl Control {
                 tracing::error!(role = %role.name, error = %e, "stored trust policy does not parse");
                 AwsError::access_denied("the role's trust policy could not be read")
             })?;
-        let resource = crate::iam::role_arn(account, role);
-        for action in actions {
-            let allowed = match caller {
-                Some(c) => self.decide(c, action, &resource, account, Some(&trust), meta, extra)?,
+        let target = Target::role(account, role);
+        for &action in actions {
+            let outcome = match caller {
+                Some(c) => self.decide(c, action, &target, Some(&trust), meta, keys)?,
                 None => {
+                    // An unsigned (web identity) or service principal: the trust policy alone.
+                    #[cfg(test)]
+                    crate::auth::record::push(action, &target, keys);
                     let mut context = policy::Context::default();
                     let now = self.now();
                     context.set("aws:CurrentTime", crate::auth::iso8601(now));
                     context.set("aws:EpochTime", now.to_string());
                     context.set("aws:SecureTransport", if meta.secure_transport { "true" } else { "false" });
+                    context.set("aws:RequestedRegion", &self.config.region);
                     if let Some(ip) = meta.source_ip {
                         context.set("aws:SourceIp", ip.to_string());
                     }
-                    for (k, v) in extra {
+                    crate::auth::resource_context(&mut context, &target);
+                    for (k, v) in keys.entries() {
                         context.set_multi(k, v.clone());
                     }
                     let set = policy::PolicySet {
@@ -302,15 +317,12 @@ impl Control {
                         boundary: None,
                         session: vec![],
                     };
-                    let req = policy::Request { principal, action, resource: &resource, context: &context };
-                    policy::evaluate(&req, &set).effect == policy::Effect::Allow
+                    let req = policy::Request { principal, action: action.name(), resource: target.arn(), context: &context };
+                    crate::auth::Outcome::of(&policy::evaluate(&req, &set))
                 }
             };
-            if !allowed {
-                return Err(AwsError::access_denied(format!(
-                    "User: {} is not authorized to perform: {action} on resource: {resource}",
-                    caller.map_or_else(|| principal.arn.clone(), Caller::arn)
-                )));
+            if !outcome.allowed {
+                return Err(outcome.denied(&caller.map_or_else(|| principal.arn.clone(), Caller::arn), action, &target));
             }
         }
         Ok(())
@@ -362,17 +374,18 @@ impl Control {
         for t in &extra_in.tags {
             names::tag(&t.key, &t.value)?;
         }
+        check_duplicate_tag_keys(extra_in.tags.iter().map(|t| t.key.as_str()))?;
+        let same_key = |a: &str, b: &str| policy::fold_key(a) == policy::fold_key(b);
         for k in &extra_in.transitive_tag_keys {
-            if !extra_in.tags.iter().any(|t| t.key.eq_ignore_ascii_case(k)) {
+            if !extra_in.tags.iter().any(|t| same_key(&t.key, k)) {
                 return Err(AwsError::new("InvalidParameterValue", 400, format!("transitive tag key {k:?} is not one of the session tags")));
             }
         }
         let account = role_arn.account.as_str().to_owned();
-        let action = "sts:AssumeRole";
         if matches!(caller, Caller::Root { .. }) {
             return Err(AwsError::access_denied("roles may not be assumed by root accounts"));
         }
-        let role = self.role_for_assume(&role_arn, action)?;
+        let role = self.role_for_assume(&role_arn, Action::StsAssumeRole.name())?;
         let parent = match caller {
             Caller::Session(s) => Some(Arc::clone(s)),
             _ => None,
@@ -390,7 +403,9 @@ impl Control {
         if let Some(p) = &parent {
             for k in &p.transitive {
                 if let Some(v) = p.tags.get(k) {
-                    if extra_in.tags.iter().any(|t| t.key.eq_ignore_ascii_case(k)) {
+                    // Compared as the policy engine compares keys: a look-alike that folds to
+                    // the transitive key (`\u{212A}ubernetes-namespace`) is that key.
+                    if extra_in.tags.iter().any(|t| same_key(&t.key, k)) {
                         return Err(AwsError::new("InvalidParameterValue", 400, format!("the session tag {k:?} is transitive and cannot be set again")));
                     }
                     tags.insert(k.clone(), v.clone());
@@ -402,7 +417,7 @@ impl Control {
             tags.insert(t.key.clone(), t.value.clone());
         }
         for k in &extra_in.transitive_tag_keys {
-            if let Some(t) = extra_in.tags.iter().find(|t| t.key.eq_ignore_ascii_case(k))
+            if let Some(t) = extra_in.tags.iter().find(|t| same_key(&t.key, k))
                 && !transitive.contains(&t.key) {
                     transitive.push(t.key.clone());
                 }
@@ -414,24 +429,21 @@ impl Control {
             (Some(old), _) => Some(old),
             (None, new) => new.clone(),
         };
-        let mut extra: Vec<(String, Vec<String>)> = vec![("sts:RoleSessionName".into(), vec![common.session_name.clone()])];
-        if let Some(x) = &extra_in.external_id {
-            extra.push(("sts:ExternalId".into(), vec![x.clone()]));
-        }
-        if let Some(s) = &extra_in.source_identity {
-            extra.push(("sts:SourceIdentity".into(), vec![s.clone()]));
-        }
         let req_tags: BTreeMap<String, String> = extra_in.tags.iter().map(|t| (t.key.clone(), t.value.clone())).collect();
-        push_request_tags(&mut extra, &req_tags, &extra_in.transitive_tag_keys);
-        let mut actions = vec![action];
+        let keys = Keys::none()
+            .with("sts:RoleSessionName", common.session_name.as_str())
+            .with_opt("sts:ExternalId", extra_in.external_id.as_deref())
+            .with_opt("sts:SourceIdentity", extra_in.source_identity.as_deref())
+            .and(session_tag_keys(&req_tags, &extra_in.transitive_tag_keys));
+        let mut actions = vec![Action::StsAssumeRole];
         if !extra_in.tags.is_empty() {
-            actions.push("sts:TagSession");
+            actions.push(Action::StsTagSession);
         }
         if extra_in.source_identity.is_some() {
-            actions.push("sts:SetSourceIdentity");
+            actions.push(Action::StsSetSourceIdentity);
         }
         let principal = principal_of(caller, None);
-        self.trust_allows(&role, &account, &principal, &actions, meta, &extra, Some(caller))?;
+        self.trust_allows(&role, &account, &principal, &actions, meta, &keys, Some(caller))?;
         let now = self.now();
         let session = SessionClaims {
             access_key_id: names::access_key_id("ASIA", &account),
@@ -480,6 +492,7 @@ fn web_identity_tags(claims: &serde_json::Map<String, serde_json::Value>) -> Res
             names::tag(k, v).map_err(|e| bad(&e.message))?;
             tags.insert(k.clone(), v.to_owned());
         }
+        check_duplicate_tag_keys(tags.keys().map(String::as_str)).map_err(|_| bad("duplicate tag keys (tag keys are case insensitive)"))?;
     }
     if let Some(x) = t.get("transitive_tag_keys") {
         for k in x.as_array().ok_or_else(|| bad("transitive_tag_keys is not an array"))? {
@@ -496,17 +509,24 @@ fn web_identity_tags(claims: &serde_json::Map<String, serde_json::Value>) -> Res
     Ok((tags, transitive))
 }
 
-pub(crate) fn push_request_tags(extra: &mut Vec<(String, Vec<String>)>, tags: &BTreeMap<String, String>, transitive: &[String]) {
-    if tags.is_empty() {
-        return;
+/// The request keys of session tags: `aws:RequestTag/*`, `aws:TagKeys` and
+/// `sts:TransitiveTagKeys`.
+pub(crate) fn session_tag_keys(tags: &BTreeMap<String, String>, transitive: &[String]) -> Keys {
+    let keys = Keys::none().request_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    if tags.is_empty() || transitive.is_empty() { keys } else { keys.with_multi("sts:TransitiveTagKeys", transitive.to_vec()) }
+}
+
+/// Refuse session tags whose keys fold to one key (the engine would see one).
+pub(crate) fn check_duplicate_tag_keys<'a>(keys: impl Iterator<Item = &'a str>) -> Result<()> {
+    let mut seen: Vec<String> = Vec::new();
+    for k in keys {
+        let f = policy::fold_key(k);
+        if seen.contains(&f) {
+            return Err(AwsError::new("InvalidParameterValue", 400, "Duplicate tag keys found. Please note that Tag keys are case insensitive."));
+        }
+        seen.push(f);
     }
-    for (k, v) in tags {
-        extra.push((format!("aws:RequestTag/{k}"), vec![v.clone()]));
-    }
-    extra.push(("aws:TagKeys".into(), tags.keys().cloned().collect()));
-    if !transitive.is_empty() {
-        extra.push(("sts:TransitiveTagKeys".into(), transitive.to_vec()));
-    }
+    Ok(())
 }
 
 /// podiam's packed size: session policy characters plus tag characters against a 2048-character

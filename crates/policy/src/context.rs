@@ -20,6 +20,15 @@ struct Entry {
     values: Vec<String>,
 }
 
+/// The one case folding of condition and tag keys: `aws:SourceIp` and `AWS:sourceip` are the
+/// same key, and so are `Kubernetes-namespace` and `\u{212A}ubernetes-namespace` (Kelvin sign),
+/// since non-ASCII keys fold with full Unicode rules. Every comparison of tag keys in podiam
+/// goes through this function, so a key the engine treats as one key is one key everywhere.
+#[must_use]
+pub fn fold_key(key: &str) -> String {
+    normalize_key(key)
+}
+
 /// Normalizes a condition key for case-insensitive comparison.
 pub(crate) fn normalize_key(key: &str) -> String {
     if key.is_ascii() {

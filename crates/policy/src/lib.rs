@@ -110,7 +110,7 @@ mod wildcard;
 pub use condition::{
     Condition, ConditionBlock, ConditionOperator, OperatorBlock, OperatorKind, SetQualifier,
 };
-pub use context::Context;
+pub use context::{Context, fold_key};
 pub use error::PolicyError;
 pub use eval::{
     Decision, Effect, MatchedStatement, PolicyEffect, PolicyResult, PolicySet, PolicySource,
