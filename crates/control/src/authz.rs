@@ -115,7 +115,7 @@ actions! {
     IamGetPolicyVersion => "iam:GetPolicyVersion", Policy, [];
     IamCreatePolicyVersion => "iam:CreatePolicyVersion", Policy, [];
     // --- IAM: users and access keys
-    IamCreateUser => "iam:CreateUser", User, ["aws:RequestTag/", "aws:TagKeys", "iam:PermissionsBoundary"];
+    IamCreateUser => "iam:CreateUser", User, ["aws:RequestTag/", "aws:TagKeys"];
     IamGetUser => "iam:GetUser", User, [];
     IamListUsers => "iam:ListUsers", Wildcard, [];
     IamDeleteUser => "iam:DeleteUser", User, [];

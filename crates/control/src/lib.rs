@@ -6,6 +6,8 @@
 
 pub mod auth;
 pub mod authz;
+#[cfg(test)]
+mod authz_table_tests;
 pub mod crypto;
 pub mod eks;
 pub mod error;
