@@ -665,9 +665,8 @@ impl Control {
 
     /// AttachRolePolicy.
     pub async fn attach_role_policy(&self, caller: &Caller, meta: &RequestMeta, role: &str, policy_arn: &str) -> Result<()> {
-        let arn = self.attachable(caller.account(), policy_arn)?;
-        let keys = Keys::none().with("iam:PolicyARN", arn.as_str());
-        self.update_role(caller, meta, Action::IamAttachRolePolicy, role, keys, |r| attach(&mut r.attached, &arn, "PoliciesPerRole")).await.map(|_| ())
+        let (found, keys) = self.attachable(caller.account(), policy_arn)?;
+        self.update_role(caller, meta, Action::IamAttachRolePolicy, role, keys, |r| attach(&mut r.attached, &found?, "PoliciesPerRole")).await.map(|_| ())
     }
 
     /// DetachRolePolicy.
@@ -696,9 +695,20 @@ impl Control {
 
     // === managed policies ===
 
-    /// The canonical ARN of a managed policy of `account` that `arn` names exactly.
-    fn attachable(&self, account: &str, arn: &str) -> Result<String> {
-        Ok(policy_arn(account, &self.policy_entry(account, arn)?.1))
+    /// The canonical ARN of the managed policy of `account` that `arn` names exactly, and the
+    /// `iam:PolicyARN` key of the request. A malformed ARN is refused at once; a policy that does
+    /// not exist is reported (NoSuchEntity) only after authorization, so an unauthorized caller
+    /// learns nothing of which policies exist.
+    fn attachable(&self, account: &str, arn: &str) -> Result<(Result<String>, Keys)> {
+        match self.policy_entry(account, arn) {
+            Ok((_, p, _)) => {
+                let canonical = policy_arn(account, &p);
+                let keys = Keys::none().with("iam:PolicyARN", canonical.as_str());
+                Ok((Ok(canonical), keys))
+            }
+            Err(e) if e.code == "NoSuchEntity" => Ok((Err(e), Keys::none().with("iam:PolicyARN", arn))),
+            Err(e) => Err(e),
+        }
     }
 
     fn policy_entry(&self, account: &str, arn: &str) -> Result<(String, Arc<model::ManagedPolicy>, i64)> {
@@ -999,9 +1009,8 @@ impl Control {
 
     /// AttachUserPolicy.
     pub async fn attach_user_policy(&self, caller: &Caller, meta: &RequestMeta, user: &str, policy_arn: &str) -> Result<()> {
-        let arn = self.attachable(caller.account(), policy_arn)?;
-        let keys = Keys::none().with("iam:PolicyARN", arn.as_str());
-        self.update_user(caller, meta, Action::IamAttachUserPolicy, user, keys, |u| attach(&mut u.attached, &arn, "PoliciesPerUser")).await
+        let (found, keys) = self.attachable(caller.account(), policy_arn)?;
+        self.update_user(caller, meta, Action::IamAttachUserPolicy, user, keys, |u| attach(&mut u.attached, &found?, "PoliciesPerUser")).await
     }
 
     /// DetachUserPolicy.

@@ -1,0 +1,325 @@
+"""Authorization that cannot be talked around: each way an outside review got a credential or a
+permission that policy denies, replayed with boto3 and the AWS CLI against a running server, and
+its variants (other actions, other entity types, other condition keys). Every attack must be
+refused with the AWS error code; the control case beside it must work."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from botocore.exceptions import ClientError
+
+from podiam_e2e import ACCOUNT, allow, client_error, principal_trust
+
+OTHER = "444455556666"
+PODIAM_ARGS = ["--additional-account", OTHER]
+PI_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
+    "Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"}, "Action": ["sts:AssumeRole", "sts:TagSession"]}]})
+
+
+def statements(*stmts: dict) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(stmts)})
+
+
+ALLOW_ALL = {"Effect": "Allow", "Action": "*", "Resource": "*"}
+
+
+def principal(server, policy: str, name: str | None = None) -> dict[str, str]:
+    """A user with `policy` inline, and its keys."""
+    iam = server.client("iam")
+    name = name or f"u-{uuid.uuid4().hex[:8]}"
+    iam.create_user(UserName=name)
+    iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=policy)
+    k = iam.create_access_key(UserName=name)["AccessKey"]
+    return {"AccessKeyId": k["AccessKeyId"], "SecretAccessKey": k["SecretAccessKey"], "name": name}
+
+
+def denied(fn, *args, code: str = "AccessDenied", **kw) -> str:
+    with pytest.raises(ClientError) as e:
+        fn(*args, **kw)
+    status, got = client_error(e.value)
+    assert got == code, f"{got} ({status}): {e.value}"
+    return str(e.value)
+
+
+# ---- 1. the ARN authorized is the stored entity's, not the one the request spells
+
+
+def test_a_deny_on_a_user_holds_whatever_case_the_request_uses(server):
+    iam = server.client("iam")
+    iam.create_user(UserName="Admin")
+    attacker = principal(server, statements(ALLOW_ALL, {"Effect": "Deny", "Action": "iam:*",
+                                                       "Resource": f"arn:aws:iam::{ACCOUNT}:user/Admin"}))
+    a = server.client("iam", attacker)
+    for spelled in ("admin", "ADMIN", "aDmIn"):
+        msg = denied(a.get_user, UserName=spelled)
+        assert f"user/Admin" in msg and "with an explicit deny in an identity-based policy" in msg, msg
+        denied(a.create_access_key, UserName=spelled)
+        denied(a.put_user_policy, UserName=spelled, PolicyName="x", PolicyDocument=allow("*"))
+        denied(a.attach_user_policy, UserName=spelled, PolicyArn=f"arn:aws:iam::{ACCOUNT}:policy/none")
+    # The control: another user is reachable.
+    iam.create_user(UserName="Bystander")
+    assert a.get_user(UserName="bystander")["User"]["UserName"] == "Bystander"
+
+
+def test_a_deny_on_a_path_holds_when_the_request_names_only_the_entity(server):
+    iam = server.client("iam")
+    iam.create_user(UserName="boss", Path="/admins/")
+    iam.create_role(RoleName="Vault", Path="/admins/", AssumeRolePolicyDocument=PI_TRUST)
+    attacker = principal(server, statements(ALLOW_ALL, {"Effect": "Deny", "Action": "iam:*", "Resource": [
+        f"arn:aws:iam::{ACCOUNT}:user/admins/*", f"arn:aws:iam::{ACCOUNT}:role/admins/*"]}))
+    a = server.client("iam", attacker)
+    denied(a.get_user, UserName="boss")
+    denied(a.delete_user, UserName="boss")
+    denied(a.create_access_key, UserName="boss")
+    denied(a.get_role, RoleName="vault")
+    denied(a.update_assume_role_policy, RoleName="Vault", PolicyDocument=PI_TRUST)
+    denied(a.put_role_policy, RoleName="VAULT", PolicyName="x", PolicyDocument=allow("*"))
+    assert iam.get_user(UserName="boss")["User"]["Path"] == "/admins/"
+
+
+def test_pass_role_is_authorized_on_the_stored_role_and_the_pod_gets_it(server):
+    eks, iam = server.client("eks"), server.client("iam")
+    eks.create_cluster(name="pr", roleArn=f"arn:aws:iam::{ACCOUNT}:role/eks", resourcesVpcConfig={"subnetIds": ["s"]})
+    iam.create_role(RoleName="PodAdmin", AssumeRolePolicyDocument=PI_TRUST)
+    iam.create_role(RoleName="PodUser", AssumeRolePolicyDocument=PI_TRUST)
+    attacker = principal(server, statements(ALLOW_ALL, {"Effect": "Deny", "Action": "iam:PassRole",
+                                                       "Resource": f"arn:aws:iam::{ACCOUNT}:role/PodAdmin"}))
+    a = server.client("eks", attacker)
+    for spelled in ("podadmin", "PODADMIN", "PodAdmin"):
+        msg = denied(a.create_pod_identity_association, clusterName="pr", namespace="default", serviceAccount="sa",
+                     roleArn=f"arn:aws:iam::{ACCOUNT}:role/{spelled}", code="AccessDeniedException")
+        assert "iam:PassRole" in msg and "role/PodAdmin" in msg, msg
+    # Another partition's spelling names nothing.
+    denied(a.create_pod_identity_association, clusterName="pr", namespace="default", serviceAccount="sa",
+           roleArn=f"arn:aws-cn:iam::{ACCOUNT}:role/PodAdmin", code="InvalidParameterException")
+    # The control: the allowed role, spelled in another case, is stored canonically.
+    assoc = a.create_pod_identity_association(clusterName="pr", namespace="default", serviceAccount="sa",
+                                              roleArn=f"arn:aws:iam::{ACCOUNT}:role/poduser")["association"]
+    assert assoc["roleArn"] == f"arn:aws:iam::{ACCOUNT}:role/PodUser"
+    # Updating to the denied role is refused the same way.
+    denied(a.update_pod_identity_association, clusterName="pr", associationId=assoc["associationId"],
+           roleArn=f"arn:aws:iam::{ACCOUNT}:role/podadmin", code="AccessDeniedException")
+    # CreateCluster passes its role too.
+    denied(a.create_cluster, name="pr2", roleArn=f"arn:aws:iam::{ACCOUNT}:role/podadmin",
+           resourcesVpcConfig={"subnetIds": ["s"]}, code="AccessDeniedException")
+
+
+def test_simulate_principal_policy_is_authorized_on_the_stored_principal(server):
+    iam = server.client("iam")
+    iam.create_role(RoleName="Secret", AssumeRolePolicyDocument=PI_TRUST)
+    attacker = principal(server, statements(ALLOW_ALL, {"Effect": "Deny", "Action": "iam:SimulatePrincipalPolicy",
+                                                       "Resource": f"arn:aws:iam::{ACCOUNT}:role/Secret"}))
+    a = server.client("iam", attacker)
+    denied(a.simulate_principal_policy, PolicySourceArn=f"arn:aws:iam::{ACCOUNT}:role/secret", ActionNames=["s3:GetObject"])
+    denied(a.simulate_principal_policy, PolicySourceArn=f"arn:aws:iam::{ACCOUNT}:role/SECRET", ActionNames=["s3:GetObject"])
+
+
+# ---- 3. condition keys AWS sets
+
+
+def test_resource_tags_reach_deny_statements(server):
+    iam = server.client("iam")
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    iam.create_user(UserName=user)
+    user_arn = f"arn:aws:iam::{ACCOUNT}:user/{user}"
+    iam.create_role(RoleName="Prod", AssumeRolePolicyDocument=principal_trust({"AWS": user_arn}),
+                    Tags=[{"Key": "env", "Value": "prod"}])
+    iam.create_role(RoleName="Dev", AssumeRolePolicyDocument=principal_trust({"AWS": user_arn}),
+                    Tags=[{"Key": "env", "Value": "dev"}])
+    iam.put_user_policy(UserName=user, PolicyName="p", PolicyDocument=statements(
+        ALLOW_ALL, {"Effect": "Deny", "Action": ["sts:AssumeRole", "iam:*"], "Resource": "*",
+                    "Condition": {"StringEquals": {"aws:ResourceTag/env": "prod"}}}))
+    k = iam.create_access_key(UserName=user)["AccessKey"]
+    sts = server.client("sts", {"AccessKeyId": k["AccessKeyId"], "SecretAccessKey": k["SecretAccessKey"]})
+    denied(sts.assume_role, RoleArn=f"arn:aws:iam::{ACCOUNT}:role/Prod", RoleSessionName="s1")
+    a_iam = server.client("iam", {"AccessKeyId": k["AccessKeyId"], "SecretAccessKey": k["SecretAccessKey"]})
+    denied(a_iam.get_role, RoleName="prod")
+    denied(a_iam.untag_role, RoleName="Prod", TagKeys=["env"])
+    assert sts.assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/Dev", RoleSessionName="s1")["Credentials"]
+
+
+def test_request_tags_and_tag_keys_reach_deny_statements(server):
+    iam = server.client("iam")
+    iam.create_role(RoleName="Taggable", AssumeRolePolicyDocument=PI_TRUST)
+    a = server.client("iam", principal(server, statements(
+        ALLOW_ALL,
+        {"Effect": "Deny", "Action": "*", "Resource": "*", "Condition": {"ForAnyValue:StringEquals": {"aws:TagKeys": ["level"]}}},
+        {"Effect": "Deny", "Action": "*", "Resource": "*", "Condition": {"StringEquals": {"aws:RequestTag/team": "admins"}}})))
+    denied(a.tag_role, RoleName="Taggable", Tags=[{"Key": "level", "Value": "9"}])
+    denied(a.tag_role, RoleName="Taggable", Tags=[{"Key": "team", "Value": "admins"}])
+    denied(a.create_role, RoleName="T2", AssumeRolePolicyDocument=PI_TRUST, Tags=[{"Key": "level", "Value": "1"}])
+    denied(a.create_user, UserName="T3", Tags=[{"Key": "team", "Value": "admins"}])
+    denied(a.untag_role, RoleName="Taggable", TagKeys=["level"])
+    eks = server.client("eks", principal(server, statements(ALLOW_ALL, {
+        "Effect": "Deny", "Action": "*", "Resource": "*", "Condition": {"ForAnyValue:StringEquals": {"aws:TagKeys": ["level"]}}})))
+    denied(eks.create_cluster, name="tk", roleArn=f"arn:aws:iam::{ACCOUNT}:role/eks",
+           resourcesVpcConfig={"subnetIds": ["s"]}, tags={"level": "1"}, code="AccessDeniedException")
+    a.tag_role(RoleName="Taggable", Tags=[{"Key": "team", "Value": "dev"}])
+    assert {"Key": "team", "Value": "dev"} in iam.list_role_tags(RoleName="Taggable")["Tags"]
+
+
+def test_policy_arn_and_permissions_boundary_keys(server):
+    iam = server.client("iam")
+    admin = iam.create_policy(PolicyName="Admin", PolicyDocument=allow("*"))["Policy"]["Arn"]
+    readonly = iam.create_policy(PolicyName="ReadOnly", PolicyDocument=allow("iam:Get*"))["Policy"]["Arn"]
+    iam.create_role(RoleName="Attachable", AssumeRolePolicyDocument=PI_TRUST)
+    a = server.client("iam", principal(server, statements(ALLOW_ALL, {
+        "Effect": "Deny", "Action": ["iam:AttachRolePolicy", "iam:AttachUserPolicy"], "Resource": "*",
+        "Condition": {"ArnEquals": {"iam:PolicyARN": admin}}})))
+    denied(a.attach_role_policy, RoleName="attachable", PolicyArn=admin)
+    a.attach_role_policy(RoleName="attachable", PolicyArn=readonly)
+    # Boundary delegation: creating roles only with the boundary set.
+    d = server.client("iam", principal(server, statements(ALLOW_ALL, {
+        "Effect": "Deny", "Action": "iam:CreateRole", "Resource": "*",
+        "Condition": {"StringNotEquals": {"iam:PermissionsBoundary": readonly}}})))
+    denied(d.create_role, RoleName="NoBoundary", AssumeRolePolicyDocument=PI_TRUST)
+    denied(d.create_role, RoleName="WrongBoundary", AssumeRolePolicyDocument=PI_TRUST, PermissionsBoundary=admin)
+    assert d.create_role(RoleName="Bounded", AssumeRolePolicyDocument=PI_TRUST, PermissionsBoundary=readonly)["Role"]
+
+
+# ---- 4. sessions die with their role; session policies always apply
+
+
+def _role_session(server, name: str, session_policy: str | None = None) -> dict[str, str]:
+    iam = server.client("iam")
+    user = principal(server, statements(ALLOW_ALL))
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=principal_trust(
+        {"AWS": f"arn:aws:iam::{ACCOUNT}:user/{user['name']}"}))
+    iam.put_role_policy(RoleName=name, PolicyName="all", PolicyDocument=statements(ALLOW_ALL))
+    kw = {"Policy": session_policy} if session_policy else {}
+    c = server.client("sts", user).assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/{name}", RoleSessionName="s1", **kw)
+    return {k: c["Credentials"][k] for k in ("AccessKeyId", "SecretAccessKey", "SessionToken")}
+
+
+def test_a_deleted_role_s_sessions_get_nothing(server):
+    iam = server.client("iam")
+    creds = _role_session(server, "Doomed", session_policy=allow("sts:GetCallerIdentity"))
+    iam.create_role(RoleName="Trusting", AssumeRolePolicyDocument=principal_trust(
+        {"AWS": f"arn:aws:iam::{ACCOUNT}:role/Doomed"}))
+    sess_sts = server.client("sts", creds)
+    assert sess_sts.get_caller_identity()["Arn"].endswith(":assumed-role/Doomed/s1")
+    denied(server.client("iam", creds).list_roles)  # the session policy restricts it
+    iam.delete_role_policy(RoleName="Doomed", PolicyName="all")
+    iam.delete_role(RoleName="Doomed")
+    for call in (sess_sts.get_caller_identity, server.client("iam", creds).list_roles):
+        denied(call, code="InvalidClientTokenId")
+    denied(sess_sts.assume_role, RoleArn=f"arn:aws:iam::{ACCOUNT}:role/Trusting", RoleSessionName="x1",
+           code="InvalidClientTokenId")
+    # Re-created under the same name: a new role, the old session still gets nothing.
+    iam.create_role(RoleName="Doomed", AssumeRolePolicyDocument=PI_TRUST)
+    iam.put_role_policy(RoleName="Doomed", PolicyName="all", PolicyDocument=statements(ALLOW_ALL))
+    denied(sess_sts.get_caller_identity, code="InvalidClientTokenId")
+    denied(server.client("iam", creds).list_roles, code="InvalidClientTokenId")
+
+
+def test_a_session_secret_works_for_its_own_token_only(server):
+    a = _role_session(server, "Twice")
+    b = _role_session(server, "Twice2")
+    mixed = {"AccessKeyId": a["AccessKeyId"], "SecretAccessKey": b["SecretAccessKey"], "SessionToken": a["SessionToken"]}
+    denied(server.client("sts", mixed).get_caller_identity, code="SignatureDoesNotMatch")
+    assert server.client("sts", a).get_caller_identity()["Arn"].endswith("/Twice/s1")
+
+
+def test_session_policy_arns_must_be_in_the_role_account(server):
+    other = server.client("iam", server.root_keys(f"podiam-{OTHER}"))
+    foreign = other.create_policy(PolicyName="Foreign", PolicyDocument=allow("*"))["Policy"]["Arn"]
+    user = principal(server, statements(ALLOW_ALL))
+    server.client("iam").create_role(RoleName="PolArns", AssumeRolePolicyDocument=principal_trust(
+        {"AWS": f"arn:aws:iam::{ACCOUNT}:user/{user['name']}"}))
+    sts = server.client("sts", user)
+    for arn in (foreign, f"arn:aws:iam::{OTHER}:policy/DoesNotExist"):
+        msg = denied(sts.assume_role, RoleArn=f"arn:aws:iam::{ACCOUNT}:role/PolArns", RoleSessionName="s1",
+                     PolicyArns=[{"arn": arn}], code="InvalidParameterValue")
+        assert "Foreign" not in msg or arn == foreign
+
+
+# ---- 11, 12. one folding of tag keys
+
+
+def test_duplicate_tag_keys_differing_in_case_are_refused(server):
+    iam = server.client("iam")
+    for tags in ([{"Key": "Team", "Value": "a"}, {"Key": "team", "Value": "b"}],
+                 [{"Key": "\u212Aey", "Value": "a"}, {"Key": "key", "Value": "b"}]):
+        denied(iam.create_role, RoleName=f"Dup{uuid.uuid4().hex[:6]}", AssumeRolePolicyDocument=PI_TRUST, Tags=tags,
+               code="InvalidInput")
+        denied(iam.create_user, UserName=f"Dup{uuid.uuid4().hex[:6]}", Tags=tags, code="InvalidInput")
+    user = principal(server, statements(ALLOW_ALL))
+    iam.create_role(RoleName="DupTags", AssumeRolePolicyDocument=principal_trust(
+        {"AWS": f"arn:aws:iam::{ACCOUNT}:user/{user['name']}"}, ["sts:AssumeRole", "sts:TagSession"]))
+    denied(server.client("sts", user).assume_role, RoleArn=f"arn:aws:iam::{ACCOUNT}:role/DupTags", RoleSessionName="s1",
+           Tags=[{"Key": "Team", "Value": "a"}, {"Key": "team", "Value": "b"}], code="InvalidParameterValue")
+    # Tagging with another case replaces the key rather than adding a second one.
+    iam.tag_role(RoleName="DupTags", Tags=[{"Key": "Team", "Value": "a"}])
+    iam.tag_role(RoleName="DupTags", Tags=[{"Key": "TEAM", "Value": "b"}])
+    assert iam.list_role_tags(RoleName="DupTags")["Tags"] == [{"Key": "TEAM", "Value": "b"}]
+
+
+def test_a_look_alike_key_cannot_override_a_pod_identity_session_tag(server):
+    eks, iam = server.client("eks"), server.client("iam")
+    eks.create_cluster(name="kelvin", roleArn=f"arn:aws:iam::{ACCOUNT}:role/eks", resourcesVpcConfig={"subnetIds": ["s"]})
+    iam.create_role(RoleName="PiFirst", AssumeRolePolicyDocument=PI_TRUST)
+    iam.put_role_policy(RoleName="PiFirst", PolicyName="p", PolicyDocument=statements(ALLOW_ALL))
+    iam.create_role(RoleName="Abac", AssumeRolePolicyDocument=principal_trust(
+        {"AWS": f"arn:aws:iam::{ACCOUNT}:role/PiFirst"}, ["sts:AssumeRole", "sts:TagSession"]))
+    eks.create_pod_identity_association(clusterName="kelvin", namespace="team-a", serviceAccount="sa",
+                                        roleArn=f"arn:aws:iam::{ACCOUNT}:role/PiFirst")
+    token = server.token("kelvin", "team-a", "sa", audience=["pods.eks.amazonaws.com"], pod=("p", str(uuid.uuid4())))
+    node = principal(server, allow("eks-auth:AssumeRoleForPodIdentity"))
+    creds = server.client("eks-auth", node).assume_role_for_pod_identity(clusterName="kelvin", token=token)["credentials"]
+    sess = {"AccessKeyId": creds["accessKeyId"], "SecretAccessKey": creds["secretAccessKey"], "SessionToken": creds["sessionToken"]}
+    sts = server.client("sts", sess)
+    for key in ("\u212Aubernetes-namespace", "KUBERNETES-NAMESPACE", "kubernetes-namespace"):
+        denied(sts.assume_role, RoleArn=f"arn:aws:iam::{ACCOUNT}:role/Abac", RoleSessionName="s1",
+               Tags=[{"Key": key, "Value": "team-b"}], code="InvalidParameterValue")
+    assert sts.assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/Abac", RoleSessionName="s1")["Credentials"]
+
+
+# ---- 14. the partition
+
+
+def test_other_partitions_name_nothing(server):
+    iam = server.client("iam")
+    iam.create_role(RoleName="Part", AssumeRolePolicyDocument=PI_TRUST)
+    user = principal(server, statements(ALLOW_ALL))
+    sts = server.client("sts", user)
+    with pytest.raises(ClientError) as e:
+        sts.assume_role(RoleArn=f"arn:aws-cn:iam::{ACCOUNT}:role/Part", RoleSessionName="s1")
+    assert client_error(e.value)[1] in ("ValidationError", "AccessDenied")
+    denied(iam.get_open_id_connect_provider, OpenIDConnectProviderArn=f"arn:aws-cn:iam::{ACCOUNT}:oidc-provider/x.example.com",
+           code="InvalidInput")
+    denied(iam.attach_role_policy, RoleName="Part", PolicyArn=f"arn:aws-us-gov:iam::{ACCOUNT}:policy/p", code="InvalidInput")
+    eks = server.client("eks")
+    eks.create_cluster(name="part", roleArn=f"arn:aws:iam::{ACCOUNT}:role/eks", resourcesVpcConfig={"subnetIds": ["s"]})
+    denied(eks.tag_resource, resourceArn=f"arn:aws-cn:eks:us-east-1:{ACCOUNT}:cluster/part", tags={"a": "b"},
+           code="BadRequestException")
+
+
+# ---- AccessDenied says why
+
+
+def test_access_denied_messages_say_why(server):
+    iam = server.client("iam")
+    u = principal(server, allow("iam:GetRole"))
+    msg = denied(server.client("iam", u).list_users)
+    assert f"User: arn:aws:iam::{ACCOUNT}:user/{u['name']} is not authorized to perform: iam:ListUsers on resource: * " \
+           "because no identity-based policy allows the iam:ListUsers action" in msg, msg
+    iam.create_policy(PolicyName="BoundaryGetOnly", PolicyDocument=allow("iam:GetUser"))
+    b = principal(server, statements(ALLOW_ALL))
+    creds_user = b["name"]
+    # podiam sets user boundaries only on roles; show the boundary wording on a role session.
+    iam.create_role(RoleName="Bounded2", AssumeRolePolicyDocument=principal_trust(
+        {"AWS": f"arn:aws:iam::{ACCOUNT}:user/{creds_user}"}),
+        PermissionsBoundary=f"arn:aws:iam::{ACCOUNT}:policy/BoundaryGetOnly")
+    iam.put_role_policy(RoleName="Bounded2", PolicyName="all", PolicyDocument=statements(ALLOW_ALL))
+    c = server.client("sts", b).assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/Bounded2", RoleSessionName="s1")["Credentials"]
+    sess = {k: c[k] for k in ("AccessKeyId", "SecretAccessKey", "SessionToken")}
+    msg = denied(server.client("iam", sess).list_users)
+    assert "because no permissions boundary allows the iam:ListUsers action" in msg, msg
+    c = server.client("sts", b).assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/Bounded2", RoleSessionName="s1",
+                                            Policy=allow("iam:GetUser"))["Credentials"]
+    sess = {k: c[k] for k in ("AccessKeyId", "SecretAccessKey", "SessionToken")}
+    msg = denied(server.client("iam", sess).get_role, RoleName="Bounded2")
+    assert "because no session policy allows the iam:GetRole action" in msg or "permissions boundary" in msg, msg
