@@ -323,3 +323,46 @@ def test_access_denied_messages_say_why(server):
     sess = {k: c[k] for k in ("AccessKeyId", "SecretAccessKey", "SessionToken")}
     msg = denied(server.client("iam", sess).get_role, RoleName="Bounded2")
     assert "because no session policy allows the iam:GetRole action" in msg or "permissions boundary" in msg, msg
+
+
+# ---- session keys: only the installation administrator rotates or retires; retiring revokes
+
+
+def test_session_keys_belong_to_the_installation_administrator(server):
+    import base64
+    import re
+    import subprocess
+    import time
+
+    from podiam_e2e import podiam_bin
+
+    def key_id(token: str) -> int:
+        return int.from_bytes(base64.b64decode(token)[1:5], "big")
+
+    def run(env, *args):
+        return subprocess.run([podiam_bin(), "session-keys", *args], env=env, capture_output=True, text=True, timeout=30)
+
+    # A tenant's root (another account of the installation) and a user cannot touch the keys.
+    tenant_env = server.creds_env(server.root_keys(f"podiam-{OTHER}"))
+    user_env = server.creds_env(principal(server, statements(ALLOW_ALL)))
+    for env in (tenant_env, user_env):
+        for args in (("rotate",), ("retire", "--key-id", "1"), ("list",)):
+            q = run(env, *args)
+            assert q.returncode != 0 and "403" in q.stderr and "administrator account" in q.stderr, (args, q.stderr)
+    before = _role_session(server, "KeyHolder")
+    old = key_id(before["SessionToken"])
+    p = server.podiam("session-keys", "rotate")
+    assert p.returncode == 0, p.stderr
+    new = int(re.search(r"session key (\d+) mints from (\d+)", p.stdout).group(1))
+    q = server.podiam("session-keys", "retire", "--key-id", str(new))
+    assert q.returncode != 0 and "newest key" in q.stderr, q.stderr
+    time.sleep(3.5)  # the new key mints once active
+    after = _role_session(server, "KeyHolder2")
+    assert key_id(after["SessionToken"]) == new
+    assert server.client("sts", before).get_caller_identity()["Arn"].endswith("/KeyHolder/s1"), "rotation revokes nothing"
+    q = server.podiam("session-keys", "retire", "--key-id", str(old))
+    assert q.returncode == 0, q.stderr
+    denied(server.client("sts", before).get_caller_identity, code="InvalidClientTokenId")
+    assert server.client("sts", after).get_caller_identity()["Arn"].endswith("/KeyHolder2/s1")
+    listed = server.podiam("session-keys", "list")
+    assert listed.returncode == 0 and f'"keyId": {new}' in listed.stdout and f'"keyId": {old},' not in listed.stdout, listed.stdout

@@ -225,10 +225,10 @@ def test_session_key_rotation_fails_no_verification(cluster):
     for r in (r1, r2):
         assert key_id_of(mint(r)["SessionToken"]) == new_id
         assert cluster.sts(r, before).get_caller_identity()["Arn"].endswith(f"/{name}/rot"), "old sessions still verify"
-    # only an account root may rotate
+    # only the installation administrator's root may rotate
     user_env = r1.creds_env(cluster.user)
     q = subprocess.run([podiam_bin(), "session-keys", "rotate"], env=user_env, capture_output=True, text=True, timeout=30)
-    assert q.returncode != 0 and "403" in q.stderr and "only an account root" in q.stderr, q.stderr
+    assert q.returncode != 0 and "403" in q.stderr and "installation's administrator account" in q.stderr, q.stderr
 
 
 def test_issuer_key_rotation_fails_no_verification(cluster):

@@ -154,8 +154,18 @@ pub struct SessionKeysArgs {
 #[derive(Subcommand, Debug)]
 enum SessionKeysCommand {
     /// Add a new session-token key: every replica verifies it at once, it mints after a few
-    /// seconds, and the old keys keep verifying the sessions they minted. Needs an account root.
+    /// seconds, and the old keys keep verifying the sessions they minted. Needs the root of the
+    /// installation's administrator account (the account created at first start).
     Rotate,
+    /// Retire a session-token key: every session it sealed is refused from then on (rotate
+    /// first; the newest key cannot be retired). Needs the installation administrator's root.
+    Retire {
+        /// The key's id (see `list`).
+        #[arg(long)]
+        key_id: u32,
+    },
+    /// The session-token keys in force and when each started minting.
+    List,
 }
 
 pub async fn session_keys(a: SessionKeysArgs) -> anyhow::Result<()> {
@@ -168,6 +178,14 @@ pub async fn session_keys(a: SessionKeysArgs) -> anyhow::Result<()> {
                 v.get("keyId").and_then(serde_json::Value::as_u64).unwrap_or_default(),
                 v.get("activeFrom").and_then(serde_json::Value::as_i64).unwrap_or_default()
             );
+        }
+        SessionKeysCommand::Retire { key_id } => {
+            let v = env.call("POST", &format!("/podiam/session-keys/{key_id}/retire"), "iam", None).await?;
+            println!("session key {key_id} retired; keys in force: {}", v.get("keys").map(ToString::to_string).unwrap_or_default());
+        }
+        SessionKeysCommand::List => {
+            let v = env.call("GET", "/podiam/session-keys", "iam", None).await?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
         }
     }
     Ok(())

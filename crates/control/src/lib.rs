@@ -199,11 +199,35 @@ impl Control {
             Some(a) => a.to_owned(),
             None => random_account_id(),
         };
-        self.create_account(&account).await
+        self.add_account(&account, true).await
     }
 
     /// Create an account and its root access key; `None` when it exists already.
     pub async fn create_account(&self, account: &str) -> Result<Option<Bootstrap>> {
+        self.add_account(account, false).await
+    }
+
+    /// The installation administrator's account: the account created at first start (or, in a
+    /// store from before the flag existed, the oldest account). Its root alone manages what is
+    /// installation-wide, such as the session keys; every other account's root is a tenant.
+    pub fn installation_admin(&self) -> Option<String> {
+        let t = self.db.read();
+        let accounts = t.accounts.values().map(|e| Arc::clone(&e.value));
+        let flagged = accounts.clone().find(|a| a.admin).map(|a| a.id.clone());
+        flagged.or_else(|| accounts.min_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id))).map(|a| a.id.clone()))
+    }
+
+    fn require_installation_admin(&self, caller: &Caller, what: &str) -> Result<()> {
+        match caller {
+            Caller::Root { account } if self.installation_admin().as_deref() == Some(account.as_str()) => Ok(()),
+            _ => Err(AwsError::access_denied(format!(
+                "User: {} is not authorized to {what}: only the root of the installation's administrator account may",
+                caller.arn()
+            ))),
+        }
+    }
+
+    async fn add_account(&self, account: &str, admin: bool) -> Result<Option<Bootstrap>> {
         let account = names::AccountId::parse(account)
             .ok_or_else(|| AwsError::invalid_input(format!("account id {account:?} must be 12 digits")))?
             .to_string();
@@ -216,7 +240,7 @@ impl Control {
         let secret = random_secret()?;
         let sealed = self.seal(secret.as_bytes(), &format!("access_key/{akid}"))?;
         let changes = vec![
-            Change::insert(kind::ACCOUNT, "", &account, &model::Account { id: account.clone(), created: now })?,
+            Change::insert(kind::ACCOUNT, "", &account, &model::Account { id: account.clone(), created: now, admin })?,
             Change::insert(
                 kind::ACCESS_KEY,
                 &account,
@@ -282,15 +306,11 @@ impl Control {
 
     /// Rotate the session-token key: a new key verifies at once on every replica that has it and
     /// mints from `now + SESSION_KEY_ACTIVATION_SECS`, by which time every replica has it; old
-    /// keys keep verifying the sessions they minted. Only an account root may do this (the keys
-    /// belong to the installation). Returns the new key's id and activation time.
+    /// keys keep verifying the sessions they minted until retired. The keys belong to the
+    /// installation: only the root of its administrator account may rotate them. Returns the
+    /// new key's id and activation time.
     pub async fn rotate_session_key(&self, caller: &Caller) -> Result<(u32, i64)> {
-        if !matches!(caller, Caller::Root { .. }) {
-            return Err(AwsError::access_denied(format!(
-                "User: {} is not authorized to rotate the session keys: only an account root may",
-                caller.arn()
-            )));
-        }
+        self.require_installation_admin(caller, "rotate the session keys")?;
         let guard = self.db.write().await;
         let id = self.db.read().session_keys.keys().next_back().copied().unwrap_or(0).saturating_add(1);
         let bytes = crypto::random_bytes::<32>().map_err(|_| AwsError::service_failure())?;
@@ -300,6 +320,32 @@ impl Control {
         self.db.commit(&guard, vec![Change::insert(kind::SESSION_KEY, "", &id.to_string(), &key)?], now).await?;
         tracing::info!(id, active_from, "session key rotated");
         Ok((id, active_from))
+    }
+
+    /// Retire a session-token key: every session it sealed is refused from then on, on every
+    /// replica (revocation of everything minted before a rotation). The newest key, which mints
+    /// or is about to, cannot be retired: rotate first. Only the installation administrator's
+    /// root may. Returns the ids of the keys left.
+    pub async fn retire_session_key(&self, caller: &Caller, id: u32) -> Result<Vec<u32>> {
+        self.require_installation_admin(caller, "retire session keys")?;
+        let guard = self.db.write().await;
+        let ids: Vec<u32> = self.db.read().session_keys.keys().copied().collect();
+        if !ids.contains(&id) {
+            return Err(AwsError::no_such_entity(format!("session key {id} does not exist")));
+        }
+        if ids.last() == Some(&id) {
+            return Err(AwsError::invalid_input(format!("session key {id} is the newest key; rotate before retiring it")));
+        }
+        let now = self.now();
+        self.db.commit(&guard, vec![Change::delete(kind::SESSION_KEY, "", &id.to_string())], now).await?;
+        tracing::info!(id, "session key retired; its sessions are refused");
+        Ok(ids.into_iter().filter(|k| *k != id).collect())
+    }
+
+    /// The ids of the session keys in force (installation administrator only).
+    pub fn session_key_ids(&self, caller: &Caller) -> Result<Vec<(u32, i64)>> {
+        self.require_installation_admin(caller, "list the session keys")?;
+        Ok(self.db.read().session_keys.values().map(|e| (e.value.id, e.value.active_from)).collect())
     }
 
     fn seal(&self, plain: &[u8], context: &str) -> Result<crypto::Sealed> {

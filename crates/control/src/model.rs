@@ -45,6 +45,10 @@ pub struct Account {
     pub id: String,
     /// Creation time (unix seconds).
     pub created: i64,
+    /// The installation's administrator account: the one created at first start. Its root alone
+    /// rotates and retires the installation-wide session keys.
+    #[serde(default)]
+    pub admin: bool,
 }
 
 /// A long-term access key (the account root's or a user's).

@@ -250,6 +250,17 @@ async fn route(app: &App, inc: &Incoming) -> Result<Value, AwsError> {
             let (id, active_from) = c.rotate_session_key(&caller).await?;
             Ok(json!({ "keyId": id, "activeFrom": active_from }))
         }
+        (&Method::GET, ["podiam", "session-keys"]) => {
+            let caller = inc.caller(app, "iam")?;
+            let keys = c.session_key_ids(&caller)?;
+            Ok(json!({ "keys": keys.iter().map(|(id, from)| json!({"keyId": id, "activeFrom": from})).collect::<Vec<_>>() }))
+        }
+        (&Method::POST, ["podiam", "session-keys", id, "retire"]) => {
+            let caller = inc.caller(app, "iam")?;
+            let id: u32 = id.parse().map_err(|_| AwsError::invalid_input(format!("session key id {id:?} is not a number")))?;
+            let left = c.retire_session_key(&caller, id).await?;
+            Ok(json!({ "retired": id, "keys": left }))
+        }
         (&Method::POST, ["podiam", "roles", name, "revoke-sessions"]) => {
             let caller = inc.caller(app, "iam")?;
             let cutoff = c.revoke_role_sessions(&caller, &inc.meta, &decode_segment(name)?).await?;
