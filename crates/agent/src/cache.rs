@@ -28,7 +28,7 @@ use crate::token::{self, TokenError, TokenTimes};
 /// SHA-256 of a token.
 pub(crate) type Key = [u8; 32];
 
-fn key_of(token: &str) -> Key {
+pub(crate) fn key_of(token: &str) -> Key {
     let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
     let mut k = [0u8; 32];
     for (dst, src) in k.iter_mut().zip(d.as_ref()) {
@@ -254,13 +254,12 @@ impl Retriever {
         }
     }
 
-    /// Serves a credentials request for `token`.
-    pub async fn get(self: &Arc<Self>, token: &str) -> Answer {
+    /// Serves a credentials request for `token`, whose [`key_of`] is `key`.
+    pub async fn get(self: &Arc<Self>, token: &str, key: Key) -> Answer {
         if token.is_empty() {
             return Answer::Token(TokenError::Empty);
         }
         let now = self.clock.now_ms();
-        let key = key_of(token);
         if let Some(cache) = &self.cache {
             match cache.lookup(&key, now) {
                 Lookup::Hit(body) => {
