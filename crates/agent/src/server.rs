@@ -168,24 +168,35 @@ async fn serve_token(shared: &Shared, token: &str) -> Resp {
     if let Err(e) = times.validate(now) {
         return token_error(&e);
     }
+    let memory = Memory {
+        key,
+        claimed_pod: claimed_pod.map(|p| p.key()),
+        verified_until: times
+            .exp_ms
+            .unwrap_or_else(|| now.saturating_add(VERIFIED_MEMORY_MS)),
+        refused_until: times
+            .exp_ms
+            .unwrap_or(i64::MAX)
+            .min(now.saturating_add(REFUSAL_MEMORY_MS)),
+    };
+    // Cached, or being fetched for earlier requests (a pod's first requests racing): joining
+    // costs no new work, so no charge; a flood of one new token cannot drain the shared
+    // bucket while its first fetch is under way.
+    if let Some(a) = shared.retriever.join(token, key).await {
+        return memory.settle(shared, a);
+    }
     if !shared.inbound.admit_unverified() {
         return too_many();
     }
-    let refuse_until = times
-        .exp_ms
-        .unwrap_or(i64::MAX)
-        .min(now.saturating_add(REFUSAL_MEMORY_MS));
-    let verified_until = times
-        .exp_ms
-        .unwrap_or_else(|| now.saturating_add(VERIFIED_MEMORY_MS));
-    let mut verified_locally = false;
     if let Some(keys) = &shared.keys {
         match keys.verify(token, now).await {
             Verdict::Valid { pod, exp_ms } => {
-                shared
-                    .inbound
-                    .remember_verified(key, pod.key(), verified_until.min(exp_ms), now);
-                verified_locally = true;
+                shared.inbound.remember_verified(
+                    key,
+                    pod.key(),
+                    memory.verified_until.min(exp_ms),
+                    now,
+                );
             }
             Verdict::Invalid(e) => {
                 tracing::info!(code = e.code(), "refused a service account token locally");
@@ -193,32 +204,45 @@ async fn serve_token(shared: &Shared, token: &str) -> Resp {
                 let e = Arc::new(e);
                 shared
                     .inbound
-                    .remember_refused(key, Arc::clone(&e), refuse_until, now);
+                    .remember_refused(key, Arc::clone(&e), memory.refused_until, now);
                 return upstream_error(&e);
             }
             Verdict::Unavailable => {}
         }
     }
-    let a = shared.retriever.get(token, key).await;
-    match &a {
-        // EKS Auth accepted the token: its claims are the pod's.
-        Answer::Credentials(_) if !verified_locally => {
-            let pod = claimed_pod.map_or(key, |p| p.key());
-            shared
-                .inbound
-                .remember_verified(key, pod, verified_until, shared.clock.now_ms());
+    memory.settle(shared, shared.retriever.get(token, key).await)
+}
+
+/// What to remember of an unverified token once its answer is known.
+struct Memory {
+    key: crate::inbound::TokenKey,
+    /// The pod its (unverified) claims name.
+    claimed_pod: Option<crate::inbound::PodKey>,
+    verified_until: i64,
+    refused_until: i64,
+}
+
+impl Memory {
+    fn settle(&self, shared: &Shared, a: Answer) -> Resp {
+        let now = shared.clock.now_ms();
+        match &a {
+            // EKS Auth accepted the token (now or for the cached entry): its claims are the
+            // pod's. A locally verified token is already remembered; this only refreshes it.
+            Answer::Credentials(_) => shared.inbound.remember_verified(
+                self.key,
+                self.claimed_pod.unwrap_or(self.key),
+                self.verified_until,
+                now,
+            ),
+            Answer::Upstream(e) if refuses_the_token(e) => {
+                shared
+                    .inbound
+                    .remember_refused(self.key, Arc::clone(e), self.refused_until, now);
+            }
+            _ => {}
         }
-        Answer::Upstream(e) if refuses_the_token(e) => {
-            shared.inbound.remember_refused(
-                key,
-                Arc::clone(e),
-                refuse_until,
-                shared.clock.now_ms(),
-            );
-        }
-        _ => {}
+        answer(a)
     }
-    answer(a)
 }
 
 async fn credentials(shared: &Shared, req: &Request<Incoming>) -> Resp {

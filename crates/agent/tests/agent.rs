@@ -941,6 +941,47 @@ async fn one_pod_flooding_does_not_starve_another() {
     assert_eq!(agent.cache_len(), 3);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_tokens_racing_requests_do_not_drain_the_unverified_bucket() {
+    let fake = fake_eks_auth(Clock::system()).await;
+    *fake.delay.lock() = Duration::from_millis(300);
+    let agent = agent(&fake, |c| {
+        c.inbound_unverified_rps = 1;
+        c.inbound_unverified_burst = 10;
+        c.inbound_pod_rps = 1000;
+        c.inbound_pod_burst = 1000;
+    })
+    .await;
+    let racer = token(&fake.clock);
+    let newcomer = token(&fake.clock);
+    let addr = agent.credential_addrs()[0];
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..100 {
+        let t = racer.clone();
+        set.spawn(async move {
+            raw(
+                addr,
+                "GET",
+                "/v1/credentials",
+                Some(&addr.to_string()),
+                Some(&t),
+            )
+            .await
+            .status
+        });
+    }
+    // While the racer's first fetch is under way, its other requests join it uncharged.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let r = creds(&agent, &newcomer).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mut ok = 0;
+    while let Some(s) = set.join_next().await {
+        ok += usize::from(s.unwrap() == 200);
+    }
+    assert!(ok >= 90, "{ok} of the racer's 100 requests served");
+    assert_eq!(fake.calls(), 2);
+}
+
 #[tokio::test]
 async fn garbage_tokens_do_not_grow_the_limiter_beyond_its_bound() {
     let fake = fake_eks_auth(Clock::system()).await;
