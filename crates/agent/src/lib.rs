@@ -102,16 +102,16 @@ pub struct Config {
     /// Inbound burst (500).
     pub inbound_burst: u32,
     /// Inbound requests per second of one pod (a verified token's namespace, service account
-    /// and pod uid; every token of the pod shares it) (20); 0 disables per-pod limits. Charged
+    /// and pod uid; every token of the pod shares it) (50); 0 disables per-pod limits. Charged
     /// before the global ceiling, so one pod cannot drain it.
     pub inbound_pod_rps: u32,
-    /// Per-pod burst (40).
+    /// Per-pod burst (100).
     pub inbound_pod_burst: u32,
-    /// Inbound requests per second of tokens not verified yet, all together (50): first
-    /// fetches. Tokens refused by the agent's local parse and time checks, and tokens already
-    /// refused, are not charged. 0 disables the limit.
+    /// Inbound requests per second of tokens not verified yet, all together (100): first
+    /// fetches. Tokens refused by the agent's local parse and time checks, tokens already
+    /// refused, and requests joining a fetch under way are not charged. 0 disables the limit.
     pub inbound_unverified_rps: u32,
-    /// Unverified burst (100).
+    /// Unverified burst (200).
     pub inbound_unverified_burst: u32,
     /// Pods with their own bucket at most, and verified and refused tokens remembered at most,
     /// each (4096). Pods beyond it share one bucket with the per-pod rate.
@@ -175,10 +175,10 @@ impl Config {
             max_service_qps: 3.0,
             inbound_rps: 1000,
             inbound_burst: 500,
-            inbound_pod_rps: 20,
-            inbound_pod_burst: 40,
-            inbound_unverified_rps: 50,
-            inbound_unverified_burst: 100,
+            inbound_pod_rps: 50,
+            inbound_pod_burst: 100,
+            inbound_unverified_rps: 100,
+            inbound_unverified_burst: 200,
             inbound_max_pods: 4096,
             cluster_issuer_url: None,
             cluster_jwks_file: None,

@@ -76,17 +76,17 @@ struct ServerArgs {
     inbound_burst: u32,
     /// Inbound requests per second of one pod (its verified namespace, service account and
     /// pod uid); 0 disables per-pod limits.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 50)]
     inbound_pod_rps: u32,
     /// Inbound burst of one pod.
-    #[arg(long, default_value_t = 40)]
+    #[arg(long, default_value_t = 100)]
     inbound_pod_burst: u32,
     /// Inbound requests per second of tokens not verified yet (first fetches), all together;
     /// 0 disables the limit.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 100)]
     inbound_unverified_rps: u32,
     /// Inbound burst of tokens not verified yet.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 200)]
     inbound_unverified_burst: u32,
     /// Pods with their own inbound bucket at most (also verified and refused tokens
     /// remembered at most); further pods share one bucket.
