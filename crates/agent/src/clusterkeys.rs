@@ -100,8 +100,26 @@ impl std::fmt::Debug for ClusterKeys {
     }
 }
 
+/// https (or, dangerously, http), and not at a link-local address (the instance metadata
+/// service and the agent's own addresses live there: a key URL never does).
 fn is_allowed_url(url: &str, allow_http: bool) -> bool {
-    url.starts_with("https://") || (allow_http && url.starts_with("http://"))
+    let scheme_ok = url.starts_with("https://") || (allow_http && url.starts_with("http://"));
+    let Some(host) = reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+    else {
+        return false;
+    };
+    let link_local = match host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+    {
+        Ok(std::net::IpAddr::V4(ip)) => ip.is_link_local(),
+        Ok(std::net::IpAddr::V6(ip)) => ip.segments().first().is_some_and(|s| s & 0xffc0 == 0xfe80),
+        Err(_) => false,
+    };
+    scheme_ok && !link_local
 }
 
 fn invalid(message: String) -> UpstreamError {
@@ -360,6 +378,12 @@ mod tests {
             ClusterKeys::new(settings("http://oidc.example/id/1", true), Clock::system()).is_ok()
         );
         assert!(ClusterKeys::new(settings("oidc.example", true), Clock::system()).is_err());
+        assert!(!is_allowed_url("https://169.254.169.254/keys", true));
+        assert!(!is_allowed_url("https://[fe80::1]/keys", true));
+        assert!(is_allowed_url(
+            "https://10.0.0.1:6443/openid/v1/jwks",
+            false
+        ));
     }
 
     #[test]
