@@ -184,7 +184,10 @@ def world(server, net, tmp_path_factory):
         eks.create_pod_identity_association(clusterName=CLUSTER, namespace="app", serviceAccount=sa,
                                             roleArn=f"arn:aws:iam::{ACCOUNT}:role/agent-app")
     work = tmp_path_factory.mktemp("agent")
-    agent = Agent(net, server, node, work).start()
+    # test_500_concurrent_requests... is one pod bursting 500 requests at once; the default per-pod
+    # burst (100) would answer most of them 429 (crates/agent's tests check that limit), so this
+    # module's pods may burst that much.
+    agent = Agent(net, server, node, work, "--inbound-pod-burst", "1000").start()
     yield {"agent": agent, "node": node, "work": work}
     rc = agent.stop()
     if rc not in (0, None):

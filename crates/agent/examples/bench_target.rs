@@ -58,6 +58,8 @@ async fn main() {
     c.env = podiam_agent::Env::from_pairs([("HOME", "/nonexistent")]);
     c.static_credentials = Some(podiam_agent::AwsCredentials::new("AKIDBENCH", "secret"));
     c.inbound_rps = 0;
+    c.inbound_pod_rps = 0;
+    c.inbound_unverified_rps = 0;
     let agent = podiam_agent::start(c).await.unwrap();
 
     let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);

@@ -28,7 +28,7 @@ use crate::token::{self, TokenError, TokenTimes};
 /// SHA-256 of a token.
 pub(crate) type Key = [u8; 32];
 
-fn key_of(token: &str) -> Key {
+pub(crate) fn key_of(token: &str) -> Key {
     let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
     let mut k = [0u8; 32];
     for (dst, src) in k.iter_mut().zip(d.as_ref()) {
@@ -254,42 +254,57 @@ impl Retriever {
         }
     }
 
-    /// Serves a credentials request for `token`.
-    pub async fn get(self: &Arc<Self>, token: &str) -> Answer {
+    /// Serves a credentials request for `token`, whose [`key_of`] is `key`.
+    pub async fn get(self: &Arc<Self>, token: &str, key: Key) -> Answer {
+        self.serve(token, key, true)
+            .await
+            .unwrap_or_else(|| Answer::Upstream(Arc::new(lost())))
+    }
+
+    /// Like [`Retriever::get`], but only from the cache or by joining a fetch already under
+    /// way: `None` when answering would take a new upstream call.
+    pub async fn join(self: &Arc<Self>, token: &str, key: Key) -> Option<Answer> {
+        self.serve(token, key, false).await
+    }
+
+    async fn serve(self: &Arc<Self>, token: &str, key: Key, may_fetch: bool) -> Option<Answer> {
         if token.is_empty() {
-            return Answer::Token(TokenError::Empty);
+            return Some(Answer::Token(TokenError::Empty));
         }
         let now = self.clock.now_ms();
-        let key = key_of(token);
         if let Some(cache) = &self.cache {
             match cache.lookup(&key, now) {
                 Lookup::Hit(body) => {
                     self.metrics.hit();
-                    return Answer::Credentials(body);
+                    return Some(Answer::Credentials(body));
                 }
-                Lookup::Invalid(e) => return Answer::Token(e),
+                Lookup::Invalid(e) => return Some(Answer::Token(e)),
                 Lookup::Miss => {}
             }
         }
         let times = match token::parse(token) {
             Ok(t) => t,
-            Err(e) => return Answer::Token(e),
+            Err(e) => return Some(Answer::Token(e)),
         };
         if let Err(e) = times.validate(now) {
-            return Answer::Token(e);
+            return Some(Answer::Token(e));
         }
         let mut rx = {
             let mut inflight = self.inflight.lock();
             // A fetch that completed since the lookup above has filled the cache.
             if let Some(Lookup::Hit(body)) = self.cache.as_ref().map(|c| c.lookup(&key, now)) {
                 self.metrics.hit();
-                return Answer::Credentials(body);
+                return Some(Answer::Credentials(body));
             }
-            self.metrics.miss();
             // A receiver whose sender is gone belongs to a fetch that died: start anew.
             match inflight.get(&key).filter(|rx| rx.has_changed().is_ok()) {
-                Some(rx) => rx.clone(),
+                Some(rx) => {
+                    self.metrics.miss();
+                    rx.clone()
+                }
+                None if !may_fetch => return None,
                 None => {
+                    self.metrics.miss();
                     let (tx, rx) = watch::channel(None);
                     inflight.insert(key, rx.clone());
                     let this = Arc::clone(self);
@@ -299,14 +314,14 @@ impl Retriever {
                 }
             }
         };
-        match rx.wait_for(Option::is_some).await {
+        Some(match rx.wait_for(Option::is_some).await {
             Ok(v) => match v.as_ref() {
                 Some(Ok(body)) => Answer::Credentials(body.clone()),
                 Some(Err(e)) => Answer::Upstream(Arc::clone(e)),
                 None => Answer::Upstream(Arc::new(lost())),
             },
             Err(_) => Answer::Upstream(Arc::new(lost())),
-        }
+        })
     }
 
     async fn fetch(

@@ -52,6 +52,15 @@ pub enum UpstreamError {
         /// `x-amzn-RequestId`.
         request_id: String,
     },
+    /// Refused by the agent itself before any call, as EKS Auth would refuse it: a token
+    /// whose signature, issuer, audience or pod binding does not hold against the cluster's
+    /// published keys. Served like an EKS Auth 400 (`fault: client`).
+    Rejected {
+        /// The EKS Auth error code (`InvalidTokenException`, `ExpiredTokenException`).
+        code: &'static str,
+        /// Why.
+        message: String,
+    },
     /// No answer (connection, timeout), an unreadable answer, or no node credentials.
     Local {
         /// A code naming the problem.
@@ -66,6 +75,7 @@ impl UpstreamError {
     pub fn status(&self) -> u16 {
         match self {
             Self::Service { status, .. } if (400..600).contains(status) => *status,
+            Self::Rejected { .. } => 400,
             _ => 500,
         }
     }
@@ -74,7 +84,7 @@ impl UpstreamError {
     pub fn code(&self) -> &str {
         match self {
             Self::Service { code, .. } => code,
-            Self::Local { code, .. } => code,
+            Self::Rejected { code, .. } | Self::Local { code, .. } => code,
         }
     }
 
@@ -92,7 +102,7 @@ impl UpstreamError {
                 message,
                 ..
             } => (request_id.as_str(), message.as_str()),
-            Self::Local { message, .. } => ("", message.as_str()),
+            Self::Rejected { message, .. } | Self::Local { message, .. } => ("", message.as_str()),
         };
         let fault = if self.status() < 500 {
             "client"
@@ -301,7 +311,10 @@ impl EksAuthClient {
         ) {
             Ok(rb) => rb,
             Err(message) => {
-                return Attempt::Done(Err(UpstreamError::Local { code: "InvalidEndpoint", message }));
+                return Attempt::Done(Err(UpstreamError::Local {
+                    code: "InvalidEndpoint",
+                    message,
+                }));
             }
         };
         let started = Instant::now();

@@ -6,6 +6,13 @@
 //! the container credentials provider format. Answers are cached per token (by its SHA-256) and
 //! refreshed ahead of expiry.
 //!
+//! Inbound requests are limited per pod (a verified token's namespace, service account and pod
+//! uid), with one shared bucket for tokens not verified yet and a global ceiling (`inbound`).
+//! With [`Config::cluster_issuer_url`] set, a new token's signature and claims are checked
+//! against the cluster's published keys before any EKS Auth call (`clusterkeys`); without
+//! it, EKS Auth alone verifies tokens, as the real agent does.
+//! [`Config::dangerous_allow_http_issuer`] lets those keys come over plain http (tests only).
+//!
 //! Embedding (tests, benchmarks):
 //!
 //! ```no_run
@@ -24,7 +31,9 @@
 mod awsconfig;
 mod cache;
 mod clock;
+mod clusterkeys;
 mod eksauth;
+mod inbound;
 pub mod init;
 mod metrics;
 mod nodecreds;
@@ -35,6 +44,7 @@ pub mod token;
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -86,10 +96,38 @@ pub struct Config {
     pub max_credential_retention: Duration,
     /// Background refresh calls to EKS Auth per second at most (3).
     pub max_service_qps: f64,
-    /// Inbound requests per second on the credentials listeners (1000); 0 disables the limit.
+    /// Inbound requests per second on the credentials listeners, all pods together (1000);
+    /// 0 disables this ceiling.
     pub inbound_rps: u32,
     /// Inbound burst (500).
     pub inbound_burst: u32,
+    /// Inbound requests per second of one pod (a verified token's namespace, service account
+    /// and pod uid; every token of the pod shares it) (50); 0 disables per-pod limits. Charged
+    /// before the global ceiling, so one pod cannot drain it.
+    pub inbound_pod_rps: u32,
+    /// Per-pod burst (100).
+    pub inbound_pod_burst: u32,
+    /// Inbound requests per second of tokens not verified yet, all together (100): first
+    /// fetches. Tokens refused by the agent's local parse and time checks, tokens already
+    /// refused, and requests joining a fetch under way are not charged. 0 disables the limit.
+    pub inbound_unverified_rps: u32,
+    /// Unverified burst (200).
+    pub inbound_unverified_burst: u32,
+    /// Pods with their own bucket at most, and verified and refused tokens remembered at most,
+    /// each (4096). Pods beyond it share one bucket with the per-pod rate.
+    pub inbound_max_pods: usize,
+    /// The cluster's service account issuer URL (the only `iss` accepted). When set, the agent
+    /// verifies a new token's signature, issuer, audience (`pods.eks.amazonaws.com`), times
+    /// and pod binding against the issuer's published keys before calling EKS Auth, and
+    /// refuses a token that fails locally. `None` (the default): EKS Auth alone verifies.
+    pub cluster_issuer_url: Option<String>,
+    /// Read the cluster's JWK set from this file instead of the issuer's discovery document
+    /// (re-read every minute, and on an unknown `kid`); needs [`Config::cluster_issuer_url`].
+    pub cluster_jwks_file: Option<PathBuf>,
+    /// DANGEROUS: accept a plain-http issuer and `jwks_uri` (tests and local development).
+    pub dangerous_allow_http_issuer: bool,
+    /// Fetch the cluster's keys at most once per this long on unknown `kid`s or failures (30 s).
+    pub jwks_refetch_interval: Duration,
     /// The environment for the region, endpoints and node credential chain.
     pub env: Env,
     /// Node credentials to use instead of the chain (tests).
@@ -137,6 +175,15 @@ impl Config {
             max_service_qps: 3.0,
             inbound_rps: 1000,
             inbound_burst: 500,
+            inbound_pod_rps: 50,
+            inbound_pod_burst: 100,
+            inbound_unverified_rps: 100,
+            inbound_unverified_burst: 200,
+            inbound_max_pods: 4096,
+            cluster_issuer_url: None,
+            cluster_jwks_file: None,
+            dangerous_allow_http_issuer: false,
+            jwks_refetch_interval: Duration::from_secs(30),
             env: Env::from_process(),
             static_credentials: None,
             clock: Clock::system(),
@@ -243,6 +290,21 @@ impl Agent {
         self.shared.retriever.cache_len()
     }
 
+    /// Per-pod inbound buckets held.
+    pub fn inbound_pod_buckets(&self) -> usize {
+        self.shared.inbound.pod_buckets()
+    }
+
+    /// Verified tokens remembered by the inbound limiter.
+    pub fn verified_tokens(&self) -> usize {
+        self.shared.inbound.verified_tokens()
+    }
+
+    /// Refused tokens remembered by the inbound limiter.
+    pub fn refused_tokens(&self) -> usize {
+        self.shared.inbound.refused_tokens()
+    }
+
     /// The metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.shared.metrics
@@ -307,6 +369,33 @@ pub async fn start(config: Config) -> Result<Agent, Error> {
     {
         tracing::warn!(
             "max-service-qps × max-credential-retention < max-cache-size / 2: a full cache cannot be refreshed in time"
+        );
+    }
+    let keys = match (&config.cluster_issuer_url, &config.cluster_jwks_file) {
+        (None, None) => None,
+        (None, Some(_)) => {
+            return Err(Error::Config(
+                "cluster-jwks-file needs cluster-issuer-url (the issuer its tokens name)".into(),
+            ));
+        }
+        (Some(issuer), file) => Some(
+            clusterkeys::ClusterKeys::new(
+                clusterkeys::Settings {
+                    issuer: issuer.clone(),
+                    source: file.clone().map_or(clusterkeys::Source::Discovery, |f| {
+                        clusterkeys::Source::File(f)
+                    }),
+                    dangerous_allow_http_issuer: config.dangerous_allow_http_issuer,
+                    refetch_interval: config.jwks_refetch_interval,
+                },
+                config.clock.clone(),
+            )
+            .map_err(Error::Config)?,
+        ),
+    };
+    if keys.is_none() {
+        tracing::info!(
+            "no cluster issuer configured: tokens are verified by EKS Auth only (set cluster-issuer-url to refuse forged tokens locally)"
         );
     }
     let region = resolve_region(config.region.as_deref(), &config.env);
@@ -404,13 +493,22 @@ pub async fn start(config: Config) -> Result<Agent, Error> {
             .collect::<Vec<_>>()
             .join(" ")
     );
-    let inbound = (config.inbound_rps > 0)
-        .then(|| TokenBucket::new(f64::from(config.inbound_rps), config.inbound_burst.max(1)));
+    let inbound = inbound::Inbound::new(
+        inbound::Rate::new(config.inbound_rps, config.inbound_burst),
+        inbound::Rate::new(
+            config.inbound_unverified_rps,
+            config.inbound_unverified_burst,
+        ),
+        inbound::Rate::new(config.inbound_pod_rps, config.inbound_pod_burst),
+        config.inbound_max_pods,
+    );
     let shared = Arc::new(server::Shared {
         retriever: Arc::clone(&retriever),
         metrics,
         node: Arc::clone(&node),
         inbound,
+        keys,
+        clock: config.clock.clone(),
         hosts: config.bind.clone(),
         hosts_display,
         bound: std::sync::atomic::AtomicBool::new(false),

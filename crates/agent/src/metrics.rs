@@ -33,6 +33,7 @@ pub struct Metrics {
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
     refreshes: AtomicU64,
+    local_refusals: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -49,6 +50,7 @@ impl Default for Metrics {
             latency_count: AtomicU64::new(0),
             latency_sum_us: AtomicU64::new(0),
             refreshes: AtomicU64::new(0),
+            local_refusals: AtomicU64::new(0),
         }
     }
 }
@@ -83,6 +85,11 @@ impl Metrics {
     /// A background refresh.
     pub fn refreshed(&self) {
         inc(&self.refreshes);
+    }
+
+    /// A token refused by the agent against the cluster's keys, with no upstream call.
+    pub fn local_refusal(&self) {
+        inc(&self.local_refusals);
     }
 
     /// A failed upstream fetch, by kind and error code.
@@ -216,6 +223,13 @@ impl Metrics {
             o,
             "podiam_agent_cache_refreshes_total {}",
             get(&self.refreshes)
+        );
+        o.push_str("# HELP podiam_agent_local_refusals_total Tokens refused against the cluster's keys without an EKS Auth call.\n");
+        o.push_str("# TYPE podiam_agent_local_refusals_total counter\n");
+        let _ = writeln!(
+            o,
+            "podiam_agent_local_refusals_total {}",
+            get(&self.local_refusals)
         );
         o.push_str("# HELP podiam_agent_cache_entries Credential sets held in the cache.\n");
         o.push_str("# TYPE podiam_agent_cache_entries gauge\n");

@@ -55,6 +55,12 @@ impl TokenBucket {
         }
     }
 
+    /// Whether the bucket is full (no token taken within the last `burst` intervals): such a
+    /// bucket behaves exactly like a new one, so it can be dropped without loosening a limit.
+    pub fn is_full(&self) -> bool {
+        self.tat.load(Ordering::Relaxed) <= self.now()
+    }
+
     /// Reserves the next token; returns how long to wait before using it.
     pub fn reserve(&self) -> Duration {
         let now = self.now();
@@ -92,6 +98,8 @@ mod tests {
         let b = TokenBucket::new(1.0, 3);
         assert!(b.try_acquire() && b.try_acquire() && b.try_acquire());
         assert!(!b.try_acquire());
+        assert!(!b.is_full());
+        assert!(TokenBucket::new(1.0, 3).is_full());
     }
 
     #[test]

@@ -20,9 +20,13 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::cache::{Answer, Retriever};
+use crate::clock::Clock;
+use crate::clusterkeys::{ClusterKeys, Verdict};
+use crate::eksauth::UpstreamError;
+use crate::inbound::{Class, Inbound};
 use crate::metrics::Metrics;
 use crate::nodecreds::NodeCredentials;
-use crate::ratelimit::TokenBucket;
+use crate::token::{self, TokenError};
 
 /// The credentials path.
 pub const CREDENTIALS_PATH: &str = "/v1/credentials";
@@ -34,7 +38,10 @@ pub(crate) struct Shared {
     pub retriever: Arc<Retriever>,
     pub metrics: Arc<Metrics>,
     pub node: Arc<NodeCredentials>,
-    pub inbound: Option<TokenBucket>,
+    pub inbound: Inbound,
+    /// The cluster's keys, when an issuer is configured.
+    pub keys: Option<ClusterKeys>,
+    pub clock: Clock,
     /// Accepted `Host` addresses (the bind addresses).
     pub hosts: Vec<IpAddr>,
     /// `[a b]`, for the 403 message.
@@ -102,12 +109,143 @@ fn stripped_host(host: &str) -> &str {
     host.rsplit_once(':').map_or(host, |(h, _)| h)
 }
 
-async fn credentials(shared: &Shared, req: &Request<Incoming>) -> Resp {
-    if let Some(bucket) = &shared.inbound
-        && !bucket.try_acquire()
-    {
-        return text(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
+/// How long a token refusal is remembered (at most until the token expires): long enough to
+/// turn a flood of one bad token into one check a minute, short enough that a refusal caused
+/// by stale keys on either side heals quickly.
+const REFUSAL_MEMORY_MS: i64 = 60_000;
+/// How long a verified token without `exp` is remembered.
+const VERIFIED_MEMORY_MS: i64 = 3_600_000;
+
+fn too_many() -> Resp {
+    text(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests")
+}
+
+fn answer(a: Answer) -> Resp {
+    match a {
+        Answer::Credentials(body) => body_response(StatusCode::OK, &APPLICATION_JSON, body),
+        Answer::Token(e) => token_error(&e),
+        Answer::Upstream(e) => upstream_error(&e),
     }
+}
+
+fn token_error(e: &TokenError) -> Resp {
+    text(StatusCode::BAD_REQUEST, &e.message())
+}
+
+fn upstream_error(e: &UpstreamError) -> Resp {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    text(status, &e.body())
+}
+
+/// Whether EKS Auth's refusal holds for the token's whole life (its signature or claims),
+/// unlike `AccessDenied` or `ResourceNotFound`, which an association change can lift.
+fn refuses_the_token(e: &UpstreamError) -> bool {
+    matches!(e.code(), "InvalidTokenException" | "ExpiredTokenException")
+}
+
+/// A credentials request with `token`, admitted by what is known of it (see `inbound`).
+async fn serve_token(shared: &Shared, token: &str) -> Resp {
+    if token.is_empty() {
+        return token_error(&TokenError::Empty);
+    }
+    let key = crate::cache::key_of(token);
+    let now = shared.clock.now_ms();
+    match shared.inbound.classify(&key, now) {
+        Class::Refused(e) => return upstream_error(&e),
+        Class::Verified(bucket) => {
+            if !shared.inbound.admit_verified(bucket.as_deref()) {
+                return too_many();
+            }
+            return answer(shared.retriever.get(token, key).await);
+        }
+        Class::Unverified => {}
+    }
+    // The real agent's parse and time checks cost no bucket: garbage drains nothing.
+    let (times, claimed_pod) = match token::parse_with_pod(token) {
+        Ok(p) => p,
+        Err(e) => return token_error(&e),
+    };
+    if let Err(e) = times.validate(now) {
+        return token_error(&e);
+    }
+    let memory = Memory {
+        key,
+        claimed_pod: claimed_pod.map(|p| p.key()),
+        verified_until: times
+            .exp_ms
+            .unwrap_or_else(|| now.saturating_add(VERIFIED_MEMORY_MS)),
+        refused_until: times
+            .exp_ms
+            .unwrap_or(i64::MAX)
+            .min(now.saturating_add(REFUSAL_MEMORY_MS)),
+    };
+    // Cached, or being fetched for earlier requests (a pod's first requests racing): joining
+    // costs no new work, so no charge; a flood of one new token cannot drain the shared
+    // bucket while its first fetch is under way.
+    if let Some(a) = shared.retriever.join(token, key).await {
+        return memory.settle(shared, a);
+    }
+    if !shared.inbound.admit_unverified() {
+        return too_many();
+    }
+    if let Some(keys) = &shared.keys {
+        match keys.verify(token, now).await {
+            Verdict::Valid { pod, exp_ms } => {
+                shared.inbound.remember_verified(
+                    key,
+                    pod.key(),
+                    memory.verified_until.min(exp_ms),
+                    now,
+                );
+            }
+            Verdict::Invalid(e) => {
+                tracing::info!(code = e.code(), "refused a service account token locally");
+                shared.metrics.local_refusal();
+                let e = Arc::new(e);
+                shared
+                    .inbound
+                    .remember_refused(key, Arc::clone(&e), memory.refused_until, now);
+                return upstream_error(&e);
+            }
+            Verdict::Unavailable => {}
+        }
+    }
+    memory.settle(shared, shared.retriever.get(token, key).await)
+}
+
+/// What to remember of an unverified token once its answer is known.
+struct Memory {
+    key: crate::inbound::TokenKey,
+    /// The pod its (unverified) claims name.
+    claimed_pod: Option<crate::inbound::PodKey>,
+    verified_until: i64,
+    refused_until: i64,
+}
+
+impl Memory {
+    fn settle(&self, shared: &Shared, a: Answer) -> Resp {
+        let now = shared.clock.now_ms();
+        match &a {
+            // EKS Auth accepted the token (now or for the cached entry): its claims are the
+            // pod's. A locally verified token is already remembered; this only refreshes it.
+            Answer::Credentials(_) => shared.inbound.remember_verified(
+                self.key,
+                self.claimed_pod.unwrap_or(self.key),
+                self.verified_until,
+                now,
+            ),
+            Answer::Upstream(e) if refuses_the_token(e) => {
+                shared
+                    .inbound
+                    .remember_refused(self.key, Arc::clone(e), self.refused_until, now);
+            }
+            _ => {}
+        }
+        answer(a)
+    }
+}
+
+async fn credentials(shared: &Shared, req: &Request<Incoming>) -> Resp {
     if req.uri().path() != CREDENTIALS_PATH {
         return text(StatusCode::NOT_FOUND, "404 page not found");
     }
@@ -137,15 +275,7 @@ async fn credentials(shared: &Shared, req: &Request<Incoming>) -> Resp {
             }
         },
     };
-    match shared.retriever.get(token).await {
-        Answer::Credentials(body) => body_response(StatusCode::OK, &APPLICATION_JSON, body),
-        Answer::Token(e) => text(StatusCode::BAD_REQUEST, &e.message()),
-        Answer::Upstream(e) => {
-            let status =
-                StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            text(status, &e.body())
-        }
-    }
+    serve_token(shared, token).await
 }
 
 fn probe(shared: &Shared, path: &str, metrics: bool) -> Resp {

@@ -1,7 +1,9 @@
 //! The service account token checks the real agent makes before calling EKS Auth: the token
 //! must be a three-segment JWS whose header and claims are base64url JSON objects, and its
-//! `exp`/`nbf` must hold now (golang-jwt v5 semantics and messages). The signature is not
-//! verified here: EKS Auth does that.
+//! `exp`/`nbf` must hold now (golang-jwt v5 semantics and messages). Also the pod a token is
+//! bound to ([`PodIdentity`]), read from its claims. The signature is not verified here: the
+//! cluster's keys (`clusterkeys`, when configured) or EKS Auth do that, and a [`PodIdentity`]
+//! is only trusted once one of them has.
 
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
@@ -97,6 +99,89 @@ fn numeric_date(
 
 /// Parses (without verifying) a JWS compact token and returns its time claims.
 pub fn parse(token: &str) -> Result<TokenTimes, TokenError> {
+    parse_claims(token).map(|(times, _)| times)
+}
+
+/// Like [`parse`], also returning the pod the token claims to be bound to (`None` if its
+/// claims do not name one). Unverified: trust it only once the token's signature is checked.
+pub fn parse_with_pod(token: &str) -> Result<(TokenTimes, Option<PodIdentity>), TokenError> {
+    parse_claims(token).map(|(times, claims)| (times, PodIdentity::from_claims(&claims).ok()))
+}
+
+/// The pod a projected service account token is bound to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PodIdentity {
+    /// The namespace.
+    pub namespace: String,
+    /// The service account.
+    pub service_account: String,
+    /// The pod's uid.
+    pub pod_uid: String,
+}
+
+impl PodIdentity {
+    /// The checks EKS Auth makes: `sub` is `system:serviceaccount:<namespace>:<name>`, the
+    /// `kubernetes.io` namespace and service account, when present, agree with it, and the
+    /// token is bound to a pod (`kubernetes.io.pod.uid`). The error says which check failed.
+    pub fn from_claims(
+        claims: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Self, &'static str> {
+        let sub = claims
+            .get("sub")
+            .and_then(serde_json::Value::as_str)
+            .ok_or("the token has no subject")?;
+        let (namespace, service_account) = sub
+            .strip_prefix("system:serviceaccount:")
+            .and_then(|rest| rest.split_once(':'))
+            .filter(|(ns, sa)| !ns.is_empty() && !sa.is_empty())
+            .ok_or("the token's subject is not a service account")?;
+        let k8s = claims
+            .get("kubernetes.io")
+            .and_then(serde_json::Value::as_object);
+        let field = |outer: &str, inner: &str| {
+            k8s.and_then(|k| k.get(outer))
+                .and_then(serde_json::Value::as_object)
+                .and_then(|o| o.get(inner))
+                .and_then(serde_json::Value::as_str)
+        };
+        if k8s
+            .and_then(|k| k.get("namespace"))
+            .and_then(serde_json::Value::as_str)
+            .is_some_and(|ns| ns != namespace)
+        {
+            return Err("the token's namespace claim does not match its subject");
+        }
+        if field("serviceaccount", "name").is_some_and(|n| n != service_account) {
+            return Err("the token's service account claim does not match its subject");
+        }
+        let pod_uid = field("pod", "uid")
+            .filter(|u| !u.is_empty())
+            .ok_or("the token is not bound to a pod")?;
+        Ok(Self {
+            namespace: namespace.to_owned(),
+            service_account: service_account.to_owned(),
+            pod_uid: pod_uid.to_owned(),
+        })
+    }
+
+    /// SHA-256 over the three names, each followed by a NUL (no name contains one).
+    pub(crate) fn key(&self) -> [u8; 32] {
+        let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        for part in [&self.namespace, &self.service_account, &self.pod_uid] {
+            ctx.update(part.as_bytes());
+            ctx.update(&[0]);
+        }
+        let mut k = [0u8; 32];
+        for (dst, src) in k.iter_mut().zip(ctx.finish().as_ref()) {
+            *dst = *src;
+        }
+        k
+    }
+}
+
+type Claims = serde_json::Map<String, serde_json::Value>;
+
+fn parse_claims(token: &str) -> Result<(TokenTimes, Claims), TokenError> {
     if token.is_empty() {
         return Err(TokenError::Empty);
     }
@@ -121,7 +206,7 @@ pub fn parse(token: &str) -> Result<TokenTimes, TokenError> {
     let claims = B64
         .decode(c)
         .map_err(|e| malformed("could not base64 decode claim", b64_error(e)))?;
-    let claims: serde_json::Map<String, serde_json::Value> =
+    let claims: Claims =
         serde_json::from_slice(&claims).map_err(|e| malformed("could not JSON decode claim", e))?;
     match header.get("alg").and_then(serde_json::Value::as_str) {
         None => {
@@ -141,7 +226,7 @@ pub fn parse(token: &str) -> Result<TokenTimes, TokenError> {
     let exp_ms = numeric_date(&claims, "exp")?;
     let nbf_ms = numeric_date(&claims, "nbf")?;
     numeric_date(&claims, "iat")?;
-    Ok(TokenTimes { exp_ms, nbf_ms })
+    Ok((TokenTimes { exp_ms, nbf_ms }, claims))
 }
 
 impl TokenTimes {
@@ -220,6 +305,53 @@ mod tests {
                 .ends_with("token is not valid yet")
         );
         assert!(parse(&tok("{}")).unwrap().validate(0).is_ok());
+    }
+
+    #[test]
+    fn pod_identity_from_claims() {
+        let claims = |v: serde_json::Value| v.as_object().unwrap().clone();
+        let ok = claims(serde_json::json!({
+            "sub": "system:serviceaccount:ns:sa",
+            "kubernetes.io": {"namespace": "ns", "serviceaccount": {"name": "sa"},
+                              "pod": {"name": "p", "uid": "u-1"}}
+        }));
+        let id = PodIdentity::from_claims(&ok).unwrap();
+        assert_eq!(
+            (
+                id.namespace.as_str(),
+                id.service_account.as_str(),
+                id.pod_uid.as_str()
+            ),
+            ("ns", "sa", "u-1")
+        );
+        let other = PodIdentity {
+            pod_uid: "u-2".into(),
+            ..id.clone()
+        };
+        assert_ne!(id.key(), other.key());
+        for (bad, why) in [
+            (serde_json::json!({}), "the token has no subject"),
+            (
+                serde_json::json!({"sub": "alice"}),
+                "the token's subject is not a service account",
+            ),
+            (
+                serde_json::json!({"sub": "system:serviceaccount:ns:sa",
+                    "kubernetes.io": {"namespace": "other", "pod": {"uid": "u"}}}),
+                "the token's namespace claim does not match its subject",
+            ),
+            (
+                serde_json::json!({"sub": "system:serviceaccount:ns:sa",
+                    "kubernetes.io": {"serviceaccount": {"name": "x"}, "pod": {"uid": "u"}}}),
+                "the token's service account claim does not match its subject",
+            ),
+            (
+                serde_json::json!({"sub": "system:serviceaccount:ns:sa"}),
+                "the token is not bound to a pod",
+            ),
+        ] {
+            assert_eq!(PodIdentity::from_claims(&claims(bad)), Err(why));
+        }
     }
 
     #[test]

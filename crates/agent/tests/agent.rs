@@ -746,3 +746,380 @@ async fn shutdown_closes_the_listeners() {
     agent.shutdown().await;
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+// === Local verification against the cluster's keys, and per-pod inbound limits ===
+
+fn pod_token(
+    key: &podiam_jose::SigningKey,
+    fake: &FakeEksAuth,
+    issuer: &FakeIssuer,
+    pod: &str,
+) -> String {
+    key.sign(&pod_claims(&fake.clock, &issuer.url, "ns", "sa", pod, 3600))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn forged_and_expired_tokens_are_refused_locally_without_an_upstream_call() {
+    let fake = fake_eks_auth(Clock::system()).await;
+    let key = signing_key();
+    let issuer = fake_issuer(&[&key]).await;
+    let agent = agent(&fake, |c| with_issuer(c, &issuer)).await;
+    let good = pod_token(&key, &fake, &issuer, "uid-good");
+    assert_eq!(creds(&agent, &good).await.status, 200);
+    assert_eq!(fake.calls(), 1);
+
+    let refused = |body: &str| format!("[]: (InvalidTokenException): {body}, fault: client\n");
+    let invalid = |why: &str| {
+        refused(&format!(
+            "the service account token is not valid for this cluster: {why}"
+        ))
+    };
+    // Forged: the published key's kid, another key's signature, the good pod's claims.
+    let evil = signing_key();
+    let claims = pod_claims(&fake.clock, &issuer.url, "ns", "sa", "uid-good", 3600);
+    let forged = sign_as(&evil, key.kid(), &claims);
+    for _ in 0..50 {
+        let r = creds(&agent, &forged).await;
+        assert_eq!(r.status, 400);
+        assert_eq!(r.body, invalid("signature verification failed"));
+        assert!(r.header("content-type").unwrap().starts_with("text/plain"));
+    }
+    // A key the cluster does not publish, under its own kid.
+    let r = creds(&agent, &evil.sign(&claims).unwrap()).await;
+    assert_eq!(
+        (r.status, r.body),
+        (
+            400,
+            invalid("no key in the issuer's key set matches the token")
+        )
+    );
+    // The real key, but the wrong audience, the wrong issuer, or no pod binding.
+    let mut c = pod_claims(&fake.clock, &issuer.url, "ns", "sa", "uid-1", 3600);
+    c["aud"] = serde_json::json!(["sts.amazonaws.com"]);
+    let r = creds(&agent, &key.sign(&c).unwrap()).await;
+    assert_eq!(r.body, invalid("token audience does not match"));
+    let mut c = pod_claims(&fake.clock, &issuer.url, "ns", "sa", "uid-1", 3600);
+    c["iss"] = serde_json::json!("https://oidc.example/id/other");
+    let r = creds(&agent, &key.sign(&c).unwrap()).await;
+    assert_eq!(r.body, invalid("token issuer does not match"));
+    let mut c = pod_claims(&fake.clock, &issuer.url, "ns", "sa", "uid-1", 3600);
+    c["kubernetes.io"].as_object_mut().unwrap().remove("pod");
+    let r = creds(&agent, &key.sign(&c).unwrap()).await;
+    assert_eq!(
+        (r.status, r.body),
+        (400, refused("the token is not bound to a pod"))
+    );
+    // Expired (a real signature): refused by the basic claim checks.
+    let expired = key
+        .sign(&pod_claims(
+            &fake.clock,
+            &issuer.url,
+            "ns",
+            "sa",
+            "uid-1",
+            -120,
+        ))
+        .unwrap();
+    let r = creds(&agent, &expired).await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (
+            400,
+            "Service account token failed basic claim validations: token has invalid claims: token is expired\n"
+        )
+    );
+
+    assert_eq!(fake.calls(), 1, "no refused token reached EKS Auth");
+    assert!(
+        agent
+            .render_metrics()
+            .contains("podiam_agent_local_refusals_total 5\n"),
+        "the repeated forgery was checked once"
+    );
+    // The good pod's entry is untouched and still a hit.
+    assert_eq!(agent.cache_len(), 1);
+    assert_eq!(creds(&agent, &good).await.status, 200);
+    assert_eq!(fake.calls(), 1);
+    assert_eq!(issuer.jwks_calls(), 1);
+}
+
+#[tokio::test]
+async fn signed_token_works_end_to_end_and_a_pods_tokens_share_its_bucket() {
+    let fake = fake_eks_auth(Clock::system()).await;
+    let key = signing_key();
+    let issuer = fake_issuer(&[&key]).await;
+    let agent = agent(&fake, |c| {
+        with_issuer(c, &issuer);
+        c.inbound_pod_rps = 1;
+        c.inbound_pod_burst = 3;
+    })
+    .await;
+    let t1 = pod_token(&key, &fake, &issuer, "uid-1");
+    let r = creds(&agent, &t1).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["AccessKeyId"], "ASIA00000001");
+    assert_eq!(fake.tokens.lock()[0], t1, "the token itself goes upstream");
+    assert_eq!(creds(&agent, &t1).await.body, r.body);
+    assert_eq!(fake.calls(), 1);
+    assert_eq!(agent.inbound_pod_buckets(), 1);
+    // The kubelet rotated the pod's token: the new one shares the pod's bucket.
+    let t2 = pod_token(&key, &fake, &issuer, "uid-1");
+    assert_eq!(creds(&agent, &t2).await.status, 200);
+    assert_eq!(agent.inbound_pod_buckets(), 1);
+    assert_eq!(agent.verified_tokens(), 2);
+    // Charged to the pod so far: t1's hit. Two more fit the burst of 3, then 429.
+    assert_eq!(creds(&agent, &t2).await.status, 200);
+    assert_eq!(creds(&agent, &t1).await.status, 200);
+    let r = creds(&agent, &t2).await;
+    assert_eq!((r.status, r.body.as_str()), (429, "Too Many Requests\n"));
+    // Another pod has its own bucket.
+    let other = pod_token(&key, &fake, &issuer, "uid-2");
+    assert_eq!(creds(&agent, &other).await.status, 200);
+    assert_eq!(creds(&agent, &other).await.status, 200);
+    assert_eq!(agent.inbound_pod_buckets(), 2);
+    assert_eq!(fake.calls(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_pod_flooding_does_not_starve_another() {
+    let fake = fake_eks_auth(Clock::system()).await;
+    // No cluster issuer: pods are identified once EKS Auth accepts their token. A global
+    // ceiling the flood alone would exhaust if it were charged first.
+    let agent = agent(&fake, |c| {
+        c.inbound_rps = 100;
+        c.inbound_burst = 100;
+        c.inbound_pod_rps = 5;
+        c.inbound_pod_burst = 10;
+        c.inbound_unverified_rps = 5;
+        c.inbound_unverified_burst = 10;
+    })
+    .await;
+    let flooder = token(&fake.clock);
+    let victim = token(&fake.clock);
+    let newcomer = token(&fake.clock);
+    assert_eq!(creds(&agent, &flooder).await.status, 200);
+    assert_eq!(creds(&agent, &victim).await.status, 200);
+    let addr = agent.credential_addrs()[0];
+    let mut flood = tokio::task::JoinSet::new();
+    for _ in 0..500 {
+        let t = flooder.clone();
+        flood.spawn(async move {
+            raw(
+                addr,
+                "GET",
+                "/v1/credentials",
+                Some(&addr.to_string()),
+                Some(&t),
+            )
+            .await
+            .status
+        });
+    }
+    // Amid the flood: the victim's cache hits, a newcomer's first fetch and hit.
+    let mut mine = Vec::new();
+    for _ in 0..5 {
+        mine.push(creds(&agent, &victim).await.status);
+    }
+    mine.push(creds(&agent, &newcomer).await.status);
+    mine.push(creds(&agent, &newcomer).await.status);
+    let (mut ok, mut limited) = (0, 0);
+    while let Some(s) = flood.join_next().await {
+        match s.unwrap() {
+            200 => ok += 1,
+            429 => limited += 1,
+            other => panic!("flood got {other}"),
+        }
+    }
+    assert_eq!(mine, [200; 7], "the other pods were served throughout");
+    assert!(
+        limited >= 400,
+        "the flood was cut at its pod's rate: {ok} served, {limited} limited"
+    );
+    assert_eq!(fake.calls(), 3, "the flood cost no upstream call");
+    // Every token's entry is intact.
+    assert_eq!(agent.cache_len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_tokens_racing_requests_do_not_drain_the_unverified_bucket() {
+    let fake = fake_eks_auth(Clock::system()).await;
+    *fake.delay.lock() = Duration::from_millis(300);
+    let agent = agent(&fake, |c| {
+        c.inbound_unverified_rps = 1;
+        c.inbound_unverified_burst = 10;
+        c.inbound_pod_rps = 1000;
+        c.inbound_pod_burst = 1000;
+    })
+    .await;
+    let racer = token(&fake.clock);
+    let newcomer = token(&fake.clock);
+    let addr = agent.credential_addrs()[0];
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..100 {
+        let t = racer.clone();
+        set.spawn(async move {
+            raw(
+                addr,
+                "GET",
+                "/v1/credentials",
+                Some(&addr.to_string()),
+                Some(&t),
+            )
+            .await
+            .status
+        });
+    }
+    // While the racer's first fetch is under way, its other requests join it uncharged.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let r = creds(&agent, &newcomer).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mut ok = 0;
+    while let Some(s) = set.join_next().await {
+        ok += usize::from(s.unwrap() == 200);
+    }
+    assert!(ok >= 90, "{ok} of the racer's 100 requests served");
+    assert_eq!(fake.calls(), 2);
+}
+
+#[tokio::test]
+async fn garbage_tokens_do_not_grow_the_limiter_beyond_its_bound() {
+    let fake = fake_eks_auth(Clock::system()).await;
+    let key = signing_key();
+    let issuer = fake_issuer(&[&key]).await;
+    let agent = agent(&fake, |c| {
+        with_issuer(c, &issuer);
+        c.inbound_max_pods = 8;
+        c.inbound_pod_rps = 100;
+        c.inbound_pod_burst = 100;
+    })
+    .await;
+    let good = pod_token(&key, &fake, &issuer, "uid-good");
+    assert_eq!(creds(&agent, &good).await.status, 200);
+    let evil = signing_key();
+    for i in 0..200 {
+        // Distinct unparseable garbage, and distinct well-formed forgeries.
+        assert_eq!(creds(&agent, &format!("garbage-{i}")).await.status, 400);
+        let forged = sign_as(
+            &evil,
+            key.kid(),
+            &pod_claims(&fake.clock, &issuer.url, "ns", "sa", &format!("u{i}"), 3600),
+        );
+        assert_eq!(creds(&agent, &forged).await.status, 400);
+        assert!(agent.refused_tokens() <= 8, "{}", agent.refused_tokens());
+    }
+    assert_eq!(
+        agent.inbound_pod_buckets(),
+        1,
+        "garbage never gets a bucket"
+    );
+    assert_eq!(agent.verified_tokens(), 1);
+    assert_eq!(fake.calls(), 1);
+    // Many real pods: every one is served, the maps stay bounded.
+    for i in 0..20 {
+        let t = pod_token(&key, &fake, &issuer, &format!("real-{i}"));
+        assert_eq!(creds(&agent, &t).await.status, 200);
+        assert!(agent.inbound_pod_buckets() <= 8);
+        assert!(agent.verified_tokens() <= 8);
+    }
+    assert_eq!(creds(&agent, &good).await.status, 200);
+}
+
+#[tokio::test]
+async fn unknown_kid_refetch_is_rate_limited() {
+    let fake = fake_eks_auth(Clock::system()).await;
+    let old = signing_key();
+    let issuer = fake_issuer(&[&old]).await;
+    let agent = agent(&fake, |c| with_issuer(c, &issuer)).await;
+    assert_eq!(
+        creds(&agent, &pod_token(&old, &fake, &issuer, "p0"))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(issuer.jwks_calls(), 1);
+    let addr = agent.credential_addrs()[0];
+    let unknown_kids = |n: usize| {
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..n {
+            let t = sign_as(
+                &old,
+                &format!("made-up-{i}"),
+                &pod_claims(&fake.clock, &issuer.url, "ns", "sa", "p", 3600),
+            );
+            set.spawn(async move {
+                raw(
+                    addr,
+                    "GET",
+                    "/v1/credentials",
+                    Some(&addr.to_string()),
+                    Some(&t),
+                )
+                .await
+                .status
+            });
+        }
+        set
+    };
+    // Just fetched: made-up kids cause no fetch at all.
+    let mut set = unknown_kids(50);
+    while let Some(s) = set.join_next().await {
+        assert_eq!(s.unwrap(), 400);
+    }
+    assert_eq!(issuer.jwks_calls(), 1);
+    // Later, 50 at once cause exactly one.
+    fake.clock.advance(Duration::from_secs(31));
+    let mut set = unknown_kids(50);
+    while let Some(s) = set.join_next().await {
+        assert_eq!(s.unwrap(), 400);
+    }
+    assert_eq!(issuer.jwks_calls(), 2);
+    // A key the cluster starts to sign with is found by the next allowed refetch.
+    let new = signing_key();
+    issuer.publish(&new);
+    let r = creds(&agent, &pod_token(&new, &fake, &issuer, "p1")).await;
+    assert_eq!(r.status, 400, "within the refetch interval: {}", r.body);
+    assert_eq!(issuer.jwks_calls(), 2);
+    fake.clock.advance(Duration::from_secs(31));
+    let r = creds(&agent, &pod_token(&new, &fake, &issuer, "p1")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(issuer.jwks_calls(), 3);
+    assert_eq!(fake.calls(), 2, "only the two valid tokens went upstream");
+}
+
+#[tokio::test]
+async fn cluster_keys_from_a_file_and_issuer_settings() {
+    let fake = fake_eks_auth(Clock::system()).await;
+    let key = signing_key();
+    let issuer = "https://oidc.example/id/FILE";
+    let dir = temp_dir("jwks");
+    let file = dir.join("jwks.json");
+    std::fs::write(&file, podiam_jose::jwks_json(&[&key])).unwrap();
+    let agent = agent(&fake, |c| {
+        c.cluster_issuer_url = Some(issuer.to_owned());
+        c.cluster_jwks_file = Some(file.clone());
+    })
+    .await;
+    let claims = pod_claims(&fake.clock, issuer, "ns", "sa", "u", 3600);
+    assert_eq!(creds(&agent, &key.sign(&claims).unwrap()).await.status, 200);
+    let forged = sign_as(&signing_key(), key.kid(), &claims);
+    assert_eq!(creds(&agent, &forged).await.status, 400);
+    assert_eq!(fake.calls(), 1);
+    agent.shutdown().await;
+
+    let bad = |f: &dyn Fn(&mut podiam_agent::Config)| {
+        let mut c = config(&fake);
+        f(&mut c);
+        c
+    };
+    for c in [
+        bad(&|c| c.cluster_jwks_file = Some(file.clone())),
+        bad(&|c| c.cluster_issuer_url = Some("http://oidc.example/id/1".into())),
+        bad(&|c| c.cluster_issuer_url = Some("not a url".into())),
+    ] {
+        assert!(matches!(
+            podiam_agent::start(c).await,
+            Err(podiam_agent::Error::Config(_))
+        ));
+    }
+}

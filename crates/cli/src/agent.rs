@@ -67,12 +67,45 @@ struct ServerArgs {
     /// Background refresh calls to EKS Auth per second at most.
     #[arg(long, default_value_t = 3.0)]
     max_service_qps: f64,
-    /// Inbound requests per second on the credentials listeners; 0 disables the limit.
+    /// Inbound requests per second on the credentials listeners, all pods together; 0
+    /// disables this ceiling.
     #[arg(long, default_value_t = 1000)]
     inbound_rps: u32,
-    /// Inbound burst.
+    /// Inbound burst, all pods together.
     #[arg(long, default_value_t = 500)]
     inbound_burst: u32,
+    /// Inbound requests per second of one pod (its verified namespace, service account and
+    /// pod uid); 0 disables per-pod limits.
+    #[arg(long, default_value_t = 50)]
+    inbound_pod_rps: u32,
+    /// Inbound burst of one pod.
+    #[arg(long, default_value_t = 100)]
+    inbound_pod_burst: u32,
+    /// Inbound requests per second of tokens not verified yet (first fetches), all together;
+    /// 0 disables the limit.
+    #[arg(long, default_value_t = 100)]
+    inbound_unverified_rps: u32,
+    /// Inbound burst of tokens not verified yet.
+    #[arg(long, default_value_t = 200)]
+    inbound_unverified_burst: u32,
+    /// Pods with their own inbound bucket at most (also verified and refused tokens
+    /// remembered at most); further pods share one bucket.
+    #[arg(long, default_value_t = 4096)]
+    inbound_max_pods: usize,
+    /// The cluster's service account issuer URL (`kubectl get --raw
+    /// /.well-known/openid-configuration`). When set, tokens are verified against its
+    /// published keys (signature, issuer, audience pods.eks.amazonaws.com, expiry, pod
+    /// binding) before any EKS Auth call, and forged ones are refused locally. Unset: EKS
+    /// Auth alone verifies tokens.
+    #[arg(long)]
+    cluster_issuer_url: Option<String>,
+    /// Read the cluster's JWK set from this file (e.g. a mounted ConfigMap) instead of the
+    /// issuer's discovery document; needs --cluster-issuer-url.
+    #[arg(long, requires = "cluster_issuer_url")]
+    cluster_jwks_file: Option<std::path::PathBuf>,
+    /// DANGEROUS: accept a plain-http cluster issuer and jwks_uri (development only).
+    #[arg(long)]
+    dangerous_allow_http_issuer: bool,
 }
 
 /// `podiam agent init`.
@@ -107,7 +140,8 @@ pub async fn run(a: AgentArgs) -> anyhow::Result<()> {
     match a.command {
         Some(AgentCommand::Init(i)) => {
             let v6 = (!i.no_ipv6).then_some(i.address6);
-            let link = podiam_agent::init::init_link(&i.link, i.address, v6).context("podiam agent init")?;
+            let link = podiam_agent::init::init_link(&i.link, i.address, v6)
+                .context("podiam agent init")?;
             println!(
                 "podiam agent init: link {} holds {}{}",
                 link,
@@ -140,6 +174,14 @@ async fn serve(s: ServerArgs) -> anyhow::Result<()> {
     config.refresh_interval = s.refresh_interval;
     config.inbound_rps = s.inbound_rps;
     config.inbound_burst = s.inbound_burst;
+    config.inbound_pod_rps = s.inbound_pod_rps;
+    config.inbound_pod_burst = s.inbound_pod_burst;
+    config.inbound_unverified_rps = s.inbound_unverified_rps;
+    config.inbound_unverified_burst = s.inbound_unverified_burst;
+    config.inbound_max_pods = s.inbound_max_pods;
+    config.cluster_issuer_url = s.cluster_issuer_url;
+    config.cluster_jwks_file = s.cluster_jwks_file;
+    config.dangerous_allow_http_issuer = s.dangerous_allow_http_issuer;
     let agent = podiam_agent::start(config).await.context("podiam agent")?;
     {
         let mut out = std::io::stdout().lock();

@@ -1,4 +1,5 @@
-//! Test fixtures: a fake EKS Auth that verifies SigV4, a fake STS, token minting, an agent
+//! Test fixtures: a fake EKS Auth that verifies SigV4, a fake STS, a fake cluster issuer
+//! (discovery + JWKS over http), token minting (unsigned, or signed with real keys), an agent
 //! bound to 127.0.0.1 with ephemeral ports, and a raw HTTP/1.1 client.
 #![allow(
     dead_code,
@@ -338,6 +339,8 @@ pub fn config(fake: &FakeEksAuth) -> Config {
     c.refresh_interval = Duration::from_secs(3600);
     c.shutdown_grace = Duration::from_secs(1);
     c.inbound_rps = 0;
+    c.inbound_pod_rps = 0;
+    c.inbound_unverified_rps = 0;
     c
 }
 
@@ -452,4 +455,107 @@ pub async fn eventually(mut f: impl FnMut() -> bool) -> bool {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     false
+}
+
+/// A cluster's service account issuer: discovery document and JWKS over plain http.
+pub struct FakeIssuer {
+    /// The issuer URL (`http://127.0.0.1:PORT/id/1`).
+    pub url: String,
+    /// The published keys.
+    pub keys: Mutex<Vec<Arc<podiam_jose::SigningKey>>>,
+    pub discovery_calls: AtomicUsize,
+    pub jwks_calls: AtomicUsize,
+}
+
+impl FakeIssuer {
+    pub fn jwks_calls(&self) -> usize {
+        self.jwks_calls.load(Ordering::SeqCst)
+    }
+    pub fn publish(&self, key: &Arc<podiam_jose::SigningKey>) {
+        self.keys.lock().push(Arc::clone(key));
+    }
+}
+
+async fn issuer_route(State(f): State<Arc<FakeIssuer>>, req: Request<Body>) -> Response {
+    match req.uri().path() {
+        "/id/1/.well-known/openid-configuration" => {
+            f.discovery_calls.fetch_add(1, Ordering::SeqCst);
+            serde_json::json!({
+                "issuer": f.url,
+                "jwks_uri": format!("{}/keys", f.url),
+                "response_types_supported": ["id_token"],
+                "subject_types_supported": ["public"],
+                "id_token_signing_alg_values_supported": ["RS256", "ES256"]
+            })
+            .to_string()
+            .into_response()
+        }
+        "/id/1/keys" => {
+            f.jwks_calls.fetch_add(1, Ordering::SeqCst);
+            let keys = f.keys.lock().clone();
+            let refs: Vec<&podiam_jose::SigningKey> = keys.iter().map(|k| &**k).collect();
+            podiam_jose::jwks_json(&refs).into_response()
+        }
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// A fake issuer publishing `keys`.
+pub async fn fake_issuer(keys: &[&Arc<podiam_jose::SigningKey>]) -> Arc<FakeIssuer> {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let f = Arc::new(FakeIssuer {
+        url: format!("http://{addr}/id/1"),
+        keys: Mutex::new(keys.iter().map(|k| Arc::clone(k)).collect()),
+        discovery_calls: AtomicUsize::new(0),
+        jwks_calls: AtomicUsize::new(0),
+    });
+    let router = axum::Router::new()
+        .fallback(issuer_route)
+        .with_state(Arc::clone(&f));
+    tokio::spawn(async move { axum::serve(l, router).await.unwrap() });
+    f
+}
+
+pub fn signing_key() -> Arc<podiam_jose::SigningKey> {
+    Arc::new(podiam_jose::SigningKey::generate(podiam_jose::KeyAlgorithm::Rs256).unwrap())
+}
+
+/// Projected-token claims for pod `pod` (uid) of `ns`/`sa`, issued by `iss`, expiring in
+/// `exp_in` seconds.
+pub fn pod_claims(
+    clock: &Clock,
+    iss: &str,
+    ns: &str,
+    sa: &str,
+    pod: &str,
+    exp_in: i64,
+) -> serde_json::Value {
+    let now = clock.now_secs();
+    serde_json::json!({
+        "aud": ["pods.eks.amazonaws.com"],
+        "exp": now + exp_in, "iat": now - 10, "nbf": now - 10,
+        "iss": iss,
+        "sub": format!("system:serviceaccount:{ns}:{sa}"),
+        "kubernetes.io": {"namespace": ns, "serviceaccount": {"name": sa, "uid": "sa-uid"},
+                          "pod": {"name": format!("pod-{pod}"), "uid": pod}},
+        "jti": SERIAL.fetch_add(1, Ordering::SeqCst).to_string()
+    })
+}
+
+/// `claims` signed by `key`, with header `kid` set to `kid` (a forger names the real key).
+pub fn sign_as(key: &podiam_jose::SigningKey, kid: &str, claims: &serde_json::Value) -> String {
+    let header = serde_json::json!({"alg": key.algorithm().name(), "kid": kid}).to_string();
+    let input = format!("{}.{}", b64(&header), b64(&claims.to_string()));
+    let sig = key.sign_raw(input.as_bytes()).unwrap();
+    format!(
+        "{input}.{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sig)
+    )
+}
+
+/// Points the agent at `issuer` (plain http, so dangerously allowed).
+pub fn with_issuer(c: &mut Config, issuer: &FakeIssuer) {
+    c.cluster_issuer_url = Some(issuer.url.clone());
+    c.dangerous_allow_http_issuer = true;
 }
