@@ -81,8 +81,10 @@
 //!   role's sessions only when equal to [`Principal::role_arn`] (path included);
 //!   `CanonicalUser` never matches; wildcards inside principal ARNs are rejected;
 //!   `Federated`/`Service` values must be provider ARNs or DNS-like names (`*` rejected).
-//! * **NotPrincipal** excludes a principal only if every identity of its chain (account,
-//!   role, session / account, user) is listed, as AWS documents; a `Deny` with `NotPrincipal`
+//! * **NotPrincipal** with `Deny` excludes a principal only if every identity of its chain
+//!   (account, role, session / account, user) is listed, as AWS documents; with `Allow` it
+//!   grants every principal except those named, and a principal counts as named if *any*
+//!   identity of its chain is listed (the session, its role or its account); a `Deny` with `NotPrincipal`
 //!   always applies to an IAM principal that has a permissions boundary
 //!   ([`PolicySet::boundary`]), whatever it lists (documented AWS behaviour). `NotPrincipal` is
 //!   rejected in [`PolicyKind::Trust`] documents, as IAM rejects it in role trust policies.
