@@ -153,13 +153,14 @@ impl OperatorKind {
         )
     }
 
-    /// True for the operators whose values may contain policy variables (`String*`, `Arn*`).
+    /// True for the operators whose values may contain policy variables (`String*`, `Arn*`,
+    /// `Bool`), as the AWS "Condition operators" page lists them.
     #[must_use]
     pub fn supports_variables(self) -> bool {
         use OperatorKind::*;
         matches!(
             self,
-            StringEquals
+            Bool | StringEquals
                 | StringNotEquals
                 | StringEqualsIgnoreCase
                 | StringNotEqualsIgnoreCase
@@ -254,13 +255,32 @@ enum TextValue {
     Template(Template),
 }
 
+/// A `Bool` policy value: `true`/`false`, or a value with policy variables that must
+/// render to `true`/`false` for the request.
+#[derive(Clone, Debug)]
+enum BoolValue {
+    Const(bool),
+    Template(Template),
+}
+
+impl BoolValue {
+    /// The value for this request; `None` if a variable does not resolve or the rendered
+    /// text is not a boolean (such a value matches nothing).
+    fn resolve(&self, ctx: &Context) -> Option<bool> {
+        match self {
+            Self::Const(b) => Some(*b),
+            Self::Template(t) => t.render(ctx).and_then(|text| parse_bool(&text)),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 enum Typed {
     Text(Vec<TextValue>),
     Number(Vec<f64>),
     /// Epoch milliseconds.
     Date(Vec<i64>),
-    Bool(Vec<bool>),
+    Bool(Vec<BoolValue>),
     Binary(Vec<Vec<u8>>),
     Ip(Vec<Cidr>),
     /// `true` = the key must be absent.
@@ -524,8 +544,27 @@ fn typed_values(
         | DateGreaterThanEquals => Typed::Date(each(values, |v| {
             parse_date(v).ok_or_else(|| invalid(v, "not an ISO 8601 date or epoch seconds"))
         })?),
+        // AWS lists policy variables as supported for the Boolean operator
+        // (`"Bool": {"aws:SecureTransport": "${aws:PrincipalTag/https}"}`): such a value is
+        // substituted per request and then compared as a boolean.
         Bool => Typed::Bool(each(values, |v| {
-            parse_bool(v).ok_or_else(|| invalid(v, "not true or false"))
+            let not_bool = || invalid(v, "not true or false");
+            if Template::is_literal(v, variables) {
+                return parse_bool(v).map(BoolValue::Const).ok_or_else(not_bool);
+            }
+            let template =
+                Template::parse(v, variables).map_err(|reason| PolicyError::InvalidVariable {
+                    value: v.to_owned(),
+                    reason,
+                })?;
+            if template.has_variables() {
+                Ok(BoolValue::Template(template))
+            } else {
+                // Only escapes: the text is fixed and must be a boolean now.
+                let empty = Context::new();
+                let text = template.render(&empty).unwrap_or_default();
+                parse_bool(&text).map(BoolValue::Const).ok_or_else(not_bool)
+            }
         })?),
         Null => Typed::Null(each(values, |v| {
             parse_bool(v).ok_or_else(|| invalid(v, "not true or false"))
@@ -592,7 +631,9 @@ impl Condition {
             Typed::Date(ps) => {
                 parse_date(v).is_some_and(|x| ps.iter().any(|p| compare(kind, x, *p)))
             }
-            Typed::Bool(ps) => parse_bool(v).is_some_and(|b| ps.contains(&b)),
+            Typed::Bool(ps) => {
+                parse_bool(v).is_some_and(|b| ps.iter().any(|p| p.resolve(ctx) == Some(b)))
+            }
             Typed::Binary(ps) => decode_base64(v).is_some_and(|b| ps.contains(&b)),
             Typed::Ip(cidrs) => {
                 request_ip(v).is_some_and(|ip| cidrs.iter().any(|c| c.contains(ip)))

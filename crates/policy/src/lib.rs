@@ -48,7 +48,9 @@
 //!   `${...}` is literal text.
 //! * **Policy values are validated at parse time**: numbers, dates, booleans (`Bool` and
 //!   `Null` take `true`/`false`, ASCII case-insensitive), base64 and CIDRs that do not parse
-//!   are rejected rather than silently never matching.
+//!   are rejected rather than silently never matching. A `Bool` value may instead contain
+//!   policy variables (AWS supports them for the Boolean operator): it is substituted per
+//!   request and must then read `true`/`false`; otherwise it matches nothing.
 //! * **Empty condition value list** (`{"StringEquals": {"k": []}}`) is accepted: a positive
 //!   operator never matches, a negated one always does. An operator with no keys is true.
 //! * **Unresolvable policy variables** (key absent or multivalued, no default): the value

@@ -330,6 +330,42 @@ fn bool_operator() {
     ));
 }
 
+/// AWS "Condition operators", Boolean condition operators: policy variables are supported.
+/// The substituted value is compared as a boolean.
+#[test]
+fn bool_operator_with_policy_variables() {
+    let c = r#"{"Bool":{"aws:SecureTransport":"${aws:PrincipalTag/https}"}}"#;
+    let ctx = |tag: Option<&str>, transport: &str| {
+        let mut ctx = Context::new().with("aws:SecureTransport", transport);
+        if let Some(tag) = tag {
+            ctx.set("aws:PrincipalTag/https", tag);
+        }
+        ctx
+    };
+    assert!(holds(c, &ctx(Some("true"), "true")));
+    assert!(holds(c, &ctx(Some("false"), "false")));
+    assert!(holds(c, &ctx(Some("TRUE"), "true")));
+    assert!(!holds(c, &ctx(Some("true"), "false")));
+    assert!(!holds(c, &ctx(Some("false"), "true")));
+    // A tag that is not a boolean, or an unresolved variable, matches nothing.
+    assert!(!holds(c, &ctx(Some("yes"), "true")));
+    assert!(!holds(c, &ctx(None, "true")));
+    assert!(!holds(c, &ctx(None, "false")));
+    // The default is used when the tag is absent.
+    let d = r#"{"Bool":{"aws:SecureTransport":"${aws:PrincipalTag/https, 'true'}"}}"#;
+    assert!(holds(d, &ctx(None, "true")));
+    assert!(!holds(d, &ctx(None, "false")));
+    assert!(holds(d, &ctx(Some("false"), "false")));
+    // A list mixing a constant and a variable is ORed as usual.
+    let l = r#"{"Bool":{"aws:SecureTransport":["true","${aws:PrincipalTag/https}"]}}"#;
+    assert!(holds(l, &ctx(Some("false"), "false")));
+    assert!(holds(l, &ctx(None, "true")));
+    assert!(!holds(l, &ctx(None, "false")));
+    // In a 2008-10-17 document `${...}` is literal text, which is not a boolean.
+    let doc = r#"{"Version":"2008-10-17","Statement":{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"Bool":{"aws:SecureTransport":"${aws:PrincipalTag/https}"}}}}"#;
+    assert!(Policy::parse(doc, PolicyKind::Identity).is_err());
+}
+
 #[test]
 fn binary_equals() {
     let c = r#"{"BinaryEquals":{"k:bin":"aGVsbG8="}}"#;
