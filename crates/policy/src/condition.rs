@@ -7,11 +7,17 @@
 //!   `DateNotEquals`, `NotIpAddress`, `ArnNotEquals`, `ArnNotLike`, and the `IgnoreCase`
 //!   variant) is true when the request value matches *none* of the policy values;
 //! * a key absent from the request makes a positive operator false and a negated one true;
-//!   `...IfExists` makes any operator true when the key is absent; `Null` tests presence;
+//!   `...IfExists` makes an operator without a set qualifier true when the key is absent;
+//!   `Null` tests presence;
 //! * `ForAllValues:` is true when the key is absent or empty, otherwise every request value
 //!   must satisfy the operator against the policy values; `ForAnyValue:` is false when the
-//!   key is absent, otherwise at least one request value must satisfy it. With a negated
-//!   operator "satisfy" means "matches none of the policy values";
+//!   key is absent ("for no matching context key or if the key does not exist, the condition
+//!   returns false"), otherwise at least one request value must satisfy it. With a negated
+//!   operator "satisfy" means "matches none of the policy values". The `IfExists` suffix
+//!   changes neither: `ForAllValues:…IfExists` over an absent key is true because
+//!   `ForAllValues` is, and `ForAnyValue:…IfExists` over an absent key stays false — an
+//!   `Allow` with `ForAnyValue:StringEqualsIfExists` on `aws:TagKeys` does not apply to a
+//!   request without tags;
 //! * without a set qualifier, a multivalued request key behaves like `ForAnyValue` for
 //!   positive operators, and a negated operator is the exact negation of its positive
 //!   counterpart (true iff no request value matches any policy value);
@@ -599,7 +605,9 @@ impl Condition {
         }
         let negated = op.kind.is_negated();
         match (op.qualifier, request) {
-            (_, None) if op.if_exists => true,
+            // `IfExists` only speaks for the operator on its own: the set qualifiers define
+            // the absent key themselves (ForAllValues: true, ForAnyValue: false).
+            (None, None) if op.if_exists => true,
             (None, None) => negated,
             (Some(SetQualifier::ForAllValues), None) => true,
             (Some(SetQualifier::ForAnyValue), None) => false,

@@ -61,6 +61,8 @@
 //!   operators; the negated operators are the exact negation of their positive forms.
 //! * **`ForAllValues`/`ForAnyValue` with negated operators**: per request value, "matches
 //!   none of the policy values". A key set to an empty list is the same as an absent key.
+//!   `IfExists` does not change their answer for an absent key: `ForAllValues:…IfExists` is
+//!   true (as `ForAllValues` is) and `ForAnyValue:…IfExists` is false (as `ForAnyValue` is).
 //! * **ARN matching**: the first five `:` fields are matched separately and wildcards do not
 //!   cross them; the resource field may contain `:`/`/` and wildcards cross those. In
 //!   `Resource`/`NotResource` (not in the `Arn*` operators, which "check each of the six

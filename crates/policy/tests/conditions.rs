@@ -556,9 +556,30 @@ fn for_any_value() {
     assert!(!holds(c, &ctxn("aws:TagKeys", &["owner", "cost"])));
     assert!(!holds(c, &empty()));
     assert!(!holds(c, &ctxn("aws:TagKeys", &[])));
-    assert!(holds(
-        r#"{"ForAnyValue:StringEqualsIfExists":{"aws:TagKeys":"team"}}"#,
-        &empty()
+}
+
+/// AWS "Single-valued vs. multivalued context keys": ForAnyValue returns false "for no
+/// matching context key or if the key does not exist", ForAllValues returns true "if there
+/// are no context keys in the request". `IfExists` does not change either answer.
+#[test]
+fn set_qualifiers_with_if_exists() {
+    let any = r#"{"ForAnyValue:StringEqualsIfExists":{"aws:TagKeys":"team"}}"#;
+    assert!(!holds(any, &empty()));
+    assert!(!holds(any, &ctxn("aws:TagKeys", &[])));
+    assert!(holds(any, &ctxn("aws:TagKeys", &["owner", "team"])));
+    assert!(!holds(any, &ctxn("aws:TagKeys", &["owner"])));
+    let any_not = r#"{"ForAnyValue:StringNotEqualsIfExists":{"aws:TagKeys":"team"}}"#;
+    assert!(!holds(any_not, &empty()));
+    assert!(holds(any_not, &ctxn("aws:TagKeys", &["owner", "team"])));
+    let all = r#"{"ForAllValues:StringEqualsIfExists":{"aws:TagKeys":["team","env"]}}"#;
+    assert!(holds(all, &empty()));
+    assert!(holds(all, &ctxn("aws:TagKeys", &["team"])));
+    assert!(!holds(all, &ctxn("aws:TagKeys", &["team", "owner"])));
+    let all_not = r#"{"ForAllValues:StringNotLikeIfExists":{"aws:TagKeys":"secret*"}}"#;
+    assert!(holds(all_not, &empty()));
+    assert!(!holds(
+        all_not,
+        &ctxn("aws:TagKeys", &["secretkey", "team"])
     ));
 }
 
