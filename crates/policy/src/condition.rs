@@ -18,9 +18,17 @@
 //!   `ForAllValues` is, and `ForAnyValue:…IfExists` over an absent key stays false — an
 //!   `Allow` with `ForAnyValue:StringEqualsIfExists` on `aws:TagKeys` does not apply to a
 //!   request without tags;
-//! * without a set qualifier, a multivalued request key behaves like `ForAnyValue` for
-//!   positive operators, and a negated operator is the exact negation of its positive
-//!   counterpart (true iff no request value matches any policy value);
+//! * without a set qualifier, an operator compares the request key's value when the key has
+//!   one value. When it has two or more, the operator has no documented answer: AWS says
+//!   "multivalued context keys require a condition set operator", and decides single- vs
+//!   multivalued by "the number of values in the request context, not the number of values
+//!   in the policy condition" (IAM User Guide, "Single-valued vs. multivalued context keys");
+//!   in practice a bare `StringEquals` on a two-service `aws:CalledVia` does not match. Such a
+//!   condition fails closed, according to the statement's effect: in an `Allow` it never
+//!   holds (whatever the operator, so no grant rests on it); in a `Deny` a negated operator
+//!   always holds and a positive one holds when any request value matches (each the reading
+//!   under which the `Deny` applies, so a misused operator cannot lift a `Deny`). One value
+//!   is one value however it was set: `aws:TagKeys` with a single key compares normally;
 //! * condition keys are case-insensitive; value comparison depends on the operator.
 //!
 //! Policy values are validated when the policy is parsed: numbers, dates, booleans, base64
@@ -34,6 +42,7 @@ use std::net::IpAddr;
 use crate::PolicyError;
 use crate::context::{Context, normalize_key};
 use crate::json::{self, Doc, Json};
+use crate::policy::StatementEffect;
 use crate::template::Template;
 use crate::wildcard::{ArnPattern, Pattern, Piece};
 
@@ -434,13 +443,20 @@ impl ConditionBlock {
         out.push('}');
     }
 
-    /// Evaluates the block (all operators and keys ANDed). Keys the conditions needed but the
+    /// Evaluates the block (all operators and keys ANDed) for a statement with `effect` (which
+    /// decides the fail-closed answer for an operator without a set qualifier on a key with
+    /// several values; see the module documentation). Keys the conditions needed but the
     /// request lacks are appended to `missing`.
-    pub(crate) fn evaluate(&self, ctx: &Context, missing: &mut Vec<String>) -> bool {
+    pub(crate) fn evaluate(
+        &self,
+        ctx: &Context,
+        effect: StatementEffect,
+        missing: &mut Vec<String>,
+    ) -> bool {
         self.blocks.iter().all(|b| {
             b.conditions
                 .iter()
-                .all(|c| c.evaluate(b.operator, ctx, missing))
+                .all(|c| c.evaluate(b.operator, ctx, effect, missing))
         })
     }
 }
@@ -591,8 +607,14 @@ fn note_missing(missing: &mut Vec<String>, key: &str) {
 }
 
 impl Condition {
-    /// Evaluates this key under `op`.
-    fn evaluate(&self, op: ConditionOperator, ctx: &Context, missing: &mut Vec<String>) -> bool {
+    /// Evaluates this key under `op` in a statement with `effect`.
+    fn evaluate(
+        &self,
+        op: ConditionOperator,
+        ctx: &Context,
+        effect: StatementEffect,
+        missing: &mut Vec<String>,
+    ) -> bool {
         let request = ctx.get_normalized(&self.key_norm);
         if let Typed::Null(wants_absent) = &self.typed {
             // Absence is what `Null` tests, so it is not reported as missing.
@@ -611,9 +633,14 @@ impl Condition {
             (None, None) => negated,
             (Some(SetQualifier::ForAllValues), None) => true,
             (Some(SetQualifier::ForAnyValue), None) => false,
-            (None, Some(values)) => {
-                values.iter().any(|v| self.matches_any(op.kind, v, ctx)) != negated
-            }
+            (None, Some([value])) => self.matches_any(op.kind, value, ctx) != negated,
+            // Several values without a set qualifier: fail closed (module documentation).
+            (None, Some(values)) => match effect {
+                StatementEffect::Allow => false,
+                StatementEffect::Deny => {
+                    negated || values.iter().any(|v| self.matches_any(op.kind, v, ctx))
+                }
+            },
             (Some(SetQualifier::ForAllValues), Some(values)) => values
                 .iter()
                 .all(|v| self.matches_any(op.kind, v, ctx) != negated),

@@ -475,7 +475,7 @@ fn statement_applies(
     }
     if !stmt
         .condition()
-        .is_none_or(|c| c.evaluate(req.context, missing))
+        .is_none_or(|c| c.evaluate(req.context, stmt.effect(), missing))
     {
         return None;
     }

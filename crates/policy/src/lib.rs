@@ -57,8 +57,14 @@
 //!   containing it matches nothing (AWS: "might cause the entire statement to be invalid").
 //!   In a negated operator that value therefore excludes nothing. A substituted value, a
 //!   default and the `${*}`/`${?}`/`${$}` escapes are literal text, never wildcards.
-//! * **Multivalued keys without a set qualifier** behave like `ForAnyValue` for positive
-//!   operators; the negated operators are the exact negation of their positive forms.
+//! * **Operators without a set qualifier on a key with several values**: AWS says
+//!   "multivalued context keys require a condition set operator" and classifies a key by "the
+//!   number of values in the request context" (IAM User Guide, "Single-valued vs. multivalued
+//!   context keys"), but documents no answer for the misuse. A key with exactly one value
+//!   compares normally, however it was set ([`Context::set_multi`] with one value included).
+//!   With two or more values the condition fails closed per statement effect: in an `Allow`
+//!   it never holds; in a `Deny` a negated operator (`StringNotEquals`, ...) always holds and
+//!   a positive one holds when any request value matches, so such a `Deny` still applies.
 //! * **`ForAllValues`/`ForAnyValue` with negated operators**: per request value, "matches
 //!   none of the policy values". A key set to an empty list is the same as an absent key.
 //!   `IfExists` does not change their answer for an absent key: `ForAllValues:…IfExists` is

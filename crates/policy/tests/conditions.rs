@@ -595,14 +595,71 @@ fn set_qualifiers_with_negated_operators() {
     assert!(!holds(any, &empty()));
 }
 
+/// Does `condition` make a `Deny` statement apply for `ctx`?
+fn denies(condition: &str, ctx: &Context) -> bool {
+    let doc = format!(
+        r#"{{"Version":"2012-10-17","Statement":{{"Effect":"Deny","Action":"s3:GetObject","Resource":"*","Condition":{condition}}}}}"#
+    );
+    let p = Policy::parse(&doc, PolicyKind::Identity).unwrap_or_else(|e| panic!("{e}: {doc}"));
+    let principal = Principal::user("arn:aws:iam::111122223333:user/alice", "111122223333");
+    let req = Request {
+        principal: &principal,
+        action: "s3:GetObject",
+        resource: RESOURCE,
+        context: ctx,
+    };
+    evaluate_policy(&req, &p).effect == PolicyEffect::Deny
+}
+
+/// AWS "Single-valued vs. multivalued context keys": the kind of a key is decided by "the
+/// number of values in the request context", and "multivalued context keys require a
+/// condition set operator". A key with one value compares normally (also one set as a
+/// list); with two or more values an operator without a qualifier fails closed: it never
+/// holds in an Allow, and in a Deny it holds under the reading that applies the Deny.
 #[test]
 fn single_valued_operators_on_multivalued_keys() {
-    let c = r#"{"StringEquals":{"aws:TagKeys":"team"}}"#;
-    assert!(holds(c, &ctxn("aws:TagKeys", &["owner", "team"])));
-    assert!(!holds(c, &ctxn("aws:TagKeys", &["owner"])));
-    let n = r#"{"StringNotEquals":{"aws:TagKeys":"team"}}"#;
-    assert!(!holds(n, &ctxn("aws:TagKeys", &["owner", "team"])));
-    assert!(holds(n, &ctxn("aws:TagKeys", &["owner"])));
+    let eq = r#"{"StringEquals":{"aws:TagKeys":"team"}}"#;
+    let ne = r#"{"StringNotEquals":{"aws:TagKeys":"team"}}"#;
+    let two_listed = ctxn("aws:TagKeys", &["owner", "team"]);
+    let two_unlisted = ctxn("aws:TagKeys", &["owner", "cost"]);
+    // One value: compared as a single value, in both effects.
+    for one in [ctxn("aws:TagKeys", &["team"]), ctx1("aws:TagKeys", "team")] {
+        assert!(holds(eq, &one));
+        assert!(denies(eq, &one));
+        assert!(!holds(ne, &one));
+        assert!(!denies(ne, &one));
+    }
+    let other = ctxn("aws:TagKeys", &["owner"]);
+    assert!(!holds(eq, &other));
+    assert!(!denies(eq, &other));
+    assert!(holds(ne, &other));
+    assert!(denies(ne, &other));
+    // Two values, Allow: never holds, positive or negated.
+    for ctx in [&two_listed, &two_unlisted] {
+        assert!(!holds(eq, ctx));
+        assert!(!holds(ne, ctx));
+        assert!(!holds(r#"{"StringLikeIfExists":{"aws:TagKeys":"*"}}"#, ctx));
+        assert!(!holds(r#"{"NumericLessThan":{"aws:TagKeys":"1"}}"#, ctx));
+    }
+    // Two values, Deny: a negated operator always applies the Deny; a positive one does
+    // when any value matches.
+    assert!(denies(ne, &two_listed));
+    assert!(denies(ne, &two_unlisted));
+    assert!(denies(
+        r#"{"StringNotLike":{"aws:TagKeys":["owner","team"]}}"#,
+        &two_listed
+    ));
+    assert!(denies(eq, &two_listed));
+    assert!(!denies(eq, &two_unlisted));
+    // The set qualifiers are unaffected.
+    assert!(holds(
+        r#"{"ForAnyValue:StringEquals":{"aws:TagKeys":"team"}}"#,
+        &two_listed
+    ));
+    assert!(!denies(
+        r#"{"ForAllValues:StringNotEquals":{"aws:TagKeys":"team"}}"#,
+        &two_listed
+    ));
 }
 
 #[test]
