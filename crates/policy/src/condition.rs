@@ -7,14 +7,28 @@
 //!   `DateNotEquals`, `NotIpAddress`, `ArnNotEquals`, `ArnNotLike`, and the `IgnoreCase`
 //!   variant) is true when the request value matches *none* of the policy values;
 //! * a key absent from the request makes a positive operator false and a negated one true;
-//!   `...IfExists` makes any operator true when the key is absent; `Null` tests presence;
+//!   `...IfExists` makes an operator without a set qualifier true when the key is absent;
+//!   `Null` tests presence;
 //! * `ForAllValues:` is true when the key is absent or empty, otherwise every request value
 //!   must satisfy the operator against the policy values; `ForAnyValue:` is false when the
-//!   key is absent, otherwise at least one request value must satisfy it. With a negated
-//!   operator "satisfy" means "matches none of the policy values";
-//! * without a set qualifier, a multivalued request key behaves like `ForAnyValue` for
-//!   positive operators, and a negated operator is the exact negation of its positive
-//!   counterpart (true iff no request value matches any policy value);
+//!   key is absent ("for no matching context key or if the key does not exist, the condition
+//!   returns false"), otherwise at least one request value must satisfy it. With a negated
+//!   operator "satisfy" means "matches none of the policy values". The `IfExists` suffix
+//!   changes neither: `ForAllValues:…IfExists` over an absent key is true because
+//!   `ForAllValues` is, and `ForAnyValue:…IfExists` over an absent key stays false — an
+//!   `Allow` with `ForAnyValue:StringEqualsIfExists` on `aws:TagKeys` does not apply to a
+//!   request without tags;
+//! * without a set qualifier, an operator compares the request key's value when the key has
+//!   one value. When it has two or more, the operator has no documented answer: AWS says
+//!   "multivalued context keys require a condition set operator", and decides single- vs
+//!   multivalued by "the number of values in the request context, not the number of values
+//!   in the policy condition" (IAM User Guide, "Single-valued vs. multivalued context keys");
+//!   in practice a bare `StringEquals` on a two-service `aws:CalledVia` does not match. Such a
+//!   condition fails closed, according to the statement's effect: in an `Allow` it never
+//!   holds (whatever the operator, so no grant rests on it); in a `Deny` a negated operator
+//!   always holds and a positive one holds when any request value matches (each the reading
+//!   under which the `Deny` applies, so a misused operator cannot lift a `Deny`). One value
+//!   is one value however it was set: `aws:TagKeys` with a single key compares normally;
 //! * condition keys are case-insensitive; value comparison depends on the operator.
 //!
 //! Policy values are validated when the policy is parsed: numbers, dates, booleans, base64
@@ -28,6 +42,7 @@ use std::net::IpAddr;
 use crate::PolicyError;
 use crate::context::{Context, normalize_key};
 use crate::json::{self, Doc, Json};
+use crate::policy::StatementEffect;
 use crate::template::Template;
 use crate::wildcard::{ArnPattern, Pattern, Piece};
 
@@ -153,13 +168,14 @@ impl OperatorKind {
         )
     }
 
-    /// True for the operators whose values may contain policy variables (`String*`, `Arn*`).
+    /// True for the operators whose values may contain policy variables (`String*`, `Arn*`,
+    /// `Bool`), as the AWS "Condition operators" page lists them.
     #[must_use]
     pub fn supports_variables(self) -> bool {
         use OperatorKind::*;
         matches!(
             self,
-            StringEquals
+            Bool | StringEquals
                 | StringNotEquals
                 | StringEqualsIgnoreCase
                 | StringNotEqualsIgnoreCase
@@ -254,13 +270,32 @@ enum TextValue {
     Template(Template),
 }
 
+/// A `Bool` policy value: `true`/`false`, or a value with policy variables that must
+/// render to `true`/`false` for the request.
+#[derive(Clone, Debug)]
+enum BoolValue {
+    Const(bool),
+    Template(Template),
+}
+
+impl BoolValue {
+    /// The value for this request; `None` if a variable does not resolve or the rendered
+    /// text is not a boolean (such a value matches nothing).
+    fn resolve(&self, ctx: &Context) -> Option<bool> {
+        match self {
+            Self::Const(b) => Some(*b),
+            Self::Template(t) => t.render(ctx).and_then(|text| parse_bool(&text)),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 enum Typed {
     Text(Vec<TextValue>),
     Number(Vec<f64>),
     /// Epoch milliseconds.
     Date(Vec<i64>),
-    Bool(Vec<bool>),
+    Bool(Vec<BoolValue>),
     Binary(Vec<Vec<u8>>),
     Ip(Vec<Cidr>),
     /// `true` = the key must be absent.
@@ -408,13 +443,20 @@ impl ConditionBlock {
         out.push('}');
     }
 
-    /// Evaluates the block (all operators and keys ANDed). Keys the conditions needed but the
+    /// Evaluates the block (all operators and keys ANDed) for a statement with `effect` (which
+    /// decides the fail-closed answer for an operator without a set qualifier on a key with
+    /// several values; see the module documentation). Keys the conditions needed but the
     /// request lacks are appended to `missing`.
-    pub(crate) fn evaluate(&self, ctx: &Context, missing: &mut Vec<String>) -> bool {
+    pub(crate) fn evaluate(
+        &self,
+        ctx: &Context,
+        effect: StatementEffect,
+        missing: &mut Vec<String>,
+    ) -> bool {
         self.blocks.iter().all(|b| {
             b.conditions
                 .iter()
-                .all(|c| c.evaluate(b.operator, ctx, missing))
+                .all(|c| c.evaluate(b.operator, ctx, effect, missing))
         })
     }
 }
@@ -524,8 +566,27 @@ fn typed_values(
         | DateGreaterThanEquals => Typed::Date(each(values, |v| {
             parse_date(v).ok_or_else(|| invalid(v, "not an ISO 8601 date or epoch seconds"))
         })?),
+        // AWS lists policy variables as supported for the Boolean operator
+        // (`"Bool": {"aws:SecureTransport": "${aws:PrincipalTag/https}"}`): such a value is
+        // substituted per request and then compared as a boolean.
         Bool => Typed::Bool(each(values, |v| {
-            parse_bool(v).ok_or_else(|| invalid(v, "not true or false"))
+            let not_bool = || invalid(v, "not true or false");
+            if Template::is_literal(v, variables) {
+                return parse_bool(v).map(BoolValue::Const).ok_or_else(not_bool);
+            }
+            let template =
+                Template::parse(v, variables).map_err(|reason| PolicyError::InvalidVariable {
+                    value: v.to_owned(),
+                    reason,
+                })?;
+            if template.has_variables() {
+                Ok(BoolValue::Template(template))
+            } else {
+                // Only escapes: the text is fixed and must be a boolean now.
+                let empty = Context::new();
+                let text = template.render(&empty).unwrap_or_default();
+                parse_bool(&text).map(BoolValue::Const).ok_or_else(not_bool)
+            }
         })?),
         Null => Typed::Null(each(values, |v| {
             parse_bool(v).ok_or_else(|| invalid(v, "not true or false"))
@@ -546,8 +607,14 @@ fn note_missing(missing: &mut Vec<String>, key: &str) {
 }
 
 impl Condition {
-    /// Evaluates this key under `op`.
-    fn evaluate(&self, op: ConditionOperator, ctx: &Context, missing: &mut Vec<String>) -> bool {
+    /// Evaluates this key under `op` in a statement with `effect`.
+    fn evaluate(
+        &self,
+        op: ConditionOperator,
+        ctx: &Context,
+        effect: StatementEffect,
+        missing: &mut Vec<String>,
+    ) -> bool {
         let request = ctx.get_normalized(&self.key_norm);
         if let Typed::Null(wants_absent) = &self.typed {
             // Absence is what `Null` tests, so it is not reported as missing.
@@ -560,13 +627,20 @@ impl Condition {
         }
         let negated = op.kind.is_negated();
         match (op.qualifier, request) {
-            (_, None) if op.if_exists => true,
+            // `IfExists` only speaks for the operator on its own: the set qualifiers define
+            // the absent key themselves (ForAllValues: true, ForAnyValue: false).
+            (None, None) if op.if_exists => true,
             (None, None) => negated,
             (Some(SetQualifier::ForAllValues), None) => true,
             (Some(SetQualifier::ForAnyValue), None) => false,
-            (None, Some(values)) => {
-                values.iter().any(|v| self.matches_any(op.kind, v, ctx)) != negated
-            }
+            (None, Some([value])) => self.matches_any(op.kind, value, ctx) != negated,
+            // Several values without a set qualifier: fail closed (module documentation).
+            (None, Some(values)) => match effect {
+                StatementEffect::Allow => false,
+                StatementEffect::Deny => {
+                    negated || values.iter().any(|v| self.matches_any(op.kind, v, ctx))
+                }
+            },
             (Some(SetQualifier::ForAllValues), Some(values)) => values
                 .iter()
                 .all(|v| self.matches_any(op.kind, v, ctx) != negated),
@@ -592,7 +666,9 @@ impl Condition {
             Typed::Date(ps) => {
                 parse_date(v).is_some_and(|x| ps.iter().any(|p| compare(kind, x, *p)))
             }
-            Typed::Bool(ps) => parse_bool(v).is_some_and(|b| ps.contains(&b)),
+            Typed::Bool(ps) => {
+                parse_bool(v).is_some_and(|b| ps.iter().any(|p| p.resolve(ctx) == Some(b)))
+            }
             Typed::Binary(ps) => decode_base64(v).is_some_and(|b| ps.contains(&b)),
             Typed::Ip(cidrs) => {
                 request_ip(v).is_some_and(|ip| cidrs.iter().any(|c| c.contains(ip)))

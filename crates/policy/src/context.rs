@@ -3,6 +3,13 @@
 //! Keys are case-insensitive (`aws:SourceIp` and `AWS:sourceip` are the same key), values
 //! are case-preserving strings, and every key may carry several values (multivalued keys
 //! such as `aws:TagKeys`). A key set to an empty list is treated exactly like an absent key.
+//!
+//! The context records values, not key types: as AWS puts it, the difference between
+//! single-valued and multivalued keys "lies in the number of values in the request context".
+//! A key holding one value — from [`Context::set`] or from [`Context::set_multi`] with a
+//! one-element list, such as `aws:TagKeys` for a request with one tag — is compared as that
+//! value by every operator; only a key holding two or more values needs a set qualifier
+//! (see the `condition` module for what an operator without one does then).
 
 use std::collections::BTreeMap;
 

@@ -455,7 +455,7 @@ fn statement_applies(
             let boundary_overrides = stmt.effect() == StatementEffect::Deny
                 && boundary_attached
                 && req.principal.kind.is_iam();
-            if !boundary_overrides && spec.excludes(req.principal) {
+            if !boundary_overrides && spec.excludes(req.principal, stmt.effect()) {
                 return None;
             }
             Some(PrincipalMatch::Broad)
@@ -475,7 +475,7 @@ fn statement_applies(
     }
     if !stmt
         .condition()
-        .is_none_or(|c| c.evaluate(req.context, missing))
+        .is_none_or(|c| c.evaluate(req.context, stmt.effect(), missing))
     {
         return None;
     }
@@ -586,7 +586,9 @@ pub fn evaluate_policy(req: &Request<'_>, policy: &Policy) -> PolicyResult {
 ///    ignored (their `Deny` statements still apply);
 /// 6. a `Deny` statement with `NotPrincipal` applies to every IAM principal that has a
 ///    permissions boundary ([`PolicySet::boundary`] is set), whatever `NotPrincipal` lists
-///    (documented AWS behaviour).
+///    (documented AWS behaviour); otherwise it spares a principal only if every identity of
+///    its chain is listed, while an `Allow` with `NotPrincipal` grants only principals none of
+///    whose identities is listed ([`PrincipalSpec::excludes`](crate::PrincipalSpec::excludes)).
 #[must_use]
 pub fn evaluate(req: &Request<'_>, set: &PolicySet<'_>) -> Decision {
     let action_lower = req.action.to_ascii_lowercase();

@@ -48,17 +48,27 @@
 //!   `${...}` is literal text.
 //! * **Policy values are validated at parse time**: numbers, dates, booleans (`Bool` and
 //!   `Null` take `true`/`false`, ASCII case-insensitive), base64 and CIDRs that do not parse
-//!   are rejected rather than silently never matching.
+//!   are rejected rather than silently never matching. A `Bool` value may instead contain
+//!   policy variables (AWS supports them for the Boolean operator): it is substituted per
+//!   request and must then read `true`/`false`; otherwise it matches nothing.
 //! * **Empty condition value list** (`{"StringEquals": {"k": []}}`) is accepted: a positive
 //!   operator never matches, a negated one always does. An operator with no keys is true.
 //! * **Unresolvable policy variables** (key absent or multivalued, no default): the value
 //!   containing it matches nothing (AWS: "might cause the entire statement to be invalid").
 //!   In a negated operator that value therefore excludes nothing. A substituted value, a
 //!   default and the `${*}`/`${?}`/`${$}` escapes are literal text, never wildcards.
-//! * **Multivalued keys without a set qualifier** behave like `ForAnyValue` for positive
-//!   operators; the negated operators are the exact negation of their positive forms.
+//! * **Operators without a set qualifier on a key with several values**: AWS says
+//!   "multivalued context keys require a condition set operator" and classifies a key by "the
+//!   number of values in the request context" (IAM User Guide, "Single-valued vs. multivalued
+//!   context keys"), but documents no answer for the misuse. A key with exactly one value
+//!   compares normally, however it was set ([`Context::set_multi`] with one value included).
+//!   With two or more values the condition fails closed per statement effect: in an `Allow`
+//!   it never holds; in a `Deny` a negated operator (`StringNotEquals`, ...) always holds and
+//!   a positive one holds when any request value matches, so such a `Deny` still applies.
 //! * **`ForAllValues`/`ForAnyValue` with negated operators**: per request value, "matches
 //!   none of the policy values". A key set to an empty list is the same as an absent key.
+//!   `IfExists` does not change their answer for an absent key: `ForAllValues:…IfExists` is
+//!   true (as `ForAllValues` is) and `ForAnyValue:…IfExists` is false (as `ForAnyValue` is).
 //! * **ARN matching**: the first five `:` fields are matched separately and wildcards do not
 //!   cross them; the resource field may contain `:`/`/` and wildcards cross those. In
 //!   `Resource`/`NotResource` (not in the `Arn*` operators, which "check each of the six
@@ -81,8 +91,10 @@
 //!   role's sessions only when equal to [`Principal::role_arn`] (path included);
 //!   `CanonicalUser` never matches; wildcards inside principal ARNs are rejected;
 //!   `Federated`/`Service` values must be provider ARNs or DNS-like names (`*` rejected).
-//! * **NotPrincipal** excludes a principal only if every identity of its chain (account,
-//!   role, session / account, user) is listed, as AWS documents; a `Deny` with `NotPrincipal`
+//! * **NotPrincipal** with `Deny` excludes a principal only if every identity of its chain
+//!   (account, role, session / account, user) is listed, as AWS documents; with `Allow` it
+//!   grants every principal except those named, and a principal counts as named if *any*
+//!   identity of its chain is listed (the session, its role or its account); a `Deny` with `NotPrincipal`
 //!   always applies to an IAM principal that has a permissions boundary
 //!   ([`PolicySet::boundary`]), whatever it lists (documented AWS behaviour). `NotPrincipal` is
 //!   rejected in [`PolicyKind::Trust`] documents, as IAM rejects it in role trust policies.

@@ -17,13 +17,25 @@
 //!   principal names are DNS names);
 //! * `CanonicalUser` is validated but never matches: no request principal carries one.
 //!
-//! `NotPrincipal` follows the documented AWS behaviour: a request made by a principal is
-//! evaluated against each identity in its chain (account, role, session; or account, user),
-//! and the principal is excluded only if *every* identity of its chain is listed. This is why
-//! AWS asks you to list the account, the role and the session ARN to exempt a role session
-//! from a `Deny` with `NotPrincipal`. Anonymous requests are excluded only by `"*"`.
+//! `NotPrincipal` is read per effect, from the AWS IAM "NotPrincipal" element documentation
+//! (<https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_notprincipal.html>).
+//! A principal is judged by each identity in its chain (account, role, session; or account,
+//! user):
+//! * with `Deny`, "the actions specified in the policy statement are explicitly denied to all
+//!   principals except the ones specified", and a role session is exempt only if the account,
+//!   the role ARN and the session ARN are all listed: the principal is excluded only if
+//!   *every* identity of its chain is listed;
+//! * with `Allow`, the statement "allows all principals except the one named in the
+//!   NotPrincipal element, including anonymous users": a principal is named, and so NOT
+//!   granted, as soon as *any* identity of its chain is listed (listing a role ARN withholds
+//!   the grant from every session of the role, listing the account from everyone in it). The
+//!   whole-chain rule exists so a `Deny` cannot be escaped by listing part of a chain; applied
+//!   to `Allow` it would turn the exclusion into a grant for the very principal named.
+//!
+//! Anonymous requests have no identity to list: they are excluded only by `"*"`.
 
 use crate::PolicyError;
+use crate::policy::StatementEffect;
 use crate::wildcard::{has_wildcards_or_whitespace, split_arn};
 
 /// The kind of a request principal.
@@ -353,9 +365,14 @@ impl PrincipalSpec {
         }
     }
 
-    /// For `NotPrincipal`: is `p` excluded, i.e. is every identity in its chain listed?
+    /// For `NotPrincipal` in a statement with `effect`: is `p` excluded from the statement?
+    ///
+    /// `Deny`: only if *every* identity of its chain is listed (so a role session stays denied
+    /// unless its account, role ARN and session ARN are all listed). `Allow`: as soon as *any*
+    /// identity of its chain is listed (so the named principal is never granted). See the
+    /// module documentation for the AWS text behind both.
     #[must_use]
-    pub fn excludes(&self, p: &Principal) -> bool {
+    pub fn excludes(&self, p: &Principal, effect: StatementEffect) -> bool {
         let Self::Map(entries) = self else {
             return true;
         };
@@ -368,7 +385,11 @@ impl PrincipalSpec {
         if identities.peek().is_none() {
             return false;
         }
-        identities.all(|ident| values().any(|v| v.lists(*ident)))
+        let listed = |ident: &Ident<'_>| values().any(|v| v.lists(*ident));
+        match effect {
+            StatementEffect::Deny => identities.all(listed),
+            StatementEffect::Allow => identities.any(listed),
+        }
     }
 
     /// Parses the JSON value of a `Principal`/`NotPrincipal` element.
@@ -570,6 +591,7 @@ fn parse_value(ptype: PrincipalType, s: &str) -> Option<IdMatcher> {
 mod tests {
     use super::*;
     use crate::json;
+    use StatementEffect::{Allow, Deny};
 
     fn spec(text: &str) -> Result<PrincipalSpec, PolicyError> {
         let doc = json::parse(text).unwrap();
@@ -784,47 +806,82 @@ mod tests {
     }
 
     #[test]
-    fn not_principal_requires_whole_chain() {
+    fn not_principal_deny_requires_whole_chain() {
+        let excludes = |text: &str, p: &Principal| spec(text).unwrap().excludes(p, Deny);
         let s = session();
-        let only_role = spec(&format!(r#"{{"AWS":"{ROLE}"}}"#)).unwrap();
-        assert!(!only_role.excludes(&s));
-        let role_and_session = spec(&format!(r#"{{"AWS":["{ROLE}","{SESSION}"]}}"#)).unwrap();
-        assert!(!role_and_session.excludes(&s));
-        let all = spec(&format!(r#"{{"AWS":["{ACCT}","{ROLE}","{SESSION}"]}}"#)).unwrap();
-        assert!(all.excludes(&s));
+        assert!(!excludes(&format!(r#"{{"AWS":"{ROLE}"}}"#), &s));
+        assert!(!excludes(
+            &format!(r#"{{"AWS":["{ROLE}","{SESSION}"]}}"#),
+            &s
+        ));
+        assert!(excludes(
+            &format!(r#"{{"AWS":["{ACCT}","{ROLE}","{SESSION}"]}}"#),
+            &s
+        ));
         let user = Principal::user(USER, ACCT);
-        assert!(
-            !spec(&format!(r#"{{"AWS":"{USER}"}}"#))
-                .unwrap()
-                .excludes(&user)
-        );
-        assert!(
-            spec(&format!(
-                r#"{{"AWS":["{USER}","arn:aws:iam::{ACCT}:root"]}}"#
-            ))
-            .unwrap()
-            .excludes(&user)
-        );
-        assert!(
-            spec(&format!(r#"{{"AWS":"{ACCT}"}}"#))
-                .unwrap()
-                .excludes(&Principal::root(ACCT))
-        );
-        assert!(
-            spec(r#"{"Service":"pods.eks.amazonaws.com"}"#)
-                .unwrap()
-                .excludes(&Principal::service("pods.eks.amazonaws.com"))
-        );
-        assert!(
-            !spec(&format!(r#"{{"AWS":"{ACCT}"}}"#))
-                .unwrap()
-                .excludes(&Principal::anonymous())
-        );
-        assert!(
-            spec(r#"{"AWS":"*"}"#)
-                .unwrap()
-                .excludes(&Principal::anonymous())
-        );
-        assert!(spec(r#""*""#).unwrap().excludes(&s));
+        assert!(!excludes(&format!(r#"{{"AWS":"{USER}"}}"#), &user));
+        assert!(excludes(
+            &format!(r#"{{"AWS":["{USER}","arn:aws:iam::{ACCT}:root"]}}"#),
+            &user
+        ));
+        assert!(excludes(
+            &format!(r#"{{"AWS":"{ACCT}"}}"#),
+            &Principal::root(ACCT)
+        ));
+        assert!(excludes(
+            r#"{"Service":"pods.eks.amazonaws.com"}"#,
+            &Principal::service("pods.eks.amazonaws.com")
+        ));
+        assert!(!excludes(
+            &format!(r#"{{"AWS":"{ACCT}"}}"#),
+            &Principal::anonymous()
+        ));
+        assert!(excludes(r#"{"AWS":"*"}"#, &Principal::anonymous()));
+        assert!(excludes(r#""*""#, &s));
+    }
+
+    #[test]
+    fn not_principal_allow_excludes_any_listed_identity() {
+        let excludes = |text: &str, p: &Principal| spec(text).unwrap().excludes(p, Allow);
+        let s = session();
+        // Any one identity of the session's chain withholds the grant.
+        for listed in [SESSION, ROLE, ACCT] {
+            assert!(
+                excludes(&format!(r#"{{"AWS":"{listed}"}}"#), &s),
+                "{listed}"
+            );
+        }
+        assert!(excludes(
+            &format!(r#"{{"AWS":"arn:aws:iam::{ACCT}:root"}}"#),
+            &s
+        ));
+        let user = Principal::user(USER, ACCT);
+        assert!(excludes(&format!(r#"{{"AWS":"{USER}"}}"#), &user));
+        assert!(excludes(&format!(r#"{{"AWS":"{ACCT}"}}"#), &user));
+        assert!(excludes(
+            &format!(r#"{{"AWS":"{ACCT}"}}"#),
+            &Principal::root(ACCT)
+        ));
+        // Principals with nothing listed are granted.
+        assert!(!excludes(&format!(r#"{{"AWS":"{USER}"}}"#), &s));
+        assert!(!excludes(&format!(r#"{{"AWS":"{SESSION}"}}"#), &user));
+        assert!(!excludes(
+            r#"{"AWS":"arn:aws:iam::444455556666:root"}"#,
+            &user
+        ));
+        assert!(!excludes(
+            &format!(r#"{{"AWS":"{USER}"}}"#),
+            &Principal::anonymous()
+        ));
+        assert!(excludes(
+            r#"{"Service":"pods.eks.amazonaws.com"}"#,
+            &Principal::service("pods.eks.amazonaws.com")
+        ));
+        assert!(!excludes(
+            r#"{"Service":"ec2.amazonaws.com"}"#,
+            &Principal::service("pods.eks.amazonaws.com")
+        ));
+        assert!(excludes(r#"{"AWS":"*"}"#, &Principal::anonymous()));
+        assert!(excludes(r#""*""#, &s));
     }
 }

@@ -1,7 +1,8 @@
 //! Policy variables: `${key}`, `${key, 'default'}` and the escapes `${*}`, `${?}`, `${$}`.
 //!
 //! Variables exist only in `2012-10-17` documents, and only in `Resource`/`NotResource`
-//! and in the values of `String*` and `Arn*` condition operators. In `2008-10-17`
+//! and in the values of `String*`, `Arn*` and `Bool` condition operators (the operators
+//! the AWS "Condition operators" page marks as supporting policy variables). In `2008-10-17`
 //! documents (and a document without `Version`) `${...}` is literal text.
 //!
 //! Rules implemented:

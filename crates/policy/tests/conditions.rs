@@ -330,6 +330,42 @@ fn bool_operator() {
     ));
 }
 
+/// AWS "Condition operators", Boolean condition operators: policy variables are supported.
+/// The substituted value is compared as a boolean.
+#[test]
+fn bool_operator_with_policy_variables() {
+    let c = r#"{"Bool":{"aws:SecureTransport":"${aws:PrincipalTag/https}"}}"#;
+    let ctx = |tag: Option<&str>, transport: &str| {
+        let mut ctx = Context::new().with("aws:SecureTransport", transport);
+        if let Some(tag) = tag {
+            ctx.set("aws:PrincipalTag/https", tag);
+        }
+        ctx
+    };
+    assert!(holds(c, &ctx(Some("true"), "true")));
+    assert!(holds(c, &ctx(Some("false"), "false")));
+    assert!(holds(c, &ctx(Some("TRUE"), "true")));
+    assert!(!holds(c, &ctx(Some("true"), "false")));
+    assert!(!holds(c, &ctx(Some("false"), "true")));
+    // A tag that is not a boolean, or an unresolved variable, matches nothing.
+    assert!(!holds(c, &ctx(Some("yes"), "true")));
+    assert!(!holds(c, &ctx(None, "true")));
+    assert!(!holds(c, &ctx(None, "false")));
+    // The default is used when the tag is absent.
+    let d = r#"{"Bool":{"aws:SecureTransport":"${aws:PrincipalTag/https, 'true'}"}}"#;
+    assert!(holds(d, &ctx(None, "true")));
+    assert!(!holds(d, &ctx(None, "false")));
+    assert!(holds(d, &ctx(Some("false"), "false")));
+    // A list mixing a constant and a variable is ORed as usual.
+    let l = r#"{"Bool":{"aws:SecureTransport":["true","${aws:PrincipalTag/https}"]}}"#;
+    assert!(holds(l, &ctx(Some("false"), "false")));
+    assert!(holds(l, &ctx(None, "true")));
+    assert!(!holds(l, &ctx(None, "false")));
+    // In a 2008-10-17 document `${...}` is literal text, which is not a boolean.
+    let doc = r#"{"Version":"2008-10-17","Statement":{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"Bool":{"aws:SecureTransport":"${aws:PrincipalTag/https}"}}}}"#;
+    assert!(Policy::parse(doc, PolicyKind::Identity).is_err());
+}
+
 #[test]
 fn binary_equals() {
     let c = r#"{"BinaryEquals":{"k:bin":"aGVsbG8="}}"#;
@@ -520,9 +556,30 @@ fn for_any_value() {
     assert!(!holds(c, &ctxn("aws:TagKeys", &["owner", "cost"])));
     assert!(!holds(c, &empty()));
     assert!(!holds(c, &ctxn("aws:TagKeys", &[])));
-    assert!(holds(
-        r#"{"ForAnyValue:StringEqualsIfExists":{"aws:TagKeys":"team"}}"#,
-        &empty()
+}
+
+/// AWS "Single-valued vs. multivalued context keys": ForAnyValue returns false "for no
+/// matching context key or if the key does not exist", ForAllValues returns true "if there
+/// are no context keys in the request". `IfExists` does not change either answer.
+#[test]
+fn set_qualifiers_with_if_exists() {
+    let any = r#"{"ForAnyValue:StringEqualsIfExists":{"aws:TagKeys":"team"}}"#;
+    assert!(!holds(any, &empty()));
+    assert!(!holds(any, &ctxn("aws:TagKeys", &[])));
+    assert!(holds(any, &ctxn("aws:TagKeys", &["owner", "team"])));
+    assert!(!holds(any, &ctxn("aws:TagKeys", &["owner"])));
+    let any_not = r#"{"ForAnyValue:StringNotEqualsIfExists":{"aws:TagKeys":"team"}}"#;
+    assert!(!holds(any_not, &empty()));
+    assert!(holds(any_not, &ctxn("aws:TagKeys", &["owner", "team"])));
+    let all = r#"{"ForAllValues:StringEqualsIfExists":{"aws:TagKeys":["team","env"]}}"#;
+    assert!(holds(all, &empty()));
+    assert!(holds(all, &ctxn("aws:TagKeys", &["team"])));
+    assert!(!holds(all, &ctxn("aws:TagKeys", &["team", "owner"])));
+    let all_not = r#"{"ForAllValues:StringNotLikeIfExists":{"aws:TagKeys":"secret*"}}"#;
+    assert!(holds(all_not, &empty()));
+    assert!(!holds(
+        all_not,
+        &ctxn("aws:TagKeys", &["secretkey", "team"])
     ));
 }
 
@@ -538,14 +595,71 @@ fn set_qualifiers_with_negated_operators() {
     assert!(!holds(any, &empty()));
 }
 
+/// Does `condition` make a `Deny` statement apply for `ctx`?
+fn denies(condition: &str, ctx: &Context) -> bool {
+    let doc = format!(
+        r#"{{"Version":"2012-10-17","Statement":{{"Effect":"Deny","Action":"s3:GetObject","Resource":"*","Condition":{condition}}}}}"#
+    );
+    let p = Policy::parse(&doc, PolicyKind::Identity).unwrap_or_else(|e| panic!("{e}: {doc}"));
+    let principal = Principal::user("arn:aws:iam::111122223333:user/alice", "111122223333");
+    let req = Request {
+        principal: &principal,
+        action: "s3:GetObject",
+        resource: RESOURCE,
+        context: ctx,
+    };
+    evaluate_policy(&req, &p).effect == PolicyEffect::Deny
+}
+
+/// AWS "Single-valued vs. multivalued context keys": the kind of a key is decided by "the
+/// number of values in the request context", and "multivalued context keys require a
+/// condition set operator". A key with one value compares normally (also one set as a
+/// list); with two or more values an operator without a qualifier fails closed: it never
+/// holds in an Allow, and in a Deny it holds under the reading that applies the Deny.
 #[test]
 fn single_valued_operators_on_multivalued_keys() {
-    let c = r#"{"StringEquals":{"aws:TagKeys":"team"}}"#;
-    assert!(holds(c, &ctxn("aws:TagKeys", &["owner", "team"])));
-    assert!(!holds(c, &ctxn("aws:TagKeys", &["owner"])));
-    let n = r#"{"StringNotEquals":{"aws:TagKeys":"team"}}"#;
-    assert!(!holds(n, &ctxn("aws:TagKeys", &["owner", "team"])));
-    assert!(holds(n, &ctxn("aws:TagKeys", &["owner"])));
+    let eq = r#"{"StringEquals":{"aws:TagKeys":"team"}}"#;
+    let ne = r#"{"StringNotEquals":{"aws:TagKeys":"team"}}"#;
+    let two_listed = ctxn("aws:TagKeys", &["owner", "team"]);
+    let two_unlisted = ctxn("aws:TagKeys", &["owner", "cost"]);
+    // One value: compared as a single value, in both effects.
+    for one in [ctxn("aws:TagKeys", &["team"]), ctx1("aws:TagKeys", "team")] {
+        assert!(holds(eq, &one));
+        assert!(denies(eq, &one));
+        assert!(!holds(ne, &one));
+        assert!(!denies(ne, &one));
+    }
+    let other = ctxn("aws:TagKeys", &["owner"]);
+    assert!(!holds(eq, &other));
+    assert!(!denies(eq, &other));
+    assert!(holds(ne, &other));
+    assert!(denies(ne, &other));
+    // Two values, Allow: never holds, positive or negated.
+    for ctx in [&two_listed, &two_unlisted] {
+        assert!(!holds(eq, ctx));
+        assert!(!holds(ne, ctx));
+        assert!(!holds(r#"{"StringLikeIfExists":{"aws:TagKeys":"*"}}"#, ctx));
+        assert!(!holds(r#"{"NumericLessThan":{"aws:TagKeys":"1"}}"#, ctx));
+    }
+    // Two values, Deny: a negated operator always applies the Deny; a positive one does
+    // when any value matches.
+    assert!(denies(ne, &two_listed));
+    assert!(denies(ne, &two_unlisted));
+    assert!(denies(
+        r#"{"StringNotLike":{"aws:TagKeys":["owner","team"]}}"#,
+        &two_listed
+    ));
+    assert!(denies(eq, &two_listed));
+    assert!(!denies(eq, &two_unlisted));
+    // The set qualifiers are unaffected.
+    assert!(holds(
+        r#"{"ForAnyValue:StringEquals":{"aws:TagKeys":"team"}}"#,
+        &two_listed
+    ));
+    assert!(!denies(
+        r#"{"ForAllValues:StringNotEquals":{"aws:TagKeys":"team"}}"#,
+        &two_listed
+    ));
 }
 
 #[test]

@@ -737,6 +737,25 @@ fn rejects_condition_values_of_the_wrong_type() {
     }
     assert!(with("Bool", "true").is_ok());
     assert!(with("NumericEquals", "1.5").is_ok());
+    // AWS supports policy variables in Bool values (not in Numeric/Date/IP/Binary ones).
+    assert!(with("Bool", r#""${aws:PrincipalTag/mfa}""#).is_ok());
+    assert!(with("Bool", r#"["false","${aws:PrincipalTag/mfa, 'true'}"]"#).is_ok());
+    for (op, v) in [
+        ("Bool", r#""${*}""#),
+        ("NumericEquals", r#""${aws:PrincipalTag/n}""#),
+        ("DateLessThan", r#""${aws:PrincipalTag/d}""#),
+        ("IpAddress", r#""${aws:PrincipalTag/ip}""#),
+    ] {
+        let err = with(op, v).unwrap_err();
+        assert!(
+            matches!(&err, PolicyError::InvalidConditionValue { operator, .. } if operator == op),
+            "{op} {v}: {err}"
+        );
+    }
+    assert!(matches!(
+        with("Bool", r#""${aws:PrincipalTag/mfa, true}""#).unwrap_err(),
+        PolicyError::InvalidVariable { .. }
+    ));
 }
 
 #[test]
