@@ -366,3 +366,13 @@ def test_session_keys_belong_to_the_installation_administrator(server):
     assert server.client("sts", after).get_caller_identity()["Arn"].endswith("/KeyHolder2/s1")
     listed = server.podiam("session-keys", "list")
     assert listed.returncode == 0 and f'"keyId": {new}' in listed.stdout and f'"keyId": {old},' not in listed.stdout, listed.stdout
+
+
+def test_get_access_key_info_is_authorized_and_get_caller_identity_never_denied(server):
+    u = principal(server, statements({"Effect": "Deny", "Action": "sts:*", "Resource": "*"}))
+    sts = server.client("sts", u)
+    assert sts.get_caller_identity()["Arn"].endswith(f":user/{u['name']}"), "AWS never denies GetCallerIdentity"
+    msg = denied(sts.get_access_key_info, AccessKeyId=u["AccessKeyId"])
+    assert "sts:GetAccessKeyInfo" in msg and "explicit deny" in msg, msg
+    ok = principal(server, allow("sts:GetAccessKeyInfo"))
+    assert server.client("sts", ok).get_access_key_info(AccessKeyId=u["AccessKeyId"])["Account"] == ACCOUNT

@@ -289,13 +289,19 @@ impl Control {
                 }
             }
         };
+        // A managed policy of the principal's own account, named by its exact canonical ARN
+        // (path and case as stored); anything else reads as absent.
+        let own = caller.account().to_owned();
         let managed = |arn: &str| -> Option<(String, String)> {
             let a = crate::names::Arn::parse(arn)?;
-            if !a.resource.starts_with("policy/") {
+            if !a.resource.starts_with("policy/") || a.account != own {
                 return None;
             }
             let name = a.resource.rsplit('/').next()?.to_lowercase();
             let e = t.policies.get(&(a.account.to_owned(), name))?;
+            if crate::iam::policy_arn(a.account, &e.value) != arn {
+                return None;
+            }
             let v = e.value.versions.iter().find(|v| v.id == e.value.default_version)?;
             Some((arn.to_owned(), v.document.clone()))
         };

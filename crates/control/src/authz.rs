@@ -8,6 +8,9 @@
 //! the validated name of an entity about to be created, or as the wildcard resource of actions
 //! that have none. No handler can hand the engine an ARN spelled by the caller.
 //!
+//! Outside the table: `sts:GetCallerIdentity`, which AWS never denies, and the installation-wide
+//! session keys, which only the installation administrator's root manages.
+//!
 //! The request keys an action sets are declared here ([`Action::keys`]); [`Keys`] refuses, in
 //! debug builds, a key the table does not declare, and the table test proves that each declared
 //! key reaches the policy engine.
@@ -139,6 +142,7 @@ actions! {
     StsAssumeRoleWithWebIdentity => "sts:AssumeRoleWithWebIdentity", Role, ["aws:RequestTag/", "aws:TagKeys", "sts:TransitiveTagKeys", "sts:RoleSessionName", "aws:FederatedProvider"];
     StsTagSession => "sts:TagSession", Role, ["aws:RequestTag/", "aws:TagKeys", "sts:TransitiveTagKeys", "sts:ExternalId", "sts:RoleSessionName", "sts:SourceIdentity", "aws:FederatedProvider", "aws:SourceAccount", "aws:SourceArn"];
     StsSetSourceIdentity => "sts:SetSourceIdentity", Role, ["aws:RequestTag/", "aws:TagKeys", "sts:TransitiveTagKeys", "sts:ExternalId", "sts:RoleSessionName", "sts:SourceIdentity"];
+    StsGetAccessKeyInfo => "sts:GetAccessKeyInfo", Wildcard, [];
     // --- EKS
     EksCreateCluster => "eks:CreateCluster", Cluster, ["aws:RequestTag/", "aws:TagKeys"];
     EksDescribeCluster => "eks:DescribeCluster", Cluster, [];

@@ -466,8 +466,11 @@ impl Control {
     }
 
     /// GetAccessKeyInfo: the account of an access key id.
-    pub fn get_access_key_info(&self, akid: &str) -> Result<String> {
+    /// AWS authorizes it as `sts:GetAccessKeyInfo` on `*` (GetCallerIdentity, by contrast, needs
+    /// no permission and cannot be denied, as in AWS).
+    pub fn get_access_key_info(&self, caller: &Caller, meta: &RequestMeta, akid: &str) -> Result<String> {
         names::bounded(akid, "accessKeyId", 16, 128)?;
+        self.authorize(caller, Action::StsGetAccessKeyInfo, &Target::wildcard(caller.account()), meta, Keys::none())?;
         names::account_of_access_key(akid)
             .or_else(|| self.db.read().access_keys.get(akid).map(|k| k.value.account.clone()))
             .ok_or_else(|| AwsError::validation(format!("the access key id {akid:?} is not valid")))

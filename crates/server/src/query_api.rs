@@ -80,7 +80,7 @@ async fn sts(app: &App, inc: &Incoming, p: &Params) -> Result<Xml, AwsError> {
             Ok(assumed_xml(action, &out))
         }
         "GetAccessKeyInfo" => {
-            let account = c.get_access_key_info(p.required("AccessKeyId")?)?;
+            let account = c.get_access_key_info(&caller, &inc.meta, p.required("AccessKeyId")?)?;
             let mut x = Xml::new(action, STS_NS);
             x.leaf("Account", &account);
             Ok(x)
