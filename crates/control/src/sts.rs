@@ -248,12 +248,13 @@ impl Control {
             tracing::warn!(issuer = iss, error = %e, "openid connect provider unreachable");
             AwsError::idp_communication(format!("couldn't retrieve verification key from your identity provider: {e}"))
         };
-        let keys = self.jwks.keys(iss, &provider.thumbprints, false).await.map_err(fetch_err)?;
-        match podiam_jose::verify(token, &keys, v) {
+        let trust = crate::webid::IssuerTrust::new(iss, &provider.thumbprints);
+        let keys = self.jwks.keys(&trust, false).await.map_err(fetch_err)?;
+        match crate::webid::verify(token, &keys, v) {
             Err(JwtError::UnknownKid) => {
                 // The issuer may have rotated: refetch once (rate-limited inside the cache).
-                let keys = self.jwks.keys(iss, &provider.thumbprints, true).await.map_err(fetch_err)?;
-                podiam_jose::verify(token, &keys, v).map(|c| c.claims).map_err(map_err)
+                let keys = self.jwks.keys(&trust, true).await.map_err(fetch_err)?;
+                crate::webid::verify(token, &keys, v).map(|c| c.claims).map_err(map_err)
             }
             other => other.map(|c| c.claims).map_err(map_err),
         }
