@@ -933,11 +933,11 @@ impl Control {
         // fetched under a provider's thumbprints are cached apart (see webid::IssuerTrust).
         let trust = crate::webid::IssuerTrust::system_roots(&c.issuer);
         let fetch_err = |e: crate::webid::FetchError| {
-            tracing::warn!(issuer = %c.issuer, error = %e, "cluster issuer unreachable");
+            tracing::info!(issuer = %c.issuer, error = %e, "cluster issuer keys unavailable");
             AwsError::new(
                 "ServiceUnavailableException",
                 503,
-                format!("couldn't retrieve the verification keys of the cluster's issuer: {e}"),
+                "couldn't retrieve the verification keys of the cluster's issuer",
             )
         };
         let keys = self.jwks.keys(&trust, false).await.map_err(fetch_err)?;
