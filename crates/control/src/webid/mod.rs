@@ -1,9 +1,9 @@
 //! Keys of external OIDC issuers: discovery, JWKS fetch and cache.
 //!
 //! `https://<issuer>/.well-known/openid-configuration` names the `jwks_uri`; both are fetched over
-//! TLS trusted by the system roots or, as AWS does, by the IAM provider's thumbprints ([`tls`]:
+//! TLS trusted by the system roots or, as AWS does, by the IAM provider's thumbprints (`tls.rs`:
 //! the served chain must verify to the thumbprinted certificate), to addresses the issuer may
-//! reach ([`net`]: no link-local or metadata targets, no redirects off the origin, bounded
+//! reach (`net.rs`: no link-local or metadata targets, no redirects off the origin, bounded
 //! bodies). Plain http only with `dangerous_allow_http_issuer`.
 //!
 //! Fetches are triggered by unauthenticated callers, so what one caller can make podiam do is
@@ -20,6 +20,9 @@
 //!   when a fetch fails.
 //!
 //! [`FetchError`] carries URLs and reasons for the log; callers must not show it to the client.
+//!
+//! The cache's decisions (`Entry`) take the instant as an argument and are tested as pure
+//! functions; only [`JwksCache`]'s edges read the monotonic clock.
 
 mod net;
 mod tls;

@@ -2,7 +2,12 @@
 //! address and redirect policy, the cache's key, single flight, budget and backoff (against a
 //! plain-http issuer on 127.0.0.1, as under `dangerous_allow_http_issuer`), and the `kid` rule.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
