@@ -26,6 +26,10 @@ pub const TOKEN_LEEWAY_SECS: i64 = 300;
 pub const TAGS_CLAIM: &str = "https://aws.amazon.com/tags";
 /// Chained sessions last at most this long.
 pub const CHAINED_MAX_SECS: i64 = 3600;
+/// AWS's message for `IDPCommunicationError` (double space included): nothing about the
+/// issuer's URLs, statuses or connection errors reaches the anonymous caller.
+pub const IDP_COMMUNICATION_MESSAGE: &str =
+    "Couldn't retrieve verification key from your identity provider,  please reference AssumeRoleWithWebIdentity documentation for requirements";
 
 /// Temporary credentials.
 #[derive(Clone)]
@@ -152,6 +156,12 @@ impl Control {
     }
 
     /// AssumeRoleWithWebIdentity (unsigned).
+    ///
+    /// Order of checks, so an anonymous caller cannot make podiam fetch for nothing: the token's
+    /// shape and issuer, the OIDC provider in the role's account, then the role. Only for a role
+    /// that exists are the issuer's keys fetched; for a missing role the token is still checked
+    /// against keys already cached (so a forged token reads the same whether or not the role
+    /// exists), and the answer is AWS's AccessDenied.
     pub async fn assume_role_with_web_identity(&self, meta: &RequestMeta, common: AssumeCommon, token: &str) -> Result<AssumedRole> {
         let (role_arn, duration) = self.validate_common(&common)?;
         names::bounded(token, "webIdentityToken", 4, 20000)?;
@@ -164,12 +174,15 @@ impl Control {
         if provider.url != iss {
             return Err(invalid_token(format!("no OpenIDConnect provider found in your account for {iss}")));
         }
+        let action = Action::StsAssumeRoleWithWebIdentity;
+        let role = self.role_for_assume(&role_arn, action.name());
         let now = self.now();
         let mut validation = Validation::new(&iss, &provider.client_ids, now);
         validation.leeway_secs = TOKEN_LEEWAY_SECS;
-        let claims = self.verify_web_identity(&iss, &provider, &unverified, &validation).await?;
-        let action = Action::StsAssumeRoleWithWebIdentity;
-        let role = self.role_for_assume(&role_arn, action.name())?;
+        let claims = self.verify_web_identity(&iss, &provider, &unverified, &validation, role.is_ok()).await?;
+        let role = role?;
+        // INVARIANT: with a role, fetching was allowed, so there are claims or an error.
+        let claims = claims.ok_or_else(AwsError::service_failure)?;
         if duration > role.max_session_duration {
             return Err(AwsError::validation("the requested DurationSeconds exceeds the MaxSessionDuration set for this role"));
         }
@@ -238,33 +251,42 @@ impl Control {
         Ok(out)
     }
 
+    /// Verify a web identity token with its issuer's keys: podiam's own for a hosted issuer,
+    /// else the JWKS (fetched only when `may_fetch`; `Ok(None)` if it is not cached then).
     async fn verify_web_identity(
         &self,
         iss: &str,
         provider: &model::OidcProvider,
         token: &UnverifiedToken,
         v: &Validation<'_>,
-    ) -> Result<serde_json::Map<String, serde_json::Value>> {
+        may_fetch: bool,
+    ) -> Result<Option<serde_json::Map<String, serde_json::Value>>> {
         let map_err = |e: JwtError| match e {
             JwtError::Expired => AwsError::expired_web_identity_token("token expired: current date/time must be before the expiration date/time"),
             other => invalid_token(format!("the web identity token is invalid: {other}")),
         };
         if let Some(id) = self.hosted_issuer_id(iss) {
             let keys = self.hosted_issuer_keys(&id).ok_or_else(AwsError::service_failure)?;
-            return podiam_jose::verify(token, &keys.jwks, v).map(|c| c.claims).map_err(map_err);
+            return podiam_jose::verify(token, &keys.jwks, v).map(|c| Some(c.claims)).map_err(map_err);
         }
+        let trust = crate::webid::IssuerTrust::new(iss, &provider.thumbprints);
+        if !may_fetch {
+            return self.jwks.cached(&trust).map(|keys| crate::webid::verify(token, &keys, v).map(|c| c.claims)).transpose().map_err(map_err);
+        }
+        // The detail (URLs, statuses, connection errors) is logged by the cache and here; the
+        // anonymous caller gets AWS's message only.
         let fetch_err = |e: crate::webid::FetchError| {
-            tracing::warn!(issuer = iss, error = %e, "openid connect provider unreachable");
-            AwsError::idp_communication(format!("couldn't retrieve verification key from your identity provider: {e}"))
+            tracing::info!(issuer = iss, error = %e, "openid connect provider keys unavailable");
+            AwsError::idp_communication(IDP_COMMUNICATION_MESSAGE)
         };
-        let keys = self.jwks.keys(iss, &provider.thumbprints, false).await.map_err(fetch_err)?;
-        match podiam_jose::verify(token, &keys, v) {
+        let keys = self.jwks.keys(&trust, false).await.map_err(fetch_err)?;
+        match crate::webid::verify(token, &keys, v) {
             Err(JwtError::UnknownKid) => {
                 // The issuer may have rotated: refetch once (rate-limited inside the cache).
-                let keys = self.jwks.keys(iss, &provider.thumbprints, true).await.map_err(fetch_err)?;
-                podiam_jose::verify(token, &keys, v).map(|c| c.claims).map_err(map_err)
+                let keys = self.jwks.keys(&trust, true).await.map_err(fetch_err)?;
+                crate::webid::verify(token, &keys, v).map(|c| Some(c.claims)).map_err(map_err)
             }
-            other => other.map(|c| c.claims).map_err(map_err),
+            other => other.map(|c| Some(c.claims)).map_err(map_err),
         }
     }
 
