@@ -66,6 +66,12 @@ pub struct ServeArgs {
     /// DEVELOPMENT ONLY: allow http:// issuers for OIDC providers and JWKS fetches.
     #[arg(long, env = "PODIAM_DANGEROUS_ALLOW_HTTP_ISSUER")]
     dangerous_allow_http_issuer: bool,
+    /// Serve direct-mode Pod Identity at /podiam/pod-identity/<account>/<cluster>/v1/credentials,
+    /// over HTTPS only (needs --tls-cert): any holder of a pod's token who reaches this server
+    /// gets that pod's credentials, with no node identity. Only for nodes that cannot run the
+    /// agent.
+    #[arg(long, env = "PODIAM_ENABLE_DIRECT_POD_IDENTITY")]
+    enable_direct_pod_identity: bool,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -81,6 +87,7 @@ struct FileConfig {
     master_key_file: Option<PathBuf>,
     additional_accounts: Option<Vec<String>>,
     dangerous_allow_http_issuer: Option<bool>,
+    enable_direct_pod_identity: Option<bool>,
     max_staleness: Option<u64>,
 }
 
@@ -101,6 +108,7 @@ pub async fn run(mut a: ServeArgs) -> anyhow::Result<()> {
             a.additional_accounts = f.additional_accounts.unwrap_or_default();
         }
         a.dangerous_allow_http_issuer |= f.dangerous_allow_http_issuer.unwrap_or(false);
+        a.enable_direct_pod_identity |= f.enable_direct_pod_identity.unwrap_or(false);
     }
     let listen = a.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
     let data_dir = a.data_dir.unwrap_or_else(|| PathBuf::from("podiam-data"));
@@ -178,11 +186,21 @@ pub async fn run(mut a: ServeArgs) -> anyhow::Result<()> {
         if boot.is_some() { "; first start: account and root access key created" } else { "" },
         d = dir.display()
     );
-    let control = Arc::new(control);
-    match tls {
-        Some(tls) => podiam_server::serve_tls(listener, control, tls, shutdown_signal()).await?,
-        None => podiam_server::serve(listener, control, shutdown_signal()).await?,
+    let options = podiam_server::Options { direct_pod_identity: a.enable_direct_pod_identity };
+    if options.direct_pod_identity {
+        match tls {
+            Some(_) => tracing::warn!(
+                "direct-mode Pod Identity is on: any holder of a pod's token who reaches this server gets that pod's credentials"
+            ),
+            None => tracing::warn!("direct-mode Pod Identity is on but this server has no --tls-cert: every such request will be refused"),
+        }
     }
+    let transport = match tls {
+        Some(tls) => podiam_server::Transport::Tls(tls),
+        None => podiam_server::Transport::Plain,
+    };
+    let control = Arc::new(control);
+    podiam_server::serve(listener, control, options, transport, podiam_server::Timeouts::default(), shutdown_signal()).await?;
     Ok(())
 }
 

@@ -25,7 +25,7 @@ async fn fixture() -> Fixture {
     let (master, _) = MasterKey::generate().unwrap();
     let control = Arc::new(Control::open(Config::default(), Arc::new(store), master, Arc::new(SystemClock)).await.unwrap());
     let boot = control.bootstrap(Some("111122223333")).await.unwrap().unwrap();
-    let router = podiam_server::router(Arc::clone(&control));
+    let router = podiam_server::router(Arc::clone(&control), podiam_server::Options::default());
     Fixture { control, router, account: boot.account, akid: boot.access_key_id, secret: boot.secret_access_key }
 }
 
