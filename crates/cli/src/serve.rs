@@ -14,7 +14,8 @@ use serde::Deserialize;
 
 /// Settings of `podiam serve`. Each flag also reads `PODIAM_<NAME>`; a value not given by
 /// flag or env comes from `--config FILE` (TOML, same names with `_`), else the default.
-#[derive(Args, Debug, Default)]
+/// `Debug` hides the store URL (a PostgreSQL URL may carry a password).
+#[derive(Args, Default)]
 pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "PODIAM_LISTEN")]
@@ -74,7 +75,8 @@ pub struct ServeArgs {
     enable_direct_pod_identity: bool,
 }
 
-#[derive(Deserialize, Debug, Default)]
+/// `serve`'s TOML file. Not `Debug`: `store` may carry a password.
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     listen: Option<String>,
@@ -89,6 +91,28 @@ struct FileConfig {
     dangerous_allow_http_issuer: Option<bool>,
     enable_direct_pod_identity: Option<bool>,
     max_staleness: Option<u64>,
+}
+
+impl std::fmt::Debug for ServeArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeArgs")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("store", &self.store.as_ref().map(|_| "..."))
+            .field("config", &self.config)
+            .field("region", &self.region)
+            .field("account_id", &self.account_id)
+            .field("public_url", &self.public_url)
+            .field("issuer_base_url", &self.issuer_base_url)
+            .field("master_key_file", &self.master_key_file)
+            .field("additional_accounts", &self.additional_accounts)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
+            .field("max_staleness", &self.max_staleness)
+            .field("dangerous_allow_http_issuer", &self.dangerous_allow_http_issuer)
+            .field("enable_direct_pod_identity", &self.enable_direct_pod_identity)
+            .finish()
+    }
 }
 
 pub async fn run(mut a: ServeArgs) -> anyhow::Result<()> {
@@ -277,4 +301,24 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+    use super::*;
+
+    #[test]
+    fn serve_args_debug_hides_the_store_url() {
+        let a = ServeArgs { store: Some("postgres://podiam:hunter2-secret@db:5432/podiam".into()), ..ServeArgs::default() };
+        let shown = format!("{a:?} {a:#?}");
+        assert!(!shown.contains("hunter2-secret"), "{shown}");
+        assert!(shown.contains("store: Some(\"...\")"), "{shown}");
+    }
+
+    #[test]
+    fn the_config_file_turns_direct_pod_identity_on() {
+        let f: FileConfig = toml::from_str("enable_direct_pod_identity = true\n").unwrap();
+        assert_eq!(f.enable_direct_pod_identity, Some(true));
+    }
 }
