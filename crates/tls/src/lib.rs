@@ -6,11 +6,9 @@
 //! the TLS handshake ([`Timeouts::handshake`]), each request head, which also bounds how long a
 //! kept-alive connection may sit idle between requests ([`Timeouts::header_read`], hyper's
 //! header-read timer: it starts when the connection is accepted and again whenever the
-//! previous response is done), and each request body ([`Timeouts::body_read`], from the end of
-//! the head). Body *size* is the router's business (each router caps it).
-//!
-//! Not bounded here: a client that stops reading its response. Responses are small (well under
-//! the kernel's socket buffers) so the write completes without the client's help.
+//! previous response is done), each request body ([`Timeouts::body_read`], from the end of
+//! the head), and any write the client does not take in ([`Timeouts::write_stall`]: a client
+//! that stops reading its response). Body *size* is the router's business (each router caps it).
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -38,6 +36,8 @@ pub struct Timeouts {
     pub header_read: Duration,
     /// Time to send the whole request body, from the end of its head.
     pub body_read: Duration,
+    /// Time a write to the client (response, TLS handshake) may make no progress.
+    pub write_stall: Duration,
     /// On shutdown, how long in-flight requests get to finish.
     pub grace: Duration,
 }
@@ -45,12 +45,13 @@ pub struct Timeouts {
 impl Default for Timeouts {
     /// 10 s for the handshake and for a request head (or keep-alive idleness): SDKs send the
     /// head in one write, and reconnect when an idle pooled connection was closed; 30 s for a
-    /// body (the largest legitimate one is about 1 MiB); 10 s of grace.
+    /// body (the largest legitimate one is about 1 MiB) and for a stalled write; 10 s of grace.
     fn default() -> Self {
         Self {
             handshake: Duration::from_secs(10),
             header_read: Duration::from_secs(10),
             body_read: Duration::from_secs(30),
+            write_stall: Duration::from_secs(30),
             grace: Duration::from_secs(10),
         }
     }
@@ -106,6 +107,7 @@ where
             },
         };
         let _ = tcp.set_nodelay(true);
+        let tcp = WriteDeadline::new(tcp, timeouts.write_stall);
         let acceptor = acceptor.clone();
         let app = app.clone();
         let on_request = on_request.clone();
@@ -204,6 +206,94 @@ async fn connection<I, F>(
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     // The `Ref` of `wait_for` is not `Send`: drop it here, not across an await of the caller.
     let _ = stop.wait_for(|s| *s).await.map(|_| ());
+}
+
+// === impl WriteDeadline ===
+
+/// A stream whose writes fail once they have made no progress for `limit` (the peer stopped
+/// reading). Only writes are timed: hyper polls a read while a handler runs, which is no stall.
+struct WriteDeadline<I> {
+    inner: I,
+    limit: Duration,
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<I> WriteDeadline<I> {
+    fn new(inner: I, limit: Duration) -> Self {
+        Self {
+            inner,
+            limit,
+            stalled: None,
+        }
+    }
+
+    /// After the inner stream answered `poll`: progress resets the clock; `Pending` starts it or
+    /// fails once it ran out.
+    fn track<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        if poll.is_ready() {
+            self.stalled = None;
+            return poll;
+        }
+        let limit = self.limit;
+        let stalled = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match stalled.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("the client took nothing in for {limit:?}"),
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for WriteDeadline<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.track(cx, poll)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.track(cx, poll)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let poll = Pin::new(&mut self.inner).poll_flush(cx);
+        self.track(cx, poll)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let poll = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.track(cx, poll)
+    }
 }
 
 // === impl DeadlineBody ===

@@ -31,15 +31,22 @@ fn timeouts(handshake: Duration, header_read: Duration, body_read: Duration) -> 
         handshake,
         header_read,
         body_read,
+        write_stall: LONG,
         grace: Duration::from_secs(1),
     }
 }
 
+/// A response larger than what loopback socket buffers hold.
+const BIG: usize = 48 << 20;
+
 fn app() -> Router {
-    Router::new().route("/", get(|| async { "ok" })).route(
-        "/echo",
-        post(|body: Bytes| async move { format!("{} bytes", body.len()) }),
-    )
+    Router::new()
+        .route("/", get(|| async { "ok" }))
+        .route("/big", get(|| async { vec![b'x'; BIG] }))
+        .route(
+            "/echo",
+            post(|body: Bytes| async move { format!("{} bytes", body.len()) }),
+        )
 }
 
 /// A server certificate for `localhost` signed by a fresh CA: (server config, client config).
@@ -277,4 +284,32 @@ async fn shutdown_stops_accepting_and_closes_idle_connections() {
         .unwrap()
         .unwrap();
     assert!(TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_loses_its_connection() {
+    let t = Timeouts {
+        write_stall: SHORT,
+        ..timeouts(LONG, LONG, LONG)
+    };
+    let addr = start(Transport::Plain, t).await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    // Take nothing in until the server's write has been stalled for longer than the limit.
+    tokio::time::sleep(SHORT * 4).await;
+    let mut received = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match tokio::time::timeout(PATIENCE, s.read(&mut buf)).await {
+            Err(_) => panic!("the server kept the connection open; {received} bytes received"),
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => received += n,
+        }
+    }
+    assert!(
+        received < BIG,
+        "the whole response arrived: the write was not cut"
+    );
 }

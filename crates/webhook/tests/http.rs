@@ -243,7 +243,7 @@ async fn stalled_clients_lose_their_connection() {
     let w = Arc::new(Webhook::new(Settings::default(), Arc::new(ServiceAccounts::default()), Arc::new(Associations::default())));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let timeouts = server::Timeouts { handshake: LIMIT, header_read: LIMIT, body_read: LIMIT, grace: Duration::from_secs(1) };
+    let timeouts = server::Timeouts { handshake: LIMIT, header_read: LIMIT, body_read: LIMIT, write_stall: LIMIT, grace: Duration::from_secs(1) };
     tokio::spawn(server::serve_tls_with(listener, server::router(w), tls, timeouts, std::future::pending()));
 
     // Stalled inside the ClientHello.
