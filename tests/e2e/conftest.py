@@ -7,11 +7,13 @@ import os
 import sys
 from pathlib import Path
 
+import botocore.parsers
 import pytest
+import requests
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from podiam_e2e import AWS_CLI, Podiam, podiam_bin  # noqa: E402
+from podiam_e2e import AWS_CLI, PROCESS_LOGS, Podiam, leaked_secrets, podiam_bin, remember_secrets  # noqa: E402
 
 # Nothing from the developer's shell reaches in-process boto3 either.
 for _k in [k for k in os.environ if k.startswith("AWS_")]:
@@ -25,6 +27,40 @@ def pytest_sessionstart(session):
     missing = [p for p in (podiam_bin(), AWS_CLI) if not os.access(p, os.X_OK)]
     if missing:
         pytest.exit(f"not executable: {', '.join(missing)} (build podiam, run scripts/pyenv.sh; set PODIAM_BIN)", 2)
+
+
+# Remember every secret podiam hands this process (through requests or boto3), so that the
+# session can check that none reached a log.
+_requests_send = requests.Session.send
+
+
+def _send_and_remember(self, request, **kw):
+    resp = _requests_send(self, request, **kw)
+    if not kw.get("stream"):
+        remember_secrets(resp.content)
+    return resp
+
+
+requests.Session.send = _send_and_remember
+_botocore_parse = botocore.parsers.ResponseParser.parse
+
+
+def _parse_and_remember(self, response, shape):
+    remember_secrets(response.get("body"))
+    return _botocore_parse(self, response, shape)
+
+
+botocore.parsers.ResponseParser.parse = _parse_and_remember
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_in_logs():
+    """After every server of the session has stopped: no secret access key or session token a
+    test was given (nor any root key a server wrote) appears in a podiam process's log."""
+    yield
+    checked, leaked = leaked_secrets()
+    assert checked or not PROCESS_LOGS, "no secret was seen: the check would pass vacuously"
+    assert not leaked, f"{len(leaked)} of {checked} secrets appear in podiam logs: {leaked[:5]}"
 
 
 def start_server(tmp_path_factory, name: str = "podiam", **kw) -> Podiam:

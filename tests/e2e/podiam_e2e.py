@@ -137,6 +137,51 @@ def xml_text(text: str, name: str) -> str | None:
 
 _LOG_SEQ = itertools.count(1)
 
+# ---- secrets that must never reach a log
+#
+# Every secret access key and session token a test is handed (by podiam's responses through
+# requests, boto3 and the helpers here, and the root keys the servers wrote) is remembered; at the
+# end of the session conftest.py checks that none appears in any podiam process's log.
+
+SECRETS: set[str] = set()
+PROCESS_LOGS: list[Path] = []
+CREDENTIAL_FILES: list[Path] = []
+_SECRET_PATTERNS = (
+    re.compile(r"<(?:SecretAccessKey|SessionToken)>([^<]+)</"),
+    re.compile(r'"(?:SecretAccessKey|SessionToken|Token|secretAccessKey|sessionToken)"\s*:\s*"([^"]+)"'),
+)
+
+
+def remember_secrets(text: str | bytes | None) -> None:
+    """Remember the secret access keys and session tokens in a response body (XML or JSON)."""
+    if not text:
+        return
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    if "ecretAccessKey" not in text and "oken" not in text:
+        return
+    for pat in _SECRET_PATTERNS:
+        for value in pat.findall(text):
+            if len(value) >= 16:
+                SECRETS.add(value)
+
+
+def register_log(path: Path) -> None:
+    """A podiam process's log, to be checked for secrets at the end of the session."""
+    PROCESS_LOGS.append(Path(path))
+
+
+def leaked_secrets() -> tuple[int, list[str]]:
+    """(how many secrets were checked, the ones found in some process log, shortened)."""
+    for f in CREDENTIAL_FILES:
+        if f.exists():
+            cp = configparser.ConfigParser()
+            cp.read(f)
+            SECRETS.update(cp[s]["aws_secret_access_key"] for s in cp.sections() if "aws_secret_access_key" in cp[s])
+    text = "\n".join(p.read_text(errors="replace") for p in dict.fromkeys(PROCESS_LOGS) if p.exists())
+    leaked = [f"{s[:6]}... (in {len(s)} chars)" for s in SECRETS if s in text]
+    return len(SECRETS), leaked
+
 
 class Podiam:
     """One `podiam serve` process over a data directory; can be stopped and started again."""
@@ -162,6 +207,8 @@ class Podiam:
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server-{next(_LOG_SEQ)}.log"
         self._log = open(self.log_path, "wb")
+        register_log(self.log_path)
+        CREDENTIAL_FILES.append(self.data_dir / "credentials")
         cmd = [podiam_bin(), "serve", "--listen", f"{self.listen_host}:{port}", "--data-dir", str(self.data_dir),
                "--account-id", self.account_id, *self.extra_args]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
@@ -241,6 +288,7 @@ class Podiam:
         """Run the venv's AWS CLI; (returncode, stdout, stderr)."""
         p = subprocess.run([AWS_CLI, *args, "--output", "json"], env=env if env is not None else self.env,
                            capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        remember_secrets(p.stdout)
         return p.returncode, p.stdout, p.stderr
 
     def aws(self, *args: str, env: dict[str, str] | None = None) -> Any:

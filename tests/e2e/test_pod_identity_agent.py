@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from podiam_e2e import ACCOUNT, AWS_CLI, REGION, REPO, VENV_PYTHON, clean_env, podiam_bin
+from podiam_e2e import ACCOUNT, AWS_CLI, REGION, REPO, VENV_PYTHON, clean_env, podiam_bin, register_log
 
 PODIAM_LISTEN_HOST = "0.0.0.0"
 CLUSTER = "agent-e2e"
@@ -106,6 +106,7 @@ class Agent:
         argv = [podiam_bin(), "agent", "--cluster-name", CLUSTER, "--endpoint", self.net.server_url(self.server),
                 "--max-credential-retention", str(REFRESH_SECS), "--refresh-interval", "1", *binds, *self.extra]
         self.log = open(self.log_path, "wb")
+        register_log(self.log_path)
         self.proc = subprocess.Popen(self.net.cmd(argv), env=env, stdout=self.log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 30

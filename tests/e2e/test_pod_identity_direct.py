@@ -1,8 +1,9 @@
-"""Direct mode of EKS Pod Identity: `podiam serve --tls-cert/--tls-key` answers the container
-credentials request itself (for nodes that cannot run the agent). Shown over HTTPS with a CA the
-test makes (python `requests`, and aws-sdk-rust's container provider trusting that CA through
-SSL_CERT_FILE), and with boto3 and the AWS CLI, whose container provider trusts only the public
-CA bundle, over loopback."""
+"""Direct mode of EKS Pod Identity: `podiam serve --enable-direct-pod-identity --tls-cert/--tls-key`
+answers the container credentials request itself (for nodes that cannot run the agent). Shown over
+HTTPS with a CA the test makes: python `requests`, aws-sdk-rust's container provider trusting that
+CA through SSL_CERT_FILE, and boto3 and the AWS CLI, whose container provider trusts only certifi's
+bundle (the test points botocore's bundle lookup at its CA). Off by default (404, as any unknown
+path), and refused over plain HTTP even when on."""
 
 from __future__ import annotations
 
@@ -64,15 +65,20 @@ def tls(tmp_path_factory):
     return make_ca_and_leaf(tmp_path_factory.mktemp("tls"))
 
 
+ENABLE = "--enable-direct-pod-identity"
+
+
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory, tls):
-    """Two views of one data directory would race; instead one HTTPS server and, for the SDKs that
-    only trust public CAs, one plain-HTTP server on loopback over a second data directory."""
+    """The HTTPS server with direct mode on, a plain-HTTP one with direct mode on (whose direct
+    requests are refused), and an HTTPS one with the default (off)."""
     ca, cert, key = tls
-    https = Podiam(tmp_path_factory.mktemp("https") / "data", extra_args=["--tls-cert", str(cert), "--tls-key", str(key)]).start()
-    plain = Podiam(tmp_path_factory.mktemp("plain") / "data").start()
-    yield https, plain
-    for s in (https, plain):
+    tls_args = ["--tls-cert", str(cert), "--tls-key", str(key)]
+    https = Podiam(tmp_path_factory.mktemp("https") / "data", extra_args=[ENABLE, *tls_args]).start()
+    plain = Podiam(tmp_path_factory.mktemp("plain") / "data", extra_args=[ENABLE]).start()
+    off = Podiam(tmp_path_factory.mktemp("off") / "data", extra_args=tls_args).start()
+    yield https, plain, off
+    for s in (https, plain, off):
         assert s.stop() == 0, s.log()[-2000:]
 
 
@@ -102,7 +108,7 @@ def url(server: Podiam) -> str:
 
 
 def test_https_endpoint_answers_like_the_agent(servers, tls):
-    https, _ = servers
+    https, _, _ = servers
     ca = tls[0]
     assert https.endpoint.startswith("https://")
     setup_pod_identity(https, ca)
@@ -119,7 +125,7 @@ def test_https_endpoint_answers_like_the_agent(servers, tls):
 
 
 def test_https_refusals(servers, tls):
-    https, _ = servers
+    https, _, _ = servers
     ca = str(tls[0])
     # refusals use the agent's status codes and error line
     r = requests.get(url(https), verify=ca, timeout=10)
@@ -144,7 +150,7 @@ def pod_env(server: Podiam, token_file: Path, **extra: str) -> dict[str, str]:
 
 
 def test_aws_sdk_rust_over_https(servers, tls, tmp_path):
-    https, _ = servers
+    https, _, _ = servers
     ca = tls[0]
     sdk = REPO / "target" / "debug" / "podiam-sdk-e2e"
     if not sdk.exists():
@@ -157,20 +163,60 @@ def test_aws_sdk_rust_over_https(servers, tls, tmp_path):
     assert re.search(rf"ARN=arn:aws:sts::{ACCOUNT}:assumed-role/direct-app/eks-{CLUSTER}-web-1-", p.stdout), p.stdout
 
 
-def test_boto3_and_the_cli_over_loopback(servers, tmp_path):
-    _, plain = servers
-    setup_pod_identity(plain, None)
+# botocore's container provider verifies with certifi's bundle only (not AWS_CA_BUNDLE): point
+# that lookup at the test's CA. Everything else is the unmodified SDK and CLI.
+TRUST_CA = "import os, botocore.httpsession as h; h.where = lambda: os.environ['TEST_CA']; "
+
+
+def test_boto3_and_the_cli_over_https(servers, tls, tmp_path):
+    https, _, _ = servers
+    ca = tls[0]
     tok = tmp_path / "token"
-    tok.write_text(token(plain))
-    env = pod_env(plain, tok)
-    code = "import boto3; print(boto3.client('sts').get_caller_identity()['Arn'])"
+    tok.write_text(token(https, ca=ca))
+    env = pod_env(https, tok, AWS_CA_BUNDLE=str(ca), TEST_CA=str(ca))
+    code = TRUST_CA + "import boto3; print(boto3.client('sts').get_caller_identity()['Arn'])"
     p = subprocess.run([VENV_PYTHON, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert p.stdout.startswith(f"arn:aws:sts::{ACCOUNT}:assumed-role/direct-app/eks-{CLUSTER}-web-1-"), p.stdout
-    p = subprocess.run([AWS_CLI, "sts", "get-caller-identity", "--output", "json"], env=env, capture_output=True, text=True, timeout=60)
+    cli = TRUST_CA + "import sys; from awscli.clidriver import main; sys.exit(main())"
+    p = subprocess.run([VENV_PYTHON, "-c", cli, "sts", "get-caller-identity", "--output", "json"], env=env,
+                       capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["Arn"].startswith(f"arn:aws:sts::{ACCOUNT}:assumed-role/direct-app/eks-{CLUSTER}-web-1-")
     # an unknown service account's pod gets no credentials from the chain
-    tok.write_text(token(plain, sa="nobody"))
+    tok.write_text(token(https, sa="nobody", ca=ca))
     p = subprocess.run([VENV_PYTHON, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert p.returncode != 0 and ("NoCredentials" in p.stderr or "CredentialRetrievalError" in p.stderr), p.stderr
+
+
+def test_plain_http_is_refused_even_when_enabled(servers, tmp_path):
+    _, plain, _ = servers
+    assert plain.endpoint.startswith("http://")
+    assert "no --tls-cert: every such request will be refused" in plain.log()
+    setup_pod_identity(plain, None)
+    good = token(plain)
+    for headers in ({"Authorization": good}, {}):
+        r = requests.get(url(plain), headers=headers, timeout=10)
+        assert r.status_code == 403, r.text
+        assert re.fullmatch(r"\[[0-9a-f-]+\]: \(AccessDeniedException\): direct-mode Pod Identity is served over HTTPS only, "
+                            r"fault: client\n", r.text), r.text
+    # and so the SDK's container provider gets nothing
+    tok = tmp_path / "token"
+    tok.write_text(good)
+    code = "import boto3; print(boto3.client('sts').get_caller_identity()['Arn'])"
+    p = subprocess.run([VENV_PYTHON, "-c", code], env=pod_env(plain, tok), capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0 and ("NoCredentials" in p.stderr or "CredentialRetrievalError" in p.stderr), p.stderr
+
+
+def test_off_by_default_answers_as_an_unknown_path(servers, tls):
+    _, _, off = servers
+    ca = str(tls[0])
+    setup_pod_identity(off, tls[0])
+    unknown = requests.get(f"{off.endpoint}/no/such/path", verify=ca, timeout=10)
+    assert unknown.status_code == 404
+    for path in (url(off), f"{off.endpoint}/podiam/pod-identity/{ACCOUNT}/{CLUSTER}/other"):
+        r = requests.get(path, headers={"Authorization": token(off, ca=tls[0])}, verify=ca, timeout=10)
+        assert r.status_code == 404, r.text
+        assert r.headers["x-amzn-errortype"] == unknown.headers["x-amzn-errortype"] == "UnknownOperationException"
+        assert r.headers["content-type"] == unknown.headers["content-type"]
+        assert "SecretAccessKey" not in r.text

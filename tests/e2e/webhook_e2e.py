@@ -17,7 +17,7 @@ from pathlib import Path
 
 import requests
 
-from podiam_e2e import clean_env, podiam_bin
+from podiam_e2e import clean_env, podiam_bin, register_log
 
 
 class Webhook:
@@ -25,6 +25,7 @@ class Webhook:
         self.dir = workdir
         self.log_path = workdir / "webhook.log"
         self.log = open(self.log_path, "wb")
+        register_log(self.log_path)
         certs = workdir / "certs"
         argv = [podiam_bin(), "webhook", "--listen", "127.0.0.1:0", "--self-signed", str(certs), *args]
         self.proc = subprocess.Popen(argv, env=env, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)

@@ -14,7 +14,8 @@ use serde::Deserialize;
 
 /// Settings of `podiam serve`. Each flag also reads `PODIAM_<NAME>`; a value not given by
 /// flag or env comes from `--config FILE` (TOML, same names with `_`), else the default.
-#[derive(Args, Debug, Default)]
+/// `Debug` hides the store URL (a PostgreSQL URL may carry a password).
+#[derive(Args, Default)]
 pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "PODIAM_LISTEN")]
@@ -66,9 +67,16 @@ pub struct ServeArgs {
     /// DEVELOPMENT ONLY: allow http:// issuers for OIDC providers and JWKS fetches.
     #[arg(long, env = "PODIAM_DANGEROUS_ALLOW_HTTP_ISSUER")]
     dangerous_allow_http_issuer: bool,
+    /// Serve direct-mode Pod Identity at /podiam/pod-identity/<account>/<cluster>/v1/credentials,
+    /// over HTTPS only (needs --tls-cert): any holder of a pod's token who reaches this server
+    /// gets that pod's credentials, with no node identity. Only for nodes that cannot run the
+    /// agent.
+    #[arg(long, env = "PODIAM_ENABLE_DIRECT_POD_IDENTITY")]
+    enable_direct_pod_identity: bool,
 }
 
-#[derive(Deserialize, Debug, Default)]
+/// `serve`'s TOML file. Not `Debug`: `store` may carry a password.
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     listen: Option<String>,
@@ -81,7 +89,30 @@ struct FileConfig {
     master_key_file: Option<PathBuf>,
     additional_accounts: Option<Vec<String>>,
     dangerous_allow_http_issuer: Option<bool>,
+    enable_direct_pod_identity: Option<bool>,
     max_staleness: Option<u64>,
+}
+
+impl std::fmt::Debug for ServeArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeArgs")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("store", &self.store.as_ref().map(|_| "..."))
+            .field("config", &self.config)
+            .field("region", &self.region)
+            .field("account_id", &self.account_id)
+            .field("public_url", &self.public_url)
+            .field("issuer_base_url", &self.issuer_base_url)
+            .field("master_key_file", &self.master_key_file)
+            .field("additional_accounts", &self.additional_accounts)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
+            .field("max_staleness", &self.max_staleness)
+            .field("dangerous_allow_http_issuer", &self.dangerous_allow_http_issuer)
+            .field("enable_direct_pod_identity", &self.enable_direct_pod_identity)
+            .finish()
+    }
 }
 
 pub async fn run(mut a: ServeArgs) -> anyhow::Result<()> {
@@ -101,6 +132,7 @@ pub async fn run(mut a: ServeArgs) -> anyhow::Result<()> {
             a.additional_accounts = f.additional_accounts.unwrap_or_default();
         }
         a.dangerous_allow_http_issuer |= f.dangerous_allow_http_issuer.unwrap_or(false);
+        a.enable_direct_pod_identity |= f.enable_direct_pod_identity.unwrap_or(false);
     }
     let listen = a.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
     let data_dir = a.data_dir.unwrap_or_else(|| PathBuf::from("podiam-data"));
@@ -178,11 +210,21 @@ pub async fn run(mut a: ServeArgs) -> anyhow::Result<()> {
         if boot.is_some() { "; first start: account and root access key created" } else { "" },
         d = dir.display()
     );
-    let control = Arc::new(control);
-    match tls {
-        Some(tls) => podiam_server::serve_tls(listener, control, tls, shutdown_signal()).await?,
-        None => podiam_server::serve(listener, control, shutdown_signal()).await?,
+    let options = podiam_server::Options { direct_pod_identity: a.enable_direct_pod_identity };
+    if options.direct_pod_identity {
+        match tls {
+            Some(_) => tracing::warn!(
+                "direct-mode Pod Identity is on: any holder of a pod's token who reaches this server gets that pod's credentials"
+            ),
+            None => tracing::warn!("direct-mode Pod Identity is on but this server has no --tls-cert: every such request will be refused"),
+        }
     }
+    let transport = match tls {
+        Some(tls) => podiam_server::Transport::Tls(tls),
+        None => podiam_server::Transport::Plain,
+    };
+    let control = Arc::new(control);
+    podiam_server::serve(listener, control, options, transport, podiam_server::Timeouts::default(), shutdown_signal()).await?;
     Ok(())
 }
 
@@ -259,4 +301,24 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+    use super::*;
+
+    #[test]
+    fn serve_args_debug_hides_the_store_url() {
+        let a = ServeArgs { store: Some("postgres://podiam:hunter2-secret@db:5432/podiam".into()), ..ServeArgs::default() };
+        let shown = format!("{a:?} {a:#?}");
+        assert!(!shown.contains("hunter2-secret"), "{shown}");
+        assert!(shown.contains("store: Some(\"...\")"), "{shown}");
+    }
+
+    #[test]
+    fn the_config_file_turns_direct_pod_identity_on() {
+        let f: FileConfig = toml::from_str("enable_direct_pod_identity = true\n").unwrap();
+        assert_eq!(f.enable_direct_pod_identity, Some(true));
+    }
 }

@@ -47,8 +47,8 @@ pub struct IssuerKeys {
     pub all: Vec<Arc<SigningKey>>,
 }
 
-/// What `podiam issuer export` prints.
-#[derive(Debug, Clone)]
+/// What `podiam issuer export` prints. `Debug` leaves the private key out.
+#[derive(Clone)]
 pub struct IssuerExport {
     /// The issuer URL.
     pub issuer: String,
@@ -58,6 +58,17 @@ pub struct IssuerExport {
     pub public_keys_pem: String,
     /// The JWKS document.
     pub jwks: String,
+}
+
+impl std::fmt::Debug for IssuerExport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuerExport")
+            .field("issuer", &self.issuer)
+            .field("signing_key_pem", &"...")
+            .field("public_keys_pem", &self.public_keys_pem)
+            .field("jwks", &self.jwks)
+            .finish()
+    }
 }
 
 /// Inputs of a development token.
@@ -309,6 +320,19 @@ mod tests {
 
     const ACCT: &str = "111122223333";
     const T0: i64 = 1_700_000_000;
+
+    #[test]
+    fn export_debug_leaves_the_private_key_out() {
+        let e = IssuerExport {
+            issuer: "https://oidc.podiam.local/id/X".into(),
+            signing_key_pem: "-----BEGIN PRIVATE KEY-----\nMIGHAgEAsecret\n-----END PRIVATE KEY-----\n".into(),
+            public_keys_pem: "-----BEGIN PUBLIC KEY-----\n".into(),
+            jwks: "{}".into(),
+        };
+        let shown = format!("{e:?} {e:#?}");
+        assert!(!shown.contains("PRIVATE KEY") && !shown.contains("MIGHAgEAsecret"), "{shown}");
+        assert!(shown.contains("signing_key_pem: \"...\""), "{shown}");
+    }
 
     /// A clock the test moves by hand (whole seconds).
     struct TestClock(AtomicI64);

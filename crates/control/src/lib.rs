@@ -118,8 +118,8 @@ impl std::fmt::Debug for Control {
     }
 }
 
-/// What the first start created, for printing.
-#[derive(Debug, Clone)]
+/// What the first start created, for printing. `Debug` leaves the secret out.
+#[derive(Clone)]
 pub struct Bootstrap {
     /// The account id.
     pub account: String,
@@ -127,6 +127,16 @@ pub struct Bootstrap {
     pub access_key_id: String,
     /// Root secret (shown once, written to the credentials file).
     pub secret_access_key: String,
+}
+
+impl std::fmt::Debug for Bootstrap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bootstrap")
+            .field("account", &self.account)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"...")
+            .finish()
+    }
 }
 
 impl Control {
@@ -376,4 +386,24 @@ fn random_secret() -> Result<String> {
     use base64::Engine;
     let bytes = crypto::random_bytes::<30>().map_err(|_| AwsError::service_failure())?;
     Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::Bootstrap;
+
+    #[test]
+    fn bootstrap_debug_leaves_the_secret_out() {
+        let b = Bootstrap {
+            account: "111122223333".into(),
+            access_key_id: "AKIAEXAMPLEEXAMPLE01".into(),
+            secret_access_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
+        };
+        let shown = format!("{b:?} {b:#?}");
+        assert!(!shown.contains("wJalrXUtnFEMI"), "{shown}");
+        assert_eq!(
+            format!("{b:?}"),
+            r#"Bootstrap { account: "111122223333", access_key_id: "AKIAEXAMPLEEXAMPLE01", secret_access_key: "..." }"#
+        );
+    }
 }

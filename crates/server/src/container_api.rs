@@ -4,7 +4,10 @@
 //! `GET /podiam/pod-identity/{account}/{cluster}/v1/credentials` with the pod's projected token
 //! as the raw `Authorization` value answers exactly as the node agent does: the SDK container
 //! provider's JSON on success, the agent's `text/plain` error line otherwise. The token is the
-//! only credential, as with the agent; serve this over HTTPS (`--tls-cert`/`--tls-key`).
+//! only credential, as with the agent, but with no node in between: whoever holds a pod's token
+//! and reaches serve gets that pod's credentials. So the mode is off unless serve is started
+//! with `--enable-direct-pod-identity` (the router answers 404 then), and a request that did not
+//! arrive over TLS is refused before its token is read.
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -21,6 +24,10 @@ pub(crate) async fn handle(app: &App, path: &str, headers: &HeaderMap, meta: &po
         [account, cluster, "v1", "credentials"] => (*account, *cluster),
         _ => return (StatusCode::NOT_FOUND, [("content-type", "text/plain")], "404 page not found\n").into_response(),
     };
+    if !meta.secure_transport {
+        let e = AwsError::new("AccessDeniedException", 403, "direct-mode Pod Identity is served over HTTPS only");
+        return agent_error(&e, &rid);
+    }
     let token = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default().trim();
     if token.is_empty() {
         return agent_error(&AwsError::invalid_parameter("Service account token cannot be empty"), &rid);

@@ -7,7 +7,8 @@
 //! - `/id/<ID>/.well-known/openid-configuration`, `/id/<ID>/keys` → hosted issuer documents.
 //! - `/podiam/...` → podiam's own signed extensions (tokens, issuer rotation and export).
 //! - `/podiam/pod-identity/{account}/{cluster}/v1/credentials` → direct-mode Pod Identity
-//!   credentials (the node agent's endpoint, authenticated by the pod's token alone).
+//!   credentials (the node agent's endpoint, authenticated by the pod's token alone): only with
+//!   [`Options::direct_pod_identity`], and only over TLS; otherwise 404 as for any unknown path.
 //! - `/healthz`, `/readyz`.
 //!
 //! Handlers only decode, call a service, encode. Errors are rendered once per protocol.
@@ -18,7 +19,8 @@ mod query_api;
 mod tls;
 pub mod wire;
 
-pub use tls::{load_config as load_tls_config, serve_tls};
+pub use podiam_tls::{Timeouts, Transport};
+pub use tls::load_config as load_tls_config;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,16 +37,27 @@ use podiam_control::{AwsError, Caller, Control};
 /// URL-encoded).
 pub const MAX_BODY: usize = 1 << 20;
 
+/// What the router serves beyond the defaults.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Serve direct-mode Pod Identity (`/podiam/pod-identity/...`, over TLS only). Off by
+    /// default: it redeems a pod's token for that pod's credentials from wherever the caller is,
+    /// with no node identity, so a leaked token is usable from anywhere that reaches serve.
+    pub direct_pod_identity: bool,
+}
+
 /// Shared state of the handlers.
 #[derive(Clone, Debug)]
 pub struct App {
     /// The services.
     pub control: Arc<Control>,
+    /// What is turned on.
+    pub options: Options,
 }
 
 /// The router of `podiam serve`.
-pub fn router(control: Arc<Control>) -> Router {
-    Router::new().fallback(dispatch).with_state(App { control })
+pub fn router(control: Arc<Control>, options: Options) -> Router {
+    Router::new().fallback(dispatch).with_state(App { control, options })
 }
 
 /// A request as the handlers see it: raw pieces for SigV4, decoded pieces for the codecs.
@@ -79,6 +92,10 @@ async fn dispatch(State(app): State<App>, req: Request<Body>) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
+        Err(e) if is_body_timeout(&e) => {
+            let e = AwsError::new("RequestTimeout", 408, "the request body was not received in time");
+            return plain_error(&e, &request_id);
+        }
         Err(_) => {
             let e = AwsError::new("RequestEntityTooLarge", 413, format!("request body larger than {MAX_BODY} bytes"));
             return plain_error(&e, &request_id);
@@ -101,9 +118,12 @@ async fn dispatch(State(app): State<App>, req: Request<Body>) -> Response {
         },
         (Method::POST | Method::GET, "/") => query_api::handle(&app, inc).await,
         (_, p) if p.starts_with("/id/") => issuer_document(&app, p),
-        (_, p) if p.starts_with("/podiam/pod-identity/") => container_api::handle(&app, p, &inc.headers, &inc.meta).await,
+        (_, p) if p.starts_with("/podiam/pod-identity/") && app.options.direct_pod_identity => {
+            container_api::handle(&app, p, &inc.headers, &inc.meta).await
+        }
+        (_, p) if p.starts_with("/podiam/pod-identity/") => unknown_path(&path, &request_id),
         (_, p) if p.starts_with("/clusters") || p.starts_with("/tags/") || p.starts_with("/podiam/") => eks_api::handle(&app, inc).await,
-        _ => eks_api::error(&AwsError::new("UnknownOperationException", 404, format!("no operation at {path}")), &request_id),
+        _ => unknown_path(&path, &request_id),
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-amzn-requestid", v);
@@ -131,18 +151,43 @@ fn issuer_document(app: &App, path: &str) -> Response {
     }
 }
 
+fn unknown_path(path: &str, request_id: &str) -> Response {
+    eks_api::error(&AwsError::new("UnknownOperationException", 404, format!("no operation at {path}")), request_id)
+}
+
+/// Whether reading the body failed because the client did not send it in time.
+fn is_body_timeout(e: &axum::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.is::<podiam_tls::BodyTimeout>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
 fn plain_error(e: &AwsError, request_id: &str) -> Response {
     let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
     (status, [("content-type", "text/xml")], wire::xml::error(e, wire::xml::STS_NS, request_id)).into_response()
 }
 
-/// Bind and serve until `shutdown` resolves.
+/// Serves the router on `listener` (plain HTTP, or HTTPS: requests then see
+/// `aws:SecureTransport = true`) until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     control: Arc<Control>,
+    options: Options,
+    transport: Transport,
+    timeouts: Timeouts,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(control).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    let secure = matches!(transport, Transport::Tls(_));
+    podiam_tls::serve(listener, router(control, options), transport, timeouts, shutdown, move |req, peer| {
+        req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+        if secure {
+            req.extensions_mut().insert(tls::SecureTransport);
+        }
+    })
+    .await
 }

@@ -1,16 +1,11 @@
-//! HTTPS for `podiam serve`: rustls over the same router, one HTTP/1 connection per accepted
-//! TLS stream. Requests that arrive this way see `aws:SecureTransport = true`.
+//! HTTPS for `podiam serve`: the rustls configuration, and the mark of a request that arrived
+//! over TLS (it sees `aws:SecureTransport = true`).
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use axum::extract::ConnectInfo;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-
-use crate::router;
-use podiam_control::Control;
 
 /// Marks a request that arrived over TLS.
 #[derive(Clone, Copy, Debug)]
@@ -37,17 +32,3 @@ pub fn load_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>,
     Ok(Arc::new(config))
 }
 
-/// Serve HTTPS on `listener` until `shutdown` resolves (in-flight connections finish on their
-/// own).
-pub async fn serve_tls(
-    listener: tokio::net::TcpListener,
-    control: Arc<Control>,
-    tls: Arc<rustls::ServerConfig>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    podiam_tls::serve(listener, router(control), tls, shutdown, |req, peer| {
-        req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
-        req.extensions_mut().insert(SecureTransport);
-    })
-    .await
-}

@@ -25,7 +25,7 @@ async fn fixture() -> Fixture {
     let (master, _) = MasterKey::generate().unwrap();
     let control = Arc::new(Control::open(Config::default(), Arc::new(store), master, Arc::new(SystemClock)).await.unwrap());
     let boot = control.bootstrap(Some("111122223333")).await.unwrap().unwrap();
-    let router = podiam_server::router(Arc::clone(&control));
+    let router = podiam_server::router(Arc::clone(&control), podiam_server::Options::default());
     Fixture { control, router, account: boot.account, akid: boot.access_key_id, secret: boot.secret_access_key }
 }
 
@@ -460,4 +460,43 @@ async fn revoking_a_roles_sessions() {
     let (a, s, t) = (between(&out, "AccessKeyId").to_owned(), between(&out, "SecretAccessKey").to_owned(), between(&out, "SessionToken").to_owned());
     let new = Creds { akid: &a, secret: &s, token: Some(&t) };
     assert_eq!(call(&f, &new, "iam", "Action=ListRoles&Version=2010-05-08").await.0, StatusCode::OK, "a session issued after it is not");
+}
+
+fn direct_request(token: &str) -> Request<Body> {
+    Request::builder()
+        .method("GET")
+        .uri("/podiam/pod-identity/111122223333/demo/v1/credentials")
+        .header("host", "podiam.test")
+        .header("authorization", token)
+        .body(Body::empty())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn direct_pod_identity_is_off_by_default_like_an_unknown_path() {
+    let f = fixture().await;
+    let (s, body, etype) = send(&f, direct_request("some-token")).await;
+    let (us, ubody, uetype) =
+        send(&f, Request::builder().uri("/no/such/path").header("host", "podiam.test").body(Body::empty()).unwrap()).await;
+    assert_eq!((s, etype.as_deref()), (StatusCode::NOT_FOUND, Some("UnknownOperationException")), "{body}");
+    assert_eq!((us, uetype.as_deref()), (StatusCode::NOT_FOUND, Some("UnknownOperationException")), "{ubody}");
+    assert_eq!(body.replace("/podiam/pod-identity/111122223333/demo/v1/credentials", "/no/such/path"), ubody);
+}
+
+#[tokio::test]
+async fn direct_pod_identity_is_refused_without_tls() {
+    let f = fixture().await;
+    let router = podiam_server::router(Arc::clone(&f.control), podiam_server::Options { direct_pod_identity: true });
+    for token in ["some-token", ""] {
+        let resp = router.clone().oneshot(direct_request(token)).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        let body = String::from_utf8(resp.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+        let (rid, rest) = body.strip_prefix('[').unwrap().split_once("]: ").unwrap();
+        assert!(uuid_like(rid), "{body}");
+        assert_eq!(rest, "(AccessDeniedException): direct-mode Pod Identity is served over HTTPS only, fault: client\n");
+    }
+}
+
+fn uuid_like(s: &str) -> bool {
+    s.len() == 36 && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
 }

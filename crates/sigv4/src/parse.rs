@@ -41,7 +41,9 @@ pub struct Scope<'p> {
 /// A syntactically valid signature found in a request, borrowing from it where possible.
 ///
 /// Produced by [`crate::parse`]; consumed by [`crate::verify`] / [`crate::verify_with_key`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `Debug` leaves out the session token and the signature (which makes a presigned URL a
+/// bearer token).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Parsed<'a> {
     pub(crate) access_key_id: Cow<'a, str>,
     pub(crate) scope_date: Cow<'a, str>,
@@ -55,6 +57,24 @@ pub struct Parsed<'a> {
     pub(crate) security_token: Option<Cow<'a, str>>,
     /// `Some(X-Amz-Expires)` for presigned requests.
     pub(crate) expires: Option<u32>,
+}
+
+impl std::fmt::Debug for Parsed<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parsed")
+            .field("access_key_id", &self.access_key_id)
+            .field("scope_date", &self.scope_date)
+            .field("region", &self.region)
+            .field("service", &self.service)
+            .field("signed_headers", &self.signed_headers)
+            .field("signature", &"...")
+            .field("amz_date", &self.amz_date)
+            .field("request_time", &self.request_time)
+            .field("date_source", &self.date_source)
+            .field("security_token", &self.security_token.as_ref().map(|_| "..."))
+            .field("expires", &self.expires)
+            .finish()
+    }
 }
 
 impl Parsed<'_> {
@@ -444,4 +464,29 @@ fn parse_expires(value: &str) -> Result<u32, Error> {
         return Err(Error::ExpiresTooLarge);
     }
     u32::try_from(n).map_err(|_| Error::ExpiresTooLarge)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+    use super::*;
+
+    #[test]
+    fn parsed_debug_leaves_the_session_token_and_signature_out() {
+        let auth = b"AWS4-HMAC-SHA256 Credential=ASIAEXAMPLEEXAMPLE01/20260101/us-east-1/sts/aws4_request, \
+            SignedHeaders=host;x-amz-date;x-amz-security-token, \
+            Signature=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        let headers: [(&str, &[u8]); 4] = [
+            ("host", b"podiam.test"),
+            ("x-amz-date", b"20260101T000000Z"),
+            ("x-amz-security-token", b"IQoJb3JpZ2luX2VjEXAMPLESESSIONTOKEN"),
+            ("authorization", auth),
+        ];
+        let req = Request { method: "POST", path: "/", query: "", headers: &headers, body: b"" };
+        let parsed = parse(&req).unwrap().unwrap();
+        let shown = format!("{parsed:?} {parsed:#?}");
+        assert!(!shown.contains("IQoJb3JpZ2lu"), "{shown}");
+        assert!(!shown.contains("0123456789abcdef"), "{shown}");
+        assert!(shown.contains("ASIAEXAMPLEEXAMPLE01"), "{shown}");
+    }
 }

@@ -20,8 +20,9 @@ const NOT_SIGNED: &[&str] = &[
 /// Headers the signer sets itself; any such header in the input request is ignored.
 const REPLACED: &[&str] = &["x-amz-date", "x-amz-security-token", "x-amz-content-sha256"];
 
-/// Everything needed to sign besides the request.
-#[derive(Debug, Clone, Copy)]
+/// Everything needed to sign besides the request. `Debug` leaves the secret key and the session
+/// token out.
+#[derive(Clone, Copy)]
 pub struct SigningParams<'a> {
     /// The access key id.
     pub access_key_id: &'a str,
@@ -39,6 +40,21 @@ pub struct SigningParams<'a> {
     pub content_sha256_header: bool,
     /// Canonicalization knobs; use [`Options::default`] for STS/IAM/EKS.
     pub options: Options,
+}
+
+impl std::fmt::Debug for SigningParams<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningParams")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"...")
+            .field("session_token", &self.session_token.map(|_| "..."))
+            .field("region", &self.region)
+            .field("service", &self.service)
+            .field("amz_date", &self.amz_date)
+            .field("content_sha256_header", &self.content_sha256_header)
+            .field("options", &self.options)
+            .finish()
+    }
 }
 
 impl<'a> SigningParams<'a> {
@@ -236,4 +252,26 @@ pub fn sign(
         ..SigningParams::new(access_key_id, secret_access_key, region, service, amz_date)
     }
     .sign(req)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+    use super::*;
+
+    #[test]
+    fn signing_params_debug_leaves_the_secrets_out() {
+        let mut p = SigningParams::new(
+            "ASIAEXAMPLEEXAMPLE01",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "us-east-1",
+            "sts",
+            "20260101T000000Z",
+        );
+        p.session_token = Some("IQoJb3JpZ2luX2VjEXAMPLESESSIONTOKEN");
+        let shown = format!("{p:?} {p:#?}");
+        assert!(!shown.contains("wJalrXUtnFEMI"), "{shown}");
+        assert!(!shown.contains("IQoJb3JpZ2lu"), "{shown}");
+        assert!(shown.contains("ASIAEXAMPLEEXAMPLE01") && shown.contains("session_token: Some(\"...\")"), "{shown}");
+    }
 }

@@ -1,5 +1,6 @@
 //! The embedded SQLite store: one file in the data directory, WAL journal, synchronous commits
-//! (an acknowledged write survives `kill -9`).
+//! (an acknowledged write survives `kill -9`). The database holds sealed secrets and every other
+//! record: it and its `-wal`/`-shm` files are readable by their owner only (0600).
 
 use std::path::Path;
 use std::str::FromStr;
@@ -22,8 +23,11 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Open (creating if needed) the database at `path` and apply pending migrations.
+    /// Open (creating if needed, mode 0600) the database at `path` and apply pending migrations.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        // SQLite creates the `-wal` and `-shm` files with the database file's mode, so creating
+        // the database 0600 here (not with the process umask) makes all three private.
+        private_file(path, true)?;
         let url = format!("sqlite://{}", path.display());
         let opts = SqliteConnectOptions::from_str(&url)
             .map_err(backend)?
@@ -35,6 +39,12 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new().max_connections(1).connect_with(opts).await.map_err(backend)?;
         let store = Self { pool };
         store.migrate().await?;
+        // Files an older version left with the umask's mode.
+        for suffix in ["-wal", "-shm", "-journal"] {
+            let mut side = path.as_os_str().to_owned();
+            side.push(suffix);
+            private_file(Path::new(&side), false)?;
+        }
         Ok(store)
     }
 
@@ -72,6 +82,24 @@ impl SqliteStore {
                 .map_err(backend)?;
         }
         tx.commit().await.map_err(backend)
+    }
+}
+
+/// Make `path` readable by its owner only: create it 0600 if `create` and it is missing, and
+/// narrow the mode of an existing file.
+fn private_file(path: &Path, create: bool) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let io = |e: std::io::Error| StoreError::Backend(format!("{}: {e}", path.display()));
+    if create {
+        // `create` without `truncate`: an existing database is left as it is.
+        #[expect(clippy::suspicious_open_options, reason = "opened only to create it if missing, never written here")]
+        std::fs::OpenOptions::new().write(true).create(true).mode(0o600).open(path).map_err(io)?;
+    }
+    match std::fs::metadata(path) {
+        Ok(m) if m.permissions().mode() & 0o077 != 0 => std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !create => Ok(()),
+        Err(e) => Err(io(e)),
     }
 }
 
@@ -208,5 +236,64 @@ impl Store for SqliteStore {
             }
             Ok(set)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("podiam-store-{name}-{}-{}", std::process::id(), rand_suffix()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn rand_suffix() -> u128 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    }
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    fn side(db: &Path, suffix: &str) -> PathBuf {
+        let mut s = db.as_os_str().to_owned();
+        s.push(suffix);
+        PathBuf::from(s)
+    }
+
+    #[tokio::test]
+    async fn database_files_are_created_private() {
+        let dir = temp_dir("mode");
+        let db = dir.join("podiam.db");
+        let store = SqliteStore::open(&db).await.unwrap();
+        // The WAL and shared-memory files exist while the database is open (the migrations wrote).
+        for p in [db.clone(), side(&db, "-wal"), side(&db, "-shm")] {
+            assert!(p.exists(), "{} missing", p.display());
+            assert_eq!(mode(&p), 0o600, "{}", p.display());
+        }
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_existing_world_readable_database_is_narrowed() {
+        let dir = temp_dir("narrow");
+        let db = dir.join("podiam.db");
+        for p in [db.clone(), side(&db, "-wal")] {
+            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o644).open(&p).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        let store = SqliteStore::open(&db).await.unwrap();
+        for p in [db.clone(), side(&db, "-wal"), side(&db, "-shm")] {
+            assert_eq!(mode(&p), 0o600, "{}", p.display());
+        }
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

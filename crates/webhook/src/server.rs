@@ -1,5 +1,6 @@
 //! The HTTPS server: `POST /mutate`, `GET /healthz`, `GET /metrics`, one HTTP/1.1 connection
-//! (keep-alive) per accepted TLS stream.
+//! (keep-alive) per accepted TLS stream, through podiam's one accept loop (`podiam-tls`), which
+//! bounds the handshake, each request head (and keep-alive idleness) and each body in time.
 
 use std::sync::Arc;
 
@@ -11,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::Webhook;
+pub use podiam_tls::{Timeouts, Transport};
 
 /// The largest AdmissionReview accepted (the API server caps objects at ~3 MiB).
 pub const MAX_BODY: usize = 8 * 1024 * 1024;
@@ -77,23 +79,50 @@ async fn metrics(State(w): State<Arc<Webhook>>) -> Response {
         .into_response()
 }
 
-/// Serves HTTPS on `listener` until `shutdown` resolves.
+/// Serves HTTPS on `listener` until `shutdown` resolves, with the default time limits.
 pub async fn serve_tls(
     listener: tokio::net::TcpListener,
     app: Router,
     tls: Arc<rustls::ServerConfig>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    podiam_tls::serve(listener, app, tls, shutdown, |_, _| {}).await
+    serve_tls_with(listener, app, tls, Timeouts::default(), shutdown).await
 }
 
-/// Serves plain HTTP (for a separate metrics port) until `shutdown` resolves.
+/// Serves HTTPS on `listener` until `shutdown` resolves, with these time limits (handshake,
+/// request head and keep-alive idleness, request body).
+pub async fn serve_tls_with(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    tls: Arc<rustls::ServerConfig>,
+    timeouts: Timeouts,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    podiam_tls::serve(
+        listener,
+        app,
+        Transport::Tls(tls),
+        timeouts,
+        shutdown,
+        |_, _| {},
+    )
+    .await
+}
+
+/// Serves plain HTTP (for a separate metrics port) until `shutdown` resolves, with the same
+/// time limits as the HTTPS listener.
 pub async fn serve_plain(
     listener: tokio::net::TcpListener,
     app: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    podiam_tls::serve(
+        listener,
+        app,
+        Transport::Plain,
+        Timeouts::default(),
+        shutdown,
+        |_, _| {},
+    )
+    .await
 }

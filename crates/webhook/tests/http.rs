@@ -212,3 +212,70 @@ async fn eks_associations_client() {
     assert!(seen.lock().len() >= 4);
     assert!(src.has_association("prod", "c"));
 }
+
+/// The webhook's listener bounds slow clients in time (short limits here): a stalled TLS
+/// handshake, a request head cut short after the handshake, and an idle kept-alive connection
+/// are all closed within their limits, while a complete request is answered.
+#[tokio::test]
+async fn stalled_clients_lose_their_connection() {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const LIMIT: Duration = Duration::from_millis(400);
+    const PATIENCE: Duration = Duration::from_secs(5);
+    async fn closed_after<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> (String, Duration) {
+        let started = std::time::Instant::now();
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match tokio::time::timeout(PATIENCE, s.read(&mut buf)).await {
+                Err(_) => panic!("connection still open after {PATIENCE:?}: {:?}", String::from_utf8_lossy(&out)),
+                Ok(Ok(0) | Err(_)) => return (String::from_utf8_lossy(&out).into_owned(), started.elapsed()),
+                Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+
+    let dir = common::temp_dir("http-timeouts");
+    let ss = ensure_self_signed(&dir, &["localhost".to_owned()]).unwrap();
+    let tls = server_config(Arc::new(ReloadingCert::open(&ss.cert, &ss.key).unwrap())).unwrap();
+    let w = Arc::new(Webhook::new(Settings::default(), Arc::new(ServiceAccounts::default()), Arc::new(Associations::default())));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let timeouts = server::Timeouts { handshake: LIMIT, header_read: LIMIT, body_read: LIMIT, write_stall: LIMIT, grace: Duration::from_secs(1) };
+    tokio::spawn(server::serve_tls_with(listener, server::router(w), tls, timeouts, std::future::pending()));
+
+    // Stalled inside the ClientHello.
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]).await.unwrap();
+    let (_, after) = closed_after(&mut s).await;
+    assert!(after >= LIMIT.mul_f32(0.9) && after < PATIENCE, "{after:?}");
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_slice(ss.ca_pem().unwrap().as_bytes()).unwrap()).unwrap();
+    let client = Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+    let connect = || async {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tokio_rustls::TlsConnector::from(Arc::clone(&client)).connect(ServerName::try_from("localhost").unwrap(), tcp).await.unwrap()
+    };
+
+    // Handshake done, request head cut in the middle of a header line.
+    let mut s = connect().await;
+    s.write_all(b"POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Ty").await.unwrap();
+    let (_, after) = closed_after(&mut s).await;
+    assert!(after >= LIMIT.mul_f32(0.9) && after < PATIENCE, "{after:?}");
+
+    // A complete request is answered; the connection, then idle, is closed.
+    let mut s = connect().await;
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n").await.unwrap();
+    let (resp, after) = closed_after(&mut s).await;
+    assert!(resp.starts_with("HTTP/1.1 200 OK\r\n") && resp.ends_with("\r\n\r\nok"), "{resp}");
+    assert!(after >= LIMIT.mul_f32(0.9) && after < PATIENCE, "{after:?}");
+}
