@@ -376,3 +376,165 @@ def test_get_access_key_info_is_authorized_and_get_caller_identity_never_denied(
     assert "sts:GetAccessKeyInfo" in msg and "explicit deny" in msg, msg
     ok = principal(server, allow("sts:GetAccessKeyInfo"))
     assert server.client("sts", ok).get_access_key_info(AccessKeyId=u["AccessKeyId"])["Account"] == ACCOUNT
+
+
+# ---- references by name must not outlive what they named
+
+
+def test_a_boundary_in_use_cannot_be_deleted_and_recreated(server):
+    iam = server.client("iam")
+    pb = iam.create_policy(PolicyName="PB", PolicyDocument=allow("iam:ListRoles"))["Policy"]["Arn"]
+    iam.create_role(RoleName="BoundedByPB", AssumeRolePolicyDocument=PI_TRUST, PermissionsBoundary=pb)
+    denied(iam.delete_policy, PolicyArn=pb, code="DeleteConflict")
+    iam.create_user(UserName="UserBoundedByPB", PermissionsBoundary=pb)
+    assert iam.get_user(UserName="UserBoundedByPB")["User"]["PermissionsBoundary"]["PermissionsBoundaryArn"] == pb
+    iam.delete_role_permissions_boundary(RoleName="BoundedByPB")
+    denied(iam.delete_policy, PolicyArn=pb, code="DeleteConflict")  # the user still uses it
+    iam.delete_user_permissions_boundary(UserName="UserBoundedByPB")
+    iam.delete_policy(PolicyArn=pb)
+
+
+def test_create_user_applies_its_permissions_boundary(server):
+    iam = server.client("iam")
+    ub = iam.create_policy(PolicyName="UB", PolicyDocument=allow("iam:ListRoles"))["Policy"]["Arn"]
+    iam.create_user(UserName="ub-user", PermissionsBoundary=ub)
+    iam.put_user_policy(UserName="ub-user", PolicyName="all", PolicyDocument=statements(ALLOW_ALL))
+    k = iam.create_access_key(UserName="ub-user")["AccessKey"]
+    u = server.client("iam", {"AccessKeyId": k["AccessKeyId"], "SecretAccessKey": k["SecretAccessKey"]})
+    msg = denied(u.list_users)
+    assert "because no permissions boundary allows the iam:ListUsers action" in msg, msg
+    u.list_roles()
+    # Delegation: a principal may only set the boundary its policy names.
+    d = server.client("iam", principal(server, statements(ALLOW_ALL, {
+        "Effect": "Deny", "Action": ["iam:CreateUser", "iam:PutUserPermissionsBoundary", "iam:PutRolePermissionsBoundary",
+                                     "iam:DeleteUserPermissionsBoundary"], "Resource": "*",
+        "Condition": {"StringNotEquals": {"iam:PermissionsBoundary": ub}}})))
+    denied(d.create_user, UserName="unbounded")
+    d.create_user(UserName="bounded", PermissionsBoundary=ub)
+    other = iam.create_policy(PolicyName="UB2", PolicyDocument=allow("*"))["Policy"]["Arn"]
+    denied(d.put_user_permissions_boundary, UserName="bounded", PermissionsBoundary=other)
+    d.delete_user_permissions_boundary(UserName="ub-user")  # its current boundary is UB: allowed
+
+
+def test_a_recreated_principal_does_not_inherit_trust(server):
+    iam = server.client("iam")
+    user = principal(server, statements(ALLOW_ALL))
+    user_arn = f"arn:aws:iam::{ACCOUNT}:user/{user['name']}"
+    iam.create_role(RoleName="ci", AssumeRolePolicyDocument=principal_trust({"AWS": user_arn}))
+    iam.put_role_policy(RoleName="ci", PolicyName="all", PolicyDocument=statements(ALLOW_ALL))
+    ci_arn = f"arn:aws:iam::{ACCOUNT}:role/ci"
+    iam.create_role(RoleName="adm", AssumeRolePolicyDocument=principal_trust({"AWS": [ci_arn, user_arn]}))
+    ci_id = iam.get_role(RoleName="ci")["Role"]["RoleId"]
+    iam.delete_role_policy(RoleName="ci", PolicyName="all")
+    iam.delete_role(RoleName="ci")
+    trust = iam.get_role(RoleName="adm")["Role"]["AssumeRolePolicyDocument"]
+    trust = json.loads(trust) if isinstance(trust, str) else trust
+    assert trust["Statement"][0]["Principal"]["AWS"] == [ci_id, user_arn], trust
+    iam.create_role(RoleName="ci", AssumeRolePolicyDocument=principal_trust({"AWS": user_arn}))
+    iam.put_role_policy(RoleName="ci", PolicyName="all", PolicyDocument=statements(ALLOW_ALL))
+    c = server.client("sts", user).assume_role(RoleArn=ci_arn, RoleSessionName="s1")["Credentials"]
+    sess = {k: c[k] for k in ("AccessKeyId", "SecretAccessKey", "SessionToken")}
+    denied(server.client("sts", sess).assume_role, RoleArn=f"arn:aws:iam::{ACCOUNT}:role/adm", RoleSessionName="s2")
+    # The other principal the trust names is untouched.
+    assert server.client("sts", user).assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/adm", RoleSessionName="s3")
+
+
+def test_a_chained_source_identity_needs_set_source_identity(server):
+    iam = server.client("iam")
+    user = principal(server, statements(ALLOW_ALL))
+    user_arn = f"arn:aws:iam::{ACCOUNT}:user/{user['name']}"
+    iam.create_role(RoleName="si1", AssumeRolePolicyDocument=principal_trust({"AWS": user_arn}, ["sts:AssumeRole", "sts:SetSourceIdentity"]))
+    iam.put_role_policy(RoleName="si1", PolicyName="all", PolicyDocument=statements(ALLOW_ALL))
+    si1 = f"arn:aws:iam::{ACCOUNT}:role/si1"
+    iam.create_role(RoleName="si2", AssumeRolePolicyDocument=statements(
+        {"Effect": "Allow", "Principal": {"AWS": si1}, "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"]},
+        {"Effect": "Deny", "Principal": {"AWS": si1}, "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"],
+         "Condition": {"StringEquals": {"sts:SourceIdentity": "mallory"}}}))
+    iam.create_role(RoleName="si3", AssumeRolePolicyDocument=principal_trust({"AWS": si1}))
+    c = server.client("sts", user).assume_role(RoleArn=si1, RoleSessionName="s1", SourceIdentity="mallory")["Credentials"]
+    sess = server.client("sts", {k: c[k] for k in ("AccessKeyId", "SecretAccessKey", "SessionToken")})
+    denied(sess.assume_role, RoleArn=f"arn:aws:iam::{ACCOUNT}:role/si2", RoleSessionName="s2")
+    # A trust that does not allow sts:SetSourceIdentity cannot receive one either.
+    denied(sess.assume_role, RoleArn=f"arn:aws:iam::{ACCOUNT}:role/si3", RoleSessionName="s3")
+    c = server.client("sts", user).assume_role(RoleArn=si1, RoleSessionName="s1", SourceIdentity="alice")["Credentials"]
+    sess = server.client("sts", {k: c[k] for k in ("AccessKeyId", "SecretAccessKey", "SessionToken")})
+    assert sess.assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/si2", RoleSessionName="s2")["SourceIdentity"] == "alice"
+
+
+# ---- every action is authorized under its own name
+
+
+def test_actions_are_authorized_under_their_own_names(server):
+    iam = server.client("iam")
+    iam.create_role(RoleName="Described", AssumeRolePolicyDocument=PI_TRUST)
+    prov = iam.create_open_id_connect_provider(Url="https://own-names.example.com", ClientIDList=["sts.amazonaws.com"],
+                                               ThumbprintList=["a" * 40])["OpenIDConnectProviderArn"]
+    a = server.client("iam", principal(server, statements(ALLOW_ALL, {
+        "Effect": "Deny", "Action": ["iam:UpdateRoleDescription", "iam:ListOpenIDConnectProviderTags"], "Resource": "*"})))
+    denied(a.update_role_description, RoleName="Described", Description="pwned")
+    denied(a.list_open_id_connect_provider_tags, OpenIDConnectProviderArn=prov)
+    assert "pwned" != iam.get_role(RoleName="Described")["Role"].get("Description")
+    a.update_role(RoleName="Described", Description="fine")  # iam:UpdateRole is not denied
+
+
+# ---- what a caller may learn
+
+
+def test_assume_role_refusals_say_the_same_whether_or_not_the_role_exists(server):
+    iam = server.client("iam")
+    iam.create_role(RoleName="web", Path="/sec/", AssumeRolePolicyDocument=PI_TRUST)
+    other_root = server.client("sts", server.root_keys(f"podiam-{OTHER}"))
+    u = principal(server, statements(ALLOW_ALL))
+    sts = server.client("sts", u)
+    msgs = set()
+    for arn in (f"arn:aws:iam::{ACCOUNT}:role/sec/WEB", f"arn:aws:iam::{ACCOUNT}:role/sec/nosuch", f"arn:aws:iam::{ACCOUNT}:role/web"):
+        msg = denied(sts.assume_role, RoleArn=arn, RoleSessionName="s1")
+        assert "role/sec/web" not in msg, msg
+        msgs.add(msg.replace(arn, "ARN"))
+    assert len(msgs) == 1, msgs
+    del other_root
+
+
+def test_eks_tag_apis_do_not_reveal_what_exists(server):
+    server.client("eks").create_cluster(name="hidden", roleArn=f"arn:aws:iam::{ACCOUNT}:role/eks",
+                                        resourcesVpcConfig={"subnetIds": ["s"]})
+    nop = server.client("eks", principal(server, statements({"Effect": "Allow", "Action": "iam:GetUser", "Resource": "*"})))
+    for name in ("hidden", "nosuch"):
+        arn = f"arn:aws:eks:us-east-1:{ACCOUNT}:cluster/{name}"
+        denied(nop.list_tags_for_resource, resourceArn=arn, code="AccessDeniedException")
+        denied(nop.tag_resource, resourceArn=arn, tags={"a": "b"}, code="AccessDeniedException")
+
+
+def test_minting_tokens_can_be_confined_to_a_namespace(server):
+    server.client("eks").create_cluster(name="mint", roleArn=f"arn:aws:iam::{ACCOUNT}:role/eks",
+                                        resourcesVpcConfig={"subnetIds": ["s"]})
+    import subprocess
+
+    from podiam_e2e import podiam_bin
+    u = principal(server, statements({"Effect": "Allow", "Action": "podiam:MintServiceAccountToken", "Resource": "*",
+                                      "Condition": {"StringEquals": {"podiam:Namespace": "team-a"}}}))
+    env = server.creds_env(u)
+
+    def mint(ns):
+        return subprocess.run([podiam_bin(), "token", "--cluster", "mint", "--namespace", ns, "--service-account", "sa"],
+                              env=env, capture_output=True, text=True, timeout=30)
+    assert mint("team-a").returncode == 0
+    p = mint("kube-system")
+    assert p.returncode != 0 and "podiam:MintServiceAccountToken" in p.stderr, p.stderr
+
+
+# ---- a tenant cannot fill the shared control plane; responses always parse
+
+
+def test_cluster_quota_and_spec_size(server):
+    eks = server.client("eks", server.root_keys(f"podiam-{OTHER}"))
+    denied(eks.create_cluster, name="padded", roleArn=f"arn:aws:iam::{OTHER}:role/eks",
+           resourcesVpcConfig={"subnetIds": ["s" * 900_000]}, code="InvalidParameterException")
+
+
+def test_descriptions_that_xml_cannot_carry_are_refused(server):
+    iam = server.client("iam")
+    denied(iam.create_role, RoleName="Ctl", AssumeRolePolicyDocument=PI_TRUST, Description="x\x01y", code="ValidationError")
+    iam.create_role(RoleName="Ctl", AssumeRolePolicyDocument=PI_TRUST, Description="tab\there é")
+    denied(iam.update_role_description, RoleName="Ctl", Description="x\x1fy", code="ValidationError")
+    assert iam.list_roles()["Roles"]

@@ -320,7 +320,18 @@ impl Control {
                 if let Some(p) = &s.policy {
                     parts.session.extend(parse(p, "session policy".into(), policy::PolicyKind::Session));
                 }
-                for arn in &s.policy_arns {
+                for (i, arn) in s.policy_arns.iter().enumerate() {
+                    // Bound to the policy that existed at mint time (sessions minted before
+                    // the ids were recorded carry none and are read by ARN).
+                    if let Some(id) = s.policy_ids.get(i) {
+                        let now_id = crate::names::Arn::parse(arn).and_then(|a| {
+                            let name = a.resource.rsplit('/').next()?.to_lowercase();
+                            t.policies.get(&(a.account.to_owned(), name)).map(|e| e.value.id.clone())
+                        });
+                        if id.is_empty() || now_id.as_deref() != Some(id.as_str()) {
+                            continue;
+                        }
+                    }
                     if let Some((label, doc)) = managed(arn) {
                         parts.session.extend(parse(&doc, label, policy::PolicyKind::Session));
                     }

@@ -92,11 +92,15 @@ actions! {
     IamUpdateOpenIdConnectProviderThumbprint => "iam:UpdateOpenIDConnectProviderThumbprint", OidcProvider, [];
     IamTagOpenIdConnectProvider => "iam:TagOpenIDConnectProvider", OidcProvider, ["aws:RequestTag/", "aws:TagKeys"];
     IamUntagOpenIdConnectProvider => "iam:UntagOpenIDConnectProvider", OidcProvider, ["aws:TagKeys"];
+    IamListOpenIdConnectProviderTags => "iam:ListOpenIDConnectProviderTags", OidcProvider, [];
     // --- IAM: roles
     IamCreateRole => "iam:CreateRole", Role, ["aws:RequestTag/", "aws:TagKeys", "iam:PermissionsBoundary"];
     IamGetRole => "iam:GetRole", Role, [];
     IamListRoles => "iam:ListRoles", Wildcard, [];
     IamUpdateRole => "iam:UpdateRole", Role, [];
+    IamUpdateRoleDescription => "iam:UpdateRoleDescription", Role, [];
+    IamPutRolePermissionsBoundary => "iam:PutRolePermissionsBoundary", Role, ["iam:PermissionsBoundary"];
+    IamDeleteRolePermissionsBoundary => "iam:DeleteRolePermissionsBoundary", Role, ["iam:PermissionsBoundary"];
     IamUpdateAssumeRolePolicy => "iam:UpdateAssumeRolePolicy", Role, [];
     IamDeleteRole => "iam:DeleteRole", Role, [];
     IamTagRole => "iam:TagRole", Role, ["aws:RequestTag/", "aws:TagKeys"];
@@ -118,7 +122,9 @@ actions! {
     IamGetPolicyVersion => "iam:GetPolicyVersion", Policy, [];
     IamCreatePolicyVersion => "iam:CreatePolicyVersion", Policy, [];
     // --- IAM: users and access keys
-    IamCreateUser => "iam:CreateUser", User, ["aws:RequestTag/", "aws:TagKeys"];
+    IamCreateUser => "iam:CreateUser", User, ["aws:RequestTag/", "aws:TagKeys", "iam:PermissionsBoundary"];
+    IamPutUserPermissionsBoundary => "iam:PutUserPermissionsBoundary", User, ["iam:PermissionsBoundary"];
+    IamDeleteUserPermissionsBoundary => "iam:DeleteUserPermissionsBoundary", User, ["iam:PermissionsBoundary"];
     IamGetUser => "iam:GetUser", User, [];
     IamListUsers => "iam:ListUsers", Wildcard, [];
     IamDeleteUser => "iam:DeleteUser", User, [];
@@ -159,7 +165,7 @@ actions! {
     // --- EKS Auth
     EksAuthAssumeRoleForPodIdentity => "eks-auth:AssumeRoleForPodIdentity", Cluster, [];
     // --- podiam's extensions
-    PodiamMintServiceAccountToken => "podiam:MintServiceAccountToken", Cluster, [];
+    PodiamMintServiceAccountToken => "podiam:MintServiceAccountToken", Cluster, ["podiam:Namespace", "podiam:ServiceAccount", "podiam:Audience"];
     PodiamRotateIssuerKey => "podiam:RotateIssuerKey", Cluster, [];
     PodiamExportIssuerKey => "podiam:ExportIssuerKey", Cluster, [];
 }
@@ -350,6 +356,11 @@ impl Keys {
             self.entries.push((TAG_KEYS.into(), keys.to_vec()));
         }
         self
+    }
+    /// Whether `key` is set (case-insensitively).
+    pub fn has(&self, key: &str) -> bool {
+        let k = podiam_policy::fold_key(key);
+        self.entries.iter().any(|(e, _)| podiam_policy::fold_key(e) == k)
     }
     /// Append other keys.
     #[must_use]

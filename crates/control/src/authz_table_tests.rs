@@ -11,10 +11,9 @@ use crate::auth::{record, Caller, RequestMeta};
 use crate::authz::{Action, ResourceKind};
 use crate::crypto::MasterKey;
 use crate::iam::{CreateRole, PageReq};
-use crate::model::{kind, Tag};
+use crate::model::Tag;
 use crate::pod_identity::{CreateAssociation, UpdateAssociation};
 use crate::simulate::SimulateInput;
-use crate::state::Change;
 use crate::sts::{AssumeCommon, AssumeRoleExtra};
 use crate::{Config, Control, SystemClock};
 
@@ -55,15 +54,9 @@ async fn every_action_authorizes_the_stored_entity_with_every_declared_key() {
     c.create_policy_version(&root, &m, &pol_arn, allow_all(), false).await.unwrap();
     c.get_policy_version(&root, &m, &pol_arn, "v1").unwrap();
 
-    c.create_user(&root, &m, "Alice", Some("/people/".into()), tags(&[("Team", "a")])).await.unwrap();
-    {
-        // podiam has no PutUserPermissionsBoundary yet: give Alice a boundary directly.
-        let guard = c.db.write().await;
-        let e = c.db.read().users.get(&(ACCT.to_owned(), "alice".to_owned())).cloned().unwrap();
-        let mut u = (*e.value).clone();
-        u.boundary = Some(boundary_arn.clone());
-        c.db.commit(&guard, vec![Change::update(kind::USER, ACCT, "alice", &u, e.version).unwrap()], c.now()).await.unwrap();
-    }
+    c.create_user(&root, &m, "Alice", Some("/people/".into()), Some(&boundary_arn), tags(&[("Team", "a")])).await.unwrap();
+    c.delete_user_boundary(&root, &m, "alice").await.unwrap();
+    c.put_user_boundary(&root, &m, "alice", &boundary_arn).await.unwrap();
     c.get_user(&root, &m, Some("alice")).unwrap();
     c.list_users(&root, &m, None, &PageReq::default()).unwrap();
     c.put_user_policy(&root, &m, "alice", "inline", allow_all()).await.unwrap();
@@ -92,6 +85,9 @@ async fn every_action_authorizes_the_stored_entity_with_every_declared_key() {
     c.get_role(&root, &m, "mixedcase").unwrap();
     c.list_roles(&root, &m, None, &PageReq::default()).unwrap();
     c.update_role_settings(&root, &m, "mixedcase", Some("d".into()), None).await.unwrap();
+    c.update_role_description(&root, &m, "mixedcase", "e".into()).await.unwrap();
+    c.delete_role_boundary(&root, &m, "mixedcase").await.unwrap();
+    c.put_role_boundary(&root, &m, "mixedcase", &boundary_arn).await.unwrap();
     c.update_assume_role_policy(&root, &m, "mixedcase", trust.to_string()).await.unwrap();
     c.tag_role(&root, &m, "mixedcase", tags(&[("Level", "1")])).await.unwrap();
     c.untag_role(&root, &m, "mixedcase", vec!["level".into()]).await.unwrap();
@@ -167,6 +163,7 @@ async fn every_action_authorizes_the_stored_entity_with_every_declared_key() {
     c.assume_role_with_web_identity(&m, web, &web_token).await.unwrap();
     c.get_oidc_provider(&root, &m, &provider).unwrap();
     c.list_oidc_providers(&root, &m).unwrap();
+    c.list_oidc_provider_tags(&root, &m, &provider).unwrap();
     c.add_client_id(&root, &m, &provider, "other").await.unwrap();
     c.remove_client_id(&root, &m, &provider, "other").await.unwrap();
     c.update_thumbprints(&root, &m, &provider, vec!["a".repeat(40)]).await.unwrap();

@@ -20,6 +20,13 @@ pub const TAG_ISSUER_ALGORITHM: &str = "podiam.io/issuer-algorithm";
 /// Tag that names an external issuer instead of a hosted one.
 pub const TAG_EXTERNAL_ISSUER: &str = "podiam.io/external-issuer";
 
+/// Clusters per account (EKS's default quota per region).
+pub const CLUSTERS_PER_ACCOUNT: usize = 100;
+/// The largest cluster specification stored (the JSON of the fields podiam keeps but does not
+/// act on): far above any real CreateCluster request, small enough that no tenant can fill
+/// the shared control plane's memory with padding.
+pub const MAX_SPEC_BYTES: usize = 16 * 1024;
+
 /// Validate a cluster name: 1-100 of `[0-9A-Za-z][A-Za-z0-9\-_]*`.
 pub fn cluster_name(name: &str) -> Result<()> {
     let mut chars = name.chars();
@@ -105,6 +112,13 @@ impl Control {
             for k in ["name", "roleArn", "version", "tags", "clientRequestToken"] {
                 o.remove(k);
             }
+        }
+        if serde_json::to_vec(&spec).map_or(usize::MAX, |v| v.len()) > MAX_SPEC_BYTES {
+            return Err(AwsError::invalid_parameter(format!("the cluster configuration must not exceed {MAX_SPEC_BYTES} bytes")));
+        }
+        let count = self.db.read().clusters.range((account.clone(), String::new())..).take_while(|((a, _), _)| a == &account).count();
+        if count >= CLUSTERS_PER_ACCOUNT {
+            return Err(AwsError::resource_limit(format!("cannot create more than {CLUSTERS_PER_ACCOUNT} clusters in this account")));
         }
         let c = model::Cluster {
             name: name.clone(),

@@ -386,6 +386,11 @@ impl Control {
         .await
     }
 
+    /// ListOpenIDConnectProviderTags.
+    pub fn list_oidc_provider_tags(&self, caller: &Caller, meta: &RequestMeta, arn: &str) -> Result<Vec<Tag>> {
+        Ok(self.provider_for(caller, meta, Action::IamListOpenIdConnectProviderTags, arn, Keys::none())?.1.tags.clone())
+    }
+
     /// UntagOpenIDConnectProvider.
     pub async fn untag_oidc_provider(&self, caller: &Caller, meta: &RequestMeta, arn: &str, keys: Vec<String>) -> Result<()> {
         validate_tag_keys(&keys)?;
@@ -408,7 +413,10 @@ impl Control {
         let account = caller.account();
         let e = self.db.read().roles.get(&(account.to_owned(), name.to_lowercase())).cloned();
         let (target, keys) = match &e {
-            Some(e) => (Target::role(account, &e.value), keys.and(boundary_key(action, e.value.boundary.as_deref()))),
+            Some(e) => {
+                let stored = boundary_key(action, e.value.boundary.as_deref(), &keys);
+                (Target::role(account, &e.value), keys.and(stored))
+            }
             None => (Target::new_iam(ResourceKind::Role, account, "/", name), keys),
         };
         self.authorize(caller, action, &target, meta, keys)?;
@@ -458,7 +466,7 @@ impl Control {
         let path = input.path.unwrap_or_else(|| "/".into());
         names::iam_path(&path)?;
         if let Some(d) = &input.description {
-            names::bounded(d, "description", 0, 1000)?;
+            names::role_description(d)?;
         }
         let max = input.max_session_duration.unwrap_or(3600);
         if !(3600..=43200).contains(&max) {
@@ -471,7 +479,7 @@ impl Control {
         };
         validate_tags(&input.tags)?;
         let target = Target::new_iam(ResourceKind::Role, &account, &path, &input.name);
-        let keys = Keys::none().request_tags(tag_pairs(&input.tags)).and(boundary_key(Action::IamCreateRole, boundary.as_deref()));
+        let keys = Keys::none().request_tags(tag_pairs(&input.tags)).and(boundary.as_deref().map_or_else(Keys::none, |b| Keys::none().with("iam:PermissionsBoundary", b)));
         self.authorize(caller, Action::IamCreateRole, &target, meta, keys)?;
         let guard = self.db.write().await;
         self.check_trust_principals(&trust)?;
@@ -555,7 +563,7 @@ impl Control {
         max_session_duration: Option<i64>,
     ) -> Result<()> {
         if let Some(d) = &description {
-            names::bounded(d, "description", 0, 1000)?;
+            names::role_description(d)?;
         }
         if let Some(m) = max_session_duration
             && !(3600..=43200).contains(&m)
@@ -598,7 +606,30 @@ impl Control {
             return Err(AwsError::delete_conflict("cannot delete entity, must detach all policies first"));
         }
         let now = self.now();
-        self.db.commit(&guard, vec![Change::delete(kind::ROLE, caller.account(), &name.to_lowercase())], now).await
+        let mut changes = self.trust_rewrites(&role_arn(caller.account(), &role), &role.id, Some(&name.to_lowercase()))?;
+        changes.push(Change::delete(kind::ROLE, caller.account(), &name.to_lowercase()));
+        self.db.commit(&guard, changes, now).await
+    }
+
+    /// Every trust policy that names the deleted principal `arn`, rewritten with its unique id in
+    /// place of the ARN, as IAM does: a user or role created later under the same name is
+    /// another principal and inherits none of its predecessor's trust. (`except`: the key of a
+    /// role being deleted in the same batch.)
+    fn trust_rewrites(&self, arn: &str, unique_id: &str, except: Option<&str>) -> Result<Vec<Change>> {
+        let t = self.db.read();
+        let mut out = Vec::new();
+        for ((account, key), e) in &t.roles {
+            if except.is_some_and(|x| x == key) && account.as_str() == arn.split(':').nth(4).unwrap_or_default() {
+                continue;
+            }
+            let Ok(mut doc) = serde_json::from_str::<serde_json::Value>(&e.value.trust_policy) else { continue };
+            if replace_principal(&mut doc, arn, unique_id) {
+                let mut r = (*e.value).clone();
+                r.trust_policy = serde_json::to_string(&doc).map_err(|_| AwsError::service_failure())?;
+                out.push(Change::update(kind::ROLE, account, key, &r, e.version)?);
+            }
+        }
+        Ok(out)
     }
 
     /// TagRole.
@@ -691,6 +722,44 @@ impl Control {
         );
         self.put_role_policy(caller, meta, role, "AWSRevokeOlderSessions", doc).await?;
         Ok(cutoff)
+    }
+
+    /// UpdateRoleDescription: returns the updated role.
+    pub async fn update_role_description(&self, caller: &Caller, meta: &RequestMeta, name: &str, description: String) -> Result<Arc<model::Role>> {
+        names::role_description(&description)?;
+        self.update_role(caller, meta, Action::IamUpdateRoleDescription, name, Keys::none(), |r| {
+            r.description = Some(description);
+            Ok(())
+        })
+        .await
+    }
+
+    /// PutRolePermissionsBoundary.
+    pub async fn put_role_boundary(&self, caller: &Caller, meta: &RequestMeta, name: &str, boundary: &str) -> Result<()> {
+        let (found, keys) = self.boundary_arg(caller.account(), boundary)?;
+        self.update_role(caller, meta, Action::IamPutRolePermissionsBoundary, name, keys, |r| {
+            r.boundary = Some(found?);
+            Ok(())
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// DeleteRolePermissionsBoundary.
+    pub async fn delete_role_boundary(&self, caller: &Caller, meta: &RequestMeta, name: &str) -> Result<()> {
+        self.update_role(caller, meta, Action::IamDeleteRolePermissionsBoundary, name, Keys::none(), |r| {
+            r.boundary.take().map(|_| ()).ok_or_else(|| AwsError::no_such_entity(format!("the role {name} has no permissions boundary")))
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// The boundary a Put*PermissionsBoundary names and its `iam:PermissionsBoundary` key (a
+    /// policy that does not exist is reported after authorization, as for attachments).
+    fn boundary_arg(&self, account: &str, arn: &str) -> Result<(Result<String>, Keys)> {
+        let (found, _) = self.attachable(account, arn)?;
+        let keys = Keys::none().with("iam:PermissionsBoundary", found.as_deref().unwrap_or(arn));
+        Ok((found, keys))
     }
 
     // === managed policies ===
@@ -810,6 +879,13 @@ impl Control {
         Ok((p, self.attachment_count(caller.account(), arn)))
     }
 
+    fn boundary_count(&self, account: &str, arn: &str) -> usize {
+        let t = self.db.read();
+        let roles = t.roles.range((account.to_owned(), String::new())..).take_while(|((a, _), _)| a == account);
+        let users = t.users.range((account.to_owned(), String::new())..).take_while(|((a, _), _)| a == account);
+        roles.filter(|(_, e)| e.value.boundary.as_deref() == Some(arn)).count() + users.filter(|(_, e)| e.value.boundary.as_deref() == Some(arn)).count()
+    }
+
     fn attachment_count(&self, account: &str, arn: &str) -> usize {
         let t = self.db.read();
         let roles = t.roles.range((account.to_owned(), String::new())..).take_while(|((a, _), _)| a == account);
@@ -849,6 +925,11 @@ impl Control {
         let (id, _, _) = self.policy_for(caller, meta, Action::IamDeletePolicy, arn)?;
         if self.attachment_count(caller.account(), arn) > 0 {
             return Err(AwsError::delete_conflict("cannot delete a policy attached to entities"));
+        }
+        // A boundary in use is a reference by ARN: deleting it and creating a policy of the same
+        // name would lift every boundary that names it.
+        if self.boundary_count(caller.account(), arn) > 0 {
+            return Err(AwsError::delete_conflict("cannot delete a policy that is in use as a permissions boundary"));
         }
         let now = self.now();
         self.db.commit(&guard, vec![Change::delete(kind::POLICY, caller.account(), &id)], now).await
@@ -893,7 +974,10 @@ impl Control {
         let account = caller.account();
         let e = self.db.read().users.get(&(account.to_owned(), name.to_lowercase())).cloned();
         let (target, keys) = match &e {
-            Some(e) => (Target::user(account, &e.value), keys.and(boundary_key(action, e.value.boundary.as_deref()))),
+            Some(e) => {
+                let stored = boundary_key(action, e.value.boundary.as_deref(), &keys);
+                (Target::user(account, &e.value), keys.and(stored))
+            }
             None => (Target::new_iam(ResourceKind::User, account, "/", name), keys),
         };
         self.authorize(caller, action, &target, meta, keys)?;
@@ -911,14 +995,30 @@ impl Control {
     }
 
     /// CreateUser.
-    pub async fn create_user(&self, caller: &Caller, meta: &RequestMeta, name: &str, path: Option<String>, tags: Vec<Tag>) -> Result<Arc<model::User>> {
+    #[allow(clippy::too_many_arguments)]
+    pub async fn create_user(
+        &self,
+        caller: &Caller,
+        meta: &RequestMeta,
+        name: &str,
+        path: Option<String>,
+        boundary: Option<&str>,
+        tags: Vec<Tag>,
+    ) -> Result<Arc<model::User>> {
         let account = caller.account().to_owned();
         names::entity_name(name, "userName", 64)?;
         let path = path.unwrap_or_else(|| "/".into());
         names::iam_path(&path)?;
+        let boundary = match boundary {
+            Some(b) => Some(policy_arn(&account, &self.policy_entry(&account, b)?.1)),
+            None => None,
+        };
         validate_tags(&tags)?;
         let target = Target::new_iam(ResourceKind::User, &account, &path, name);
-        self.authorize(caller, Action::IamCreateUser, &target, meta, Keys::none().request_tags(tag_pairs(&tags)))?;
+        let keys = Keys::none()
+            .request_tags(tag_pairs(&tags))
+            .and(boundary.as_deref().map_or_else(Keys::none, |b| Keys::none().with("iam:PermissionsBoundary", b)));
+        self.authorize(caller, Action::IamCreateUser, &target, meta, keys)?;
         let guard = self.db.write().await;
         let id = name.to_lowercase();
         {
@@ -939,7 +1039,7 @@ impl Control {
             tags,
             inline_policies: vec![],
             attached: vec![],
-            boundary: None,
+            boundary,
         };
         self.db.commit(&guard, vec![Change::insert(kind::USER, &account, &id, &user)?], now).await?;
         Ok(Arc::new(user))
@@ -966,7 +1066,9 @@ impl Control {
             return Err(AwsError::delete_conflict("cannot delete entity, must detach all policies first"));
         }
         let now = self.now();
-        self.db.commit(&guard, vec![Change::delete(kind::USER, caller.account(), &name.to_lowercase())], now).await
+        let mut changes = self.trust_rewrites(&user_arn(caller.account(), &user), &user.id, None)?;
+        changes.push(Change::delete(kind::USER, caller.account(), &name.to_lowercase()));
+        self.db.commit(&guard, changes, now).await
     }
 
     async fn update_user(&self, caller: &Caller, meta: &RequestMeta, action: Action, name: &str, keys: Keys, f: impl FnOnce(&mut model::User) -> Result<()>) -> Result<()> {
@@ -1023,6 +1125,24 @@ impl Control {
     pub fn list_attached_user_policies(&self, caller: &Caller, meta: &RequestMeta, user: &str, page: &PageReq) -> Result<Page<AttachedPolicy>> {
         let (u, _) = self.user_for(caller, meta, Action::IamListAttachedUserPolicies, user, Keys::none())?;
         attached_page(&u.attached, page)
+    }
+
+    /// PutUserPermissionsBoundary.
+    pub async fn put_user_boundary(&self, caller: &Caller, meta: &RequestMeta, name: &str, boundary: &str) -> Result<()> {
+        let (found, keys) = self.boundary_arg(caller.account(), boundary)?;
+        self.update_user(caller, meta, Action::IamPutUserPermissionsBoundary, name, keys, |u| {
+            u.boundary = Some(found?);
+            Ok(())
+        })
+        .await
+    }
+
+    /// DeleteUserPermissionsBoundary.
+    pub async fn delete_user_boundary(&self, caller: &Caller, meta: &RequestMeta, name: &str) -> Result<()> {
+        self.update_user(caller, meta, Action::IamDeleteUserPermissionsBoundary, name, Keys::none(), |u| {
+            u.boundary.take().map(|_| ()).ok_or_else(|| AwsError::no_such_entity(format!("the user {name} has no permissions boundary")))
+        })
+        .await
     }
 
     /// ListUsers.
@@ -1099,10 +1219,45 @@ impl Control {
     }
 }
 
-/// `iam:PermissionsBoundary` from an entity's boundary, where `action` sets it.
-fn boundary_key(action: Action, boundary: Option<&str>) -> Keys {
+/// Replace `arn` by `id` among the `AWS` principals of `Principal` and `NotPrincipal` in every
+/// statement of a policy document; whether anything was replaced.
+fn replace_principal(doc: &mut serde_json::Value, arn: &str, id: &str) -> bool {
+    let mut changed = false;
+    let mut visit = |st: &mut serde_json::Value| {
+        for element in ["Principal", "NotPrincipal"] {
+            let Some(aws) = st.get_mut(element).and_then(|p| p.get_mut("AWS")) else { continue };
+            match aws {
+                serde_json::Value::String(s) if s == arn => {
+                    *s = id.to_owned();
+                    changed = true;
+                }
+                serde_json::Value::Array(list) => {
+                    for v in list.iter_mut() {
+                        if v.as_str() == Some(arn) {
+                            *v = serde_json::Value::String(id.to_owned());
+                            changed = true;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    };
+    match doc.get_mut("Statement") {
+        Some(serde_json::Value::Array(sts)) => sts.iter_mut().for_each(&mut visit),
+        Some(st @ serde_json::Value::Object(_)) => visit(st),
+        _ => {}
+    }
+    changed
+}
+
+/// `iam:PermissionsBoundary` from an entity's boundary, where `action` sets it and the request
+/// does not name a new one (Put*PermissionsBoundary authorizes the boundary being set).
+fn boundary_key(action: Action, boundary: Option<&str>, request: &Keys) -> Keys {
     match boundary {
-        Some(b) if action.declares("iam:PermissionsBoundary") => Keys::none().with("iam:PermissionsBoundary", b),
+        Some(b) if action.declares("iam:PermissionsBoundary") && !request.has("iam:PermissionsBoundary") => {
+            Keys::none().with("iam:PermissionsBoundary", b)
+        }
         _ => Keys::none(),
     }
 }

@@ -201,7 +201,14 @@ impl Control {
     /// Mint a token with the claims kube-apiserver puts in a projected service-account token,
     /// signed by the cluster's hosted issuer.
     pub fn mint_service_account_token(&self, caller: &Caller, meta: &RequestMeta, cluster: &str, req: &TokenRequest) -> Result<String> {
-        self.cluster_for(caller, meta, Action::PodiamMintServiceAccountToken, cluster, Keys::none())?;
+        // What the token will say is a request key, so a policy can confine minting to a
+        // namespace, a service account or an audience.
+        let audiences = if req.audiences.is_empty() { vec!["sts.amazonaws.com".to_owned()] } else { req.audiences.clone() };
+        let keys = Keys::none()
+            .with("podiam:Namespace", req.namespace.as_str())
+            .with("podiam:ServiceAccount", req.service_account.as_str())
+            .with_multi("podiam:Audience", audiences.clone());
+        self.cluster_for(caller, meta, Action::PodiamMintServiceAccountToken, cluster, keys)?;
         let (c, _) = self.hosted_cluster(caller, cluster)?;
         let dns = |s: &str, what: &str| -> Result<()> {
             let ok = !s.is_empty() && s.len() <= 253 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
@@ -213,7 +220,6 @@ impl Control {
         if !(600..=172_800).contains(&exp) {
             return Err(AwsError::invalid_parameter("expiration must be between 600 and 172800 seconds"));
         }
-        let audiences = if req.audiences.is_empty() { vec!["sts.amazonaws.com".to_owned()] } else { req.audiences.clone() };
         let keys = self.hosted_issuer_keys(&c.oidc_id).ok_or_else(AwsError::server_exception)?;
         let signer = keys.signer.clone().ok_or_else(AwsError::server_exception)?;
         let now = self.now();

@@ -100,6 +100,17 @@ pub fn tag(key: &str, value: &str) -> Result<(), AwsError> {
     Ok(())
 }
 
+/// Validate a role description: at most 1000 characters of
+/// `[\u0009\u000A\u000D\u0020-\u007E\u00A1-\u00FF]*` (IAM's `roleDescriptionType`).
+pub fn role_description(s: &str) -> Result<(), AwsError> {
+    length(s, "description", 0, 1000)?;
+    let ok = |c: char| matches!(c, '\u{9}' | '\u{a}' | '\u{d}' | '\u{20}'..='\u{7e}' | '\u{a1}'..='\u{ff}');
+    if !s.chars().all(ok) {
+        return Err(constraint(s, "description", "Member must satisfy regular expression pattern: [\\u0009\\u000A\\u000D\\u0020-\\u007E\\u00A1-\\u00FF]*"));
+    }
+    Ok(())
+}
+
 /// Validate a length-bounded string parameter.
 pub fn bounded(s: &str, member: &str, min: usize, max: usize) -> Result<(), AwsError> {
     length(s, member, min, max)

@@ -555,7 +555,8 @@ impl Control {
 
     /// Resolve an EKS resource ARN of the caller's account to the stored cluster or association:
     /// `(target, cluster, association id)`. Other accounts' and regions' ARNs name nothing.
-    fn eks_resource(&self, caller: &Caller, arn: &str) -> Result<(Target, String, Option<String>)> {
+    #[allow(clippy::type_complexity)]
+    fn eks_resource(&self, caller: &Caller, arn: &str) -> Result<(Option<Target>, Target, String, Option<String>)> {
         let not_found = || AwsError::new("NotFoundException", 404, format!("resource not found: {arn}"));
         let a = names::Arn::parse(arn)
             .ok_or_else(|| AwsError::new("BadRequestException", 400, format!("{arn:?} is not a valid ARN")))?;
@@ -564,22 +565,33 @@ impl Control {
             return Err(not_found());
         }
         let t = self.db.read();
+        let region = &self.config.region;
         if let Some(name) = a.resource.strip_prefix("cluster/") {
-            let c = t.clusters.get(&(account.to_owned(), name.to_owned())).ok_or_else(not_found)?;
-            return Ok((Target::cluster(&self.config.region, account, &c.value), name.to_owned(), None));
+            return Ok(match t.clusters.get(&(account.to_owned(), name.to_owned())) {
+                Some(c) => (Some(Target::cluster(region, account, &c.value)), Target::new_cluster(region, account, name), name.to_owned(), None),
+                None => (None, Target::new_cluster(region, account, name), name.to_owned(), None),
+            });
         }
-        if let Some((cluster, id)) = a.resource.strip_prefix("podidentityassociation/").and_then(|r| r.split_once('/'))
-            && let Some(e) = t.associations.get(account, cluster, id)
-        {
-            return Ok((Target::association(&self.config.region, account, &e.value), cluster.to_owned(), Some(id.to_owned())));
+        if let Some((cluster, id)) = a.resource.strip_prefix("podidentityassociation/").and_then(|r| r.split_once('/')) {
+            let stored = t.associations.get(account, cluster, id).map(|e| Target::association(region, account, &e.value));
+            return Ok((stored, Target::new_association(region, account, cluster, id), cluster.to_owned(), Some(id.to_owned())));
         }
         Err(not_found())
     }
 
+    /// The stored EKS resource an ARN names, authorized for `action`; one that does not exist is
+    /// authorized under the ARN as given before NotFound, so the caller learns whether it
+    /// exists only where allowed to act on it.
+    fn eks_resource_for(&self, caller: &Caller, meta: &RequestMeta, action: Action, arn: &str, keys: Keys) -> Result<(Target, String, Option<String>)> {
+        let (stored, named, cluster, id) = self.eks_resource(caller, arn)?;
+        self.authorize(caller, action, stored.as_ref().unwrap_or(&named), meta, keys)?;
+        let target = stored.ok_or_else(|| AwsError::new("NotFoundException", 404, format!("resource not found: {arn}")))?;
+        Ok((target, cluster, id))
+    }
+
     /// ListTagsForResource (EKS).
     pub fn list_eks_tags(&self, caller: &Caller, meta: &RequestMeta, arn: &str) -> Result<BTreeMap<String, String>> {
-        let (target, _, _) = self.eks_resource(caller, arn)?;
-        self.authorize(caller, Action::EksListTagsForResource, &target, meta, Keys::none())?;
+        let (target, _, _) = self.eks_resource_for(caller, meta, Action::EksListTagsForResource, arn, Keys::none())?;
         Ok(target.tags().iter().cloned().collect())
     }
 
@@ -603,8 +615,7 @@ impl Control {
             return Err(bad("no tags were given".into()));
         }
         let guard = self.db.write().await;
-        let (target, cluster, id) = self.eks_resource(caller, arn)?;
-        self.authorize(caller, action, &target, meta, keys)?;
+        let (_, cluster, id) = self.eks_resource_for(caller, meta, action, arn, keys)?;
         let account = caller.account().to_owned();
         let apply = |tags: &mut BTreeMap<String, String>| -> Result<()> {
             // A new key replaces the old one it folds to, as IAM's tags do.
@@ -655,6 +666,38 @@ impl Control {
             .map_err(|e| if e.code == "AccessDenied" { AwsError::new("AccessDeniedException", 400, e.message) } else { e })?;
         self.pod_identity_credentials(&account, meta, cluster, token)
             .await
+    }
+
+    /// Direct-mode Pod Identity: [`Self::pod_identity_credentials`] for an unauthenticated
+    /// caller, whose only credential is the token. A token that does not verify and a cluster
+    /// (or account) that does not exist get one and the same answer, so the endpoint tells an
+    /// anonymous caller nothing about which clusters exist; the details go to the log.
+    pub async fn direct_pod_identity_credentials(
+        &self,
+        account: &str,
+        meta: &RequestMeta,
+        cluster: &str,
+        token: &str,
+    ) -> Result<PodIdentityCredentials> {
+        let generic = || {
+            AwsError::new(
+                "InvalidTokenException",
+                400,
+                format!("The service account token is not valid for cluster {cluster}."),
+            )
+        };
+        check_token_shape(token)?;
+        let exists = self.db.read().clusters.contains_key(&(account.to_owned(), cluster.to_owned()));
+        if !exists {
+            return Err(generic());
+        }
+        match self.pod_identity_credentials(account, meta, cluster, token).await {
+            Err(e) if e.code == "InvalidTokenException" => {
+                tracing::info!(account, cluster, error = %e.message, "direct-mode token refused");
+                Err(generic())
+            }
+            other => other,
+        }
     }
 
     /// The credentials of the pod presenting `token` in `cluster` of `account`: token
@@ -744,6 +787,7 @@ impl Control {
             // Without a target role, the association's policy restricts this session.
             policy: if chained { None } else { assoc.policy.clone() },
             policy_arns: vec![],
+                    policy_ids: vec![],
             chained: false,
             federated_provider: None,
         };
@@ -790,6 +834,7 @@ impl Control {
                     source_identity: None,
                     policy: assoc.policy.clone(),
                     policy_arns: vec![],
+                    policy_ids: vec![],
                     chained: true,
                     federated_provider: None,
                 }

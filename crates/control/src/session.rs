@@ -64,6 +64,11 @@ pub struct SessionClaims {
     /// Managed session policy ARNs.
     #[serde(rename = "sa", default, skip_serializing_if = "Vec::is_empty")]
     pub policy_arns: Vec<String>,
+    /// The unique ids (`ANPA...`) of `policy_arns`' policies when the session was minted, in the
+    /// same order (empty where none existed): a policy deleted and re-created under the same ARN
+    /// is another policy, and reads as absent for this session.
+    #[serde(rename = "sq", default, skip_serializing_if = "Vec::is_empty")]
+    pub policy_ids: Vec<String>,
     /// `true` when this session was made from another role session (role chaining).
     #[serde(rename = "c", default)]
     pub chained: bool,
@@ -232,6 +237,7 @@ mod tests {
             source_identity: None,
             policy: None,
             policy_arns: vec![],
+            policy_ids: vec![],
             chained: false,
             federated_provider: None,
         }

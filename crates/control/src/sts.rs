@@ -155,6 +155,22 @@ impl Control {
         Ok(e.value)
     }
 
+    /// The unique ids of the managed session policies `arns` names now (empty where none).
+    fn session_policy_ids(&self, arns: &[String]) -> Vec<String> {
+        let t = self.db.read();
+        arns.iter()
+            .map(|arn| {
+                names::Arn::parse(arn)
+                    .and_then(|a| {
+                        let name = a.resource.rsplit('/').next()?.to_lowercase();
+                        let e = t.policies.get(&(a.account.to_owned(), name))?;
+                        (crate::iam::policy_arn(a.account, &e.value) == *arn).then(|| e.value.id.clone())
+                    })
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+
     /// AssumeRoleWithWebIdentity (unsigned).
     ///
     /// Order of checks, so an anonymous caller cannot make podiam fetch for nothing: the token's
@@ -162,7 +178,22 @@ impl Control {
     /// that exists are the issuer's keys fetched; for a missing role the token is still checked
     /// against keys already cached (so a forged token reads the same whether or not the role
     /// exists), and the answer is AWS's AccessDenied.
+    ///
+    /// Every AccessDenied reads AWS's one message, whether the role is missing or its trust
+    /// policy says no; the reason goes to the log.
     pub async fn assume_role_with_web_identity(&self, meta: &RequestMeta, common: AssumeCommon, token: &str) -> Result<AssumedRole> {
+        let requested = common.role_arn.clone();
+        self.assume_role_with_web_identity_checked(meta, common, token).await.map_err(|e| {
+            if e.code == "AccessDenied" {
+                tracing::info!(role = %requested, reason = %e.message, "AssumeRoleWithWebIdentity refused");
+                AwsError::access_denied("Not authorized to perform sts:AssumeRoleWithWebIdentity")
+            } else {
+                e
+            }
+        })
+    }
+
+    async fn assume_role_with_web_identity_checked(&self, meta: &RequestMeta, common: AssumeCommon, token: &str) -> Result<AssumedRole> {
         let (role_arn, duration) = self.validate_common(&common)?;
         names::bounded(token, "webIdentityToken", 4, 20000)?;
         let unverified = UnverifiedToken::parse(token).map_err(|e| invalid_token(format!("the web identity token is malformed: {e}")))?;
@@ -241,6 +272,7 @@ impl Control {
             source_identity: None,
             policy: common.policy.clone(),
             policy_arns: common.policy_arns.clone(),
+            policy_ids: self.session_policy_ids(&common.policy_arns),
             chained: false,
             federated_provider: Some(provider_arn),
         };
@@ -372,8 +404,22 @@ impl Control {
         })
     }
 
-    /// AssumeRole (signed).
+    /// AssumeRole (signed). Every refusal reads the same, naming the role ARN as the request
+    /// spelled it, as STS does: whether the role exists, its stored spelling, and which policy
+    /// said no are not the caller's to learn (they go to the log).
     pub async fn assume_role(&self, caller: &Caller, meta: &RequestMeta, common: AssumeCommon, extra_in: AssumeRoleExtra) -> Result<AssumedRole> {
+        let requested = common.role_arn.clone();
+        self.assume_role_checked(caller, meta, common, extra_in).await.map_err(|e| {
+            if e.code == "AccessDenied" {
+                tracing::info!(caller = %caller.arn(), role = %requested, reason = %e.message, "AssumeRole refused");
+                AwsError::access_denied(format!("User: {} is not authorized to perform: sts:AssumeRole on resource: {requested}", caller.arn()))
+            } else {
+                e
+            }
+        })
+    }
+
+    async fn assume_role_checked(&self, caller: &Caller, meta: &RequestMeta, common: AssumeCommon, extra_in: AssumeRoleExtra) -> Result<AssumedRole> {
         let (role_arn, duration) = self.validate_common(&common)?;
         if let Some(x) = &extra_in.external_id {
             names::bounded(x, "externalId", 2, 1224)?;
@@ -455,13 +501,16 @@ impl Control {
         let keys = Keys::none()
             .with("sts:RoleSessionName", common.session_name.as_str())
             .with_opt("sts:ExternalId", extra_in.external_id.as_deref())
-            .with_opt("sts:SourceIdentity", extra_in.source_identity.as_deref())
+            // The source identity the new session will carry, passed or inherited from the
+            // parent session: either way it is set on the new session, so the trust policy
+            // must allow sts:SetSourceIdentity and sees it as sts:SourceIdentity.
+            .with_opt("sts:SourceIdentity", source_identity.as_deref())
             .and(session_tag_keys(&req_tags, &extra_in.transitive_tag_keys));
         let mut actions = vec![Action::StsAssumeRole];
         if !extra_in.tags.is_empty() {
             actions.push(Action::StsTagSession);
         }
-        if extra_in.source_identity.is_some() {
+        if source_identity.is_some() {
             actions.push(Action::StsSetSourceIdentity);
         }
         let principal = principal_of(caller, None);
@@ -481,6 +530,7 @@ impl Control {
             source_identity,
             policy: common.policy.clone(),
             policy_arns: common.policy_arns.clone(),
+            policy_ids: self.session_policy_ids(&common.policy_arns),
             chained,
             federated_provider: None,
         };

@@ -268,6 +268,9 @@ enum IdMatcher {
     /// Compared ASCII case-insensitively.
     Service,
     CanonicalUser,
+    /// The unique id (`AIDA...`, `AROA...`) IAM writes in place of a user or role ARN once that
+    /// entity is deleted: it names no principal that exists, so it matches none.
+    UniqueId,
 }
 
 /// One validated principal value.
@@ -324,7 +327,7 @@ impl PrincipalValue {
                     .as_deref()
                     .is_some_and(|x| x.eq_ignore_ascii_case(raw)))
             .then_some(PrincipalMatch::Broad),
-            IdMatcher::CanonicalUser => None,
+            IdMatcher::CanonicalUser | IdMatcher::UniqueId => None,
         }
     }
 
@@ -519,6 +522,13 @@ fn is_dns_name(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
 }
 
+/// An IAM unique id of a user or role: `AIDA`/`AROA` and 17 characters of `[A-Z2-7]`.
+fn is_unique_id(s: &str) -> bool {
+    (s.starts_with("AIDA") || s.starts_with("AROA"))
+        && s.len() == 21
+        && s.bytes().skip(4).all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b))
+}
+
 /// Splits an IAM/STS ARN without wildcards: returns (service, account, resource).
 fn iam_arn(s: &str) -> Option<(&str, &str, &str)> {
     if has_wildcards_or_whitespace(s) {
@@ -537,6 +547,9 @@ fn parse_value(ptype: PrincipalType, s: &str) -> Option<IdMatcher> {
             }
             if is_account_id(s) {
                 return Some(IdMatcher::Account(0));
+            }
+            if is_unique_id(s) {
+                return Some(IdMatcher::UniqueId);
             }
             let (service, account, resource) = iam_arn(s)?;
             let valid = match service {
@@ -621,6 +634,23 @@ mod tests {
             "arn:aws-us-gov:iam::111122223333:user/p/q/r",
         ] {
             assert!(spec(&format!(r#"{{"AWS":"{v}"}}"#)).is_ok(), "{v}");
+        }
+    }
+
+    #[test]
+    fn unique_ids_of_deleted_principals_parse_and_match_nobody() {
+        let s = spec(r#"{"AWS":["AROAABCDEFGHIJKLMNOPQ","AIDAABCDEFGHIJKLMNOPQ"]}"#).unwrap();
+        let role = Principal::assumed_role(
+            "arn:aws:sts::111122223333:assumed-role/r/s",
+            "arn:aws:iam::111122223333:role/r",
+            "111122223333",
+        );
+        let user = Principal::user("arn:aws:iam::111122223333:user/u", "111122223333");
+        for p in [&role, &user] {
+            assert!(s.matches(p).is_none(), "{p:?}");
+        }
+        for bad in ["AROAabcdefghijklmnopq", "AROAABCDEFGHIJKLMNOP", "AGPAABCDEFGHIJKLMNOPQ"] {
+            assert!(spec(&format!(r#"{{"AWS":"{bad}"}}"#)).is_err(), "{bad}");
         }
     }
 

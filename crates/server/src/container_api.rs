@@ -32,7 +32,7 @@ pub(crate) async fn handle(app: &App, path: &str, headers: &HeaderMap, meta: &po
     if token.is_empty() {
         return agent_error(&AwsError::invalid_parameter("Service account token cannot be empty"), &rid);
     }
-    match app.control.pod_identity_credentials(account, meta, cluster, token).await {
+    match app.control.direct_pod_identity_credentials(account, meta, cluster, token).await {
         Ok(r) => {
             let account_id = r.assumed.arn.split(':').nth(4).unwrap_or_default().to_owned();
             let body = serde_json::json!({

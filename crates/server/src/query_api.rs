@@ -167,6 +167,12 @@ fn user_xml(x: &mut Xml, tag: &str, account: &str, u: &model::User) {
         .leaf("UserId", &u.id)
         .leaf("Arn", &podiam_control::iam::user_arn(account, u))
         .leaf("CreateDate", &timestamp(u.created));
+    if let Some(b) = &u.boundary {
+        x.open("PermissionsBoundary")
+            .leaf("PermissionsBoundaryType", "Policy")
+            .leaf("PermissionsBoundaryArn", b)
+            .close("PermissionsBoundary");
+    }
     if !u.tags.is_empty() {
         tags_xml(x, "Tags", &u.tags);
     }
@@ -252,8 +258,8 @@ async fn iam(app: &App, inc: &Incoming, p: &Params) -> Result<Xml, AwsError> {
             c.untag_oidc_provider(&caller, m, p.required("OpenIDConnectProviderArn")?, p.list("TagKeys")).await?;
         }
         "ListOpenIDConnectProviderTags" => {
-            let prov = c.get_oidc_provider(&caller, m, p.required("OpenIDConnectProviderArn")?)?;
-            tags_xml(&mut x, "Tags", &prov.tags);
+            let tags = c.list_oidc_provider_tags(&caller, m, p.required("OpenIDConnectProviderArn")?)?;
+            tags_xml(&mut x, "Tags", &tags);
             x.leaf("IsTruncated", "false");
         }
         // --- roles ---
@@ -292,14 +298,17 @@ async fn iam(app: &App, inc: &Incoming, p: &Params) -> Result<Xml, AwsError> {
             c.update_role_settings(&caller, m, p.required("RoleName")?, p.opt("Description"), p.int("MaxSessionDuration")?).await?;
         }
         "UpdateRoleDescription" => {
-            c.update_role_settings(&caller, m, p.required("RoleName")?, Some(p.required("Description")?.to_owned()), None).await?;
-            let role = c.get_role(&caller, m, p.required("RoleName")?)?;
+            let role = c.update_role_description(&caller, m, p.required("RoleName")?, p.required("Description")?.to_owned()).await?;
             role_xml(&mut x, "Role", &acct, &role);
         }
         "UpdateAssumeRolePolicy" => {
             c.update_assume_role_policy(&caller, m, p.required("RoleName")?, p.required("PolicyDocument")?.to_owned()).await?;
         }
         "DeleteRole" => c.delete_role(&caller, m, p.required("RoleName")?).await?,
+        "PutRolePermissionsBoundary" => {
+            c.put_role_boundary(&caller, m, p.required("RoleName")?, p.required("PermissionsBoundary")?).await?;
+        }
+        "DeleteRolePermissionsBoundary" => c.delete_role_boundary(&caller, m, p.required("RoleName")?).await?,
         "TagRole" => c.tag_role(&caller, m, p.required("RoleName")?, p.tags("Tags")?).await?,
         "UntagRole" => c.untag_role(&caller, m, p.required("RoleName")?, p.list("TagKeys")).await?,
         "ListRoleTags" => {
@@ -379,7 +388,7 @@ async fn iam(app: &App, inc: &Incoming, p: &Params) -> Result<Xml, AwsError> {
         }
         // --- users and access keys ---
         "CreateUser" => {
-            let u = c.create_user(&caller, m, p.required("UserName")?, p.opt("Path"), p.tags("Tags")?).await?;
+            let u = c.create_user(&caller, m, p.required("UserName")?, p.opt("Path"), p.get("PermissionsBoundary"), p.tags("Tags")?).await?;
             user_xml(&mut x, "User", &acct, &u);
         }
         "GetUser" => {
@@ -387,6 +396,10 @@ async fn iam(app: &App, inc: &Incoming, p: &Params) -> Result<Xml, AwsError> {
             user_xml(&mut x, "User", &acct, &u);
         }
         "DeleteUser" => c.delete_user(&caller, m, p.required("UserName")?).await?,
+        "PutUserPermissionsBoundary" => {
+            c.put_user_boundary(&caller, m, p.required("UserName")?, p.required("PermissionsBoundary")?).await?;
+        }
+        "DeleteUserPermissionsBoundary" => c.delete_user_boundary(&caller, m, p.required("UserName")?).await?,
         "PutUserPolicy" => {
             c.put_user_policy(&caller, m, p.required("UserName")?, p.required("PolicyName")?, p.required("PolicyDocument")?.to_owned())
                 .await?;

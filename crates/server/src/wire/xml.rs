@@ -7,7 +7,9 @@ pub const STS_NS: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
 /// The IAM namespace.
 pub const IAM_NS: &str = "https://iam.amazonaws.com/doc/2010-05-08/";
 
-/// Escape text for XML element content and attribute values.
+/// Escape text for XML element content and attribute values. Characters XML 1.0 cannot carry
+/// at all (C0 controls other than tab, newline and carriage return, U+FFFE, U+FFFF) become
+/// U+FFFD, so no stored string can make a response unparseable for every client.
 pub fn escape(s: &str, out: &mut String) {
     for c in s.chars() {
         match c {
@@ -17,8 +19,20 @@ pub fn escape(s: &str, out: &mut String) {
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
             '\r' => out.push_str("&#xD;"),
+            '\t' | '\n' => out.push(c),
+            '\u{0}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}' => out.push('\u{fffd}'),
             c => out.push(c),
         }
+    }
+}
+
+#[cfg(test)]
+mod escape_tests {
+    #[test]
+    fn characters_xml_cannot_carry_are_replaced() {
+        let mut out = String::new();
+        super::escape("a\u{1}b\u{0}\tc\nd\re<&\u{fffe}", &mut out);
+        assert_eq!(out, "a\u{fffd}b\u{fffd}\tc\nd&#xD;e&lt;&amp;\u{fffd}");
     }
 }
 
