@@ -92,6 +92,9 @@ pub async fn issuer(a: IssuerArgs) -> anyhow::Result<()> {
             let write = |name: &str, text: &str| -> anyhow::Result<std::path::PathBuf> {
                 let p = out_dir.join(name);
                 let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&p)?;
+                // `mode` applies only to a new file: narrow one that was already there before
+                // a private key lands in it.
+                f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
                 f.write_all(text.as_bytes())?;
                 Ok(p)
             };

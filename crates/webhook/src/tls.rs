@@ -166,6 +166,10 @@ fn write_private(path: &Path, data: &str) -> Result<(), String> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
     let mut f = o.open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    // `mode` applies only to a new file: narrow one that was already there.
+    #[cfg(unix)]
+    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     f.write_all(data.as_bytes())
         .map_err(|e| format!("{}: {e}", path.display()))
 }
@@ -173,6 +177,15 @@ fn write_private(path: &Path, data: &str) -> Result<(), String> {
 /// Ensures `dir` holds `ca.crt`, `ca.key`, `tls.crt` and `tls.key` (a CA and a serving
 /// certificate for `names`, valid 10 years); existing files are reused as they are.
 pub fn ensure_self_signed(dir: &Path, names: &[String]) -> Result<SelfSigned, String> {
+    #[cfg(unix)]
+    for key in ["ca.key", "tls.key"] {
+        // Reused keys are narrowed to 0600 as new ones are created.
+        let p = dir.join(key);
+        if p.exists() {
+            std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .map_err(|e| format!("{}: {e}", p.display()))?;
+        }
+    }
     let out = SelfSigned {
         ca_cert: dir.join("ca.crt"),
         cert: dir.join("tls.crt"),
