@@ -16,7 +16,7 @@ use podiam_policy as policy;
 use crate::Control;
 use crate::auth::{Caller, RequestMeta};
 use crate::authz::{Action, Keys, Target};
-use crate::error::{AwsError, Result};
+use crate::error::{AwsError, ErrorCode, Result};
 use crate::model::{self, kind};
 use crate::names;
 use crate::session::SessionClaims;
@@ -556,9 +556,9 @@ impl Control {
     /// Resolve an EKS resource ARN of the caller's account to the stored cluster or association:
     /// `(target, cluster, association id)`. Other accounts' and regions' ARNs name nothing.
     fn eks_resource(&self, caller: &Caller, arn: &str) -> Result<(Target, String, Option<String>)> {
-        let not_found = || AwsError::new("NotFoundException", 404, format!("resource not found: {arn}"));
+        let not_found = || AwsError::not_found(format!("resource not found: {arn}"));
         let a = names::Arn::parse(arn)
-            .ok_or_else(|| AwsError::new("BadRequestException", 400, format!("{arn:?} is not a valid ARN")))?;
+            .ok_or_else(|| AwsError::bad_request(format!("{arn:?} is not a valid ARN")))?;
         let account = caller.account();
         if a.service != "eks" || a.account != account || a.region != self.config.region {
             return Err(not_found());
@@ -592,7 +592,7 @@ impl Control {
         add: BTreeMap<String, String>,
         remove: Vec<String>,
     ) -> Result<()> {
-        let bad = |m: String| AwsError::new("BadRequestException", 400, m);
+        let bad = AwsError::bad_request;
         let (action, keys) = if remove.is_empty() {
             check_tags(&add).map_err(|e| bad(e.message))?;
             (Action::EksTagResource, Keys::none().request_tags(add.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
@@ -623,7 +623,7 @@ impl Control {
         let change = match id {
             None => {
                 let e = self.db.read().clusters.get(&(account.clone(), cluster.clone())).cloned();
-                let e = e.ok_or_else(|| AwsError::new("NotFoundException", 404, format!("resource not found: {arn}")))?;
+                let e = e.ok_or_else(|| AwsError::not_found(format!("resource not found: {arn}")))?;
                 let mut c = (*e.value).clone();
                 apply(&mut c.tags)?;
                 Change::update(kind::CLUSTER, &account, &cluster, &c, e.version)?
@@ -651,8 +651,7 @@ impl Control {
     ) -> Result<PodIdentityCredentials> {
         crate::eks::cluster_name(cluster)?;
         let account = caller.account().to_owned();
-        self.cluster_for(caller, meta, Action::EksAuthAssumeRoleForPodIdentity, cluster, Keys::none())
-            .map_err(|e| if e.code == "AccessDenied" { AwsError::new("AccessDeniedException", 400, e.message) } else { e })?;
+        self.cluster_for(caller, meta, Action::EksAuthAssumeRoleForPodIdentity, cluster, Keys::none())?;
         self.pod_identity_credentials(&account, meta, cluster, token)
             .await
     }
@@ -684,8 +683,7 @@ impl Control {
         })?;
         let role_arn = role_arn_param(&assoc.role_arn, "roleArn")?;
         let role = self
-            .role_for_assume(&role_arn, "sts:AssumeRole")
-            .map_err(eks_auth_error)?;
+            .role_for_assume(&role_arn, "sts:AssumeRole")?;
         let cluster_arn = self.cluster_arn(account, cluster);
         let mut tags = BTreeMap::new();
         if !assoc.disable_session_tags {
@@ -725,8 +723,7 @@ impl Control {
             meta,
             &keys,
             None,
-        )
-        .map_err(eks_auth_error)?;
+        )?;
         let now = self.now();
         let chained = assoc.target_role_arn.is_some();
         let first = SessionClaims {
@@ -752,8 +749,7 @@ impl Control {
             Some(target) => {
                 let target_arn = role_arn_param(target, "targetRoleArn")?;
                 let target_role = self
-                    .role_for_assume(&target_arn, "sts:AssumeRole")
-                    .map_err(eks_auth_error)?;
+                    .role_for_assume(&target_arn, "sts:AssumeRole")?;
                 let parent = Caller::Session(Arc::new(first));
                 let mut keys = Keys::none()
                     .with("sts:RoleSessionName", session_name.as_str())
@@ -774,8 +770,7 @@ impl Control {
                     meta,
                     &keys,
                     Some(&parent),
-                )
-                .map_err(eks_auth_error)?;
+                )?;
                 SessionClaims {
                     access_key_id: names::access_key_id("ASIA", target_arn.account.as_str()),
                     account: target_arn.account.as_str().to_owned(),
@@ -799,7 +794,7 @@ impl Control {
             policy: final_session.policy.clone(),
             ..AssumeCommon::default()
         };
-        let assumed = self.mint(&final_session, &common).map_err(eks_auth_error)?;
+        let assumed = self.mint(&final_session, &common)?;
         Ok(PodIdentityCredentials {
             namespace: pod.namespace,
             service_account: pod.service_account,
@@ -815,18 +810,14 @@ impl Control {
         c: &model::Cluster,
         token: &str,
     ) -> Result<serde_json::Map<String, serde_json::Value>> {
-        let invalid = |m: String| AwsError::new("InvalidTokenException", 400, m);
+        let invalid = AwsError::invalid_token;
         let unverified = UnverifiedToken::parse(token)
             .map_err(|e| invalid(format!("the service account token is malformed: {e}")))?;
         let audiences = [AUDIENCE.to_owned()];
         let mut v = Validation::new(&c.issuer, &audiences, self.now());
         v.leeway_secs = TOKEN_LEEWAY_SECS;
         let map_err = |e: JwtError| match e {
-            JwtError::Expired => AwsError::new(
-                "ExpiredTokenException",
-                400,
-                "the service account token has expired",
-            ),
+            JwtError::Expired => AwsError::new(ErrorCode::ExpiredIdentityToken, "The service account token has expired."),
             other => invalid(format!(
                 "the service account token is not valid for cluster {}: {other}",
                 c.name
@@ -834,11 +825,7 @@ impl Control {
         };
         if c.hosted {
             let keys = self.hosted_issuer_keys(&c.oidc_id).ok_or_else(|| {
-                AwsError::new(
-                    "InternalServerException",
-                    500,
-                    "the cluster's issuer keys are unavailable",
-                )
+                AwsError::new(ErrorCode::InternalFailure, "The cluster's issuer keys are unavailable.")
             })?;
             return podiam_jose::verify(&unverified, &keys.jwks, &v)
                 .map(|c| c.claims)
@@ -849,11 +836,7 @@ impl Control {
         let trust = crate::webid::IssuerTrust::system_roots(&c.issuer);
         let fetch_err = |e: crate::webid::FetchError| {
             tracing::info!(issuer = %c.issuer, error = %e, "cluster issuer keys unavailable");
-            AwsError::new(
-                "ServiceUnavailableException",
-                503,
-                "couldn't retrieve the verification keys of the cluster's issuer",
-            )
+            AwsError::service_unavailable("Couldn't retrieve the verification keys of the cluster's issuer.")
         };
         let keys = self.jwks.keys(&trust, false).await.map_err(fetch_err)?;
         match crate::webid::verify(&unverified, &keys, &v) {
@@ -865,16 +848,6 @@ impl Control {
             }
             other => other.map(|c| c.claims).map_err(map_err),
         }
-    }
-}
-
-/// An STS-side error in the EKS Auth model's names: `AccessDeniedException` (400, as the model
-/// says) and `ServiceUnavailableException` (503); others pass unchanged.
-fn eks_auth_error(e: AwsError) -> AwsError {
-    match e.code {
-        "AccessDenied" => AwsError::new("AccessDeniedException", 400, e.message),
-        "ServiceUnavailable" => AwsError::new("ServiceUnavailableException", 503, e.message),
-        _ => e,
     }
 }
 
@@ -905,7 +878,7 @@ struct PodClaims {
 
 impl PodClaims {
     fn from_claims(claims: &serde_json::Map<String, serde_json::Value>) -> Result<Self> {
-        let invalid = |m: &str| AwsError::new("InvalidTokenException", 400, m.to_owned());
+        let invalid = |m: &str| AwsError::invalid_token(m);
         let sub = claims
             .get("sub")
             .and_then(|v| v.as_str())
