@@ -15,6 +15,8 @@
 
 mod container_api;
 mod eks_api;
+#[cfg(test)]
+mod error_table_tests;
 mod query_api;
 mod tls;
 pub mod wire;
