@@ -812,14 +812,14 @@ impl Control {
     ) -> Result<serde_json::Map<String, serde_json::Value>> {
         let invalid = AwsError::invalid_token;
         let unverified = UnverifiedToken::parse(token)
-            .map_err(|e| invalid(format!("the service account token is malformed: {e}")))?;
+            .map_err(|e| invalid(format!("The service account token is malformed: {e}")))?;
         let audiences = [AUDIENCE.to_owned()];
         let mut v = Validation::new(&c.issuer, &audiences, self.now());
         v.leeway_secs = TOKEN_LEEWAY_SECS;
         let map_err = |e: JwtError| match e {
             JwtError::Expired => AwsError::new(ErrorCode::ExpiredIdentityToken, "The service account token has expired."),
             other => invalid(format!(
-                "the service account token is not valid for cluster {}: {other}",
+                "The service account token is not valid for cluster {}: {other}",
                 c.name
             )),
         };
@@ -882,13 +882,13 @@ impl PodClaims {
         let sub = claims
             .get("sub")
             .and_then(|v| v.as_str())
-            .ok_or_else(|| invalid("the token has no subject"))?;
+            .ok_or_else(|| invalid("The token has no subject"))?;
         let rest = sub
             .strip_prefix("system:serviceaccount:")
-            .ok_or_else(|| invalid("the token's subject is not a service account"))?;
+            .ok_or_else(|| invalid("The token's subject is not a service account"))?;
         let (namespace, service_account) = rest
             .split_once(':')
-            .ok_or_else(|| invalid("the token's subject is not a service account"))?;
+            .ok_or_else(|| invalid("The token's subject is not a service account"))?;
         let k8s = claims.get("kubernetes.io").and_then(|v| v.as_object());
         let field = |path: [&str; 2]| -> Option<String> {
             k8s?.get(path[0])?
@@ -912,9 +912,9 @@ impl PodClaims {
             ));
         }
         let pod_name =
-            field(["pod", "name"]).ok_or_else(|| invalid("the token is not bound to a pod"))?;
+            field(["pod", "name"]).ok_or_else(|| invalid("The token is not bound to a pod"))?;
         let pod_uid =
-            field(["pod", "uid"]).ok_or_else(|| invalid("the token is not bound to a pod"))?;
+            field(["pod", "uid"]).ok_or_else(|| invalid("The token is not bound to a pod"))?;
         Ok(Self {
             namespace: namespace.to_owned(),
             service_account: service_account.to_owned(),
