@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # podiam's full test suite: unit and integration tests of every crate, then the end-to-end
-# suites that drive a real `podiam serve` with the AWS CLI, boto3 and aws-sdk-rust.
-# Installs what it needs (a Python virtualenv with the AWS CLI, boto3 and pytest) on first use.
+# suites that drive a real `podiam serve` with the AWS CLI, boto3, aws-sdk-js-v3 and aws-sdk-rust.
+# Installs what it needs (a Python virtualenv with the AWS CLI, boto3 and pytest; the pinned
+# JavaScript SDK clients) on first use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
 echo "== python clients (virtualenv .venv)"
 bash scripts/pyenv.sh
+
+echo "== javascript clients (tests/e2e/js/node_modules)"
+bash scripts/jsenv.sh
 
 echo "== build"
 cargo build --locked -p podiam -p podiam-sdk-e2e
@@ -35,7 +39,7 @@ else
 fi
 
 export PODIAM_BIN="$root/target/debug/podiam"
-echo "== end to end: AWS CLI and boto3"
+echo "== end to end: AWS CLI, boto3 and the JavaScript SDK"
 "$root/.venv/bin/pytest" tests/e2e -q -p no:cacheprovider
 
 echo "== end to end: aws-sdk-rust"

@@ -160,7 +160,7 @@ pub async fn run(mut a: ServeArgs) -> anyhow::Result<()> {
         let master = master_key(a.master_key_file.as_deref(), &data_dir)?;
         match Control::open(config.clone(), Arc::clone(&store), master, Arc::new(SystemClock)).await {
             Ok(c) => break c,
-            Err(e) if e.code == "ConcurrentModification" && attempt < 5 => continue,
+            Err(e) if e.code == podiam_control::ErrorCode::ConcurrentModification && attempt < 5 => continue,
             Err(e) => bail!(
                 "starting services: {e} (see the log above; replicas sharing a store must use the same master key, --master-key-file)"
             ),
@@ -182,7 +182,7 @@ pub async fn run(mut a: ServeArgs) -> anyhow::Result<()> {
         attempt += 1;
         match control.bootstrap(a.account_id.as_deref()).await {
             Ok(b) => break b,
-            Err(e) if e.code == "ConcurrentModification" && attempt < 5 => continue,
+            Err(e) if e.code == podiam_control::ErrorCode::ConcurrentModification && attempt < 5 => continue,
             Err(e) => bail!("bootstrap: {e}"),
         }
     };
@@ -235,7 +235,7 @@ async fn open_store(spec: Option<&str>, data_dir: &Path) -> anyhow::Result<Arc<d
         None => Arc::new(podiam_store::SqliteStore::open(&data_dir.join("podiam.db")).await.context("opening the store")?),
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             // The URL may carry a password: never print it.
-            let store = podiam_store::PgStore::connect(url).await.map_err(|e| anyhow::anyhow!("opening the PostgreSQL store: {e}"))?;
+            let store = podiam_store::PgStore::connect(url).await.context("opening the PostgreSQL store")?;
             tracing::info!("store: PostgreSQL (shared: following other replicas' writes)");
             Arc::new(store)
         }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use podiam_policy as policy;
 
 use crate::authz::{Action, Keys, Target};
-use crate::error::{AwsError, Result};
+use crate::error::{AwsError, ErrorCode, Result};
 use crate::model;
 use crate::session::{SessionClaims, SessionError};
 use crate::Control;
@@ -439,7 +439,14 @@ pub(crate) fn principal_of(caller: &Caller, role: Option<&model::Role>) -> polic
 
 /// Map a SigV4 error to the AWS error.
 fn sigv4_error(e: &podiam_sigv4::Error) -> AwsError {
-    AwsError::new(e.code(), e.status(), e.to_string())
+    use podiam_sigv4::ErrorKind;
+    let code = match e.kind() {
+        ErrorKind::MissingAuthenticationToken => ErrorCode::MissingAuthenticationToken,
+        ErrorKind::IncompleteSignature => ErrorCode::IncompleteSignature,
+        ErrorKind::SignatureDoesNotMatch => ErrorCode::SignatureDoesNotMatch,
+        ErrorKind::AccessDenied => ErrorCode::AccessDenied,
+    };
+    AwsError::new(code, e.to_string())
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ`.

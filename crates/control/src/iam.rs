@@ -10,7 +10,7 @@ use podiam_policy as policy;
 
 use crate::auth::{Caller, RequestMeta};
 use crate::authz::{Action, Keys, ResourceKind, Target};
-use crate::error::{AwsError, Result};
+use crate::error::{AwsError, ErrorCode, Result};
 use crate::model::{self, kind, Tag};
 use crate::names;
 use crate::state::Change;
@@ -775,7 +775,7 @@ impl Control {
                 let keys = Keys::none().with("iam:PolicyARN", canonical.as_str());
                 Ok((Ok(canonical), keys))
             }
-            Err(e) if e.code == "NoSuchEntity" => Ok((Err(e), Keys::none().with("iam:PolicyARN", arn))),
+            Err(e) if e.code == ErrorCode::NoSuchEntity => Ok((Err(e), Keys::none().with("iam:PolicyARN", arn))),
             Err(e) => Err(e),
         }
     }
@@ -806,7 +806,7 @@ impl Control {
                 self.authorize(caller, action, &Target::policy(account, &found.1), meta, Keys::none())?;
                 Ok(found)
             }
-            Err(e) if e.code == "NoSuchEntity" => {
+            Err(e) if e.code == ErrorCode::NoSuchEntity => {
                 let a = names::Arn::parse(arn).ok_or_else(AwsError::service_failure)?;
                 let rest = a.resource.strip_prefix("policy").unwrap_or_default();
                 let (path, name) = rest.rsplit_once('/').map_or(("/", rest), |(p, n)| (p, n));
@@ -1370,8 +1370,8 @@ mod tests {
     #[test]
     fn thumbprint_rules() {
         assert!(validate_thumbprints(vec!["A".repeat(40)]).is_ok());
-        assert_eq!(validate_thumbprints(vec!["a".repeat(39)]).unwrap_err().code, "ValidationError");
-        assert_eq!(validate_thumbprints(vec!["g".repeat(40)]).unwrap_err().code, "InvalidInput");
-        assert_eq!(validate_thumbprints(vec!["a".repeat(40); 6]).unwrap_err().code, "LimitExceeded");
+        assert_eq!(validate_thumbprints(vec!["a".repeat(39)]).unwrap_err().code, crate::error::ErrorCode::ValidationError);
+        assert_eq!(validate_thumbprints(vec!["g".repeat(40)]).unwrap_err().code, crate::error::ErrorCode::InvalidInput);
+        assert_eq!(validate_thumbprints(vec!["a".repeat(40); 6]).unwrap_err().code, crate::error::ErrorCode::LimitExceeded);
     }
 }

@@ -512,7 +512,7 @@ mod tests {
         assert_eq!(f.jwks_kids(), std::slice::from_ref(&new), "the cache expires when the key leaves the JWKS");
         assert_eq!(f.stored().1, version);
         let err = f.assume(&before).await.unwrap_err();
-        assert_eq!(err.code, "InvalidIdentityToken", "{err:?}");
+        assert_eq!(err.code, crate::error::ErrorCode::InvalidIdentityToken, "{err:?}");
         assert!(f.assume(&f.token()).await.unwrap().ends_with("/app/sess"), "the new key's tokens verify");
         // The next rotation drops it from the record too.
         let (newest, _) = f.rotate().await;

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 pub use auth::Caller;
-pub use error::{AwsError, Result};
+pub use error::{AwsError, ErrorCode, Protocol, Result, Wire};
 
 use crate::crypto::MasterKey;
 use crate::model::kind;
@@ -176,10 +176,7 @@ impl Control {
     pub(crate) fn check_staleness(&self) -> Result<()> {
         match self.too_stale() {
             None => Ok(()),
-            Some(age) => Err(AwsError::new(
-                "ServiceUnavailable",
-                503,
-                format!("the store has been unreachable for {} s; this replica no longer issues credentials", age.as_secs()),
+            Some(age) => Err(AwsError::service_unavailable(format!("the store has been unreachable for {} s; this replica no longer issues credentials", age.as_secs()),
             )),
         }
     }

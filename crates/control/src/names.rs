@@ -266,7 +266,7 @@ mod tests {
     fn session_name_rules() {
         assert!(role_session_name("ab").is_ok());
         assert!(role_session_name(&"a".repeat(64)).is_ok());
-        assert_eq!(role_session_name("a").unwrap_err().code, "ValidationError");
+        assert_eq!(role_session_name("a").unwrap_err().code, crate::error::ErrorCode::ValidationError);
         assert!(role_session_name(&"a".repeat(65)).is_err());
         assert!(role_session_name("has space").is_err());
         assert!(role_session_name("slash/no").is_err());

@@ -16,7 +16,7 @@ use podiam_policy as policy;
 use crate::Control;
 use crate::auth::{Caller, RequestMeta};
 use crate::authz::{Action, Keys, Target};
-use crate::error::{AwsError, Result};
+use crate::error::{AwsError, ErrorCode, Result};
 use crate::model::{self, kind};
 use crate::names;
 use crate::session::SessionClaims;
@@ -557,9 +557,9 @@ impl Control {
     /// `(target, cluster, association id)`. Other accounts' and regions' ARNs name nothing.
     #[allow(clippy::type_complexity)]
     fn eks_resource(&self, caller: &Caller, arn: &str) -> Result<(Option<Target>, Target, String, Option<String>)> {
-        let not_found = || AwsError::new("NotFoundException", 404, format!("resource not found: {arn}"));
+        let not_found = || AwsError::not_found(format!("resource not found: {arn}"));
         let a = names::Arn::parse(arn)
-            .ok_or_else(|| AwsError::new("BadRequestException", 400, format!("{arn:?} is not a valid ARN")))?;
+            .ok_or_else(|| AwsError::bad_request(format!("{arn:?} is not a valid ARN")))?;
         let account = caller.account();
         if a.service != "eks" || a.account != account || a.region != self.config.region {
             return Err(not_found());
@@ -585,7 +585,7 @@ impl Control {
     fn eks_resource_for(&self, caller: &Caller, meta: &RequestMeta, action: Action, arn: &str, keys: Keys) -> Result<(Target, String, Option<String>)> {
         let (stored, named, cluster, id) = self.eks_resource(caller, arn)?;
         self.authorize(caller, action, stored.as_ref().unwrap_or(&named), meta, keys)?;
-        let target = stored.ok_or_else(|| AwsError::new("NotFoundException", 404, format!("resource not found: {arn}")))?;
+        let target = stored.ok_or_else(|| AwsError::not_found(format!("resource not found: {arn}")))?;
         Ok((target, cluster, id))
     }
 
@@ -604,7 +604,7 @@ impl Control {
         add: BTreeMap<String, String>,
         remove: Vec<String>,
     ) -> Result<()> {
-        let bad = |m: String| AwsError::new("BadRequestException", 400, m);
+        let bad = AwsError::bad_request;
         let (action, keys) = if remove.is_empty() {
             check_tags(&add).map_err(|e| bad(e.message))?;
             (Action::EksTagResource, Keys::none().request_tags(add.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
@@ -634,7 +634,7 @@ impl Control {
         let change = match id {
             None => {
                 let e = self.db.read().clusters.get(&(account.clone(), cluster.clone())).cloned();
-                let e = e.ok_or_else(|| AwsError::new("NotFoundException", 404, format!("resource not found: {arn}")))?;
+                let e = e.ok_or_else(|| AwsError::not_found(format!("resource not found: {arn}")))?;
                 let mut c = (*e.value).clone();
                 apply(&mut c.tags)?;
                 Change::update(kind::CLUSTER, &account, &cluster, &c, e.version)?
@@ -662,8 +662,7 @@ impl Control {
     ) -> Result<PodIdentityCredentials> {
         crate::eks::cluster_name(cluster)?;
         let account = caller.account().to_owned();
-        self.cluster_for(caller, meta, Action::EksAuthAssumeRoleForPodIdentity, cluster, Keys::none())
-            .map_err(|e| if e.code == "AccessDenied" { AwsError::new("AccessDeniedException", 400, e.message) } else { e })?;
+        self.cluster_for(caller, meta, Action::EksAuthAssumeRoleForPodIdentity, cluster, Keys::none())?;
         self.pod_identity_credentials(&account, meta, cluster, token)
             .await
     }
@@ -680,11 +679,7 @@ impl Control {
         token: &str,
     ) -> Result<PodIdentityCredentials> {
         let generic = || {
-            AwsError::new(
-                "InvalidTokenException",
-                400,
-                format!("The service account token is not valid for cluster {cluster}."),
-            )
+            AwsError::invalid_token(format!("The service account token is not valid for cluster {cluster}."))
         };
         check_token_shape(token)?;
         let exists = self.db.read().clusters.contains_key(&(account.to_owned(), cluster.to_owned()));
@@ -692,7 +687,7 @@ impl Control {
             return Err(generic());
         }
         match self.pod_identity_credentials(account, meta, cluster, token).await {
-            Err(e) if e.code == "InvalidTokenException" => {
+            Err(e) if e.code == crate::error::ErrorCode::InvalidToken => {
                 tracing::info!(account, cluster, error = %e.message, "direct-mode token refused");
                 Err(generic())
             }
@@ -727,8 +722,7 @@ impl Control {
         })?;
         let role_arn = role_arn_param(&assoc.role_arn, "roleArn")?;
         let role = self
-            .role_for_assume(&role_arn, "sts:AssumeRole")
-            .map_err(eks_auth_error)?;
+            .role_for_assume(&role_arn, "sts:AssumeRole")?;
         let cluster_arn = self.cluster_arn(account, cluster);
         let mut tags = BTreeMap::new();
         if !assoc.disable_session_tags {
@@ -768,8 +762,7 @@ impl Control {
             meta,
             &keys,
             None,
-        )
-        .map_err(eks_auth_error)?;
+        )?;
         let now = self.now();
         let chained = assoc.target_role_arn.is_some();
         let first = SessionClaims {
@@ -796,8 +789,7 @@ impl Control {
             Some(target) => {
                 let target_arn = role_arn_param(target, "targetRoleArn")?;
                 let target_role = self
-                    .role_for_assume(&target_arn, "sts:AssumeRole")
-                    .map_err(eks_auth_error)?;
+                    .role_for_assume(&target_arn, "sts:AssumeRole")?;
                 let parent = Caller::Session(Arc::new(first));
                 let mut keys = Keys::none()
                     .with("sts:RoleSessionName", session_name.as_str())
@@ -818,8 +810,7 @@ impl Control {
                     meta,
                     &keys,
                     Some(&parent),
-                )
-                .map_err(eks_auth_error)?;
+                )?;
                 SessionClaims {
                     access_key_id: names::access_key_id("ASIA", target_arn.account.as_str()),
                     account: target_arn.account.as_str().to_owned(),
@@ -844,7 +835,7 @@ impl Control {
             policy: final_session.policy.clone(),
             ..AssumeCommon::default()
         };
-        let assumed = self.mint(&final_session, &common).map_err(eks_auth_error)?;
+        let assumed = self.mint(&final_session, &common)?;
         Ok(PodIdentityCredentials {
             namespace: pod.namespace,
             service_account: pod.service_account,
@@ -860,30 +851,22 @@ impl Control {
         c: &model::Cluster,
         token: &str,
     ) -> Result<serde_json::Map<String, serde_json::Value>> {
-        let invalid = |m: String| AwsError::new("InvalidTokenException", 400, m);
+        let invalid = AwsError::invalid_token;
         let unverified = UnverifiedToken::parse(token)
-            .map_err(|e| invalid(format!("the service account token is malformed: {e}")))?;
+            .map_err(|e| invalid(format!("The service account token is malformed: {e}")))?;
         let audiences = [AUDIENCE.to_owned()];
         let mut v = Validation::new(&c.issuer, &audiences, self.now());
         v.leeway_secs = TOKEN_LEEWAY_SECS;
         let map_err = |e: JwtError| match e {
-            JwtError::Expired => AwsError::new(
-                "ExpiredTokenException",
-                400,
-                "the service account token has expired",
-            ),
+            JwtError::Expired => AwsError::new(ErrorCode::ExpiredIdentityToken, "The service account token has expired."),
             other => invalid(format!(
-                "the service account token is not valid for cluster {}: {other}",
+                "The service account token is not valid for cluster {}: {other}",
                 c.name
             )),
         };
         if c.hosted {
             let keys = self.hosted_issuer_keys(&c.oidc_id).ok_or_else(|| {
-                AwsError::new(
-                    "InternalServerException",
-                    500,
-                    "the cluster's issuer keys are unavailable",
-                )
+                AwsError::new(ErrorCode::InternalFailure, "The cluster's issuer keys are unavailable.")
             })?;
             return podiam_jose::verify(&unverified, &keys.jwks, &v)
                 .map(|c| c.claims)
@@ -894,11 +877,7 @@ impl Control {
         let trust = crate::webid::IssuerTrust::system_roots(&c.issuer);
         let fetch_err = |e: crate::webid::FetchError| {
             tracing::info!(issuer = %c.issuer, error = %e, "cluster issuer keys unavailable");
-            AwsError::new(
-                "ServiceUnavailableException",
-                503,
-                "couldn't retrieve the verification keys of the cluster's issuer",
-            )
+            AwsError::service_unavailable("Couldn't retrieve the verification keys of the cluster's issuer.")
         };
         let keys = self.jwks.keys(&trust, false).await.map_err(fetch_err)?;
         match crate::webid::verify(&unverified, &keys, &v) {
@@ -910,16 +889,6 @@ impl Control {
             }
             other => other.map(|c| c.claims).map_err(map_err),
         }
-    }
-}
-
-/// An STS-side error in the EKS Auth model's names: `AccessDeniedException` (400, as the model
-/// says) and `ServiceUnavailableException` (503); others pass unchanged.
-fn eks_auth_error(e: AwsError) -> AwsError {
-    match e.code {
-        "AccessDenied" => AwsError::new("AccessDeniedException", 400, e.message),
-        "ServiceUnavailable" => AwsError::new("ServiceUnavailableException", 503, e.message),
-        _ => e,
     }
 }
 
@@ -950,17 +919,17 @@ struct PodClaims {
 
 impl PodClaims {
     fn from_claims(claims: &serde_json::Map<String, serde_json::Value>) -> Result<Self> {
-        let invalid = |m: &str| AwsError::new("InvalidTokenException", 400, m.to_owned());
+        let invalid = |m: &str| AwsError::invalid_token(m);
         let sub = claims
             .get("sub")
             .and_then(|v| v.as_str())
-            .ok_or_else(|| invalid("the token has no subject"))?;
+            .ok_or_else(|| invalid("The token has no subject"))?;
         let rest = sub
             .strip_prefix("system:serviceaccount:")
-            .ok_or_else(|| invalid("the token's subject is not a service account"))?;
+            .ok_or_else(|| invalid("The token's subject is not a service account"))?;
         let (namespace, service_account) = rest
             .split_once(':')
-            .ok_or_else(|| invalid("the token's subject is not a service account"))?;
+            .ok_or_else(|| invalid("The token's subject is not a service account"))?;
         let k8s = claims.get("kubernetes.io").and_then(|v| v.as_object());
         let field = |path: [&str; 2]| -> Option<String> {
             k8s?.get(path[0])?
@@ -984,9 +953,9 @@ impl PodClaims {
             ));
         }
         let pod_name =
-            field(["pod", "name"]).ok_or_else(|| invalid("the token is not bound to a pod"))?;
+            field(["pod", "name"]).ok_or_else(|| invalid("The token is not bound to a pod"))?;
         let pod_uid =
-            field(["pod", "uid"]).ok_or_else(|| invalid("the token is not bound to a pod"))?;
+            field(["pod", "uid"]).ok_or_else(|| invalid("The token is not bound to a pod"))?;
         Ok(Self {
             namespace: namespace.to_owned(),
             service_account: service_account.to_owned(),

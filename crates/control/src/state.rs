@@ -621,7 +621,7 @@ impl Inner {
             }
             Err(e) => {
                 if self.feed_ok.swap(false, Ordering::Relaxed) {
-                    tracing::error!(error = %e, "store unreachable: serving reads from memory, writes fail until it is back");
+                    tracing::error!(error = %crate::error::ErrorChain(&e), "store unreachable: serving reads from memory, writes fail until it is back");
                 }
                 Err(AwsError::service_failure())
             }
@@ -824,7 +824,7 @@ async fn prune(inner: Weak<Inner>, every: Duration) {
         match inner.store.prune_tombstones(before).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(pruned = n, "old tombstones pruned from the change feed"),
-            Err(e) => tracing::debug!(error = %e, "pruning tombstones failed; next time"),
+            Err(e) => tracing::debug!(error = %crate::error::ErrorChain(&e), "pruning tombstones failed; next time"),
         }
     }
 }

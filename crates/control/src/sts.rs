@@ -13,7 +13,7 @@ use podiam_policy as policy;
 
 use crate::auth::{principal_of, Caller, RequestMeta};
 use crate::authz::{Action, Keys, Target};
-use crate::error::{AwsError, Result};
+use crate::error::{AwsError, ErrorCode, Result};
 use crate::iam::{policy_chars, provider_arn, provider_key};
 use crate::model;
 use crate::names;
@@ -135,8 +135,7 @@ impl Control {
         for a in &c.policy_arns {
             if names::Arn::parse(a).is_none_or(|x| x.account != arn.account.as_str() || !x.region.is_empty()) {
                 return Err(AwsError::new(
-                    "InvalidParameterValue",
-                    400,
+                    ErrorCode::InvalidParameterValue,
                     format!("Policy {a} is not a managed policy of the role's account {}.", arn.account),
                 ));
             }
@@ -184,7 +183,7 @@ impl Control {
     pub async fn assume_role_with_web_identity(&self, meta: &RequestMeta, common: AssumeCommon, token: &str) -> Result<AssumedRole> {
         let requested = common.role_arn.clone();
         self.assume_role_with_web_identity_checked(meta, common, token).await.map_err(|e| {
-            if e.code == "AccessDenied" {
+            if e.code == crate::error::ErrorCode::AccessDenied {
                 tracing::info!(role = %requested, reason = %e.message, "AssumeRoleWithWebIdentity refused");
                 AwsError::access_denied("Not authorized to perform sts:AssumeRoleWithWebIdentity")
             } else {
@@ -410,7 +409,7 @@ impl Control {
     pub async fn assume_role(&self, caller: &Caller, meta: &RequestMeta, common: AssumeCommon, extra_in: AssumeRoleExtra) -> Result<AssumedRole> {
         let requested = common.role_arn.clone();
         self.assume_role_checked(caller, meta, common, extra_in).await.map_err(|e| {
-            if e.code == "AccessDenied" {
+            if e.code == crate::error::ErrorCode::AccessDenied {
                 tracing::info!(caller = %caller.arn(), role = %requested, reason = %e.message, "AssumeRole refused");
                 AwsError::access_denied(format!("User: {} is not authorized to perform: sts:AssumeRole on resource: {requested}", caller.arn()))
             } else {
@@ -446,7 +445,7 @@ impl Control {
         let same_key = |a: &str, b: &str| policy::fold_key(a) == policy::fold_key(b);
         for k in &extra_in.transitive_tag_keys {
             if !extra_in.tags.iter().any(|t| same_key(&t.key, k)) {
-                return Err(AwsError::new("InvalidParameterValue", 400, format!("transitive tag key {k:?} is not one of the session tags")));
+                return Err(AwsError::new(ErrorCode::InvalidParameterValue, format!("transitive tag key {k:?} is not one of the session tags")));
             }
         }
         let account = role_arn.account.as_str().to_owned();
@@ -474,7 +473,7 @@ impl Control {
                     // Compared as the policy engine compares keys: a look-alike that folds to
                     // the transitive key (`\u{212A}ubernetes-namespace`) is that key.
                     if extra_in.tags.iter().any(|t| same_key(&t.key, k)) {
-                        return Err(AwsError::new("InvalidParameterValue", 400, format!("the session tag {k:?} is transitive and cannot be set again")));
+                        return Err(AwsError::new(ErrorCode::InvalidParameterValue, format!("the session tag {k:?} is transitive and cannot be set again")));
                     }
                     tags.insert(k.clone(), v.clone());
                     transitive.push(k.clone());
@@ -597,7 +596,7 @@ pub(crate) fn check_duplicate_tag_keys<'a>(keys: impl Iterator<Item = &'a str>) 
     for k in keys {
         let f = policy::fold_key(k);
         if seen.contains(&f) {
-            return Err(AwsError::new("InvalidParameterValue", 400, "Duplicate tag keys found. Please note that Tag keys are case insensitive."));
+            return Err(AwsError::new(ErrorCode::InvalidParameterValue, "Duplicate tag keys found. Please note that Tag keys are case insensitive."));
         }
         seen.push(f);
     }
@@ -616,7 +615,7 @@ fn packed_size(s: &SessionClaims, c: &AssumeCommon) -> Result<Option<u32>> {
         + s.tags.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
     let pct = u32::try_from(chars * 100 / 2048).unwrap_or(u32::MAX);
     if pct > 100 {
-        return Err(AwsError::new("PackedPolicyTooLarge", 400, format!("packed size of the session policies and tags exceeds the limit: {pct}%")));
+        return Err(AwsError::new(ErrorCode::PackedPolicyTooLarge, format!("packed size of the session policies and tags exceeds the limit: {pct}%")));
     }
     Ok(Some(pct))
 }

@@ -285,7 +285,7 @@ async fn replicas_scenario(s1: Arc<dyn Store>, s2: Arc<dyn Store>, limit: Durati
             )
             .await
             .unwrap_err();
-        assert_eq!(err.status, 409);
+        assert_eq!(err.code, podiam_control::ErrorCode::ConcurrentModification);
         assert_eq!(
             b.read().roles[&key("r3")].version,
             3,
@@ -483,7 +483,7 @@ async fn postgres_outage_keeps_reads_and_fails_writes() {
         .await
         .unwrap_err()
     };
-    assert_eq!((err.code, err.status), ("ServiceFailure", 500));
+    assert_eq!(err.code, podiam_control::ErrorCode::InternalFailure);
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     assert!(db.read().roles.contains_key(&key("r1")) && !db.read().roles.contains_key(&key("r2")));
 }

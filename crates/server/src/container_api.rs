@@ -11,7 +11,7 @@
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use podiam_control::AwsError;
+use podiam_control::{AwsError, Protocol};
 
 use crate::App;
 
@@ -25,8 +25,10 @@ pub(crate) async fn handle(app: &App, path: &str, headers: &HeaderMap, meta: &po
         _ => return (StatusCode::NOT_FOUND, [("content-type", "text/plain")], "404 page not found\n").into_response(),
     };
     if !meta.secure_transport {
-        let e = AwsError::new("AccessDeniedException", 403, "direct-mode Pod Identity is served over HTTPS only");
-        return agent_error(&e, &rid);
+        // The agent's own refusal of a request it must not serve (a wrong address) is a 403
+        // of its own, outside EKS Auth's model.
+        let body = format!("[{rid}]: (AccessDeniedException): direct-mode Pod Identity is served over HTTPS only, fault: client\n");
+        return (StatusCode::FORBIDDEN, [("content-type", "text/plain; charset=utf-8")], body).into_response();
     }
     let token = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default().trim();
     if token.is_empty() {
@@ -48,12 +50,14 @@ pub(crate) async fn handle(app: &App, path: &str, headers: &HeaderMap, meta: &po
     }
 }
 
-/// The node agent's error line: `[<request-id>]: (<Code>): <message>, fault: client|server`.
-fn agent_error(e: &AwsError, rid: &str) -> Response {
-    if e.status >= 500 {
-        tracing::error!(code = e.code, request_id = rid, "internal error");
+/// The node agent's error line: `[<request-id>]: (<Code>): <message>, fault: client|server`,
+/// with the status and code EKS Auth answered (the agent relays them), so EKS Auth's names.
+pub(crate) fn agent_error(e: &AwsError, rid: &str) -> Response {
+    let wire = e.wire(Protocol::EksAuth);
+    if !wire.is_sender() {
+        tracing::error!(code = %e.code, request_id = rid, "internal error");
     }
-    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
-    let fault = if e.status >= 500 { "server" } else { "client" };
-    (status, [("content-type", "text/plain; charset=utf-8")], format!("[{rid}]: ({}): {}, fault: {fault}\n", e.code, e.message)).into_response()
+    let status = StatusCode::from_u16(wire.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let fault = if wire.is_sender() { "client" } else { "server" };
+    (status, [("content-type", "text/plain; charset=utf-8")], format!("[{rid}]: ({}): {}, fault: {fault}\n", wire.name, e.message)).into_response()
 }

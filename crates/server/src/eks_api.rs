@@ -4,30 +4,39 @@ use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use podiam_control::issuer::TokenRequest;
 use podiam_control::pod_identity::{CreateAssociation, UpdateAssociation};
-use podiam_control::{model, AwsError};
+use podiam_control::{model, AwsError, ErrorCode};
 use serde_json::{json, Value};
 
-use crate::wire::restjson::{epoch, error_body};
+use crate::wire::restjson::{self, epoch, Service};
 use crate::{App, Incoming};
 
 pub(crate) async fn handle(app: &App, inc: Incoming) -> Response {
     let rid = inc.meta.request_id.clone();
+    let service = service_of(&inc.path);
     match route(app, &inc).await {
         Ok(v) => (StatusCode::OK, [("content-type", "application/json")], v.to_string()).into_response(),
-        Err(e) => error(&e, &rid),
+        Err(e) => error(&e, service, &rid),
     }
 }
 
-/// A rest-json error response.
-pub(crate) fn error(e: &AwsError, rid: &str) -> Response {
-    if e.status >= 500 {
-        tracing::error!(code = e.code, request_id = rid, "internal error");
+/// Which service a path belongs to: EKS Auth's one operation, or EKS (and podiam's extensions).
+fn service_of(path: &str) -> Service {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segs.as_slice() {
+        ["clusters", _, "assume-role-for-pod-identity"] => Service::EksAuth,
+        _ => Service::Eks,
     }
-    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
-    // rest-json services name the authorization failure `AccessDeniedException`.
-    let code = if e.code == "AccessDenied" { "AccessDeniedException" } else { e.code };
-    let mut r = (status, [("content-type", "application/json")], error_body(e)).into_response();
-    r.headers_mut().insert("x-amzn-errortype", HeaderValue::from_static(code));
+}
+
+/// A rest-json error response, in `service`'s names.
+pub(crate) fn error(e: &AwsError, service: Service, rid: &str) -> Response {
+    let (wire, body) = restjson::error(e, service);
+    if !wire.is_sender() {
+        tracing::error!(code = %e.code, request_id = rid, "internal error");
+    }
+    let status = StatusCode::from_u16(wire.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut r = (status, [("content-type", "application/json")], body).into_response();
+    r.headers_mut().insert("x-amzn-errortype", HeaderValue::from_static(wire.name));
     r
 }
 
@@ -193,7 +202,7 @@ async fn route(app: &App, inc: &Incoming) -> Result<Value, AwsError> {
         (&Method::POST, ["tags", arn]) => {
             let caller = inc.caller(app, "eks")?;
             let b = json_body(inc)?;
-            let tags = tag_map(b.get("tags")).map_err(|e| AwsError::new("BadRequestException", 400, e.message))?;
+            let tags = tag_map(b.get("tags")).map_err(|e| AwsError::bad_request(e.message))?;
             c.change_eks_tags(&caller, &inc.meta, &decode_segment(arn)?, tags, vec![]).await?;
             Ok(json!({}))
         }
@@ -201,7 +210,7 @@ async fn route(app: &App, inc: &Incoming) -> Result<Value, AwsError> {
             let caller = inc.caller(app, "eks")?;
             let keys: Vec<String> = form_urlencoded::parse(inc.query.as_bytes()).filter(|(k, _)| k == "tagKeys").map(|(_, v)| v.into_owned()).collect();
             if keys.is_empty() {
-                return Err(AwsError::new("BadRequestException", 400, "tagKeys is required"));
+                return Err(AwsError::bad_request("tagKeys is required"));
             }
             c.change_eks_tags(&caller, &inc.meta, &decode_segment(arn)?, Default::default(), keys).await?;
             Ok(json!({}))
@@ -297,7 +306,7 @@ async fn route(app: &App, inc: &Incoming) -> Result<Value, AwsError> {
                 "missingContextValues": r.missing,
             }))
         }
-        _ => Err(AwsError::new("UnknownOperationException", 404, format!("no operation {} {}", inc.method, inc.path))),
+        _ => Err(AwsError::new(ErrorCode::UnknownOperation, format!("no operation {} {}", inc.method, inc.path))),
     }
 }
 

@@ -15,6 +15,8 @@
 
 mod container_api;
 mod eks_api;
+#[cfg(test)]
+mod error_table_tests;
 mod query_api;
 mod tls;
 pub mod wire;
@@ -31,7 +33,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use podiam_control::auth::{RequestMeta, SigningScope};
-use podiam_control::{AwsError, Caller, Control};
+use podiam_control::{AwsError, Caller, Control, ErrorCode};
 
 /// Largest request body accepted (the biggest legitimate one is a 131072-character policy,
 /// URL-encoded).
@@ -93,11 +95,11 @@ async fn dispatch(State(app): State<App>, req: Request<Body>) -> Response {
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
         Err(e) if is_body_timeout(&e) => {
-            let e = AwsError::new("RequestTimeout", 408, "the request body was not received in time");
+            let e = AwsError::new(ErrorCode::RequestTimeout, "the request body was not received in time");
             return plain_error(&e, &request_id);
         }
         Err(_) => {
-            let e = AwsError::new("RequestEntityTooLarge", 413, format!("request body larger than {MAX_BODY} bytes"));
+            let e = AwsError::new(ErrorCode::RequestEntityTooLarge, format!("request body larger than {MAX_BODY} bytes"));
             return plain_error(&e, &request_id);
         }
     };
@@ -152,7 +154,8 @@ fn issuer_document(app: &App, path: &str) -> Response {
 }
 
 fn unknown_path(path: &str, request_id: &str) -> Response {
-    eks_api::error(&AwsError::new("UnknownOperationException", 404, format!("no operation at {path}")), request_id)
+    let e = AwsError::new(ErrorCode::UnknownOperation, format!("no operation at {path}"));
+    eks_api::error(&e, wire::restjson::Service::Eks, request_id)
 }
 
 /// Whether reading the body failed because the client did not send it in time.
@@ -167,9 +170,9 @@ fn is_body_timeout(e: &axum::Error) -> bool {
     false
 }
 
+/// An error before the protocol is known (the body never arrived): the query protocol's shape.
 fn plain_error(e: &AwsError, request_id: &str) -> Response {
-    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
-    (status, [("content-type", "text/xml")], wire::xml::error(e, wire::xml::STS_NS, request_id)).into_response()
+    query_api::render_error(e, wire::xml::STS_NS, request_id)
 }
 
 /// Serves the router on `listener` (plain HTTP, or HTTPS: requests then see

@@ -7,7 +7,7 @@ use podiam_control::iam::{CreateRole, Page, PageReq};
 use podiam_control::model;
 use podiam_control::simulate::{ContextEntry, EvalResult, SimulateInput};
 use podiam_control::sts::{AssumeCommon, AssumeRoleExtra, AssumedRole};
-use podiam_control::{AwsError, Caller};
+use podiam_control::{AwsError, Caller, ErrorCode, Protocol};
 
 use crate::wire::query::Params;
 use crate::wire::xml::{self, timestamp, url_encode_policy, Response as Xml, IAM_NS, STS_NS};
@@ -26,8 +26,8 @@ pub(crate) async fn handle(app: &App, inc: Incoming) -> Response {
     let (ns, result) = match params.get("Version") {
         Some(STS_VERSION) => (STS_NS, sts(app, &inc, &params).await),
         Some(IAM_VERSION) => (IAM_NS, iam(app, &inc, &params).await),
-        Some(v) => (STS_NS, Err(AwsError::new("InvalidAction", 400, format!("unsupported api version {v:?}")))),
-        None => (STS_NS, Err(AwsError::new("MissingParameter", 400, "the request must contain the parameter Version"))),
+        Some(v) => (STS_NS, Err(AwsError::new(ErrorCode::InvalidAction, format!("Unsupported API version {v:?}.")))),
+        None => (STS_NS, Err(AwsError::missing_parameter("Version"))),
     };
     match result {
         Ok(x) => (StatusCode::OK, [("content-type", "text/xml")], x.finish(&rid)).into_response(),
@@ -35,16 +35,18 @@ pub(crate) async fn handle(app: &App, inc: Incoming) -> Response {
     }
 }
 
-fn render_error(e: &AwsError, ns: &str, rid: &str) -> Response {
-    if e.status >= 500 {
-        tracing::error!(code = e.code, request_id = rid, "internal error");
+/// The query protocol's error response (IAM and STS).
+pub(crate) fn render_error(e: &AwsError, ns: &str, rid: &str) -> Response {
+    let wire = e.wire(Protocol::Query);
+    if !wire.is_sender() {
+        tracing::error!(code = %e.code, request_id = rid, "internal error");
     }
-    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let status = StatusCode::from_u16(wire.status).unwrap_or(StatusCode::BAD_REQUEST);
     (status, [("content-type", "text/xml")], xml::error(e, ns, rid)).into_response()
 }
 
 fn action(p: &Params) -> Result<&str, AwsError> {
-    p.get("Action").ok_or_else(|| AwsError::new("MissingAction", 400, "missing action"))
+    p.get("Action").ok_or_else(|| AwsError::new(ErrorCode::MissingAction, "Missing Action"))
 }
 
 // === STS ===

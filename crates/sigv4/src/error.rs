@@ -199,10 +199,10 @@ pub enum Error {
 }
 
 impl Error {
-    /// The AWS error code (`<Code>` in the query-protocol error response).
-    pub fn code(&self) -> &'static str {
+    /// Which of the four kinds of rejection this is.
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::MissingAuthentication => "MissingAuthenticationToken",
+            Self::MissingAuthentication => ErrorKind::MissingAuthenticationToken,
             Self::MissingAuthorizationParameters { .. }
             | Self::InvalidAuthorizationPair { .. }
             | Self::UnsupportedAlgorithm { .. }
@@ -215,7 +215,7 @@ impl Error {
             | Self::TooManySignedHeaders { .. }
             | Self::MultipleAuthMechanisms
             | Self::DuplicateAuthComponent { .. }
-            | Self::NotUtf8 { .. } => "IncompleteSignature",
+            | Self::NotUtf8 { .. } => ErrorKind::IncompleteSignature,
             Self::HostNotSigned
             | Self::HeaderNotSigned { .. }
             | Self::ScopeDateMismatch { .. }
@@ -225,16 +225,46 @@ impl Error {
             | Self::SignatureNotYetCurrent { .. }
             | Self::ContentSha256Mismatch
             | Self::UnsignedPayloadNotAllowed
-            | Self::SignatureMismatch => "SignatureDoesNotMatch",
-            Self::RequestExpired => "AccessDenied",
+            | Self::SignatureMismatch => ErrorKind::SignatureDoesNotMatch,
+            Self::RequestExpired => ErrorKind::AccessDenied,
         }
+    }
+
+    /// The AWS error code (`<Code>` in the query-protocol error response).
+    pub fn code(&self) -> &'static str {
+        self.kind().code()
     }
 
     /// The HTTP status AWS answers with.
     pub fn status(&self) -> u16 {
-        match self.code() {
-            "IncompleteSignature" => 400,
+        match self.kind() {
+            ErrorKind::IncompleteSignature => 400,
             _ => 403,
+        }
+    }
+}
+
+/// The kinds of rejection, one per AWS error code; a server maps them to its own error type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// `MissingAuthenticationToken` (403).
+    MissingAuthenticationToken,
+    /// `IncompleteSignature` (400): the signature's parts are malformed or missing.
+    IncompleteSignature,
+    /// `SignatureDoesNotMatch` (403): wrong key, scope, time window or signed content.
+    SignatureDoesNotMatch,
+    /// `AccessDenied` (403): a presigned request past its expiry.
+    AccessDenied,
+}
+
+impl ErrorKind {
+    /// The AWS error code of the query protocol.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::MissingAuthenticationToken => "MissingAuthenticationToken",
+            Self::IncompleteSignature => "IncompleteSignature",
+            Self::SignatureDoesNotMatch => "SignatureDoesNotMatch",
+            Self::AccessDenied => "AccessDenied",
         }
     }
 }

@@ -99,7 +99,7 @@ mod sign;
 mod time;
 mod verify;
 
-pub use error::Error;
+pub use error::{Error, ErrorKind};
 pub use parse::{Parsed, Scope, parse};
 pub use sign::{SigningParams, sign};
 pub use verify::{

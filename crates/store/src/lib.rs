@@ -158,9 +158,10 @@ pub enum StoreError {
         /// Key.
         id: String,
     },
-    /// The database failed; details are logged, not shown to clients.
-    #[error("storage failure: {0}")]
-    Backend(String),
+    /// The database failed; the cause is kept as the source, for the log (never shown to
+    /// clients).
+    #[error("storage failure")]
+    Backend(#[source] BoxError),
 }
 
 /// The storage interface every backend implements.
@@ -213,9 +214,12 @@ pub trait Store: Send + Sync + 'static {
     }
 }
 
-/// Any database failure, as [`StoreError::Backend`].
-pub(crate) fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
+/// The cause of a [`StoreError::Backend`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Any database failure, as [`StoreError::Backend`] with the failure as its source.
+pub(crate) fn backend(e: impl Into<BoxError>) -> StoreError {
+    StoreError::Backend(e.into())
 }
 
 /// The conflict error of a write that did not hold.

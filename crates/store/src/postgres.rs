@@ -84,9 +84,9 @@ impl PgStore {
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
         if !valid {
-            return Err(StoreError::Backend(format!(
-                "invalid schema name {schema:?}"
-            )));
+            return Err(StoreError::Backend(
+                format!("invalid schema name {schema:?}").into(),
+            ));
         }
         let opts = PgConnectOptions::from_str(url).map_err(backend)?;
         let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect_with(&opts)

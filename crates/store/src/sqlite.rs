@@ -85,11 +85,20 @@ impl SqliteStore {
     }
 }
 
+/// A file operation on the database's path that failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", path.display())]
+struct PathError {
+    path: std::path::PathBuf,
+    #[source]
+    source: std::io::Error,
+}
+
 /// Make `path` readable by its owner only: create it 0600 if `create` and it is missing, and
 /// narrow the mode of an existing file.
 fn private_file(path: &Path, create: bool) -> Result<(), StoreError> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let io = |e: std::io::Error| StoreError::Backend(format!("{}: {e}", path.display()));
+    let io = |e: std::io::Error| StoreError::Backend(Box::new(PathError { path: path.to_owned(), source: e }));
     if create {
         // `create` without `truncate`: an existing database is left as it is.
         #[expect(clippy::suspicious_open_options, reason = "opened only to create it if missing, never written here")]

@@ -137,10 +137,10 @@ mod tests {
     fn gaps_and_bad_values() {
         let p = Params::parse(b"L.member.2=x&N=abc&B=yes&Tags.member.1.Value=v").unwrap();
         assert!(p.list("L").is_empty(), "a list starts at member 1");
-        assert_eq!(p.int("N").unwrap_err().code, "ValidationError");
-        assert_eq!(p.bool("B").unwrap_err().code, "ValidationError");
-        assert_eq!(p.tags("Tags").unwrap_err().code, "ValidationError");
-        assert_eq!(p.required("RoleName").unwrap_err().code, "ValidationError");
+        assert_eq!(p.int("N").unwrap_err().code, podiam_control::ErrorCode::ValidationError);
+        assert_eq!(p.bool("B").unwrap_err().code, podiam_control::ErrorCode::ValidationError);
+        assert_eq!(p.tags("Tags").unwrap_err().code, podiam_control::ErrorCode::ValidationError);
+        assert_eq!(p.required("RoleName").unwrap_err().code, podiam_control::ErrorCode::ValidationError);
     }
 
     #[test]

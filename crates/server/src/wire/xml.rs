@@ -1,6 +1,6 @@
 //! AWS query-protocol XML responses and errors.
 
-use podiam_control::AwsError;
+use podiam_control::{AwsError, Protocol};
 
 /// The STS namespace.
 pub const STS_NS: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
@@ -110,15 +110,16 @@ impl Response {
     }
 }
 
-/// `<ErrorResponse>` of an error.
+/// `<ErrorResponse>` of an error, in the query protocol's names.
 pub fn error(e: &AwsError, ns: &str, request_id: &str) -> String {
+    let wire = e.wire(Protocol::Query);
     let mut s = String::with_capacity(256);
     s.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ErrorResponse xmlns=\"");
     s.push_str(ns);
     s.push_str("\"><Error><Type>");
-    s.push_str(if e.is_sender() { "Sender" } else { "Receiver" });
+    s.push_str(if wire.is_sender() { "Sender" } else { "Receiver" });
     s.push_str("</Type><Code>");
-    escape(e.code, &mut s);
+    escape(wire.name, &mut s);
     s.push_str("</Code><Message>");
     escape(&e.message, &mut s);
     s.push_str("</Message></Error><RequestId>");
