@@ -185,9 +185,11 @@ async fn serve_token(shared: &Shared, token: &str) -> Resp {
     if let Some(a) = shared.retriever.join(token, key).await {
         return memory.settle(shared, a);
     }
-    if !shared.inbound.admit_unverified() {
-        return too_many();
-    }
+    // A token the agent can check is checked before it costs any shared budget: a forged one
+    // is refused here for the price of a signature check, so a pod minting forgeries cannot
+    // drain the bucket every other pod's new tokens share; a valid one is charged to its own
+    // pod's bucket.
+    let mut checked = false;
     if let Some(keys) = &shared.keys {
         match keys.verify(token, now).await {
             Verdict::Valid { pod, exp_ms } => {
@@ -197,6 +199,12 @@ async fn serve_token(shared: &Shared, token: &str) -> Resp {
                     memory.verified_until.min(exp_ms),
                     now,
                 );
+                if let Class::Verified(bucket) = shared.inbound.classify(&key, now) {
+                    if !shared.inbound.admit_verified(bucket.as_deref()) {
+                        return too_many();
+                    }
+                    checked = true;
+                }
             }
             Verdict::Invalid(e) => {
                 tracing::info!(code = e.code(), "refused a service account token locally");
@@ -209,6 +217,9 @@ async fn serve_token(shared: &Shared, token: &str) -> Resp {
             }
             Verdict::Unavailable => {}
         }
+    }
+    if !checked && !shared.inbound.admit_unverified() {
+        return too_many();
     }
     memory.settle(shared, shared.retriever.get(token, key).await)
 }
@@ -313,6 +324,43 @@ async fn dispatch(
     })
 }
 
+/// Connections one listener serves at once; past it new ones are closed at once, so the agent
+/// never runs out of descriptors.
+pub(crate) const MAX_CONNECTIONS: usize = 4096;
+/// Connections one peer address holds at once: one pod cannot take the slots of the others
+/// (pods on a node have addresses of their own; host-network processes share the node's).
+pub(crate) const MAX_CONNECTIONS_PER_PEER: usize = 256;
+
+/// Open connections by peer address, released when a connection ends.
+#[derive(Default)]
+struct PeerSlots(parking_lot::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>);
+
+struct PeerSlot(Arc<PeerSlots>, std::net::IpAddr);
+
+impl PeerSlots {
+    fn take(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<PeerSlot> {
+        let mut m = self.0.lock();
+        let n = m.entry(ip).or_insert(0);
+        if *n >= MAX_CONNECTIONS_PER_PEER {
+            return None;
+        }
+        *n += 1;
+        Some(PeerSlot(Arc::clone(self), ip))
+    }
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut m = (self.0).0.lock();
+        if let Some(n) = m.get_mut(&self.1) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.1);
+            }
+        }
+    }
+}
+
 /// Accepts connections on `listener` until `shutdown` turns true, then lets open
 /// connections finish for up to `grace`.
 pub(crate) async fn serve(
@@ -329,10 +377,12 @@ pub(crate) async fn serve(
         .keep_alive(true);
     let mut conns = JoinSet::new();
     let conn_shutdown = shutdown.clone();
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let peers = Arc::new(PeerSlots::default());
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(s) => s,
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");
@@ -340,11 +390,17 @@ pub(crate) async fn serve(
                         continue;
                     }
                 };
+                let (Ok(slot), Some(peer_slot)) = (Arc::clone(&slots).try_acquire_owned(), peers.take(peer.ip())) else {
+                    tracing::warn!(%peer, "connection limit reached; closing a new connection");
+                    drop(stream);
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let shared = Arc::clone(&shared);
                 let builder = builder.clone();
                 let mut shutdown = conn_shutdown.clone();
                 conns.spawn(async move {
+                    let _slots = (slot, peer_slot);
                     let svc = service_fn(move |req| dispatch(site, Arc::clone(&shared), req));
                     let conn = builder.serve_connection(TokioIo::new(stream), svc);
                     tokio::pin!(conn);

@@ -868,9 +868,8 @@ async fn signed_token_works_end_to_end_and_a_pods_tokens_share_its_bucket() {
     assert_eq!(creds(&agent, &t2).await.status, 200);
     assert_eq!(agent.inbound_pod_buckets(), 1);
     assert_eq!(agent.verified_tokens(), 2);
-    // Charged to the pod so far: t1's hit. Two more fit the burst of 3, then 429.
-    assert_eq!(creds(&agent, &t2).await.status, 200);
-    assert_eq!(creds(&agent, &t1).await.status, 200);
+    // Charged to the pod so far: t1's first fetch (verified locally, so charged to the pod, not
+    // the shared bucket), t1's hit and t2's first fetch: the burst of 3 is spent, then 429.
     let r = creds(&agent, &t2).await;
     assert_eq!((r.status, r.body.as_str()), (429, "Too Many Requests\n"));
     // Another pod has its own bucket.
@@ -1122,4 +1121,33 @@ async fn cluster_keys_from_a_file_and_issuer_settings() {
             Err(podiam_agent::Error::Config(_))
         ));
     }
+}
+
+#[tokio::test]
+async fn a_forged_token_flood_costs_other_pods_new_tokens_nothing() {
+    let fake = fake_eks_auth(Clock::system()).await;
+    let key = signing_key();
+    let forger = signing_key();
+    let issuer = fake_issuer(&[&key]).await;
+    let agent = agent(&fake, |c| {
+        with_issuer(c, &issuer);
+        // The shared bucket of unverified tokens holds one request: were forgeries charged to
+        // it, the first would empty it.
+        c.inbound_unverified_rps = 1;
+        c.inbound_unverified_burst = 1;
+    })
+    .await;
+    for i in 0..50 {
+        let forged = pod_token(&forger, &fake, &issuer, &format!("forged-{i}"));
+        let r = creds(&agent, &forged).await;
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert!(r.body.contains("InvalidTokenException"), "{}", r.body);
+    }
+    assert_eq!(fake.calls(), 0, "no forgery reached EKS Auth");
+    // Two new pods' first tokens are served: verified locally, each charged to its own pod.
+    for uid in ["victim-1", "victim-2"] {
+        let t = pod_token(&key, &fake, &issuer, uid);
+        assert_eq!(creds(&agent, &t).await.status, 200);
+    }
+    assert_eq!(fake.calls(), 2);
 }

@@ -687,7 +687,9 @@ impl Control {
             return Err(generic());
         }
         match self.pod_identity_credentials(account, meta, cluster, token).await {
-            Err(e) if e.code == crate::error::ErrorCode::InvalidToken => {
+            // A token that does not verify, or whose issuer cannot be reached to verify it,
+            // reads as a missing cluster does.
+            Err(e) if matches!(e.code, crate::error::ErrorCode::InvalidToken | crate::error::ErrorCode::IdpCommunicationError) => {
                 tracing::info!(account, cluster, error = %e.message, "direct-mode token refused");
                 Err(generic())
             }
@@ -791,12 +793,12 @@ impl Control {
                 let target_role = self
                     .role_for_assume(&target_arn, "sts:AssumeRole")?;
                 let parent = Caller::Session(Arc::new(first));
-                let mut keys = Keys::none()
+                // The session tags pass on as transitive: the target's trust sees them as it
+                // sees any session tags being set (as AssumeRole does for a chained session).
+                let keys = Keys::none()
                     .with("sts:RoleSessionName", session_name.as_str())
-                    .with("sts:ExternalId", assoc.external_id.as_str());
-                if !transitive.is_empty() {
-                    keys = keys.with_multi("sts:TransitiveTagKeys", transitive.clone());
-                }
+                    .with("sts:ExternalId", assoc.external_id.as_str())
+                    .and(crate::sts::session_tag_keys(&tags, &transitive));
                 let mut actions = vec![Action::StsAssumeRole];
                 if !tags.is_empty() {
                     actions.push(Action::StsTagSession);
@@ -877,7 +879,9 @@ impl Control {
         let trust = crate::webid::IssuerTrust::system_roots(&c.issuer);
         let fetch_err = |e: crate::webid::FetchError| {
             tracing::info!(issuer = %c.issuer, error = %e, "cluster issuer keys unavailable");
-            AwsError::service_unavailable("Couldn't retrieve the verification keys of the cluster's issuer.")
+            // IDPCommunicationError renders as EKS Auth's ServiceUnavailableException (503),
+            // and tells this failure apart from a stale replica's.
+            AwsError::new(crate::error::ErrorCode::IdpCommunicationError, "Couldn't retrieve the verification keys of the cluster's issuer.")
         };
         let keys = self.jwks.keys(&trust, false).await.map_err(fetch_err)?;
         match crate::webid::verify(&unverified, &keys, &v) {

@@ -302,7 +302,13 @@ impl Control {
         }
         let trust = crate::webid::IssuerTrust::new(iss, &provider.thumbprints);
         if !may_fetch {
-            return self.jwks.cached(&trust).map(|keys| crate::webid::verify(token, &keys, v).map(|c| c.claims)).transpose().map_err(map_err);
+            // No fetch for a role that does not exist; with nothing cached, the answer is the
+            // one an existing role gets when its issuer cannot be reached, so the refusal does
+            // not tell whether the role exists.
+            return match self.jwks.cached(&trust) {
+                Some(keys) => crate::webid::verify(token, &keys, v).map(|c| Some(c.claims)).map_err(map_err),
+                None => Err(AwsError::idp_communication(IDP_COMMUNICATION_MESSAGE)),
+            };
         }
         // The detail (URLs, statuses, connection errors) is logged by the cache and here; the
         // anonymous caller gets AWS's message only.
@@ -496,7 +502,10 @@ impl Control {
             (Some(old), _) => Some(old),
             (None, new) => new.clone(),
         };
-        let req_tags: BTreeMap<String, String> = extra_in.tags.iter().map(|t| (t.key.clone(), t.value.clone())).collect();
+        // Every tag the new session will carry, passed or inherited as transitive from the
+        // parent, is a session tag being set: the trust policy must allow sts:TagSession and
+        // sees them all as aws:RequestTag/* and aws:TagKeys, so a Deny on tagging (or a
+        // condition on a tag's value) cannot be walked around by chaining.
         let keys = Keys::none()
             .with("sts:RoleSessionName", common.session_name.as_str())
             .with_opt("sts:ExternalId", extra_in.external_id.as_deref())
@@ -504,9 +513,9 @@ impl Control {
             // parent session: either way it is set on the new session, so the trust policy
             // must allow sts:SetSourceIdentity and sees it as sts:SourceIdentity.
             .with_opt("sts:SourceIdentity", source_identity.as_deref())
-            .and(session_tag_keys(&req_tags, &extra_in.transitive_tag_keys));
+            .and(session_tag_keys(&tags, &transitive));
         let mut actions = vec![Action::StsAssumeRole];
-        if !extra_in.tags.is_empty() {
+        if !tags.is_empty() {
             actions.push(Action::StsTagSession);
         }
         if source_identity.is_some() {

@@ -94,8 +94,13 @@ async fn dispatch(State(app): State<App>, req: Request<Body>) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
-        Err(e) if is_body_timeout(&e) => {
+        Err(e) if caused_by::<podiam_tls::BodyTimeout>(&e) => {
             let e = AwsError::new(ErrorCode::RequestTimeout, "the request body was not received in time");
+            return plain_error(&e, &request_id);
+        }
+        Err(e) if caused_by::<podiam_tls::BodyBudgetExceeded>(&e) => {
+            // Too many bodies in flight at once: retryable, as SDKs retry 503.
+            let e = AwsError::new(ErrorCode::ServiceUnavailable, "too many request bodies are being received; try again");
             return plain_error(&e, &request_id);
         }
         Err(_) => {
@@ -159,10 +164,10 @@ fn unknown_path(path: &str, request_id: &str) -> Response {
 }
 
 /// Whether reading the body failed because the client did not send it in time.
-fn is_body_timeout(e: &axum::Error) -> bool {
+fn caused_by<T: std::error::Error + 'static>(e: &axum::Error) -> bool {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(c) = cause {
-        if c.is::<podiam_tls::BodyTimeout>() {
+        if c.is::<T>() {
             return true;
         }
         cause = c.source();

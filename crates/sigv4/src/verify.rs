@@ -125,9 +125,13 @@ fn payload_hash(
     options: Options,
 ) -> Result<Payload, Error> {
     let body = sha256_hex(req.body);
+    // An unsigned payload is accepted only on a presigned request with no body: every byte a
+    // service acts on is covered by the signature, so a presigned URL cannot carry a body
+    // (say, other query-protocol parameters) that its signer never saw.
+    let unsigned_ok = parsed.is_presigned() && req.body.is_empty();
     match single_header(req, "x-amz-content-sha256", "X-Amz-Content-Sha256")? {
         Some(v) if v == UNSIGNED_PAYLOAD.as_bytes() => {
-            if parsed.is_presigned() {
+            if unsigned_ok {
                 Ok(Payload::Unsigned)
             } else {
                 Err(Error::UnsignedPayloadNotAllowed)
@@ -135,9 +139,7 @@ fn payload_hash(
         }
         Some(v) if v == body.as_slice() => Ok(Payload::Hash(body)),
         Some(_) => Err(Error::ContentSha256Mismatch),
-        None if parsed.is_presigned() && options.presigned_unsigned_payload => {
-            Ok(Payload::Unsigned)
-        }
+        None if unsigned_ok && options.presigned_unsigned_payload => Ok(Payload::Unsigned),
         None => Ok(Payload::Hash(body)),
     }
 }

@@ -947,10 +947,11 @@ fn unsigned_payload_accepted_for_presigned() {
         .push(("x-amz-content-sha256".into(), b"UNSIGNED-PAYLOAD".to_vec()));
     resign(&mut o, SECRET, Options::default());
     assert_eq!(run(&o, NOW), Ok(()));
-    // The body is then not covered...
-    o.body = b"anything".to_vec();
-    assert_eq!(run(&o, NOW), Ok(()));
-    // ...but without the header the body hash is what counts.
+    // A body the signature does not cover is refused: a presigned URL must not carry
+    // parameters its signer never saw.
+    o.body = b"Action=AssumeRole".to_vec();
+    assert_eq!(run(&o, NOW), Err(Error::UnsignedPayloadNotAllowed));
+    // Without the header the body hash is what counts.
     o.headers.retain(|(n, _)| n != "x-amz-content-sha256");
     assert_eq!(run(&o, NOW), Err(Error::SignatureMismatch));
 }
@@ -964,7 +965,9 @@ fn presigned_unsigned_payload_option() {
         },
         ..params()
     };
-    let mut o = presigned_by(unsigned(), &p, 60);
+    let mut bodiless = unsigned();
+    bodiless.body.clear();
+    let mut o = presigned_by(bodiless, &p, 60);
     let exp = Expectations {
         options: p.options,
         ..expect()
@@ -972,8 +975,9 @@ fn presigned_unsigned_payload_option() {
     assert_eq!(o.verify(SECRET, &exp, NOW), Ok(()));
     // The default (non-S3) verifier hashes the body and so rejects it.
     assert_eq!(run(&o, NOW), Err(Error::SignatureMismatch));
+    // A body it does not cover is refused even with the option.
     o.body.push(b'x');
-    assert_eq!(o.verify(SECRET, &exp, NOW), Ok(()));
+    assert_eq!(o.verify(SECRET, &exp, NOW), Err(Error::SignatureMismatch));
 }
 
 // ---------------------------------------------------------------- key caching, check()

@@ -57,6 +57,23 @@ impl Default for Timeouts {
     }
 }
 
+/// Connections served at once by one listener; past it, new connections are closed at once
+/// (well under the usual 20,000 open files, so `accept` itself never fails for lack of them).
+pub const MAX_CONNECTIONS: usize = 8192;
+
+/// Bytes of request bodies being received at once, across all connections of the process:
+/// a body that would take the total past it fails (the handler answers 413), so slow or
+/// stalled uploads cannot make the process hold more than this much, however many there are.
+pub const MAX_BODY_BYTES_IN_FLIGHT: usize = 64 << 20;
+
+static BODY_BYTES_IN_FLIGHT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The error of a request body that would take the bytes in flight past
+/// [`MAX_BODY_BYTES_IN_FLIGHT`].
+#[derive(Debug, thiserror::Error)]
+#[error("too many request bodies are being received; try again")]
+pub struct BodyBudgetExceeded;
+
 /// Plain HTTP, or HTTPS with this configuration.
 #[derive(Clone, Debug)]
 pub enum Transport {
@@ -91,6 +108,7 @@ where
         .keep_alive(true);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut conns = JoinSet::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -106,6 +124,12 @@ where
                 }
             },
         };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            // Full: close at once rather than queue, so the process keeps its descriptors.
+            tracing::warn!(%peer, max = MAX_CONNECTIONS, "connection limit reached; closing a new connection");
+            drop(tcp);
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let tcp = WriteDeadline::new(tcp, timeouts.write_stall);
         let acceptor = acceptor.clone();
@@ -114,6 +138,7 @@ where
         let builder = builder.clone();
         let stop = stop_rx.clone();
         conns.spawn(async move {
+            let _slot = slot;
             match acceptor {
                 None => {
                     connection(
@@ -303,6 +328,14 @@ struct DeadlineBody {
     inner: Incoming,
     limit: Duration,
     deadline: Pin<Box<tokio::time::Sleep>>,
+    /// Bytes of this body counted in [`BODY_BYTES_IN_FLIGHT`], released when it is dropped.
+    counted: usize,
+}
+
+impl Drop for DeadlineBody {
+    fn drop(&mut self) {
+        BODY_BYTES_IN_FLIGHT.fetch_sub(self.counted, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// The error of a request body not received in time (the handler's body read fails with it).
@@ -316,6 +349,7 @@ impl DeadlineBody {
             inner,
             limit,
             deadline: Box::pin(tokio::time::sleep(limit)),
+            counted: 0,
         }
     }
 }
@@ -329,6 +363,16 @@ impl hyper::body::Body for DeadlineBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            if let Some(Ok(f)) = &frame
+                && let Some(data) = f.data_ref()
+            {
+                let n = data.len();
+                let before = BODY_BYTES_IN_FLIGHT.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                self.counted += n;
+                if before.saturating_add(n) > MAX_BODY_BYTES_IN_FLIGHT {
+                    return Poll::Ready(Some(Err(Box::new(BodyBudgetExceeded))));
+                }
+            }
             return Poll::Ready(frame.map(|r| r.map_err(Into::into)));
         }
         match self.deadline.as_mut().poll(cx) {
