@@ -326,10 +326,10 @@ async fn dispatch(
 
 /// Connections one listener serves at once; past it new ones are closed at once, so the agent
 /// never runs out of descriptors.
-pub(crate) const MAX_CONNECTIONS: usize = 4096;
+pub(crate) const MAX_CONNECTIONS: usize = 8192;
 /// Connections one peer address holds at once: one pod cannot take the slots of the others
 /// (pods on a node have addresses of their own; host-network processes share the node's).
-pub(crate) const MAX_CONNECTIONS_PER_PEER: usize = 256;
+pub(crate) const MAX_CONNECTIONS_PER_PEER: usize = 1024;
 
 /// Open connections by peer address, released when a connection ends.
 #[derive(Default)]
