@@ -6,7 +6,7 @@ use anyhow::{anyhow, bail, Context};
 
 /// Resolved settings.
 pub struct AwsEnv {
-    pub creds: podiam_agent::AwsCredentials,
+    pub creds: podiam_awsclient::AwsCredentials,
     pub region: String,
     pub endpoint: String,
 }
@@ -18,14 +18,14 @@ impl std::fmt::Debug for AwsEnv {
 }
 
 impl AwsEnv {
-    /// Resolve for `service` (its `AWS_ENDPOINT_URL_<SERVICE>` is honoured).
-    pub async fn load(service_env: &str) -> anyhow::Result<Self> {
-        let env = podiam_agent::Env::from_process();
-        let region = podiam_agent::resolve_region(None, &env);
-        let endpoint = podiam_agent::configured_endpoint(&env, service_env).ok_or_else(|| {
+    /// Resolve for `service` (its `AWS_ENDPOINT_URL_<SERVICE>` and `services` subsection are honoured).
+    pub async fn load(service: podiam_awsclient::Service) -> anyhow::Result<Self> {
+        let env = podiam_awsclient::Env::from_process();
+        let region = podiam_awsclient::resolve_region(None, &env);
+        let endpoint = podiam_awsclient::configured_endpoint(&env, service).ok_or_else(|| {
             anyhow!("no podiam endpoint: set AWS_ENDPOINT_URL or endpoint_url in profile {:?}", env.profile_name())
         })?;
-        let creds = podiam_agent::resolve_chain(&env, &region, &http_client()?, &podiam_agent::Clock::system())
+        let creds = podiam_awsclient::resolve_chain(&env, &region, &http_client()?, &podiam_awsclient::Clock::system())
             .await
             .map_err(|e| anyhow!("no credentials: {e}"))?
             .credentials;
@@ -40,7 +40,7 @@ impl AwsEnv {
     pub async fn call(&self, method: &str, path: &str, service: &str, body: Option<&serde_json::Value>) -> anyhow::Result<serde_json::Value> {
         let url = format!("{}{path}", self.endpoint);
         let parsed = reqwest::Url::parse(&url).context("endpoint url")?;
-        let rb = podiam_agent::signed_request(
+        let rb = podiam_awsclient::signed_request(
             &http_client()?,
             reqwest::Method::from_bytes(method.as_bytes())?,
             parsed,
@@ -48,7 +48,7 @@ impl AwsEnv {
             &self.creds,
             &self.region,
             service,
-            podiam_agent::Clock::system().now_ms(),
+            podiam_awsclient::Clock::system().now_ms(),
         )
         .map_err(|e| anyhow!("endpoint {url}: {e}"))?;
         let resp = rb.send().await.with_context(|| format!("calling {url}"))?;

@@ -180,8 +180,8 @@ pub async fn run(a: WebhookArgs) -> anyhow::Result<()> {
     };
     let associations: Arc<dyn AssociationSource> = match &a.cluster_name {
         Some(cluster) => {
-            let env = podiam_agent::Env::from_process();
-            let region = podiam_agent::resolve_region(a.region.as_deref(), &env);
+            let env = podiam_awsclient::Env::from_process();
+            let region = podiam_awsclient::resolve_region(a.region.as_deref(), &env);
             let endpoint = a
                 .endpoint
                 .clone()

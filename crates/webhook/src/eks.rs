@@ -1,10 +1,10 @@
 //! A minimal EKS API client: `ListPodIdentityAssociations`, every page, SigV4-signed (service
-//! `eks`) with credentials from the standard AWS chain (podiam-agent's `NodeCredentials`).
+//! `eks`) with credentials from the standard AWS chain (podiam-awsclient's `CredentialsProvider`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use podiam_agent::{Clock, Env, NodeCredentials};
+use podiam_awsclient::{Clock, CredentialsProvider, Env};
 use serde::Deserialize;
 
 use crate::sources::Associations;
@@ -67,7 +67,7 @@ pub struct EksClient {
     base: reqwest::Url,
     cluster: String,
     region: String,
-    credentials: Arc<NodeCredentials>,
+    credentials: Arc<CredentialsProvider>,
     clock: Clock,
 }
 
@@ -104,7 +104,7 @@ impl EksClient {
             .build()
             .map_err(|e| format!("HTTP client: {e}"))?;
         let clock = Clock::system();
-        let credentials = Arc::new(NodeCredentials::new(
+        let credentials = Arc::new(CredentialsProvider::new(
             None,
             env,
             region.to_owned(),
@@ -122,7 +122,7 @@ impl EksClient {
         cluster: &str,
         region: &str,
         http: reqwest::Client,
-        credentials: Arc<NodeCredentials>,
+        credentials: Arc<CredentialsProvider>,
         clock: Clock,
     ) -> Result<Self, String> {
         let base = reqwest::Url::parse(endpoint.trim_end_matches('/'))
@@ -130,7 +130,7 @@ impl EksClient {
         if !matches!(base.scheme(), "http" | "https") {
             return Err(format!("invalid EKS endpoint {endpoint:?}: not http(s)"));
         }
-        if podiam_agent::host_header(&base).is_none() {
+        if podiam_awsclient::host_header(&base).is_none() {
             return Err(format!("invalid EKS endpoint {endpoint:?}: no host"));
         }
         Ok(Self {
@@ -183,7 +183,7 @@ impl EksClient {
             .get()
             .await
             .map_err(|e| EksError::Credentials(e.to_string()))?;
-        let rb = podiam_agent::signed_request(
+        let rb = podiam_awsclient::signed_request(
             &self.http,
             reqwest::Method::GET,
             url,

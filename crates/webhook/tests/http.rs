@@ -175,10 +175,10 @@ async fn eks_associations_client() {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let http = reqwest::Client::new();
-    let clock = podiam_agent::Clock::system();
-    let creds = Arc::new(podiam_agent::NodeCredentials::new(
-        Some(podiam_agent::AwsCredentials::new("AKIDTEST", "secret")),
-        podiam_agent::Env::default(),
+    let clock = podiam_awsclient::Clock::system();
+    let creds = Arc::new(podiam_awsclient::CredentialsProvider::new(
+        Some(podiam_awsclient::AwsCredentials::new("AKIDTEST", "secret")),
+        podiam_awsclient::Env::default(),
         "eu-west-1".into(),
         http.clone(),
         clock.clone(),
@@ -201,9 +201,9 @@ async fn eks_associations_client() {
     // Background refresh keeps the set; a failing server keeps the previous one.
     let bad = podiam_webhook::eks::EksClient::with_parts(
         "http://127.0.0.1:9", "demo", "eu-west-1", reqwest::Client::new(),
-        Arc::new(podiam_agent::NodeCredentials::new(Some(podiam_agent::AwsCredentials::new("AKIDTEST", "s")), podiam_agent::Env::default(),
-            "eu-west-1".into(), reqwest::Client::new(), podiam_agent::Clock::system(), Duration::from_secs(300), Duration::from_secs(5))),
-        podiam_agent::Clock::system()).unwrap();
+        Arc::new(podiam_awsclient::CredentialsProvider::new(Some(podiam_awsclient::AwsCredentials::new("AKIDTEST", "s")), podiam_awsclient::Env::default(),
+            "eu-west-1".into(), reqwest::Client::new(), podiam_awsclient::Clock::system(), Duration::from_secs(300), Duration::from_secs(5))),
+        podiam_awsclient::Clock::system()).unwrap();
     let bad_src = Arc::new(podiam_webhook::EksAssociations::new(bad));
     assert!(bad_src.refresh().await.is_err());
     let h = src.spawn_refresh(Duration::from_millis(50));
