@@ -11,14 +11,16 @@ use crate::config::{Env, Profile};
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     /// The file cannot be read.
-    #[error("cannot read the CA bundle {path:?} (from {from}): {source}")]
+    // The cause is in the message and not a `source`, so that a caller printing the chain
+    // does not print it twice.
+    #[error("cannot read the CA bundle {path:?} (from {from}): {error}")]
     Read {
         /// The path.
         path: PathBuf,
         /// Where the path came from (`AWS_CA_BUNDLE`, `profile "p" ca_bundle`).
         from: String,
         /// The error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file holds no usable PEM certificate.
     #[error("the CA bundle {path:?} (from {from}) holds no PEM certificate{detail}")]
@@ -54,10 +56,10 @@ pub fn load_ca_bundle(
     path: &std::path::Path,
     from: &str,
 ) -> Result<Vec<reqwest::Certificate>, TlsError> {
-    let pem = std::fs::read(path).map_err(|source| TlsError::Read {
+    let pem = std::fs::read(path).map_err(|error| TlsError::Read {
         path: path.to_owned(),
         from: from.to_owned(),
-        source,
+        error,
     })?;
     let none = |detail: String| TlsError::NoCertificate {
         path: path.to_owned(),
