@@ -19,10 +19,10 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
-use crate::clock::Clock;
+use podiam_awsclient::Clock;
 use crate::eksauth::{EksAuthClient, PodCredentials, UpstreamError};
 use crate::metrics::{ErrorKind, Metrics};
-use crate::ratelimit::TokenBucket;
+use podiam_awsclient::TokenBucket;
 use crate::token::{self, TokenError, TokenTimes};
 
 /// SHA-256 of a token.

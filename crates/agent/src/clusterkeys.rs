@@ -24,7 +24,7 @@ use std::time::Duration;
 use parking_lot::{Mutex, RwLock};
 use podiam_jose::{JwkSet, JwtError, UnverifiedToken, Validation};
 
-use crate::clock::Clock;
+use podiam_awsclient::Clock;
 use crate::eksauth::UpstreamError;
 use crate::token::PodIdentity;
 

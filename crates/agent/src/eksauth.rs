@@ -6,9 +6,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde::Deserialize;
 
-use crate::clock::{Clock, rfc3339};
+use podiam_awsclient::clock::{Clock, rfc3339};
+use podiam_awsclient::retry::{Attempt, RetryPolicy, clean_error_type, error_chain};
+use podiam_awsclient::{CredentialsProvider, host_header, signed_request};
+
 use crate::metrics::Metrics;
-use crate::nodecreds::NodeCredentials;
 
 /// Error codes after which a cached entry is evicted rather than retried.
 pub const NON_RECOVERABLE: &[&str] = &[
@@ -203,8 +205,8 @@ pub struct EksAuthClient {
     http: reqwest::Client,
     url: reqwest::Url,
     region: String,
-    retries: u32,
-    node: Arc<NodeCredentials>,
+    retry: RetryPolicy,
+    node: Arc<CredentialsProvider>,
     clock: Clock,
     metrics: Arc<Metrics>,
 }
@@ -218,17 +220,12 @@ impl std::fmt::Debug for EksAuthClient {
     }
 }
 
-enum Attempt {
-    Done(Result<PodCredentials, UpstreamError>),
-    Retry(UpstreamError),
-}
-
 impl EksAuthClient {
     /// A client for `settings`.
     pub fn new(
         settings: &ClientSettings,
         http: reqwest::Client,
-        node: Arc<NodeCredentials>,
+        node: Arc<CredentialsProvider>,
         clock: Clock,
         metrics: Arc<Metrics>,
     ) -> Result<Self, String> {
@@ -244,7 +241,7 @@ impl EksAuthClient {
                 settings.endpoint
             ));
         }
-        if crate::signing::host_header(&url).is_none() {
+        if host_header(&url).is_none() {
             return Err(format!(
                 "invalid EKS Auth endpoint {:?}: no host",
                 settings.endpoint
@@ -254,7 +251,12 @@ impl EksAuthClient {
             http,
             url,
             region: settings.region.clone(),
-            retries: settings.retries,
+            // 25 ms doubling (up to 64×), plus as much again at random.
+            retry: RetryPolicy {
+                max_attempts: settings.retries.saturating_add(1),
+                base: Duration::from_millis(25),
+                max_backoff: Duration::from_millis(25 * 64),
+            },
             node,
             clock,
             metrics,
@@ -273,23 +275,10 @@ impl EksAuthClient {
         token: &str,
     ) -> Result<PodCredentials, UpstreamError> {
         let body = serde_json::to_vec(&serde_json::json!({ "token": token })).unwrap_or_default();
-        let mut attempt: u32 = 0;
-        loop {
-            match self.attempt(&body).await {
-                Attempt::Done(r) => return r,
-                Attempt::Retry(e) if attempt >= self.retries => return Err(e),
-                Attempt::Retry(e) => {
-                    tracing::debug!(error = %e, attempt, "retrying EKS Auth");
-                    let base = 25u64.saturating_mul(1 << attempt.min(6));
-                    let jitter = rand::random_range(0..=base);
-                    tokio::time::sleep(Duration::from_millis(base + jitter)).await;
-                    attempt += 1;
-                }
-            }
-        }
+        podiam_awsclient::retry(&self.retry, "EKS Auth", || self.attempt(&body)).await
     }
 
-    async fn attempt(&self, body: &[u8]) -> Attempt {
+    async fn attempt(&self, body: &[u8]) -> Attempt<PodCredentials, UpstreamError> {
         let creds = match self.node.get().await {
             Ok(c) => c,
             Err(e) => {
@@ -299,7 +288,7 @@ impl EksAuthClient {
                 }));
             }
         };
-        let rb = match crate::signing::signed_request(
+        let rb = match signed_request(
             &self.http,
             reqwest::Method::POST,
             self.url.clone(),
@@ -373,23 +362,6 @@ impl EksAuthClient {
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
-}
-
-/// Cleans a rest-json error type: drop anything after `:` and up to `#`.
-pub(crate) fn clean_error_type(t: &str) -> &str {
-    let t = t.split(':').next().unwrap_or(t);
-    t.rsplit('#').next().unwrap_or(t).trim()
-}
-
 fn service_error(
     status: u16,
     error_type: Option<&str>,
@@ -452,14 +424,6 @@ mod tests {
 
     #[test]
     fn error_types_and_bodies() {
-        assert_eq!(
-            clean_error_type("AccessDeniedException:http://internal.amazon.com/x"),
-            "AccessDeniedException"
-        );
-        assert_eq!(
-            clean_error_type("aws.protocols#ThrottlingException"),
-            "ThrottlingException"
-        );
         let e = service_error(
             400,
             Some("aws#AccessDeniedException:x"),

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 use crate::eksauth::UpstreamError;
-use crate::ratelimit::TokenBucket;
+use podiam_awsclient::TokenBucket;
 
 /// SHA-256 of a token.
 pub(crate) type TokenKey = [u8; 32];

@@ -28,18 +28,13 @@
 //! # Ok(()) }
 //! ```
 
-mod awsconfig;
 mod cache;
-mod clock;
 mod clusterkeys;
 mod eksauth;
 mod inbound;
 pub mod init;
 mod metrics;
-mod nodecreds;
-mod ratelimit;
 mod server;
-mod signing;
 pub mod token;
 
 use std::future::Future;
@@ -53,16 +48,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use awsconfig::{Env, configured_endpoint, eks_auth_endpoint, resolve_region, sts_endpoint};
-pub use clock::Clock;
 pub use eksauth::{NON_RECOVERABLE, UpstreamError};
 pub use metrics::Metrics;
-pub use nodecreds::{
-    AwsCredentials, CredentialSource, CredentialsError, NodeCredentials, Resolved, resolve_chain,
-};
-pub use ratelimit::TokenBucket;
+/// The client-side types [`Config`] is made of, from `podiam-awsclient`.
+pub use podiam_awsclient::{AwsCredentials, Clock, Env};
+use podiam_awsclient::{CredentialsProvider, Service, resolve_endpoint, resolve_region};
 pub use server::CREDENTIALS_PATH;
-pub use signing::{host_header, signed_request};
 
 /// The default IPv4 bind (and `Host`) address.
 pub const DEFAULT_ADDRESS_V4: Ipv4Addr = Ipv4Addr::new(169, 254, 170, 23);
@@ -85,8 +76,9 @@ pub struct Config {
     pub metrics_address: IpAddr,
     /// Metrics port: `None` disables the metrics server, `Some(0)` picks a free port (2705).
     pub metrics_port: Option<u16>,
-    /// EKS Auth endpoint URL override (else `AWS_ENDPOINT_URL_EKS_AUTH`, `AWS_ENDPOINT_URL`,
-    /// `https://eks-auth.<region>.api.aws`).
+    /// EKS Auth endpoint URL override (else the configured endpoint:
+    /// `AWS_ENDPOINT_URL_EKS_AUTH`, `AWS_ENDPOINT_URL`, the profile's `services` section and
+    /// `endpoint_url`; else `https://eks-auth.<region>.api.aws`).
     pub endpoint: Option<String>,
     /// Region override (else `AWS_REGION`, `AWS_DEFAULT_REGION`, the profile, `us-east-1`).
     pub region: Option<String>,
@@ -128,7 +120,7 @@ pub struct Config {
     pub dangerous_allow_http_issuer: bool,
     /// Fetch the cluster's keys at most once per this long on unknown `kid`s or failures (30 s).
     pub jwks_refetch_interval: Duration,
-    /// The environment for the region, endpoints and node credential chain.
+    /// The environment for the region, endpoints, CA bundle and node credential chain.
     pub env: Env,
     /// Node credentials to use instead of the chain (tests).
     pub static_credentials: Option<AwsCredentials>,
@@ -399,15 +391,21 @@ pub async fn start(config: Config) -> Result<Agent, Error> {
         );
     }
     let region = resolve_region(config.region.as_deref(), &config.env);
-    let endpoint = eks_auth_endpoint(config.endpoint.as_deref(), &config.env, &region);
-    let http = reqwest::Client::builder()
+    let endpoint = resolve_endpoint(
+        config.endpoint.as_deref(),
+        &config.env,
+        Service::EksAuth,
+        &region,
+    );
+    let http = podiam_awsclient::http_client_builder(reqwest::Client::builder(), &config.env)
+        .map_err(|e| Error::Config(e.to_string()))?
         .timeout(config.upstream_timeout)
         .connect_timeout(config.upstream_connect_timeout)
         .pool_idle_timeout(Duration::from_secs(60))
         .build()
         .map_err(|e| Error::Client(e.to_string()))?;
     let metrics = Arc::new(Metrics::default());
-    let node = Arc::new(NodeCredentials::new(
+    let node = Arc::new(CredentialsProvider::new(
         config.static_credentials.clone(),
         config.env.clone(),
         region.clone(),

@@ -20,13 +20,13 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::cache::{Answer, Retriever};
-use crate::clock::Clock;
 use crate::clusterkeys::{ClusterKeys, Verdict};
 use crate::eksauth::UpstreamError;
 use crate::inbound::{Class, Inbound};
 use crate::metrics::Metrics;
-use crate::nodecreds::NodeCredentials;
 use crate::token::{self, TokenError};
+use podiam_awsclient::Clock;
+use podiam_awsclient::CredentialsProvider;
 
 /// The credentials path.
 pub const CREDENTIALS_PATH: &str = "/v1/credentials";
@@ -37,7 +37,7 @@ type Resp = Response<Full<Bytes>>;
 pub(crate) struct Shared {
     pub retriever: Arc<Retriever>,
     pub metrics: Arc<Metrics>,
-    pub node: Arc<NodeCredentials>,
+    pub node: Arc<CredentialsProvider>,
     pub inbound: Inbound,
     /// The cluster's keys, when an issuer is configured.
     pub keys: Option<ClusterKeys>,

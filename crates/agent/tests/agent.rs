@@ -736,6 +736,16 @@ async fn bind_errors_and_config_errors() {
         podiam_agent::start(c).await,
         Err(podiam_agent::Error::Bind { .. })
     ));
+    // A CA bundle that cannot be used stops the start, naming it.
+    let mut c = config(&fake);
+    c.env.set("AWS_CA_BUNDLE", "/nonexistent/ca.pem");
+    match podiam_agent::start(c).await {
+        Err(podiam_agent::Error::Config(m)) => assert!(
+            m.starts_with("cannot read the CA bundle \"/nonexistent/ca.pem\" (from AWS_CA_BUNDLE)"),
+            "{m}"
+        ),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test]

@@ -14,8 +14,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::*;
-use podiam_agent::{
-    Clock, CredentialSource, CredentialsError, Env, NodeCredentials, resolve_chain,
+use podiam_awsclient::{
+    Clock, CredentialSource, CredentialsError, CredentialsProvider, Env, resolve_chain,
 };
 
 fn client() -> reqwest::Client {
@@ -88,7 +88,7 @@ async fn shared_files_honour_the_profile() {
         (CredentialSource::SharedFiles, "DEFAULTKEY")
     );
     assert_eq!(r.credentials.session_token, None);
-    assert_eq!(podiam_agent::resolve_region(None, &env), "eu-west-3");
+    assert_eq!(podiam_awsclient::resolve_region(None, &env), "eu-west-3");
 
     let mut env = Env::from_pairs(base);
     env.set("AWS_PROFILE", "dev");
@@ -105,9 +105,9 @@ async fn shared_files_honour_the_profile() {
         .await
         .unwrap();
     assert_eq!(r.credentials.access_key_id, "CFGKEY");
-    assert_eq!(podiam_agent::resolve_region(None, &env), "ap-southeast-2");
+    assert_eq!(podiam_awsclient::resolve_region(None, &env), "ap-southeast-2");
     env.set("AWS_REGION", "us-west-1");
-    assert_eq!(podiam_agent::resolve_region(None, &env), "us-west-1");
+    assert_eq!(podiam_awsclient::resolve_region(None, &env), "us-west-1");
 
     // HOME/.aws/credentials is the default location.
     let home = temp_dir("home");
@@ -245,7 +245,7 @@ async fn provider_refreshes_web_identity_five_minutes_before_expiry() {
         ("AWS_ROLE_ARN", "arn:aws:iam::111122223333:role/node"),
         ("AWS_ENDPOINT_URL_STS", sts.url.as_str()),
     ]);
-    let p = NodeCredentials::new(
+    let p = CredentialsProvider::new(
         None,
         env,
         "us-east-1".into(),
@@ -291,7 +291,7 @@ async fn provider_rereads_rotated_shared_files() {
         ("HOME", "/nonexistent"),
         ("AWS_SHARED_CREDENTIALS_FILE", file.to_str().unwrap()),
     ]);
-    let p = NodeCredentials::new(
+    let p = CredentialsProvider::new(
         None,
         env,
         "us-east-1".into(),

@@ -46,8 +46,9 @@ struct ServerArgs {
     /// Metrics port (`/metrics`); 0 disables the metrics server.
     #[arg(long, default_value_t = 2705)]
     metrics_port: u16,
-    /// EKS Auth endpoint URL [default: AWS_ENDPOINT_URL_EKS_AUTH, AWS_ENDPOINT_URL, or
-    /// https://eks-auth.<region>.api.aws].
+    /// EKS Auth endpoint URL [default: AWS_ENDPOINT_URL_EKS_AUTH, AWS_ENDPOINT_URL, the
+    /// profile's services section or endpoint_url, or https://eks-auth.<region>.api.aws].
+    /// The agent trusts AWS_CA_BUNDLE (or the profile's ca_bundle) when set.
     #[arg(long)]
     endpoint: Option<String>,
     /// Region [default: AWS_REGION, AWS_DEFAULT_REGION, the profile's, us-east-1].

@@ -1,14 +1,18 @@
-//! The standard AWS configuration, as far as podiam's tools need it: the node agent's
-//! resolution (credentials from the environment, the shared files and profile, or web identity;
-//! region and endpoint from the environment or the profile), plus one signed JSON call.
+//! The standard AWS configuration, as far as podiam's tools need it, through podiam-awsclient:
+//! credentials from the environment, the shared files and profile, or web identity; the region
+//! and the service's configured endpoint; the trust of `AWS_CA_BUNDLE` or the profile's
+//! `ca_bundle`; plus one signed JSON call with the shared retries.
 
 use anyhow::{anyhow, bail, Context};
+use podiam_awsclient::retry::{self, RetryPolicy};
+use podiam_awsclient::{Env, Service};
 
 /// Resolved settings.
 pub struct AwsEnv {
-    pub creds: podiam_agent::AwsCredentials,
+    pub creds: podiam_awsclient::AwsCredentials,
     pub region: String,
     pub endpoint: String,
+    http: reqwest::Client,
 }
 
 impl std::fmt::Debug for AwsEnv {
@@ -18,14 +22,15 @@ impl std::fmt::Debug for AwsEnv {
 }
 
 impl AwsEnv {
-    /// Resolve for `service` (its `AWS_ENDPOINT_URL_<SERVICE>` is honoured).
-    pub async fn load(service_env: &str) -> anyhow::Result<Self> {
-        let env = podiam_agent::Env::from_process();
-        let region = podiam_agent::resolve_region(None, &env);
-        let endpoint = podiam_agent::configured_endpoint(&env, service_env).ok_or_else(|| {
+    /// Resolve for `service` (its `AWS_ENDPOINT_URL_<SERVICE>` and `services` subsection are honoured).
+    pub async fn load(service: Service) -> anyhow::Result<Self> {
+        let env = Env::from_process();
+        let region = podiam_awsclient::resolve_region(None, &env);
+        let endpoint = podiam_awsclient::configured_endpoint(&env, service).ok_or_else(|| {
             anyhow!("no podiam endpoint: set AWS_ENDPOINT_URL or endpoint_url in profile {:?}", env.profile_name())
         })?;
-        let creds = podiam_agent::resolve_chain(&env, &region, &http_client()?, &podiam_agent::Clock::system())
+        let http = http_client(&env)?;
+        let creds = podiam_awsclient::resolve_chain(&env, &region, &http, &podiam_awsclient::Clock::system())
             .await
             .map_err(|e| anyhow!("no credentials: {e}"))?
             .credentials;
@@ -33,6 +38,7 @@ impl AwsEnv {
             creds,
             region,
             endpoint,
+            http,
         })
     }
 
@@ -40,22 +46,19 @@ impl AwsEnv {
     pub async fn call(&self, method: &str, path: &str, service: &str, body: Option<&serde_json::Value>) -> anyhow::Result<serde_json::Value> {
         let url = format!("{}{path}", self.endpoint);
         let parsed = reqwest::Url::parse(&url).context("endpoint url")?;
-        let rb = podiam_agent::signed_request(
-            &http_client()?,
-            reqwest::Method::from_bytes(method.as_bytes())?,
-            parsed,
-            body.map(|b| b.to_string().into_bytes()),
-            &self.creds,
-            &self.region,
-            service,
-            podiam_agent::Clock::system().now_ms(),
-        )
-        .map_err(|e| anyhow!("endpoint {url}: {e}"))?;
-        let resp = rb.send().await.with_context(|| format!("calling {url}"))?;
-        let status = resp.status();
-        let text = resp.text().await?;
-        if !status.is_success() {
+        let method = reqwest::Method::from_bytes(method.as_bytes())?;
+        let body = body.map(|b| b.to_string().into_bytes());
+        let clock = podiam_awsclient::Clock::system();
+        let resp = retry::send(&RetryPolicy::standard(), "podiam", || {
+            podiam_awsclient::signed_request(&self.http, method.clone(), parsed.clone(), body.clone(), &self.creds, &self.region, service, clock.now_ms())
+                .map_err(|e| format!("endpoint {url}: {e}"))
+        })
+        .await
+        .with_context(|| format!("calling {url}"))?;
+        let text = String::from_utf8_lossy(&resp.body);
+        if !(200..300).contains(&resp.status) {
             let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            let status = reqwest::StatusCode::from_u16(resp.status).map_or_else(|_| resp.status.to_string(), |s| s.to_string());
             bail!("{status}: {}", v.get("message").and_then(|m| m.as_str()).unwrap_or(&text));
         }
         serde_json::from_str(&text).context("response is not JSON")
@@ -63,13 +66,7 @@ impl AwsEnv {
 }
 
 /// The HTTP client of podiam's tools: the platform's trust store, or only the certificates of
-/// `AWS_CA_BUNDLE` when it is set (as the AWS CLI does).
-fn http_client() -> anyhow::Result<reqwest::Client> {
-    let mut b = reqwest::Client::builder();
-    if let Some(path) = std::env::var_os("AWS_CA_BUNDLE").filter(|p| !p.is_empty()) {
-        let pem = std::fs::read(&path).with_context(|| format!("reading AWS_CA_BUNDLE {}", path.display()))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem).context("parsing AWS_CA_BUNDLE")?;
-        b = b.tls_certs_only(certs);
-    }
-    b.build().context("building the HTTP client")
+/// `AWS_CA_BUNDLE` (else the profile's `ca_bundle`) when one is set, as the AWS CLI does.
+fn http_client(env: &Env) -> anyhow::Result<reqwest::Client> {
+    podiam_awsclient::http_client_builder(reqwest::Client::builder(), env)?.build().context("building the HTTP client")
 }

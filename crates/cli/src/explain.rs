@@ -58,7 +58,7 @@ pub async fn run(a: ExplainArgs) -> anyhow::Result<()> {
         ctx.push((k.to_owned(), v.to_owned()));
     }
     if let Some(arn) = &a.principal_arn {
-        let env = AwsEnv::load("IAM").await?;
+        let env = AwsEnv::load(podiam_awsclient::Service::Iam).await?;
         let mut context = serde_json::Map::new();
         for (k, v) in &ctx {
             let e = context.entry(k.clone()).or_insert_with(|| json!([]));

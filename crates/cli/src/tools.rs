@@ -4,6 +4,8 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
+use podiam_awsclient::Service;
+
 use crate::awsenv::AwsEnv;
 
 /// `podiam token`.
@@ -33,7 +35,7 @@ pub struct TokenArgs {
 }
 
 pub async fn token(a: TokenArgs) -> anyhow::Result<()> {
-    let env = AwsEnv::load("EKS").await?;
+    let env = AwsEnv::load(Service::Eks).await?;
     let body = json!({
         "namespace": a.namespace,
         "serviceAccount": a.service_account,
@@ -83,7 +85,7 @@ enum IssuerCommand {
 pub async fn issuer(a: IssuerArgs) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let env = AwsEnv::load("EKS").await?;
+    let env = AwsEnv::load(Service::Eks).await?;
     match a.command {
         IssuerCommand::Export { cluster, out_dir } => {
             let v = env.call("GET", &format!("/podiam/clusters/{cluster}/issuer"), "eks", None).await?;
@@ -137,7 +139,7 @@ enum RoleCommand {
 }
 
 pub async fn role(a: RoleArgs) -> anyhow::Result<()> {
-    let env = AwsEnv::load("IAM").await?;
+    let env = AwsEnv::load(Service::Iam).await?;
     match a.command {
         RoleCommand::RevokeSessions { role } => {
             let v = env.call("POST", &format!("/podiam/roles/{role}/revoke-sessions"), "iam", None).await?;
@@ -172,7 +174,7 @@ enum SessionKeysCommand {
 }
 
 pub async fn session_keys(a: SessionKeysArgs) -> anyhow::Result<()> {
-    let env = AwsEnv::load("IAM").await?;
+    let env = AwsEnv::load(Service::Iam).await?;
     match a.command {
         SessionKeysCommand::Rotate => {
             let v = env.call("POST", "/podiam/session-keys/rotate", "iam", None).await?;

@@ -71,7 +71,8 @@ pub struct WebhookArgs {
     #[arg(long, env = "PODIAM_WEBHOOK_CLUSTER_NAME")]
     cluster_name: Option<String>,
     /// EKS API endpoint listing associations [default: AWS_ENDPOINT_URL_EKS, AWS_ENDPOINT_URL,
-    /// or https://eks.<region>.amazonaws.com].
+    /// the profile's services section or endpoint_url, or https://eks.<region>.amazonaws.com].
+    /// The client trusts AWS_CA_BUNDLE (or the profile's ca_bundle) when set.
     #[arg(long)]
     endpoint: Option<String>,
     /// Region for signing the EKS calls [default: AWS_REGION, AWS_DEFAULT_REGION, profile,
@@ -180,16 +181,14 @@ pub async fn run(a: WebhookArgs) -> anyhow::Result<()> {
     };
     let associations: Arc<dyn AssociationSource> = match &a.cluster_name {
         Some(cluster) => {
-            let env = podiam_agent::Env::from_process();
-            let region = podiam_agent::resolve_region(a.region.as_deref(), &env);
-            let endpoint = a
-                .endpoint
-                .clone()
-                .or_else(|| env.get("AWS_ENDPOINT_URL_EKS").map(str::to_owned))
-                .or_else(|| env.get("AWS_ENDPOINT_URL").map(str::to_owned))
-                .unwrap_or_else(|| format!("https://eks.{region}.amazonaws.com"));
-            let client = podiam_webhook::eks::EksClient::new(&endpoint, cluster, &region, env)
-                .map_err(|e| anyhow!(e))?;
+            let client = podiam_webhook::eks::EksClient::new(
+                a.endpoint.as_deref(),
+                cluster,
+                a.region.as_deref(),
+                podiam_awsclient::Env::from_process(),
+            )
+            .map_err(|e| anyhow!(e))?;
+            let endpoint = client.endpoint().to_owned();
             let src = Arc::new(EksAssociations::new(client));
             // Warm up before serving so that early pods see their associations.
             match tokio::time::timeout(Duration::from_secs(10), src.refresh()).await {

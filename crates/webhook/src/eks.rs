@@ -1,10 +1,14 @@
 //! A minimal EKS API client: `ListPodIdentityAssociations`, every page, SigV4-signed (service
-//! `eks`) with credentials from the standard AWS chain (podiam-agent's `NodeCredentials`).
+//! `eks`) with credentials from the standard AWS chain. The region, the endpoint
+//! (`AWS_ENDPOINT_URL_EKS`, `AWS_ENDPOINT_URL`, the profile's `services` section and
+//! `endpoint_url`), the trust store (`AWS_CA_BUNDLE`, the profile's `ca_bundle`) and the
+//! retries are podiam-awsclient's, as for every other podiam client.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use podiam_agent::{Clock, Env, NodeCredentials};
+use podiam_awsclient::retry::{self, RetryPolicy};
+use podiam_awsclient::{Clock, CredentialsProvider, Env, Service};
 use serde::Deserialize;
 
 use crate::sources::Associations;
@@ -67,8 +71,9 @@ pub struct EksClient {
     base: reqwest::Url,
     cluster: String,
     region: String,
-    credentials: Arc<NodeCredentials>,
+    credentials: Arc<CredentialsProvider>,
     clock: Clock,
+    retry: RetryPolicy,
 }
 
 impl std::fmt::Debug for EksClient {
@@ -95,25 +100,34 @@ pub(crate) fn aws_encode(s: &str) -> String {
 }
 
 impl EksClient {
-    /// A client for `cluster` at `endpoint` (e.g. `http://podiam:8080`), signing for `region`
-    /// with the standard chain over `env`.
-    pub fn new(endpoint: &str, cluster: &str, region: &str, env: Env) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
+    /// A client for `cluster` configured from `env`: the region (`region` overrides it), the
+    /// EKS endpoint (`endpoint`, e.g. `http://podiam:8080`, overrides it), the CA bundle and
+    /// the credential chain.
+    pub fn new(
+        endpoint: Option<&str>,
+        cluster: &str,
+        region: Option<&str>,
+        env: Env,
+    ) -> Result<Self, String> {
+        let region = podiam_awsclient::resolve_region(region, &env);
+        let endpoint = podiam_awsclient::resolve_endpoint(endpoint, &env, Service::Eks, &region);
+        let http = podiam_awsclient::http_client_builder(reqwest::Client::builder(), &env)
+            .map_err(|e| e.to_string())?
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| format!("HTTP client: {e}"))?;
         let clock = Clock::system();
-        let credentials = Arc::new(NodeCredentials::new(
+        let credentials = Arc::new(CredentialsProvider::new(
             None,
             env,
-            region.to_owned(),
+            region.clone(),
             http.clone(),
             clock.clone(),
             Duration::from_secs(300),
             Duration::from_secs(5),
         ));
-        Self::with_parts(endpoint, cluster, region, http, credentials, clock)
+        Self::with_parts(&endpoint, cluster, &region, http, credentials, clock)
     }
 
     /// A client with explicit parts (tests use fixed credentials).
@@ -122,7 +136,7 @@ impl EksClient {
         cluster: &str,
         region: &str,
         http: reqwest::Client,
-        credentials: Arc<NodeCredentials>,
+        credentials: Arc<CredentialsProvider>,
         clock: Clock,
     ) -> Result<Self, String> {
         let base = reqwest::Url::parse(endpoint.trim_end_matches('/'))
@@ -130,7 +144,7 @@ impl EksClient {
         if !matches!(base.scheme(), "http" | "https") {
             return Err(format!("invalid EKS endpoint {endpoint:?}: not http(s)"));
         }
-        if podiam_agent::host_header(&base).is_none() {
+        if podiam_awsclient::host_header(&base).is_none() {
             return Err(format!("invalid EKS endpoint {endpoint:?}: no host"));
         }
         Ok(Self {
@@ -140,7 +154,24 @@ impl EksClient {
             region: region.to_owned(),
             credentials,
             clock,
+            retry: RetryPolicy::standard(),
         })
+    }
+
+    /// The same client with another retry policy.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// The EKS endpoint called, no trailing `/`.
+    pub fn endpoint(&self) -> &str {
+        self.base.as_str().trim_end_matches('/')
+    }
+
+    /// The region signed for.
+    pub fn region(&self) -> &str {
+        &self.region
     }
 
     /// Lists every association of the cluster (following `nextToken`).
@@ -183,26 +214,25 @@ impl EksClient {
             .get()
             .await
             .map_err(|e| EksError::Credentials(e.to_string()))?;
-        let rb = podiam_agent::signed_request(
-            &self.http,
-            reqwest::Method::GET,
-            url,
-            None,
-            &creds,
-            &self.region,
-            "eks",
-            self.clock.now_ms(),
-        )
-        .map_err(|message| EksError::Transport { url: url_s.clone(), message })?;
-        let resp = rb.send().await.map_err(|e| EksError::Transport {
+        // Signed again for each attempt: the date is part of the signature.
+        let resp = retry::send(&self.retry, "EKS ListPodIdentityAssociations", || {
+            podiam_awsclient::signed_request(
+                &self.http,
+                reqwest::Method::GET,
+                url.clone(),
+                None,
+                &creds,
+                &self.region,
+                Service::Eks.signing_name(),
+                self.clock.now_ms(),
+            )
+        })
+        .await
+        .map_err(|e| EksError::Transport {
             url: url_s.clone(),
             message: e.to_string(),
         })?;
-        let status = resp.status().as_u16();
-        let body = resp.bytes().await.map_err(|e| EksError::Transport {
-            url: url_s.clone(),
-            message: e.to_string(),
-        })?;
+        let (status, body) = (resp.status, resp.body);
         if status != 200 {
             let text = String::from_utf8_lossy(&body);
             return Err(EksError::Status {

@@ -22,7 +22,7 @@ use kube::runtime::WatchStreamExt as _;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
 use parking_lot::RwLock;
-use podiam_agent::TokenBucket;
+use podiam_awsclient::TokenBucket;
 use tokio::sync::Notify;
 
 use crate::sources::{ServiceAccountInfo, ServiceAccountSource};

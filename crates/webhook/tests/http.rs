@@ -175,10 +175,10 @@ async fn eks_associations_client() {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let http = reqwest::Client::new();
-    let clock = podiam_agent::Clock::system();
-    let creds = Arc::new(podiam_agent::NodeCredentials::new(
-        Some(podiam_agent::AwsCredentials::new("AKIDTEST", "secret")),
-        podiam_agent::Env::default(),
+    let clock = podiam_awsclient::Clock::system();
+    let creds = Arc::new(podiam_awsclient::CredentialsProvider::new(
+        Some(podiam_awsclient::AwsCredentials::new("AKIDTEST", "secret")),
+        podiam_awsclient::Env::default(),
         "eu-west-1".into(),
         http.clone(),
         clock.clone(),
@@ -201,9 +201,9 @@ async fn eks_associations_client() {
     // Background refresh keeps the set; a failing server keeps the previous one.
     let bad = podiam_webhook::eks::EksClient::with_parts(
         "http://127.0.0.1:9", "demo", "eu-west-1", reqwest::Client::new(),
-        Arc::new(podiam_agent::NodeCredentials::new(Some(podiam_agent::AwsCredentials::new("AKIDTEST", "s")), podiam_agent::Env::default(),
-            "eu-west-1".into(), reqwest::Client::new(), podiam_agent::Clock::system(), Duration::from_secs(300), Duration::from_secs(5))),
-        podiam_agent::Clock::system()).unwrap();
+        Arc::new(podiam_awsclient::CredentialsProvider::new(Some(podiam_awsclient::AwsCredentials::new("AKIDTEST", "s")), podiam_awsclient::Env::default(),
+            "eu-west-1".into(), reqwest::Client::new(), podiam_awsclient::Clock::system(), Duration::from_secs(300), Duration::from_secs(5))),
+        podiam_awsclient::Clock::system()).unwrap();
     let bad_src = Arc::new(podiam_webhook::EksAssociations::new(bad));
     assert!(bad_src.refresh().await.is_err());
     let h = src.spawn_refresh(Duration::from_millis(50));
@@ -278,4 +278,93 @@ async fn stalled_clients_lose_their_connection() {
     let (resp, after) = closed_after(&mut s).await;
     assert!(resp.starts_with("HTTP/1.1 200 OK\r\n") && resp.ends_with("\r\n\r\nok"), "{resp}");
     assert!(after >= LIMIT.mul_f32(0.9) && after < PATIENCE, "{after:?}");
+}
+
+/// An HTTPS fake EKS on 127.0.0.1 with a certificate from a fresh CA: the first request gets a
+/// 503, later ones a one-association page. Returns its port, the CA file and the request count.
+async fn https_eks(dir: &std::path::Path) -> (u16, PathBuf, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let names = vec!["localhost".to_owned()];
+    let ss = ensure_self_signed(dir, &names).unwrap();
+    let tls = server_config(Arc::new(ReloadingCert::open(&ss.cert, &ss.key).unwrap())).unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&count);
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else { return };
+            let Ok(mut s) = acceptor.accept(tcp).await else { continue };
+            let mut head = Vec::new();
+            let mut buf = [0u8; 2048];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let head = String::from_utf8_lossy(&head).to_lowercase();
+            assert!(head.starts_with("get /clusters/demo/pod-identity-associations?maxresults=100 "), "{head}");
+            assert!(head.contains("credential=akidprofile/"), "{head}");
+            let answer = if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+                "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_owned()
+            } else {
+                let body = json!({"associations": [{"namespace": "prod", "serviceAccount": "a"}]}).to_string();
+                format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len())
+            };
+            let _ = s.write_all(answer.as_bytes()).await;
+            let _ = s.shutdown().await;
+        }
+    });
+    (port, ss.ca_cert, count)
+}
+
+/// `EksClient::new` takes its endpoint from the profile's `endpoint_url`, trusts the CA bundle
+/// of `AWS_CA_BUNDLE`, signs with the profile's keys for the profile's region, and retries a 503.
+#[tokio::test]
+async fn eks_client_follows_the_shared_aws_configuration() {
+    use podiam_webhook::AssociationSource as _;
+    let dir = common::temp_dir("eks-config");
+    let (port, ca, count) = https_eks(&dir).await;
+    std::fs::write(
+        dir.join("config"),
+        format!("[profile hub]\nregion = eu-west-3\nendpoint_url = https://localhost:{port}/\n"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("credentials"), "[hub]\naws_access_key_id = AKIDPROFILE\naws_secret_access_key = s\n").unwrap();
+    let env = |extra: &[(&str, &str)]| {
+        let mut env = podiam_awsclient::Env::from_pairs([
+            ("AWS_CONFIG_FILE", dir.join("config").to_str().unwrap()),
+            ("AWS_SHARED_CREDENTIALS_FILE", dir.join("credentials").to_str().unwrap()),
+            ("AWS_PROFILE", "hub"),
+        ]);
+        for (k, v) in extra {
+            env.set(*k, *v);
+        }
+        env
+    };
+
+    let client = podiam_webhook::eks::EksClient::new(None, "demo", None, env(&[("AWS_CA_BUNDLE", ca.to_str().unwrap())])).unwrap();
+    assert_eq!(client.endpoint(), format!("https://localhost:{port}"));
+    assert_eq!(client.region(), "eu-west-3");
+    let src = podiam_webhook::EksAssociations::new(client);
+    assert_eq!(src.refresh().await.unwrap(), 1);
+    assert!(src.has_association("prod", "a"));
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 2, "one 503, retried once");
+
+    // Without the bundle the platform's store does not know the CA: no answer.
+    let untrusted = podiam_webhook::eks::EksClient::new(None, "demo", None, env(&[])).unwrap();
+    let e = podiam_webhook::EksAssociations::new(untrusted).refresh().await.unwrap_err();
+    assert!(e.to_string().contains("certificate"), "{e}");
+
+    // A bundle that cannot be read is a startup error naming it.
+    let e = podiam_webhook::eks::EksClient::new(None, "demo", None, env(&[("AWS_CA_BUNDLE", "/nonexistent/ca.pem")])).unwrap_err();
+    assert!(e.starts_with("cannot read the CA bundle \"/nonexistent/ca.pem\" (from AWS_CA_BUNDLE)"), "{e}");
+
+    // The flags still win over the configuration.
+    let flagged = podiam_webhook::eks::EksClient::new(Some("http://127.0.0.1:9/"), "demo", Some("ap-south-1"), env(&[])).unwrap();
+    assert_eq!((flagged.endpoint(), flagged.region()), ("http://127.0.0.1:9", "ap-south-1"));
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,14 +1,16 @@
-//! The node's own AWS credentials (what signs the EKS Auth calls), from the standard chain:
-//! environment variables, then the shared files' profile, then web identity (IRSA) from the
-//! environment or the profile. Re-resolved periodically: shared files every
-//! [`crate::Config::node_credentials_reread`] (so rotated files are picked up), web identity
-//! credentials 5 minutes before they expire.
+//! AWS credentials from the standard chain: environment variables, then the shared files'
+//! profile, then web identity (IRSA) from the environment or the profile. The agent signs its
+//! EKS Auth calls with them (its node credentials), the webhook its EKS calls, the tools their
+//! calls to podiam. [`CredentialsProvider`] re-resolves periodically: shared files every
+//! `reread` (so rotated files are picked up), web identity credentials 5 minutes before they
+//! expire.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::awsconfig::{Env, Profile, sts_endpoint};
 use crate::clock::{Clock, parse_rfc3339};
+use crate::config::{Env, Profile};
+use crate::endpoint::{Service, resolve_endpoint};
 
 /// AWS credentials. `Debug` shows the access key id only.
 #[derive(Clone, PartialEq, Eq)]
@@ -57,7 +59,7 @@ impl AwsCredentials {
 /// Where the node credentials came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CredentialSource {
-    /// Given in [`crate::Config::static_credentials`].
+    /// Given to the provider (fixed credentials).
     Static,
     /// `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` [/ `AWS_SESSION_TOKEN`].
     Environment,
@@ -97,8 +99,8 @@ struct WebIdentitySettings {
 }
 
 /// Resolves the chain once: environment → profile keys → web identity (environment, then
-/// profile). `region` selects the STS endpoint when `AWS_ENDPOINT_URL_STS`/`AWS_ENDPOINT_URL`
-/// are unset.
+/// profile). `region` selects the STS endpoint when none is configured
+/// ([`crate::endpoint::configured_endpoint`]).
 pub async fn resolve_chain(
     env: &Env,
     region: &str,
@@ -209,7 +211,7 @@ async fn assume_role_with_web_identity(
         .append_pair("RoleSessionName", &session)
         .append_pair("WebIdentityToken", token.trim())
         .finish();
-    let url = format!("{}/", sts_endpoint(env, region));
+    let url = format!("{}/", resolve_endpoint(None, env, Service::Sts, region));
     let resp = http
         .post(&url)
         .header(
@@ -238,7 +240,7 @@ async fn assume_role_with_web_identity(
 }
 
 /// Extracts the `<Credentials>` of an STS `Assume*` XML response.
-pub(crate) fn parse_sts_credentials(xml: &str) -> Option<AwsCredentials> {
+pub fn parse_sts_credentials(xml: &str) -> Option<AwsCredentials> {
     let section = xml_section(xml, "Credentials")?;
     Some(AwsCredentials {
         access_key_id: xml_tag(section, "AccessKeyId")?,
@@ -311,8 +313,8 @@ struct State {
     last_error: Option<CredentialsError>,
 }
 
-/// The node credentials provider: caches the chain's answer and re-resolves it when due.
-pub struct NodeCredentials {
+/// A credentials provider: caches the chain's answer and re-resolves it when due.
+pub struct CredentialsProvider {
     fixed: Option<AwsCredentials>,
     env: Env,
     region: String,
@@ -324,9 +326,9 @@ pub struct NodeCredentials {
     refresh: tokio::sync::Mutex<()>,
 }
 
-impl std::fmt::Debug for NodeCredentials {
+impl std::fmt::Debug for CredentialsProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NodeCredentials")
+        f.debug_struct("CredentialsProvider")
             .field("region", &self.region)
             .finish_non_exhaustive()
     }
@@ -339,7 +341,7 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-impl NodeCredentials {
+impl CredentialsProvider {
     /// A provider over `env` (or always `fixed`, when given).
     pub fn new(
         fixed: Option<AwsCredentials>,

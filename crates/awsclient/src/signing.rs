@@ -1,7 +1,7 @@
 //! SigV4-signed requests to AWS-style JSON endpoints, as the agent (EKS Auth), the webhook
-//! (EKS) and podiam's tools send them.
+//! (EKS) and podiam's tools send them. Retries are [`crate::retry`]'s.
 
-use crate::nodecreds::AwsCredentials;
+use crate::credentials::AwsCredentials;
 
 /// `host[:port]` of `url` as the `Host` header carries it (no port when it is the scheme's
 /// default); `None` when the URL has no host.

@@ -1,12 +1,13 @@
-//! The standard AWS configuration sources the agent honours: environment variables and the
-//! shared `config`/`credentials` files (`AWS_PROFILE`, `AWS_CONFIG_FILE`,
-//! `AWS_SHARED_CREDENTIALS_FILE`), for the region, the endpoints and the node credentials.
+//! The standard AWS configuration sources: environment variables and the shared
+//! `config`/`credentials` files (`AWS_PROFILE`, `AWS_CONFIG_FILE`,
+//! `AWS_SHARED_CREDENTIALS_FILE`), for the region, the endpoints, the trust store and the
+//! credentials. It reads files but never the process environment (see [`Env`]).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-/// A snapshot of environment variables. The agent never reads the process environment
-/// directly, so tests can run side by side with different settings.
+/// A snapshot of environment variables. Nothing in podiam's clients reads the process
+/// environment directly, so tests can run side by side with different settings.
 #[derive(Clone, Default)]
 pub struct Env {
     vars: HashMap<String, String>,
@@ -64,12 +65,14 @@ impl Env {
         self.get("AWS_PROFILE").unwrap_or("default")
     }
 
-    pub(crate) fn config_path(&self) -> PathBuf {
+    /// The shared config file (`AWS_CONFIG_FILE`, else `~/.aws/config`).
+    pub fn config_path(&self) -> PathBuf {
         self.get("AWS_CONFIG_FILE")
             .map_or_else(|| self.home().join(".aws/config"), PathBuf::from)
     }
 
-    pub(crate) fn credentials_path(&self) -> PathBuf {
+    /// The shared credentials file (`AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials`).
+    pub fn credentials_path(&self) -> PathBuf {
         self.get("AWS_SHARED_CREDENTIALS_FILE")
             .map_or_else(|| self.home().join(".aws/credentials"), PathBuf::from)
     }
@@ -78,42 +81,59 @@ impl Env {
 type Ini = HashMap<String, HashMap<String, String>>;
 
 /// Parses an INI file into section → key → value (keys lowercased). Missing file = empty.
+///
+/// A key with an empty value followed by indented `key = value` lines holds sub-properties
+/// (the `services` sections' `eks =` / `  endpoint_url = ...`); they are stored as
+/// `parent.key`.
 fn read_ini(path: &PathBuf) -> Ini {
     let mut out: Ini = HashMap::new();
     let Ok(text) = std::fs::read_to_string(path) else {
         return out;
     };
     let mut section = String::new();
-    for line in text.lines() {
-        let line = line.trim();
+    let mut parent: Option<String> = None;
+    for raw in text.lines() {
+        let indented = raw.starts_with([' ', '\t']);
+        let line = raw.trim();
         if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
             continue;
         }
         if let Some(s) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
             section = s.split_whitespace().collect::<Vec<_>>().join(" ");
+            parent = None;
             continue;
         }
         if let Some((k, v)) = line.split_once('=') {
-            out.entry(section.clone())
-                .or_default()
-                .insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+            let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_owned());
+            let key = match &parent {
+                Some(p) if indented => format!("{p}.{k}"),
+                _ => {
+                    parent = v.is_empty().then(|| k.clone());
+                    k
+                }
+            };
+            out.entry(section.clone()).or_default().insert(key, v);
         }
     }
     out
 }
 
 /// The selected profile's settings, from both shared files.
-#[derive(Default)]
-pub(crate) struct Profile {
+#[derive(Debug, Default)]
+pub struct Profile {
     /// From the credentials file (`[name]`).
     pub credentials: HashMap<String, String>,
     /// From the config file (`[profile name]`, or `[default]`).
     pub config: HashMap<String, String>,
+    /// The `[services name]` section the profile's `services` key names, sub-properties as
+    /// `service.key` (`eks.endpoint_url`).
+    pub services: HashMap<String, String>,
     /// Whether either file has the profile at all.
     pub found: bool,
 }
 
 impl Profile {
+    /// The profile `env` selects, read from the shared files now.
     pub fn load(env: &Env) -> Self {
         let name = env.profile_name();
         let mut creds = read_ini(&env.credentials_path());
@@ -126,10 +146,16 @@ impl Profile {
                 None
             }
         });
+        let services = config
+            .as_ref()
+            .and_then(|c| c.get("services"))
+            .and_then(|name| cfg.remove(&format!("services {name}")))
+            .unwrap_or_default();
         Self {
             found: credentials.is_some() || config.is_some(),
             credentials: credentials.unwrap_or_default(),
             config: config.unwrap_or_default(),
+            services,
         }
     }
 
@@ -160,51 +186,6 @@ pub fn resolve_region(flag: Option<&str>, env: &Env) -> String {
         .unwrap_or_else(|| "us-east-1".to_owned())
 }
 
-/// A service's configured endpoint: `AWS_ENDPOINT_URL_<SERVICE>` > `AWS_ENDPOINT_URL` > the
-/// profile's `endpoint_url`; `None` when nothing names one.
-pub fn configured_endpoint(env: &Env, service_env: &str) -> Option<String> {
-    env.get(&format!("AWS_ENDPOINT_URL_{service_env}"))
-        .or_else(|| env.get("AWS_ENDPOINT_URL"))
-        .map(str::to_owned)
-        .or_else(|| Profile::load(env).get("endpoint_url").map(str::to_owned))
-        .map(|u| u.trim_end_matches('/').to_owned())
-}
-
-/// The EKS Auth endpoint: `flag` > `AWS_ENDPOINT_URL_EKS_AUTH` > `AWS_ENDPOINT_URL` >
-/// `https://eks-auth.<region>.api.aws` (`.api.amazonwebservices.com.cn` in China).
-pub fn eks_auth_endpoint(flag: Option<&str>, env: &Env, region: &str) -> String {
-    let url = flag
-        .filter(|e| !e.is_empty())
-        .or_else(|| env.get("AWS_ENDPOINT_URL_EKS_AUTH"))
-        .or_else(|| env.get("AWS_ENDPOINT_URL"))
-        .map(str::to_owned)
-        .unwrap_or_else(|| {
-            if region.starts_with("cn-") {
-                format!("https://eks-auth.{region}.api.amazonwebservices.com.cn")
-            } else {
-                format!("https://eks-auth.{region}.api.aws")
-            }
-        });
-    url.trim_end_matches('/').to_owned()
-}
-
-/// The STS endpoint for web identity: `AWS_ENDPOINT_URL_STS` > `AWS_ENDPOINT_URL` >
-/// `https://sts.<region>.amazonaws.com` (`.com.cn` in China).
-pub fn sts_endpoint(env: &Env, region: &str) -> String {
-    let url = env
-        .get("AWS_ENDPOINT_URL_STS")
-        .or_else(|| env.get("AWS_ENDPOINT_URL"))
-        .map(str::to_owned)
-        .unwrap_or_else(|| {
-            if region.starts_with("cn-") {
-                format!("https://sts.{region}.amazonaws.com.cn")
-            } else {
-                format!("https://sts.{region}.amazonaws.com")
-            }
-        });
-    url.trim_end_matches('/').to_owned()
-}
-
 #[cfg(test)]
 #[allow(
     clippy::unwrap_used,
@@ -216,30 +197,54 @@ mod tests {
     use super::*;
 
     #[test]
-    fn endpoints_and_region() {
+    fn region_precedence() {
         let env = Env::from_pairs([("HOME", "/nonexistent")]);
         assert_eq!(resolve_region(None, &env), "us-east-1");
-        assert_eq!(
-            eks_auth_endpoint(None, &env, "eu-west-1"),
-            "https://eks-auth.eu-west-1.api.aws"
-        );
-        assert_eq!(
-            sts_endpoint(&env, "eu-west-1"),
-            "https://sts.eu-west-1.amazonaws.com"
-        );
         let env = Env::from_pairs([
             ("AWS_DEFAULT_REGION", "ap-south-1"),
             ("AWS_ENDPOINT_URL", "http://127.0.0.1:1/"),
-            ("AWS_ENDPOINT_URL_EKS_AUTH", "http://127.0.0.1:2"),
         ]);
         assert_eq!(resolve_region(None, &env), "ap-south-1");
         assert_eq!(resolve_region(Some("x-1"), &env), "x-1");
-        assert_eq!(eks_auth_endpoint(None, &env, "r"), "http://127.0.0.1:2");
-        assert_eq!(
-            eks_auth_endpoint(Some("http://h:3/"), &env, "r"),
-            "http://h:3"
-        );
-        assert_eq!(sts_endpoint(&env, "r"), "http://127.0.0.1:1");
         assert!(!format!("{env:?}").contains("127.0.0.1"));
+    }
+
+    #[test]
+    fn sub_properties_and_services_sections() {
+        let dir = std::env::temp_dir().join(format!("podiam-awsclient-ini-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("config");
+        std::fs::write(
+            &config,
+            "[profile p]\nregion = eu-west-1\nservices = local\ns3 =\n  addressing_style = path\nca_bundle = /x.pem\n\
+             [services local]\neks =\n  endpoint_url = http://eks:1\n\teks_region = r\nsts =\n  endpoint_url = http://sts:2\n\
+             [services other]\neks =\n  endpoint_url = http://other:3\n",
+        )
+        .unwrap();
+        let env = Env::from_pairs([
+            ("AWS_CONFIG_FILE", config.to_str().unwrap()),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent"),
+            ("AWS_PROFILE", "p"),
+        ]);
+        let p = Profile::load(&env);
+        assert!(p.found);
+        assert_eq!(p.get("region"), Some("eu-west-1"));
+        // A sub-property does not leak into the profile's own keys.
+        assert_eq!(p.get("addressing_style"), None);
+        assert_eq!(p.get("s3.addressing_style"), Some("path"));
+        assert_eq!(p.get("ca_bundle"), Some("/x.pem"));
+        let mut services: Vec<_> = p.services.iter().collect();
+        services.sort();
+        assert_eq!(
+            services,
+            [
+                (&"eks".to_owned(), &String::new()),
+                (&"eks.eks_region".to_owned(), &"r".to_owned()),
+                (&"eks.endpoint_url".to_owned(), &"http://eks:1".to_owned()),
+                (&"sts".to_owned(), &String::new()),
+                (&"sts.endpoint_url".to_owned(), &"http://sts:2".to_owned()),
+            ]
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

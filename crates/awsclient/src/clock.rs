@@ -1,4 +1,4 @@
-//! The agent's notion of wall-clock time, adjustable for tests.
+//! The clients' notion of wall-clock time, adjustable for tests.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Wall-clock time as Unix milliseconds, plus an offset that tests can move forward.
 ///
-/// Every time-dependent decision of the agent (token `exp`/`nbf`, credential validity,
+/// Every time-dependent decision of the agent and the clients (token `exp`/`nbf`, credential validity,
 /// refresh scheduling, SigV4 dates) reads this clock. Clones share the offset.
 #[derive(Clone, Debug, Default)]
 pub struct Clock {
@@ -40,7 +40,7 @@ impl Clock {
 }
 
 /// Formats Unix seconds as `YYYY-MM-DDTHH:MM:SSZ` (UTC).
-pub(crate) fn rfc3339(secs: i64) -> String {
+pub fn rfc3339(secs: i64) -> String {
     let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
     time::OffsetDateTime::from_unix_timestamp(secs)
         .ok()
@@ -49,7 +49,7 @@ pub(crate) fn rfc3339(secs: i64) -> String {
 }
 
 /// Formats Unix milliseconds as the SigV4 `x-amz-date`, `YYYYMMDDTHHMMSSZ`.
-pub(crate) fn amz_date(ms: i64) -> String {
+pub fn amz_date(ms: i64) -> String {
     let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
     time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
         .ok()
@@ -58,7 +58,7 @@ pub(crate) fn amz_date(ms: i64) -> String {
 }
 
 /// Parses an RFC 3339 timestamp (as in STS XML) to Unix seconds.
-pub(crate) fn parse_rfc3339(s: &str) -> Option<i64> {
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
     time::OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339)
         .ok()
         .map(time::OffsetDateTime::unix_timestamp)
