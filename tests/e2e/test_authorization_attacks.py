@@ -538,3 +538,55 @@ def test_descriptions_that_xml_cannot_carry_are_refused(server):
     iam.create_role(RoleName="Ctl", AssumeRolePolicyDocument=PI_TRUST, Description="tab\there é")
     denied(iam.update_role_description, RoleName="Ctl", Description="x\x1fy", code="ValidationError")
     assert iam.list_roles()["Roles"]
+
+
+def test_transitive_tags_need_tag_session_in_the_next_trust(server):
+    iam = server.client("iam")
+    user = principal(server, statements(ALLOW_ALL))
+    user_arn = f"arn:aws:iam::{ACCOUNT}:user/{user['name']}"
+    iam.create_role(RoleName="hop1", AssumeRolePolicyDocument=principal_trust({"AWS": user_arn}, ["sts:AssumeRole", "sts:TagSession"]))
+    iam.put_role_policy(RoleName="hop1", PolicyName="all", PolicyDocument=statements(ALLOW_ALL))
+    hop1 = f"arn:aws:iam::{ACCOUNT}:role/hop1"
+    # hop2 trusts hop1 but never lets a session be tagged; hop3 allows tagging only team=blue.
+    iam.create_role(RoleName="hop2", Tags=[{"Key": "team", "Value": "blue"}], AssumeRolePolicyDocument=statements(
+        {"Effect": "Allow", "Principal": {"AWS": hop1}, "Action": "sts:AssumeRole"},
+        {"Effect": "Deny", "Principal": {"AWS": "*"}, "Action": "sts:TagSession"}))
+    iam.create_role(RoleName="hop3", AssumeRolePolicyDocument=statements(
+        {"Effect": "Allow", "Principal": {"AWS": hop1}, "Action": ["sts:AssumeRole", "sts:TagSession"],
+         "Condition": {"StringEquals": {"aws:RequestTag/team": "blue"}}}))
+    sts = server.client("sts", user)
+    c = sts.assume_role(RoleArn=hop1, RoleSessionName="s1", Tags=[{"Key": "team", "Value": "red"}],
+                        TransitiveTagKeys=["team"])["Credentials"]
+    tagged = server.client("sts", {k: c[k] for k in ("AccessKeyId", "SecretAccessKey", "SessionToken")})
+    denied(tagged.assume_role, RoleArn=f"arn:aws:iam::{ACCOUNT}:role/hop2", RoleSessionName="s2")
+    denied(tagged.assume_role, RoleArn=f"arn:aws:iam::{ACCOUNT}:role/hop3", RoleSessionName="s3")
+    # Without the transitive tag, the chain into hop2 works; with team=blue, hop3 admits it.
+    c = sts.assume_role(RoleArn=hop1, RoleSessionName="s1")["Credentials"]
+    plain = server.client("sts", {k: c[k] for k in ("AccessKeyId", "SecretAccessKey", "SessionToken")})
+    assert plain.assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/hop2", RoleSessionName="s2")["Credentials"]
+    c = sts.assume_role(RoleArn=hop1, RoleSessionName="s1", Tags=[{"Key": "team", "Value": "blue"}],
+                        TransitiveTagKeys=["team"])["Credentials"]
+    blue = server.client("sts", {k: c[k] for k in ("AccessKeyId", "SecretAccessKey", "SessionToken")})
+    assert blue.assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/hop3", RoleSessionName="s3")["Credentials"]
+
+
+def test_web_identity_refusals_do_not_tell_whether_the_role_exists(server):
+    import time
+
+    import jwt as pyjwt
+
+    from podiam_e2e import new_rsa, xml_text
+    iam = server.client("iam")
+    # A provider whose issuer cannot be reached (nothing listens on 127.0.0.9:443).
+    iam.create_open_id_connect_provider(Url="https://127.0.0.9", ClientIDList=["sts.amazonaws.com"], ThumbprintList=["a" * 40])
+    iam.create_role(RoleName="wi-admin", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Federated": f"arn:aws:iam::{ACCOUNT}:oidc-provider/127.0.0.9"},
+        "Action": "sts:AssumeRoleWithWebIdentity"}]}))
+    now = int(time.time())
+    forged = pyjwt.encode({"iss": "https://127.0.0.9", "sub": "x", "aud": "sts.amazonaws.com", "iat": now, "exp": now + 600},
+                          new_rsa(), algorithm="RS256", headers={"kid": "k"})
+    answers = set()
+    for role in ("wi-admin", "wi-nosuch"):
+        r = server.assume_web(f"arn:aws:iam::{ACCOUNT}:role/{role}", forged)
+        answers.add((r.status_code, xml_text(r.text, "Code"), xml_text(r.text, "Message")))
+    assert len(answers) == 1, answers
