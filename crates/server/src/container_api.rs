@@ -55,5 +55,8 @@ fn agent_error(e: &AwsError, rid: &str) -> Response {
     }
     let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
     let fault = if e.status >= 500 { "server" } else { "client" };
-    (status, [("content-type", "text/plain; charset=utf-8")], format!("[{rid}]: ({}): {}, fault: {fault}\n", e.code, e.message)).into_response()
+    let mut r = (status, [("content-type", "text/plain; charset=utf-8")], format!("[{rid}]: ({}): {}, fault: {fault}\n", e.code, e.message))
+        .into_response();
+    crate::metrics::mark_error(&mut r, e);
+    r
 }

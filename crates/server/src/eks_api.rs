@@ -28,6 +28,7 @@ pub(crate) fn error(e: &AwsError, rid: &str) -> Response {
     let code = if e.code == "AccessDenied" { "AccessDeniedException" } else { e.code };
     let mut r = (status, [("content-type", "application/json")], error_body(e)).into_response();
     r.headers_mut().insert("x-amzn-errortype", HeaderValue::from_static(code));
+    crate::metrics::mark_error(&mut r, e);
     r
 }
 

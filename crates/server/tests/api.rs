@@ -500,3 +500,59 @@ async fn direct_pod_identity_is_refused_without_tls() {
 fn uuid_like(s: &str) -> bool {
     s.len() == 36 && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
 }
+
+/// The operations surface: a few requests, then `/metrics` counts them with bounded labels.
+#[tokio::test]
+async fn metrics_count_requests_denials_and_credential_latency() {
+    let f = fixture().await;
+    let (token, role) = irsa_setup(&f).await;
+    let (s, out, _) = send(&f, awwi(&role, "m1", &token)).await;
+    assert_eq!(s, StatusCode::OK, "{out}");
+    let (akid, secret, session) =
+        (between(&out, "AccessKeyId").to_owned(), between(&out, "SecretAccessKey").to_owned(), between(&out, "SessionToken").to_owned());
+    let c = Creds { akid: &akid, secret: &secret, token: Some(&session) };
+    let (s, out) = call(&f, &c, "iam", "Action=ListRoles&Version=2010-05-08").await;
+    assert_eq!((s, code_of(&out)), (StatusCode::FORBIDDEN, "AccessDenied"), "{out}");
+    // An action name a caller makes up is counted as `other`, not as a new label value.
+    let root = Creds { akid: &f.akid, secret: &f.secret, token: None };
+    let (s, _) = call(&f, &root, "sts", "Action=MadeUpAction12345&Version=2011-06-15").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    let resp = f.router.clone().oneshot(Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "text/plain; version=0.0.4; charset=utf-8");
+    assert!(resp.headers().get("x-amzn-requestid").is_some());
+    let text = String::from_utf8(resp.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    for line in [
+        "# TYPE podiam_requests_total counter",
+        "podiam_requests_total{protocol=\"eks\",action=\"CreateCluster\",code=\"200\"} 1",
+        "podiam_requests_total{protocol=\"iam\",action=\"CreateOpenIDConnectProvider\",code=\"200\"} 1",
+        "podiam_requests_total{protocol=\"iam\",action=\"CreateRole\",code=\"200\"} 1",
+        "podiam_requests_total{protocol=\"sts\",action=\"AssumeRoleWithWebIdentity\",code=\"200\"} 1",
+        "podiam_requests_total{protocol=\"iam\",action=\"ListRoles\",code=\"AccessDenied\"} 1",
+        "podiam_requests_total{protocol=\"sts\",action=\"other\",code=\"InvalidAction\"} 1",
+        "# TYPE podiam_access_denied_total counter",
+        "podiam_access_denied_total{reason=\"no_identity_allow\"} 1",
+        "# TYPE podiam_credential_duration_seconds histogram",
+        "podiam_credential_duration_seconds_bucket{path=\"AssumeRoleWithWebIdentity\",le=\"10\"} 1",
+        "podiam_credential_duration_seconds_bucket{path=\"AssumeRoleWithWebIdentity\",le=\"+Inf\"} 1",
+        "podiam_credential_duration_seconds_count{path=\"AssumeRoleWithWebIdentity\"} 1",
+        "podiam_credential_duration_seconds_count{path=\"AssumeRole\"} 0",
+        "podiam_credential_duration_seconds_count{path=\"AssumeRoleForPodIdentity\"} 0",
+        "podiam_credential_duration_seconds_count{path=\"PodIdentityDirect\"} 0",
+        "# TYPE podiam_store_commit_duration_seconds histogram",
+        "podiam_feed_lag_seconds 0.0",
+        "podiam_stale 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+    }
+    // Every commit of the setup (cluster, provider, role, ...) was timed.
+    let commits: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("podiam_store_commit_duration_seconds_count "))
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(commits >= 3, "{text}");
+    // The caller's made-up action name is nowhere in the exposition.
+    assert!(!text.contains("MadeUpAction12345"), "{text}");
+}
