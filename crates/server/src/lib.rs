@@ -24,7 +24,7 @@ mod tls;
 pub mod wire;
 
 pub use podiam_tls::{Timeouts, Transport};
-pub use tls::load_config as load_tls_config;
+pub use tls::{load_config as load_tls_config, load_config_checking_every as load_tls_config_checking_every};
 
 use std::net::SocketAddr;
 use std::sync::Arc;

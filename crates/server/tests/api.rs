@@ -556,3 +556,57 @@ async fn metrics_count_requests_denials_and_credential_latency() {
     // The caller's made-up action name is nowhere in the exposition.
     assert!(!text.contains("MadeUpAction12345"), "{text}");
 }
+
+/// `--tls-cert`/`--tls-key` rotated on disk: the next connection gets the new certificate,
+/// with no restart.
+#[tokio::test]
+async fn a_rotated_certificate_is_served_to_new_connections() {
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let dir = std::env::temp_dir().join(format!("podiam-serve-rotate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert_path, key_path) = (dir.join("tls.crt"), dir.join("tls.key"));
+    let issue = || rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (first, second) = (issue(), issue());
+    std::fs::write(&cert_path, first.cert.pem()).unwrap();
+    std::fs::write(&key_path, first.signing_key.serialize_pem()).unwrap();
+
+    let f = fixture().await;
+    let tls = podiam_server::load_tls_config_checking_every(&cert_path, &key_path, std::time::Duration::ZERO).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(podiam_server::serve(
+        listener,
+        Arc::clone(&f.control),
+        podiam_server::Options::default(),
+        podiam_server::Transport::Tls(tls),
+        podiam_server::Timeouts::default(),
+        std::future::pending(),
+    ));
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(first.cert.der().clone()).unwrap();
+    roots.add(second.cert.der().clone()).unwrap();
+    let client = Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+    let served = || async {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let tls = tokio_rustls::TlsConnector::from(Arc::clone(&client)).connect(ServerName::try_from("localhost").unwrap(), tcp).await.unwrap();
+        let certs: Vec<CertificateDer<'static>> = tls.get_ref().1.peer_certificates().unwrap().to_vec();
+        certs[0].clone()
+    };
+    assert_eq!(&served().await, first.cert.der());
+    // Modification times must differ from the first pair's.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    std::fs::write(&key_path, second.signing_key.serialize_pem()).unwrap();
+    std::fs::write(&cert_path, second.cert.pem()).unwrap();
+    assert_eq!(&served().await, second.cert.der());
+    // A broken file is not loaded: the last good pair stays.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    std::fs::write(&cert_path, "not a certificate").unwrap();
+    assert_eq!(&served().await, second.cert.der());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
