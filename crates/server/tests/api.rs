@@ -610,3 +610,36 @@ async fn a_rotated_certificate_is_served_to_new_connections() {
     assert_eq!(&served().await, second.cert.der());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Every log line of a request carries its request id, the one answered in x-amzn-RequestId.
+#[tokio::test]
+async fn each_log_line_of_a_request_names_its_request_id() {
+    #[derive(Clone, Default)]
+    struct Buf(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let f = fixture().await;
+    let buf = Buf::default();
+    let sink = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("podiam_server=debug"))
+        .with_ansi(false)
+        .with_writer(move || sink.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let resp = f.router.clone().oneshot(Request::get("/no/such/path").body(Body::empty()).unwrap()).await.unwrap();
+    let rid = resp.headers()["x-amzn-requestid"].to_str().unwrap().to_owned();
+    let logged = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<&str> = logged.lines().collect();
+    assert!(!lines.is_empty());
+    for line in lines {
+        assert!(line.contains(&format!("request{{request_id={rid}}}")), "{line}");
+    }
+}
