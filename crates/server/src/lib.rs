@@ -114,7 +114,9 @@ async fn dispatch(State(app): State<App>, req: Request<Body>) -> Response {
     if let Some(reason) = answered.denial {
         app.metrics.denied(reason);
     }
-    if let Some(p) = metrics::CREDENTIAL_PATHS.iter().find(|p| **p == action) {
+    // Direct mode switched off answers 404 like any unknown path: not a credential call.
+    let credential_path = action != "PodIdentityDirect" || app.options.direct_pod_identity;
+    if let Some(p) = metrics::CREDENTIAL_PATHS.iter().find(|p| **p == action).filter(|_| credential_path) {
         app.metrics.credential(p, took);
     }
     span.in_scope(|| tracing::debug!(protocol, action, code, took_ms = took.as_millis() as u64, "answered"));
