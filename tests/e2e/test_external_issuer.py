@@ -290,3 +290,23 @@ def test_rotation_at_the_issuer(server, rotating):
     # the old key is still served and still accepted, without another fetch
     assert server.assume_web(rotating["role"], iss.sign(kid="key-1"), "old-key").status_code == 200
     assert iss.fetches() == before + 1
+
+
+def test_metrics_count_fetches_and_failures_by_issuer(server, host):
+    import requests
+
+    up = host.issuer("metrics-up")
+    up.register(server)
+    r = server.assume_web(up.role(server, "ext-metrics-up"), up.sign(), "metrics")
+    assert r.status_code == 200, r.text
+    down = host.issuer("metrics-down")
+    down.register(server)
+    role = down.role(server, "ext-metrics-down")
+    down.down = True
+    expect_error(server.assume_web(role, down.sign()), 400, "IDPCommunicationError")
+    text = requests.get(f"{server.endpoint}/metrics", timeout=10).text
+    samples = dict(line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    assert samples[f'podiam_jwks_fetches_total{{issuer="https://{up.hostpath}"}}'] == "1", text
+    assert f'podiam_jwks_fetch_failures_total{{issuer="https://{up.hostpath}"}}' not in samples, text
+    assert samples[f'podiam_jwks_fetches_total{{issuer="https://{down.hostpath}"}}'] == "1", text
+    assert samples[f'podiam_jwks_fetch_failures_total{{issuer="https://{down.hostpath}"}}'] == "1", text

@@ -286,9 +286,11 @@ def test_a_stalling_issuer_does_not_delay_other_issuers(server, host, plain_host
 def test_missing_role_fetches_nothing(server, host):
     iss = host.issuer("no-role")
     iss.register(server)
+    # With nothing cached, a missing role answers as an existing role whose issuer cannot be
+    # reached (so the answer does not tell whether the role exists), and nothing is fetched.
     for token in (iss.sign(), iss.sign(key=new_rsa())):
         r = server.assume_web(f"arn:aws:iam::{ACCOUNT}:role/atk-no-such-role", token)
-        expect_error(r, 403, "AccessDenied")
+        expect_error(r, 400, "IDPCommunicationError")
     assert host.hits_of(iss) == [], "no fetch for a role that does not exist"
 
 

@@ -1,9 +1,20 @@
-//! Prometheus text exposition of the agent's counters (hand-written; no registry crate).
+//! The agent's metrics, in a `prometheus-client` registry rendered as Prometheus text.
+//!
+//! The `pod_identity_*` names are eks-pod-identity-agent's, so its dashboards work unchanged.
+//! They carry no `_total`, which this library's encoder adds to every counter: they are
+//! registered untyped ([`Untyped`]) so their samples keep the original names, and
+//! [`Metrics::render`] declares them `counter` again, as the Go client does.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicI64;
 use std::time::Duration;
+
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 
 /// Upper bounds (seconds) of the upstream latency histogram buckets.
 const LATENCY_BUCKETS: [f64; 11] = [
@@ -19,225 +30,219 @@ pub enum ErrorKind {
     NonRecoverable,
 }
 
-/// The agent's metrics. All updates are relaxed atomics except the (rare) error map.
+/// eks-pod-identity-agent's counters, whose names have no `_total`.
+const EKS_AGENT_COUNTERS: [&str; 3] = [
+    "pod_identity_http_response",
+    "pod_identity_cache_state",
+    "pod_identity_cache_errors",
+];
+
+type Labels1 = [(&'static str, String); 1];
+type Labels2 = [(&'static str, String); 2];
+
+/// The agent's metrics.
 #[derive(Debug)]
 pub struct Metrics {
-    http: Box<[AtomicU64]>,
-    hit: AtomicU64,
-    miss: AtomicU64,
-    evicted: AtomicU64,
-    errors: parking_lot::Mutex<BTreeMap<(ErrorKind, String), u64>>,
-    upstream_calls: AtomicU64,
-    upstream_errors: AtomicU64,
-    latency: [AtomicU64; LATENCY_BUCKETS.len()],
-    latency_count: AtomicU64,
-    latency_sum_us: AtomicU64,
-    refreshes: AtomicU64,
-    local_refusals: AtomicU64,
+    registry: Registry,
+    http: Family<Labels1, Counter>,
+    cache_state: Family<Labels1, Counter>,
+    errors: Family<Labels2, Counter>,
+    upstream_calls: Counter,
+    upstream_errors: Counter,
+    latency: Histogram,
+    refreshes: Counter,
+    local_refusals: Counter,
+    cache_entries: Gauge<i64, AtomicI64>,
+    ready: Gauge<i64, AtomicI64>,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
+        let mut registry = Registry::default();
+        let http = Family::<Labels1, Counter>::default();
+        let cache_state = Family::<Labels1, Counter>::default();
+        let errors = Family::<Labels2, Counter>::default();
+        let upstream_calls = Counter::default();
+        let upstream_errors = Counter::default();
+        let latency = Histogram::new(LATENCY_BUCKETS);
+        let refreshes = Counter::default();
+        let local_refusals = Counter::default();
+        let cache_entries = Gauge::default();
+        let ready = Gauge::default();
+        for state in ["hit", "miss", "evicted"] {
+            drop(cache_state.get_or_create(&[("state", state.to_owned())]));
+        }
+        registry.register(
+            "pod_identity_http_response",
+            "Responses of the credentials endpoint, by HTTP status",
+            Untyped(http.clone()),
+        );
+        registry.register(
+            "pod_identity_cache_state",
+            "Credential cache lookups and evictions",
+            Untyped(cache_state.clone()),
+        );
+        registry.register(
+            "pod_identity_cache_errors",
+            "Failed EKS Auth fetches, by kind and error code",
+            Untyped(errors.clone()),
+        );
+        registry.register(
+            "podiam_agent_upstream_calls",
+            "HTTP attempts to EKS Auth",
+            upstream_calls.clone(),
+        );
+        registry.register(
+            "podiam_agent_upstream_errors",
+            "Failed HTTP attempts to EKS Auth",
+            upstream_errors.clone(),
+        );
+        registry.register(
+            "podiam_agent_upstream_latency_seconds",
+            "Latency of HTTP attempts to EKS Auth",
+            latency.clone(),
+        );
+        registry.register(
+            "podiam_agent_cache_refreshes",
+            "Background credential refreshes that succeeded",
+            refreshes.clone(),
+        );
+        registry.register(
+            "podiam_agent_local_refusals",
+            "Tokens refused against the cluster's keys without an EKS Auth call",
+            local_refusals.clone(),
+        );
+        registry.register(
+            "podiam_agent_cache_entries",
+            "Credential sets held in the cache",
+            cache_entries.clone(),
+        );
+        registry.register(
+            "podiam_agent_ready",
+            "1 when the listeners are bound and node credentials resolved",
+            ready.clone(),
+        );
         Self {
-            http: (0..600).map(|_| AtomicU64::new(0)).collect(),
-            hit: AtomicU64::new(0),
-            miss: AtomicU64::new(0),
-            evicted: AtomicU64::new(0),
-            errors: parking_lot::Mutex::new(BTreeMap::new()),
-            upstream_calls: AtomicU64::new(0),
-            upstream_errors: AtomicU64::new(0),
-            latency: Default::default(),
-            latency_count: AtomicU64::new(0),
-            latency_sum_us: AtomicU64::new(0),
-            refreshes: AtomicU64::new(0),
-            local_refusals: AtomicU64::new(0),
+            registry,
+            http,
+            cache_state,
+            errors,
+            upstream_calls,
+            upstream_errors,
+            latency,
+            refreshes,
+            local_refusals,
+            cache_entries,
+            ready,
         }
     }
-}
-
-fn inc(c: &AtomicU64) {
-    c.fetch_add(1, Ordering::Relaxed);
 }
 
 impl Metrics {
     /// Count a response of the credentials listeners.
     pub fn http_response(&self, code: u16) {
-        if let Some(c) = self.http.get(usize::from(code)) {
-            inc(c);
-        }
+        self.http.get_or_create(&[("code", code.to_string())]).inc();
+    }
+
+    fn state(&self, state: &str) -> u64 {
+        self.cache_state
+            .get(&[("state", state.to_owned())])
+            .map_or(0, |c| c.get())
     }
 
     /// A cache hit.
     pub fn hit(&self) {
-        inc(&self.hit);
+        self.cache_state.get_or_create(&[("state", "hit".to_owned())]).inc();
     }
 
     /// A cache miss.
     pub fn miss(&self) {
-        inc(&self.miss);
+        self.cache_state.get_or_create(&[("state", "miss".to_owned())]).inc();
     }
 
     /// An entry evicted (refresh failure, expiry or the size bound).
     pub fn evicted(&self) {
-        inc(&self.evicted);
+        self.cache_state
+            .get_or_create(&[("state", "evicted".to_owned())])
+            .inc();
     }
 
     /// A background refresh.
     pub fn refreshed(&self) {
-        inc(&self.refreshes);
+        self.refreshes.inc();
     }
 
     /// A token refused by the agent against the cluster's keys, with no upstream call.
     pub fn local_refusal(&self) {
-        inc(&self.local_refusals);
+        self.local_refusals.inc();
     }
 
     /// A failed upstream fetch, by kind and error code.
     pub fn cache_error(&self, kind: ErrorKind, code: &str) {
-        *self
-            .errors
-            .lock()
-            .entry((kind, code.to_owned()))
-            .or_insert(0) += 1;
+        let kind = match kind {
+            ErrorKind::Recoverable => "Recoverable",
+            ErrorKind::NonRecoverable => "NonRecoverable",
+        };
+        // The code comes from upstream: keep it to a label-safe alphabet.
+        let code: String = code
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '.')
+            .take(64)
+            .collect();
+        self.errors
+            .get_or_create(&[("type", kind.to_owned()), ("code", code)])
+            .inc();
     }
 
     /// One upstream HTTP attempt and its latency.
     pub fn upstream_call(&self, latency: Duration, ok: bool) {
-        inc(&self.upstream_calls);
+        self.upstream_calls.inc();
         if !ok {
-            inc(&self.upstream_errors);
+            self.upstream_errors.inc();
         }
-        let secs = latency.as_secs_f64();
-        for (bound, c) in LATENCY_BUCKETS.iter().zip(&self.latency) {
-            if secs <= *bound {
-                inc(c);
-            }
-        }
-        inc(&self.latency_count);
-        self.latency_sum_us.fetch_add(
-            u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
+        self.latency.observe(latency.as_secs_f64());
     }
 
     /// Upstream HTTP attempts so far.
     pub fn upstream_calls(&self) -> u64 {
-        self.upstream_calls.load(Ordering::Relaxed)
+        self.upstream_calls.get()
     }
 
     /// The cache counters: (hit, miss, evicted).
     pub fn cache_counts(&self) -> (u64, u64, u64) {
-        (
-            self.hit.load(Ordering::Relaxed),
-            self.miss.load(Ordering::Relaxed),
-            self.evicted.load(Ordering::Relaxed),
-        )
+        (self.state("hit"), self.state("miss"), self.state("evicted"))
     }
 
     /// The Prometheus text exposition.
     pub fn render(&self, cache_entries: usize, ready: bool) -> String {
-        let mut o = String::with_capacity(2048);
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        o.push_str("# HELP pod_identity_http_response Responses of the credentials endpoint, by HTTP status.\n");
-        o.push_str("# TYPE pod_identity_http_response counter\n");
-        for (code, c) in self.http.iter().enumerate() {
-            let n = get(c);
-            if n > 0 {
-                let _ = writeln!(o, "pod_identity_http_response{{code=\"{code}\"}} {n}");
-            }
-        }
-        o.push_str("# HELP pod_identity_cache_state Credential cache lookups and evictions.\n");
-        o.push_str("# TYPE pod_identity_cache_state counter\n");
-        let _ = writeln!(
-            o,
-            "pod_identity_cache_state{{state=\"hit\"}} {}",
-            get(&self.hit)
-        );
-        let _ = writeln!(
-            o,
-            "pod_identity_cache_state{{state=\"miss\"}} {}",
-            get(&self.miss)
-        );
-        let _ = writeln!(
-            o,
-            "pod_identity_cache_state{{state=\"evicted\"}} {}",
-            get(&self.evicted)
-        );
-        o.push_str(
-            "# HELP pod_identity_cache_errors Failed EKS Auth fetches, by kind and error code.\n",
-        );
-        o.push_str("# TYPE pod_identity_cache_errors counter\n");
-        for ((kind, code), n) in self.errors.lock().iter() {
-            let kind = match kind {
-                ErrorKind::Recoverable => "Recoverable",
-                ErrorKind::NonRecoverable => "NonRecoverable",
-            };
-            let code: String = code
-                .chars()
-                .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '.')
-                .collect();
-            let _ = writeln!(
-                o,
-                "pod_identity_cache_errors{{type=\"{kind}\",code=\"{code}\"}} {n}"
+        self.cache_entries
+            .set(i64::try_from(cache_entries).unwrap_or(i64::MAX));
+        self.ready.set(i64::from(ready));
+        let mut o = String::with_capacity(4096);
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut o, &self.registry);
+        for name in EKS_AGENT_COUNTERS {
+            o = o.replacen(
+                &format!("# TYPE {name} untyped\n"),
+                &format!("# TYPE {name} counter\n"),
+                1,
             );
         }
-        o.push_str("# HELP podiam_agent_upstream_calls_total HTTP attempts to EKS Auth.\n");
-        o.push_str("# TYPE podiam_agent_upstream_calls_total counter\n");
-        let _ = writeln!(
-            o,
-            "podiam_agent_upstream_calls_total {}",
-            get(&self.upstream_calls)
-        );
-        o.push_str("# HELP podiam_agent_upstream_errors_total Failed HTTP attempts to EKS Auth.\n");
-        o.push_str("# TYPE podiam_agent_upstream_errors_total counter\n");
-        let _ = writeln!(
-            o,
-            "podiam_agent_upstream_errors_total {}",
-            get(&self.upstream_errors)
-        );
-        o.push_str(
-            "# HELP podiam_agent_upstream_latency_seconds Latency of HTTP attempts to EKS Auth.\n",
-        );
-        o.push_str("# TYPE podiam_agent_upstream_latency_seconds histogram\n");
-        for (bound, c) in LATENCY_BUCKETS.iter().zip(&self.latency) {
-            let _ = writeln!(
-                o,
-                "podiam_agent_upstream_latency_seconds_bucket{{le=\"{bound}\"}} {}",
-                get(c)
-            );
-        }
-        let count = get(&self.latency_count);
-        let _ = writeln!(
-            o,
-            "podiam_agent_upstream_latency_seconds_bucket{{le=\"+Inf\"}} {count}"
-        );
-        let _ = writeln!(
-            o,
-            "podiam_agent_upstream_latency_seconds_sum {}",
-            get(&self.latency_sum_us) as f64 / 1e6
-        );
-        let _ = writeln!(o, "podiam_agent_upstream_latency_seconds_count {count}");
-        o.push_str("# HELP podiam_agent_cache_refreshes_total Background credential refreshes that succeeded.\n");
-        o.push_str("# TYPE podiam_agent_cache_refreshes_total counter\n");
-        let _ = writeln!(
-            o,
-            "podiam_agent_cache_refreshes_total {}",
-            get(&self.refreshes)
-        );
-        o.push_str("# HELP podiam_agent_local_refusals_total Tokens refused against the cluster's keys without an EKS Auth call.\n");
-        o.push_str("# TYPE podiam_agent_local_refusals_total counter\n");
-        let _ = writeln!(
-            o,
-            "podiam_agent_local_refusals_total {}",
-            get(&self.local_refusals)
-        );
-        o.push_str("# HELP podiam_agent_cache_entries Credential sets held in the cache.\n");
-        o.push_str("# TYPE podiam_agent_cache_entries gauge\n");
-        let _ = writeln!(o, "podiam_agent_cache_entries {cache_entries}");
-        o.push_str("# HELP podiam_agent_ready 1 when the listeners are bound and node credentials resolved.\n");
-        o.push_str("# TYPE podiam_agent_ready gauge\n");
-        let _ = writeln!(o, "podiam_agent_ready {}", u8::from(ready));
         o
+    }
+}
+
+/// A metric exposed untyped: its samples keep the registered name exactly (no `_total`).
+#[derive(Debug, Clone)]
+pub struct Untyped<M>(pub M);
+
+impl<M: EncodeMetric> EncodeMetric for Untyped<M> {
+    fn encode(&self, encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        self.0.encode(encoder)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Unknown
     }
 }
 

@@ -8,14 +8,32 @@ mod serve;
 mod tools;
 mod webhook;
 
-use clap::{Parser, Subcommand};
+use std::io::IsTerminal as _;
+
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// podiam: AWS-compatible workload identity for any Kubernetes cluster.
 #[derive(Parser, Debug)]
 #[command(name = "podiam", version, about)]
 struct Cli {
+    /// Log line format on stderr: `text` (colour only on a terminal) or `json` (one object a
+    /// line, with the request span's fields) [default: text; serve also reads `log_format`
+    /// from its --config file].
+    #[arg(long, global = true, env = "PODIAM_LOG_FORMAT", value_enum)]
+    log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object a line.
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -42,14 +60,26 @@ enum Command {
     Webhook(Box<webhook::WebhookArgs>),
 }
 
+/// Logs to stderr, filtered by `PODIAM_LOG` (default `info`); colour only when stderr is a
+/// terminal, so files and log collectors get no escape codes.
+fn init_logging(format: LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("PODIAM_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).init(),
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PODIAM_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let format = match (&cli.log_format, &cli.command) {
+        (Some(f), _) => *f,
+        (None, Command::Serve(a)) => a.file_log_format().unwrap_or_default(),
+        (None, _) => LogFormat::default(),
+    };
+    init_logging(format);
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -88,9 +88,13 @@ struct FileConfig {
     issuer_base_url: Option<String>,
     master_key_file: Option<PathBuf>,
     additional_accounts: Option<Vec<String>>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
     dangerous_allow_http_issuer: Option<bool>,
     enable_direct_pod_identity: Option<bool>,
     max_staleness: Option<u64>,
+    /// Read before logging starts (see [`ServeArgs::file_log_format`]).
+    log_format: Option<crate::LogFormat>,
 }
 
 impl std::fmt::Debug for ServeArgs {
@@ -115,25 +119,51 @@ impl std::fmt::Debug for ServeArgs {
     }
 }
 
-pub async fn run(mut a: ServeArgs) -> anyhow::Result<()> {
-    if let Some(path) = &a.config {
+impl ServeArgs {
+    /// `log_format` of the `--config` file, read early: logging starts before `run`. A file that
+    /// cannot be read is reported by `run`.
+    pub(crate) fn file_log_format(&self) -> Option<crate::LogFormat> {
+        let text = std::fs::read_to_string(self.config.as_ref()?).ok()?;
+        toml::from_str::<FileConfig>(&text).ok()?.log_format
+    }
+
+    /// Fill every setting not given by flag or env from the `--config` file.
+    fn merge_file(&mut self) -> anyhow::Result<()> {
+        let Some(path) = &self.config else { return Ok(()) };
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let f: FileConfig = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-        a.listen = a.listen.or(f.listen);
-        a.data_dir = a.data_dir.or(f.data_dir);
-        a.store = a.store.or(f.store);
-        a.region = a.region.or(f.region);
-        a.account_id = a.account_id.or(f.account_id);
-        a.public_url = a.public_url.or(f.public_url);
-        a.issuer_base_url = a.issuer_base_url.or(f.issuer_base_url);
-        a.max_staleness = a.max_staleness.or(f.max_staleness);
-        a.master_key_file = a.master_key_file.or(f.master_key_file);
+        self.apply(f)
+    }
+
+    fn apply(&mut self, f: FileConfig) -> anyhow::Result<()> {
+        let a = self;
+        a.listen = a.listen.take().or(f.listen);
+        a.data_dir = a.data_dir.take().or(f.data_dir);
+        a.store = a.store.take().or(f.store);
+        a.region = a.region.take().or(f.region);
+        a.account_id = a.account_id.take().or(f.account_id);
+        a.public_url = a.public_url.take().or(f.public_url);
+        a.issuer_base_url = a.issuer_base_url.take().or(f.issuer_base_url);
+        a.max_staleness = a.max_staleness.take().or(f.max_staleness);
+        a.master_key_file = a.master_key_file.take().or(f.master_key_file);
         if a.additional_accounts.is_empty() {
             a.additional_accounts = f.additional_accounts.unwrap_or_default();
         }
+        if a.tls_cert.is_none() && a.tls_key.is_none() {
+            a.tls_cert = f.tls_cert;
+            a.tls_key = f.tls_key;
+        }
+        if a.tls_cert.is_some() != a.tls_key.is_some() {
+            bail!("tls_cert and tls_key go together: set both (by flag, env or file) or neither");
+        }
         a.dangerous_allow_http_issuer |= f.dangerous_allow_http_issuer.unwrap_or(false);
         a.enable_direct_pod_identity |= f.enable_direct_pod_identity.unwrap_or(false);
+        Ok(())
     }
+}
+
+pub async fn run(mut a: ServeArgs) -> anyhow::Result<()> {
+    a.merge_file()?;
     let listen = a.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
     let data_dir = a.data_dir.unwrap_or_else(|| PathBuf::from("podiam-data"));
     let defaults = Config::default();
@@ -314,6 +344,79 @@ mod tests {
         let shown = format!("{a:?} {a:#?}");
         assert!(!shown.contains("hunter2-secret"), "{shown}");
         assert!(shown.contains("store: Some(\"...\")"), "{shown}");
+    }
+
+    /// One value for every key of the file, in the file's syntax.
+    const EVERY_KEY: &str = r#"
+listen = "127.0.0.1:9999"
+data_dir = "/var/lib/podiam-test"
+store = "sqlite:///tmp/podiam-test.db"
+region = "eu-west-3"
+account_id = "111122223333"
+public_url = "https://podiam.example"
+issuer_base_url = "https://oidc.example"
+master_key_file = "/etc/podiam/master.key"
+additional_accounts = ["444455556666"]
+tls_cert = "/etc/podiam/tls.crt"
+tls_key = "/etc/podiam/tls.key"
+max_staleness = 42
+dangerous_allow_http_issuer = true
+enable_direct_pod_identity = true
+log_format = "json"
+"#;
+
+    #[test]
+    fn every_serve_setting_is_settable_from_the_file() {
+        let dir = std::env::temp_dir().join(format!("podiam-serve-toml-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("serve.toml");
+        std::fs::write(&path, EVERY_KEY).unwrap();
+        let mut a = ServeArgs { config: Some(path), ..ServeArgs::default() };
+        assert_eq!(a.file_log_format(), Some(crate::LogFormat::Json));
+        a.merge_file().unwrap();
+        assert_eq!(a.listen.as_deref(), Some("127.0.0.1:9999"));
+        assert_eq!(a.data_dir, Some(PathBuf::from("/var/lib/podiam-test")));
+        assert_eq!(a.store.as_deref(), Some("sqlite:///tmp/podiam-test.db"));
+        assert_eq!(a.region.as_deref(), Some("eu-west-3"));
+        assert_eq!(a.account_id.as_deref(), Some("111122223333"));
+        assert_eq!(a.public_url.as_deref(), Some("https://podiam.example"));
+        assert_eq!(a.issuer_base_url.as_deref(), Some("https://oidc.example"));
+        assert_eq!(a.master_key_file, Some(PathBuf::from("/etc/podiam/master.key")));
+        assert_eq!(a.additional_accounts, vec!["444455556666".to_owned()]);
+        assert_eq!(a.tls_cert, Some(PathBuf::from("/etc/podiam/tls.crt")));
+        assert_eq!(a.tls_key, Some(PathBuf::from("/etc/podiam/tls.key")));
+        assert_eq!(a.max_staleness, Some(42));
+        assert!(a.dangerous_allow_http_issuer);
+        assert!(a.enable_direct_pod_identity);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn every_serve_flag_has_a_file_key() {
+        use clap::Args as _;
+        let cmd = ServeArgs::augment_args(clap::Command::new("serve"));
+        let keys: Vec<&str> = EVERY_KEY.lines().filter_map(|l| l.split_once(" = ").map(|(k, _)| k)).collect();
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if id == "config" {
+                continue;
+            }
+            assert!(keys.contains(&id), "--{} has no key in serve's TOML file", arg.get_long().unwrap_or(id));
+        }
+        // `log_format` is the global --log-format, also read from serve's file.
+        assert!(keys.contains(&"log_format"));
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_tls_goes_in_pairs() {
+        let f: FileConfig = toml::from_str("region = \"eu-west-3\"\ntls_cert = \"/c\"\ntls_key = \"/k\"\n").unwrap();
+        let mut a = ServeArgs { region: Some("us-west-2".into()), ..ServeArgs::default() };
+        a.apply(f).unwrap();
+        assert_eq!(a.region.as_deref(), Some("us-west-2"));
+        assert_eq!(a.tls_cert, Some(PathBuf::from("/c")));
+        let f: FileConfig = toml::from_str("tls_cert = \"/c\"\n").unwrap();
+        let err = ServeArgs::default().apply(f).unwrap_err();
+        assert!(err.to_string().contains("tls_cert and tls_key go together"), "{err}");
     }
 
     #[test]

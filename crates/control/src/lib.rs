@@ -15,6 +15,7 @@ pub mod iam;
 pub mod issuer;
 pub mod model;
 pub mod names;
+pub mod observe;
 pub mod pod_identity;
 pub mod session;
 pub mod simulate;
@@ -110,6 +111,7 @@ pub struct Control {
     jwks: webid::JwksCache,
     hosted: issuer::HostedKeys,
     policies: auth::PolicyCache,
+    hooks: observe::Hooks,
 }
 
 impl std::fmt::Debug for Control {
@@ -148,7 +150,8 @@ impl Control {
         clock: Arc<dyn Clock>,
     ) -> Result<Self> {
         let db = Db::open(store).await?;
-        let jwks = webid::JwksCache::new(config.dangerous_allow_http_issuer);
+        let hooks = db.hooks();
+        let jwks = webid::JwksCache::new(config.dangerous_allow_http_issuer).with_hooks(hooks.clone());
         let c = Self {
             config,
             db,
@@ -158,9 +161,21 @@ impl Control {
             jwks,
             hosted: issuer::HostedKeys::default(),
             policies: auth::PolicyCache::default(),
+            hooks,
         };
         c.ensure_session_key().await?;
         Ok(c)
+    }
+
+    /// Install the observer of JWKS fetches and store commits (once; `false` if one was).
+    pub fn observe(&self, o: std::sync::Arc<dyn observe::Observer>) -> bool {
+        self.hooks.install(o)
+    }
+
+    /// How long this replica's view may have missed other replicas' writes (the time since
+    /// the change feed was last read); `None` for a store nobody else writes.
+    pub fn feed_lag(&self) -> Option<std::time::Duration> {
+        self.db.staleness()
     }
 
     /// Whether this replica's view of a shared store is older than `max_staleness_secs` (its

@@ -453,6 +453,7 @@ struct Inner {
     synced_at: parking_lot::Mutex<std::time::Instant>,
     /// Number of committed batches of this replica (changed under `writer`).
     commits: AtomicU64,
+    hooks: crate::observe::Hooks,
 }
 
 impl std::fmt::Debug for Db {
@@ -485,6 +486,7 @@ impl Db {
                 feed_ok: AtomicBool::new(true),
                 synced_at: parking_lot::Mutex::new(read_at),
                 commits: AtomicU64::new(0),
+                hooks: crate::observe::Hooks::default(),
             }),
         };
         if shared {
@@ -493,6 +495,11 @@ impl Db {
             tokio::spawn(prune(Arc::downgrade(&db.inner), PRUNE_EVERY));
         }
         Ok(db)
+    }
+
+    /// Where commits are reported (the services share this slot).
+    pub fn hooks(&self) -> crate::observe::Hooks {
+        self.inner.hooks.clone()
     }
 
     /// How long the tables may have missed other replicas' writes: the time since the change
@@ -557,7 +564,10 @@ impl Db {
         // The store gets the changes as they are; memory then takes them from the same writes
         // (no second copy of the documents).
         let writes: Vec<Write> = changes.into_iter().map(Write::from).collect();
-        if let Err(e) = self.inner.store.apply(&writes, now).await {
+        let started = std::time::Instant::now();
+        let applied = self.inner.store.apply(&writes, now).await;
+        self.inner.hooks.store_commit(started.elapsed());
+        if let Err(e) = applied {
             if matches!(e, StoreError::Conflict { .. }) && self.inner.store.shared() {
                 // Another replica got there first: learn what it wrote, so a retry decides on
                 // current state.

@@ -59,5 +59,8 @@ pub(crate) fn agent_error(e: &AwsError, rid: &str) -> Response {
     }
     let status = StatusCode::from_u16(wire.status).unwrap_or(StatusCode::BAD_REQUEST);
     let fault = if wire.is_sender() { "client" } else { "server" };
-    (status, [("content-type", "text/plain; charset=utf-8")], format!("[{rid}]: ({}): {}, fault: {fault}\n", wire.name, e.message)).into_response()
+    let mut r = (status, [("content-type", "text/plain; charset=utf-8")], format!("[{rid}]: ({}): {}, fault: {fault}\n", wire.name, e.message))
+        .into_response();
+    crate::metrics::mark_error(&mut r, e);
+    r
 }

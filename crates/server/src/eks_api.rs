@@ -37,6 +37,7 @@ pub(crate) fn error(e: &AwsError, service: Service, rid: &str) -> Response {
     let status = StatusCode::from_u16(wire.status).unwrap_or(StatusCode::BAD_REQUEST);
     let mut r = (status, [("content-type", "application/json")], body).into_response();
     r.headers_mut().insert("x-amzn-errortype", HeaderValue::from_static(wire.name));
+    crate::metrics::mark_error(&mut r, e);
     r
 }
 

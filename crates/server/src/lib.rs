@@ -9,7 +9,10 @@
 //! - `/podiam/pod-identity/{account}/{cluster}/v1/credentials` → direct-mode Pod Identity
 //!   credentials (the node agent's endpoint, authenticated by the pod's token alone): only with
 //!   [`Options::direct_pod_identity`], and only over TLS; otherwise 404 as for any unknown path.
-//! - `/healthz`, `/readyz`.
+//! - `/healthz`, `/readyz`, `/metrics` (Prometheus text: see [`metrics`]).
+//!
+//! Every request runs in a `request` span carrying its `request_id` (the `x-amzn-RequestId`
+//! answered), so each log line of the request names it.
 //!
 //! Handlers only decode, call a service, encode. Errors are rendered once per protocol.
 
@@ -17,12 +20,13 @@ mod container_api;
 mod eks_api;
 #[cfg(test)]
 mod error_table_tests;
+pub mod metrics;
 mod query_api;
 mod tls;
 pub mod wire;
 
 pub use podiam_tls::{Timeouts, Transport};
-pub use tls::load_config as load_tls_config;
+pub use tls::{load_config as load_tls_config, load_config_checking_every as load_tls_config_checking_every};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,6 +38,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use podiam_control::auth::{RequestMeta, SigningScope};
 use podiam_control::{AwsError, Caller, Control, ErrorCode};
+use tracing::Instrument as _;
+
+pub use metrics::Metrics;
 
 /// Largest request body accepted (the biggest legitimate one is a 131072-character policy,
 /// URL-encoded).
@@ -55,11 +62,16 @@ pub struct App {
     pub control: Arc<Control>,
     /// What is turned on.
     pub options: Options,
+    /// What `/metrics` shows.
+    pub metrics: Arc<Metrics>,
 }
 
-/// The router of `podiam serve`.
+/// The router of `podiam serve`. The first router over a `control` also receives its JWKS
+/// fetch and store commit reports.
 pub fn router(control: Arc<Control>, options: Options) -> Router {
-    Router::new().fallback(dispatch).with_state(App { control, options })
+    let metrics = Arc::new(Metrics::default());
+    control.observe(Arc::clone(&metrics) as Arc<dyn podiam_control::observe::Observer>);
+    Router::new().fallback(dispatch).with_state(App { control, options, metrics })
 }
 
 /// A request as the handlers see it: raw pieces for SigV4, decoded pieces for the codecs.
@@ -88,10 +100,70 @@ impl Incoming {
 }
 
 async fn dispatch(State(app): State<App>, req: Request<Body>) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let span = tracing::info_span!("request", request_id = %request_id);
+    let started = std::time::Instant::now();
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let mut resp = answer(app.clone(), req, request_id.clone()).instrument(span.clone()).await;
+    let took = started.elapsed();
+    let answered = resp.extensions().get::<metrics::Answered>().copied().unwrap_or_default();
+    let (protocol, action) = match answered.protocol {
+        "" => route_label(&method, &path),
+        p => (p, answered.action),
+    };
+    let code = answered.code.unwrap_or_else(|| status_label(resp.status()));
+    app.metrics.request(protocol, action, code);
+    if let Some(reason) = answered.denial {
+        app.metrics.denied(reason);
+    }
+    // Direct mode switched off answers 404 like any unknown path: not a credential call.
+    let credential_path = action != "PodIdentityDirect" || app.options.direct_pod_identity;
+    if let Some(p) = metrics::CREDENTIAL_PATHS.iter().find(|p| **p == action).filter(|_| credential_path) {
+        app.metrics.credential(p, took);
+    }
+    span.in_scope(|| tracing::debug!(protocol, action, code, took_ms = took.as_millis() as u64, "answered"));
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-amzn-requestid", v);
+    }
+    resp
+}
+
+/// The protocol and action of a request no handler marked.
+fn route_label(method: &Method, path: &str) -> (&'static str, &'static str) {
+    match path {
+        "/healthz" | "/readyz" | "/metrics" => ("probe", "Probe"),
+        p if p.starts_with("/id/") => ("oidc", "IssuerDocument"),
+        p if p.starts_with("/podiam/pod-identity/") => ("pod-identity-direct", "PodIdentityDirect"),
+        p if p.starts_with("/clusters") || p.starts_with("/tags/") || p.starts_with("/podiam/") => metrics::rest_action(method, p),
+        "/" => ("query", "other"),
+        _ => ("other", "other"),
+    }
+}
+
+/// The code label of an answer that carries no AWS error: its HTTP status.
+fn status_label(s: StatusCode) -> &'static str {
+    match s.as_u16() {
+        200 => "200",
+        204 => "204",
+        400 => "400",
+        403 => "403",
+        404 => "404",
+        405 => "405",
+        408 => "408",
+        413 => "413",
+        429 => "429",
+        500 => "500",
+        503 => "503",
+        _ if s.is_success() => "2xx",
+        _ if s.is_client_error() => "4xx",
+        _ => "5xx",
+    }
+}
+
+async fn answer(app: App, req: Request<Body>, request_id: String) -> Response {
     let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let secure_transport = req.extensions().get::<tls::SecureTransport>().is_some();
     let (parts, body) = req.into_parts();
-    let request_id = uuid::Uuid::new_v4().to_string();
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
         Err(e) if caused_by::<podiam_tls::BodyTimeout>(&e) => {
@@ -117,8 +189,14 @@ async fn dispatch(State(app): State<App>, req: Request<Body>) -> Response {
         meta: RequestMeta { source_ip: peer, secure_transport, request_id: request_id.clone() },
     };
     let path = inc.path.clone();
-    let mut resp = match (inc.method.clone(), path.as_str()) {
+    match (inc.method.clone(), path.as_str()) {
         (_, "/healthz") => (StatusCode::OK, "ok").into_response(),
+        (Method::GET, "/metrics") => (
+            StatusCode::OK,
+            [("content-type", prometheus_client::encoding::prometheus_text::CONTENT_TYPE)],
+            app.metrics.render(app.control.feed_lag(), app.control.too_stale().is_some()),
+        )
+            .into_response(),
         (_, "/readyz") => match app.control.too_stale() {
             None => (StatusCode::OK, "ready").into_response(),
             Some(age) => (StatusCode::SERVICE_UNAVAILABLE, format!("store unreachable for {} s", age.as_secs())).into_response(),
@@ -131,11 +209,7 @@ async fn dispatch(State(app): State<App>, req: Request<Body>) -> Response {
         (_, p) if p.starts_with("/podiam/pod-identity/") => unknown_path(&path, &request_id),
         (_, p) if p.starts_with("/clusters") || p.starts_with("/tags/") || p.starts_with("/podiam/") => eks_api::handle(&app, inc).await,
         _ => unknown_path(&path, &request_id),
-    };
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        resp.headers_mut().insert("x-amzn-requestid", v);
     }
-    resp
 }
 
 fn issuer_document(app: &App, path: &str) -> Response {

@@ -23,16 +23,24 @@ pub(crate) async fn handle(app: &App, inc: Incoming) -> Response {
         Ok(p) => p,
         Err(e) => return render_error(&e, STS_NS, &rid),
     };
+    let protocol = match params.get("Version") {
+        Some(STS_VERSION) => "sts",
+        Some(IAM_VERSION) => "iam",
+        _ => "query",
+    };
+    let action = crate::metrics::query_action(params.get("Action").unwrap_or_default());
     let (ns, result) = match params.get("Version") {
         Some(STS_VERSION) => (STS_NS, sts(app, &inc, &params).await),
         Some(IAM_VERSION) => (IAM_NS, iam(app, &inc, &params).await),
         Some(v) => (STS_NS, Err(AwsError::new(ErrorCode::InvalidAction, format!("Unsupported API version {v:?}.")))),
         None => (STS_NS, Err(AwsError::missing_parameter("Version"))),
     };
-    match result {
+    let mut resp = match result {
         Ok(x) => (StatusCode::OK, [("content-type", "text/xml")], x.finish(&rid)).into_response(),
         Err(e) => render_error(&e, ns, &rid),
-    }
+    };
+    crate::metrics::mark(&mut resp, protocol, action);
+    resp
 }
 
 /// The query protocol's error response (IAM and STS).
@@ -42,7 +50,9 @@ pub(crate) fn render_error(e: &AwsError, ns: &str, rid: &str) -> Response {
         tracing::error!(code = %e.code, request_id = rid, "internal error");
     }
     let status = StatusCode::from_u16(wire.status).unwrap_or(StatusCode::BAD_REQUEST);
-    (status, [("content-type", "text/xml")], xml::error(e, ns, rid)).into_response()
+    let mut r = (status, [("content-type", "text/xml")], xml::error(e, ns, rid)).into_response();
+    crate::metrics::mark_error(&mut r, e);
+    r
 }
 
 fn action(p: &Params) -> Result<&str, AwsError> {

@@ -1,34 +1,26 @@
-//! HTTPS for `podiam serve`: the rustls configuration, and the mark of a request that arrived
-//! over TLS (it sees `aws:SecureTransport = true`).
+//! HTTPS for `podiam serve`: the rustls configuration over a certificate re-read when its files
+//! change, and the mark of a request that arrived over TLS (it sees `aws:SecureTransport = true`).
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use podiam_tls::ReloadingCert;
 
 /// Marks a request that arrived over TLS.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct SecureTransport;
 
-/// A rustls server configuration from PEM files: the certificate chain and its private key.
+/// A rustls server configuration from PEM files (the certificate chain and its private key),
+/// which must form a usable pair now. When either file changes on disk, new connections get
+/// the new pair (files checked at most every 2 s); a pair that fails to load is logged and the
+/// previous one kept.
 pub fn load_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, String> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| format!("reading {}: {e}", cert.display()))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("parsing {}: {e}", cert.display()))?;
-    if certs.is_empty() {
-        return Err(format!("{} holds no certificate", cert.display()));
-    }
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("reading the private key {}: {e}", key.display()))?;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| format!("certificate and key do not form a usable pair: {e}"))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    load_config_checking_every(cert, key, Duration::from_secs(2))
 }
 
+/// [`load_config`], checking the files at most every `every`.
+pub fn load_config_checking_every(cert: &Path, key: &Path, every: Duration) -> Result<Arc<rustls::ServerConfig>, String> {
+    let cert = ReloadingCert::open(cert, key)?.with_check_every(every);
+    podiam_tls::server_config(Arc::new(cert))
+}

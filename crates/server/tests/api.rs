@@ -500,3 +500,146 @@ async fn direct_pod_identity_is_refused_without_tls() {
 fn uuid_like(s: &str) -> bool {
     s.len() == 36 && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
 }
+
+/// The operations surface: a few requests, then `/metrics` counts them with bounded labels.
+#[tokio::test]
+async fn metrics_count_requests_denials_and_credential_latency() {
+    let f = fixture().await;
+    let (token, role) = irsa_setup(&f).await;
+    let (s, out, _) = send(&f, awwi(&role, "m1", &token)).await;
+    assert_eq!(s, StatusCode::OK, "{out}");
+    let (akid, secret, session) =
+        (between(&out, "AccessKeyId").to_owned(), between(&out, "SecretAccessKey").to_owned(), between(&out, "SessionToken").to_owned());
+    let c = Creds { akid: &akid, secret: &secret, token: Some(&session) };
+    let (s, out) = call(&f, &c, "iam", "Action=ListRoles&Version=2010-05-08").await;
+    assert_eq!((s, code_of(&out)), (StatusCode::FORBIDDEN, "AccessDenied"), "{out}");
+    // An action name a caller makes up is counted as `other`, not as a new label value.
+    let root = Creds { akid: &f.akid, secret: &f.secret, token: None };
+    let (s, _) = call(&f, &root, "sts", "Action=MadeUpAction12345&Version=2011-06-15").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    let resp = f.router.clone().oneshot(Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "text/plain; version=0.0.4; charset=utf-8");
+    assert!(resp.headers().get("x-amzn-requestid").is_some());
+    let text = String::from_utf8(resp.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    for line in [
+        "# TYPE podiam_requests_total counter",
+        "podiam_requests_total{protocol=\"eks\",action=\"CreateCluster\",code=\"200\"} 1",
+        "podiam_requests_total{protocol=\"iam\",action=\"CreateOpenIDConnectProvider\",code=\"200\"} 1",
+        "podiam_requests_total{protocol=\"iam\",action=\"CreateRole\",code=\"200\"} 1",
+        "podiam_requests_total{protocol=\"sts\",action=\"AssumeRoleWithWebIdentity\",code=\"200\"} 1",
+        "podiam_requests_total{protocol=\"iam\",action=\"ListRoles\",code=\"AccessDenied\"} 1",
+        "podiam_requests_total{protocol=\"sts\",action=\"other\",code=\"InvalidAction\"} 1",
+        "# TYPE podiam_access_denied_total counter",
+        "podiam_access_denied_total{reason=\"no_identity_allow\"} 1",
+        "# TYPE podiam_credential_duration_seconds histogram",
+        "podiam_credential_duration_seconds_bucket{path=\"AssumeRoleWithWebIdentity\",le=\"10\"} 1",
+        "podiam_credential_duration_seconds_bucket{path=\"AssumeRoleWithWebIdentity\",le=\"+Inf\"} 1",
+        "podiam_credential_duration_seconds_count{path=\"AssumeRoleWithWebIdentity\"} 1",
+        "podiam_credential_duration_seconds_count{path=\"AssumeRole\"} 0",
+        "podiam_credential_duration_seconds_count{path=\"AssumeRoleForPodIdentity\"} 0",
+        "podiam_credential_duration_seconds_count{path=\"PodIdentityDirect\"} 0",
+        "# TYPE podiam_store_commit_duration_seconds histogram",
+        "podiam_feed_lag_seconds 0.0",
+        "podiam_stale 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+    }
+    // Every commit of the setup (cluster, provider, role, ...) was timed.
+    let commits: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("podiam_store_commit_duration_seconds_count "))
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(commits >= 3, "{text}");
+    // The caller's made-up action name is nowhere in the exposition.
+    assert!(!text.contains("MadeUpAction12345"), "{text}");
+}
+
+/// `--tls-cert`/`--tls-key` rotated on disk: the next connection gets the new certificate,
+/// with no restart.
+#[tokio::test]
+async fn a_rotated_certificate_is_served_to_new_connections() {
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let dir = std::env::temp_dir().join(format!("podiam-serve-rotate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert_path, key_path) = (dir.join("tls.crt"), dir.join("tls.key"));
+    let issue = || rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (first, second) = (issue(), issue());
+    std::fs::write(&cert_path, first.cert.pem()).unwrap();
+    std::fs::write(&key_path, first.signing_key.serialize_pem()).unwrap();
+
+    let f = fixture().await;
+    let tls = podiam_server::load_tls_config_checking_every(&cert_path, &key_path, std::time::Duration::ZERO).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(podiam_server::serve(
+        listener,
+        Arc::clone(&f.control),
+        podiam_server::Options::default(),
+        podiam_server::Transport::Tls(tls),
+        podiam_server::Timeouts::default(),
+        std::future::pending(),
+    ));
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(first.cert.der().clone()).unwrap();
+    roots.add(second.cert.der().clone()).unwrap();
+    let client = Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+    let served = || async {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let tls = tokio_rustls::TlsConnector::from(Arc::clone(&client)).connect(ServerName::try_from("localhost").unwrap(), tcp).await.unwrap();
+        let certs: Vec<CertificateDer<'static>> = tls.get_ref().1.peer_certificates().unwrap().to_vec();
+        certs[0].clone()
+    };
+    assert_eq!(&served().await, first.cert.der());
+    // Modification times must differ from the first pair's.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    std::fs::write(&key_path, second.signing_key.serialize_pem()).unwrap();
+    std::fs::write(&cert_path, second.cert.pem()).unwrap();
+    assert_eq!(&served().await, second.cert.der());
+    // A broken file is not loaded: the last good pair stays.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    std::fs::write(&cert_path, "not a certificate").unwrap();
+    assert_eq!(&served().await, second.cert.der());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Every log line of a request carries its request id, the one answered in x-amzn-RequestId.
+#[tokio::test]
+async fn each_log_line_of_a_request_names_its_request_id() {
+    #[derive(Clone, Default)]
+    struct Buf(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let f = fixture().await;
+    let buf = Buf::default();
+    let sink = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("podiam_server=debug"))
+        .with_ansi(false)
+        .with_writer(move || sink.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let resp = f.router.clone().oneshot(Request::get("/no/such/path").body(Body::empty()).unwrap()).await.unwrap();
+    let rid = resp.headers()["x-amzn-requestid"].to_str().unwrap().to_owned();
+    let logged = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<&str> = logged.lines().collect();
+    assert!(!lines.is_empty());
+    for line in lines {
+        assert!(line.contains(&format!("request{{request_id={rid}}}")), "{line}");
+    }
+}

@@ -9,6 +9,12 @@
 //! previous response is done), each request body ([`Timeouts::body_read`], from the end of
 //! the head), and any write the client does not take in ([`Timeouts::write_stall`]: a client
 //! that stops reading its response). Body *size* is the router's business (each router caps it).
+//!
+//! [`ReloadingCert`] serves a certificate that is re-read from disk when it changes.
+
+mod cert;
+
+pub use cert::{ReloadingCert, server_config};
 
 use std::net::SocketAddr;
 use std::pin::Pin;

@@ -197,6 +197,7 @@ pub struct JwksCache {
     budget: Duration,
     entries: Mutex<HashMap<IssuerTrust, Entry>>,
     flights: Mutex<HashMap<IssuerTrust, Arc<tokio::sync::Mutex<()>>>>,
+    hooks: crate::observe::Hooks,
 }
 
 impl std::fmt::Debug for JwksCache {
@@ -216,7 +217,14 @@ impl JwksCache {
             budget: FETCH_BUDGET,
             entries: Mutex::new(HashMap::new()),
             flights: Mutex::new(HashMap::new()),
+            hooks: crate::observe::Hooks::default(),
         }
+    }
+
+    /// Report fetches to `hooks`.
+    pub fn with_hooks(mut self, hooks: crate::observe::Hooks) -> Self {
+        self.hooks = hooks;
+        self
     }
 
     #[cfg(test)]
@@ -248,6 +256,7 @@ impl JwksCache {
                 issuer: trust.issuer.clone(),
             }),
         };
+        self.hooks.jwks_fetch(&trust.issuer, result.is_ok());
         let now = Instant::now();
         let mut entries = self.entries.lock();
         let entry = entries.entry(trust.clone()).or_default();
