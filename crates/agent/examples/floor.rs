@@ -17,7 +17,10 @@ use hyper_util::rt::TokioIo;
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let port: u16 = std::env::args().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    let port: u16 = std::env::args()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
     let body = Bytes::from(
         serde_json::json!({
             "AccessKeyId": "ASIAQEXAMPLEEXAMPLE1",
@@ -28,7 +31,9 @@ async fn main() {
         })
         .to_string(),
     );
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
     println!("floor on {}", listener.local_addr().unwrap());
     std::io::stdout().flush().unwrap();
     loop {
@@ -40,11 +45,16 @@ async fn main() {
                 let body = body.clone();
                 async move {
                     Ok::<_, Infallible>(
-                        Response::builder().header("content-type", "application/json").body(Full::new(body)).unwrap(),
+                        Response::builder()
+                            .header("content-type", "application/json")
+                            .body(Full::new(body))
+                            .unwrap(),
                     )
                 }
             });
-            let _ = http1::Builder::new().serve_connection(TokioIo::new(tcp), svc).await;
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(tcp), svc)
+                .await;
         });
     }
 }

@@ -19,11 +19,11 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
-use podiam_awsclient::Clock;
 use crate::eksauth::{EksAuthClient, PodCredentials, UpstreamError};
 use crate::metrics::{ErrorKind, Metrics};
-use podiam_awsclient::TokenBucket;
 use crate::token::{self, TokenError, TokenTimes};
+use podiam_awsclient::Clock;
+use podiam_awsclient::TokenBucket;
 
 /// SHA-256 of a token.
 pub(crate) type Key = [u8; 32];

@@ -24,9 +24,9 @@ use std::time::Duration;
 use parking_lot::{Mutex, RwLock};
 use podiam_jose::{JwkSet, JwtError, UnverifiedToken, Validation};
 
-use podiam_awsclient::Clock;
 use crate::eksauth::UpstreamError;
 use crate::token::PodIdentity;
+use podiam_awsclient::Clock;
 
 /// The audience of Pod Identity tokens.
 pub const AUDIENCE: &str = "pods.eks.amazonaws.com";

@@ -9,11 +9,11 @@ use std::sync::atomic::AtomicI64;
 use std::time::Duration;
 
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 /// Upper bounds (seconds) of the upstream latency histogram buckets.
@@ -152,12 +152,16 @@ impl Metrics {
 
     /// A cache hit.
     pub fn hit(&self) {
-        self.cache_state.get_or_create(&[("state", "hit".to_owned())]).inc();
+        self.cache_state
+            .get_or_create(&[("state", "hit".to_owned())])
+            .inc();
     }
 
     /// A cache miss.
     pub fn miss(&self) {
-        self.cache_state.get_or_create(&[("state", "miss".to_owned())]).inc();
+        self.cache_state
+            .get_or_create(&[("state", "miss".to_owned())])
+            .inc();
     }
 
     /// An entry evicted (refresh failure, expiry or the size bound).

@@ -105,7 +105,10 @@ async fn shared_files_honour_the_profile() {
         .await
         .unwrap();
     assert_eq!(r.credentials.access_key_id, "CFGKEY");
-    assert_eq!(podiam_awsclient::resolve_region(None, &env), "ap-southeast-2");
+    assert_eq!(
+        podiam_awsclient::resolve_region(None, &env),
+        "ap-southeast-2"
+    );
     env.set("AWS_REGION", "us-west-1");
     assert_eq!(podiam_awsclient::resolve_region(None, &env), "us-west-1");
 

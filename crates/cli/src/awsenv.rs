@@ -3,7 +3,7 @@
 //! and the service's configured endpoint; the trust of `AWS_CA_BUNDLE` or the profile's
 //! `ca_bundle`; plus one signed JSON call with the shared retries.
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{Context, anyhow, bail};
 use podiam_awsclient::retry::{self, RetryPolicy};
 use podiam_awsclient::{Env, Service};
 
@@ -17,7 +17,11 @@ pub struct AwsEnv {
 
 impl std::fmt::Debug for AwsEnv {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AwsEnv").field("access_key_id", &self.creds.access_key_id).field("region", &self.region).field("endpoint", &self.endpoint).finish_non_exhaustive()
+        f.debug_struct("AwsEnv")
+            .field("access_key_id", &self.creds.access_key_id)
+            .field("region", &self.region)
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
     }
 }
 
@@ -27,13 +31,21 @@ impl AwsEnv {
         let env = Env::from_process();
         let region = podiam_awsclient::resolve_region(None, &env);
         let endpoint = podiam_awsclient::configured_endpoint(&env, service).ok_or_else(|| {
-            anyhow!("no podiam endpoint: set AWS_ENDPOINT_URL or endpoint_url in profile {:?}", env.profile_name())
+            anyhow!(
+                "no podiam endpoint: set AWS_ENDPOINT_URL or endpoint_url in profile {:?}",
+                env.profile_name()
+            )
         })?;
         let http = http_client(&env)?;
-        let creds = podiam_awsclient::resolve_chain(&env, &region, &http, &podiam_awsclient::Clock::system())
-            .await
-            .map_err(|e| anyhow!("no credentials: {e}"))?
-            .credentials;
+        let creds = podiam_awsclient::resolve_chain(
+            &env,
+            &region,
+            &http,
+            &podiam_awsclient::Clock::system(),
+        )
+        .await
+        .map_err(|e| anyhow!("no credentials: {e}"))?
+        .credentials;
         Ok(Self {
             creds,
             region,
@@ -43,23 +55,42 @@ impl AwsEnv {
     }
 
     /// Send a SigV4-signed JSON request to podiam and return the JSON answer.
-    pub async fn call(&self, method: &str, path: &str, service: &str, body: Option<&serde_json::Value>) -> anyhow::Result<serde_json::Value> {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        service: &str,
+        body: Option<&serde_json::Value>,
+    ) -> anyhow::Result<serde_json::Value> {
         let url = format!("{}{path}", self.endpoint);
         let parsed = reqwest::Url::parse(&url).context("endpoint url")?;
         let method = reqwest::Method::from_bytes(method.as_bytes())?;
         let body = body.map(|b| b.to_string().into_bytes());
         let clock = podiam_awsclient::Clock::system();
         let resp = retry::send(&RetryPolicy::standard(), "podiam", || {
-            podiam_awsclient::signed_request(&self.http, method.clone(), parsed.clone(), body.clone(), &self.creds, &self.region, service, clock.now_ms())
-                .map_err(|e| format!("endpoint {url}: {e}"))
+            podiam_awsclient::signed_request(
+                &self.http,
+                method.clone(),
+                parsed.clone(),
+                body.clone(),
+                &self.creds,
+                &self.region,
+                service,
+                clock.now_ms(),
+            )
+            .map_err(|e| format!("endpoint {url}: {e}"))
         })
         .await
         .with_context(|| format!("calling {url}"))?;
         let text = String::from_utf8_lossy(&resp.body);
         if !(200..300).contains(&resp.status) {
             let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-            let status = reqwest::StatusCode::from_u16(resp.status).map_or_else(|_| resp.status.to_string(), |s| s.to_string());
-            bail!("{status}: {}", v.get("message").and_then(|m| m.as_str()).unwrap_or(&text));
+            let status = reqwest::StatusCode::from_u16(resp.status)
+                .map_or_else(|_| resp.status.to_string(), |s| s.to_string());
+            bail!(
+                "{status}: {}",
+                v.get("message").and_then(|m| m.as_str()).unwrap_or(&text)
+            );
         }
         serde_json::from_str(&text).context("response is not JSON")
     }
@@ -68,5 +99,7 @@ impl AwsEnv {
 /// The HTTP client of podiam's tools: the platform's trust store, or only the certificates of
 /// `AWS_CA_BUNDLE` (else the profile's `ca_bundle`) when one is set, as the AWS CLI does.
 fn http_client(env: &Env) -> anyhow::Result<reqwest::Client> {
-    podiam_awsclient::http_client_builder(reqwest::Client::builder(), env)?.build().context("building the HTTP client")
+    podiam_awsclient::http_client_builder(reqwest::Client::builder(), env)?
+        .build()
+        .context("building the HTTP client")
 }

@@ -17,10 +17,16 @@ pub fn parse_go(s: &str) -> Result<Duration, String> {
     let mut total = 0.0_f64;
     let mut rest = s;
     while !rest.is_empty() {
-        let n_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let n_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         let (num, tail) = rest.split_at(n_end);
-        let n: f64 = num.parse().map_err(|_| bad("a number is missing or malformed"))?;
-        let u_end = tail.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(tail.len());
+        let n: f64 = num
+            .parse()
+            .map_err(|_| bad("a number is missing or malformed"))?;
+        let u_end = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
         let (unit, tail) = tail.split_at(u_end);
         let secs = match unit {
             "h" => 3600.0,
@@ -58,16 +64,24 @@ mod tests {
         assert_eq!(parse_go("3h").unwrap(), Duration::from_secs(10800));
         assert_eq!(parse_go("1h30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_go("1m30s").unwrap(), Duration::from_secs(90));
-        for bad in ["", "ms", "10", "-1s", "1..2s", "abc", "3x", "3h5", "1hm", "1 s"] {
+        for bad in [
+            "", "ms", "10", "-1s", "1..2s", "abc", "3x", "3h5", "1hm", "1 s",
+        ] {
             assert!(parse_go(bad).is_err(), "{bad:?} accepted");
         }
     }
 
     #[test]
     fn seconds_or_go_durations() {
-        assert_eq!(parse_secs_or_go("10800").unwrap(), Duration::from_secs(10800));
+        assert_eq!(
+            parse_secs_or_go("10800").unwrap(),
+            Duration::from_secs(10800)
+        );
         assert_eq!(parse_secs_or_go("3h").unwrap(), Duration::from_secs(10800));
-        assert_eq!(parse_secs_or_go("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(
+            parse_secs_or_go("1h30m").unwrap(),
+            Duration::from_secs(5400)
+        );
         assert!(parse_secs_or_go("3x").is_err());
         assert!(parse_secs_or_go("3h5").is_err());
     }

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context as _};
+use anyhow::{Context as _, bail};
 use clap::Args;
 use podiam_policy as policy;
 use serde_json::json;
@@ -54,7 +54,9 @@ pub struct ExplainArgs {
 pub async fn run(a: ExplainArgs) -> anyhow::Result<()> {
     let mut ctx: Vec<(String, String)> = Vec::new();
     for c in &a.context {
-        let (k, v) = c.split_once('=').with_context(|| format!("--context {c:?} must be KEY=VALUE"))?;
+        let (k, v) = c
+            .split_once('=')
+            .with_context(|| format!("--context {c:?} must be KEY=VALUE"))?;
         ctx.push((k.to_owned(), v.to_owned()));
     }
     if let Some(arn) = &a.principal_arn {
@@ -67,30 +69,69 @@ pub async fn run(a: ExplainArgs) -> anyhow::Result<()> {
             }
         }
         let body = json!({"principalArn": arn, "action": a.action, "resource": a.resource, "context": context});
-        let v = env.call("POST", "/podiam/explain", "iam", Some(&body)).await?;
-        let decision = v.get("decision").and_then(|d| d.as_str()).unwrap_or_default();
+        let v = env
+            .call("POST", "/podiam/explain", "iam", Some(&body))
+            .await?;
+        let decision = v
+            .get("decision")
+            .and_then(|d| d.as_str())
+            .unwrap_or_default();
         println!("{}", headline(decision));
-        println!("  {}", v.get("explanation").and_then(|d| d.as_str()).unwrap_or_default());
-        print_missing(v.get("missingContextValues").and_then(|m| m.as_array()).map(|m| m.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()).unwrap_or_default());
+        println!(
+            "  {}",
+            v.get("explanation")
+                .and_then(|d| d.as_str())
+                .unwrap_or_default()
+        );
+        print_missing(
+            v.get("missingContextValues")
+                .and_then(|m| m.as_array())
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|x| x.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        );
         return exit_for(decision);
     }
     let load = |p: &PathBuf, kind: policy::PolicyKind| -> anyhow::Result<policy::Policy> {
-        let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-        let pol = policy::Policy::parse(&text, kind).map_err(|e| anyhow::anyhow!("{}: MalformedPolicyDocument: {e}", p.display()))?;
+        let text =
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        let pol = policy::Policy::parse(&text, kind)
+            .map_err(|e| anyhow::anyhow!("{}: MalformedPolicyDocument: {e}", p.display()))?;
         Ok(pol.with_label(p.display().to_string()))
     };
-    let identity = a.policies.iter().map(|p| load(p, policy::PolicyKind::Identity)).collect::<anyhow::Result<Vec<_>>>()?;
+    let identity = a
+        .policies
+        .iter()
+        .map(|p| load(p, policy::PolicyKind::Identity))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let resource = match (&a.resource_policy, &a.trust_policy) {
         (Some(p), _) => Some(load(p, policy::PolicyKind::Resource)?),
         (_, Some(p)) => Some(load(p, policy::PolicyKind::Trust)?),
         _ => None,
     };
-    let boundary = a.boundary.as_ref().map(|p| load(p, policy::PolicyKind::Boundary)).transpose()?;
-    let session = a.session_policies.iter().map(|p| load(p, policy::PolicyKind::Session)).collect::<anyhow::Result<Vec<_>>>()?;
+    let boundary = a
+        .boundary
+        .as_ref()
+        .map(|p| load(p, policy::PolicyKind::Boundary))
+        .transpose()?;
+    let session = a
+        .session_policies
+        .iter()
+        .map(|p| load(p, policy::PolicyKind::Session))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     if identity.is_empty() && resource.is_none() {
-        bail!("give at least one --policy, --resource-policy or --trust-policy, or --principal-arn for a running server");
+        bail!(
+            "give at least one --policy, --resource-policy or --trust-policy, or --principal-arn for a running server"
+        );
     }
-    let principal = principal_of(a.principal.as_deref().unwrap_or("arn:aws:iam::111122223333:user/example"))?;
+    let principal = principal_of(
+        a.principal
+            .as_deref()
+            .unwrap_or("arn:aws:iam::111122223333:user/example"),
+    )?;
     let mut context = policy::Context::new();
     for (k, v) in &ctx {
         let mut vals: Vec<String> = context.get(k).map(<[String]>::to_vec).unwrap_or_default();
@@ -100,7 +141,13 @@ pub async fn run(a: ExplainArgs) -> anyhow::Result<()> {
     let resource_account = a
         .resource_account
         .clone()
-        .or_else(|| a.resource.split(':').nth(4).filter(|s| !s.is_empty()).map(str::to_owned))
+        .or_else(|| {
+            a.resource
+                .split(':')
+                .nth(4)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        })
         .or_else(|| principal.account.clone());
     let set = policy::PolicySet {
         identity: identity.iter().collect(),
@@ -109,7 +156,12 @@ pub async fn run(a: ExplainArgs) -> anyhow::Result<()> {
         boundary: boundary.as_ref(),
         session: session.iter().collect(),
     };
-    let req = policy::Request { principal: &principal, action: &a.action, resource: &a.resource, context: &context };
+    let req = policy::Request {
+        principal: &principal,
+        action: &a.action,
+        resource: &a.resource,
+        context: &context,
+    };
     let d = policy::evaluate(&req, &set);
     let decision = match d.effect {
         policy::Effect::Allow => "allowed",
@@ -125,7 +177,9 @@ pub async fn run(a: ExplainArgs) -> anyhow::Result<()> {
 fn headline(decision: &str) -> &'static str {
     match decision {
         "allowed" => "ALLOWED",
-        "explicitDeny" => "DENIED (explicit deny: a Deny statement matched; an Allow cannot override it)",
+        "explicitDeny" => {
+            "DENIED (explicit deny: a Deny statement matched; an Allow cannot override it)"
+        }
         _ => "DENIED (implicit deny: nothing allows it)",
     }
 }
@@ -141,7 +195,11 @@ fn print_missing(missing: Vec<String>) {
 
 fn exit_for(decision: &str) -> anyhow::Result<()> {
     // Exit status 0 = allowed, 3 = denied, so scripts can branch on it.
-    if decision == "allowed" { Ok(()) } else { std::process::exit(3) }
+    if decision == "allowed" {
+        Ok(())
+    } else {
+        std::process::exit(3)
+    }
 }
 
 fn principal_of(s: &str) -> anyhow::Result<policy::Principal> {
@@ -152,15 +210,24 @@ fn principal_of(s: &str) -> anyhow::Result<policy::Principal> {
         return Ok(policy::Principal::service(p));
     }
     let parts: Vec<&str> = s.splitn(6, ':').collect();
-    let (Some(service), Some(account), Some(res)) = (parts.get(2), parts.get(4), parts.get(5)) else {
+    let (Some(service), Some(account), Some(res)) = (parts.get(2), parts.get(4), parts.get(5))
+    else {
         bail!("--principal {s:?} is not an ARN, federated:<provider> or service:<name>");
     };
     Ok(match (*service, *res) {
         ("iam", "root") => policy::Principal::root(*account),
         ("iam", r) if r.starts_with("user/") => policy::Principal::user(s, *account),
         ("sts", r) if r.starts_with("assumed-role/") => {
-            let role = r.trim_start_matches("assumed-role/").split('/').next().unwrap_or_default();
-            policy::Principal::assumed_role(s, format!("arn:aws:iam::{account}:role/{role}"), *account)
+            let role = r
+                .trim_start_matches("assumed-role/")
+                .split('/')
+                .next()
+                .unwrap_or_default();
+            policy::Principal::assumed_role(
+                s,
+                format!("arn:aws:iam::{account}:role/{role}"),
+                *account,
+            )
         }
         _ => bail!("--principal {s:?}: expected a user, root or assumed-role ARN"),
     })

@@ -6,7 +6,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use clap::Args;
 use podiam_control::crypto::MasterKey;
 use podiam_control::{Config, Control, SystemClock};
@@ -51,7 +51,11 @@ pub struct ServeArgs {
     master_key_file: Option<PathBuf>,
     /// Further accounts to create (12-digit ids, comma-separated or repeated); each account's
     /// root key is written as profile `podiam-<id>`.
-    #[arg(long = "additional-account", env = "PODIAM_ADDITIONAL_ACCOUNTS", value_delimiter = ',')]
+    #[arg(
+        long = "additional-account",
+        env = "PODIAM_ADDITIONAL_ACCOUNTS",
+        value_delimiter = ','
+    )]
     additional_accounts: Vec<String>,
     /// Serve HTTPS with this PEM certificate chain (with `--tls-key`).
     #[arg(long, env = "PODIAM_TLS_CERT", requires = "tls_key")]
@@ -113,8 +117,14 @@ impl std::fmt::Debug for ServeArgs {
             .field("tls_cert", &self.tls_cert)
             .field("tls_key", &self.tls_key)
             .field("max_staleness", &self.max_staleness)
-            .field("dangerous_allow_http_issuer", &self.dangerous_allow_http_issuer)
-            .field("enable_direct_pod_identity", &self.enable_direct_pod_identity)
+            .field(
+                "dangerous_allow_http_issuer",
+                &self.dangerous_allow_http_issuer,
+            )
+            .field(
+                "enable_direct_pod_identity",
+                &self.enable_direct_pod_identity,
+            )
             .finish()
     }
 }
@@ -129,9 +139,13 @@ impl ServeArgs {
 
     /// Fill every setting not given by flag or env from the `--config` file.
     fn merge_file(&mut self) -> anyhow::Result<()> {
-        let Some(path) = &self.config else { return Ok(()) };
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let f: FileConfig = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        let Some(path) = &self.config else {
+            return Ok(());
+        };
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let f: FileConfig =
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         self.apply(f)
     }
 
@@ -177,7 +191,11 @@ pub async fn run(mut a: ServeArgs) -> anyhow::Result<()> {
     if config.dangerous_allow_http_issuer {
         tracing::warn!("DANGEROUS: http:// issuers are allowed; never use this in production");
     }
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
     std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o700))?;
     let store = open_store(a.store.as_deref(), &data_dir).await?;
     let region = config.region.clone();
@@ -188,65 +206,124 @@ pub async fn run(mut a: ServeArgs) -> anyhow::Result<()> {
     let control = loop {
         attempt += 1;
         let master = master_key(a.master_key_file.as_deref(), &data_dir)?;
-        match Control::open(config.clone(), Arc::clone(&store), master, Arc::new(SystemClock)).await {
+        match Control::open(
+            config.clone(),
+            Arc::clone(&store),
+            master,
+            Arc::new(SystemClock),
+        )
+        .await
+        {
             Ok(c) => break c,
-            Err(e) if e.code == podiam_control::ErrorCode::ConcurrentModification && attempt < 5 => continue,
+            Err(e)
+                if e.code == podiam_control::ErrorCode::ConcurrentModification && attempt < 5 =>
+            {
+                continue;
+            }
             Err(e) => bail!(
                 "starting services: {e} (see the log above; replicas sharing a store must use the same master key, --master-key-file)"
             ),
         }
     };
     let tls = match (&a.tls_cert, &a.tls_key) {
-        (Some(cert), Some(key)) => Some(podiam_server::load_tls_config(cert, key).map_err(|e| anyhow::anyhow!("TLS: {e}"))?),
+        (Some(cert), Some(key)) => Some(
+            podiam_server::load_tls_config(cert, key).map_err(|e| anyhow::anyhow!("TLS: {e}"))?,
+        ),
         _ => None,
     };
-    let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("binding {listen}"))?;
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
     let local = listener.local_addr()?;
     let public_url = a.public_url.unwrap_or_else(|| {
-        let host = if local.ip().is_unspecified() { "127.0.0.1".to_owned() } else { local.ip().to_string() };
-        let host = if local.is_ipv6() && !local.ip().is_unspecified() { format!("[{host}]") } else { host };
-        format!("{}://{host}:{}", if tls.is_some() { "https" } else { "http" }, local.port())
+        let host = if local.ip().is_unspecified() {
+            "127.0.0.1".to_owned()
+        } else {
+            local.ip().to_string()
+        };
+        let host = if local.is_ipv6() && !local.ip().is_unspecified() {
+            format!("[{host}]")
+        } else {
+            host
+        };
+        format!(
+            "{}://{host}:{}",
+            if tls.is_some() { "https" } else { "http" },
+            local.port()
+        )
     });
     let mut attempt = 0;
     let boot = loop {
         attempt += 1;
         match control.bootstrap(a.account_id.as_deref()).await {
             Ok(b) => break b,
-            Err(e) if e.code == podiam_control::ErrorCode::ConcurrentModification && attempt < 5 => continue,
+            Err(e)
+                if e.code == podiam_control::ErrorCode::ConcurrentModification && attempt < 5 =>
+            {
+                continue;
+            }
             Err(e) => bail!("bootstrap: {e}"),
         }
     };
     let cred_path = data_dir.join("credentials");
     if let Some(b) = &boot {
-        write_private(&cred_path, &format!("[podiam]\naws_access_key_id = {}\naws_secret_access_key = {}\n", b.access_key_id, b.secret_access_key))?;
+        write_private(
+            &cred_path,
+            &format!(
+                "[podiam]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+                b.access_key_id, b.secret_access_key
+            ),
+        )?;
     }
     for extra in &a.additional_accounts {
-        if let Some(b) = control.create_account(extra).await.map_err(|e| anyhow::anyhow!("account {extra}: {e}"))? {
+        if let Some(b) = control
+            .create_account(extra)
+            .await
+            .map_err(|e| anyhow::anyhow!("account {extra}: {e}"))?
+        {
             let mut text = std::fs::read_to_string(&cred_path).unwrap_or_default();
-            text.push_str(&format!("[podiam-{}]\naws_access_key_id = {}\naws_secret_access_key = {}\n", b.account, b.access_key_id, b.secret_access_key));
+            text.push_str(&format!(
+                "[podiam-{}]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+                b.account, b.access_key_id, b.secret_access_key
+            ));
             write_private(&cred_path, &text)?;
         }
     }
-    let mut config_text = format!("[profile podiam]\nregion = {region}\nendpoint_url = {public_url}\n");
+    let mut config_text =
+        format!("[profile podiam]\nregion = {region}\nendpoint_url = {public_url}\n");
     for extra in &a.additional_accounts {
-        config_text.push_str(&format!("[profile podiam-{extra}]\nregion = {region}\nendpoint_url = {public_url}\n"));
+        config_text.push_str(&format!(
+            "[profile podiam-{extra}]\nregion = {region}\nendpoint_url = {public_url}\n"
+        ));
     }
     write_private(&data_dir.join("config"), &config_text)?;
     let dir = std::fs::canonicalize(&data_dir).unwrap_or(data_dir.clone());
     let accounts = control.accounts();
-    let account = boot.as_ref().map(|b| b.account.clone()).or_else(|| accounts.first().cloned()).unwrap_or_default();
+    let account = boot
+        .as_ref()
+        .map(|b| b.account.clone())
+        .or_else(|| accounts.first().cloned())
+        .unwrap_or_default();
     eprintln!(
         "podiam serving on {public_url} (account {account}, region {region}){}\n\nuse it with the AWS CLI or any SDK:\n  export AWS_CONFIG_FILE={d}/config AWS_SHARED_CREDENTIALS_FILE={d}/credentials AWS_PROFILE=podiam\n  aws sts get-caller-identity\n",
-        if boot.is_some() { "; first start: account and root access key created" } else { "" },
+        if boot.is_some() {
+            "; first start: account and root access key created"
+        } else {
+            ""
+        },
         d = dir.display()
     );
-    let options = podiam_server::Options { direct_pod_identity: a.enable_direct_pod_identity };
+    let options = podiam_server::Options {
+        direct_pod_identity: a.enable_direct_pod_identity,
+    };
     if options.direct_pod_identity {
         match tls {
             Some(_) => tracing::warn!(
                 "direct-mode Pod Identity is on: any holder of a pod's token who reaches this server gets that pod's credentials"
             ),
-            None => tracing::warn!("direct-mode Pod Identity is on but this server has no --tls-cert: every such request will be refused"),
+            None => tracing::warn!(
+                "direct-mode Pod Identity is on but this server has no --tls-cert: every such request will be refused"
+            ),
         }
     }
     let transport = match tls {
@@ -254,18 +331,35 @@ pub async fn run(mut a: ServeArgs) -> anyhow::Result<()> {
         None => podiam_server::Transport::Plain,
     };
     let control = Arc::new(control);
-    podiam_server::serve(listener, control, options, transport, podiam_server::Timeouts::default(), shutdown_signal()).await?;
+    podiam_server::serve(
+        listener,
+        control,
+        options,
+        transport,
+        podiam_server::Timeouts::default(),
+        shutdown_signal(),
+    )
+    .await?;
     Ok(())
 }
 
 /// Open the store named by `--store` (default: SQLite in the data directory).
-async fn open_store(spec: Option<&str>, data_dir: &Path) -> anyhow::Result<Arc<dyn podiam_store::Store>> {
+async fn open_store(
+    spec: Option<&str>,
+    data_dir: &Path,
+) -> anyhow::Result<Arc<dyn podiam_store::Store>> {
     let spec = spec.map(str::trim).filter(|s| !s.is_empty());
     Ok(match spec {
-        None => Arc::new(podiam_store::SqliteStore::open(&data_dir.join("podiam.db")).await.context("opening the store")?),
+        None => Arc::new(
+            podiam_store::SqliteStore::open(&data_dir.join("podiam.db"))
+                .await
+                .context("opening the store")?,
+        ),
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             // The URL may carry a password: never print it.
-            let store = podiam_store::PgStore::connect(url).await.context("opening the PostgreSQL store")?;
+            let store = podiam_store::PgStore::connect(url)
+                .await
+                .context("opening the PostgreSQL store")?;
             tracing::info!("store: PostgreSQL (shared: following other replicas' writes)");
             Arc::new(store)
         }
@@ -273,9 +367,15 @@ async fn open_store(spec: Option<&str>, data_dir: &Path) -> anyhow::Result<Arc<d
             let rest = url.trim_start_matches("sqlite:");
             let path = rest.strip_prefix("//").unwrap_or(rest);
             if path.is_empty() {
-                bail!("--store {url}: no path (use sqlite:///absolute/path or sqlite://relative/path)");
+                bail!(
+                    "--store {url}: no path (use sqlite:///absolute/path or sqlite://relative/path)"
+                );
             }
-            Arc::new(podiam_store::SqliteStore::open(Path::new(path)).await.with_context(|| format!("opening the store {path}"))?)
+            Arc::new(
+                podiam_store::SqliteStore::open(Path::new(path))
+                    .await
+                    .with_context(|| format!("opening the store {path}"))?,
+            )
         }
         Some(other) => {
             let scheme = other.split_once(':').map_or(other, |(s, _)| s);
@@ -312,7 +412,8 @@ fn master_key(file: Option<&Path>, data_dir: &Path) -> anyhow::Result<MasterKey>
     }
     let path = file.map_or_else(|| data_dir.join("master.key"), Path::to_path_buf);
     match std::fs::read_to_string(&path) {
-        Ok(text) => MasterKey::from_base64(&text).with_context(|| format!("master key in {}", path.display())),
+        Ok(text) => MasterKey::from_base64(&text)
+            .with_context(|| format!("master key in {}", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && file.is_none() => {
             let (key, text) = MasterKey::generate()?;
             write_private(&path, &format!("{text}\n"))?;
@@ -325,7 +426,12 @@ fn master_key(file: Option<&Path>, data_dir: &Path) -> anyhow::Result<MasterKey>
 /// Write a file readable only by its owner (0600), atomically.
 fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
     f.write_all(contents.as_bytes())?;
     f.sync_all()?;
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
@@ -335,12 +441,20 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )]
     use super::*;
 
     #[test]
     fn serve_args_debug_hides_the_store_url() {
-        let a = ServeArgs { store: Some("postgres://podiam:hunter2-secret@db:5432/podiam".into()), ..ServeArgs::default() };
+        let a = ServeArgs {
+            store: Some("postgres://podiam:hunter2-secret@db:5432/podiam".into()),
+            ..ServeArgs::default()
+        };
         let shown = format!("{a:?} {a:#?}");
         assert!(!shown.contains("hunter2-secret"), "{shown}");
         assert!(shown.contains("store: Some(\"...\")"), "{shown}");
@@ -371,7 +485,10 @@ log_format = "json"
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("serve.toml");
         std::fs::write(&path, EVERY_KEY).unwrap();
-        let mut a = ServeArgs { config: Some(path), ..ServeArgs::default() };
+        let mut a = ServeArgs {
+            config: Some(path),
+            ..ServeArgs::default()
+        };
         assert_eq!(a.file_log_format(), Some(crate::LogFormat::Json));
         a.merge_file().unwrap();
         assert_eq!(a.listen.as_deref(), Some("127.0.0.1:9999"));
@@ -381,7 +498,10 @@ log_format = "json"
         assert_eq!(a.account_id.as_deref(), Some("111122223333"));
         assert_eq!(a.public_url.as_deref(), Some("https://podiam.example"));
         assert_eq!(a.issuer_base_url.as_deref(), Some("https://oidc.example"));
-        assert_eq!(a.master_key_file, Some(PathBuf::from("/etc/podiam/master.key")));
+        assert_eq!(
+            a.master_key_file,
+            Some(PathBuf::from("/etc/podiam/master.key"))
+        );
         assert_eq!(a.additional_accounts, vec!["444455556666".to_owned()]);
         assert_eq!(a.tls_cert, Some(PathBuf::from("/etc/podiam/tls.crt")));
         assert_eq!(a.tls_key, Some(PathBuf::from("/etc/podiam/tls.key")));
@@ -395,13 +515,20 @@ log_format = "json"
     fn every_serve_flag_has_a_file_key() {
         use clap::Args as _;
         let cmd = ServeArgs::augment_args(clap::Command::new("serve"));
-        let keys: Vec<&str> = EVERY_KEY.lines().filter_map(|l| l.split_once(" = ").map(|(k, _)| k)).collect();
+        let keys: Vec<&str> = EVERY_KEY
+            .lines()
+            .filter_map(|l| l.split_once(" = ").map(|(k, _)| k))
+            .collect();
         for arg in cmd.get_arguments() {
             let id = arg.get_id().as_str();
             if id == "config" {
                 continue;
             }
-            assert!(keys.contains(&id), "--{} has no key in serve's TOML file", arg.get_long().unwrap_or(id));
+            assert!(
+                keys.contains(&id),
+                "--{} has no key in serve's TOML file",
+                arg.get_long().unwrap_or(id)
+            );
         }
         // `log_format` is the global --log-format, also read from serve's file.
         assert!(keys.contains(&"log_format"));
@@ -409,14 +536,22 @@ log_format = "json"
 
     #[test]
     fn flags_win_over_the_file_and_tls_goes_in_pairs() {
-        let f: FileConfig = toml::from_str("region = \"eu-west-3\"\ntls_cert = \"/c\"\ntls_key = \"/k\"\n").unwrap();
-        let mut a = ServeArgs { region: Some("us-west-2".into()), ..ServeArgs::default() };
+        let f: FileConfig =
+            toml::from_str("region = \"eu-west-3\"\ntls_cert = \"/c\"\ntls_key = \"/k\"\n")
+                .unwrap();
+        let mut a = ServeArgs {
+            region: Some("us-west-2".into()),
+            ..ServeArgs::default()
+        };
         a.apply(f).unwrap();
         assert_eq!(a.region.as_deref(), Some("us-west-2"));
         assert_eq!(a.tls_cert, Some(PathBuf::from("/c")));
         let f: FileConfig = toml::from_str("tls_cert = \"/c\"\n").unwrap();
         let err = ServeArgs::default().apply(f).unwrap_err();
-        assert!(err.to_string().contains("tls_cert and tls_key go together"), "{err}");
+        assert!(
+            err.to_string().contains("tls_cert and tls_key go together"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -44,8 +44,18 @@ pub async fn token(a: TokenArgs) -> anyhow::Result<()> {
         "podUid": a.pod_uid,
         "expirationSeconds": a.expiration,
     });
-    let v = env.call("POST", &format!("/podiam/clusters/{}/token", a.cluster), "eks", Some(&body)).await?;
-    let t = v.get("token").and_then(|t| t.as_str()).context("no token in the answer")?;
+    let v = env
+        .call(
+            "POST",
+            &format!("/podiam/clusters/{}/token", a.cluster),
+            "eks",
+            Some(&body),
+        )
+        .await?;
+    let t = v
+        .get("token")
+        .and_then(|t| t.as_str())
+        .context("no token in the answer")?;
     println!("{t}");
     Ok(())
 }
@@ -88,12 +98,29 @@ pub async fn issuer(a: IssuerArgs) -> anyhow::Result<()> {
     let env = AwsEnv::load(Service::Eks).await?;
     match a.command {
         IssuerCommand::Export { cluster, out_dir } => {
-            let v = env.call("GET", &format!("/podiam/clusters/{cluster}/issuer"), "eks", None).await?;
-            let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned).context("incomplete answer");
+            let v = env
+                .call(
+                    "GET",
+                    &format!("/podiam/clusters/{cluster}/issuer"),
+                    "eks",
+                    None,
+                )
+                .await?;
+            let s = |k: &str| {
+                v.get(k)
+                    .and_then(|x| x.as_str())
+                    .map(str::to_owned)
+                    .context("incomplete answer")
+            };
             std::fs::create_dir_all(&out_dir)?;
             let write = |name: &str, text: &str| -> anyhow::Result<std::path::PathBuf> {
                 let p = out_dir.join(name);
-                let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&p)?;
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(&p)?;
                 // `mode` applies only to a new file: narrow one that was already there before
                 // a private key lands in it.
                 f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
@@ -109,11 +136,20 @@ pub async fn issuer(a: IssuerArgs) -> anyhow::Result<()> {
             println!("--api-audiences=sts.amazonaws.com,pods.eks.amazonaws.com");
         }
         IssuerCommand::Rotate { cluster } => {
-            let v = env.call("POST", &format!("/podiam/clusters/{cluster}/issuer/rotate"), "eks", None).await?;
+            let v = env
+                .call(
+                    "POST",
+                    &format!("/podiam/clusters/{cluster}/issuer/rotate"),
+                    "eks",
+                    None,
+                )
+                .await?;
             println!(
                 "new signing key: {} (in the JWKS now, signs from {})",
                 v.get("kid").and_then(|k| k.as_str()).unwrap_or_default(),
-                v.get("activeFrom").and_then(serde_json::Value::as_i64).unwrap_or_default()
+                v.get("activeFrom")
+                    .and_then(serde_json::Value::as_i64)
+                    .unwrap_or_default()
             );
         }
     }
@@ -142,8 +178,20 @@ pub async fn role(a: RoleArgs) -> anyhow::Result<()> {
     let env = AwsEnv::load(Service::Iam).await?;
     match a.command {
         RoleCommand::RevokeSessions { role } => {
-            let v = env.call("POST", &format!("/podiam/roles/{role}/revoke-sessions"), "iam", None).await?;
-            println!("sessions of {role} issued before {} are revoked", v.get("revokedBefore").and_then(|x| x.as_str()).unwrap_or_default());
+            let v = env
+                .call(
+                    "POST",
+                    &format!("/podiam/roles/{role}/revoke-sessions"),
+                    "iam",
+                    None,
+                )
+                .await?;
+            println!(
+                "sessions of {role} issued before {} are revoked",
+                v.get("revokedBefore")
+                    .and_then(|x| x.as_str())
+                    .unwrap_or_default()
+            );
         }
     }
     Ok(())
@@ -177,16 +225,32 @@ pub async fn session_keys(a: SessionKeysArgs) -> anyhow::Result<()> {
     let env = AwsEnv::load(Service::Iam).await?;
     match a.command {
         SessionKeysCommand::Rotate => {
-            let v = env.call("POST", "/podiam/session-keys/rotate", "iam", None).await?;
+            let v = env
+                .call("POST", "/podiam/session-keys/rotate", "iam", None)
+                .await?;
             println!(
                 "session key {} mints from {}",
-                v.get("keyId").and_then(serde_json::Value::as_u64).unwrap_or_default(),
-                v.get("activeFrom").and_then(serde_json::Value::as_i64).unwrap_or_default()
+                v.get("keyId")
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or_default(),
+                v.get("activeFrom")
+                    .and_then(serde_json::Value::as_i64)
+                    .unwrap_or_default()
             );
         }
         SessionKeysCommand::Retire { key_id } => {
-            let v = env.call("POST", &format!("/podiam/session-keys/{key_id}/retire"), "iam", None).await?;
-            println!("session key {key_id} retired; keys in force: {}", v.get("keys").map(ToString::to_string).unwrap_or_default());
+            let v = env
+                .call(
+                    "POST",
+                    &format!("/podiam/session-keys/{key_id}/retire"),
+                    "iam",
+                    None,
+                )
+                .await?;
+            println!(
+                "session key {key_id} retired; keys in force: {}",
+                v.get("keys").map(ToString::to_string).unwrap_or_default()
+            );
         }
         SessionKeysCommand::List => {
             let v = env.call("GET", "/podiam/session-keys", "iam", None).await?;

@@ -272,7 +272,9 @@ pub async fn run(a: WebhookArgs) -> anyhow::Result<()> {
 fn parse_grace(s: &str) -> Result<Duration, String> {
     let d = crate::duration::parse_go(s)?;
     if d > Duration::from_secs(30) {
-        return Err(format!("{s:?} is longer than 30s, the API server's limit for a webhook"));
+        return Err(format!(
+            "{s:?} is longer than 30s, the API server's limit for a webhook"
+        ));
     }
     Ok(d)
 }

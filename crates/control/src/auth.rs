@@ -11,11 +11,11 @@ use std::sync::Arc;
 
 use podiam_policy as policy;
 
+use crate::Control;
 use crate::authz::{Action, Keys, Target};
 use crate::error::{AwsError, ErrorCode, Result};
 use crate::model;
 use crate::session::{SessionClaims, SessionError};
-use crate::Control;
 
 /// Facts about the transport of a request, supplied by the server.
 #[derive(Clone, Debug, Default)]
@@ -59,7 +59,9 @@ impl Caller {
     pub fn arn(&self) -> String {
         match self {
             Caller::Root { account } => format!("arn:aws:iam::{account}:root"),
-            Caller::User { account, user } => format!("arn:aws:iam::{account}:user{}{}", user.path, user.name),
+            Caller::User { account, user } => {
+                format!("arn:aws:iam::{account}:user{}{}", user.path, user.name)
+            }
             Caller::Session(c) => c.arn(),
         }
     }
@@ -117,7 +119,11 @@ pub struct SigningScope<'a> {
 
 impl Control {
     /// Authenticate a SigV4-signed request. `Ok(None)` when the request is not signed at all.
-    pub fn authenticate(&self, req: &podiam_sigv4::Request<'_>, scope: SigningScope<'_>) -> Result<Option<Caller>> {
+    pub fn authenticate(
+        &self,
+        req: &podiam_sigv4::Request<'_>,
+        scope: SigningScope<'_>,
+    ) -> Result<Option<Caller>> {
         let parsed = match podiam_sigv4::parse(req) {
             Ok(Some(p)) => p,
             Ok(None) => return Ok(None),
@@ -127,7 +133,12 @@ impl Control {
         let akid = parsed.access_key_id();
         // IAM and global STS sign with us-east-1; accept it beside the configured region.
         let regions = [self.config.region.as_str(), "us-east-1"];
-        let expect = podiam_sigv4::Expectations { service: scope.service, regions: &regions, max_skew_secs: 300, options: podiam_sigv4::Options::default() };
+        let expect = podiam_sigv4::Expectations {
+            service: scope.service,
+            regions: &regions,
+            max_skew_secs: 300,
+            options: podiam_sigv4::Options::default(),
+        };
         if let Some(token) = parsed.security_token() {
             let ring = self.session_keyring();
             let (claims, secret) = ring.open(token, now).map_err(|e| match e {
@@ -137,7 +148,8 @@ impl Control {
             if claims.access_key_id != akid {
                 return Err(AwsError::invalid_client_token_id());
             }
-            podiam_sigv4::verify(req, &parsed, &secret, &expect, now).map_err(|e| sigv4_error(&e))?;
+            podiam_sigv4::verify(req, &parsed, &secret, &expect, now)
+                .map_err(|e| sigv4_error(&e))?;
             // A session lives only as long as its role: a session of a deleted role, or of a
             // role deleted and re-created under the same name (another unique id), is refused
             // on every path, before any policy is read.
@@ -156,7 +168,12 @@ impl Control {
             // A temporary key without its session token.
             return Err(AwsError::invalid_client_token_id());
         }
-        let key = self.db.read().access_keys.get(akid).map(|e| Arc::clone(&e.value));
+        let key = self
+            .db
+            .read()
+            .access_keys
+            .get(akid)
+            .map(|e| Arc::clone(&e.value));
         let key = key.ok_or_else(AwsError::invalid_client_token_id)?;
         if key.status != "Active" {
             return Err(AwsError::invalid_client_token_id());
@@ -165,11 +182,23 @@ impl Control {
         let secret = String::from_utf8(secret).map_err(|_| AwsError::service_failure())?;
         podiam_sigv4::verify(req, &parsed, &secret, &expect, now).map_err(|e| sigv4_error(&e))?;
         match &key.user {
-            None => Ok(Some(Caller::Root { account: key.account.clone() })),
+            None => Ok(Some(Caller::Root {
+                account: key.account.clone(),
+            })),
             Some(name) => {
-                let user = self.db.read().users.get(&(key.account.clone(), name.to_lowercase())).map(|e| Arc::clone(&e.value));
-                let user = user.filter(|u| &u.name == name).ok_or_else(AwsError::invalid_client_token_id)?;
-                Ok(Some(Caller::User { account: key.account.clone(), user }))
+                let user = self
+                    .db
+                    .read()
+                    .users
+                    .get(&(key.account.clone(), name.to_lowercase()))
+                    .map(|e| Arc::clone(&e.value));
+                let user = user
+                    .filter(|u| &u.name == name)
+                    .ok_or_else(AwsError::invalid_client_token_id)?;
+                Ok(Some(Caller::User {
+                    account: key.account.clone(),
+                    user,
+                }))
             }
         }
     }
@@ -177,7 +206,14 @@ impl Control {
     /// Authorize `action` on `target` for `caller`, with the request's condition keys. The only
     /// way a service authorizes a call: the action comes from the table of [`crate::authz`] and
     /// the target from a stored entity. `Err(AccessDenied)` saying why when not allowed.
-    pub(crate) fn authorize(&self, caller: &Caller, action: Action, target: &Target, meta: &RequestMeta, keys: Keys) -> Result<()> {
+    pub(crate) fn authorize(
+        &self,
+        caller: &Caller,
+        action: Action,
+        target: &Target,
+        meta: &RequestMeta,
+        keys: Keys,
+    ) -> Result<()> {
         let outcome = self.decide(caller, action, target, None, meta, &keys)?;
         if outcome.allowed {
             Ok(())
@@ -197,12 +233,21 @@ impl Control {
         meta: &RequestMeta,
         keys: &Keys,
     ) -> Result<Outcome> {
-        debug_assert!(target.fits(action), "{} authorized on a {:?}", action.name(), target.kind());
+        debug_assert!(
+            target.fits(action),
+            "{} authorized on a {:?}",
+            action.name(),
+            target.kind()
+        );
         if !target.fits(action) {
             return Err(AwsError::service_failure());
         }
         for (k, _) in keys.entries() {
-            debug_assert!(action.declares(k), "{} sets undeclared key {k}", action.name());
+            debug_assert!(
+                action.declares(k),
+                "{} sets undeclared key {k}",
+                action.name()
+            );
         }
         #[cfg(test)]
         record::push(action, target, keys);
@@ -210,7 +255,15 @@ impl Control {
             && resource_policy.is_none()
         {
             let allowed = account == target.account();
-            return Ok(Outcome { allowed, reason: if allowed { policy::Reason::RootAllow } else { policy::Reason::NoAllow }, deny_source: None });
+            return Ok(Outcome {
+                allowed,
+                reason: if allowed {
+                    policy::Reason::RootAllow
+                } else {
+                    policy::Reason::NoAllow
+                },
+                deny_source: None,
+            });
         }
         let ctx_parts = self.identity_parts(caller)?;
         let mut context = self.base_context(caller, ctx_parts.role.as_deref(), meta);
@@ -228,24 +281,44 @@ impl Control {
             boundary: ctx_parts.boundary.as_deref(),
             session,
         };
-        let req = policy::Request { principal: &principal, action: action.name(), resource: target.arn(), context: &context };
+        let req = policy::Request {
+            principal: &principal,
+            action: action.name(),
+            resource: target.arn(),
+            context: &context,
+        };
         Ok(Outcome::of(&policy::evaluate(&req, &set)))
     }
 
     /// The request context every authorization sees.
-    pub(crate) fn base_context(&self, caller: &Caller, role: Option<&model::Role>, meta: &RequestMeta) -> policy::Context {
+    pub(crate) fn base_context(
+        &self,
+        caller: &Caller,
+        role: Option<&model::Role>,
+        meta: &RequestMeta,
+    ) -> policy::Context {
         let mut c = policy::Context::default();
         let now = self.now();
         c.set("aws:CurrentTime", iso8601(now));
         c.set("aws:EpochTime", now.to_string());
-        c.set("aws:SecureTransport", if meta.secure_transport { "true" } else { "false" });
+        c.set(
+            "aws:SecureTransport",
+            if meta.secure_transport {
+                "true"
+            } else {
+                "false"
+            },
+        );
         if let Some(ip) = meta.source_ip {
             c.set("aws:SourceIp", ip.to_string());
         }
-        c.set("aws:PrincipalArn", &match caller {
-            Caller::Session(s) => s.role_arn(),
-            other => other.arn(),
-        });
+        c.set(
+            "aws:PrincipalArn",
+            &match caller {
+                Caller::Session(s) => s.role_arn(),
+                other => other.arn(),
+            },
+        );
         c.set("aws:PrincipalAccount", caller.account());
         c.set("aws:PrincipalType", caller.principal_type());
         c.set("aws:userid", caller.user_id());
@@ -278,17 +351,18 @@ impl Control {
     fn identity_parts(&self, caller: &Caller) -> Result<IdentityParts> {
         let t = self.db.read();
         let mut parts = IdentityParts::default();
-        let parse = |doc: &str, label: String, kind: policy::PolicyKind| -> Option<Arc<policy::Policy>> {
-            match self.policies.get(doc, kind, &label) {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    // Documents are validated when written; one that no longer parses is
-                    // skipped (it can only deny less, never allow more).
-                    tracing::error!(error = %e, "stored policy failed to parse");
-                    None
+        let parse =
+            |doc: &str, label: String, kind: policy::PolicyKind| -> Option<Arc<policy::Policy>> {
+                match self.policies.get(doc, kind, &label) {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        // Documents are validated when written; one that no longer parses is
+                        // skipped (it can only deny less, never allow more).
+                        tracing::error!(error = %e, "stored policy failed to parse");
+                        None
+                    }
                 }
-            }
-        };
+            };
         // A managed policy of the principal's own account, named by its exact canonical ARN
         // (path and case as stored); anything else reads as absent.
         let own = caller.account().to_owned();
@@ -302,23 +376,45 @@ impl Control {
             if crate::iam::policy_arn(a.account, &e.value) != arn {
                 return None;
             }
-            let v = e.value.versions.iter().find(|v| v.id == e.value.default_version)?;
+            let v = e
+                .value
+                .versions
+                .iter()
+                .find(|v| v.id == e.value.default_version)?;
             Some((arn.to_owned(), v.document.clone()))
         };
         let (inline, attached, boundary) = match caller {
             Caller::Root { .. } => return Ok(parts),
             Caller::User { account, user } => {
-                let u = t.users.get(&(account.clone(), user.name.to_lowercase())).map(|e| Arc::clone(&e.value));
-                let u = u.filter(|u| u.id == user.id).ok_or_else(AwsError::invalid_client_token_id)?;
-                (u.inline_policies.clone(), u.attached.clone(), u.boundary.clone())
+                let u = t
+                    .users
+                    .get(&(account.clone(), user.name.to_lowercase()))
+                    .map(|e| Arc::clone(&e.value));
+                let u = u
+                    .filter(|u| u.id == user.id)
+                    .ok_or_else(AwsError::invalid_client_token_id)?;
+                (
+                    u.inline_policies.clone(),
+                    u.attached.clone(),
+                    u.boundary.clone(),
+                )
             }
             Caller::Session(s) => {
                 // Authentication refuses sessions of deleted roles; one deleted since then is
                 // refused here, never evaluated without its policies.
-                let r = t.roles.get(&(s.account.clone(), s.role_name.to_lowercase())).map(|e| Arc::clone(&e.value));
-                let r = r.filter(|r| r.id == s.role_id).ok_or_else(AwsError::invalid_client_token_id)?;
+                let r = t
+                    .roles
+                    .get(&(s.account.clone(), s.role_name.to_lowercase()))
+                    .map(|e| Arc::clone(&e.value));
+                let r = r
+                    .filter(|r| r.id == s.role_id)
+                    .ok_or_else(AwsError::invalid_client_token_id)?;
                 if let Some(p) = &s.policy {
-                    parts.session.extend(parse(p, "session policy".into(), policy::PolicyKind::Session));
+                    parts.session.extend(parse(
+                        p,
+                        "session policy".into(),
+                        policy::PolicyKind::Session,
+                    ));
                 }
                 for (i, arn) in s.policy_arns.iter().enumerate() {
                     // Bound to the policy that existed at mint time (sessions minted before
@@ -326,38 +422,56 @@ impl Control {
                     if let Some(id) = s.policy_ids.get(i) {
                         let now_id = crate::names::Arn::parse(arn).and_then(|a| {
                             let name = a.resource.rsplit('/').next()?.to_lowercase();
-                            t.policies.get(&(a.account.to_owned(), name)).map(|e| e.value.id.clone())
+                            t.policies
+                                .get(&(a.account.to_owned(), name))
+                                .map(|e| e.value.id.clone())
                         });
                         if id.is_empty() || now_id.as_deref() != Some(id.as_str()) {
                             continue;
                         }
                     }
                     if let Some((label, doc)) = managed(arn) {
-                        parts.session.extend(parse(&doc, label, policy::PolicyKind::Session));
+                        parts
+                            .session
+                            .extend(parse(&doc, label, policy::PolicyKind::Session));
                     }
                 }
                 if (s.policy.is_some() || !s.policy_arns.is_empty()) && parts.session.is_empty() {
                     // Session policies were given but none can be read: allow nothing.
                     parts.session.push(deny_all()?);
                 }
-                let out = (r.inline_policies.clone(), r.attached.clone(), r.boundary.clone());
+                let out = (
+                    r.inline_policies.clone(),
+                    r.attached.clone(),
+                    r.boundary.clone(),
+                );
                 parts.role = Some(r);
                 out
             }
         };
         for p in &inline {
-            parts.identity.extend(parse(&p.document, format!("inline policy {}", p.name), policy::PolicyKind::Identity));
+            parts.identity.extend(parse(
+                &p.document,
+                format!("inline policy {}", p.name),
+                policy::PolicyKind::Identity,
+            ));
         }
         for arn in &attached {
             if let Some((label, doc)) = managed(arn) {
-                parts.identity.extend(parse(&doc, label, policy::PolicyKind::Identity));
+                parts
+                    .identity
+                    .extend(parse(&doc, label, policy::PolicyKind::Identity));
             }
         }
         if let Some(arn) = boundary {
-            parts.boundary = Some(match managed(&arn).and_then(|(label, doc)| parse(&doc, label, policy::PolicyKind::Boundary)) {
-                Some(p) => p,
-                None => deny_all()?,
-            });
+            parts.boundary = Some(
+                match managed(&arn)
+                    .and_then(|(label, doc)| parse(&doc, label, policy::PolicyKind::Boundary))
+                {
+                    Some(p) => p,
+                    None => deny_all()?,
+                },
+            );
         }
         Ok(parts)
     }
@@ -382,7 +496,12 @@ impl PolicyCache {
     const MAX: usize = 16_384;
 
     /// The parsed policy of `doc`, labelled `label`.
-    pub(crate) fn get(&self, doc: &str, kind: policy::PolicyKind, label: &str) -> Result<Arc<policy::Policy>, policy::PolicyError> {
+    pub(crate) fn get(
+        &self,
+        doc: &str,
+        kind: policy::PolicyKind,
+        label: &str,
+    ) -> Result<Arc<policy::Policy>, policy::PolicyError> {
         let key = (format!("{kind:?}/{label}"), doc.to_owned());
         if let Some(p) = self.map.read().get(&key) {
             return Ok(Arc::clone(p));
@@ -399,9 +518,12 @@ impl PolicyCache {
 
 /// A policy that denies everything: stands in for policies that exist but cannot be read.
 fn deny_all() -> Result<Arc<policy::Policy>> {
-    policy::Policy::parse(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"*","Resource":"*"}]}"#, policy::PolicyKind::Identity)
-        .map(Arc::new)
-        .map_err(|_| AwsError::service_failure())
+    policy::Policy::parse(
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"*","Resource":"*"}]}"#,
+        policy::PolicyKind::Identity,
+    )
+    .map(Arc::new)
+    .map_err(|_| AwsError::service_failure())
 }
 
 /// The policy-engine principal of a caller.
@@ -451,7 +573,8 @@ fn sigv4_error(e: &podiam_sigv4::Error) -> AwsError {
 
 /// `YYYY-MM-DDTHH:MM:SSZ`.
 pub fn iso8601(unix: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(unix).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let t =
+        time::OffsetDateTime::from_unix_timestamp(unix).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     let f = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
     t.format(&f).unwrap_or_default()
 }
@@ -469,7 +592,11 @@ impl Outcome {
         let deny_source = (d.reason == policy::Reason::ExplicitDeny)
             .then(|| d.deciding_statements().first().map(|m| m.source))
             .flatten();
-        Self { allowed: d.is_allowed(), reason: d.reason, deny_source }
+        Self {
+            allowed: d.is_allowed(),
+            reason: d.reason,
+            deny_source,
+        }
     }
 
     /// AccessDenied in AWS's current form, which says why.
@@ -485,14 +612,21 @@ impl Outcome {
                 };
                 format!("with an explicit deny in {kind}")
             }
-            (policy::Reason::BoundaryDenies, _) => format!("because no permissions boundary allows the {a} action"),
-            (policy::Reason::SessionDenies, _) => format!("because no session policy allows the {a} action"),
+            (policy::Reason::BoundaryDenies, _) => {
+                format!("because no permissions boundary allows the {a} action")
+            }
+            (policy::Reason::SessionDenies, _) => {
+                format!("because no session policy allows the {a} action")
+            }
             (policy::Reason::TrustPolicyDenies | policy::Reason::CrossAccountResourceDenies, _) => {
                 format!("because no resource-based policy allows the {a} action")
             }
             _ => format!("because no identity-based policy allows the {a} action"),
         };
-        AwsError::access_denied(format!("User: {principal} is not authorized to perform: {a} on resource: {} {why}", target.arn()))
+        AwsError::access_denied(format!(
+            "User: {principal} is not authorized to perform: {a} on resource: {} {why}",
+            target.arn()
+        ))
     }
 }
 

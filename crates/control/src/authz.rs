@@ -177,7 +177,11 @@ impl Action {
         let k = podiam_policy::fold_key(key);
         self.keys().iter().any(|d| {
             let d = podiam_policy::fold_key(d);
-            if d.ends_with('/') { k.starts_with(&d) && k.len() > d.len() } else { k == d }
+            if d.ends_with('/') {
+                k.starts_with(&d) && k.len() > d.len()
+            } else {
+                k == d
+            }
         })
     }
 }
@@ -215,31 +219,59 @@ impl Target {
         self.iam
     }
 
-    fn iam_entity(kind: ResourceKind, account: &str, resource: String, tags: &[model::Tag]) -> Self {
+    fn iam_entity(
+        kind: ResourceKind,
+        account: &str,
+        resource: String,
+        tags: &[model::Tag],
+    ) -> Self {
         Self {
             kind,
             arn: format!("arn:{PARTITION}:iam::{account}:{resource}"),
             account: account.to_owned(),
-            tags: tags.iter().map(|t| (t.key.clone(), t.value.clone())).collect(),
+            tags: tags
+                .iter()
+                .map(|t| (t.key.clone(), t.value.clone()))
+                .collect(),
             iam: true,
         }
     }
 
     /// A stored role.
     pub(crate) fn role(account: &str, r: &model::Role) -> Self {
-        Self::iam_entity(ResourceKind::Role, account, format!("role{}{}", r.path, r.name), &r.tags)
+        Self::iam_entity(
+            ResourceKind::Role,
+            account,
+            format!("role{}{}", r.path, r.name),
+            &r.tags,
+        )
     }
     /// A stored user.
     pub(crate) fn user(account: &str, u: &model::User) -> Self {
-        Self::iam_entity(ResourceKind::User, account, format!("user{}{}", u.path, u.name), &u.tags)
+        Self::iam_entity(
+            ResourceKind::User,
+            account,
+            format!("user{}{}", u.path, u.name),
+            &u.tags,
+        )
     }
     /// A stored managed policy.
     pub(crate) fn policy(account: &str, p: &model::ManagedPolicy) -> Self {
-        Self::iam_entity(ResourceKind::Policy, account, format!("policy{}{}", p.path, p.name), &p.tags)
+        Self::iam_entity(
+            ResourceKind::Policy,
+            account,
+            format!("policy{}{}", p.path, p.name),
+            &p.tags,
+        )
     }
     /// A stored OpenID Connect provider (`key`: its URL without scheme).
     pub(crate) fn oidc_provider(account: &str, key: &str, p: &model::OidcProvider) -> Self {
-        Self::iam_entity(ResourceKind::OidcProvider, account, format!("oidc-provider/{key}"), &p.tags)
+        Self::iam_entity(
+            ResourceKind::OidcProvider,
+            account,
+            format!("oidc-provider/{key}"),
+            &p.tags,
+        )
     }
     /// A role or user about to be created, or one that does not exist (the caller then learns
     /// that only where allowed to act on it): the ARN of the validated name and path, no tags.
@@ -254,7 +286,12 @@ impl Target {
     }
     /// An OpenID Connect provider about to be created, or one that does not exist.
     pub(crate) fn new_oidc_provider(account: &str, key: &str) -> Self {
-        Self::iam_entity(ResourceKind::OidcProvider, account, format!("oidc-provider/{key}"), &[])
+        Self::iam_entity(
+            ResourceKind::OidcProvider,
+            account,
+            format!("oidc-provider/{key}"),
+            &[],
+        )
     }
     /// A stored cluster.
     pub(crate) fn cluster(region: &str, account: &str, c: &model::Cluster) -> Self {
@@ -273,7 +310,11 @@ impl Target {
         }
     }
     /// A stored Pod Identity association.
-    pub(crate) fn association(region: &str, account: &str, a: &model::PodIdentityAssociation) -> Self {
+    pub(crate) fn association(
+        region: &str,
+        account: &str,
+        a: &model::PodIdentityAssociation,
+    ) -> Self {
         let mut t = Self::new_association(region, account, &a.cluster, &a.id);
         t.tags = a.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         t
@@ -282,7 +323,9 @@ impl Target {
     pub(crate) fn new_association(region: &str, account: &str, cluster: &str, id: &str) -> Self {
         Self {
             kind: ResourceKind::Association,
-            arn: format!("arn:{PARTITION}:eks:{region}:{account}:podidentityassociation/{cluster}/{id}"),
+            arn: format!(
+                "arn:{PARTITION}:eks:{region}:{account}:podidentityassociation/{cluster}/{id}"
+            ),
             account: account.to_owned(),
             tags: vec![],
             iam: false,
@@ -290,7 +333,13 @@ impl Target {
     }
     /// The resource `*` of actions without a resource type, in `account`.
     pub(crate) fn wildcard(account: &str) -> Self {
-        Self { kind: ResourceKind::Wildcard, arn: "*".into(), account: account.to_owned(), tags: vec![], iam: false }
+        Self {
+            kind: ResourceKind::Wildcard,
+            arn: "*".into(),
+            account: account.to_owned(),
+            tags: vec![],
+            iam: false,
+        }
     }
 
     /// Whether this target may stand for `action` (its resource type, or a wildcard lookup
@@ -299,7 +348,9 @@ impl Target {
         let want = action.resource_kind();
         match want {
             ResourceKind::Principal => matches!(self.kind, ResourceKind::Role | ResourceKind::User),
-            ResourceKind::EksResource => matches!(self.kind, ResourceKind::Cluster | ResourceKind::Association),
+            ResourceKind::EksResource => {
+                matches!(self.kind, ResourceKind::Cluster | ResourceKind::Association)
+            }
             other => other == self.kind,
         }
     }
@@ -341,7 +392,8 @@ impl Keys {
     pub fn request_tags<'a>(mut self, tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
         let mut keys = Vec::new();
         for (k, v) in tags {
-            self.entries.push((format!("{REQ_TAG}{k}"), vec![v.to_owned()]));
+            self.entries
+                .push((format!("{REQ_TAG}{k}"), vec![v.to_owned()]));
             keys.push(k.to_owned());
         }
         if !keys.is_empty() {
@@ -360,7 +412,9 @@ impl Keys {
     /// Whether `key` is set (case-insensitively).
     pub fn has(&self, key: &str) -> bool {
         let k = podiam_policy::fold_key(key);
-        self.entries.iter().any(|(e, _)| podiam_policy::fold_key(e) == k)
+        self.entries
+            .iter()
+            .any(|(e, _)| podiam_policy::fold_key(e) == k)
     }
     /// Append other keys.
     #[must_use]
@@ -385,10 +439,22 @@ mod tests {
         for a in Action::ALL {
             assert!(seen.insert(a.name()), "{} listed twice", a.name());
             let (svc, op) = a.name().split_once(':').unwrap();
-            assert!(["iam", "sts", "eks", "eks-auth", "podiam"].contains(&svc), "{}", a.name());
-            assert!(op.chars().next().unwrap().is_ascii_uppercase(), "{}", a.name());
+            assert!(
+                ["iam", "sts", "eks", "eks-auth", "podiam"].contains(&svc),
+                "{}",
+                a.name()
+            );
+            assert!(
+                op.chars().next().unwrap().is_ascii_uppercase(),
+                "{}",
+                a.name()
+            );
             for k in a.keys() {
-                assert!(k.contains(':'), "{}: key {k} has no service prefix", a.name());
+                assert!(
+                    k.contains(':'),
+                    "{}: key {k} has no service prefix",
+                    a.name()
+                );
             }
         }
     }
@@ -413,6 +479,10 @@ mod tests {
         assert!(!t.fits(Action::IamListRoles));
         assert!(Target::wildcard("111122223333").fits(Action::IamListRoles));
         let c = Target::new_cluster("us-east-1", "111122223333", "c");
-        assert!(c.fits(Action::EksTagResource) && c.fits(Action::EksDescribeCluster) && !c.fits(Action::EksDescribePodIdentityAssociation));
+        assert!(
+            c.fits(Action::EksTagResource)
+                && c.fits(Action::EksDescribeCluster)
+                && !c.fits(Action::EksDescribePodIdentityAssociation)
+        );
     }
 }

@@ -2,12 +2,17 @@
 //! spelled in another case than stored, and the test proves that each authorization saw the
 //! stored entity's canonical ARN and that every key the table declares for an action reached
 //! the policy engine's request context in at least one of its calls.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use crate::auth::{record, Caller, RequestMeta};
+use crate::auth::{Caller, RequestMeta, record};
 use crate::authz::{Action, ResourceKind};
 use crate::crypto::MasterKey;
 use crate::iam::{CreateRole, PageReq};
@@ -20,7 +25,13 @@ use crate::{Config, Control, SystemClock};
 const ACCT: &str = "111122223333";
 
 fn tags(pairs: &[(&str, &str)]) -> Vec<Tag> {
-    pairs.iter().map(|(k, v)| Tag { key: (*k).into(), value: (*v).into() }).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| Tag {
+            key: (*k).into(),
+            value: (*v).into(),
+        })
+        .collect()
 }
 
 /// Keys the scenario cannot produce: web-identity session tags come from a token claim that
@@ -28,7 +39,10 @@ fn tags(pairs: &[(&str, &str)]) -> Vec<Tag> {
 const NOT_PRODUCED: &[(Action, &str)] = &[
     (Action::StsAssumeRoleWithWebIdentity, "aws:RequestTag/"),
     (Action::StsAssumeRoleWithWebIdentity, "aws:TagKeys"),
-    (Action::StsAssumeRoleWithWebIdentity, "sts:TransitiveTagKeys"),
+    (
+        Action::StsAssumeRoleWithWebIdentity,
+        "sts:TransitiveTagKeys",
+    ),
     (Action::StsTagSession, "aws:FederatedProvider"),
 ];
 
@@ -36,34 +50,84 @@ const NOT_PRODUCED: &[(Action, &str)] = &[
 async fn every_action_authorizes_the_stored_entity_with_every_declared_key() {
     let store = podiam_store::SqliteStore::memory().await.unwrap();
     let (master, _) = MasterKey::generate().unwrap();
-    let c = Control::open(Config::default(), Arc::new(store), master, Arc::new(SystemClock)).await.unwrap();
+    let c = Control::open(
+        Config::default(),
+        Arc::new(store),
+        master,
+        Arc::new(SystemClock),
+    )
+    .await
+    .unwrap();
     c.bootstrap(Some(ACCT)).await.unwrap().unwrap();
-    let root = Caller::Root { account: ACCT.into() };
+    let root = Caller::Root {
+        account: ACCT.into(),
+    };
     let m = RequestMeta::default();
     record::take();
 
     // --- IAM, with entities stored as /people/Alice, /team/MixedCase, /p/Pol, /b/Boundary and
     // named in requests in lower case.
-    let pol = c.create_policy(&root, &m, "Pol", Some("/p/".into()), allow_all(), None, tags(&[("Env", "prod")])).await.unwrap();
+    let pol = c
+        .create_policy(
+            &root,
+            &m,
+            "Pol",
+            Some("/p/".into()),
+            allow_all(),
+            None,
+            tags(&[("Env", "prod")]),
+        )
+        .await
+        .unwrap();
     let pol_arn = format!("arn:aws:iam::{ACCT}:policy/p/Pol");
     let boundary_arn = format!("arn:aws:iam::{ACCT}:policy/b/Boundary");
-    c.create_policy(&root, &m, "Boundary", Some("/b/".into()), allow_all(), None, vec![]).await.unwrap();
+    c.create_policy(
+        &root,
+        &m,
+        "Boundary",
+        Some("/b/".into()),
+        allow_all(),
+        None,
+        vec![],
+    )
+    .await
+    .unwrap();
     assert_eq!(pol.name, "Pol");
     c.get_policy(&root, &m, &pol_arn).unwrap();
-    c.list_policies(&root, &m, None, false, &PageReq::default()).unwrap();
-    c.create_policy_version(&root, &m, &pol_arn, allow_all(), false).await.unwrap();
+    c.list_policies(&root, &m, None, false, &PageReq::default())
+        .unwrap();
+    c.create_policy_version(&root, &m, &pol_arn, allow_all(), false)
+        .await
+        .unwrap();
     c.get_policy_version(&root, &m, &pol_arn, "v1").unwrap();
 
-    c.create_user(&root, &m, "Alice", Some("/people/".into()), Some(&boundary_arn), tags(&[("Team", "a")])).await.unwrap();
+    c.create_user(
+        &root,
+        &m,
+        "Alice",
+        Some("/people/".into()),
+        Some(&boundary_arn),
+        tags(&[("Team", "a")]),
+    )
+    .await
+    .unwrap();
     c.delete_user_boundary(&root, &m, "alice").await.unwrap();
-    c.put_user_boundary(&root, &m, "alice", &boundary_arn).await.unwrap();
+    c.put_user_boundary(&root, &m, "alice", &boundary_arn)
+        .await
+        .unwrap();
     c.get_user(&root, &m, Some("alice")).unwrap();
     c.list_users(&root, &m, None, &PageReq::default()).unwrap();
-    c.put_user_policy(&root, &m, "alice", "inline", allow_all()).await.unwrap();
+    c.put_user_policy(&root, &m, "alice", "inline", allow_all())
+        .await
+        .unwrap();
     c.get_user_policy(&root, &m, "alice", "inline").unwrap();
-    c.list_user_policies(&root, &m, "alice", &PageReq::default()).unwrap();
-    c.attach_user_policy(&root, &m, "alice", &pol_arn).await.unwrap();
-    c.list_attached_user_policies(&root, &m, "alice", &PageReq::default()).unwrap();
+    c.list_user_policies(&root, &m, "alice", &PageReq::default())
+        .unwrap();
+    c.attach_user_policy(&root, &m, "alice", &pol_arn)
+        .await
+        .unwrap();
+    c.list_attached_user_policies(&root, &m, "alice", &PageReq::default())
+        .unwrap();
     let (key, _, _) = c.create_access_key(&root, &m, Some("alice")).await.unwrap();
     c.list_access_keys(&root, &m, Some("alice")).unwrap();
 
@@ -84,28 +148,70 @@ async fn every_action_authorizes_the_stored_entity_with_every_declared_key() {
     let role_arn = format!("arn:aws:iam::{ACCT}:role/team/MixedCase");
     c.get_role(&root, &m, "mixedcase").unwrap();
     c.list_roles(&root, &m, None, &PageReq::default()).unwrap();
-    c.update_role_settings(&root, &m, "mixedcase", Some("d".into()), None).await.unwrap();
-    c.update_role_description(&root, &m, "mixedcase", "e".into()).await.unwrap();
-    c.delete_role_boundary(&root, &m, "mixedcase").await.unwrap();
-    c.put_role_boundary(&root, &m, "mixedcase", &boundary_arn).await.unwrap();
-    c.update_assume_role_policy(&root, &m, "mixedcase", trust.to_string()).await.unwrap();
-    c.tag_role(&root, &m, "mixedcase", tags(&[("Level", "1")])).await.unwrap();
-    c.untag_role(&root, &m, "mixedcase", vec!["level".into()]).await.unwrap();
+    c.update_role_settings(&root, &m, "mixedcase", Some("d".into()), None)
+        .await
+        .unwrap();
+    c.update_role_description(&root, &m, "mixedcase", "e".into())
+        .await
+        .unwrap();
+    c.delete_role_boundary(&root, &m, "mixedcase")
+        .await
+        .unwrap();
+    c.put_role_boundary(&root, &m, "mixedcase", &boundary_arn)
+        .await
+        .unwrap();
+    c.update_assume_role_policy(&root, &m, "mixedcase", trust.to_string())
+        .await
+        .unwrap();
+    c.tag_role(&root, &m, "mixedcase", tags(&[("Level", "1")]))
+        .await
+        .unwrap();
+    c.untag_role(&root, &m, "mixedcase", vec!["level".into()])
+        .await
+        .unwrap();
     c.list_role_tags(&root, &m, "mixedcase").unwrap();
-    c.put_role_policy(&root, &m, "mixedcase", "inline", allow_all()).await.unwrap();
+    c.put_role_policy(&root, &m, "mixedcase", "inline", allow_all())
+        .await
+        .unwrap();
     c.get_role_policy(&root, &m, "mixedcase", "inline").unwrap();
-    c.list_role_policies(&root, &m, "mixedcase", &PageReq::default()).unwrap();
-    c.attach_role_policy(&root, &m, "mixedcase", &pol_arn).await.unwrap();
-    c.list_attached_role_policies(&root, &m, "mixedcase", &PageReq::default()).unwrap();
+    c.list_role_policies(&root, &m, "mixedcase", &PageReq::default())
+        .unwrap();
+    c.attach_role_policy(&root, &m, "mixedcase", &pol_arn)
+        .await
+        .unwrap();
+    c.list_attached_role_policies(&root, &m, "mixedcase", &PageReq::default())
+        .unwrap();
 
-    let sim = SimulateInput { actions: vec!["s3:GetObject".into()], ..SimulateInput::default() };
-    let principal_sim = SimulateInput { policy_source_arn: Some(format!("arn:aws:iam::{ACCT}:role/team/mixedcase")), ..sim.clone() };
+    let sim = SimulateInput {
+        actions: vec!["s3:GetObject".into()],
+        ..SimulateInput::default()
+    };
+    let principal_sim = SimulateInput {
+        policy_source_arn: Some(format!("arn:aws:iam::{ACCT}:role/team/mixedcase")),
+        ..sim.clone()
+    };
     c.simulate(&root, &m, &principal_sim, true).unwrap();
-    c.simulate(&root, &m, &SimulateInput { policy_inputs: vec![allow_all()], ..sim }, false).unwrap();
+    c.simulate(
+        &root,
+        &m,
+        &SimulateInput {
+            policy_inputs: vec![allow_all()],
+            ..sim
+        },
+        false,
+    )
+    .unwrap();
 
     // --- STS, as Alice, with every AssumeRole input.
-    let alice = Caller::User { account: ACCT.into(), user: Arc::clone(&c.db.read().users[&(ACCT.to_owned(), "alice".to_owned())].value) };
-    let common = AssumeCommon { role_arn: role_arn.clone(), session_name: "s1".into(), ..AssumeCommon::default() };
+    let alice = Caller::User {
+        account: ACCT.into(),
+        user: Arc::clone(&c.db.read().users[&(ACCT.to_owned(), "alice".to_owned())].value),
+    };
+    let common = AssumeCommon {
+        role_arn: role_arn.clone(),
+        session_name: "s1".into(),
+        ..AssumeCommon::default()
+    };
     let extra = AssumeRoleExtra {
         external_id: Some("ext-1".into()),
         tags: tags(&[("Project", "x")]),
@@ -118,7 +224,10 @@ async fn every_action_authorizes_the_stored_entity_with_every_declared_key() {
     // --- EKS and EKS Auth, on a hosted cluster.
     let body = serde_json::json!({"name": "Demo", "roleArn": role_arn.to_lowercase(), "resourcesVpcConfig": {}, "tags": {"Env": "prod"}});
     let cluster = c.create_cluster(&root, &m, &body).await.unwrap();
-    assert_eq!(cluster.role_arn, role_arn, "the cluster keeps the stored role's canonical ARN");
+    assert_eq!(
+        cluster.role_arn, role_arn,
+        "the cluster keeps the stored role's canonical ARN"
+    );
     c.describe_cluster(&root, &m, "Demo").unwrap();
     c.list_clusters(&root, &m, None, None).unwrap();
     let input = CreateAssociation {
@@ -128,17 +237,44 @@ async fn every_action_authorizes_the_stored_entity_with_every_declared_key() {
         tags: BTreeMap::from([("Env".into(), "prod".into())]),
         ..CreateAssociation::default()
     };
-    let a = c.create_pod_identity_association(&root, &m, "Demo", input).await.unwrap();
-    assert_eq!(a.role_arn, role_arn, "the association keeps the stored role's canonical ARN");
-    c.describe_pod_identity_association(&root, &m, "Demo", &a.id).unwrap();
-    c.list_pod_identity_associations(&root, &m, "Demo", None, None, None, None).unwrap();
-    c.update_pod_identity_association(&root, &m, "Demo", &a.id, UpdateAssociation { role_arn: Some(role_arn.clone()), ..UpdateAssociation::default() })
+    let a = c
+        .create_pod_identity_association(&root, &m, "Demo", input)
         .await
         .unwrap();
+    assert_eq!(
+        a.role_arn, role_arn,
+        "the association keeps the stored role's canonical ARN"
+    );
+    c.describe_pod_identity_association(&root, &m, "Demo", &a.id)
+        .unwrap();
+    c.list_pod_identity_associations(&root, &m, "Demo", None, None, None, None)
+        .unwrap();
+    c.update_pod_identity_association(
+        &root,
+        &m,
+        "Demo",
+        &a.id,
+        UpdateAssociation {
+            role_arn: Some(role_arn.clone()),
+            ..UpdateAssociation::default()
+        },
+    )
+    .await
+    .unwrap();
     let assoc_arn = c.association_arn(ACCT, "Demo", &a.id);
     let cluster_arn = c.cluster_arn(ACCT, "Demo");
-    c.change_eks_tags(&root, &m, &assoc_arn, BTreeMap::from([("Tier".into(), "1".into())]), vec![]).await.unwrap();
-    c.change_eks_tags(&root, &m, &cluster_arn, BTreeMap::new(), vec!["Env".into()]).await.unwrap();
+    c.change_eks_tags(
+        &root,
+        &m,
+        &assoc_arn,
+        BTreeMap::from([("Tier".into(), "1".into())]),
+        vec![],
+    )
+    .await
+    .unwrap();
+    c.change_eks_tags(&root, &m, &cluster_arn, BTreeMap::new(), vec!["Env".into()])
+        .await
+        .unwrap();
     c.list_eks_tags(&root, &m, &assoc_arn).unwrap();
     let token_req = crate::issuer::TokenRequest {
         namespace: "default".into(),
@@ -149,37 +285,99 @@ async fn every_action_authorizes_the_stored_entity_with_every_declared_key() {
         node_name: None,
         expiration: None,
     };
-    let token = c.mint_service_account_token(&root, &m, "Demo", &token_req).unwrap();
-    c.assume_role_for_pod_identity(&root, &m, "Demo", &token).await.unwrap();
+    let token = c
+        .mint_service_account_token(&root, &m, "Demo", &token_req)
+        .unwrap();
+    c.assume_role_for_pod_identity(&root, &m, "Demo", &token)
+        .await
+        .unwrap();
     c.export_issuer(&root, &m, "Demo").unwrap();
     c.rotate_issuer_key(&root, &m, "Demo").await.unwrap();
 
     // --- Web identity, through the cluster's hosted issuer.
-    let provider = c.create_oidc_provider(&root, &m, &cluster.issuer, vec!["sts.amazonaws.com".into()], vec![], tags(&[("Env", "prod")])).await.unwrap();
+    let provider = c
+        .create_oidc_provider(
+            &root,
+            &m,
+            &cluster.issuer,
+            vec!["sts.amazonaws.com".into()],
+            vec![],
+            tags(&[("Env", "prod")]),
+        )
+        .await
+        .unwrap();
     let web_trust = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Federated": provider.clone()}, "Action": "sts:AssumeRoleWithWebIdentity"}]});
-    c.create_role(&root, &m, CreateRole { name: "Web".into(), trust_policy: web_trust.to_string(), ..CreateRole::default() }).await.unwrap();
-    let web_token = c.mint_service_account_token(&root, &m, "Demo", &crate::issuer::TokenRequest { audiences: vec![], ..token_req }).unwrap();
-    let web = AssumeCommon { role_arn: format!("arn:aws:iam::{ACCT}:role/web"), session_name: "web".into(), ..AssumeCommon::default() };
-    c.assume_role_with_web_identity(&m, web, &web_token).await.unwrap();
+    c.create_role(
+        &root,
+        &m,
+        CreateRole {
+            name: "Web".into(),
+            trust_policy: web_trust.to_string(),
+            ..CreateRole::default()
+        },
+    )
+    .await
+    .unwrap();
+    let web_token = c
+        .mint_service_account_token(
+            &root,
+            &m,
+            "Demo",
+            &crate::issuer::TokenRequest {
+                audiences: vec![],
+                ..token_req
+            },
+        )
+        .unwrap();
+    let web = AssumeCommon {
+        role_arn: format!("arn:aws:iam::{ACCT}:role/web"),
+        session_name: "web".into(),
+        ..AssumeCommon::default()
+    };
+    c.assume_role_with_web_identity(&m, web, &web_token)
+        .await
+        .unwrap();
     c.get_oidc_provider(&root, &m, &provider).unwrap();
     c.list_oidc_providers(&root, &m).unwrap();
     c.list_oidc_provider_tags(&root, &m, &provider).unwrap();
-    c.add_client_id(&root, &m, &provider, "other").await.unwrap();
-    c.remove_client_id(&root, &m, &provider, "other").await.unwrap();
-    c.update_thumbprints(&root, &m, &provider, vec!["a".repeat(40)]).await.unwrap();
-    c.tag_oidc_provider(&root, &m, &provider, tags(&[("Tier", "1")])).await.unwrap();
-    c.untag_oidc_provider(&root, &m, &provider, vec!["Tier".into()]).await.unwrap();
+    c.add_client_id(&root, &m, &provider, "other")
+        .await
+        .unwrap();
+    c.remove_client_id(&root, &m, &provider, "other")
+        .await
+        .unwrap();
+    c.update_thumbprints(&root, &m, &provider, vec!["a".repeat(40)])
+        .await
+        .unwrap();
+    c.tag_oidc_provider(&root, &m, &provider, tags(&[("Tier", "1")]))
+        .await
+        .unwrap();
+    c.untag_oidc_provider(&root, &m, &provider, vec!["Tier".into()])
+        .await
+        .unwrap();
 
     // --- Deletions.
-    c.delete_pod_identity_association(&root, &m, "Demo", &a.id).await.unwrap();
+    c.delete_pod_identity_association(&root, &m, "Demo", &a.id)
+        .await
+        .unwrap();
     c.delete_cluster(&root, &m, "Demo").await.unwrap();
     c.delete_oidc_provider(&root, &m, &provider).await.unwrap();
-    c.detach_role_policy(&root, &m, "mixedcase", &pol_arn).await.unwrap();
-    c.delete_role_policy(&root, &m, "mixedcase", "inline").await.unwrap();
+    c.detach_role_policy(&root, &m, "mixedcase", &pol_arn)
+        .await
+        .unwrap();
+    c.delete_role_policy(&root, &m, "mixedcase", "inline")
+        .await
+        .unwrap();
     c.delete_role(&root, &m, "mixedcase").await.unwrap();
-    c.detach_user_policy(&root, &m, "alice", &pol_arn).await.unwrap();
-    c.delete_user_policy(&root, &m, "alice", "inline").await.unwrap();
-    c.delete_access_key(&root, &m, Some("alice"), &key.id).await.unwrap();
+    c.detach_user_policy(&root, &m, "alice", &pol_arn)
+        .await
+        .unwrap();
+    c.delete_user_policy(&root, &m, "alice", "inline")
+        .await
+        .unwrap();
+    c.delete_access_key(&root, &m, Some("alice"), &key.id)
+        .await
+        .unwrap();
     c.delete_user(&root, &m, "alice").await.unwrap();
     c.delete_policy(&root, &m, &pol_arn).await.unwrap();
 
@@ -199,11 +397,28 @@ async fn every_action_authorizes_the_stored_entity_with_every_declared_key() {
     .into();
     let mut keys_of: HashMap<Action, BTreeSet<String>> = HashMap::new();
     for (action, target, keys) in &seen {
-        assert!(canonical.contains(target.arn()), "{}: authorized on {}, not a stored entity's canonical ARN", action.name(), target.arn());
-        assert!(target.fits(*action), "{}: on a {:?}", action.name(), target.kind());
-        if target.kind() == ResourceKind::Role && target.arn() == role_arn && *action != Action::IamCreateRole {
+        assert!(
+            canonical.contains(target.arn()),
+            "{}: authorized on {}, not a stored entity's canonical ARN",
+            action.name(),
+            target.arn()
+        );
+        assert!(
+            target.fits(*action),
+            "{}: on a {:?}",
+            action.name(),
+            target.kind()
+        );
+        if target.kind() == ResourceKind::Role
+            && target.arn() == role_arn
+            && *action != Action::IamCreateRole
+        {
             // The role keeps Env=prod throughout: every authorization on it carries the tag.
-            assert!(target.tags().iter().any(|(k, v)| k == "Env" && v == "prod"), "{}: the role's stored tags are missing", action.name());
+            assert!(
+                target.tags().iter().any(|(k, v)| k == "Env" && v == "prod"),
+                "{}: the role's stored tags are missing",
+                action.name()
+            );
         }
         let set = keys_of.entry(*action).or_default();
         for (k, v) in keys.entries() {
@@ -212,17 +427,30 @@ async fn every_action_authorizes_the_stored_entity_with_every_declared_key() {
         }
     }
     for action in Action::ALL {
-        let Some(set) = keys_of.get(action) else { panic!("{} was never authorized by the scenario", action.name()) };
+        let Some(set) = keys_of.get(action) else {
+            panic!("{} was never authorized by the scenario", action.name())
+        };
         for declared in action.keys() {
             if NOT_PRODUCED.contains(&(*action, *declared)) {
                 continue;
             }
-            let reached = set.iter().any(|k| if declared.ends_with('/') { k.starts_with(declared) } else { k == declared });
-            assert!(reached, "{}: declared key {declared} never reached the engine (saw {set:?})", action.name());
+            let reached = set.iter().any(|k| {
+                if declared.ends_with('/') {
+                    k.starts_with(declared)
+                } else {
+                    k == declared
+                }
+            });
+            assert!(
+                reached,
+                "{}: declared key {declared} never reached the engine (saw {set:?})",
+                action.name()
+            );
         }
     }
 }
 
 fn allow_all() -> String {
-    r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#.into()
+    r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#
+        .into()
 }

@@ -3,7 +3,7 @@
 //! [`MasterKey`] seals secrets (AES-256-GCM, random 96-bit nonce) before they are stored.
 //! `Debug` never prints key material.
 
-use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -54,7 +54,9 @@ impl MasterKey {
 
     /// Parse the base64 text of a key file or `PODIAM_MASTER_KEY`.
     pub fn from_base64(text: &str) -> Result<Self, CryptoError> {
-        let bytes = STANDARD.decode(text.trim()).map_err(|_| CryptoError::BadMasterKey)?;
+        let bytes = STANDARD
+            .decode(text.trim())
+            .map_err(|_| CryptoError::BadMasterKey)?;
         Self::from_bytes(&bytes)
     }
 
@@ -63,7 +65,9 @@ impl MasterKey {
             return Err(CryptoError::BadMasterKey);
         }
         let key = UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| CryptoError::BadMasterKey)?;
-        Ok(Self { key: LessSafeKey::new(key) })
+        Ok(Self {
+            key: LessSafeKey::new(key),
+        })
     }
 
     /// Seal `plain`; `context` (e.g. the record kind and id) is bound as associated data so a
@@ -72,7 +76,11 @@ impl MasterKey {
         let nonce_bytes = random_bytes::<NONCE_LEN>()?;
         let mut buf = plain.to_vec();
         self.key
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce_bytes), Aad::from(context.as_bytes()), &mut buf)
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce_bytes),
+                Aad::from(context.as_bytes()),
+                &mut buf,
+            )
             .map_err(|_| CryptoError::Random)?;
         let mut out = nonce_bytes.to_vec();
         out.extend_from_slice(&buf);
@@ -88,7 +96,10 @@ impl MasterKey {
         let (nonce, ct) = raw.split_at(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| CryptoError::Open)?;
         let mut buf = ct.to_vec();
-        let plain = self.key.open_in_place(nonce, Aad::from(context.as_bytes()), &mut buf).map_err(|_| CryptoError::Open)?;
+        let plain = self
+            .key
+            .open_in_place(nonce, Aad::from(context.as_bytes()), &mut buf)
+            .map_err(|_| CryptoError::Open)?;
         Ok(plain.to_vec())
     }
 }
@@ -96,7 +107,9 @@ impl MasterKey {
 /// `N` bytes from the system CSPRNG.
 pub fn random_bytes<const N: usize>() -> Result<[u8; N], CryptoError> {
     let mut b = [0u8; N];
-    SystemRandom::new().fill(&mut b).map_err(|_| CryptoError::Random)?;
+    SystemRandom::new()
+        .fill(&mut b)
+        .map_err(|_| CryptoError::Random)?;
     Ok(b)
 }
 
@@ -114,7 +127,10 @@ mod tests {
         let k2 = MasterKey::from_base64(&text).unwrap();
         assert_eq!(k2.open(&s, "access_key/AKIA1").unwrap(), b"secret");
         let (other, _) = MasterKey::generate().unwrap();
-        assert!(other.open(&s, "access_key/AKIA1").is_err(), "wrong master key");
+        assert!(
+            other.open(&s, "access_key/AKIA1").is_err(),
+            "wrong master key"
+        );
         assert!(!format!("{k:?}{s:?}").contains(&s.0));
     }
 
@@ -125,7 +141,10 @@ mod tests {
         let mut raw = STANDARD.decode(&s.0).unwrap();
         for i in 0..raw.len() {
             raw[i] ^= 1;
-            assert!(k.open(&Sealed(STANDARD.encode(&raw)), "c").is_err(), "byte {i}");
+            assert!(
+                k.open(&Sealed(STANDARD.encode(&raw)), "c").is_err(),
+                "byte {i}"
+            );
             raw[i] ^= 1;
         }
         assert!(MasterKey::from_base64("c2hvcnQ=").is_err());

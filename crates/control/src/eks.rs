@@ -8,12 +8,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::Control;
 use crate::auth::{Caller, RequestMeta};
 use crate::authz::{Action, Keys, ResourceKind, Target};
 use crate::error::{AwsError, Result};
 use crate::model::{self, kind};
 use crate::state::Change;
-use crate::Control;
 
 /// Tag that selects the hosted issuer's key algorithm.
 pub const TAG_ISSUER_ALGORITHM: &str = "podiam.io/issuer-algorithm";
@@ -45,33 +45,59 @@ pub fn cluster_name(name: &str) -> Result<()> {
 impl Control {
     /// `arn:aws:eks:REGION:ACCOUNT:cluster/NAME`.
     pub fn cluster_arn(&self, account: &str, name: &str) -> String {
-        format!("arn:aws:eks:{}:{account}:cluster/{name}", self.config.region)
+        format!(
+            "arn:aws:eks:{}:{account}:cluster/{name}",
+            self.config.region
+        )
     }
 
     /// CreateCluster from its rest-json body.
-    pub async fn create_cluster(&self, caller: &Caller, meta: &RequestMeta, body: &serde_json::Value) -> Result<Arc<model::Cluster>> {
+    pub async fn create_cluster(
+        &self,
+        caller: &Caller,
+        meta: &RequestMeta,
+        body: &serde_json::Value,
+    ) -> Result<Arc<model::Cluster>> {
         let account = caller.account().to_owned();
-        let obj = body.as_object().ok_or_else(|| AwsError::invalid_parameter("the request body must be a JSON object"))?;
+        let obj = body
+            .as_object()
+            .ok_or_else(|| AwsError::invalid_parameter("the request body must be a JSON object"))?;
         let str_field = |k: &str| obj.get(k).and_then(|v| v.as_str());
-        let name = str_field("name").ok_or_else(|| AwsError::invalid_parameter("name is required"))?.to_owned();
+        let name = str_field("name")
+            .ok_or_else(|| AwsError::invalid_parameter("name is required"))?
+            .to_owned();
         cluster_name(&name)?;
-        let role_arn = str_field("roleArn").ok_or_else(|| AwsError::invalid_parameter("roleArn is required"))?.to_owned();
+        let role_arn = str_field("roleArn")
+            .ok_or_else(|| AwsError::invalid_parameter("roleArn is required"))?
+            .to_owned();
         if crate::names::RoleArn::parse(&role_arn).is_none() {
-            return Err(AwsError::invalid_parameter(format!("roleArn {role_arn:?} is not a valid role ARN")));
+            return Err(AwsError::invalid_parameter(format!(
+                "roleArn {role_arn:?} is not a valid role ARN"
+            )));
         }
         if !obj.get("resourcesVpcConfig").is_some_and(|v| v.is_object()) {
-            return Err(AwsError::invalid_parameter("resourcesVpcConfig is required"));
+            return Err(AwsError::invalid_parameter(
+                "resourcesVpcConfig is required",
+            ));
         }
         let version = match obj.get("version") {
             None | Some(serde_json::Value::Null) => "1.33".to_owned(),
             Some(serde_json::Value::String(v)) if is_k8s_version(v) => v.clone(),
-            Some(v) => return Err(AwsError::invalid_parameter(format!("unsupported kubernetes version {v}"))),
+            Some(v) => {
+                return Err(AwsError::invalid_parameter(format!(
+                    "unsupported kubernetes version {v}"
+                )));
+            }
         };
         let mut tags = BTreeMap::new();
         if let Some(t) = obj.get("tags") {
-            let t = t.as_object().ok_or_else(|| AwsError::invalid_parameter("tags must be a map"))?;
+            let t = t
+                .as_object()
+                .ok_or_else(|| AwsError::invalid_parameter("tags must be a map"))?;
             for (k, v) in t {
-                let v = v.as_str().ok_or_else(|| AwsError::invalid_parameter("tag values must be strings"))?;
+                let v = v
+                    .as_str()
+                    .ok_or_else(|| AwsError::invalid_parameter("tag values must be strings"))?;
                 tags.insert(k.clone(), v.to_owned());
             }
             crate::pod_identity::check_tags(&tags)?;
@@ -79,30 +105,57 @@ impl Control {
         let alg = match tags.get(TAG_ISSUER_ALGORITHM).map(String::as_str) {
             None | Some("RS256") => "RS256",
             Some("ES256") => "ES256",
-            Some(other) => return Err(AwsError::invalid_parameter(format!("{TAG_ISSUER_ALGORITHM} must be RS256 or ES256, not {other:?}"))),
+            Some(other) => {
+                return Err(AwsError::invalid_parameter(format!(
+                    "{TAG_ISSUER_ALGORITHM} must be RS256 or ES256, not {other:?}"
+                )));
+            }
         };
         let external = tags.get(TAG_EXTERNAL_ISSUER).cloned();
         if let Some(url) = &external {
-            let ok = url.starts_with("https://") || (self.config.dangerous_allow_http_issuer && url.starts_with("http://"));
+            let ok = url.starts_with("https://")
+                || (self.config.dangerous_allow_http_issuer && url.starts_with("http://"));
             if !ok || url.contains(['?', '#']) {
-                return Err(AwsError::invalid_parameter(format!("{TAG_EXTERNAL_ISSUER} must be an https URL without query or fragment")));
+                return Err(AwsError::invalid_parameter(format!(
+                    "{TAG_EXTERNAL_ISSUER} must be an https URL without query or fragment"
+                )));
             }
         }
         let target = Target::new_cluster(&self.config.region, &account, &name);
-        let req_tags = Keys::none().request_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let req_tags =
+            Keys::none().request_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         self.authorize(caller, Action::EksCreateCluster, &target, meta, req_tags)?;
         let guard = self.db.write().await;
         // Creating a cluster hands it a role: the caller must be allowed to pass it. A role the
         // cluster names that does not exist is passed as named (EKS only keeps the ARN).
-        let role_arn = self.pass_role(caller, meta, &role_arn, "eks.amazonaws.com", target.arn(), false)?;
-        if self.db.read().clusters.contains_key(&(account.clone(), name.clone())) {
-            return Err(AwsError::resource_in_use(format!("cluster already exists with name: {name}")));
+        let role_arn = self.pass_role(
+            caller,
+            meta,
+            &role_arn,
+            "eks.amazonaws.com",
+            target.arn(),
+            false,
+        )?;
+        if self
+            .db
+            .read()
+            .clusters
+            .contains_key(&(account.clone(), name.clone()))
+        {
+            return Err(AwsError::resource_in_use(format!(
+                "cluster already exists with name: {name}"
+            )));
         }
-        let oidc_id = hex::encode_upper(crate::crypto::random_bytes::<16>().map_err(|_| AwsError::server_exception())?);
+        let oidc_id = hex::encode_upper(
+            crate::crypto::random_bytes::<16>().map_err(|_| AwsError::server_exception())?,
+        );
         let (issuer, hosted, keys) = match external {
             Some(url) => (url.trim_end_matches('/').to_owned(), false, vec![]),
             None => (
-                format!("{}/id/{oidc_id}", self.config.issuer_base_url.trim_end_matches('/')),
+                format!(
+                    "{}/id/{oidc_id}",
+                    self.config.issuer_base_url.trim_end_matches('/')
+                ),
                 true,
                 vec![self.new_issuer_key(&name, alg)?],
             ),
@@ -114,11 +167,21 @@ impl Control {
             }
         }
         if serde_json::to_vec(&spec).map_or(usize::MAX, |v| v.len()) > MAX_SPEC_BYTES {
-            return Err(AwsError::invalid_parameter(format!("the cluster configuration must not exceed {MAX_SPEC_BYTES} bytes")));
+            return Err(AwsError::invalid_parameter(format!(
+                "the cluster configuration must not exceed {MAX_SPEC_BYTES} bytes"
+            )));
         }
-        let count = self.db.read().clusters.range((account.clone(), String::new())..).take_while(|((a, _), _)| a == &account).count();
+        let count = self
+            .db
+            .read()
+            .clusters
+            .range((account.clone(), String::new())..)
+            .take_while(|((a, _), _)| a == &account)
+            .count();
         if count >= CLUSTERS_PER_ACCOUNT {
-            return Err(AwsError::resource_limit(format!("cannot create more than {CLUSTERS_PER_ACCOUNT} clusters in this account")));
+            return Err(AwsError::resource_limit(format!(
+                "cannot create more than {CLUSTERS_PER_ACCOUNT} clusters in this account"
+            )));
         }
         let c = model::Cluster {
             name: name.clone(),
@@ -133,15 +196,33 @@ impl Control {
             keys,
         };
         let now = self.now();
-        self.db.commit(&guard, vec![Change::insert(kind::CLUSTER, &account, &name, &c)?], now).await?;
+        self.db
+            .commit(
+                &guard,
+                vec![Change::insert(kind::CLUSTER, &account, &name, &c)?],
+                now,
+            )
+            .await?;
         Ok(Arc::new(c))
     }
 
     /// The cluster `name` names in the caller's account, authorized for `action` on the stored
     /// cluster (its tags as `aws:ResourceTag/*`), or on the name as given when there is none.
-    pub(crate) fn cluster_for(&self, caller: &Caller, meta: &RequestMeta, action: Action, name: &str, keys: Keys) -> Result<Option<(Arc<model::Cluster>, i64)>> {
+    pub(crate) fn cluster_for(
+        &self,
+        caller: &Caller,
+        meta: &RequestMeta,
+        action: Action,
+        name: &str,
+        keys: Keys,
+    ) -> Result<Option<(Arc<model::Cluster>, i64)>> {
         let account = caller.account();
-        let e = self.db.read().clusters.get(&(account.to_owned(), name.to_owned())).cloned();
+        let e = self
+            .db
+            .read()
+            .clusters
+            .get(&(account.to_owned(), name.to_owned()))
+            .cloned();
         let target = match &e {
             Some(e) => Target::cluster(&self.config.region, account, &e.value),
             None => Target::new_cluster(&self.config.region, account, name),
@@ -153,37 +234,84 @@ impl Control {
     /// `iam:PassRole` of the role `arn` names (in the caller's account) to `service`, for the
     /// resource `associated`: authorized on the stored role, whose canonical ARN is returned.
     /// Without `must_exist`, a role that does not exist is authorized (and returned) as named.
-    pub(crate) fn pass_role(&self, caller: &Caller, meta: &RequestMeta, arn: &str, service: &str, associated: &str, must_exist: bool) -> Result<String> {
-        let r = crate::names::RoleArn::parse(arn).ok_or_else(|| AwsError::invalid_parameter(format!("roleArn {arn:?} is not a valid role ARN")))?;
+    pub(crate) fn pass_role(
+        &self,
+        caller: &Caller,
+        meta: &RequestMeta,
+        arn: &str,
+        service: &str,
+        associated: &str,
+        must_exist: bool,
+    ) -> Result<String> {
+        let r = crate::names::RoleArn::parse(arn).ok_or_else(|| {
+            AwsError::invalid_parameter(format!("roleArn {arn:?} is not a valid role ARN"))
+        })?;
         let account = caller.account();
         if r.account.as_str() != account {
-            return Err(AwsError::invalid_parameter(format!("Role {arn} must be in the account {account} of the caller.")));
+            return Err(AwsError::invalid_parameter(format!(
+                "Role {arn} must be in the account {account} of the caller."
+            )));
         }
-        let stored = self.db.read().roles.get(&(account.to_owned(), r.name.to_lowercase())).map(|e| Arc::clone(&e.value)).filter(|x| x.path == r.path);
+        let stored = self
+            .db
+            .read()
+            .roles
+            .get(&(account.to_owned(), r.name.to_lowercase()))
+            .map(|e| Arc::clone(&e.value))
+            .filter(|x| x.path == r.path);
         let target = match &stored {
             Some(role) => Target::role(account, role),
-            None if must_exist => return Err(AwsError::invalid_parameter(format!("Role {arn} does not exist."))),
+            None if must_exist => {
+                return Err(AwsError::invalid_parameter(format!(
+                    "Role {arn} does not exist."
+                )));
+            }
             None => Target::new_iam(ResourceKind::Role, account, &r.path, &r.name),
         };
-        let keys = Keys::none().with("iam:PassedToService", service).with("iam:AssociatedResourceArn", associated);
+        let keys = Keys::none()
+            .with("iam:PassedToService", service)
+            .with("iam:AssociatedResourceArn", associated);
         self.authorize(caller, Action::IamPassRole, &target, meta, keys)?;
         Ok(target.arn().to_owned())
     }
 
     /// DescribeCluster.
-    pub fn describe_cluster(&self, caller: &Caller, meta: &RequestMeta, name: &str) -> Result<Arc<model::Cluster>> {
+    pub fn describe_cluster(
+        &self,
+        caller: &Caller,
+        meta: &RequestMeta,
+        name: &str,
+    ) -> Result<Arc<model::Cluster>> {
         let e = self.cluster_for(caller, meta, Action::EksDescribeCluster, name, Keys::none())?;
-        e.map(|e| e.0).ok_or_else(|| AwsError::resource_not_found(format!("no cluster found for name: {name}.")))
+        e.map(|e| e.0).ok_or_else(|| {
+            AwsError::resource_not_found(format!("no cluster found for name: {name}."))
+        })
     }
 
     /// ListClusters: names, paginated by `nextToken` (the last name returned).
-    pub fn list_clusters(&self, caller: &Caller, meta: &RequestMeta, max_results: Option<i64>, next: Option<&str>) -> Result<(Vec<String>, Option<String>)> {
+    pub fn list_clusters(
+        &self,
+        caller: &Caller,
+        meta: &RequestMeta,
+        max_results: Option<i64>,
+        next: Option<&str>,
+    ) -> Result<(Vec<String>, Option<String>)> {
         let account = caller.account().to_owned();
-        self.authorize(caller, Action::EksListClusters, &Target::wildcard(&account), meta, Keys::none())?;
+        self.authorize(
+            caller,
+            Action::EksListClusters,
+            &Target::wildcard(&account),
+            meta,
+            Keys::none(),
+        )?;
         let max = match max_results {
             None => 100,
             Some(n @ 1..=100) => usize::try_from(n).unwrap_or(100),
-            Some(_) => return Err(AwsError::invalid_parameter("maxResults must be between 1 and 100")),
+            Some(_) => {
+                return Err(AwsError::invalid_parameter(
+                    "maxResults must be between 1 and 100",
+                ));
+            }
         };
         let t = self.db.read();
         let names: Vec<String> = t
@@ -204,10 +332,17 @@ impl Control {
     }
 
     /// DeleteCluster: returns the deleted cluster.
-    pub async fn delete_cluster(&self, caller: &Caller, meta: &RequestMeta, name: &str) -> Result<Arc<model::Cluster>> {
+    pub async fn delete_cluster(
+        &self,
+        caller: &Caller,
+        meta: &RequestMeta,
+        name: &str,
+    ) -> Result<Arc<model::Cluster>> {
         let guard = self.db.write().await;
         let e = self.cluster_for(caller, meta, Action::EksDeleteCluster, name, Keys::none())?;
-        let (cluster, _) = e.ok_or_else(|| AwsError::resource_not_found(format!("no cluster found for name: {name}.")))?;
+        let (cluster, _) = e.ok_or_else(|| {
+            AwsError::resource_not_found(format!("no cluster found for name: {name}."))
+        })?;
         let now = self.now();
         // The cluster's Pod Identity associations go with it.
         let mut changes = self.cluster_association_deletes(caller.account(), name);

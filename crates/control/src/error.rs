@@ -192,7 +192,10 @@ pub type Result<T, E = AwsError> = std::result::Result<T, E>;
 impl AwsError {
     /// Build an error.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 
     /// How `protocol` names this error and with which status.
@@ -208,7 +211,10 @@ impl AwsError {
     }
     /// A required parameter is absent.
     pub fn missing_parameter(name: &str) -> Self {
-        Self::new(ErrorCode::MissingParameter, format!("The request must contain the parameter {name}."))
+        Self::new(
+            ErrorCode::MissingParameter,
+            format!("The request must contain the parameter {name}."),
+        )
     }
     /// IAM `InvalidInput`.
     pub fn invalid_input(message: impl Into<String>) -> Self {
@@ -252,11 +258,17 @@ impl AwsError {
     }
     /// `InvalidAction`.
     pub fn invalid_action(action: &str) -> Self {
-        Self::new(ErrorCode::InvalidAction, format!("Could not find operation {action} for this version."))
+        Self::new(
+            ErrorCode::InvalidAction,
+            format!("Could not find operation {action} for this version."),
+        )
     }
     /// IAM/STS internal failure (storage unavailable).
     pub fn service_failure() -> Self {
-        Self::new(ErrorCode::InternalFailure, "The request processing has failed because of an unknown error, exception or failure.")
+        Self::new(
+            ErrorCode::InternalFailure,
+            "The request processing has failed because of an unknown error, exception or failure.",
+        )
     }
     /// A replica that cannot serve now; SDKs retry.
     pub fn service_unavailable(message: impl Into<String>) -> Self {
@@ -267,15 +279,24 @@ impl AwsError {
 
     /// Unknown access key id.
     pub fn invalid_client_token_id() -> Self {
-        Self::new(ErrorCode::InvalidClientTokenId, "The security token included in the request is invalid.")
+        Self::new(
+            ErrorCode::InvalidClientTokenId,
+            "The security token included in the request is invalid.",
+        )
     }
     /// A session token that is expired.
     pub fn expired_session_token() -> Self {
-        Self::new(ErrorCode::ExpiredToken, "The security token included in the request is expired")
+        Self::new(
+            ErrorCode::ExpiredToken,
+            "The security token included in the request is expired",
+        )
     }
     /// A signed API called without a signature.
     pub fn missing_authentication() -> Self {
-        Self::new(ErrorCode::MissingAuthenticationToken, "Request is missing Authentication Token")
+        Self::new(
+            ErrorCode::MissingAuthenticationToken,
+            "Request is missing Authentication Token",
+        )
     }
 
     // === rest-json (EKS, EKS Auth) codes ===

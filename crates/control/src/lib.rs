@@ -61,7 +61,9 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {
-        let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
     }
 }
@@ -116,7 +118,9 @@ pub struct Control {
 
 impl std::fmt::Debug for Control {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Control").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Control")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -151,7 +155,8 @@ impl Control {
     ) -> Result<Self> {
         let db = Db::open(store).await?;
         let hooks = db.hooks();
-        let jwks = webid::JwksCache::new(config.dangerous_allow_http_issuer).with_hooks(hooks.clone());
+        let jwks =
+            webid::JwksCache::new(config.dangerous_allow_http_issuer).with_hooks(hooks.clone());
         let c = Self {
             config,
             db,
@@ -191,8 +196,10 @@ impl Control {
     pub(crate) fn check_staleness(&self) -> Result<()> {
         match self.too_stale() {
             None => Ok(()),
-            Some(age) => Err(AwsError::service_unavailable(format!("the store has been unreachable for {} s; this replica no longer issues credentials", age.as_secs()),
-            )),
+            Some(age) => Err(AwsError::service_unavailable(format!(
+                "the store has been unreachable for {} s; this replica no longer issues credentials",
+                age.as_secs()
+            ))),
         }
     }
 
@@ -236,12 +243,20 @@ impl Control {
         let t = self.db.read();
         let accounts = t.accounts.values().map(|e| Arc::clone(&e.value));
         let flagged = accounts.clone().find(|a| a.admin).map(|a| a.id.clone());
-        flagged.or_else(|| accounts.min_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id))).map(|a| a.id.clone()))
+        flagged.or_else(|| {
+            accounts
+                .min_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)))
+                .map(|a| a.id.clone())
+        })
     }
 
     fn require_installation_admin(&self, caller: &Caller, what: &str) -> Result<()> {
         match caller {
-            Caller::Root { account } if self.installation_admin().as_deref() == Some(account.as_str()) => Ok(()),
+            Caller::Root { account }
+                if self.installation_admin().as_deref() == Some(account.as_str()) =>
+            {
+                Ok(())
+            }
             _ => Err(AwsError::access_denied(format!(
                 "User: {} is not authorized to {what}: only the root of the installation's administrator account may",
                 caller.arn()
@@ -251,7 +266,9 @@ impl Control {
 
     async fn add_account(&self, account: &str, admin: bool) -> Result<Option<Bootstrap>> {
         let account = names::AccountId::parse(account)
-            .ok_or_else(|| AwsError::invalid_input(format!("account id {account:?} must be 12 digits")))?
+            .ok_or_else(|| {
+                AwsError::invalid_input(format!("account id {account:?} must be 12 digits"))
+            })?
             .to_string();
         let guard = self.db.write().await;
         if self.db.read().accounts.contains_key(&account) {
@@ -262,7 +279,16 @@ impl Control {
         let secret = random_secret()?;
         let sealed = self.seal(secret.as_bytes(), &format!("access_key/{akid}"))?;
         let changes = vec![
-            Change::insert(kind::ACCOUNT, "", &account, &model::Account { id: account.clone(), created: now, admin })?,
+            Change::insert(
+                kind::ACCOUNT,
+                "",
+                &account,
+                &model::Account {
+                    id: account.clone(),
+                    created: now,
+                    admin,
+                },
+            )?,
             Change::insert(
                 kind::ACCESS_KEY,
                 &account,
@@ -278,7 +304,11 @@ impl Control {
             )?,
         ];
         self.db.commit(&guard, changes, now).await?;
-        Ok(Some(Bootstrap { account, access_key_id: akid, secret_access_key: secret }))
+        Ok(Some(Bootstrap {
+            account,
+            access_key_id: akid,
+            secret_access_key: secret,
+        }))
     }
 
     /// Make sure a session key exists and load the key ring.
@@ -286,10 +316,22 @@ impl Control {
         if self.db.read().session_keys.is_empty() {
             let guard = self.db.write().await;
             if self.db.read().session_keys.is_empty() {
-                let bytes = crypto::random_bytes::<32>().map_err(|_| AwsError::service_failure())?;
+                let bytes =
+                    crypto::random_bytes::<32>().map_err(|_| AwsError::service_failure())?;
                 let now = self.now();
-                let key = model::SessionKey { id: 1, key: self.seal(&bytes, "session_key/1")?, created: now, active_from: 0 };
-                self.db.commit(&guard, vec![Change::insert(kind::SESSION_KEY, "", "1", &key)?], now).await?;
+                let key = model::SessionKey {
+                    id: 1,
+                    key: self.seal(&bytes, "session_key/1")?,
+                    created: now,
+                    active_from: 0,
+                };
+                self.db
+                    .commit(
+                        &guard,
+                        vec![Change::insert(kind::SESSION_KEY, "", "1", &key)?],
+                        now,
+                    )
+                    .await?;
             }
         }
         self.reload_session_keys().map(|_| ())
@@ -299,12 +341,25 @@ impl Control {
         let mut keys = Vec::new();
         let (generation, stored): (u64, Vec<Arc<model::SessionKey>>) = {
             let t = self.db.read();
-            (t.session_keys_generation, t.session_keys.values().map(|e| Arc::clone(&e.value)).collect())
+            (
+                t.session_keys_generation,
+                t.session_keys
+                    .values()
+                    .map(|e| Arc::clone(&e.value))
+                    .collect(),
+            )
         };
         for k in stored {
             let bytes = self.open_sealed(&k.key, &format!("session_key/{}", k.id))?;
-            let arr: [u8; 32] = bytes.as_slice().try_into().map_err(|_| AwsError::service_failure())?;
-            keys.push(SessionKeyMaterial::new(k.id, &arr).ok_or_else(AwsError::service_failure)?.active_from(k.active_from));
+            let arr: [u8; 32] = bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| AwsError::service_failure())?;
+            keys.push(
+                SessionKeyMaterial::new(k.id, &arr)
+                    .ok_or_else(AwsError::service_failure)?
+                    .active_from(k.active_from),
+            );
         }
         let ring = Arc::new(SessionKeyring::new(keys));
         *self.sessions.write() = (generation, Arc::clone(&ring));
@@ -334,12 +389,36 @@ impl Control {
     pub async fn rotate_session_key(&self, caller: &Caller) -> Result<(u32, i64)> {
         self.require_installation_admin(caller, "rotate the session keys")?;
         let guard = self.db.write().await;
-        let id = self.db.read().session_keys.keys().next_back().copied().unwrap_or(0).saturating_add(1);
+        let id = self
+            .db
+            .read()
+            .session_keys
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(0)
+            .saturating_add(1);
         let bytes = crypto::random_bytes::<32>().map_err(|_| AwsError::service_failure())?;
         let now = self.now();
         let active_from = now + SESSION_KEY_ACTIVATION_SECS;
-        let key = model::SessionKey { id, key: self.seal(&bytes, &format!("session_key/{id}"))?, created: now, active_from };
-        self.db.commit(&guard, vec![Change::insert(kind::SESSION_KEY, "", &id.to_string(), &key)?], now).await?;
+        let key = model::SessionKey {
+            id,
+            key: self.seal(&bytes, &format!("session_key/{id}"))?,
+            created: now,
+            active_from,
+        };
+        self.db
+            .commit(
+                &guard,
+                vec![Change::insert(
+                    kind::SESSION_KEY,
+                    "",
+                    &id.to_string(),
+                    &key,
+                )?],
+                now,
+            )
+            .await?;
         tracing::info!(id, active_from, "session key rotated");
         Ok((id, active_from))
     }
@@ -353,13 +432,23 @@ impl Control {
         let guard = self.db.write().await;
         let ids: Vec<u32> = self.db.read().session_keys.keys().copied().collect();
         if !ids.contains(&id) {
-            return Err(AwsError::no_such_entity(format!("session key {id} does not exist")));
+            return Err(AwsError::no_such_entity(format!(
+                "session key {id} does not exist"
+            )));
         }
         if ids.last() == Some(&id) {
-            return Err(AwsError::invalid_input(format!("session key {id} is the newest key; rotate before retiring it")));
+            return Err(AwsError::invalid_input(format!(
+                "session key {id} is the newest key; rotate before retiring it"
+            )));
         }
         let now = self.now();
-        self.db.commit(&guard, vec![Change::delete(kind::SESSION_KEY, "", &id.to_string())], now).await?;
+        self.db
+            .commit(
+                &guard,
+                vec![Change::delete(kind::SESSION_KEY, "", &id.to_string())],
+                now,
+            )
+            .await?;
         tracing::info!(id, "session key retired; its sessions are refused");
         Ok(ids.into_iter().filter(|k| *k != id).collect())
     }
@@ -367,7 +456,13 @@ impl Control {
     /// The ids of the session keys in force (installation administrator only).
     pub fn session_key_ids(&self, caller: &Caller) -> Result<Vec<(u32, i64)>> {
         self.require_installation_admin(caller, "list the session keys")?;
-        Ok(self.db.read().session_keys.values().map(|e| (e.value.id, e.value.active_from)).collect())
+        Ok(self
+            .db
+            .read()
+            .session_keys
+            .values()
+            .map(|e| (e.value.id, e.value.active_from))
+            .collect())
     }
 
     fn seal(&self, plain: &[u8], context: &str) -> Result<crypto::Sealed> {

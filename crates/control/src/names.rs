@@ -19,10 +19,18 @@ pub fn constraint(value: &str, member: &str, constraint: &str) -> AwsError {
 fn length(value: &str, member: &str, min: usize, max: usize) -> Result<(), AwsError> {
     let n = value.chars().count();
     if n < min {
-        return Err(constraint(value, member, &format!("Member must have length greater than or equal to {min}")));
+        return Err(constraint(
+            value,
+            member,
+            &format!("Member must have length greater than or equal to {min}"),
+        ));
     }
     if n > max {
-        return Err(constraint(value, member, &format!("Member must have length less than or equal to {max}")));
+        return Err(constraint(
+            value,
+            member,
+            &format!("Member must have length less than or equal to {max}"),
+        ));
     }
     Ok(())
 }
@@ -57,7 +65,11 @@ impl fmt::Display for AccountId {
 pub fn entity_name(s: &str, member: &str, max: usize) -> Result<(), AwsError> {
     length(s, member, 1, max)?;
     if !s.chars().all(is_name_char) {
-        return Err(constraint(s, member, "Member must satisfy regular expression pattern: [\\w+=,.@-]+"));
+        return Err(constraint(
+            s,
+            member,
+            "Member must satisfy regular expression pattern: [\\w+=,.@-]+",
+        ));
     }
     Ok(())
 }
@@ -71,7 +83,11 @@ pub fn policy_name(s: &str, member: &str) -> Result<(), AwsError> {
 pub fn role_session_name(s: &str) -> Result<(), AwsError> {
     length(s, "roleSessionName", 2, 64)?;
     if !s.chars().all(is_name_char) {
-        return Err(constraint(s, "roleSessionName", "Member must satisfy regular expression pattern: [\\w+=,.@-]*"));
+        return Err(constraint(
+            s,
+            "roleSessionName",
+            "Member must satisfy regular expression pattern: [\\w+=,.@-]*",
+        ));
     }
     Ok(())
 }
@@ -79,9 +95,17 @@ pub fn role_session_name(s: &str) -> Result<(), AwsError> {
 /// Validate an IAM path: `/` or `/…/` of printable ASCII `!`..`~`, at most 512 characters.
 pub fn iam_path(s: &str) -> Result<(), AwsError> {
     length(s, "path", 1, 512)?;
-    let ok = s == "/" || (s.len() >= 3 && s.starts_with('/') && s.ends_with('/') && s.bytes().all(|b| (0x21..=0x7e).contains(&b)));
+    let ok = s == "/"
+        || (s.len() >= 3
+            && s.starts_with('/')
+            && s.ends_with('/')
+            && s.bytes().all(|b| (0x21..=0x7e).contains(&b)));
     if !ok {
-        return Err(constraint(s, "path", "Member must satisfy regular expression pattern: (\\u002F)|(\\u002F[\\u0021-\\u007E]+\\u002F)"));
+        return Err(constraint(
+            s,
+            "path",
+            "Member must satisfy regular expression pattern: (\\u002F)|(\\u002F[\\u0021-\\u007E]+\\u002F)",
+        ));
     }
     Ok(())
 }
@@ -92,10 +116,18 @@ pub fn tag(key: &str, value: &str) -> Result<(), AwsError> {
     length(key, "tags.member.key", 1, 128)?;
     length(value, "tags.member.value", 0, 256)?;
     if !key.chars().all(ok_char) {
-        return Err(constraint(key, "tags.member.key", "Member must satisfy regular expression pattern: [\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]+"));
+        return Err(constraint(
+            key,
+            "tags.member.key",
+            "Member must satisfy regular expression pattern: [\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]+",
+        ));
     }
     if !value.chars().all(ok_char) {
-        return Err(constraint(value, "tags.member.value", "Member must satisfy regular expression pattern: [\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*"));
+        return Err(constraint(
+            value,
+            "tags.member.value",
+            "Member must satisfy regular expression pattern: [\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*",
+        ));
     }
     Ok(())
 }
@@ -106,7 +138,11 @@ pub fn role_description(s: &str) -> Result<(), AwsError> {
     length(s, "description", 0, 1000)?;
     let ok = |c: char| matches!(c, '\u{9}' | '\u{a}' | '\u{d}' | '\u{20}'..='\u{7e}' | '\u{a1}'..='\u{ff}');
     if !s.chars().all(ok) {
-        return Err(constraint(s, "description", "Member must satisfy regular expression pattern: [\\u0009\\u000A\\u000D\\u0020-\\u007E\\u00A1-\\u00FF]*"));
+        return Err(constraint(
+            s,
+            "description",
+            "Member must satisfy regular expression pattern: [\\u0009\\u000A\\u000D\\u0020-\\u007E\\u00A1-\\u00FF]*",
+        ));
     }
     Ok(())
 }
@@ -137,15 +173,34 @@ impl<'a> Arn<'a> {
     /// podiam holds, so no lookup or authorization ever sees one.
     pub fn parse(s: &'a str) -> Option<Self> {
         let mut it = s.splitn(6, ':');
-        let (Some("arn"), Some(partition), Some(service), Some(region), Some(account), Some(resource)) =
-            (it.next(), it.next(), it.next(), it.next(), it.next(), it.next())
+        let (
+            Some("arn"),
+            Some(partition),
+            Some(service),
+            Some(region),
+            Some(account),
+            Some(resource),
+        ) = (
+            it.next(),
+            it.next(),
+            it.next(),
+            it.next(),
+            it.next(),
+            it.next(),
+        )
         else {
             return None;
         };
         if partition != crate::authz::PARTITION || service.is_empty() || resource.is_empty() {
             return None;
         }
-        Some(Self { partition, service, region, account, resource })
+        Some(Self {
+            partition,
+            service,
+            region,
+            account,
+            resource,
+        })
     }
 }
 
@@ -170,13 +225,20 @@ impl RoleArn {
         let account = AccountId::parse(arn.account)?;
         let rest = arn.resource.strip_prefix("role/")?;
         let (path, name) = match rest.rfind('/') {
-            Some(i) => (format!("/{}", rest.get(..=i)?), rest.get(i + 1..)?.to_owned()),
+            Some(i) => (
+                format!("/{}", rest.get(..=i)?),
+                rest.get(i + 1..)?.to_owned(),
+            ),
             None => ("/".to_owned(), rest.to_owned()),
         };
         if entity_name(&name, "roleArn", 64).is_err() {
             return None;
         }
-        Some(Self { account, path, name })
+        Some(Self {
+            account,
+            path,
+            name,
+        })
     }
 }
 
@@ -237,10 +299,18 @@ mod tests {
     #[test]
     fn role_arn_with_and_without_path() {
         let a = RoleArn::parse("arn:aws:iam::111122223333:role/app/team/my-role").unwrap();
-        assert_eq!((a.account.as_str(), a.path.as_str(), a.name.as_str()), ("111122223333", "/app/team/", "my-role"));
+        assert_eq!(
+            (a.account.as_str(), a.path.as_str(), a.name.as_str()),
+            ("111122223333", "/app/team/", "my-role")
+        );
         let b = RoleArn::parse("arn:aws:iam::111122223333:role/r").unwrap();
         assert_eq!((b.path.as_str(), b.name.as_str()), ("/", "r"));
-        for other in ["arn:aws-cn:iam::111122223333:role/r", "arn:aws-us-gov:iam::111122223333:role/r", "arn:AWS:iam::111122223333:role/r", "arn::iam::111122223333:role/r"] {
+        for other in [
+            "arn:aws-cn:iam::111122223333:role/r",
+            "arn:aws-us-gov:iam::111122223333:role/r",
+            "arn:AWS:iam::111122223333:role/r",
+            "arn::iam::111122223333:role/r",
+        ] {
             assert!(RoleArn::parse(other).is_none(), "{other}");
             assert!(Arn::parse(other).is_none(), "{other}");
         }
@@ -266,7 +336,10 @@ mod tests {
     fn session_name_rules() {
         assert!(role_session_name("ab").is_ok());
         assert!(role_session_name(&"a".repeat(64)).is_ok());
-        assert_eq!(role_session_name("a").unwrap_err().code, crate::error::ErrorCode::ValidationError);
+        assert_eq!(
+            role_session_name("a").unwrap_err().code,
+            crate::error::ErrorCode::ValidationError
+        );
         assert!(role_session_name(&"a".repeat(65)).is_err());
         assert!(role_session_name("has space").is_err());
         assert!(role_session_name("slash/no").is_err());

@@ -19,7 +19,9 @@ pub struct Hooks(Arc<OnceLock<Arc<dyn Observer>>>);
 
 impl std::fmt::Debug for Hooks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("Hooks").field(&self.0.get().is_some()).finish()
+        f.debug_tuple("Hooks")
+            .field(&self.0.get().is_some())
+            .finish()
     }
 }
 

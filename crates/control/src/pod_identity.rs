@@ -255,7 +255,12 @@ impl Control {
         id: &str,
     ) -> Result<crate::state::Entry<model::PodIdentityAssociation>> {
         let account = caller.account();
-        let e = self.db.read().associations.get(account, cluster, id).cloned();
+        let e = self
+            .db
+            .read()
+            .associations
+            .get(account, cluster, id)
+            .cloned();
         let target = match &e {
             Some(e) => Target::association(&self.config.region, account, &e.value),
             None => Target::new_association(&self.config.region, account, cluster, id),
@@ -325,15 +330,31 @@ impl Control {
             ));
         }
         let mut input = input;
-        let req_tags = Keys::none().request_tags(input.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let req_tags =
+            Keys::none().request_tags(input.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let guard = self.db.write().await;
-        self.cluster_for(caller, meta, Action::EksCreatePodIdentityAssociation, cluster, req_tags)?
-            .ok_or_else(|| AwsError::resource_not_found(format!("No cluster found for name: {cluster}.")))?;
+        self.cluster_for(
+            caller,
+            meta,
+            Action::EksCreatePodIdentityAssociation,
+            cluster,
+            req_tags,
+        )?
+        .ok_or_else(|| {
+            AwsError::resource_not_found(format!("No cluster found for name: {cluster}."))
+        })?;
         self.check_association_role(&account, &input.role_arn)?;
         // The association keeps the role's canonical ARN (stored case and path), the one
         // `iam:PassRole` was authorized on.
         let cluster_arn = self.cluster_arn(&account, cluster);
-        input.role_arn = self.pass_role(caller, meta, &input.role_arn, SERVICE_PRINCIPAL, &cluster_arn, true)?;
+        input.role_arn = self.pass_role(
+            caller,
+            meta,
+            &input.role_arn,
+            SERVICE_PRINCIPAL,
+            &cluster_arn,
+            true,
+        )?;
         let existing = self
             .db
             .read()
@@ -405,7 +426,15 @@ impl Control {
         cluster: &str,
         id: &str,
     ) -> Result<Arc<model::PodIdentityAssociation>> {
-        Ok(self.association_for(caller, meta, Action::EksDescribePodIdentityAssociation, cluster, id)?.value)
+        Ok(self
+            .association_for(
+                caller,
+                meta,
+                Action::EksDescribePodIdentityAssociation,
+                cluster,
+                id,
+            )?
+            .value)
     }
 
     /// ListPodIdentityAssociations, filtered by namespace and service account, paginated by
@@ -422,7 +451,13 @@ impl Control {
         next: Option<&str>,
     ) -> Result<(Vec<Arc<model::PodIdentityAssociation>>, Option<String>)> {
         let account = caller.account().to_owned();
-        self.cluster_for(caller, meta, Action::EksListPodIdentityAssociations, cluster, Keys::none())?;
+        self.cluster_for(
+            caller,
+            meta,
+            Action::EksListPodIdentityAssociations,
+            cluster,
+            Keys::none(),
+        )?;
         let max = match max_results {
             None => 100,
             Some(n @ 1..=100) => usize::try_from(n).unwrap_or(100),
@@ -481,7 +516,13 @@ impl Control {
             check_session_policy(p)?;
         }
         let guard = self.db.write().await;
-        let e = self.association_for(caller, meta, Action::EksUpdatePodIdentityAssociation, cluster, id)?;
+        let e = self.association_for(
+            caller,
+            meta,
+            Action::EksUpdatePodIdentityAssociation,
+            cluster,
+            id,
+        )?;
         let mut a = (*e.value).clone();
         if let Some(r) = input.role_arn {
             self.check_association_role(&account, &r)?;
@@ -530,7 +571,13 @@ impl Control {
     ) -> Result<Arc<model::PodIdentityAssociation>> {
         let account = caller.account().to_owned();
         let guard = self.db.write().await;
-        let e = self.association_for(caller, meta, Action::EksDeletePodIdentityAssociation, cluster, id)?;
+        let e = self.association_for(
+            caller,
+            meta,
+            Action::EksDeletePodIdentityAssociation,
+            cluster,
+            id,
+        )?;
         let now = self.now();
         self.db
             .commit(
@@ -556,7 +603,11 @@ impl Control {
     /// Resolve an EKS resource ARN of the caller's account to the stored cluster or association:
     /// `(target, cluster, association id)`. Other accounts' and regions' ARNs name nothing.
     #[allow(clippy::type_complexity)]
-    fn eks_resource(&self, caller: &Caller, arn: &str) -> Result<(Option<Target>, Target, String, Option<String>)> {
+    fn eks_resource(
+        &self,
+        caller: &Caller,
+        arn: &str,
+    ) -> Result<(Option<Target>, Target, String, Option<String>)> {
         let not_found = || AwsError::not_found(format!("resource not found: {arn}"));
         let a = names::Arn::parse(arn)
             .ok_or_else(|| AwsError::bad_request(format!("{arn:?} is not a valid ARN")))?;
@@ -567,14 +618,38 @@ impl Control {
         let t = self.db.read();
         let region = &self.config.region;
         if let Some(name) = a.resource.strip_prefix("cluster/") {
-            return Ok(match t.clusters.get(&(account.to_owned(), name.to_owned())) {
-                Some(c) => (Some(Target::cluster(region, account, &c.value)), Target::new_cluster(region, account, name), name.to_owned(), None),
-                None => (None, Target::new_cluster(region, account, name), name.to_owned(), None),
-            });
+            return Ok(
+                match t.clusters.get(&(account.to_owned(), name.to_owned())) {
+                    Some(c) => (
+                        Some(Target::cluster(region, account, &c.value)),
+                        Target::new_cluster(region, account, name),
+                        name.to_owned(),
+                        None,
+                    ),
+                    None => (
+                        None,
+                        Target::new_cluster(region, account, name),
+                        name.to_owned(),
+                        None,
+                    ),
+                },
+            );
         }
-        if let Some((cluster, id)) = a.resource.strip_prefix("podidentityassociation/").and_then(|r| r.split_once('/')) {
-            let stored = t.associations.get(account, cluster, id).map(|e| Target::association(region, account, &e.value));
-            return Ok((stored, Target::new_association(region, account, cluster, id), cluster.to_owned(), Some(id.to_owned())));
+        if let Some((cluster, id)) = a
+            .resource
+            .strip_prefix("podidentityassociation/")
+            .and_then(|r| r.split_once('/'))
+        {
+            let stored = t
+                .associations
+                .get(account, cluster, id)
+                .map(|e| Target::association(region, account, &e.value));
+            return Ok((
+                stored,
+                Target::new_association(region, account, cluster, id),
+                cluster.to_owned(),
+                Some(id.to_owned()),
+            ));
         }
         Err(not_found())
     }
@@ -582,16 +657,41 @@ impl Control {
     /// The stored EKS resource an ARN names, authorized for `action`; one that does not exist is
     /// authorized under the ARN as given before NotFound, so the caller learns whether it
     /// exists only where allowed to act on it.
-    fn eks_resource_for(&self, caller: &Caller, meta: &RequestMeta, action: Action, arn: &str, keys: Keys) -> Result<(Target, String, Option<String>)> {
+    fn eks_resource_for(
+        &self,
+        caller: &Caller,
+        meta: &RequestMeta,
+        action: Action,
+        arn: &str,
+        keys: Keys,
+    ) -> Result<(Target, String, Option<String>)> {
         let (stored, named, cluster, id) = self.eks_resource(caller, arn)?;
-        self.authorize(caller, action, stored.as_ref().unwrap_or(&named), meta, keys)?;
-        let target = stored.ok_or_else(|| AwsError::not_found(format!("resource not found: {arn}")))?;
+        self.authorize(
+            caller,
+            action,
+            stored.as_ref().unwrap_or(&named),
+            meta,
+            keys,
+        )?;
+        let target =
+            stored.ok_or_else(|| AwsError::not_found(format!("resource not found: {arn}")))?;
         Ok((target, cluster, id))
     }
 
     /// ListTagsForResource (EKS).
-    pub fn list_eks_tags(&self, caller: &Caller, meta: &RequestMeta, arn: &str) -> Result<BTreeMap<String, String>> {
-        let (target, _, _) = self.eks_resource_for(caller, meta, Action::EksListTagsForResource, arn, Keys::none())?;
+    pub fn list_eks_tags(
+        &self,
+        caller: &Caller,
+        meta: &RequestMeta,
+        arn: &str,
+    ) -> Result<BTreeMap<String, String>> {
+        let (target, _, _) = self.eks_resource_for(
+            caller,
+            meta,
+            Action::EksListTagsForResource,
+            arn,
+            Keys::none(),
+        )?;
         Ok(target.tags().iter().cloned().collect())
     }
 
@@ -607,7 +707,10 @@ impl Control {
         let bad = AwsError::bad_request;
         let (action, keys) = if remove.is_empty() {
             check_tags(&add).map_err(|e| bad(e.message))?;
-            (Action::EksTagResource, Keys::none().request_tags(add.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
+            (
+                Action::EksTagResource,
+                Keys::none().request_tags(add.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+            )
         } else {
             (Action::EksUntagResource, Keys::none().tag_keys(&remove))
         };
@@ -633,8 +736,14 @@ impl Control {
         };
         let change = match id {
             None => {
-                let e = self.db.read().clusters.get(&(account.clone(), cluster.clone())).cloned();
-                let e = e.ok_or_else(|| AwsError::not_found(format!("resource not found: {arn}")))?;
+                let e = self
+                    .db
+                    .read()
+                    .clusters
+                    .get(&(account.clone(), cluster.clone()))
+                    .cloned();
+                let e =
+                    e.ok_or_else(|| AwsError::not_found(format!("resource not found: {arn}")))?;
                 let mut c = (*e.value).clone();
                 apply(&mut c.tags)?;
                 Change::update(kind::CLUSTER, &account, &cluster, &c, e.version)?
@@ -662,7 +771,13 @@ impl Control {
     ) -> Result<PodIdentityCredentials> {
         crate::eks::cluster_name(cluster)?;
         let account = caller.account().to_owned();
-        self.cluster_for(caller, meta, Action::EksAuthAssumeRoleForPodIdentity, cluster, Keys::none())?;
+        self.cluster_for(
+            caller,
+            meta,
+            Action::EksAuthAssumeRoleForPodIdentity,
+            cluster,
+            Keys::none(),
+        )?;
         self.pod_identity_credentials(&account, meta, cluster, token)
             .await
     }
@@ -679,17 +794,32 @@ impl Control {
         token: &str,
     ) -> Result<PodIdentityCredentials> {
         let generic = || {
-            AwsError::invalid_token(format!("The service account token is not valid for cluster {cluster}."))
+            AwsError::invalid_token(format!(
+                "The service account token is not valid for cluster {cluster}."
+            ))
         };
         check_token_shape(token)?;
-        let exists = self.db.read().clusters.contains_key(&(account.to_owned(), cluster.to_owned()));
+        let exists = self
+            .db
+            .read()
+            .clusters
+            .contains_key(&(account.to_owned(), cluster.to_owned()));
         if !exists {
             return Err(generic());
         }
-        match self.pod_identity_credentials(account, meta, cluster, token).await {
+        match self
+            .pod_identity_credentials(account, meta, cluster, token)
+            .await
+        {
             // A token that does not verify, or whose issuer cannot be reached to verify it,
             // reads as a missing cluster does.
-            Err(e) if matches!(e.code, crate::error::ErrorCode::InvalidToken | crate::error::ErrorCode::IdpCommunicationError) => {
+            Err(e)
+                if matches!(
+                    e.code,
+                    crate::error::ErrorCode::InvalidToken
+                        | crate::error::ErrorCode::IdpCommunicationError
+                ) =>
+            {
                 tracing::info!(account, cluster, error = %e.message, "direct-mode token refused");
                 Err(generic())
             }
@@ -723,8 +853,7 @@ impl Control {
             ))
         })?;
         let role_arn = role_arn_param(&assoc.role_arn, "roleArn")?;
-        let role = self
-            .role_for_assume(&role_arn, "sts:AssumeRole")?;
+        let role = self.role_for_assume(&role_arn, "sts:AssumeRole")?;
         let cluster_arn = self.cluster_arn(account, cluster);
         let mut tags = BTreeMap::new();
         if !assoc.disable_session_tags {
@@ -782,7 +911,7 @@ impl Control {
             // Without a target role, the association's policy restricts this session.
             policy: if chained { None } else { assoc.policy.clone() },
             policy_arns: vec![],
-                    policy_ids: vec![],
+            policy_ids: vec![],
             chained: false,
             federated_provider: None,
         };
@@ -790,8 +919,7 @@ impl Control {
             None => first,
             Some(target) => {
                 let target_arn = role_arn_param(target, "targetRoleArn")?;
-                let target_role = self
-                    .role_for_assume(&target_arn, "sts:AssumeRole")?;
+                let target_role = self.role_for_assume(&target_arn, "sts:AssumeRole")?;
                 let parent = Caller::Session(Arc::new(first));
                 // The session tags pass on as transitive: the target's trust sees them as it
                 // sees any session tags being set (as AssumeRole does for a chained session).
@@ -860,7 +988,10 @@ impl Control {
         let mut v = Validation::new(&c.issuer, &audiences, self.now());
         v.leeway_secs = TOKEN_LEEWAY_SECS;
         let map_err = |e: JwtError| match e {
-            JwtError::Expired => AwsError::new(ErrorCode::ExpiredIdentityToken, "The service account token has expired."),
+            JwtError::Expired => AwsError::new(
+                ErrorCode::ExpiredIdentityToken,
+                "The service account token has expired.",
+            ),
             other => invalid(format!(
                 "The service account token is not valid for cluster {}: {other}",
                 c.name
@@ -868,7 +999,10 @@ impl Control {
         };
         if c.hosted {
             let keys = self.hosted_issuer_keys(&c.oidc_id).ok_or_else(|| {
-                AwsError::new(ErrorCode::InternalFailure, "The cluster's issuer keys are unavailable.")
+                AwsError::new(
+                    ErrorCode::InternalFailure,
+                    "The cluster's issuer keys are unavailable.",
+                )
             })?;
             return podiam_jose::verify(&unverified, &keys.jwks, &v)
                 .map(|c| c.claims)
@@ -881,7 +1015,10 @@ impl Control {
             tracing::info!(issuer = %c.issuer, error = %e, "cluster issuer keys unavailable");
             // IDPCommunicationError renders as EKS Auth's ServiceUnavailableException (503),
             // and tells this failure apart from a stale replica's.
-            AwsError::new(crate::error::ErrorCode::IdpCommunicationError, "Couldn't retrieve the verification keys of the cluster's issuer.")
+            AwsError::new(
+                crate::error::ErrorCode::IdpCommunicationError,
+                "Couldn't retrieve the verification keys of the cluster's issuer.",
+            )
         };
         let keys = self.jwks.keys(&trust, false).await.map_err(fetch_err)?;
         match crate::webid::verify(&unverified, &keys, &v) {

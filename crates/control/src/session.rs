@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::hmac;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -80,11 +80,17 @@ pub struct SessionClaims {
 impl SessionClaims {
     /// `arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`.
     pub fn arn(&self) -> String {
-        format!("arn:aws:sts::{}:assumed-role/{}/{}", self.account, self.role_name, self.session_name)
+        format!(
+            "arn:aws:sts::{}:assumed-role/{}/{}",
+            self.account, self.role_name, self.session_name
+        )
     }
     /// `arn:aws:iam::ACCOUNT:role/PATH/ROLE`.
     pub fn role_arn(&self) -> String {
-        format!("arn:aws:iam::{}:role{}{}", self.account, self.role_path, self.role_name)
+        format!(
+            "arn:aws:iam::{}:role{}{}",
+            self.account, self.role_path, self.role_name
+        )
     }
     /// `ROLEID:SESSION`.
     pub fn user_id(&self) -> String {
@@ -113,7 +119,9 @@ pub struct SessionKeyMaterial {
 
 impl std::fmt::Debug for SessionKeyMaterial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionKeyMaterial").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("SessionKeyMaterial")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -124,7 +132,12 @@ impl SessionKeyMaterial {
         // Separate keys for the two uses, both derived from the stored bytes.
         let derive = hmac::Key::new(hmac::HMAC_SHA256, bytes);
         let secret_bytes = hmac::sign(&derive, b"podiam session secret derivation v1");
-        Some(Self { id, active_from: 0, aead, secret_key: hmac::Key::new(hmac::HMAC_SHA256, secret_bytes.as_ref()) })
+        Some(Self {
+            id,
+            active_from: 0,
+            aead,
+            secret_key: hmac::Key::new(hmac::HMAC_SHA256, secret_bytes.as_ref()),
+        })
     }
     /// The key mints only from `unix_secs` on (it verifies at once).
     #[must_use]
@@ -153,7 +166,11 @@ impl SessionKeyring {
 
     /// The key that mints at `now`: the newest active one (the oldest if none is active yet).
     fn current(&self, now: i64) -> Option<&SessionKeyMaterial> {
-        self.keys.iter().rev().find(|k| k.active_from <= now).or_else(|| self.keys.first())
+        self.keys
+            .iter()
+            .rev()
+            .find(|k| k.active_from <= now)
+            .or_else(|| self.keys.first())
     }
 
     fn by_id(&self, id: u32) -> Option<&SessionKeyMaterial> {
@@ -183,7 +200,13 @@ impl SessionKeyring {
         buf.extend_from_slice(&k.id.to_be_bytes());
         buf.extend_from_slice(&nonce);
         let mut body = plain;
-        k.aead.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(AAD), &mut body).ok()?;
+        k.aead
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(AAD),
+                &mut body,
+            )
+            .ok()?;
         buf.extend_from_slice(&body);
         let secret = Self::derive_secret(k, &claims.access_key_id, &buf);
         Some((STANDARD.encode(buf), secret))
@@ -207,8 +230,12 @@ impl SessionKeyring {
         let key = self.by_id(id).ok_or(SessionError::Invalid)?;
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| SessionError::Invalid)?;
         let mut buf = body.to_vec();
-        let plain = key.aead.open_in_place(nonce, Aad::from(AAD), &mut buf).map_err(|_| SessionError::Invalid)?;
-        let claims: SessionClaims = serde_json::from_slice(plain).map_err(|_| SessionError::Invalid)?;
+        let plain = key
+            .aead
+            .open_in_place(nonce, Aad::from(AAD), &mut buf)
+            .map_err(|_| SessionError::Invalid)?;
+        let claims: SessionClaims =
+            serde_json::from_slice(plain).map_err(|_| SessionError::Invalid)?;
         if now >= claims.expires {
             return Err(SessionError::Expired);
         }
@@ -277,12 +304,22 @@ mod tests {
         for i in 0..raw.len() {
             let mut m = raw.clone();
             m[i] ^= 0x01;
-            assert_eq!(r.open(&STANDARD.encode(&m), 2000).unwrap_err(), SessionError::Invalid, "byte {i}");
+            assert_eq!(
+                r.open(&STANDARD.encode(&m), 2000).unwrap_err(),
+                SessionError::Invalid,
+                "byte {i}"
+            );
         }
-        assert_eq!(r.open(&tok[..tok.len() - 4], 2000).unwrap_err(), SessionError::Invalid);
+        assert_eq!(
+            r.open(&tok[..tok.len() - 4], 2000).unwrap_err(),
+            SessionError::Invalid
+        );
         assert_eq!(r.open("", 2000).unwrap_err(), SessionError::Invalid);
         assert_eq!(r.open("!!!", 2000).unwrap_err(), SessionError::Invalid);
-        assert_eq!(r.open(&"A".repeat(9000), 2000).unwrap_err(), SessionError::Invalid);
+        assert_eq!(
+            r.open(&"A".repeat(9000), 2000).unwrap_err(),
+            SessionError::Invalid
+        );
     }
 
     #[test]
@@ -291,8 +328,16 @@ mod tests {
         let (tok, _) = r.mint(&claims()).unwrap();
         assert_eq!(r.open(&tok, 4600).unwrap_err(), SessionError::Expired);
         assert!(r.open(&tok, 4599).is_ok());
-        assert_eq!(ring(1, 8).open(&tok, 2000).unwrap_err(), SessionError::Invalid, "same id, other key");
-        assert_eq!(ring(2, 7).open(&tok, 2000).unwrap_err(), SessionError::Invalid, "unknown key id");
+        assert_eq!(
+            ring(1, 8).open(&tok, 2000).unwrap_err(),
+            SessionError::Invalid,
+            "same id, other key"
+        );
+        assert_eq!(
+            ring(2, 7).open(&tok, 2000).unwrap_err(),
+            SessionError::Invalid,
+            "unknown key id"
+        );
     }
 
     #[test]
@@ -313,7 +358,9 @@ mod tests {
     fn a_rotated_key_mints_only_once_active() {
         let ring = SessionKeyring::new(vec![
             SessionKeyMaterial::new(1, &[7; 32]).unwrap(),
-            SessionKeyMaterial::new(2, &[9; 32]).unwrap().active_from(1002),
+            SessionKeyMaterial::new(2, &[9; 32])
+                .unwrap()
+                .active_from(1002),
         ]);
         let mut c = claims();
         c.issued = 1001;
@@ -322,7 +369,14 @@ mod tests {
         c.issued = 1002;
         let (late, _) = ring.mint(&c).unwrap();
         assert_eq!(key_id(&late), 2, "from activation the new key mints");
-        let only_future = SessionKeyring::new(vec![SessionKeyMaterial::new(3, &[1; 32]).unwrap().active_from(5000)]);
-        assert!(only_future.mint(&claims()).is_some(), "a lone key mints even before its activation");
+        let only_future = SessionKeyring::new(vec![
+            SessionKeyMaterial::new(3, &[1; 32])
+                .unwrap()
+                .active_from(5000),
+        ]);
+        assert!(
+            only_future.mint(&claims()).is_some(),
+            "a lone key mints even before its activation"
+        );
     }
 }

@@ -834,7 +834,9 @@ async fn prune(inner: Weak<Inner>, every: Duration) {
         match inner.store.prune_tombstones(before).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(pruned = n, "old tombstones pruned from the change feed"),
-            Err(e) => tracing::debug!(error = %crate::error::ErrorChain(&e), "pruning tombstones failed; next time"),
+            Err(e) => {
+                tracing::debug!(error = %crate::error::ErrorChain(&e), "pruning tombstones failed; next time")
+            }
         }
     }
 }

@@ -11,14 +11,14 @@ use std::sync::Arc;
 use podiam_jose::{JwtError, UnverifiedToken, Validation};
 use podiam_policy as policy;
 
-use crate::auth::{principal_of, Caller, RequestMeta};
+use crate::Control;
+use crate::auth::{Caller, RequestMeta, principal_of};
 use crate::authz::{Action, Keys, Target};
 use crate::error::{AwsError, ErrorCode, Result};
 use crate::iam::{policy_chars, provider_arn, provider_key};
 use crate::model;
 use crate::names;
 use crate::session::SessionClaims;
-use crate::Control;
 
 /// Leeway past `exp` (and before `nbf`) that STS allows.
 pub const TOKEN_LEEWAY_SECS: i64 = 300;
@@ -28,8 +28,7 @@ pub const TAGS_CLAIM: &str = "https://aws.amazon.com/tags";
 pub const CHAINED_MAX_SECS: i64 = 3600;
 /// AWS's message for `IDPCommunicationError` (double space included): nothing about the
 /// issuer's URLs, statuses or connection errors reaches the anonymous caller.
-pub const IDP_COMMUNICATION_MESSAGE: &str =
-    "Couldn't retrieve verification key from your identity provider,  please reference AssumeRoleWithWebIdentity documentation for requirements";
+pub const IDP_COMMUNICATION_MESSAGE: &str = "Couldn't retrieve verification key from your identity provider,  please reference AssumeRoleWithWebIdentity documentation for requirements";
 
 /// Temporary credentials.
 #[derive(Clone)]
@@ -46,7 +45,10 @@ pub struct Credentials {
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials").field("access_key_id", &self.access_key_id).field("expiration", &self.expiration).finish_non_exhaustive()
+        f.debug_struct("Credentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("expiration", &self.expiration)
+            .finish_non_exhaustive()
     }
 }
 
@@ -117,14 +119,21 @@ impl Control {
         }
         if let Some(p) = &c.policy {
             names::bounded(p, "policy", 1, 2048)?;
-            policy::Policy::parse(p, policy::PolicyKind::Session).map_err(|e| AwsError::malformed_policy(e.to_string()))?;
+            policy::Policy::parse(p, policy::PolicyKind::Session)
+                .map_err(|e| AwsError::malformed_policy(e.to_string()))?;
         }
         if c.policy_arns.len() > 10 {
-            return Err(names::constraint("", "policyArns", "Member must have length less than or equal to 10"));
+            return Err(names::constraint(
+                "",
+                "policyArns",
+                "Member must have length less than or equal to 10",
+            ));
         }
         for a in &c.policy_arns {
             names::bounded(a, "policyArns.member.arn", 20, 2048)?;
-            if names::Arn::parse(a).is_none_or(|x| x.service != "iam" || !x.resource.starts_with("policy/")) {
+            if names::Arn::parse(a)
+                .is_none_or(|x| x.service != "iam" || !x.resource.starts_with("policy/"))
+            {
                 return Err(AwsError::invalid_input(format!("invalid policy arn {a:?}")));
             }
         }
@@ -133,18 +142,32 @@ impl Control {
         // Managed session policies are the role account's own: another account's policy is
         // never read (nor is whether it exists revealed).
         for a in &c.policy_arns {
-            if names::Arn::parse(a).is_none_or(|x| x.account != arn.account.as_str() || !x.region.is_empty()) {
+            if names::Arn::parse(a)
+                .is_none_or(|x| x.account != arn.account.as_str() || !x.region.is_empty())
+            {
                 return Err(AwsError::new(
                     ErrorCode::InvalidParameterValue,
-                    format!("Policy {a} is not a managed policy of the role's account {}.", arn.account),
+                    format!(
+                        "Policy {a} is not a managed policy of the role's account {}.",
+                        arn.account
+                    ),
                 ));
             }
         }
         Ok((arn, duration))
     }
 
-    pub(crate) fn role_for_assume(&self, arn: &names::RoleArn, action: &str) -> Result<Arc<model::Role>> {
-        let e = self.db.read().roles.get(&(arn.account.as_str().to_owned(), arn.name.to_lowercase())).cloned();
+    pub(crate) fn role_for_assume(
+        &self,
+        arn: &names::RoleArn,
+        action: &str,
+    ) -> Result<Arc<model::Role>> {
+        let e = self
+            .db
+            .read()
+            .roles
+            .get(&(arn.account.as_str().to_owned(), arn.name.to_lowercase()))
+            .cloned();
         // AWS does not reveal whether a role exists: a missing role is AccessDenied.
         let denied = || AwsError::access_denied(format!("not authorized to perform {action}"));
         let e = e.ok_or_else(denied)?;
@@ -163,7 +186,8 @@ impl Control {
                     .and_then(|a| {
                         let name = a.resource.rsplit('/').next()?.to_lowercase();
                         let e = t.policies.get(&(a.account.to_owned(), name))?;
-                        (crate::iam::policy_arn(a.account, &e.value) == *arn).then(|| e.value.id.clone())
+                        (crate::iam::policy_arn(a.account, &e.value) == *arn)
+                            .then(|| e.value.id.clone())
                     })
                     .unwrap_or_default()
             })
@@ -180,7 +204,12 @@ impl Control {
     ///
     /// Every AccessDenied reads AWS's one message, whether the role is missing or its trust
     /// policy says no; the reason goes to the log.
-    pub async fn assume_role_with_web_identity(&self, meta: &RequestMeta, common: AssumeCommon, token: &str) -> Result<AssumedRole> {
+    pub async fn assume_role_with_web_identity(
+        &self,
+        meta: &RequestMeta,
+        common: AssumeCommon,
+        token: &str,
+    ) -> Result<AssumedRole> {
         let requested = common.role_arn.clone();
         self.assume_role_with_web_identity_checked(meta, common, token).await.map_err(|e| {
             if e.code == crate::error::ErrorCode::AccessDenied {
@@ -192,31 +221,59 @@ impl Control {
         })
     }
 
-    async fn assume_role_with_web_identity_checked(&self, meta: &RequestMeta, common: AssumeCommon, token: &str) -> Result<AssumedRole> {
+    async fn assume_role_with_web_identity_checked(
+        &self,
+        meta: &RequestMeta,
+        common: AssumeCommon,
+        token: &str,
+    ) -> Result<AssumedRole> {
         let (role_arn, duration) = self.validate_common(&common)?;
         names::bounded(token, "webIdentityToken", 4, 20000)?;
-        let unverified = UnverifiedToken::parse(token).map_err(|e| invalid_token(format!("the web identity token is malformed: {e}")))?;
-        let iss = unverified.issuer().ok_or_else(|| invalid_token("the web identity token has no issuer (iss)"))?.to_owned();
+        let unverified = UnverifiedToken::parse(token)
+            .map_err(|e| invalid_token(format!("the web identity token is malformed: {e}")))?;
+        let iss = unverified
+            .issuer()
+            .ok_or_else(|| invalid_token("the web identity token has no issuer (iss)"))?
+            .to_owned();
         let account = role_arn.account.as_str().to_owned();
         let key = provider_key(&iss);
-        let provider = self.db.read().providers.get(&(account.clone(), key.clone())).map(|e| Arc::clone(&e.value));
-        let provider = provider.ok_or_else(|| invalid_token(format!("no OpenIDConnect provider found in your account for {iss}")))?;
+        let provider = self
+            .db
+            .read()
+            .providers
+            .get(&(account.clone(), key.clone()))
+            .map(|e| Arc::clone(&e.value));
+        let provider = provider.ok_or_else(|| {
+            invalid_token(format!(
+                "no OpenIDConnect provider found in your account for {iss}"
+            ))
+        })?;
         if provider.url != iss {
-            return Err(invalid_token(format!("no OpenIDConnect provider found in your account for {iss}")));
+            return Err(invalid_token(format!(
+                "no OpenIDConnect provider found in your account for {iss}"
+            )));
         }
         let action = Action::StsAssumeRoleWithWebIdentity;
         let role = self.role_for_assume(&role_arn, action.name());
         let now = self.now();
         let mut validation = Validation::new(&iss, &provider.client_ids, now);
         validation.leeway_secs = TOKEN_LEEWAY_SECS;
-        let claims = self.verify_web_identity(&iss, &provider, &unverified, &validation, role.is_ok()).await?;
+        let claims = self
+            .verify_web_identity(&iss, &provider, &unverified, &validation, role.is_ok())
+            .await?;
         let role = role?;
         // INVARIANT: with a role, fetching was allowed, so there are claims or an error.
         let claims = claims.ok_or_else(AwsError::service_failure)?;
         if duration > role.max_session_duration {
-            return Err(AwsError::validation("the requested DurationSeconds exceeds the MaxSessionDuration set for this role"));
+            return Err(AwsError::validation(
+                "the requested DurationSeconds exceeds the MaxSessionDuration set for this role",
+            ));
         }
-        let sub = claims.get("sub").and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+        let sub = claims
+            .get("sub")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned();
         let audience = match claims.get("aud") {
             Some(serde_json::Value::String(a)) => a.clone(),
             Some(serde_json::Value::Array(a)) => a
@@ -235,11 +292,21 @@ impl Control {
             .with(format!("{key}:aud"), audience.as_str())
             .with("aws:FederatedProvider", provider_arn.as_str())
             .with("sts:RoleSessionName", common.session_name.as_str())
-            .with_opt(format!("{key}:azp"), claims.get("azp").and_then(|v| v.as_str()));
+            .with_opt(
+                format!("{key}:azp"),
+                claims.get("azp").and_then(|v| v.as_str()),
+            );
         match claims.get("amr") {
-            Some(serde_json::Value::String(s)) => keys = keys.with(format!("{key}:amr"), s.as_str()),
+            Some(serde_json::Value::String(s)) => {
+                keys = keys.with(format!("{key}:amr"), s.as_str())
+            }
             Some(serde_json::Value::Array(a)) => {
-                keys = keys.with_multi(format!("{key}:amr"), a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect());
+                keys = keys.with_multi(
+                    format!("{key}:amr"),
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect(),
+                );
             }
             _ => {}
         }
@@ -293,12 +360,18 @@ impl Control {
         may_fetch: bool,
     ) -> Result<Option<serde_json::Map<String, serde_json::Value>>> {
         let map_err = |e: JwtError| match e {
-            JwtError::Expired => AwsError::expired_web_identity_token("token expired: current date/time must be before the expiration date/time"),
+            JwtError::Expired => AwsError::expired_web_identity_token(
+                "token expired: current date/time must be before the expiration date/time",
+            ),
             other => invalid_token(format!("the web identity token is invalid: {other}")),
         };
         if let Some(id) = self.hosted_issuer_id(iss) {
-            let keys = self.hosted_issuer_keys(&id).ok_or_else(AwsError::service_failure)?;
-            return podiam_jose::verify(token, &keys.jwks, v).map(|c| Some(c.claims)).map_err(map_err);
+            let keys = self
+                .hosted_issuer_keys(&id)
+                .ok_or_else(AwsError::service_failure)?;
+            return podiam_jose::verify(token, &keys.jwks, v)
+                .map(|c| Some(c.claims))
+                .map_err(map_err);
         }
         let trust = crate::webid::IssuerTrust::new(iss, &provider.thumbprints);
         if !may_fetch {
@@ -306,7 +379,9 @@ impl Control {
             // one an existing role gets when its issuer cannot be reached, so the refusal does
             // not tell whether the role exists.
             return match self.jwks.cached(&trust) {
-                Some(keys) => crate::webid::verify(token, &keys, v).map(|c| Some(c.claims)).map_err(map_err),
+                Some(keys) => crate::webid::verify(token, &keys, v)
+                    .map(|c| Some(c.claims))
+                    .map_err(map_err),
                 None => Err(AwsError::idp_communication(IDP_COMMUNICATION_MESSAGE)),
             };
         }
@@ -321,7 +396,9 @@ impl Control {
             Err(JwtError::UnknownKid) => {
                 // The issuer may have rotated: refetch once (rate-limited inside the cache).
                 let keys = self.jwks.keys(&trust, true).await.map_err(fetch_err)?;
-                crate::webid::verify(token, &keys, v).map(|c| Some(c.claims)).map_err(map_err)
+                crate::webid::verify(token, &keys, v)
+                    .map(|c| Some(c.claims))
+                    .map_err(map_err)
             }
             other => other.map(|c| Some(c.claims)).map_err(map_err),
         }
@@ -360,7 +437,14 @@ impl Control {
                     let now = self.now();
                     context.set("aws:CurrentTime", crate::auth::iso8601(now));
                     context.set("aws:EpochTime", now.to_string());
-                    context.set("aws:SecureTransport", if meta.secure_transport { "true" } else { "false" });
+                    context.set(
+                        "aws:SecureTransport",
+                        if meta.secure_transport {
+                            "true"
+                        } else {
+                            "false"
+                        },
+                    );
                     context.set("aws:RequestedRegion", &self.config.region);
                     if let Some(ip) = meta.source_ip {
                         context.set("aws:SourceIp", ip.to_string());
@@ -376,18 +460,31 @@ impl Control {
                         boundary: None,
                         session: vec![],
                     };
-                    let req = policy::Request { principal, action: action.name(), resource: target.arn(), context: &context };
+                    let req = policy::Request {
+                        principal,
+                        action: action.name(),
+                        resource: target.arn(),
+                        context: &context,
+                    };
                     crate::auth::Outcome::of(&policy::evaluate(&req, &set))
                 }
             };
             if !outcome.allowed {
-                return Err(outcome.denied(&caller.map_or_else(|| principal.arn.clone(), Caller::arn), action, &target));
+                return Err(outcome.denied(
+                    &caller.map_or_else(|| principal.arn.clone(), Caller::arn),
+                    action,
+                    &target,
+                ));
             }
         }
         Ok(())
     }
 
-    pub(crate) fn mint(&self, session: &SessionClaims, common: &AssumeCommon) -> Result<AssumedRole> {
+    pub(crate) fn mint(
+        &self,
+        session: &SessionClaims,
+        common: &AssumeCommon,
+    ) -> Result<AssumedRole> {
         self.check_staleness()?;
         let ring = self.session_keyring();
         let (token, secret) = ring.mint(session).ok_or_else(AwsError::service_failure)?;
@@ -412,7 +509,13 @@ impl Control {
     /// AssumeRole (signed). Every refusal reads the same, naming the role ARN as the request
     /// spelled it, as STS does: whether the role exists, its stored spelling, and which policy
     /// said no are not the caller's to learn (they go to the log).
-    pub async fn assume_role(&self, caller: &Caller, meta: &RequestMeta, common: AssumeCommon, extra_in: AssumeRoleExtra) -> Result<AssumedRole> {
+    pub async fn assume_role(
+        &self,
+        caller: &Caller,
+        meta: &RequestMeta,
+        common: AssumeCommon,
+        extra_in: AssumeRoleExtra,
+    ) -> Result<AssumedRole> {
         let requested = common.role_arn.clone();
         self.assume_role_checked(caller, meta, common, extra_in).await.map_err(|e| {
             if e.code == crate::error::ErrorCode::AccessDenied {
@@ -424,25 +527,51 @@ impl Control {
         })
     }
 
-    async fn assume_role_checked(&self, caller: &Caller, meta: &RequestMeta, common: AssumeCommon, extra_in: AssumeRoleExtra) -> Result<AssumedRole> {
+    async fn assume_role_checked(
+        &self,
+        caller: &Caller,
+        meta: &RequestMeta,
+        common: AssumeCommon,
+        extra_in: AssumeRoleExtra,
+    ) -> Result<AssumedRole> {
         let (role_arn, duration) = self.validate_common(&common)?;
         if let Some(x) = &extra_in.external_id {
             names::bounded(x, "externalId", 2, 1224)?;
-            if !x.chars().all(|c| c.is_ascii_alphanumeric() || "_+=,.@:/-".contains(c)) {
-                return Err(names::constraint(x, "externalId", "Member must satisfy regular expression pattern: [\\w+=,.@:\\/-]*"));
+            if !x
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_+=,.@:/-".contains(c))
+            {
+                return Err(names::constraint(
+                    x,
+                    "externalId",
+                    "Member must satisfy regular expression pattern: [\\w+=,.@:\\/-]*",
+                ));
             }
         }
         if let Some(s) = &extra_in.source_identity {
             names::bounded(s, "sourceIdentity", 2, 64)?;
-            if !s.chars().all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c)) {
-                return Err(names::constraint(s, "sourceIdentity", "Member must satisfy regular expression pattern: [\\w+=,.@-]*"));
+            if !s
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c))
+            {
+                return Err(names::constraint(
+                    s,
+                    "sourceIdentity",
+                    "Member must satisfy regular expression pattern: [\\w+=,.@-]*",
+                ));
             }
             if s.to_ascii_lowercase().starts_with("aws:") {
-                return Err(AwsError::validation("source identity cannot start with the reserved prefix aws:"));
+                return Err(AwsError::validation(
+                    "source identity cannot start with the reserved prefix aws:",
+                ));
             }
         }
         if extra_in.tags.len() > 50 {
-            return Err(names::constraint("", "tags", "Member must have length less than or equal to 50"));
+            return Err(names::constraint(
+                "",
+                "tags",
+                "Member must have length less than or equal to 50",
+            ));
         }
         for t in &extra_in.tags {
             names::tag(&t.key, &t.value)?;
@@ -451,12 +580,17 @@ impl Control {
         let same_key = |a: &str, b: &str| policy::fold_key(a) == policy::fold_key(b);
         for k in &extra_in.transitive_tag_keys {
             if !extra_in.tags.iter().any(|t| same_key(&t.key, k)) {
-                return Err(AwsError::new(ErrorCode::InvalidParameterValue, format!("transitive tag key {k:?} is not one of the session tags")));
+                return Err(AwsError::new(
+                    ErrorCode::InvalidParameterValue,
+                    format!("transitive tag key {k:?} is not one of the session tags"),
+                ));
             }
         }
         let account = role_arn.account.as_str().to_owned();
         if matches!(caller, Caller::Root { .. }) {
-            return Err(AwsError::access_denied("roles may not be assumed by root accounts"));
+            return Err(AwsError::access_denied(
+                "roles may not be assumed by root accounts",
+            ));
         }
         let role = self.role_for_assume(&role_arn, Action::StsAssumeRole.name())?;
         let parent = match caller {
@@ -465,10 +599,14 @@ impl Control {
         };
         let chained = parent.is_some();
         if chained && duration > CHAINED_MAX_SECS {
-            return Err(AwsError::validation("the requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining"));
+            return Err(AwsError::validation(
+                "the requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining",
+            ));
         }
         if duration > role.max_session_duration {
-            return Err(AwsError::validation("the requested DurationSeconds exceeds the MaxSessionDuration set for this role"));
+            return Err(AwsError::validation(
+                "the requested DurationSeconds exceeds the MaxSessionDuration set for this role",
+            ));
         }
         // Transitive tags of the parent session carry over and cannot be overridden.
         let mut tags: BTreeMap<String, String> = BTreeMap::new();
@@ -479,7 +617,10 @@ impl Control {
                     // Compared as the policy engine compares keys: a look-alike that folds to
                     // the transitive key (`\u{212A}ubernetes-namespace`) is that key.
                     if extra_in.tags.iter().any(|t| same_key(&t.key, k)) {
-                        return Err(AwsError::new(ErrorCode::InvalidParameterValue, format!("the session tag {k:?} is transitive and cannot be set again")));
+                        return Err(AwsError::new(
+                            ErrorCode::InvalidParameterValue,
+                            format!("the session tag {k:?} is transitive and cannot be set again"),
+                        ));
                     }
                     tags.insert(k.clone(), v.clone());
                     transitive.push(k.clone());
@@ -491,13 +632,19 @@ impl Control {
         }
         for k in &extra_in.transitive_tag_keys {
             if let Some(t) = extra_in.tags.iter().find(|t| same_key(&t.key, k))
-                && !transitive.contains(&t.key) {
-                    transitive.push(t.key.clone());
-                }
+                && !transitive.contains(&t.key)
+            {
+                transitive.push(t.key.clone());
+            }
         }
-        let source_identity = match (parent.as_ref().and_then(|p| p.source_identity.clone()), &extra_in.source_identity) {
+        let source_identity = match (
+            parent.as_ref().and_then(|p| p.source_identity.clone()),
+            &extra_in.source_identity,
+        ) {
             (Some(old), Some(new)) if &old != new => {
-                return Err(AwsError::access_denied("source identity cannot be changed in a role chain"));
+                return Err(AwsError::access_denied(
+                    "source identity cannot be changed in a role chain",
+                ));
             }
             (Some(old), _) => Some(old),
             (None, new) => new.clone(),
@@ -522,7 +669,15 @@ impl Control {
             actions.push(Action::StsSetSourceIdentity);
         }
         let principal = principal_of(caller, None);
-        self.trust_allows(&role, &account, &principal, &actions, meta, &keys, Some(caller))?;
+        self.trust_allows(
+            &role,
+            &account,
+            &principal,
+            &actions,
+            meta,
+            &keys,
+            Some(caller),
+        )?;
         let now = self.now();
         let session = SessionClaims {
             access_key_id: names::access_key_id("ASIA", &account),
@@ -548,24 +703,48 @@ impl Control {
     /// GetAccessKeyInfo: the account of an access key id.
     /// AWS authorizes it as `sts:GetAccessKeyInfo` on `*` (GetCallerIdentity, by contrast, needs
     /// no permission and cannot be denied, as in AWS).
-    pub fn get_access_key_info(&self, caller: &Caller, meta: &RequestMeta, akid: &str) -> Result<String> {
+    pub fn get_access_key_info(
+        &self,
+        caller: &Caller,
+        meta: &RequestMeta,
+        akid: &str,
+    ) -> Result<String> {
         names::bounded(akid, "accessKeyId", 16, 128)?;
-        self.authorize(caller, Action::StsGetAccessKeyInfo, &Target::wildcard(caller.account()), meta, Keys::none())?;
+        self.authorize(
+            caller,
+            Action::StsGetAccessKeyInfo,
+            &Target::wildcard(caller.account()),
+            meta,
+            Keys::none(),
+        )?;
         names::account_of_access_key(akid)
-            .or_else(|| self.db.read().access_keys.get(akid).map(|k| k.value.account.clone()))
+            .or_else(|| {
+                self.db
+                    .read()
+                    .access_keys
+                    .get(akid)
+                    .map(|k| k.value.account.clone())
+            })
             .ok_or_else(|| AwsError::validation(format!("the access key id {akid:?} is not valid")))
     }
 }
 
 /// Session tags of a web identity token: `{"principal_tags": {"k": ["v"]}, "transitive_tag_keys": ["k"]}`.
-fn web_identity_tags(claims: &serde_json::Map<String, serde_json::Value>) -> Result<(BTreeMap<String, String>, Vec<String>)> {
+fn web_identity_tags(
+    claims: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(BTreeMap<String, String>, Vec<String>)> {
     let mut tags = BTreeMap::new();
     let mut transitive = Vec::new();
-    let Some(t) = claims.get(TAGS_CLAIM) else { return Ok((tags, transitive)) };
+    let Some(t) = claims.get(TAGS_CLAIM) else {
+        return Ok((tags, transitive));
+    };
     let bad = |m: &str| invalid_token(format!("invalid {TAGS_CLAIM} claim: {m}"));
     let t = t.as_object().ok_or_else(|| bad("not an object"))?;
     if let Some(p) = t.get("principal_tags") {
-        for (k, v) in p.as_object().ok_or_else(|| bad("principal_tags is not an object"))? {
+        for (k, v) in p
+            .as_object()
+            .ok_or_else(|| bad("principal_tags is not an object"))?
+        {
             let v = match v {
                 serde_json::Value::Array(a) if a.len() == 1 => a.first().and_then(|x| x.as_str()),
                 serde_json::Value::String(s) => Some(s.as_str()),
@@ -575,11 +754,17 @@ fn web_identity_tags(claims: &serde_json::Map<String, serde_json::Value>) -> Res
             names::tag(k, v).map_err(|e| bad(&e.message))?;
             tags.insert(k.clone(), v.to_owned());
         }
-        check_duplicate_tag_keys(tags.keys().map(String::as_str)).map_err(|_| bad("duplicate tag keys (tag keys are case insensitive)"))?;
+        check_duplicate_tag_keys(tags.keys().map(String::as_str))
+            .map_err(|_| bad("duplicate tag keys (tag keys are case insensitive)"))?;
     }
     if let Some(x) = t.get("transitive_tag_keys") {
-        for k in x.as_array().ok_or_else(|| bad("transitive_tag_keys is not an array"))? {
-            let k = k.as_str().ok_or_else(|| bad("transitive_tag_keys must be strings"))?;
+        for k in x
+            .as_array()
+            .ok_or_else(|| bad("transitive_tag_keys is not an array"))?
+        {
+            let k = k
+                .as_str()
+                .ok_or_else(|| bad("transitive_tag_keys must be strings"))?;
             if !tags.contains_key(k) {
                 return Err(bad("a transitive tag key is not one of the principal tags"));
             }
@@ -596,7 +781,11 @@ fn web_identity_tags(claims: &serde_json::Map<String, serde_json::Value>) -> Res
 /// `sts:TransitiveTagKeys`.
 pub(crate) fn session_tag_keys(tags: &BTreeMap<String, String>, transitive: &[String]) -> Keys {
     let keys = Keys::none().request_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    if tags.is_empty() || transitive.is_empty() { keys } else { keys.with_multi("sts:TransitiveTagKeys", transitive.to_vec()) }
+    if tags.is_empty() || transitive.is_empty() {
+        keys
+    } else {
+        keys.with_multi("sts:TransitiveTagKeys", transitive.to_vec())
+    }
 }
 
 /// Refuse session tags whose keys fold to one key (the engine would see one).
@@ -605,7 +794,10 @@ pub(crate) fn check_duplicate_tag_keys<'a>(keys: impl Iterator<Item = &'a str>) 
     for k in keys {
         let f = policy::fold_key(k);
         if seen.contains(&f) {
-            return Err(AwsError::new(ErrorCode::InvalidParameterValue, "Duplicate tag keys found. Please note that Tag keys are case insensitive."));
+            return Err(AwsError::new(
+                ErrorCode::InvalidParameterValue,
+                "Duplicate tag keys found. Please note that Tag keys are case insensitive.",
+            ));
         }
         seen.push(f);
     }
@@ -624,7 +816,10 @@ fn packed_size(s: &SessionClaims, c: &AssumeCommon) -> Result<Option<u32>> {
         + s.tags.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
     let pct = u32::try_from(chars * 100 / 2048).unwrap_or(u32::MAX);
     if pct > 100 {
-        return Err(AwsError::new(ErrorCode::PackedPolicyTooLarge, format!("packed size of the session policies and tags exceeds the limit: {pct}%")));
+        return Err(AwsError::new(
+            ErrorCode::PackedPolicyTooLarge,
+            format!("packed size of the session policies and tags exceeds the limit: {pct}%"),
+        ));
     }
     Ok(Some(pct))
 }

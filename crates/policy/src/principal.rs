@@ -526,7 +526,9 @@ fn is_dns_name(s: &str) -> bool {
 fn is_unique_id(s: &str) -> bool {
     (s.starts_with("AIDA") || s.starts_with("AROA"))
         && s.len() == 21
-        && s.bytes().skip(4).all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b))
+        && s.bytes()
+            .skip(4)
+            .all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b))
 }
 
 /// Splits an IAM/STS ARN without wildcards: returns (service, account, resource).
@@ -649,7 +651,11 @@ mod tests {
         for p in [&role, &user] {
             assert!(s.matches(p).is_none(), "{p:?}");
         }
-        for bad in ["AROAabcdefghijklmnopq", "AROAABCDEFGHIJKLMNOP", "AGPAABCDEFGHIJKLMNOPQ"] {
+        for bad in [
+            "AROAabcdefghijklmnopq",
+            "AROAABCDEFGHIJKLMNOP",
+            "AGPAABCDEFGHIJKLMNOPQ",
+        ] {
             assert!(spec(&format!(r#"{{"AWS":"{bad}"}}"#)).is_err(), "{bad}");
         }
     }

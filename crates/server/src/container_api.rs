@@ -16,27 +16,63 @@ use podiam_control::{AwsError, Protocol};
 use crate::App;
 
 /// Handle a direct-mode credentials request for `path` (already known to start with the prefix).
-pub(crate) async fn handle(app: &App, path: &str, headers: &HeaderMap, meta: &podiam_control::auth::RequestMeta) -> Response {
+pub(crate) async fn handle(
+    app: &App,
+    path: &str,
+    headers: &HeaderMap,
+    meta: &podiam_control::auth::RequestMeta,
+) -> Response {
     let rid = meta.request_id.clone();
     let rest = path.trim_start_matches("/podiam/pod-identity/");
     let parts: Vec<&str> = rest.split('/').collect();
     let (account, cluster) = match parts.as_slice() {
         [account, cluster, "v1", "credentials"] => (*account, *cluster),
-        _ => return (StatusCode::NOT_FOUND, [("content-type", "text/plain")], "404 page not found\n").into_response(),
+        _ => {
+            return (
+                StatusCode::NOT_FOUND,
+                [("content-type", "text/plain")],
+                "404 page not found\n",
+            )
+                .into_response();
+        }
     };
     if !meta.secure_transport {
         // The agent's own refusal of a request it must not serve (a wrong address) is a 403
         // of its own, outside EKS Auth's model.
-        let body = format!("[{rid}]: (AccessDeniedException): direct-mode Pod Identity is served over HTTPS only, fault: client\n");
-        return (StatusCode::FORBIDDEN, [("content-type", "text/plain; charset=utf-8")], body).into_response();
+        let body = format!(
+            "[{rid}]: (AccessDeniedException): direct-mode Pod Identity is served over HTTPS only, fault: client\n"
+        );
+        return (
+            StatusCode::FORBIDDEN,
+            [("content-type", "text/plain; charset=utf-8")],
+            body,
+        )
+            .into_response();
     }
-    let token = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default().trim();
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .trim();
     if token.is_empty() {
-        return agent_error(&AwsError::invalid_parameter("Service account token cannot be empty"), &rid);
+        return agent_error(
+            &AwsError::invalid_parameter("Service account token cannot be empty"),
+            &rid,
+        );
     }
-    match app.control.direct_pod_identity_credentials(account, meta, cluster, token).await {
+    match app
+        .control
+        .direct_pod_identity_credentials(account, meta, cluster, token)
+        .await
+    {
         Ok(r) => {
-            let account_id = r.assumed.arn.split(':').nth(4).unwrap_or_default().to_owned();
+            let account_id = r
+                .assumed
+                .arn
+                .split(':')
+                .nth(4)
+                .unwrap_or_default()
+                .to_owned();
             let body = serde_json::json!({
                 "AccessKeyId": r.assumed.credentials.access_key_id,
                 "SecretAccessKey": r.assumed.credentials.secret_access_key,
@@ -44,7 +80,12 @@ pub(crate) async fn handle(app: &App, path: &str, headers: &HeaderMap, meta: &po
                 "AccountId": account_id,
                 "Expiration": podiam_control::auth::iso8601(r.assumed.credentials.expiration),
             });
-            (StatusCode::OK, [("content-type", "application/json")], body.to_string()).into_response()
+            (
+                StatusCode::OK,
+                [("content-type", "application/json")],
+                body.to_string(),
+            )
+                .into_response()
         }
         Err(e) => agent_error(&e, &rid),
     }
@@ -59,7 +100,11 @@ pub(crate) fn agent_error(e: &AwsError, rid: &str) -> Response {
     }
     let status = StatusCode::from_u16(wire.status).unwrap_or(StatusCode::BAD_REQUEST);
     let fault = if wire.is_sender() { "client" } else { "server" };
-    let mut r = (status, [("content-type", "text/plain; charset=utf-8")], format!("[{rid}]: ({}): {}, fault: {fault}\n", wire.name, e.message))
+    let mut r = (
+        status,
+        [("content-type", "text/plain; charset=utf-8")],
+        format!("[{rid}]: ({}): {}, fault: {fault}\n", wire.name, e.message),
+    )
         .into_response();
     crate::metrics::mark_error(&mut r, e);
     r

@@ -4,17 +4,22 @@ use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use podiam_control::issuer::TokenRequest;
 use podiam_control::pod_identity::{CreateAssociation, UpdateAssociation};
-use podiam_control::{model, AwsError, ErrorCode};
-use serde_json::{json, Value};
+use podiam_control::{AwsError, ErrorCode, model};
+use serde_json::{Value, json};
 
-use crate::wire::restjson::{self, epoch, Service};
+use crate::wire::restjson::{self, Service, epoch};
 use crate::{App, Incoming};
 
 pub(crate) async fn handle(app: &App, inc: Incoming) -> Response {
     let rid = inc.meta.request_id.clone();
     let service = service_of(&inc.path);
     match route(app, &inc).await {
-        Ok(v) => (StatusCode::OK, [("content-type", "application/json")], v.to_string()).into_response(),
+        Ok(v) => (
+            StatusCode::OK,
+            [("content-type", "application/json")],
+            v.to_string(),
+        )
+            .into_response(),
         Err(e) => error(&e, service, &rid),
     }
 }
@@ -36,7 +41,8 @@ pub(crate) fn error(e: &AwsError, service: Service, rid: &str) -> Response {
     }
     let status = StatusCode::from_u16(wire.status).unwrap_or(StatusCode::BAD_REQUEST);
     let mut r = (status, [("content-type", "application/json")], body).into_response();
-    r.headers_mut().insert("x-amzn-errortype", HeaderValue::from_static(wire.name));
+    r.headers_mut()
+        .insert("x-amzn-errortype", HeaderValue::from_static(wire.name));
     crate::metrics::mark_error(&mut r, e);
     r
 }
@@ -45,15 +51,21 @@ fn json_body(inc: &Incoming) -> Result<Value, AwsError> {
     if inc.body.is_empty() {
         return Ok(json!({}));
     }
-    let v: Value = serde_json::from_slice(&inc.body).map_err(|e| AwsError::invalid_parameter(format!("the request body is not valid JSON: {e}")))?;
+    let v: Value = serde_json::from_slice(&inc.body).map_err(|e| {
+        AwsError::invalid_parameter(format!("the request body is not valid JSON: {e}"))
+    })?;
     if !v.is_object() {
-        return Err(AwsError::invalid_parameter("the request body must be a JSON object"));
+        return Err(AwsError::invalid_parameter(
+            "the request body must be a JSON object",
+        ));
     }
     Ok(v)
 }
 
 fn query_param(inc: &Incoming, name: &str) -> Option<String> {
-    form_urlencoded::parse(inc.query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+    form_urlencoded::parse(inc.query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
 }
 
 fn decode_segment(s: &str) -> Result<String, AwsError> {
@@ -69,16 +81,26 @@ async fn route(app: &App, inc: &Incoming) -> Result<Value, AwsError> {
     match (&inc.method, segs.as_slice()) {
         (&Method::POST, ["clusters"]) => {
             let caller = inc.caller(app, "eks")?;
-            let cl = c.create_cluster(&caller, &inc.meta, &json_body(inc)?).await?;
+            let cl = c
+                .create_cluster(&caller, &inc.meta, &json_body(inc)?)
+                .await?;
             Ok(json!({ "cluster": cluster_json(app, caller.account(), &cl) }))
         }
         (&Method::GET, ["clusters"]) => {
             let caller = inc.caller(app, "eks")?;
-            let max = match query_param(inc, "maxResults") {
-                None => None,
-                Some(v) => Some(v.parse::<i64>().map_err(|_| AwsError::invalid_parameter("maxResults must be an integer"))?),
-            };
-            let (names, next) = c.list_clusters(&caller, &inc.meta, max, query_param(inc, "nextToken").as_deref())?;
+            let max =
+                match query_param(inc, "maxResults") {
+                    None => None,
+                    Some(v) => Some(v.parse::<i64>().map_err(|_| {
+                        AwsError::invalid_parameter("maxResults must be an integer")
+                    })?),
+                };
+            let (names, next) = c.list_clusters(
+                &caller,
+                &inc.meta,
+                max,
+                query_param(inc, "nextToken").as_deref(),
+            )?;
             Ok(json!({ "clusters": names, "nextToken": next }))
         }
         (&Method::GET, ["clusters", name]) => {
@@ -88,7 +110,9 @@ async fn route(app: &App, inc: &Incoming) -> Result<Value, AwsError> {
         }
         (&Method::DELETE, ["clusters", name]) => {
             let caller = inc.caller(app, "eks")?;
-            let cl = c.delete_cluster(&caller, &inc.meta, &decode_segment(name)?).await?;
+            let cl = c
+                .delete_cluster(&caller, &inc.meta, &decode_segment(name)?)
+                .await?;
             let mut v = cluster_json(app, caller.account(), &cl);
             if let Some(o) = v.as_object_mut() {
                 o.insert("status".into(), json!("DELETING"));
@@ -109,15 +133,20 @@ async fn route(app: &App, inc: &Incoming) -> Result<Value, AwsError> {
                 tags: tag_map(b.get("tags"))?,
                 client_request_token: opt_str(&b, "clientRequestToken")?,
             };
-            let a = c.create_pod_identity_association(&caller, &inc.meta, &decode_segment(name)?, input).await?;
+            let a = c
+                .create_pod_identity_association(&caller, &inc.meta, &decode_segment(name)?, input)
+                .await?;
             Ok(json!({ "association": association_json(app, caller.account(), &a) }))
         }
         (&Method::GET, ["clusters", name, "pod-identity-associations"]) => {
             let caller = inc.caller(app, "eks")?;
-            let max = match query_param(inc, "maxResults") {
-                None => None,
-                Some(v) => Some(v.parse::<i64>().map_err(|_| AwsError::invalid_parameter("maxResults must be an integer"))?),
-            };
+            let max =
+                match query_param(inc, "maxResults") {
+                    None => None,
+                    Some(v) => Some(v.parse::<i64>().map_err(|_| {
+                        AwsError::invalid_parameter("maxResults must be an integer")
+                    })?),
+                };
             let (list, next) = c.list_pod_identity_associations(
                 &caller,
                 &inc.meta,
@@ -151,7 +180,12 @@ async fn route(app: &App, inc: &Incoming) -> Result<Value, AwsError> {
         }
         (&Method::GET, ["clusters", name, "pod-identity-associations", id]) => {
             let caller = inc.caller(app, "eks")?;
-            let a = c.describe_pod_identity_association(&caller, &inc.meta, &decode_segment(name)?, &decode_segment(id)?)?;
+            let a = c.describe_pod_identity_association(
+                &caller,
+                &inc.meta,
+                &decode_segment(name)?,
+                &decode_segment(id)?,
+            )?;
             Ok(json!({ "association": association_json(app, caller.account(), &a) }))
         }
         (&Method::POST, ["clusters", name, "pod-identity-associations", id]) => {
@@ -164,12 +198,27 @@ async fn route(app: &App, inc: &Incoming) -> Result<Value, AwsError> {
                 policy: opt_str(&b, "policy")?,
                 client_request_token: opt_str(&b, "clientRequestToken")?,
             };
-            let a = c.update_pod_identity_association(&caller, &inc.meta, &decode_segment(name)?, &decode_segment(id)?, input).await?;
+            let a = c
+                .update_pod_identity_association(
+                    &caller,
+                    &inc.meta,
+                    &decode_segment(name)?,
+                    &decode_segment(id)?,
+                    input,
+                )
+                .await?;
             Ok(json!({ "association": association_json(app, caller.account(), &a) }))
         }
         (&Method::DELETE, ["clusters", name, "pod-identity-associations", id]) => {
             let caller = inc.caller(app, "eks")?;
-            let a = c.delete_pod_identity_association(&caller, &inc.meta, &decode_segment(name)?, &decode_segment(id)?).await?;
+            let a = c
+                .delete_pod_identity_association(
+                    &caller,
+                    &inc.meta,
+                    &decode_segment(name)?,
+                    &decode_segment(id)?,
+                )
+                .await?;
             Ok(json!({ "association": association_json(app, caller.account(), &a) }))
         }
         // --- EKS Auth ---
@@ -180,7 +229,9 @@ async fn route(app: &App, inc: &Incoming) -> Result<Value, AwsError> {
             for k in ["eksNodeName", "instanceId", "zone"] {
                 opt_str(&b, k)?;
             }
-            let r = c.assume_role_for_pod_identity(&caller, &inc.meta, &decode_segment(name)?, &token).await?;
+            let r = c
+                .assume_role_for_pod_identity(&caller, &inc.meta, &decode_segment(name)?, &token)
+                .await?;
             Ok(json!({
                 "subject": { "namespace": r.namespace, "serviceAccount": r.service_account },
                 "audience": podiam_control::pod_identity::AUDIENCE,
@@ -204,16 +255,27 @@ async fn route(app: &App, inc: &Incoming) -> Result<Value, AwsError> {
             let caller = inc.caller(app, "eks")?;
             let b = json_body(inc)?;
             let tags = tag_map(b.get("tags")).map_err(|e| AwsError::bad_request(e.message))?;
-            c.change_eks_tags(&caller, &inc.meta, &decode_segment(arn)?, tags, vec![]).await?;
+            c.change_eks_tags(&caller, &inc.meta, &decode_segment(arn)?, tags, vec![])
+                .await?;
             Ok(json!({}))
         }
         (&Method::DELETE, ["tags", arn]) => {
             let caller = inc.caller(app, "eks")?;
-            let keys: Vec<String> = form_urlencoded::parse(inc.query.as_bytes()).filter(|(k, _)| k == "tagKeys").map(|(_, v)| v.into_owned()).collect();
+            let keys: Vec<String> = form_urlencoded::parse(inc.query.as_bytes())
+                .filter(|(k, _)| k == "tagKeys")
+                .map(|(_, v)| v.into_owned())
+                .collect();
             if keys.is_empty() {
                 return Err(AwsError::bad_request("tagKeys is required"));
             }
-            c.change_eks_tags(&caller, &inc.meta, &decode_segment(arn)?, Default::default(), keys).await?;
+            c.change_eks_tags(
+                &caller,
+                &inc.meta,
+                &decode_segment(arn)?,
+                Default::default(),
+                keys,
+            )
+            .await?;
             Ok(json!({}))
         }
         // --- podiam extensions (signed as service "eks") ---
@@ -222,13 +284,19 @@ async fn route(app: &App, inc: &Incoming) -> Result<Value, AwsError> {
             let b = json_body(inc)?;
             let s = |k: &str| b.get(k).and_then(Value::as_str).map(str::to_owned);
             let req = TokenRequest {
-                namespace: s("namespace").ok_or_else(|| AwsError::invalid_parameter("namespace is required"))?,
-                service_account: s("serviceAccount").ok_or_else(|| AwsError::invalid_parameter("serviceAccount is required"))?,
+                namespace: s("namespace")
+                    .ok_or_else(|| AwsError::invalid_parameter("namespace is required"))?,
+                service_account: s("serviceAccount")
+                    .ok_or_else(|| AwsError::invalid_parameter("serviceAccount is required"))?,
                 audiences: match b.get("audiences") {
                     None => vec![],
                     Some(Value::Array(a)) => a
                         .iter()
-                        .map(|v| v.as_str().map(str::to_owned).ok_or_else(|| AwsError::invalid_parameter("audiences must be strings")))
+                        .map(|v| {
+                            v.as_str().map(str::to_owned).ok_or_else(|| {
+                                AwsError::invalid_parameter("audiences must be strings")
+                            })
+                        })
                         .collect::<Result<_, _>>()?,
                     Some(_) => return Err(AwsError::invalid_parameter("audiences must be a list")),
                 },
@@ -237,12 +305,15 @@ async fn route(app: &App, inc: &Incoming) -> Result<Value, AwsError> {
                 node_name: s("nodeName"),
                 expiration: b.get("expirationSeconds").and_then(Value::as_i64),
             };
-            let token = c.mint_service_account_token(&caller, &inc.meta, &decode_segment(name)?, &req)?;
+            let token =
+                c.mint_service_account_token(&caller, &inc.meta, &decode_segment(name)?, &req)?;
             Ok(json!({ "token": token }))
         }
         (&Method::POST, ["podiam", "clusters", name, "issuer", "rotate"]) => {
             let caller = inc.caller(app, "eks")?;
-            let (kid, active_from) = c.rotate_issuer_key(&caller, &inc.meta, &decode_segment(name)?).await?;
+            let (kid, active_from) = c
+                .rotate_issuer_key(&caller, &inc.meta, &decode_segment(name)?)
+                .await?;
             Ok(json!({ "kid": kid, "activeFrom": active_from }))
         }
         (&Method::GET, ["podiam", "clusters", name, "issuer"]) => {
@@ -263,17 +334,23 @@ async fn route(app: &App, inc: &Incoming) -> Result<Value, AwsError> {
         (&Method::GET, ["podiam", "session-keys"]) => {
             let caller = inc.caller(app, "iam")?;
             let keys = c.session_key_ids(&caller)?;
-            Ok(json!({ "keys": keys.iter().map(|(id, from)| json!({"keyId": id, "activeFrom": from})).collect::<Vec<_>>() }))
+            Ok(
+                json!({ "keys": keys.iter().map(|(id, from)| json!({"keyId": id, "activeFrom": from})).collect::<Vec<_>>() }),
+            )
         }
         (&Method::POST, ["podiam", "session-keys", id, "retire"]) => {
             let caller = inc.caller(app, "iam")?;
-            let id: u32 = id.parse().map_err(|_| AwsError::invalid_input(format!("session key id {id:?} is not a number")))?;
+            let id: u32 = id.parse().map_err(|_| {
+                AwsError::invalid_input(format!("session key id {id:?} is not a number"))
+            })?;
             let left = c.retire_session_key(&caller, id).await?;
             Ok(json!({ "retired": id, "keys": left }))
         }
         (&Method::POST, ["podiam", "roles", name, "revoke-sessions"]) => {
             let caller = inc.caller(app, "iam")?;
-            let cutoff = c.revoke_role_sessions(&caller, &inc.meta, &decode_segment(name)?).await?;
+            let cutoff = c
+                .revoke_role_sessions(&caller, &inc.meta, &decode_segment(name)?)
+                .await?;
             Ok(json!({ "revokedBefore": cutoff }))
         }
         (&Method::POST, ["podiam", "explain"]) => {
@@ -284,16 +361,28 @@ async fn route(app: &App, inc: &Incoming) -> Result<Value, AwsError> {
             if let Some(obj) = b.get("context").and_then(Value::as_object) {
                 for (k, v) in obj {
                     let values = match v {
-                        Value::Array(a) => a.iter().map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned)).collect(),
+                        Value::Array(a) => a
+                            .iter()
+                            .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned))
+                            .collect(),
                         Value::String(x) => vec![x.clone()],
                         other => vec![other.to_string()],
                     };
-                    context.push(podiam_control::simulate::ContextEntry { name: k.clone(), values, kind: "stringList".into() });
+                    context.push(podiam_control::simulate::ContextEntry {
+                        name: k.clone(),
+                        values,
+                        kind: "stringList".into(),
+                    });
                 }
             }
             let input = podiam_control::simulate::SimulateInput {
-                policy_source_arn: Some(s("principalArn").ok_or_else(|| AwsError::invalid_parameter("principalArn is required"))?),
-                actions: vec![s("action").ok_or_else(|| AwsError::invalid_parameter("action is required"))?],
+                policy_source_arn: Some(
+                    s("principalArn")
+                        .ok_or_else(|| AwsError::invalid_parameter("principalArn is required"))?,
+                ),
+                actions: vec![
+                    s("action").ok_or_else(|| AwsError::invalid_parameter("action is required"))?,
+                ],
                 resources: s("resource").into_iter().collect(),
                 context,
                 ..Default::default()
@@ -307,7 +396,10 @@ async fn route(app: &App, inc: &Incoming) -> Result<Value, AwsError> {
                 "missingContextValues": r.missing,
             }))
         }
-        _ => Err(AwsError::new(ErrorCode::UnknownOperation, format!("no operation {} {}", inc.method, inc.path))),
+        _ => Err(AwsError::new(
+            ErrorCode::UnknownOperation,
+            format!("no operation {} {}", inc.method, inc.path),
+        )),
     }
 }
 
@@ -349,7 +441,9 @@ fn opt_bool(b: &Value, k: &str) -> Result<Option<bool>, AwsError> {
     match b.get(k) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bool(x)) => Ok(Some(*x)),
-        Some(_) => Err(AwsError::invalid_parameter(format!("{k} must be a boolean"))),
+        Some(_) => Err(AwsError::invalid_parameter(format!(
+            "{k} must be a boolean"
+        ))),
     }
 }
 
@@ -359,7 +453,9 @@ fn tag_map(v: Option<&Value>) -> Result<std::collections::BTreeMap<String, Strin
         None | Some(Value::Null) => {}
         Some(Value::Object(m)) => {
             for (k, v) in m {
-                let v = v.as_str().ok_or_else(|| AwsError::invalid_parameter("tag values must be strings"))?;
+                let v = v
+                    .as_str()
+                    .ok_or_else(|| AwsError::invalid_parameter("tag values must be strings"))?;
                 out.insert(k.clone(), v.to_owned());
             }
         }

@@ -7,7 +7,12 @@
 //! repository's `.venv` (scripts/pyenv.sh). Without them only the common-error half runs,
 //! unless `CI=true`, where their absence fails the test.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -51,26 +56,126 @@ const COMMON_REST_JSON: &[(&str, u16)] = &[
 
 /// What real clients were seen to need, spelled out in full (the table must not drift).
 const PINNED: &[(ErrorCode, Protocol, &str, u16)] = &[
-    (ErrorCode::InvalidClientTokenId, Protocol::Query, "InvalidClientTokenId", 403),
-    (ErrorCode::InvalidClientTokenId, Protocol::Eks, "UnrecognizedClientException", 403),
-    (ErrorCode::InvalidClientTokenId, Protocol::EksAuth, "UnrecognizedClientException", 403),
-    (ErrorCode::SignatureDoesNotMatch, Protocol::Query, "SignatureDoesNotMatch", 403),
-    (ErrorCode::SignatureDoesNotMatch, Protocol::Eks, "InvalidSignatureException", 403),
-    (ErrorCode::SignatureDoesNotMatch, Protocol::EksAuth, "InvalidSignatureException", 403),
-    (ErrorCode::ExpiredToken, Protocol::Query, "ExpiredToken", 403),
-    (ErrorCode::ExpiredToken, Protocol::Eks, "ExpiredTokenException", 403),
-    (ErrorCode::AccessDenied, Protocol::Query, "AccessDenied", 403),
-    (ErrorCode::AccessDenied, Protocol::Eks, "AccessDeniedException", 403),
-    (ErrorCode::AccessDenied, Protocol::EksAuth, "AccessDeniedException", 400),
-    (ErrorCode::NoSuchEntity, Protocol::Query, "NoSuchEntity", 404),
-    (ErrorCode::ResourceNotFound, Protocol::Eks, "ResourceNotFoundException", 404),
-    (ErrorCode::ResourceNotFound, Protocol::EksAuth, "ResourceNotFoundException", 404),
-    (ErrorCode::ExpiredIdentityToken, Protocol::Query, "ExpiredTokenException", 400),
-    (ErrorCode::ExpiredIdentityToken, Protocol::EksAuth, "ExpiredTokenException", 400),
-    (ErrorCode::InvalidToken, Protocol::EksAuth, "InvalidTokenException", 400),
-    (ErrorCode::InternalFailure, Protocol::Query, "ServiceFailure", 500),
-    (ErrorCode::InternalFailure, Protocol::Eks, "ServerException", 500),
-    (ErrorCode::InternalFailure, Protocol::EksAuth, "InternalServerException", 500),
+    (
+        ErrorCode::InvalidClientTokenId,
+        Protocol::Query,
+        "InvalidClientTokenId",
+        403,
+    ),
+    (
+        ErrorCode::InvalidClientTokenId,
+        Protocol::Eks,
+        "UnrecognizedClientException",
+        403,
+    ),
+    (
+        ErrorCode::InvalidClientTokenId,
+        Protocol::EksAuth,
+        "UnrecognizedClientException",
+        403,
+    ),
+    (
+        ErrorCode::SignatureDoesNotMatch,
+        Protocol::Query,
+        "SignatureDoesNotMatch",
+        403,
+    ),
+    (
+        ErrorCode::SignatureDoesNotMatch,
+        Protocol::Eks,
+        "InvalidSignatureException",
+        403,
+    ),
+    (
+        ErrorCode::SignatureDoesNotMatch,
+        Protocol::EksAuth,
+        "InvalidSignatureException",
+        403,
+    ),
+    (
+        ErrorCode::ExpiredToken,
+        Protocol::Query,
+        "ExpiredToken",
+        403,
+    ),
+    (
+        ErrorCode::ExpiredToken,
+        Protocol::Eks,
+        "ExpiredTokenException",
+        403,
+    ),
+    (
+        ErrorCode::AccessDenied,
+        Protocol::Query,
+        "AccessDenied",
+        403,
+    ),
+    (
+        ErrorCode::AccessDenied,
+        Protocol::Eks,
+        "AccessDeniedException",
+        403,
+    ),
+    (
+        ErrorCode::AccessDenied,
+        Protocol::EksAuth,
+        "AccessDeniedException",
+        400,
+    ),
+    (
+        ErrorCode::NoSuchEntity,
+        Protocol::Query,
+        "NoSuchEntity",
+        404,
+    ),
+    (
+        ErrorCode::ResourceNotFound,
+        Protocol::Eks,
+        "ResourceNotFoundException",
+        404,
+    ),
+    (
+        ErrorCode::ResourceNotFound,
+        Protocol::EksAuth,
+        "ResourceNotFoundException",
+        404,
+    ),
+    (
+        ErrorCode::ExpiredIdentityToken,
+        Protocol::Query,
+        "ExpiredTokenException",
+        400,
+    ),
+    (
+        ErrorCode::ExpiredIdentityToken,
+        Protocol::EksAuth,
+        "ExpiredTokenException",
+        400,
+    ),
+    (
+        ErrorCode::InvalidToken,
+        Protocol::EksAuth,
+        "InvalidTokenException",
+        400,
+    ),
+    (
+        ErrorCode::InternalFailure,
+        Protocol::Query,
+        "ServiceFailure",
+        500,
+    ),
+    (
+        ErrorCode::InternalFailure,
+        Protocol::Eks,
+        "ServerException",
+        500,
+    ),
+    (
+        ErrorCode::InternalFailure,
+        Protocol::EksAuth,
+        "InternalServerException",
+        500,
+    ),
 ];
 
 /// A model's errors: code (as on the wire) → status (`None` where the model gives none).
@@ -81,12 +186,20 @@ fn data_dir() -> Option<PathBuf> {
         return Some(PathBuf::from(d));
     }
     let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/lib");
-    std::fs::read_dir(lib).ok()?.flatten().map(|e| e.path().join("site-packages/botocore/data")).find(|p| p.is_dir())
+    std::fs::read_dir(lib)
+        .ok()?
+        .flatten()
+        .map(|e| e.path().join("site-packages/botocore/data"))
+        .find(|p| p.is_dir())
 }
 
 /// The errors of service `svc`'s newest model, or `None` when no model is there.
 fn model_errors(data: &Path, svc: &str) -> Option<ModelErrors> {
-    let mut versions: Vec<PathBuf> = std::fs::read_dir(data.join(svc)).ok()?.flatten().map(|e| e.path()).collect();
+    let mut versions: Vec<PathBuf> = std::fs::read_dir(data.join(svc))
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     versions.sort();
     let dir = versions.pop()?;
     let plain = dir.join("service-2.json");
@@ -94,7 +207,11 @@ fn model_errors(data: &Path, svc: &str) -> Option<ModelErrors> {
         std::fs::read_to_string(plain).ok()?
     } else {
         // botocore ships its models gzipped; gzip(1) spares a dependency for one test.
-        let out = std::process::Command::new("gzip").arg("-dc").arg(dir.join("service-2.json.gz")).output().ok()?;
+        let out = std::process::Command::new("gzip")
+            .arg("-dc")
+            .arg(dir.join("service-2.json.gz"))
+            .output()
+            .ok()?;
         assert!(out.status.success(), "gzip -dc failed on the {svc} model");
         String::from_utf8(out.stdout).ok()?
     };
@@ -106,7 +223,10 @@ fn model_errors(data: &Path, svc: &str) -> Option<ModelErrors> {
         }
         let e = &shape["error"];
         let code = e.get("code").and_then(|c| c.as_str()).unwrap_or(name);
-        let status = e.get("httpStatusCode").and_then(serde_json::Value::as_u64).map(|s| u16::try_from(s).unwrap());
+        let status = e
+            .get("httpStatusCode")
+            .and_then(serde_json::Value::as_u64)
+            .map(|s| u16::try_from(s).unwrap());
         errors.insert(code.to_owned(), status);
     }
     Some(errors)
@@ -123,7 +243,13 @@ fn models() -> Option<BTreeMap<&'static str, ModelErrors>> {
 }
 
 async fn body(r: Response) -> String {
-    String::from_utf8(axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap().to_vec()).unwrap()
+    String::from_utf8(
+        axum::body::to_bytes(r.into_body(), 1 << 20)
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap()
 }
 
 /// What a protocol's renderer puts on the wire for `code`: (name, status).
@@ -134,13 +260,25 @@ async fn rendered(code: ErrorCode, protocol: Protocol) -> (String, u16) {
             let r = crate::query_api::render_error(&e, crate::wire::xml::IAM_NS, "rid");
             let status = r.status().as_u16();
             let xml = body(r).await;
-            let name = xml.split("<Code>").nth(1).and_then(|s| s.split("</Code>").next()).unwrap();
-            let kind = if status < 500 { "<Type>Sender</Type>" } else { "<Type>Receiver</Type>" };
+            let name = xml
+                .split("<Code>")
+                .nth(1)
+                .and_then(|s| s.split("</Code>").next())
+                .unwrap();
+            let kind = if status < 500 {
+                "<Type>Sender</Type>"
+            } else {
+                "<Type>Receiver</Type>"
+            };
             assert!(xml.contains(kind), "{code:?}: {xml}");
             (name.to_owned(), status)
         }
         Protocol::Eks | Protocol::EksAuth => {
-            let service = if protocol == Protocol::Eks { crate::wire::restjson::Service::Eks } else { crate::wire::restjson::Service::EksAuth };
+            let service = if protocol == Protocol::Eks {
+                crate::wire::restjson::Service::Eks
+            } else {
+                crate::wire::restjson::Service::EksAuth
+            };
             let r = crate::eks_api::error(&e, service, "rid");
             let status = r.status().as_u16();
             let name = r.headers()["x-amzn-errortype"].to_str().unwrap().to_owned();
@@ -150,7 +288,10 @@ async fn rendered(code: ErrorCode, protocol: Protocol) -> (String, u16) {
                 let r = crate::container_api::agent_error(&e, "rid");
                 assert_eq!(r.status().as_u16(), status, "{code:?}");
                 let fault = if status < 500 { "client" } else { "server" };
-                assert_eq!(body(r).await, format!("[rid]: ({name}): m, fault: {fault}\n"));
+                assert_eq!(
+                    body(r).await,
+                    format!("[rid]: ({name}): m, fault: {fault}\n")
+                );
             }
             (name, status)
         }
@@ -161,14 +302,21 @@ async fn rendered(code: ErrorCode, protocol: Protocol) -> (String, u16) {
 async fn every_code_renders_as_the_clients_expect() {
     let models = models();
     if models.is_none() {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but the botocore models are missing (scripts/pyenv.sh)");
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but the botocore models are missing (scripts/pyenv.sh)"
+        );
         eprintln!("botocore models not found: checking against the common errors only");
     }
     let mut checked_against_model = 0;
     for &code in ErrorCode::ALL {
         for protocol in Protocol::ALL {
             let (name, status) = rendered(code, protocol).await;
-            assert_eq!((name.as_str(), status), (code.wire(protocol).name, code.wire(protocol).status), "{code:?} {protocol:?}");
+            assert_eq!(
+                (name.as_str(), status),
+                (code.wire(protocol).name, code.wire(protocol).status),
+                "{code:?} {protocol:?}"
+            );
             let common = match protocol {
                 Protocol::Query => COMMON_QUERY,
                 Protocol::Eks | Protocol::EksAuth => COMMON_REST_JSON,
@@ -178,11 +326,15 @@ async fn every_code_renders_as_the_clients_expect() {
                 Protocol::Eks => &["eks"],
                 Protocol::EksAuth => &["eks-auth"],
             };
-            let modeled: Option<Option<u16>> =
-                models.as_ref().and_then(|m| services.iter().find_map(|s| m[s].get(&name).copied()));
+            let modeled: Option<Option<u16>> = models
+                .as_ref()
+                .and_then(|m| services.iter().find_map(|s| m[s].get(&name).copied()));
             match modeled {
                 Some(Some(want)) => {
-                    assert_eq!(status, want, "{code:?} as {name} on {protocol:?}: the model says {want}");
+                    assert_eq!(
+                        status, want,
+                        "{code:?} as {name} on {protocol:?}: the model says {want}"
+                    );
                     checked_against_model += 1;
                 }
                 Some(None) => checked_against_model += 1,
@@ -201,10 +353,17 @@ async fn every_code_renders_as_the_clients_expect() {
         }
     }
     if models.is_some() {
-        assert!(checked_against_model > 40, "only {checked_against_model} renderings were checked against a model");
+        assert!(
+            checked_against_model > 40,
+            "only {checked_against_model} renderings were checked against a model"
+        );
     }
     for &(code, protocol, name, status) in PINNED {
-        assert_eq!(rendered(code, protocol).await, (name.to_owned(), status), "{code:?} {protocol:?}");
+        assert_eq!(
+            rendered(code, protocol).await,
+            (name.to_owned(), status),
+            "{code:?} {protocol:?}"
+        );
     }
 }
 

@@ -26,16 +26,18 @@ mod tls;
 pub mod wire;
 
 pub use podiam_tls::{Timeouts, Transport};
-pub use tls::{load_config as load_tls_config, load_config_checking_every as load_tls_config_checking_every};
+pub use tls::{
+    load_config as load_tls_config, load_config_checking_every as load_tls_config_checking_every,
+};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Router;
 use podiam_control::auth::{RequestMeta, SigningScope};
 use podiam_control::{AwsError, Caller, Control, ErrorCode};
 use tracing::Instrument as _;
@@ -71,7 +73,11 @@ pub struct App {
 pub fn router(control: Arc<Control>, options: Options) -> Router {
     let metrics = Arc::new(Metrics::default());
     control.observe(Arc::clone(&metrics) as Arc<dyn podiam_control::observe::Observer>);
-    Router::new().fallback(dispatch).with_state(App { control, options, metrics })
+    Router::new().fallback(dispatch).with_state(App {
+        control,
+        options,
+        metrics,
+    })
 }
 
 /// A request as the handlers see it: raw pieces for SigV4, decoded pieces for the codecs.
@@ -87,7 +93,11 @@ pub(crate) struct Incoming {
 impl Incoming {
     /// Authenticate with SigV4 for `service`; an unsigned request is refused.
     pub fn caller(&self, app: &App, service: &str) -> Result<Caller, AwsError> {
-        let headers: Vec<(&str, &[u8])> = self.headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes())).collect();
+        let headers: Vec<(&str, &[u8])> = self
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_bytes()))
+            .collect();
         let req = podiam_sigv4::Request {
             method: self.method.as_str(),
             path: &self.path,
@@ -95,7 +105,9 @@ impl Incoming {
             headers: &headers,
             body: &self.body,
         };
-        app.control.authenticate(&req, SigningScope { service })?.ok_or_else(AwsError::missing_authentication)
+        app.control
+            .authenticate(&req, SigningScope { service })?
+            .ok_or_else(AwsError::missing_authentication)
     }
 }
 
@@ -104,9 +116,15 @@ async fn dispatch(State(app): State<App>, req: Request<Body>) -> Response {
     let span = tracing::info_span!("request", request_id = %request_id);
     let started = std::time::Instant::now();
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
-    let mut resp = answer(app.clone(), req, request_id.clone()).instrument(span.clone()).await;
+    let mut resp = answer(app.clone(), req, request_id.clone())
+        .instrument(span.clone())
+        .await;
     let took = started.elapsed();
-    let answered = resp.extensions().get::<metrics::Answered>().copied().unwrap_or_default();
+    let answered = resp
+        .extensions()
+        .get::<metrics::Answered>()
+        .copied()
+        .unwrap_or_default();
     let (protocol, action) = match answered.protocol {
         "" => route_label(&method, &path),
         p => (p, answered.action),
@@ -118,10 +136,22 @@ async fn dispatch(State(app): State<App>, req: Request<Body>) -> Response {
     }
     // Direct mode switched off answers 404 like any unknown path: not a credential call.
     let credential_path = action != "PodIdentityDirect" || app.options.direct_pod_identity;
-    if let Some(p) = metrics::CREDENTIAL_PATHS.iter().find(|p| **p == action).filter(|_| credential_path) {
+    if let Some(p) = metrics::CREDENTIAL_PATHS
+        .iter()
+        .find(|p| **p == action)
+        .filter(|_| credential_path)
+    {
         app.metrics.credential(p, took);
     }
-    span.in_scope(|| tracing::debug!(protocol, action, code, took_ms = took.as_millis() as u64, "answered"));
+    span.in_scope(|| {
+        tracing::debug!(
+            protocol,
+            action,
+            code,
+            took_ms = took.as_millis() as u64,
+            "answered"
+        )
+    });
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-amzn-requestid", v);
     }
@@ -134,7 +164,9 @@ fn route_label(method: &Method, path: &str) -> (&'static str, &'static str) {
         "/healthz" | "/readyz" | "/metrics" => ("probe", "Probe"),
         p if p.starts_with("/id/") => ("oidc", "IssuerDocument"),
         p if p.starts_with("/podiam/pod-identity/") => ("pod-identity-direct", "PodIdentityDirect"),
-        p if p.starts_with("/clusters") || p.starts_with("/tags/") || p.starts_with("/podiam/") => metrics::rest_action(method, p),
+        p if p.starts_with("/clusters") || p.starts_with("/tags/") || p.starts_with("/podiam/") => {
+            metrics::rest_action(method, p)
+        }
         "/" => ("query", "other"),
         _ => ("other", "other"),
     }
@@ -161,22 +193,34 @@ fn status_label(s: StatusCode) -> &'static str {
 }
 
 async fn answer(app: App, req: Request<Body>, request_id: String) -> Response {
-    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
     let secure_transport = req.extensions().get::<tls::SecureTransport>().is_some();
     let (parts, body) = req.into_parts();
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
         Err(e) if caused_by::<podiam_tls::BodyTimeout>(&e) => {
-            let e = AwsError::new(ErrorCode::RequestTimeout, "the request body was not received in time");
+            let e = AwsError::new(
+                ErrorCode::RequestTimeout,
+                "the request body was not received in time",
+            );
             return plain_error(&e, &request_id);
         }
         Err(e) if caused_by::<podiam_tls::BodyBudgetExceeded>(&e) => {
             // Too many bodies in flight at once: retryable, as SDKs retry 503.
-            let e = AwsError::new(ErrorCode::ServiceUnavailable, "too many request bodies are being received; try again");
+            let e = AwsError::new(
+                ErrorCode::ServiceUnavailable,
+                "too many request bodies are being received; try again",
+            );
             return plain_error(&e, &request_id);
         }
         Err(_) => {
-            let e = AwsError::new(ErrorCode::RequestEntityTooLarge, format!("request body larger than {MAX_BODY} bytes"));
+            let e = AwsError::new(
+                ErrorCode::RequestEntityTooLarge,
+                format!("request body larger than {MAX_BODY} bytes"),
+            );
             return plain_error(&e, &request_id);
         }
     };
@@ -186,20 +230,32 @@ async fn answer(app: App, req: Request<Body>, request_id: String) -> Response {
         query: parts.uri.query().unwrap_or_default().to_owned(),
         headers: parts.headers,
         body,
-        meta: RequestMeta { source_ip: peer, secure_transport, request_id: request_id.clone() },
+        meta: RequestMeta {
+            source_ip: peer,
+            secure_transport,
+            request_id: request_id.clone(),
+        },
     };
     let path = inc.path.clone();
     match (inc.method.clone(), path.as_str()) {
         (_, "/healthz") => (StatusCode::OK, "ok").into_response(),
         (Method::GET, "/metrics") => (
             StatusCode::OK,
-            [("content-type", prometheus_client::encoding::prometheus_text::CONTENT_TYPE)],
-            app.metrics.render(app.control.feed_lag(), app.control.too_stale().is_some()),
+            [(
+                "content-type",
+                prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+            )],
+            app.metrics
+                .render(app.control.feed_lag(), app.control.too_stale().is_some()),
         )
             .into_response(),
         (_, "/readyz") => match app.control.too_stale() {
             None => (StatusCode::OK, "ready").into_response(),
-            Some(age) => (StatusCode::SERVICE_UNAVAILABLE, format!("store unreachable for {} s", age.as_secs())).into_response(),
+            Some(age) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("store unreachable for {} s", age.as_secs()),
+            )
+                .into_response(),
         },
         (Method::POST | Method::GET, "/") => query_api::handle(&app, inc).await,
         (_, p) if p.starts_with("/id/") => issuer_document(&app, p),
@@ -207,7 +263,13 @@ async fn answer(app: App, req: Request<Body>, request_id: String) -> Response {
             container_api::handle(&app, p, &inc.headers, &inc.meta).await
         }
         (_, p) if p.starts_with("/podiam/pod-identity/") => unknown_path(&path, &request_id),
-        (_, p) if p.starts_with("/clusters") || p.starts_with("/tags/") || p.starts_with("/podiam/") => eks_api::handle(&app, inc).await,
+        (_, p)
+            if p.starts_with("/clusters")
+                || p.starts_with("/tags/")
+                || p.starts_with("/podiam/") =>
+        {
+            eks_api::handle(&app, inc).await
+        }
         _ => unknown_path(&path, &request_id),
     }
 }
@@ -224,16 +286,27 @@ fn issuer_document(app: &App, path: &str) -> Response {
     match doc {
         Some(d) if !id.contains('/') => (
             StatusCode::OK,
-            [("content-type", "application/json"), ("cache-control", "public, max-age=3600")],
+            [
+                ("content-type", "application/json"),
+                ("cache-control", "public, max-age=3600"),
+            ],
             d,
         )
             .into_response(),
-        _ => (StatusCode::NOT_FOUND, [("content-type", "application/json")], r#"{"message":"not found"}"#).into_response(),
+        _ => (
+            StatusCode::NOT_FOUND,
+            [("content-type", "application/json")],
+            r#"{"message":"not found"}"#,
+        )
+            .into_response(),
     }
 }
 
 fn unknown_path(path: &str, request_id: &str) -> Response {
-    let e = AwsError::new(ErrorCode::UnknownOperation, format!("no operation at {path}"));
+    let e = AwsError::new(
+        ErrorCode::UnknownOperation,
+        format!("no operation at {path}"),
+    );
     eks_api::error(&e, wire::restjson::Service::Eks, request_id)
 }
 
@@ -265,11 +338,18 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let secure = matches!(transport, Transport::Tls(_));
-    podiam_tls::serve(listener, router(control, options), transport, timeouts, shutdown, move |req, peer| {
-        req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
-        if secure {
-            req.extensions_mut().insert(tls::SecureTransport);
-        }
-    })
+    podiam_tls::serve(
+        listener,
+        router(control, options),
+        transport,
+        timeouts,
+        shutdown,
+        move |req, peer| {
+            req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+            if secure {
+                req.extensions_mut().insert(tls::SecureTransport);
+            }
+        },
+    )
     .await
 }

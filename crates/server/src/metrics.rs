@@ -20,11 +20,17 @@ use prometheus_client::registry::Registry;
 pub const MAX_ISSUERS: usize = 64;
 
 /// Latency buckets (seconds) of requests and commits.
-const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
 
 /// The credential paths timed by `podiam_credential_duration_seconds`.
-pub const CREDENTIAL_PATHS: [&str; 4] =
-    ["AssumeRoleWithWebIdentity", "AssumeRole", "AssumeRoleForPodIdentity", "PodIdentityDirect"];
+pub const CREDENTIAL_PATHS: [&str; 4] = [
+    "AssumeRoleWithWebIdentity",
+    "AssumeRole",
+    "AssumeRoleForPodIdentity",
+    "PodIdentityDirect",
+];
 
 type RequestLabels = [(&'static str, &'static str); 3];
 type OneLabel = [(&'static str, &'static str); 1];
@@ -53,7 +59,8 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::default();
         let requests = Family::<RequestLabels, Counter>::default();
-        let credential = Family::<OneLabel, Histogram>::new_with_constructor(histogram as fn() -> Histogram);
+        let credential =
+            Family::<OneLabel, Histogram>::new_with_constructor(histogram as fn() -> Histogram);
         for p in CREDENTIAL_PATHS {
             drop(credential.get_or_create(&[("path", p)]));
         }
@@ -63,18 +70,42 @@ impl Default for Metrics {
         let feed_lag = Gauge::default();
         let stale = Gauge::default();
         let commit = histogram();
-        registry.register("podiam_requests", "Requests, by protocol, action and AWS error code (or HTTP status)", requests.clone());
-        registry.register("podiam_credential_duration_seconds", "Time to answer a credential request, by path", credential.clone());
-        registry.register("podiam_access_denied", "AccessDenied answers, by the reason the policy evaluation gave", denials.clone());
-        registry.register("podiam_jwks_fetches", "Fetches of an external issuer's discovery document and keys", jwks_fetches.clone());
-        registry.register("podiam_jwks_fetch_failures", "Failed fetches of an external issuer's keys", jwks_failures.clone());
+        registry.register(
+            "podiam_requests",
+            "Requests, by protocol, action and AWS error code (or HTTP status)",
+            requests.clone(),
+        );
+        registry.register(
+            "podiam_credential_duration_seconds",
+            "Time to answer a credential request, by path",
+            credential.clone(),
+        );
+        registry.register(
+            "podiam_access_denied",
+            "AccessDenied answers, by the reason the policy evaluation gave",
+            denials.clone(),
+        );
+        registry.register(
+            "podiam_jwks_fetches",
+            "Fetches of an external issuer's discovery document and keys",
+            jwks_fetches.clone(),
+        );
+        registry.register(
+            "podiam_jwks_fetch_failures",
+            "Failed fetches of an external issuer's keys",
+            jwks_failures.clone(),
+        );
         registry.register(
             "podiam_feed_lag_seconds",
             "Time since this replica last read the shared store's change feed (0 for a store nobody else writes)",
             feed_lag.clone(),
         );
         registry.register("podiam_stale", "1 when this replica's view is older than --max-staleness (credential calls answer 503)", stale.clone());
-        registry.register("podiam_store_commit_duration_seconds", "Time the store took to commit a batch of changes", commit.clone());
+        registry.register(
+            "podiam_store_commit_duration_seconds",
+            "Time the store took to commit a batch of changes",
+            commit.clone(),
+        );
         Self {
             registry,
             requests,
@@ -93,12 +124,16 @@ impl Default for Metrics {
 impl Metrics {
     /// Count one answered request.
     pub fn request(&self, protocol: &'static str, action: &'static str, code: &'static str) {
-        self.requests.get_or_create(&[("protocol", protocol), ("action", action), ("code", code)]).inc();
+        self.requests
+            .get_or_create(&[("protocol", protocol), ("action", action), ("code", code)])
+            .inc();
     }
 
     /// Time one credential request (`path` from [`CREDENTIAL_PATHS`]).
     pub fn credential(&self, path: &'static str, took: Duration) {
-        self.credential.get_or_create(&[("path", path)]).observe(took.as_secs_f64());
+        self.credential
+            .get_or_create(&[("path", path)])
+            .observe(took.as_secs_f64());
     }
 
     /// Count one AccessDenied by its reason word.
@@ -189,21 +224,71 @@ pub fn denial_reason(message: &str) -> &'static str {
 
 /// The fixed action label of a query-protocol `Action` (anything else is `other`).
 pub(crate) fn query_action(action: &str) -> &'static str {
-    QUERY_ACTIONS.iter().find(|a| **a == action).copied().unwrap_or("other")
+    QUERY_ACTIONS
+        .iter()
+        .find(|a| **a == action)
+        .copied()
+        .unwrap_or("other")
 }
 
 const QUERY_ACTIONS: &[&str] = &[
-    "AssumeRole", "AssumeRoleWithWebIdentity", "GetCallerIdentity", "GetSessionToken", "AddClientIDToOpenIDConnectProvider",
-    "AttachRolePolicy", "AttachUserPolicy", "CreateAccessKey", "CreateOpenIDConnectProvider", "CreatePolicy",
-    "CreatePolicyVersion", "CreateRole", "CreateUser", "DeleteAccessKey", "DeleteOpenIDConnectProvider", "DeletePolicy",
-    "DeletePolicyVersion", "DeleteRole", "DeleteRolePolicy", "DeleteUser", "DeleteUserPolicy", "DetachRolePolicy",
-    "DetachUserPolicy", "GetAccessKeyInfo", "GetOpenIDConnectProvider", "GetPolicy", "GetPolicyVersion", "GetRole",
-    "GetRolePolicy", "GetUser", "GetUserPolicy", "ListAccessKeys", "ListAttachedRolePolicies", "ListAttachedUserPolicies",
-    "ListOpenIDConnectProviderTags", "ListOpenIDConnectProviders", "ListPolicies", "ListPolicyVersions", "ListRolePolicies",
-    "ListRoleTags", "ListRoles", "ListUserPolicies", "ListUsers", "PutRolePolicy", "PutUserPolicy",
-    "RemoveClientIDFromOpenIDConnectProvider", "SetDefaultPolicyVersion", "SimulateCustomPolicy", "SimulatePrincipalPolicy",
-    "TagOpenIDConnectProvider", "TagRole", "UntagOpenIDConnectProvider", "UntagRole", "UpdateAssumeRolePolicy",
-    "UpdateOpenIDConnectProviderThumbprint", "UpdateRole", "UpdateRoleDescription",
+    "AssumeRole",
+    "AssumeRoleWithWebIdentity",
+    "GetCallerIdentity",
+    "GetSessionToken",
+    "AddClientIDToOpenIDConnectProvider",
+    "AttachRolePolicy",
+    "AttachUserPolicy",
+    "CreateAccessKey",
+    "CreateOpenIDConnectProvider",
+    "CreatePolicy",
+    "CreatePolicyVersion",
+    "CreateRole",
+    "CreateUser",
+    "DeleteAccessKey",
+    "DeleteOpenIDConnectProvider",
+    "DeletePolicy",
+    "DeletePolicyVersion",
+    "DeleteRole",
+    "DeleteRolePolicy",
+    "DeleteUser",
+    "DeleteUserPolicy",
+    "DetachRolePolicy",
+    "DetachUserPolicy",
+    "GetAccessKeyInfo",
+    "GetOpenIDConnectProvider",
+    "GetPolicy",
+    "GetPolicyVersion",
+    "GetRole",
+    "GetRolePolicy",
+    "GetUser",
+    "GetUserPolicy",
+    "ListAccessKeys",
+    "ListAttachedRolePolicies",
+    "ListAttachedUserPolicies",
+    "ListOpenIDConnectProviderTags",
+    "ListOpenIDConnectProviders",
+    "ListPolicies",
+    "ListPolicyVersions",
+    "ListRolePolicies",
+    "ListRoleTags",
+    "ListRoles",
+    "ListUserPolicies",
+    "ListUsers",
+    "PutRolePolicy",
+    "PutUserPolicy",
+    "RemoveClientIDFromOpenIDConnectProvider",
+    "SetDefaultPolicyVersion",
+    "SimulateCustomPolicy",
+    "SimulatePrincipalPolicy",
+    "TagOpenIDConnectProvider",
+    "TagRole",
+    "UntagOpenIDConnectProvider",
+    "UntagRole",
+    "UpdateAssumeRolePolicy",
+    "UpdateOpenIDConnectProviderThumbprint",
+    "UpdateRole",
+    "UpdateRoleDescription",
 ];
 
 /// The protocol and action of a rest-json request, from its route.
@@ -217,10 +302,18 @@ pub(crate) fn rest_action(method: &axum::http::Method, path: &str) -> (&'static 
         (&M::DELETE, ["clusters", _]) => "DeleteCluster",
         (&M::POST, ["clusters", _, "pod-identity-associations"]) => "CreatePodIdentityAssociation",
         (&M::GET, ["clusters", _, "pod-identity-associations"]) => "ListPodIdentityAssociations",
-        (&M::GET, ["clusters", _, "pod-identity-associations", _]) => "DescribePodIdentityAssociation",
-        (&M::POST, ["clusters", _, "pod-identity-associations", _]) => "UpdatePodIdentityAssociation",
-        (&M::DELETE, ["clusters", _, "pod-identity-associations", _]) => "DeletePodIdentityAssociation",
-        (&M::POST, ["clusters", _, "assume-role-for-pod-identity"]) => return ("eks-auth", "AssumeRoleForPodIdentity"),
+        (&M::GET, ["clusters", _, "pod-identity-associations", _]) => {
+            "DescribePodIdentityAssociation"
+        }
+        (&M::POST, ["clusters", _, "pod-identity-associations", _]) => {
+            "UpdatePodIdentityAssociation"
+        }
+        (&M::DELETE, ["clusters", _, "pod-identity-associations", _]) => {
+            "DeletePodIdentityAssociation"
+        }
+        (&M::POST, ["clusters", _, "assume-role-for-pod-identity"]) => {
+            return ("eks-auth", "AssumeRoleForPodIdentity");
+        }
         (&M::POST, ["tags", _]) => "TagResource",
         (&M::DELETE, ["tags", _]) => "UntagResource",
         (&M::GET, ["tags", _]) => "ListTagsForResource",
@@ -247,20 +340,58 @@ fn podiam_action(method: &axum::http::Method, segs: &[&str]) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )]
     use super::*;
     use podiam_control::observe::Observer as _;
 
     #[test]
     fn denial_reasons_come_from_the_closing_clause() {
-        let m = |why: &str| format!("User: arn:aws:iam::111122223333:user/a is not authorized to perform: iam:GetRole on resource: arn:aws:iam::111122223333:role/r {why}");
-        assert_eq!(denial_reason(&m("with an explicit deny in an identity-based policy")), "explicit_deny");
-        assert_eq!(denial_reason(&m("with an explicit deny in a permissions boundary")), "explicit_deny");
-        assert_eq!(denial_reason(&m("because no identity-based policy allows the iam:GetRole action")), "no_identity_allow");
-        assert_eq!(denial_reason(&m("because no permissions boundary allows the iam:GetRole action")), "boundary");
-        assert_eq!(denial_reason(&m("because no session policy allows the iam:GetRole action")), "session");
-        assert_eq!(denial_reason(&m("because no resource-based policy allows the iam:GetRole action")), "resource");
-        assert_eq!(denial_reason("Not authorized to perform sts:AssumeRoleWithWebIdentity"), "other");
+        let m = |why: &str| {
+            format!(
+                "User: arn:aws:iam::111122223333:user/a is not authorized to perform: iam:GetRole on resource: arn:aws:iam::111122223333:role/r {why}"
+            )
+        };
+        assert_eq!(
+            denial_reason(&m("with an explicit deny in an identity-based policy")),
+            "explicit_deny"
+        );
+        assert_eq!(
+            denial_reason(&m("with an explicit deny in a permissions boundary")),
+            "explicit_deny"
+        );
+        assert_eq!(
+            denial_reason(&m(
+                "because no identity-based policy allows the iam:GetRole action"
+            )),
+            "no_identity_allow"
+        );
+        assert_eq!(
+            denial_reason(&m(
+                "because no permissions boundary allows the iam:GetRole action"
+            )),
+            "boundary"
+        );
+        assert_eq!(
+            denial_reason(&m(
+                "because no session policy allows the iam:GetRole action"
+            )),
+            "session"
+        );
+        assert_eq!(
+            denial_reason(&m(
+                "because no resource-based policy allows the iam:GetRole action"
+            )),
+            "resource"
+        );
+        assert_eq!(
+            denial_reason("Not authorized to perform sts:AssumeRoleWithWebIdentity"),
+            "other"
+        );
     }
 
     #[test]
@@ -270,10 +401,21 @@ mod tests {
             m.jwks_fetch(&format!("https://issuer-{i}.example"), i % 2 == 0);
         }
         let text = m.render(None, false);
-        let fetch_lines = text.lines().filter(|l| l.starts_with("podiam_jwks_fetches_total{")).count();
+        let fetch_lines = text
+            .lines()
+            .filter(|l| l.starts_with("podiam_jwks_fetches_total{"))
+            .count();
         assert_eq!(fetch_lines, MAX_ISSUERS + 1, "{text}");
-        assert!(text.contains("podiam_jwks_fetches_total{issuer=\"other\"} 10\n"), "{text}");
-        assert!(text.contains("podiam_jwks_fetch_failures_total{issuer=\"https://issuer-1.example\"} 1\n"), "{text}");
+        assert!(
+            text.contains("podiam_jwks_fetches_total{issuer=\"other\"} 10\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "podiam_jwks_fetch_failures_total{issuer=\"https://issuer-1.example\"} 1\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]
@@ -281,8 +423,14 @@ mod tests {
         assert_eq!(query_action("AssumeRole"), "AssumeRole");
         assert_eq!(query_action("Anything-a-caller-sends"), "other");
         let post = axum::http::Method::POST;
-        assert_eq!(rest_action(&post, "/clusters/c1/assume-role-for-pod-identity"), ("eks-auth", "AssumeRoleForPodIdentity"));
-        assert_eq!(rest_action(&post, "/clusters/c1/pod-identity-associations"), ("eks", "CreatePodIdentityAssociation"));
+        assert_eq!(
+            rest_action(&post, "/clusters/c1/assume-role-for-pod-identity"),
+            ("eks-auth", "AssumeRoleForPodIdentity")
+        );
+        assert_eq!(
+            rest_action(&post, "/clusters/c1/pod-identity-associations"),
+            ("eks", "CreatePodIdentityAssociation")
+        );
         assert_eq!(rest_action(&post, "/podiam/explain"), ("podiam", "Explain"));
         assert_eq!(rest_action(&post, "/clusters/a/b/c/d/e"), ("eks", "other"));
     }

@@ -20,7 +20,11 @@ pub fn load_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>,
 }
 
 /// [`load_config`], checking the files at most every `every`.
-pub fn load_config_checking_every(cert: &Path, key: &Path, every: Duration) -> Result<Arc<rustls::ServerConfig>, String> {
+pub fn load_config_checking_every(
+    cert: &Path,
+    key: &Path,
+    every: Duration,
+) -> Result<Arc<rustls::ServerConfig>, String> {
     let cert = ReloadingCert::open(cert, key)?.with_check_every(every);
     podiam_tls::server_config(Arc::new(cert))
 }

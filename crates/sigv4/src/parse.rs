@@ -71,7 +71,10 @@ impl std::fmt::Debug for Parsed<'_> {
             .field("amz_date", &self.amz_date)
             .field("request_time", &self.request_time)
             .field("date_source", &self.date_source)
-            .field("security_token", &self.security_token.as_ref().map(|_| "..."))
+            .field(
+                "security_token",
+                &self.security_token.as_ref().map(|_| "..."),
+            )
             .field("expires", &self.expires)
             .finish()
     }
@@ -468,7 +471,12 @@ fn parse_expires(value: &str) -> Result<u32, Error> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )]
     use super::*;
 
     #[test]
@@ -479,10 +487,19 @@ mod tests {
         let headers: [(&str, &[u8]); 4] = [
             ("host", b"podiam.test"),
             ("x-amz-date", b"20260101T000000Z"),
-            ("x-amz-security-token", b"IQoJb3JpZ2luX2VjEXAMPLESESSIONTOKEN"),
+            (
+                "x-amz-security-token",
+                b"IQoJb3JpZ2luX2VjEXAMPLESESSIONTOKEN",
+            ),
             ("authorization", auth),
         ];
-        let req = Request { method: "POST", path: "/", query: "", headers: &headers, body: b"" };
+        let req = Request {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: &headers,
+            body: b"",
+        };
         let parsed = parse(&req).unwrap().unwrap();
         let shown = format!("{parsed:?} {parsed:#?}");
         assert!(!shown.contains("IQoJb3JpZ2lu"), "{shown}");

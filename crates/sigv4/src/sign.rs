@@ -256,7 +256,12 @@ pub fn sign(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )]
     use super::*;
 
     #[test]
@@ -272,6 +277,10 @@ mod tests {
         let shown = format!("{p:?} {p:#?}");
         assert!(!shown.contains("wJalrXUtnFEMI"), "{shown}");
         assert!(!shown.contains("IQoJb3JpZ2lu"), "{shown}");
-        assert!(shown.contains("ASIAEXAMPLEEXAMPLE01") && shown.contains("session_token: Some(\"...\")"), "{shown}");
+        assert!(
+            shown.contains("ASIAEXAMPLEEXAMPLE01")
+                && shown.contains("session_token: Some(\"...\")"),
+            "{shown}"
+        );
     }
 }

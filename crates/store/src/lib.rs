@@ -57,7 +57,13 @@ pub struct Record {
 impl Record {
     /// The record, borrowed.
     pub fn as_ref(&self) -> RecordRef<'_> {
-        RecordRef { kind: &self.kind, account: &self.account, id: &self.id, doc: &self.doc, version: self.version }
+        RecordRef {
+            kind: &self.kind,
+            account: &self.account,
+            id: &self.id,
+            doc: &self.doc,
+            version: self.version,
+        }
     }
 }
 
@@ -182,7 +188,11 @@ pub trait Store: Send + Sync + 'static {
         })
     }
     /// Apply all writes atomically: all of them or none.
-    fn apply<'a>(&'a self, writes: &'a [Write], now_unix: i64) -> BoxFut<'a, Result<(), StoreError>>;
+    fn apply<'a>(
+        &'a self,
+        writes: &'a [Write],
+        now_unix: i64,
+    ) -> BoxFut<'a, Result<(), StoreError>>;
     /// Flush and close.
     fn close(&self) -> BoxFut<'_, ()>;
     /// The cursor of the newest committed batch. Read it *before* [`Store::load_all`]: then
@@ -225,9 +235,9 @@ pub(crate) fn backend(e: impl Into<BoxError>) -> StoreError {
 /// The conflict error of a write that did not hold.
 pub(crate) fn conflict(w: &Write) -> StoreError {
     let (kind, id) = match w {
-        Write::Insert { kind, id, .. } | Write::Update { kind, id, .. } | Write::Delete { kind, id, .. } => {
-            (kind.clone(), id.clone())
-        }
+        Write::Insert { kind, id, .. }
+        | Write::Update { kind, id, .. }
+        | Write::Delete { kind, id, .. } => (kind.clone(), id.clone()),
     };
     StoreError::Conflict { kind, id }
 }

@@ -8,7 +8,7 @@ use std::str::FromStr;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
-use crate::{backend, conflict, BoxFut, ChangeEvent, ChangeSet, Record, Store, StoreError, Write};
+use crate::{BoxFut, ChangeEvent, ChangeSet, Record, Store, StoreError, Write, backend, conflict};
 
 /// Append-only migrations: (version, SQL).
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -36,7 +36,11 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(std::time::Duration::from_secs(5));
         // Writes go through one connection so batches never contend for SQLite's single writer.
-        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(opts).await.map_err(backend)?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts)
+            .await
+            .map_err(backend)?;
         let store = Self { pool };
         store.migrate().await?;
         // Files an older version left with the umask's mode.
@@ -51,7 +55,11 @@ impl SqliteStore {
     /// An in-memory database, for tests.
     pub async fn memory() -> Result<Self, StoreError> {
         let opts = SqliteConnectOptions::from_str("sqlite::memory:").map_err(backend)?;
-        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(opts).await.map_err(backend)?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts)
+            .await
+            .map_err(backend)?;
         let store = Self { pool };
         store.migrate().await?;
         Ok(store)
@@ -74,7 +82,10 @@ impl SqliteStore {
             if applied.contains(version) {
                 continue;
             }
-            sqlx::raw_sql(sql).execute(&mut *tx).await.map_err(backend)?;
+            sqlx::raw_sql(sql)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
             sqlx::query("INSERT INTO podiam_migrations (version, applied_at) VALUES (?, strftime('%s','now'))")
                 .bind(version)
                 .execute(&mut *tx)
@@ -98,14 +109,29 @@ struct PathError {
 /// narrow the mode of an existing file.
 fn private_file(path: &Path, create: bool) -> Result<(), StoreError> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let io = |e: std::io::Error| StoreError::Backend(Box::new(PathError { path: path.to_owned(), source: e }));
+    let io = |e: std::io::Error| {
+        StoreError::Backend(Box::new(PathError {
+            path: path.to_owned(),
+            source: e,
+        }))
+    };
     if create {
         // `create` without `truncate`: an existing database is left as it is.
-        #[expect(clippy::suspicious_open_options, reason = "opened only to create it if missing, never written here")]
-        std::fs::OpenOptions::new().write(true).create(true).mode(0o600).open(path).map_err(io)?;
+        #[expect(
+            clippy::suspicious_open_options,
+            reason = "opened only to create it if missing, never written here"
+        )]
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(io)?;
     }
     match std::fs::metadata(path) {
-        Ok(m) if m.permissions().mode() & 0o077 != 0 => std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io),
+        Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)
+        }
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !create => Ok(()),
         Err(e) => Err(io(e)),
@@ -115,10 +141,12 @@ fn private_file(path: &Path, create: bool) -> Result<(), StoreError> {
 impl Store for SqliteStore {
     fn load_all(&self) -> BoxFut<'_, Result<Vec<Record>, StoreError>> {
         Box::pin(async move {
-            let rows = sqlx::query("SELECT kind, account, id, doc, version FROM records ORDER BY kind, account, id")
-                .fetch_all(&self.pool)
-                .await
-                .map_err(backend)?;
+            let rows = sqlx::query(
+                "SELECT kind, account, id, doc, version FROM records ORDER BY kind, account, id",
+            )
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
             Ok(rows
                 .iter()
                 .map(|r| Record {
@@ -132,16 +160,22 @@ impl Store for SqliteStore {
         })
     }
 
-    fn apply<'a>(&'a self, writes: &'a [Write], now_unix: i64) -> BoxFut<'a, Result<(), StoreError>> {
+    fn apply<'a>(
+        &'a self,
+        writes: &'a [Write],
+        now_unix: i64,
+    ) -> BoxFut<'a, Result<(), StoreError>> {
         Box::pin(async move {
             if writes.is_empty() {
                 return Ok(());
             }
             let mut tx = self.pool.begin().await.map_err(backend)?;
-            let seq: i64 = sqlx::query_scalar("UPDATE change_seq SET value = value + 1 WHERE id = 1 RETURNING value")
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(backend)?;
+            let seq: i64 = sqlx::query_scalar(
+                "UPDATE change_seq SET value = value + 1 WHERE id = 1 RETURNING value",
+            )
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(backend)?;
             for w in writes {
                 let affected = match w {
                     Write::Insert { kind, account, id, doc } => sqlx::query(
@@ -212,7 +246,10 @@ impl Store for SqliteStore {
 
     fn head(&self) -> BoxFut<'_, Result<i64, StoreError>> {
         Box::pin(async move {
-            sqlx::query_scalar("SELECT value FROM change_seq WHERE id = 1").fetch_one(&self.pool).await.map_err(backend)
+            sqlx::query_scalar("SELECT value FROM change_seq WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(backend)
         })
     }
 
@@ -231,15 +268,28 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(backend)?;
-            let mut set = ChangeSet { changes: Vec::with_capacity(rows.len()), cursor, expired: false };
+            let mut set = ChangeSet {
+                changes: Vec::with_capacity(rows.len()),
+                cursor,
+                expired: false,
+            };
             for r in &rows {
                 let seq: i64 = r.try_get(0).map_err(backend)?;
                 set.cursor = set.cursor.max(seq);
-                let (kind, account, id): (String, String, String) =
-                    (r.try_get(2).map_err(backend)?, r.try_get(3).map_err(backend)?, r.try_get(4).map_err(backend)?);
+                let (kind, account, id): (String, String, String) = (
+                    r.try_get(2).map_err(backend)?,
+                    r.try_get(3).map_err(backend)?,
+                    r.try_get(4).map_err(backend)?,
+                );
                 let doc: Option<String> = r.try_get(5).map_err(backend)?;
                 set.changes.push(match doc {
-                    Some(doc) => ChangeEvent::Put(Record { kind, account, id, doc, version: r.try_get(6).map_err(backend)? }),
+                    Some(doc) => ChangeEvent::Put(Record {
+                        kind,
+                        account,
+                        id,
+                        doc,
+                        version: r.try_get(6).map_err(backend)?,
+                    }),
                     None => ChangeEvent::Delete { kind, account, id },
                 });
             }
@@ -250,20 +300,32 @@ impl Store for SqliteStore {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )]
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     use std::path::PathBuf;
 
     use super::*;
 
     fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("podiam-store-{name}-{}-{}", std::process::id(), rand_suffix()));
+        let dir = std::env::temp_dir().join(format!(
+            "podiam-store-{name}-{}-{}",
+            std::process::id(),
+            rand_suffix()
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         dir
     }
 
     fn rand_suffix() -> u128 {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
     }
 
     fn mode(p: &Path) -> u32 {
@@ -295,7 +357,13 @@ mod tests {
         let dir = temp_dir("narrow");
         let db = dir.join("podiam.db");
         for p in [db.clone(), side(&db, "-wal")] {
-            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o644).open(&p).unwrap();
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o644)
+                .open(&p)
+                .unwrap();
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
         }
         let store = SqliteStore::open(&db).await.unwrap();

@@ -129,4 +129,3 @@ pub fn server_config(cert: Arc<ReloadingCert>) -> Result<Arc<rustls::ServerConfi
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
-

@@ -72,7 +72,8 @@ pub const MAX_CONNECTIONS: usize = 8192;
 /// stalled uploads cannot make the process hold more than this much, however many there are.
 pub const MAX_BODY_BYTES_IN_FLIGHT: usize = 64 << 20;
 
-static BODY_BYTES_IN_FLIGHT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static BODY_BYTES_IN_FLIGHT: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(0);
 
 /// The error of a request body that would take the bytes in flight past
 /// [`MAX_BODY_BYTES_IN_FLIGHT`].
@@ -373,7 +374,8 @@ impl hyper::body::Body for DeadlineBody {
                 && let Some(data) = f.data_ref()
             {
                 let n = data.len();
-                let before = BODY_BYTES_IN_FLIGHT.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                let before =
+                    BODY_BYTES_IN_FLIGHT.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
                 self.counted += n;
                 if before.saturating_add(n) > MAX_BODY_BYTES_IN_FLIGHT {
                     return Poll::Ready(Some(Err(Box::new(BodyBudgetExceeded))));

@@ -253,11 +253,18 @@ fn pod_namespace<'a>(request: &'a Value, pod: &'a Value) -> &'a str {
 /// (namespace, service account) of a well-formed review that creates a pod; `None` for
 /// anything else (malformed reviews are refused before anything waits).
 fn pod_service_account(review: &Value) -> Option<(&str, &str)> {
-    if !matches!(review.get("apiVersion").and_then(Value::as_str), None | Some(V1 | V1BETA1)) {
+    if !matches!(
+        review.get("apiVersion").and_then(Value::as_str),
+        None | Some(V1 | V1BETA1)
+    ) {
         return None;
     }
     let request = review.get("request")?;
-    if request.get("uid").and_then(Value::as_str).is_none_or(str::is_empty) {
+    if request
+        .get("uid")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
         return None;
     }
     if request

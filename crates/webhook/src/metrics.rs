@@ -66,14 +66,23 @@ impl Default for Metrics {
             "Time to compute an admission response",
             duration.clone(),
         );
-        Self { registry, mutations, missing_sa, waits, bad_requests, duration }
+        Self {
+            registry,
+            mutations,
+            missing_sa,
+            waits,
+            bad_requests,
+            duration,
+        }
     }
 }
 
 impl Metrics {
     /// Records one admission.
     pub fn admission(&self, method: Method, took: Duration) {
-        self.mutations.get_or_create(&[("method", method.as_str())]).inc();
+        self.mutations
+            .get_or_create(&[("method", method.as_str())])
+            .inc();
         self.duration.observe(took.as_secs_f64());
     }
 
@@ -107,7 +116,9 @@ impl Metrics {
 
     /// Mutations so far for `method`.
     pub fn mutations(&self, method: Method) -> u64 {
-        self.mutations.get(&[("method", method.as_str())]).map_or(0, |c| c.get())
+        self.mutations
+            .get(&[("method", method.as_str())])
+            .map_or(0, |c| c.get())
     }
 
     /// The text exposition.

@@ -188,7 +188,10 @@ fn parse_go_bool(s: &str) -> Option<bool> {
 
 /// An expiration annotation: invalid → ignored, valid → clamped up to 600.
 fn parse_expiration(s: &str) -> Option<i64> {
-    s.trim().parse::<i64>().ok().map(|v| v.max(MIN_TOKEN_EXPIRATION))
+    s.trim()
+        .parse::<i64>()
+        .ok()
+        .map(|v| v.max(MIN_TOKEN_EXPIRATION))
 }
 
 /// Resolves the service account's settings: annotations win over the ConfigMap entry.
@@ -207,7 +210,10 @@ pub fn resolve_sa(settings: &Settings, sa: Option<&ServiceAccountInfo>) -> SaCon
         _ => {
             if let Some(r) = role {
                 if !looks_like_role_arn(r) {
-                    tracing::warn!(role_arn = r, "role-arn annotation is not a role ARN; using it anyway");
+                    tracing::warn!(
+                        role_arn = r,
+                        "role-arn annotation is not a role ARN; using it anyway"
+                    );
                 }
                 out.role_arn = Some(r.to_owned());
             }
@@ -253,7 +259,8 @@ fn looks_like_role_arn(s: &str) -> bool {
         return false;
     };
     p.starts_with("aws")
-        && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && p.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && acct.len() == 12
         && acct.bytes().all(|b| b.is_ascii_digit())
         && res.strip_prefix("role/").is_some_and(|n| {
@@ -342,7 +349,10 @@ fn env_var(name: &str, value: &str) -> Value {
 
 /// Mutates one container in place; returns whether it changed.
 fn mutate_container(plan: &Plan<'_>, container: &mut Value) -> bool {
-    let names: Vec<String> = env_names(container).into_iter().map(str::to_owned).collect();
+    let names: Vec<String> = env_names(container)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
     let Some(obj) = container.as_object_mut() else {
         return false;
     };
@@ -392,7 +402,8 @@ fn mutate_container(plan: &Plan<'_>, container: &mut Value) -> bool {
         });
     if !mounted {
         changed = true;
-        let mount = json!({"name": plan.volume_name, "readOnly": true, "mountPath": plan.mount_path});
+        let mount =
+            json!({"name": plan.volume_name, "readOnly": true, "mountPath": plan.mount_path});
         match obj.get_mut("volumeMounts") {
             Some(Value::Array(a)) => a.push(mount),
             _ => {
@@ -418,10 +429,7 @@ fn token_file_value(windows: bool, mount_path: &str, file: &str) -> String {
 /// mutated pod gives no patch.
 pub fn mutate(settings: &Settings, pod: &Value, inputs: Inputs<'_>) -> Outcome {
     let labels = pod.get("metadata").and_then(|m| m.get("labels"));
-    if labels
-        .and_then(|l| l.get(settings.skip_label()))
-        .is_some()
-    {
+    if labels.and_then(|l| l.get(settings.skip_label())).is_some() {
         return Outcome::none();
     }
     let sa = resolve_sa(settings, inputs.service_account);
@@ -511,7 +519,9 @@ pub fn mutate(settings: &Settings, pod: &Value, inputs: Inputs<'_>) -> Outcome {
             }
         }
     }
-    let volumes = spec.and_then(|s| s.get("volumes")).and_then(Value::as_array);
+    let volumes = spec
+        .and_then(|s| s.get("volumes"))
+        .and_then(Value::as_array);
     let has_volume = volumes.is_some_and(|v| {
         v.iter()
             .any(|v| v.get("name").and_then(Value::as_str) == Some(plan.volume_name))
@@ -555,14 +565,21 @@ pub fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 mod tests {
     use super::*;
 
     #[test]
     fn role_arn_shape() {
         assert!(looks_like_role_arn("arn:aws:iam::123456789012:role/app"));
-        assert!(looks_like_role_arn("arn:aws-cn:iam::123456789012:role/path/app@x"));
+        assert!(looks_like_role_arn(
+            "arn:aws-cn:iam::123456789012:role/path/app@x"
+        ));
         assert!(!looks_like_role_arn("app"));
         assert!(!looks_like_role_arn("arn:aws:iam::12345:role/app"));
         assert!(!looks_like_role_arn("arn:aws:iam::123456789012:user/app"));

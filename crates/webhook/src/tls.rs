@@ -21,7 +21,8 @@ pub struct SelfSigned {
 impl SelfSigned {
     /// The CA certificate PEM.
     pub fn ca_pem(&self) -> Result<String, String> {
-        std::fs::read_to_string(&self.ca_cert).map_err(|e| format!("{}: {e}", self.ca_cert.display()))
+        std::fs::read_to_string(&self.ca_cert)
+            .map_err(|e| format!("{}: {e}", self.ca_cert.display()))
     }
 
     /// `base64(CA PEM)`: the MutatingWebhookConfiguration's `clientConfig.caBundle`.
@@ -49,7 +50,9 @@ fn write_private(path: &Path, data: &str) -> Result<(), String> {
     o.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-    let mut f = o.open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut f = o
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     // `mode` applies only to a new file: narrow one that was already there.
     #[cfg(unix)]
     f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
@@ -120,9 +123,11 @@ pub fn ensure_self_signed(dir: &Path, names: &[String]) -> Result<SelfSigned, St
 
     write_private(&ca_key_path, &ca_key.serialize_pem())?;
     write_private(&out.key, &leaf_key.serialize_pem())?;
-    std::fs::write(&out.ca_cert, ca_cert.pem()).map_err(|e| format!("{}: {e}", out.ca_cert.display()))?;
+    std::fs::write(&out.ca_cert, ca_cert.pem())
+        .map_err(|e| format!("{}: {e}", out.ca_cert.display()))?;
     // The chain: leaf only (the CA is distributed as the caBundle).
-    std::fs::write(&out.cert, leaf_cert.pem()).map_err(|e| format!("{}: {e}", out.cert.display()))?;
+    std::fs::write(&out.cert, leaf_cert.pem())
+        .map_err(|e| format!("{}: {e}", out.cert.display()))?;
     Ok(SelfSigned {
         generated: true,
         ..out

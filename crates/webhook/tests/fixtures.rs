@@ -2,7 +2,12 @@
 //! annotations and/or ConfigMap-mode entries, the association set, the flags, and the expected
 //! mutated pod (`null` = no patch). The returned JSON Patch is applied and the result compared
 //! as parsed JSON; re-admitting the expected pod must give no patch.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 
@@ -18,7 +23,8 @@ fn fixtures() -> Vec<(String, Value)> {
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .map(|p| {
             let text = std::fs::read_to_string(&p).unwrap();
-            let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            let v: Value =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
             (p.file_stem().unwrap().to_string_lossy().into_owned(), v)
         })
         .collect();
@@ -40,12 +46,18 @@ fn run(name: &str, fx: &Value) -> Result<(), String> {
         return Err(format!("bad response envelope: {resp}"));
     }
     if out.method.as_str() != fx["method"].as_str().unwrap() {
-        return Err(format!("method {} != {}", out.method.as_str(), fx["method"]));
+        return Err(format!(
+            "method {} != {}",
+            out.method.as_str(),
+            fx["method"]
+        ));
     }
     let patch = common::decoded_patch(resp);
     match (&fx["expected"], &patch) {
         (Value::Null, None) => {}
-        (Value::Null, Some(p)) => return Err(format!("expected no patch, got {}", Value::from(p.clone()))),
+        (Value::Null, Some(p)) => {
+            return Err(format!("expected no patch, got {}", Value::from(p.clone())));
+        }
         (_, None) => return Err("expected a patch, got none".into()),
         (expected, Some(p)) => {
             let mut got = pod.clone();
@@ -60,12 +72,18 @@ fn run(name: &str, fx: &Value) -> Result<(), String> {
             if let Some(want) = fx.get("expectedPatch")
                 && &Value::from(p.clone()) != want
             {
-                return Err(format!("patch differs\n got: {}\nwant: {want}", Value::from(p.clone())));
+                return Err(format!(
+                    "patch differs\n got: {}\nwant: {want}",
+                    Value::from(p.clone())
+                ));
             }
             // Idempotence: admitting the mutated pod again changes nothing.
             let again = w.review(&common::review(&uid, ns, op, &got)).unwrap();
             if let Some(p2) = common::decoded_patch(&again.response) {
-                return Err(format!("re-admission produced a patch: {}", Value::from(p2)));
+                return Err(format!(
+                    "re-admission produced a patch: {}",
+                    Value::from(p2)
+                ));
             }
         }
     }
@@ -82,6 +100,12 @@ fn fixture_suite() {
             failures.push(format!("--- {name}: {}\n{e}", fx["description"]));
         }
     }
-    assert!(failures.is_empty(), "{} of {} fixtures failed:\n{}", failures.len(), all.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} fixtures failed:\n{}",
+        failures.len(),
+        all.len(),
+        failures.join("\n")
+    );
     eprintln!("{} fixtures passed", all.len());
 }

@@ -1,6 +1,11 @@
 //! Property: for any pod, service account and flags, applying the webhook's patch and admitting
 //! the result again yields no patch; and every patch has the upstream shape.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 

@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 
-use podiam_control::model::Tag;
 use podiam_control::AwsError;
+use podiam_control::model::Tag;
 
 /// Most parameters a query request may carry; beyond this it is refused before any work.
 pub const MAX_PARAMS: usize = 1000;
@@ -22,7 +22,9 @@ impl Params {
         let mut map = HashMap::new();
         for (i, (k, v)) in form_urlencoded::parse(bytes).enumerate() {
             if i >= MAX_PARAMS {
-                return Err(AwsError::validation(format!("too many request parameters (more than {MAX_PARAMS})")));
+                return Err(AwsError::validation(format!(
+                    "too many request parameters (more than {MAX_PARAMS})"
+                )));
             }
             map.entry(k.into_owned()).or_insert_with(|| v.into_owned());
         }
@@ -53,7 +55,9 @@ impl Params {
         match self.get(name) {
             None => Ok(None),
             Some(v) => v.trim().parse::<i64>().map(Some).map_err(|_| {
-                AwsError::validation(format!("value {v:?} for parameter {name} is not a valid integer"))
+                AwsError::validation(format!(
+                    "value {v:?} for parameter {name} is not a valid integer"
+                ))
             }),
         }
     }
@@ -64,7 +68,9 @@ impl Params {
             None => Ok(None),
             Some("true") => Ok(Some(true)),
             Some("false") => Ok(Some(false)),
-            Some(v) => Err(AwsError::validation(format!("value {v:?} for parameter {name} is not a valid boolean"))),
+            Some(v) => Err(AwsError::validation(format!(
+                "value {v:?} for parameter {name} is not a valid boolean"
+            ))),
         }
     }
 
@@ -100,9 +106,15 @@ impl Params {
             let v = self.get(&format!("{name}.member.{i}.Value"));
             match (k, v) {
                 (None, None) => break,
-                (Some(k), v) => out.push(Tag { key: k.to_owned(), value: v.unwrap_or_default().to_owned() }),
+                (Some(k), v) => out.push(Tag {
+                    key: k.to_owned(),
+                    value: v.unwrap_or_default().to_owned(),
+                }),
                 (None, Some(_)) => {
-                    return Err(AwsError::validation(format!("1 validation error detected: Value null at '{}.{i}.member.key' failed to satisfy constraint: Member must not be null", lower_first(name))));
+                    return Err(AwsError::validation(format!(
+                        "1 validation error detected: Value null at '{}.{i}.member.key' failed to satisfy constraint: Member must not be null",
+                        lower_first(name)
+                    )));
                 }
             }
         }
@@ -137,10 +149,22 @@ mod tests {
     fn gaps_and_bad_values() {
         let p = Params::parse(b"L.member.2=x&N=abc&B=yes&Tags.member.1.Value=v").unwrap();
         assert!(p.list("L").is_empty(), "a list starts at member 1");
-        assert_eq!(p.int("N").unwrap_err().code, podiam_control::ErrorCode::ValidationError);
-        assert_eq!(p.bool("B").unwrap_err().code, podiam_control::ErrorCode::ValidationError);
-        assert_eq!(p.tags("Tags").unwrap_err().code, podiam_control::ErrorCode::ValidationError);
-        assert_eq!(p.required("RoleName").unwrap_err().code, podiam_control::ErrorCode::ValidationError);
+        assert_eq!(
+            p.int("N").unwrap_err().code,
+            podiam_control::ErrorCode::ValidationError
+        );
+        assert_eq!(
+            p.bool("B").unwrap_err().code,
+            podiam_control::ErrorCode::ValidationError
+        );
+        assert_eq!(
+            p.tags("Tags").unwrap_err().code,
+            podiam_control::ErrorCode::ValidationError
+        );
+        assert_eq!(
+            p.required("RoleName").unwrap_err().code,
+            podiam_control::ErrorCode::ValidationError
+        );
     }
 
     #[test]

@@ -35,7 +35,10 @@ pub fn error_body(e: &AwsError) -> String {
 /// Epoch seconds with milliseconds, as a JSON number (the SDKs require a number).
 pub fn epoch(ms: i64) -> serde_json::Value {
     // i64 → f64 is exact for any realistic millisecond timestamp (< 2^53).
-    #[expect(clippy::cast_precision_loss, reason = "millisecond timestamps are far below 2^53")]
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "millisecond timestamps are far below 2^53"
+    )]
     let secs = ms as f64 / 1000.0;
     serde_json::json!(secs)
 }
@@ -46,17 +49,44 @@ mod tests {
 
     #[test]
     fn shapes() {
-        assert_eq!(error_body(&AwsError::resource_not_found("no cluster \"x\"")), r#"{"message":"no cluster \"x\""}"#);
+        assert_eq!(
+            error_body(&AwsError::resource_not_found("no cluster \"x\"")),
+            r#"{"message":"no cluster \"x\""}"#
+        );
         assert_eq!(epoch(1_700_862_734_922).to_string(), "1700862734.922");
     }
 
     #[test]
     fn each_service_names_its_errors() {
         let denied = AwsError::access_denied("no");
-        assert_eq!(error(&denied, Service::Eks).0, Wire { name: "AccessDeniedException", status: 403 });
-        assert_eq!(error(&denied, Service::EksAuth).0, Wire { name: "AccessDeniedException", status: 400 });
+        assert_eq!(
+            error(&denied, Service::Eks).0,
+            Wire {
+                name: "AccessDeniedException",
+                status: 403
+            }
+        );
+        assert_eq!(
+            error(&denied, Service::EksAuth).0,
+            Wire {
+                name: "AccessDeniedException",
+                status: 400
+            }
+        );
         let unknown_key = AwsError::invalid_client_token_id();
-        assert_eq!(error(&unknown_key, Service::Eks).0, Wire { name: "UnrecognizedClientException", status: 403 });
-        assert_eq!(error(&unknown_key, Service::EksAuth).0, Wire { name: "UnrecognizedClientException", status: 403 });
+        assert_eq!(
+            error(&unknown_key, Service::Eks).0,
+            Wire {
+                name: "UnrecognizedClientException",
+                status: 403
+            }
+        );
+        assert_eq!(
+            error(&unknown_key, Service::EksAuth).0,
+            Wire {
+                name: "UnrecognizedClientException",
+                status: 403
+            }
+        );
     }
 }

@@ -54,7 +54,10 @@ impl Response {
         buf.push_str("\"><");
         buf.push_str(action);
         buf.push_str("Result>");
-        Self { buf, action: action.to_owned() }
+        Self {
+            buf,
+            action: action.to_owned(),
+        }
     }
 
     /// `<tag>`.
@@ -117,7 +120,11 @@ pub fn error(e: &AwsError, ns: &str, request_id: &str) -> String {
     s.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ErrorResponse xmlns=\"");
     s.push_str(ns);
     s.push_str("\"><Error><Type>");
-    s.push_str(if wire.is_sender() { "Sender" } else { "Receiver" });
+    s.push_str(if wire.is_sender() {
+        "Sender"
+    } else {
+        "Receiver"
+    });
     s.push_str("</Type><Code>");
     escape(wire.name, &mut s);
     s.push_str("</Code><Message>");
@@ -130,8 +137,12 @@ pub fn error(e: &AwsError, ns: &str, request_id: &str) -> String {
 
 /// URL-encode a policy document as IAM returns it (RFC 3986 unreserved characters kept).
 pub fn url_encode_policy(doc: &str) -> String {
-    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-    const SET: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+    use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+    const SET: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
     utf8_percent_encode(doc, SET).to_string()
 }
 
@@ -163,6 +174,9 @@ mod tests {
 
     #[test]
     fn policy_url_encoding() {
-        assert_eq!(url_encode_policy("{\"a\": \"b/c\"}"), "%7B%22a%22%3A%20%22b%2Fc%22%7D");
+        assert_eq!(
+            url_encode_policy("{\"a\": \"b/c\"}"),
+            "%7B%22a%22%3A%20%22b%2Fc%22%7D"
+        );
     }
 }

@@ -1,6 +1,12 @@
 //! Shared test helpers: a small RFC 6902 applier (add/replace/remove), fixture loading,
 //! AdmissionReviews and temp dirs.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::sync::Arc;
 
@@ -23,7 +29,9 @@ pub fn apply_patch(doc: &mut Value, patch: &[Value]) {
         let mut cur = &mut *doc;
         for t in parents {
             cur = match cur {
-                Value::Object(m) => m.get_mut(t).unwrap_or_else(|| panic!("{path}: no member {t}")),
+                Value::Object(m) => m
+                    .get_mut(t)
+                    .unwrap_or_else(|| panic!("{path}: no member {t}")),
                 Value::Array(a) => a.get_mut(t.parse::<usize>().unwrap()).unwrap(),
                 _ => panic!("{path}: cannot descend into a scalar"),
             };
@@ -101,7 +109,12 @@ pub fn webhook(fx: &Value) -> Webhook {
         .and_then(Value::as_array)
         .map(|a| {
             a.iter()
-                .map(|p| (p[0].as_str().unwrap().to_owned(), p[1].as_str().unwrap().to_owned()))
+                .map(|p| {
+                    (
+                        p[0].as_str().unwrap().to_owned(),
+                        p[1].as_str().unwrap().to_owned(),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -110,7 +123,10 @@ pub fn webhook(fx: &Value) -> Webhook {
 
 /// A fresh directory under the system temp dir.
 pub fn temp_dir(tag: &str) -> std::path::PathBuf {
-    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     let d = std::env::temp_dir().join(format!("podiam-webhook-{tag}-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
     d
