@@ -13,6 +13,12 @@ bash scripts/pyenv.sh
 echo "== javascript clients (tests/e2e/js/node_modules)"
 bash scripts/jsenv.sh
 
+echo "== style: rustfmt and clippy (warnings are errors)"
+cargo fmt --all --check
+# The aws-sdk-rust test client (tests/sdk-rust) is a test peer, built below for the end-to-end
+# suite; every crate of podiam is linted with all its targets.
+cargo clippy --locked --all-targets -- -D warnings
+
 echo "== build"
 cargo build --locked -p podiam -p podiam-sdk-e2e
 
