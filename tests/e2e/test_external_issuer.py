@@ -68,7 +68,7 @@ def test_valid_token(server, main):
     iss = main["iss"]
     r = server.assume_web(main["role"], iss.sign(), "ext-ok")
     assert r.status_code == 200, r.text
-    assert xml_text(r.text, "Provider") == iss.hostpath
+    assert xml_text(r.text, "Provider") == f"arn:aws:iam::{ACCOUNT}:oidc-provider/{iss.hostpath}"
     assert xml_text(r.text, "SubjectFromWebIdentityToken") == "system:serviceaccount:default:my-sa"
     assert xml_text(r.text, "Audience") == "sts.amazonaws.com"
     creds = {k: xml_text(r.text, k) for k in ("AccessKeyId", "SecretAccessKey", "SessionToken")}

@@ -102,7 +102,7 @@ def test_assume_role_with_web_identity_and_caller_identity(server, demo, tmp_pat
     out = assume_cli(server, demo["role_arn"], tok, tmp_path, "s1")
     assert out["SubjectFromWebIdentityToken"] == SA_SUB
     assert out["Audience"] == "sts.amazonaws.com"
-    assert out["Provider"] == demo["hostpath"]
+    assert out["Provider"] == f"arn:aws:iam::{ACCOUNT}:oidc-provider/{demo['hostpath']}"
     assert out["AssumedRoleUser"]["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/{ROLE}/s1"
     assert re.fullmatch(r"AROA[A-Z0-9]+:s1", out["AssumedRoleUser"]["AssumedRoleId"])
     creds = out["Credentials"]
@@ -170,7 +170,7 @@ def test_es256_cluster(server, tmp_path):
     assert header["alg"] == "ES256" and header["kid"] == keys[0]["kid"]
     jwt.decode(tok, jwk_to_public_key(keys[0]), algorithms=["ES256"], audience="sts.amazonaws.com")
     out = assume_cli(server, f"arn:aws:iam::{ACCOUNT}:role/irsa-ec", tok, tmp_path, "ec")
-    assert out["Provider"] == hostpath
+    assert out["Provider"] == f"arn:aws:iam::{ACCOUNT}:oidc-provider/{hostpath}"
     assert caller(server, out["Credentials"])["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/irsa-ec/ec"
 
 

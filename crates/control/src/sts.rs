@@ -67,7 +67,7 @@ pub struct AssumedRole {
     pub source_identity: Option<String>,
     /// Web identity: the token's `sub`.
     pub subject: Option<String>,
-    /// Web identity: the issuer without scheme.
+    /// Web identity: the ARN of the IAM OIDC provider that verified the token.
     pub provider: Option<String>,
     /// Web identity: the audience that matched.
     pub audience: Option<String>,
@@ -340,11 +340,14 @@ impl Control {
             policy_arns: common.policy_arns.clone(),
             policy_ids: self.session_policy_ids(&common.policy_arns),
             chained: false,
-            federated_provider: Some(provider_arn),
+            federated_provider: Some(provider_arn.clone()),
         };
         let mut out = self.mint(&session, &common)?;
         out.subject = Some(sub);
-        out.provider = Some(key);
+        // The model's documentation says `Provider` holds the token's `iss`, but for an IAM OIDC
+        // provider STS answers that provider's ARN (`arn:aws:iam::ACCOUNT:oidc-provider/HOST/PATH`),
+        // as recorded responses show (e.g. SPIFFE's walkthrough of OIDC federation to AWS).
+        out.provider = Some(provider_arn);
         out.audience = Some(audience);
         Ok(out)
     }
