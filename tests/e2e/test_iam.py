@@ -568,8 +568,12 @@ def test_description_and_tags_round_trip_special_characters(iam):
     assert r["Description"] == desc
     assert iam.list_role_tags(RoleName=name)["Tags"] == [{"Key": "k\u00e9y", "Value": "v a/l=u+e@"}]
     assert err_of(iam.tag_role, RoleName=name, Tags=[{"Key": "bad!", "Value": "x"}]) == (400, "ValidationError")
+    # More than the model's 50 tags in one request is a constraint violation; more than 50 in all,
+    # added over several requests, is the account limit.
     assert err_of(iam.tag_role, RoleName=name, Tags=[{"Key": f"k{i}", "Value": "x"} for i in range(51)]) == (
-        409, "LimitExceeded")
+        400, "ValidationError")
+    iam.tag_role(RoleName=name, Tags=[{"Key": f"k{i}", "Value": "x"} for i in range(49)])
+    assert err_of(iam.tag_role, RoleName=name, Tags=[{"Key": "one-more", "Value": "x"}]) == (409, "LimitExceeded")
 
 
 def test_reserved_tag_prefix(iam):

@@ -7,6 +7,7 @@ use podiam_control::pod_identity::{CreateAssociation, UpdateAssociation};
 use podiam_control::{AwsError, ErrorCode, model};
 use serde_json::{Value, json};
 
+use crate::wire::model as wire_model;
 use crate::wire::restjson::{self, Service, epoch};
 use crate::{App, Incoming};
 
@@ -75,8 +76,26 @@ fn decode_segment(s: &str) -> Result<String, AwsError> {
         .map_err(|_| AwsError::invalid_parameter("path segment is not valid UTF-8"))
 }
 
+/// The model's constraints on a served operation's labels, query string and body members,
+/// checked before anything is read or written. The checks look at the request alone and reveal
+/// nothing of the account, so they need not wait for the caller to be authenticated.
+fn check_model(inc: &Incoming) -> Result<(), AwsError> {
+    let Some((op, raw)) = wire_model::rest_operation(inc.method.as_str(), &inc.path) else {
+        return Ok(());
+    };
+    let labels = raw
+        .into_iter()
+        .map(|(l, v)| decode_segment(v).map(|v| (l, v)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let query: Vec<(String, String)> = form_urlencoded::parse(inc.query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    wire_model::check_rest(op, &labels, &query, &json_body(inc)?)
+}
+
 async fn route(app: &App, inc: &Incoming) -> Result<Value, AwsError> {
     let c = &app.control;
+    check_model(inc)?;
     let segs: Vec<&str> = inc.path.trim_matches('/').split('/').collect();
     match (&inc.method, segs.as_slice()) {
         (&Method::POST, ["clusters"]) => {

@@ -8,6 +8,7 @@ use podiam_control::simulate::{ContextEntry, EvalResult, SimulateInput};
 use podiam_control::sts::{AssumeCommon, AssumeRoleExtra, AssumedRole};
 use podiam_control::{AwsError, Caller, ErrorCode, Protocol};
 
+use crate::wire::model::{self as wire_model, Service};
 use crate::wire::query::Params;
 use crate::wire::xml::{self, IAM_NS, Response as Xml, STS_NS, timestamp, url_encode_policy};
 use crate::{App, Incoming};
@@ -86,6 +87,7 @@ async fn sts(app: &App, inc: &Incoming, p: &Params) -> Result<Xml, AwsError> {
     let action = action(p)?;
     if action == "AssumeRoleWithWebIdentity" {
         // Unsigned by design: the token is the credential.
+        wire_model::check_query(Service::Sts, action, p)?;
         let common = assume_common(p)?;
         // A token file written by a shell (`podiam token > f`) ends in a newline, which is not
         // part of the JWS; trailing whitespace is dropped before verification.
@@ -98,6 +100,7 @@ async fn sts(app: &App, inc: &Incoming, p: &Params) -> Result<Xml, AwsError> {
         return Ok(assumed_xml(action, &out));
     }
     let caller = inc.caller(app, "sts")?;
+    wire_model::check_query(Service::Sts, action, p)?;
     match action {
         "GetCallerIdentity" => {
             let mut x = Xml::new(action, STS_NS);
@@ -267,6 +270,7 @@ async fn iam(app: &App, inc: &Incoming, p: &Params) -> Result<Xml, AwsError> {
     let c = &app.control;
     let action = action(p)?;
     let caller: Caller = inc.caller(app, "iam")?;
+    wire_model::check_query(Service::Iam, action, p)?;
     let acct = caller.account().to_owned();
     let m = &inc.meta;
     let mut x = Xml::new(action, IAM_NS);
@@ -535,12 +539,8 @@ async fn iam(app: &App, inc: &Incoming, p: &Params) -> Result<Xml, AwsError> {
             policy_xml(&mut x, "Policy", &acct, &pol, n);
         }
         "ListPolicies" => {
+            // `Scope` is one of the model's enum values (checked with the other constraints).
             let scope = p.get("Scope").unwrap_or("All");
-            if !matches!(scope, "All" | "AWS" | "Local") {
-                return Err(AwsError::validation(format!(
-                    "value {scope:?} at 'scope' failed to satisfy constraint: Member must satisfy enum value set: [All, AWS, Local]"
-                )));
-            }
             let pg = c.list_policies(
                 &caller,
                 m,

@@ -45,6 +45,28 @@ impl Params {
         })
     }
 
+    /// Whether any parameter name starts with `prefix`.
+    pub fn has_prefix(&self, prefix: &str) -> bool {
+        self.map.keys().any(|k| k.starts_with(prefix))
+    }
+
+    /// How many members the list (or map) `name` has: `Name.member.N` (or `Name.entry.N`), or a
+    /// structure's fields `Name.member.N.Field`, counted contiguously from 1.
+    pub fn member_count(&self, name: &str) -> usize {
+        let mut n = 0;
+        for i in 1.. {
+            let found = ["member", "entry"].iter().any(|kind| {
+                let item = format!("{name}.{kind}.{i}");
+                self.map.contains_key(&item) || self.has_prefix(&format!("{item}."))
+            });
+            if !found {
+                break;
+            }
+            n = i;
+        }
+        n
+    }
+
     /// An owned optional string.
     pub fn opt(&self, name: &str) -> Option<String> {
         self.get(name).map(str::to_owned)
