@@ -102,16 +102,15 @@ pub(crate) fn check_query(service: Service, action: &str, p: &Params) -> Result<
         return Ok(());
     };
     for m in op.members {
-        let shown = lower_first(m.wire);
         match m.check.kind {
             Kind::Str => {
                 if let Some(v) = p.get(m.wire) {
-                    check_str(&m.check, v, &shown)?;
+                    check_str(&m.check, v, m.wire)?;
                 }
             }
             Kind::Int => {
                 if let Some(n) = p.get(m.wire).and_then(|v| v.trim().parse::<i64>().ok()) {
-                    check_int(&m.check, n, &shown)?;
+                    check_int(&m.check, n, m.wire)?;
                 }
             }
             Kind::List | Kind::Map => {
@@ -119,11 +118,11 @@ pub(crate) fn check_query(service: Service, action: &str, p: &Params) -> Result<
                     continue;
                 }
                 let n = p.member_count(m.wire);
-                check_count(&m.check, n, &format!("[{n} members]"), &shown)?;
+                check_count(&m.check, n, &format!("[{n} members]"), m.wire)?;
                 if let Some(each) = &m.each {
                     let values = p.list(m.wire);
                     for v in &values {
-                        check_each(each, v, &values, &shown)?;
+                        check_each(each, v, &values, m.wire)?;
                     }
                 }
             }
@@ -244,7 +243,12 @@ pub(crate) fn check_rest(
 /// What `value` fails of `c`, in AWS's words; `None` when it satisfies every constraint.
 fn violation(c: &Check, value: &str) -> Option<String> {
     // AWS counts UTF-16 code units; characters outside the BMP are the only difference.
-    let n = i64::try_from(value.encode_utf16().count()).unwrap_or(i64::MAX);
+    let units = if value.is_ascii() {
+        value.len()
+    } else {
+        value.encode_utf16().count()
+    };
+    let n = i64::try_from(units).unwrap_or(i64::MAX);
     if let Some(min) = c.min.filter(|min| n < *min) {
         return Some(format!(
             "Member must have length greater than or equal to {min}"
@@ -273,24 +277,27 @@ fn violation(c: &Check, value: &str) -> Option<String> {
 
 fn check_str(c: &Check, value: &str, member: &str) -> Result<(), AwsError> {
     match violation(c, value) {
-        Some(v) => Err(podiam_control::names::constraint(value, member, &v)),
+        Some(v) => Err(podiam_control::names::constraint(
+            value,
+            &lower_first(member),
+            &v,
+        )),
         None => Ok(()),
     }
 }
 
 fn check_int(c: &Check, n: i64, member: &str) -> Result<(), AwsError> {
-    let shown = n.to_string();
     if let Some(min) = c.min.filter(|min| n < *min) {
         return Err(podiam_control::names::constraint(
-            &shown,
-            member,
+            &n.to_string(),
+            &lower_first(member),
             &format!("Member must have value greater than or equal to {min}"),
         ));
     }
     if let Some(max) = c.max.filter(|max| n > *max) {
         return Err(podiam_control::names::constraint(
-            &shown,
-            member,
+            &n.to_string(),
+            &lower_first(member),
             &format!("Member must have value less than or equal to {max}"),
         ));
     }
@@ -302,14 +309,14 @@ fn check_count(c: &Check, n: usize, shown: &str, member: &str) -> Result<(), Aws
     if let Some(min) = c.min.filter(|min| n < *min) {
         return Err(podiam_control::names::constraint(
             shown,
-            member,
+            &lower_first(member),
             &format!("Member must have length greater than or equal to {min}"),
         ));
     }
     if let Some(max) = c.max.filter(|max| n > *max) {
         return Err(podiam_control::names::constraint(
             shown,
-            member,
+            &lower_first(member),
             &format!("Member must have length less than or equal to {max}"),
         ));
     }
@@ -321,13 +328,15 @@ fn check_each(c: &Check, value: &str, all: &[String], member: &str) -> Result<()
     match violation(c, value) {
         Some(v) => Err(podiam_control::names::constraint(
             &format!("[{}]", all.join(", ")),
-            member,
+            &lower_first(member),
             &format!("Member must satisfy constraint: [{v}]"),
         )),
         None => Ok(()),
     }
 }
 
+/// A member's name as messages show it: the wire name with a lower-case first letter. Spelled
+/// out only when a check fails, so a request that passes allocates nothing for it.
 fn lower_first(s: &str) -> String {
     let mut c = s.chars();
     match c.next() {

@@ -11,19 +11,37 @@ pub const IAM_NS: &str = "https://iam.amazonaws.com/doc/2010-05-08/";
 /// at all (C0 controls other than tab, newline and carriage return, U+FFFE, U+FFFF) become
 /// U+FFFD, so no stored string can make a response unparseable for every client.
 pub fn escape(s: &str, out: &mut String) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\r' => out.push_str("&#xD;"),
-            '\t' | '\n' => out.push(c),
-            '\u{0}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}' => out.push('\u{fffd}'),
-            c => out.push(c),
-        }
+    // Runs of ordinary text are copied whole; only the bytes below stand for a replacement. Every
+    // cut is at an ASCII byte or at the lead byte of U+FFFE/U+FFFF, so each run is whole UTF-8.
+    let bytes = s.as_bytes();
+    let mut run = 0;
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let (replacement, len) = match b {
+            b'&' => ("&amp;", 1),
+            b'<' => ("&lt;", 1),
+            b'>' => ("&gt;", 1),
+            b'"' => ("&quot;", 1),
+            b'\'' => ("&apos;", 1),
+            b'\r' => ("&#xD;", 1),
+            b'\t' | b'\n' => {
+                i += 1;
+                continue;
+            }
+            0..=0x1f => ("\u{fffd}", 1),
+            // U+FFFE and U+FFFF are EF BF BE and EF BF BF.
+            0xef if matches!(bytes.get(i + 1..i + 3), Some([0xbf, 0xbe | 0xbf])) => ("\u{fffd}", 3),
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        out.push_str(s.get(run..i).unwrap_or_default());
+        out.push_str(replacement);
+        i += len;
+        run = i;
     }
+    out.push_str(s.get(run..).unwrap_or_default());
 }
 
 #[cfg(test)]
@@ -33,6 +51,77 @@ mod escape_tests {
         let mut out = String::new();
         super::escape("a\u{1}b\u{0}\tc\nd\re<&\u{fffe}", &mut out);
         assert_eq!(out, "a\u{fffd}b\u{fffd}\tc\nd&#xD;e&lt;&amp;\u{fffd}");
+    }
+
+    #[test]
+    fn runs_between_replacements_are_copied_whole() {
+        for (input, want) in [
+            ("", ""),
+            ("plain", "plain"),
+            ("é\u{fffd}\u{fffe}x\u{ffff}", "é\u{fffd}\u{fffd}x\u{fffd}"),
+            ("\u{effe}\u{fbff}'\"", "\u{effe}\u{fbff}&apos;&quot;"),
+            ("<a>&</a>", "&lt;a&gt;&amp;&lt;/a&gt;"),
+            ("tail\u{1f}", "tail\u{fffd}"),
+            ("日本\u{7}語", "日本\u{fffd}語"),
+        ] {
+            let mut out = String::from(">");
+            super::escape(input, &mut out);
+            assert_eq!(out, format!(">{want}"), "{input:?}");
+        }
+    }
+
+    /// The rule, one character at a time: what `escape` must agree with on every input.
+    fn per_char(s: &str) -> String {
+        let mut out = String::new();
+        for c in s.chars() {
+            match c {
+                '&' => out.push_str("&amp;"),
+                '<' => out.push_str("&lt;"),
+                '>' => out.push_str("&gt;"),
+                '"' => out.push_str("&quot;"),
+                '\'' => out.push_str("&apos;"),
+                '\r' => out.push_str("&#xD;"),
+                '\t' | '\n' => out.push(c),
+                '\u{0}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}' => out.push('\u{fffd}'),
+                c => out.push(c),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn agrees_with_the_per_character_rule_on_every_short_string() {
+        let alphabet = [
+            'a',
+            '&',
+            '<',
+            '>',
+            '"',
+            '\'',
+            '\t',
+            '\n',
+            '\r',
+            '\u{0}',
+            '\u{1f}',
+            ' ',
+            'é',
+            '\u{fffd}',
+            '\u{fffe}',
+            '\u{ffff}',
+            '\u{effe}',
+            '\u{fbbf}',
+            '\u{10000}',
+        ];
+        let n = alphabet.len();
+        for i in 0..n * n * n {
+            let s: String = [i % n, (i / n) % n, i / (n * n)]
+                .iter()
+                .filter_map(|k| alphabet.get(*k))
+                .collect();
+            let mut out = String::new();
+            super::escape(&s, &mut out);
+            assert_eq!(out, per_char(&s), "{s:?}");
+        }
     }
 }
 
