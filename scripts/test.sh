@@ -46,7 +46,8 @@ fi
 
 export PODIAM_BIN="$root/target/debug/podiam"
 echo "== end to end: AWS CLI, boto3 and the JavaScript SDK"
-"$root/.venv/bin/pytest" tests/e2e -q -p no:cacheprovider
+# Modules run in two processes (pytest-xdist), each module whole on one, in file order.
+"$root/.venv/bin/pytest" tests/e2e -q -p no:cacheprovider -n 2 --dist loadfile
 
 echo "== end to end: aws-sdk-rust"
 SDK_E2E_BIN="$root/target/debug/podiam-sdk-e2e" AWS_CLI="$root/.venv/bin/aws" bash tests/sdk-rust/run.sh

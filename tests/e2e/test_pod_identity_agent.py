@@ -379,7 +379,7 @@ def test_webhook_injected_pod_gets_credentials_through_the_agent(server, net, wo
     """The admission webhook sees the association and injects the container-credentials
     environment and the pods.eks.amazonaws.com token; with the token projected where the pod
     expects it, boto3 in the pod's network namespace gets the role through the agent."""
-    from webhook_e2e import Webhook, env_of, pod, pod_process_env, projected_token, write_token
+    from webhook_e2e import Webhook, env_of, pod, pod_process_env, projected, projected_token
 
     if not net.ns:
         pytest.skip("the injected URL is 169.254.170.23, which only the namespace has")
@@ -398,17 +398,10 @@ def test_webhook_injected_pod_gets_credentials_through_the_agent(server, net, wo
     assert path == env["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"] and aud == PI_AUD
     token = server.token(CLUSTER, "app", "web", audience=[aud], pod=("hooked-0", str(uuid.uuid4())),
                          expiration=min(exp, 172800))
-    existed = os.path.exists(os.path.dirname(path))
-    write_token(path, token)
-    try:
+    with projected(path, token):
         penv = pod_process_env(env)
         penv.setdefault("AWS_ENDPOINT_URL_STS", net.server_url(server))  # where STS is, as on EKS it needs no saying
         code = "import boto3; print(boto3.client('sts').get_caller_identity()['Arn'])"
         p = net.run([VENV_PYTHON, "-c", code], env=penv)
         assert p.returncode == 0, p.stderr
         assert re.fullmatch(ARN_RE, p.stdout.strip()) and "/eks-agent-e2e-hooked-0-" in p.stdout, p.stdout
-    finally:
-        if existed:
-            os.remove(path)
-        else:
-            shutil.rmtree(os.path.dirname(path), ignore_errors=True)

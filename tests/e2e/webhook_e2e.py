@@ -5,12 +5,14 @@ what the kubelet would do with the mutated pod (project the token where the pod 
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import json
 import os
 import re
 import signal
 import subprocess
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -125,10 +127,26 @@ def env_of(mutated: dict, container: str = "app") -> dict[str, str]:
     return {e["name"]: e["value"] for e in c.get("env", [])}
 
 
-def write_token(path: str, token: str) -> None:
-    """Put the token where the pod reads it (the kubelet's job; needs root for /var/run)."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(token)
+@contextlib.contextmanager
+def projected(path: str, token: str):
+    """The token where the pod reads it (the kubelet's job; needs root for /var/run), for the
+    duration of the block. The kubelet's paths are fixed and shared by every test process, so
+    one block at a time holds them (the suite runs its modules in parallel processes)."""
+    import fcntl
+    import shutil
+
+    with open(os.path.join(tempfile.gettempdir(), "podiam-e2e-kubelet-paths.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        existed = os.path.exists(os.path.dirname(path))
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(token)
+        try:
+            yield
+        finally:
+            if existed:
+                os.remove(path)
+            else:
+                shutil.rmtree(os.path.dirname(path), ignore_errors=True)
 
 
 def pod_process_env(injected: dict[str, str]) -> dict[str, str]:
@@ -142,7 +160,6 @@ def caller_arn_as_pod(server, cluster: str, mutated: dict, pod_uid: str | None =
     """What the kubelet and the pod's SDK would do with a pod mutated for IRSA: project the
     token (audience, expiration and path from the injected volume, minted by the cluster's
     issuer) and run boto3 with exactly the injected environment; the caller ARN it gets."""
-    import shutil
     import subprocess
 
     from podiam_e2e import VENV_PYTHON
@@ -154,15 +171,8 @@ def caller_arn_as_pod(server, cluster: str, mutated: dict, pod_uid: str | None =
     sa = mutated["spec"]["serviceAccountName"]
     token = server.token(cluster, meta["namespace"], sa, audience=[aud],
                          pod=(meta["name"], pod_uid or str(uuid.uuid4())), expiration=exp)
-    existed = os.path.exists(os.path.dirname(path))
-    write_token(path, token)
-    try:
+    with projected(path, token):
         code = "import boto3; print(boto3.client('sts').get_caller_identity()['Arn'])"
         p = subprocess.run([VENV_PYTHON, "-c", code], env=pod_process_env(env), capture_output=True, text=True, timeout=60)
         assert p.returncode == 0, p.stderr
         return p.stdout.strip()
-    finally:
-        if existed:
-            os.remove(path)
-        else:
-            shutil.rmtree(os.path.dirname(path), ignore_errors=True)
