@@ -16,6 +16,7 @@ use podiam_policy as policy;
 use crate::Control;
 use crate::auth::{Caller, RequestMeta};
 use crate::authz::{Action, Keys, Target};
+use crate::eks::check_tags;
 use crate::error::{AwsError, ErrorCode, Result};
 use crate::model::{self, kind};
 use crate::names;
@@ -110,36 +111,6 @@ fn k8s_name(s: &str, what: &str, max: usize) -> Result<()> {
             "{what} {s:?} is not a valid Kubernetes name"
         )))
     }
-}
-
-/// EKS tag rules: at most 50, keys 1-128 and values 0-256 characters, no `aws:` prefix.
-pub(crate) fn check_tags(tags: &BTreeMap<String, String>) -> Result<()> {
-    if tags.len() > 50 {
-        return Err(AwsError::invalid_parameter(
-            "a resource can have at most 50 tags",
-        ));
-    }
-    for (k, v) in tags {
-        if k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256 {
-            return Err(AwsError::invalid_parameter(format!(
-                "tag {k:?} is not valid: keys 1-128, values 0-256 characters"
-            )));
-        }
-        if policy::fold_key(k).starts_with("aws:") {
-            return Err(AwsError::invalid_parameter(format!(
-                "tag key {k:?} uses the reserved prefix aws:"
-            )));
-        }
-    }
-    // Keys that fold to one key would be one `aws:ResourceTag/...` to the policy engine.
-    let mut folded: Vec<String> = tags.keys().map(|k| policy::fold_key(k)).collect();
-    folded.sort();
-    if folded.windows(2).any(|w| w.first() == w.get(1)) {
-        return Err(AwsError::invalid_parameter(
-            "Duplicate tag keys found. Please note that Tag keys are case insensitive.",
-        ));
-    }
-    Ok(())
 }
 
 fn check_session_policy(p: &str) -> Result<()> {
@@ -587,15 +558,6 @@ impl Control {
             )
             .await?;
         Ok(e.value)
-    }
-
-    /// The deletions of every association of a cluster (when the cluster is deleted).
-    pub(crate) fn cluster_association_deletes(&self, account: &str, cluster: &str) -> Vec<Change> {
-        let t = self.db.read();
-        t.associations
-            .of_cluster(account, cluster, None)
-            .map(|(id, _)| Change::delete(kind::POD_IDENTITY_ASSOCIATION, account, id))
-            .collect()
     }
 
     // --- tags of EKS resources (clusters and associations) ---
