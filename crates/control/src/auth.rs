@@ -373,7 +373,7 @@ impl Control {
             }
             let name = a.resource.rsplit('/').next()?.to_lowercase();
             let e = t.policies.get(&(a.account.to_owned(), name))?;
-            if crate::iam::policy_arn(a.account, &e.value) != arn {
+            if crate::names::policy_arn(a.account, &e.value) != arn {
                 return None;
             }
             let v = e

@@ -250,25 +250,7 @@ fn remove_tags(existing: &[Tag], keys: &[String]) -> Vec<Tag> {
         .collect()
 }
 
-/// `arn:aws:iam::ACCOUNT:role/PATH/NAME`.
-pub fn role_arn(account: &str, role: &model::Role) -> String {
-    format!("arn:aws:iam::{account}:role{}{}", role.path, role.name)
-}
-
-/// `arn:aws:iam::ACCOUNT:user/PATH/NAME`.
-pub fn user_arn(account: &str, user: &model::User) -> String {
-    format!("arn:aws:iam::{account}:user{}{}", user.path, user.name)
-}
-
-/// `arn:aws:iam::ACCOUNT:policy/PATH/NAME`.
-pub fn policy_arn(account: &str, p: &model::ManagedPolicy) -> String {
-    format!("arn:aws:iam::{account}:policy{}{}", p.path, p.name)
-}
-
-/// `arn:aws:iam::ACCOUNT:oidc-provider/HOST/PATH`.
-pub fn provider_arn(account: &str, url_key: &str) -> String {
-    format!("arn:aws:iam::{account}:oidc-provider/{url_key}")
-}
+pub use crate::names::{policy_arn, provider_arn, role_arn, user_arn};
 
 /// The key of a provider URL: the URL without its scheme and trailing slash.
 pub fn provider_key(url: &str) -> String {

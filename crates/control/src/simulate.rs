@@ -392,7 +392,7 @@ impl Control {
                 let r = e.ok_or_else(|| {
                     AwsError::no_such_entity(format!("the role {arn} cannot be found"))
                 })?;
-                let role_arn = crate::iam::role_arn(account, &r);
+                let role_arn = names::role_arn(account, &r);
                 let p = policy::Principal::assumed_role(
                     format!("arn:aws:sts::{account}:assumed-role/{}/simulation", r.name),
                     role_arn,
@@ -413,8 +413,7 @@ impl Control {
                 let u = e.ok_or_else(|| {
                     AwsError::no_such_entity(format!("the user {arn} cannot be found"))
                 })?;
-                let p =
-                    policy::Principal::user(crate::iam::user_arn(account, &u), account.to_owned());
+                let p = policy::Principal::user(names::user_arn(account, &u), account.to_owned());
                 (
                     p,
                     u.inline_policies.clone(),

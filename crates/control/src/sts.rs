@@ -15,9 +15,9 @@ use crate::Control;
 use crate::auth::{Caller, RequestMeta, principal_of};
 use crate::authz::{Action, Keys, Target};
 use crate::error::{AwsError, ErrorCode, Result};
-use crate::iam::{policy_chars, provider_arn, provider_key};
+use crate::iam::{policy_chars, provider_key};
 use crate::model;
-use crate::names;
+use crate::names::{self, provider_arn};
 use crate::session::SessionClaims;
 
 /// Leeway past `exp` (and before `nbf`) that STS allows.
@@ -186,8 +186,7 @@ impl Control {
                     .and_then(|a| {
                         let name = a.resource.rsplit('/').next()?.to_lowercase();
                         let e = t.policies.get(&(a.account.to_owned(), name))?;
-                        (crate::iam::policy_arn(a.account, &e.value) == *arn)
-                            .then(|| e.value.id.clone())
+                        (names::policy_arn(a.account, &e.value) == *arn).then(|| e.value.id.clone())
                     })
                     .unwrap_or_default()
             })
