@@ -8,6 +8,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use podiam_policy as policy;
+
 use crate::Control;
 use crate::auth::{Caller, RequestMeta};
 use crate::authz::{Action, Keys, ResourceKind, Target};
@@ -40,6 +42,36 @@ pub fn cluster_name(name: &str) -> Result<()> {
             "the cluster name {name:?} must be 1-100 characters, start with a letter or digit and contain only letters, digits, '-' and '_'"
         )))
     }
+}
+
+/// EKS tag rules: at most 50, keys 1-128 and values 0-256 characters, no `aws:` prefix.
+pub(crate) fn check_tags(tags: &BTreeMap<String, String>) -> Result<()> {
+    if tags.len() > 50 {
+        return Err(AwsError::invalid_parameter(
+            "a resource can have at most 50 tags",
+        ));
+    }
+    for (k, v) in tags {
+        if k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256 {
+            return Err(AwsError::invalid_parameter(format!(
+                "tag {k:?} is not valid: keys 1-128, values 0-256 characters"
+            )));
+        }
+        if policy::fold_key(k).starts_with("aws:") {
+            return Err(AwsError::invalid_parameter(format!(
+                "tag key {k:?} uses the reserved prefix aws:"
+            )));
+        }
+    }
+    // Keys that fold to one key would be one `aws:ResourceTag/...` to the policy engine.
+    let mut folded: Vec<String> = tags.keys().map(|k| policy::fold_key(k)).collect();
+    folded.sort();
+    if folded.windows(2).any(|w| w.first() == w.get(1)) {
+        return Err(AwsError::invalid_parameter(
+            "Duplicate tag keys found. Please note that Tag keys are case insensitive.",
+        ));
+    }
+    Ok(())
 }
 
 impl Control {
@@ -100,7 +132,7 @@ impl Control {
                     .ok_or_else(|| AwsError::invalid_parameter("tag values must be strings"))?;
                 tags.insert(k.clone(), v.to_owned());
             }
-            crate::pod_identity::check_tags(&tags)?;
+            check_tags(&tags)?;
         }
         let alg = match tags.get(TAG_ISSUER_ALGORITHM).map(String::as_str) {
             None | Some("RS256") => "RS256",
@@ -349,6 +381,15 @@ impl Control {
         changes.push(Change::delete(kind::CLUSTER, caller.account(), name));
         self.db.commit(&guard, changes, now).await?;
         Ok(cluster)
+    }
+
+    /// The deletions of every association of a cluster (when the cluster is deleted).
+    fn cluster_association_deletes(&self, account: &str, cluster: &str) -> Vec<Change> {
+        let t = self.db.read();
+        t.associations
+            .of_cluster(account, cluster, None)
+            .map(|(id, _)| Change::delete(kind::POD_IDENTITY_ASSOCIATION, account, id))
+            .collect()
     }
 }
 

@@ -7,6 +7,7 @@
 use std::fmt;
 
 use crate::error::AwsError;
+use crate::model;
 
 /// The `1 validation error detected` message AWS uses for modeled constraint violations.
 pub fn constraint(value: &str, member: &str, constraint: &str) -> AwsError {
@@ -288,6 +289,26 @@ pub fn account_of_access_key(akid: &str) -> Option<String> {
         n = (n << 5) | u64::try_from(v).ok()?;
     }
     (n < 1_000_000_000_000).then(|| format!("{n:012}"))
+}
+
+/// `arn:aws:iam::ACCOUNT:role/PATH/NAME`.
+pub fn role_arn(account: &str, role: &model::Role) -> String {
+    format!("arn:aws:iam::{account}:role{}{}", role.path, role.name)
+}
+
+/// `arn:aws:iam::ACCOUNT:user/PATH/NAME`.
+pub fn user_arn(account: &str, user: &model::User) -> String {
+    format!("arn:aws:iam::{account}:user{}{}", user.path, user.name)
+}
+
+/// `arn:aws:iam::ACCOUNT:policy/PATH/NAME`.
+pub fn policy_arn(account: &str, p: &model::ManagedPolicy) -> String {
+    format!("arn:aws:iam::{account}:policy{}{}", p.path, p.name)
+}
+
+/// `arn:aws:iam::ACCOUNT:oidc-provider/HOST/PATH`.
+pub fn provider_arn(account: &str, url_key: &str) -> String {
+    format!("arn:aws:iam::{account}:oidc-provider/{url_key}")
 }
 
 /// The account id encoded in an access key id is not derivable in podiam; access keys are looked up.

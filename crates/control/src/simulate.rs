@@ -392,7 +392,7 @@ impl Control {
                 let r = e.ok_or_else(|| {
                     AwsError::no_such_entity(format!("the role {arn} cannot be found"))
                 })?;
-                let role_arn = crate::iam::role_arn(account, &r);
+                let role_arn = names::role_arn(account, &r);
                 let p = policy::Principal::assumed_role(
                     format!("arn:aws:sts::{account}:assumed-role/{}/simulation", r.name),
                     role_arn,
@@ -413,8 +413,7 @@ impl Control {
                 let u = e.ok_or_else(|| {
                     AwsError::no_such_entity(format!("the user {arn} cannot be found"))
                 })?;
-                let p =
-                    policy::Principal::user(crate::iam::user_arn(account, &u), account.to_owned());
+                let p = policy::Principal::user(names::user_arn(account, &u), account.to_owned());
                 (
                     p,
                     u.inline_policies.clone(),
@@ -574,34 +573,4 @@ fn position(doc: &str, offset: usize) -> Position {
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn spans_of_statements() {
-        let doc = "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"s3:*\",\"Resource\":\"*\"},\n{\"Effect\":\"Deny\",\"Action\":\"s3:Delete*\",\"Resource\":\"*\"}]}";
-        let (s0, e0) = statement_span(doc, 0).unwrap();
-        assert_eq!(
-            s0,
-            Position {
-                line: 1,
-                column: 38
-            }
-        );
-        assert_eq!(e0.line, 1);
-        let (s1, _) = statement_span(doc, 1).unwrap();
-        assert_eq!(s1, Position { line: 2, column: 1 });
-        assert!(statement_span(doc, 2).is_none());
-        let single = "{\"Statement\":{\"Effect\":\"Allow\",\"Action\":\"*\",\"Resource\":\"*\"}}";
-        let (s, e) = statement_span(single, 0).unwrap();
-        assert_eq!(
-            s,
-            Position {
-                line: 1,
-                column: 14
-            }
-        );
-        assert_eq!(e.column, single.len() - 1);
-    }
-}
+mod tests;

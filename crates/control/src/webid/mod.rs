@@ -439,3 +439,5 @@ fn backoff(failures: u32) -> Duration {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tls_tests;

@@ -1,208 +1,17 @@
-//! Who is calling, and may they? SigV4 authentication of signed requests and authorization of
-//! every action by the policy engine.
-//!
-//! The root of an account may do anything inside its own account and nothing elsewhere; every
-//! other principal needs an Allow from its identity policies (and, where present, its permissions
-//! boundary and session policies) and no explicit Deny.
+//! Authorization of every action by the policy engine: the caller's identity policies,
+//! boundary and session policies, gathered and parsed once, and the decision with its reason.
 
-use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use podiam_policy as policy;
 
+use super::caller::{Caller, RequestMeta, iso8601};
 use crate::Control;
 use crate::authz::{Action, Keys, Target};
-use crate::error::{AwsError, ErrorCode, Result};
+use crate::error::{AwsError, Result};
 use crate::model;
-use crate::session::{SessionClaims, SessionError};
-
-/// Facts about the transport of a request, supplied by the server.
-#[derive(Clone, Debug, Default)]
-pub struct RequestMeta {
-    /// The peer address.
-    pub source_ip: Option<IpAddr>,
-    /// `true` when the request arrived over TLS.
-    pub secure_transport: bool,
-    /// The request id, for messages and logs.
-    pub request_id: String,
-}
-
-/// An authenticated principal.
-#[derive(Clone, Debug)]
-pub enum Caller {
-    /// An account's root.
-    Root {
-        /// Account id.
-        account: String,
-    },
-    /// An IAM user.
-    User {
-        /// Account id.
-        account: String,
-        /// The user record.
-        user: Arc<model::User>,
-    },
-    /// A role session.
-    Session(Arc<SessionClaims>),
-}
-
-impl Caller {
-    /// The caller's account.
-    pub fn account(&self) -> &str {
-        match self {
-            Caller::Root { account } | Caller::User { account, .. } => account,
-            Caller::Session(c) => &c.account,
-        }
-    }
-    /// The caller's ARN, as GetCallerIdentity reports it.
-    pub fn arn(&self) -> String {
-        match self {
-            Caller::Root { account } => format!("arn:aws:iam::{account}:root"),
-            Caller::User { account, user } => {
-                format!("arn:aws:iam::{account}:user{}{}", user.path, user.name)
-            }
-            Caller::Session(c) => c.arn(),
-        }
-    }
-    /// The caller's unique id, as GetCallerIdentity reports it.
-    pub fn user_id(&self) -> String {
-        match self {
-            Caller::Root { account } => account.clone(),
-            Caller::User { user, .. } => user.id.clone(),
-            Caller::Session(c) => c.user_id(),
-        }
-    }
-    /// `aws:PrincipalType`.
-    pub fn principal_type(&self) -> &'static str {
-        match self {
-            Caller::Root { .. } => "Account",
-            Caller::User { .. } => "User",
-            Caller::Session(_) => "AssumedRole",
-        }
-    }
-    /// The tags of the principal (`aws:PrincipalTag/*`): a user's tags, or a session's tags
-    /// over its role's tags.
-    pub fn principal_tags(&self, role: Option<&model::Role>) -> BTreeMap<String, String> {
-        let mut tags = BTreeMap::new();
-        match self {
-            Caller::Root { .. } => {}
-            Caller::User { user, .. } => {
-                for t in &user.tags {
-                    tags.insert(t.key.clone(), t.value.clone());
-                }
-            }
-            Caller::Session(c) => {
-                if let Some(r) = role {
-                    for t in &r.tags {
-                        tags.insert(t.key.clone(), t.value.clone());
-                    }
-                }
-                // Session tags override role tags of the same key (folded as the engine folds).
-                for (k, v) in &c.tags {
-                    let folded = policy::fold_key(k);
-                    tags.retain(|old, _| policy::fold_key(old) != folded);
-                    tags.insert(k.clone(), v.clone());
-                }
-            }
-        }
-        tags
-    }
-}
-
-/// The signing service name and the regions accepted for it.
-#[derive(Clone, Copy, Debug)]
-pub struct SigningScope<'a> {
-    /// `sts`, `iam`, `eks`, `eks-auth`.
-    pub service: &'a str,
-}
 
 impl Control {
-    /// Authenticate a SigV4-signed request. `Ok(None)` when the request is not signed at all.
-    pub fn authenticate(
-        &self,
-        req: &podiam_sigv4::Request<'_>,
-        scope: SigningScope<'_>,
-    ) -> Result<Option<Caller>> {
-        let parsed = match podiam_sigv4::parse(req) {
-            Ok(Some(p)) => p,
-            Ok(None) => return Ok(None),
-            Err(e) => return Err(sigv4_error(&e)),
-        };
-        let now = self.now();
-        let akid = parsed.access_key_id();
-        // IAM and global STS sign with us-east-1; accept it beside the configured region.
-        let regions = [self.config.region.as_str(), "us-east-1"];
-        let expect = podiam_sigv4::Expectations {
-            service: scope.service,
-            regions: &regions,
-            max_skew_secs: 300,
-            options: podiam_sigv4::Options::default(),
-        };
-        if let Some(token) = parsed.security_token() {
-            let ring = self.session_keyring();
-            let (claims, secret) = ring.open(token, now).map_err(|e| match e {
-                SessionError::Expired => AwsError::expired_session_token(),
-                SessionError::Invalid => AwsError::invalid_client_token_id(),
-            })?;
-            if claims.access_key_id != akid {
-                return Err(AwsError::invalid_client_token_id());
-            }
-            podiam_sigv4::verify(req, &parsed, &secret, &expect, now)
-                .map_err(|e| sigv4_error(&e))?;
-            // A session lives only as long as its role: a session of a deleted role, or of a
-            // role deleted and re-created under the same name (another unique id), is refused
-            // on every path, before any policy is read.
-            let alive = self
-                .db
-                .read()
-                .roles
-                .get(&(claims.account.clone(), claims.role_name.to_lowercase()))
-                .is_some_and(|e| e.value.id == claims.role_id);
-            if !alive {
-                return Err(AwsError::invalid_client_token_id());
-            }
-            return Ok(Some(Caller::Session(Arc::new(claims))));
-        }
-        if akid.starts_with("ASIA") {
-            // A temporary key without its session token.
-            return Err(AwsError::invalid_client_token_id());
-        }
-        let key = self
-            .db
-            .read()
-            .access_keys
-            .get(akid)
-            .map(|e| Arc::clone(&e.value));
-        let key = key.ok_or_else(AwsError::invalid_client_token_id)?;
-        if key.status != "Active" {
-            return Err(AwsError::invalid_client_token_id());
-        }
-        let secret = self.open_sealed(&key.secret, &format!("access_key/{}", key.id))?;
-        let secret = String::from_utf8(secret).map_err(|_| AwsError::service_failure())?;
-        podiam_sigv4::verify(req, &parsed, &secret, &expect, now).map_err(|e| sigv4_error(&e))?;
-        match &key.user {
-            None => Ok(Some(Caller::Root {
-                account: key.account.clone(),
-            })),
-            Some(name) => {
-                let user = self
-                    .db
-                    .read()
-                    .users
-                    .get(&(key.account.clone(), name.to_lowercase()))
-                    .map(|e| Arc::clone(&e.value));
-                let user = user
-                    .filter(|u| &u.name == name)
-                    .ok_or_else(AwsError::invalid_client_token_id)?;
-                Ok(Some(Caller::User {
-                    account: key.account.clone(),
-                    user,
-                }))
-            }
-        }
-    }
-
     /// Authorize `action` on `target` for `caller`, with the request's condition keys. The only
     /// way a service authorizes a call: the action comes from the table of [`crate::authz`] and
     /// the target from a stored entity. `Err(AccessDenied)` saying why when not allowed.
@@ -373,7 +182,7 @@ impl Control {
             }
             let name = a.resource.rsplit('/').next()?.to_lowercase();
             let e = t.policies.get(&(a.account.to_owned(), name))?;
-            if crate::iam::policy_arn(a.account, &e.value) != arn {
+            if crate::names::policy_arn(a.account, &e.value) != arn {
                 return None;
             }
             let v = e
@@ -557,26 +366,6 @@ pub(crate) fn principal_of(caller: &Caller, role: Option<&model::Role>) -> polic
             service: None,
         },
     }
-}
-
-/// Map a SigV4 error to the AWS error.
-fn sigv4_error(e: &podiam_sigv4::Error) -> AwsError {
-    use podiam_sigv4::ErrorKind;
-    let code = match e.kind() {
-        ErrorKind::MissingAuthenticationToken => ErrorCode::MissingAuthenticationToken,
-        ErrorKind::IncompleteSignature => ErrorCode::IncompleteSignature,
-        ErrorKind::SignatureDoesNotMatch => ErrorCode::SignatureDoesNotMatch,
-        ErrorKind::AccessDenied => ErrorCode::AccessDenied,
-    };
-    AwsError::new(code, e.to_string())
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ`.
-pub fn iso8601(unix: i64) -> String {
-    let t =
-        time::OffsetDateTime::from_unix_timestamp(unix).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let f = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
-    t.format(&f).unwrap_or_default()
 }
 
 /// A decision and why, for the AccessDenied message.
