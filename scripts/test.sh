@@ -7,22 +7,36 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
-echo "== python clients (virtualenv .venv)"
-bash scripts/pyenv.sh
+# Stages print their start time from the beginning of the run, so a slow one shows.
+stage() { printf '== [%4ds] %s\n' "$SECONDS" "$*"; }
 
-echo "== javascript clients (tests/e2e/js/node_modules)"
-bash scripts/jsenv.sh
+# The client environments install while the code compiles (they wait on the network, not the
+# CPU); their logs are shown if they fail. The crate tests need them (the error table reads
+# botocore's models), so they are waited for before those run.
+logs=$(mktemp -d "${TMPDIR:-/tmp}/podiam-test-logs.XXXXXX")
+stage "python clients (virtualenv .venv) and javascript clients (tests/e2e/js), in the background"
+bash scripts/pyenv.sh >"$logs/pyenv.log" 2>&1 &
+pyenv_pid=$!
+bash scripts/jsenv.sh >"$logs/jsenv.log" 2>&1 &
+jsenv_pid=$!
+wait_for() { # NAME PID LOG
+  if ! wait "$2"; then
+    cat "$3" >&2
+    echo "test.sh: $1 failed" >&2
+    exit 1
+  fi
+}
 
-echo "== style: rustfmt and clippy (warnings are errors)"
+stage "style: rustfmt and clippy (warnings are errors)"
 cargo fmt --all --check
 # The aws-sdk-rust test client (tests/sdk-rust) is a test peer, built below for the end-to-end
 # suite; every crate of podiam is linted with all its targets.
 cargo clippy --locked --all-targets -- -D warnings
 
-echo "== build"
+stage "build"
 cargo build --locked -p podiam -p podiam-sdk-e2e
 
-echo "== postgresql (store conformance and replica tests run against it)"
+stage "postgresql (store conformance and replica tests run against it)"
 if [ -z "${PODIAM_TEST_POSTGRES_URL:-}" ]; then
   # A throwaway cluster (installed with apt-get if missing), stopped and deleted at exit.
   if [ -n "${PODIAM_PG_DIR:-}" ]; then
@@ -37,7 +51,10 @@ if [ -z "${PODIAM_TEST_POSTGRES_URL:-}" ]; then
 fi
 echo "PODIAM_TEST_POSTGRES_URL=$PODIAM_TEST_POSTGRES_URL"
 
-echo "== crate tests"
+wait_for "scripts/pyenv.sh" "$pyenv_pid" "$logs/pyenv.log"
+wait_for "scripts/jsenv.sh" "$jsenv_pid" "$logs/jsenv.log"
+
+stage "crate tests"
 if command -v cargo-nextest >/dev/null 2>&1; then
   cargo nextest run --locked --no-fail-fast
 else
@@ -45,9 +62,22 @@ else
 fi
 
 export PODIAM_BIN="$root/target/debug/podiam"
-echo "== end to end: AWS CLI, boto3 and the JavaScript SDK"
+# The aws-sdk-rust scenarios (one server of their own) run beside the Python and JavaScript
+# ones; their output is printed after.
+stage "end to end: aws-sdk-rust (in the background), AWS CLI, boto3 and the JavaScript SDK"
+SDK_E2E_BIN="$root/target/debug/podiam-sdk-e2e" AWS_CLI="$root/.venv/bin/aws" \
+  bash tests/sdk-rust/run.sh >"$logs/sdk-rust.log" 2>&1 &
+sdk_pid=$!
 # Modules run in two processes (pytest-xdist), each module whole on one, in file order.
-"$root/.venv/bin/pytest" tests/e2e -q -p no:cacheprovider -n 2 --dist loadfile
-
-echo "== end to end: aws-sdk-rust"
-SDK_E2E_BIN="$root/target/debug/podiam-sdk-e2e" AWS_CLI="$root/.venv/bin/aws" bash tests/sdk-rust/run.sh
+pytest_rc=0
+"$root/.venv/bin/pytest" tests/e2e -q -p no:cacheprovider -n 2 --dist loadfile || pytest_rc=$?
+sdk_rc=0
+wait "$sdk_pid" || sdk_rc=$?
+stage "end to end: aws-sdk-rust"
+cat "$logs/sdk-rust.log"
+rm -rf "$logs"
+if [ "$pytest_rc" -ne 0 ] || [ "$sdk_rc" -ne 0 ]; then
+  echo "test.sh: end-to-end failures (pytest exit $pytest_rc, aws-sdk-rust exit $sdk_rc)" >&2
+  exit 1
+fi
+stage "all passed"
