@@ -41,8 +41,8 @@ use std::net::IpAddr;
 
 use crate::PolicyError;
 use crate::context::{Context, normalize_key};
+use crate::effect::StatementEffect;
 use crate::json::{self, Doc, Json};
-use crate::policy::StatementEffect;
 use crate::template::Template;
 use crate::wildcard::{ArnPattern, Pattern, Piece};
 

@@ -6,9 +6,8 @@
 use std::fmt::Write as _;
 
 use crate::context::Context;
-use crate::policy::{
-    ActionClause, Policy, PolicyKind, PrincipalClause, ResourceClause, Statement, StatementEffect,
-};
+use crate::effect::StatementEffect;
+use crate::policy::{ActionClause, Policy, PolicyKind, PrincipalClause, ResourceClause, Statement};
 use crate::principal::{Principal, PrincipalKind, PrincipalMatch};
 
 /// One request to authorize.

@@ -28,6 +28,7 @@ use std::fmt;
 use crate::PolicyError;
 use crate::condition::ConditionBlock;
 use crate::context::Context;
+use crate::effect::StatementEffect;
 use crate::json::{self, Doc, Entry, Json};
 use crate::principal::PrincipalSpec;
 use crate::template::Template;
@@ -120,26 +121,6 @@ impl Limits {
             PolicyKind::Trust => Self::TRUST,
             PolicyKind::Session => Self::SESSION,
             PolicyKind::Resource => Self::RESOURCE,
-        }
-    }
-}
-
-/// `Allow` or `Deny`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum StatementEffect {
-    /// `"Effect": "Allow"`.
-    Allow,
-    /// `"Effect": "Deny"`.
-    Deny,
-}
-
-impl StatementEffect {
-    /// The JSON value.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Allow => "Allow",
-            Self::Deny => "Deny",
         }
     }
 }

@@ -35,7 +35,7 @@
 //! Anonymous requests have no identity to list: they are excluded only by `"*"`.
 
 use crate::PolicyError;
-use crate::policy::StatementEffect;
+use crate::effect::StatementEffect;
 use crate::wildcard::{has_wildcards_or_whitespace, split_arn};
 
 /// The kind of a request principal.
