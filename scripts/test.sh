@@ -29,6 +29,8 @@ wait_for() { # NAME PID LOG
 
 stage "style: rustfmt and clippy (warnings are errors)"
 cargo fmt --all --check
+# Module dependencies go one way, and no source file grows past 600 lines without a reason.
+python3 scripts/check_modules.py
 # The aws-sdk-rust test client (tests/sdk-rust) is a test peer, built below for the end-to-end
 # suite; every crate of podiam is linted with all its targets.
 cargo clippy --locked --all-targets -- -D warnings

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from podiam_e2e import ACCOUNT, REGION, clean_env, remember_secrets
+from podiam_e2e import ACCOUNT, REGION, clean_env, remember_secrets, require
 
 JS = Path(__file__).parent / "js"
 CLUSTER = "jserr"
@@ -24,10 +24,7 @@ CLUSTER = "jserr"
 def node() -> str:
     node = shutil.which("node")
     ready = node and (JS / "node_modules" / "@aws-sdk" / "client-eks").is_dir()
-    if not ready:
-        if os.environ.get("CI") == "true":
-            pytest.fail("node or tests/e2e/js/node_modules missing (scripts/jsenv.sh)")
-        pytest.skip("node or tests/e2e/js/node_modules missing: run scripts/jsenv.sh")
+    require(ready, "node or tests/e2e/js/node_modules missing: run scripts/jsenv.sh")
     return node
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from podiam_e2e import ACCOUNT, AWS_CLI, REGION, REPO, VENV_PYTHON, clean_env, podiam_bin, register_log
+from podiam_e2e import ACCOUNT, AWS_CLI, REGION, REPO, VENV_PYTHON, clean_env, podiam_bin, register_log, require
 
 PODIAM_LISTEN_HOST = "0.0.0.0"
 CLUSTER = "agent-e2e"
@@ -267,8 +267,7 @@ def test_aws_cli_pod_gets_the_role(server, net, world, tmp_path):
 
 def test_aws_sdk_rust_pod_gets_the_role(server, net, world, tmp_path):
     sdk = REPO / "target" / "debug" / "podiam-sdk-e2e"
-    if not sdk.exists():
-        pytest.skip("podiam-sdk-e2e is not built (scripts/test.sh builds it)")
+    require(sdk.exists(), "podiam-sdk-e2e is not built (scripts/test.sh builds it)")
     agent = world["agent"]
     tok = tmp_path / "token"
     tok.write_text(pod_token(server, "web", pod="rust-pod"))
@@ -320,8 +319,8 @@ def test_bad_tokens_are_400_with_the_reason(server, net, world):
 
 def test_500_concurrent_requests_for_one_new_token_make_one_upstream_call(server, net, world):
     agent = world["agent"]
-    if not agent.metrics_url:
-        pytest.skip("metrics unavailable")
+    # The agent always serves metrics here (Agent.start waits for them): no URL is a failure.
+    assert agent.metrics_url, f"the agent announced no metrics address:\n{agent.text()[-3000:]}"
     before = agent.metric("podiam_agent_upstream_calls_total")
     res = fetch(net, agent, pod_token(server, "burst", pod="burst-pod"), n=500)
     assert len(res) == 500 and all(r["status"] == 200 for r in res), {r["status"] for r in res}
@@ -357,7 +356,8 @@ def test_deleted_association_is_evicted_at_the_next_refresh(server, net, world):
     assert r["status"] == 200, r
     eks = server.client("eks")
     aid = eks.list_pod_identity_associations(clusterName=CLUSTER, namespace="app", serviceAccount="evict")["associations"][0]["associationId"]
-    evicted = agent.metric("pod_identity_cache_state", state="evicted") if agent.metrics_url else None
+    assert agent.metrics_url, f"the agent announced no metrics address:\n{agent.text()[-3000:]}"
+    evicted = agent.metric("pod_identity_cache_state", state="evicted")
     eks.delete_pod_identity_association(clusterName=CLUSTER, associationId=aid)
     deadline = time.monotonic() + REFRESH_SECS * 6 + 30
     status = 200
@@ -368,8 +368,7 @@ def test_deleted_association_is_evicted_at_the_next_refresh(server, net, world):
             break
         time.sleep(1)
     assert status == 404 and "ResourceNotFoundException" in r["body"], r
-    if evicted is not None:
-        assert agent.metric("pod_identity_cache_state", state="evicted") > evicted
+    assert agent.metric("pod_identity_cache_state", state="evicted") > evicted
 
 
 # ------------------------------------------------------------------------------ through the webhook
@@ -381,8 +380,8 @@ def test_webhook_injected_pod_gets_credentials_through_the_agent(server, net, wo
     expects it, boto3 in the pod's network namespace gets the role through the agent."""
     from webhook_e2e import Webhook, env_of, pod, pod_process_env, projected, projected_token
 
-    if not net.ns:
-        pytest.skip("the injected URL is 169.254.170.23, which only the namespace has")
+    require(net.ns, "the injected URL is 169.254.170.23, which only the network namespace has "
+            "(needs root and iproute2)")
     hook = Webhook(tmp_path, ["--cluster-name", CLUSTER, "--endpoint", server.endpoint,
                               "--inject-sts-endpoint", net.server_url(server), "--default-region", REGION],
                    {**server.env, "AWS_REGION": REGION})

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from podiam_e2e import ACCOUNT, AWS_CLI, REGION, VENV_PYTHON, REPO, Podiam, clean_env
+from podiam_e2e import ACCOUNT, AWS_CLI, REGION, VENV_PYTHON, REPO, Podiam, clean_env, require
 
 CLUSTER = "direct"
 PI_AUD = "pods.eks.amazonaws.com"
@@ -162,8 +162,7 @@ def test_aws_sdk_rust_over_https(servers, tls, tmp_path):
     https, _, _ = servers
     ca = tls[0]
     sdk = REPO / "target" / "debug" / "podiam-sdk-e2e"
-    if not sdk.exists():
-        pytest.skip("podiam-sdk-e2e is not built (scripts/test.sh builds it)")
+    require(sdk.exists(), "podiam-sdk-e2e is not built (scripts/test.sh builds it)")
     tok = tmp_path / "token"
     tok.write_text(token(https, ca=ca))
     p = subprocess.run([str(sdk), "default-chain"], env=pod_env(https, tok, SSL_CERT_FILE=str(ca)),

@@ -31,14 +31,18 @@ import pytest
 import requests
 
 from podiam_e2e import (ACCOUNT, REPO, STS_AUDIENCE, Podiam, allow, b64u, b64u_decode, client_error, irsa_trust, jwt_parts,
-                        podiam_bin, principal_trust)
+                        podiam_bin, principal_trust, require)
 
 PG_URL = os.environ.get("PODIAM_TEST_POSTGRES_URL", "")
 PG_DIR = os.environ.get("PODIAM_PG_DIR", "")
 PG_SCRIPT = str(REPO / "scripts" / "postgres.sh")
 
-pytestmark = pytest.mark.skipif(not PG_URL, reason="PODIAM_TEST_POSTGRES_URL is unset: no PostgreSQL to run replicas on "
-                                "(scripts/test.sh starts one with scripts/postgres.sh)")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def postgres_url():
+    require(PG_URL, "PODIAM_TEST_POSTGRES_URL is unset: no PostgreSQL to run replicas on "
+            "(scripts/test.sh starts one with scripts/postgres.sh)")
 
 CALLER = "replica-caller"  # the IAM user that assumes the test roles (root may not)
 ROOT_TRUST = principal_trust({"AWS": f"arn:aws:iam::{ACCOUNT}:user/{CALLER}"})
@@ -441,8 +445,8 @@ def test_killing_a_replica_costs_the_other_nothing(cluster):
     assert cluster.sts(r1, creds).get_caller_identity()["Arn"].endswith(f"/{name}/steady")
 
 
-@pytest.mark.skipif(not PG_DIR, reason="PODIAM_PG_DIR is unset: the PostgreSQL server is not one scripts/postgres.sh can stop")
 def test_postgres_outage_keeps_reads_and_credentials_and_fails_writes(cluster):
+    require(PG_DIR, "PODIAM_PG_DIR is unset: the PostgreSQL server is not one scripts/postgres.sh can stop")
     r1, r2 = cluster.r1, cluster.r2
     name = f"outage-{uuid.uuid4().hex[:8]}"
     arn = f"arn:aws:iam::{ACCOUNT}:role/{name}"

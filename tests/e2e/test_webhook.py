@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from podiam_e2e import ACCOUNT, irsa_trust
+from podiam_e2e import ACCOUNT, irsa_trust, require
 from webhook_e2e import Webhook, caller_arn_as_pod, env_of, pod, projected_token
 
 CLUSTER = "hooked"
@@ -46,8 +46,7 @@ def test_irsa_pod_gets_credentials_with_exactly_the_injected_environment(server,
     assert env["AWS_ENDPOINT_URL_STS"] == server.endpoint
     _, aud, exp = projected_token(mutated)
     assert aud == "sts.amazonaws.com" and exp == 3600
-    if os.geteuid() != 0:
-        pytest.skip("writing the projected token under /var/run needs root")
+    require(os.geteuid() == 0, "writing the projected token under /var/run needs root")
     arn = caller_arn_as_pod(server, CLUSTER, mutated)
     assert arn.startswith(f"arn:aws:sts::{ACCOUNT}:assumed-role/hooked-app/botocore-session-"), arn
 

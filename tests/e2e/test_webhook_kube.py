@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from podiam_e2e import ACCOUNT, irsa_trust
+from podiam_e2e import ACCOUNT, irsa_trust, require
 from webhook_e2e import Webhook, caller_arn_as_pod, env_of, pod
 
 CLUSTER = "kubewatched"
@@ -174,8 +174,7 @@ def test_listed_service_account_gets_credentials(server, world):
     mutated, patch = hook.mutate(pod("annotated-0", "shop", "annotated"))
     assert patch
     assert env_of(mutated)["AWS_ROLE_ARN"] == f"arn:aws:iam::{ACCOUNT}:role/kube-annotated"
-    if os.geteuid() != 0:
-        pytest.skip("writing the projected token under /var/run needs root")
+    require(os.geteuid() == 0, "writing the projected token under /var/run needs root")
     arn = caller_arn_as_pod(server, CLUSTER, mutated)
     assert arn.startswith(f"arn:aws:sts::{ACCOUNT}:assumed-role/kube-annotated/botocore-session-"), arn
 

@@ -1,6 +1,6 @@
 //! Replicas: two `Db`s over one shared store follow each other's writes through the change feed.
 //! Runs over SQLite (one file, two handles, marked shared) always and over PostgreSQL (with
-//! LISTEN/NOTIFY wake-ups) when `PODIAM_TEST_POSTGRES_URL` is set.
+//! LISTEN/NOTIFY wake-ups) when `PODIAM_TEST_POSTGRES_URL` is set (required under `CI=true`).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -67,10 +67,15 @@ fn key(name: &str) -> (String, String) {
 }
 
 /// `PODIAM_TEST_POSTGRES_URL` and a fresh schema name (`tag` keeps it short), or `None` when
-/// the variable is unset (the test is skipped, saying so).
+/// the variable is unset (the test is skipped, saying so). Under CI (`CI=true`) an unset
+/// variable panics instead: there the replicas must run on PostgreSQL, not be skipped.
 fn pg_schema(test: &str, tag: &str) -> Option<(String, String)> {
     let Ok(url) = std::env::var("PODIAM_TEST_POSTGRES_URL") else {
-        eprintln!("SKIPPED {test}: PODIAM_TEST_POSTGRES_URL is unset");
+        let why = "PODIAM_TEST_POSTGRES_URL is unset (scripts/postgres.sh starts a server)";
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{test}: {why}; under CI=true a test that cannot reach its database fails");
+        }
+        eprintln!("SKIPPED {test}: {why}");
         return None;
     };
     let nanos = std::time::SystemTime::now()

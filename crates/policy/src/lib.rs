@@ -111,6 +111,7 @@
 
 mod condition;
 mod context;
+mod effect;
 mod error;
 mod eval;
 mod json;
@@ -123,6 +124,7 @@ pub use condition::{
     Condition, ConditionBlock, ConditionOperator, OperatorBlock, OperatorKind, SetQualifier,
 };
 pub use context::{Context, fold_key};
+pub use effect::StatementEffect;
 pub use error::PolicyError;
 pub use eval::{
     Decision, Effect, MatchedStatement, PolicyEffect, PolicyResult, PolicySet, PolicySource,
@@ -131,7 +133,7 @@ pub use eval::{
 pub use json::policy_size;
 pub use policy::{
     ActionClause, ActionPattern, Limits, Policy, PolicyKind, PrincipalClause, ResourceClause,
-    ResourcePattern, Statement, StatementEffect, Version,
+    ResourcePattern, Statement, Version,
 };
 pub use principal::{
     Principal, PrincipalKind, PrincipalMatch, PrincipalSpec, PrincipalType, PrincipalValue,

@@ -26,6 +26,7 @@
 //! Serializing commits on the counter costs write throughput, which an IAM control plane does
 //! not need; reads never touch it.
 
+mod batch;
 mod postgres;
 mod sqlite;
 

@@ -12,11 +12,12 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use sqlx::Row;
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgQueryResult};
+use sqlx::{Postgres, Row};
 use tokio::sync::watch;
 
-use crate::{BoxFut, ChangeEvent, ChangeSet, Record, Store, StoreError, Write, backend, conflict};
+use crate::batch::{BatchBackend, BatchSql, apply_writes};
+use crate::{BoxFut, ChangeEvent, ChangeSet, Record, Store, StoreError, Write, backend};
 
 /// Append-only migrations: (version, SQL). Versions match SQLite's.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -42,6 +43,21 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How long the listener waits before reconnecting after a failure.
 const LISTEN_RETRY: Duration = Duration::from_secs(1);
+
+impl BatchBackend for Postgres {
+    const SQL: BatchSql = BatchSql {
+        next_seq: "UPDATE change_seq SET value = value + 1 WHERE id = 1 RETURNING value",
+        insert: "INSERT INTO records (kind, account, id, doc, version, updated_at, seq) VALUES ($1, $2, $3, $4, 1, $5, $6) ON CONFLICT DO NOTHING",
+        update: "UPDATE records SET doc = $1, version = version + 1, updated_at = $2, seq = $3 WHERE kind = $4 AND account = $5 AND id = $6 AND version = $7",
+        delete: "DELETE FROM records WHERE kind = $1 AND account = $2 AND id = $3",
+        tombstone: "INSERT INTO tombstones (kind, account, id, seq, deleted_at) VALUES ($1, $2, $3, $4, $5) \
+                    ON CONFLICT (kind, account, id) DO UPDATE SET seq = excluded.seq, deleted_at = excluded.deleted_at",
+    };
+
+    fn rows_affected(result: &PgQueryResult) -> u64 {
+        result.rows_affected()
+    }
+}
 
 /// PostgreSQL-backed [`Store`].
 #[derive(Clone)]
@@ -324,74 +340,7 @@ impl Store for PgStore {
                 return Ok(());
             }
             let mut tx = self.pool.begin().await.map_err(backend)?;
-            // First statement: the counter's row lock is held until commit, so batches commit
-            // in seq order (what makes the change feed gap-free).
-            let seq: i64 = sqlx::query_scalar(
-                "UPDATE change_seq SET value = value + 1 WHERE id = 1 RETURNING value",
-            )
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(backend)?;
-            for w in writes {
-                let affected = match w {
-                    Write::Insert { kind, account, id, doc } => sqlx::query(
-                        "INSERT INTO records (kind, account, id, doc, version, updated_at, seq) VALUES ($1, $2, $3, $4, 1, $5, $6) ON CONFLICT DO NOTHING",
-                    )
-                    .bind(kind)
-                    .bind(account)
-                    .bind(id)
-                    .bind(doc)
-                    .bind(now_unix)
-                    .bind(seq)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend)?
-                    .rows_affected(),
-                    Write::Update { kind, account, id, doc, expect_version } => sqlx::query(
-                        "UPDATE records SET doc = $1, version = version + 1, updated_at = $2, seq = $3 WHERE kind = $4 AND account = $5 AND id = $6 AND version = $7",
-                    )
-                    .bind(doc)
-                    .bind(now_unix)
-                    .bind(seq)
-                    .bind(kind)
-                    .bind(account)
-                    .bind(id)
-                    .bind(expect_version)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend)?
-                    .rows_affected(),
-                    Write::Delete { kind, account, id } => {
-                        let n = sqlx::query("DELETE FROM records WHERE kind = $1 AND account = $2 AND id = $3")
-                            .bind(kind)
-                            .bind(account)
-                            .bind(id)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(backend)?
-                            .rows_affected();
-                        if n == 1 {
-                            sqlx::query(
-                                "INSERT INTO tombstones (kind, account, id, seq, deleted_at) VALUES ($1, $2, $3, $4, $5) \
-                                 ON CONFLICT (kind, account, id) DO UPDATE SET seq = excluded.seq, deleted_at = excluded.deleted_at",
-                            )
-                            .bind(kind)
-                            .bind(account)
-                            .bind(id)
-                            .bind(seq)
-                            .bind(now_unix)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(backend)?;
-                        }
-                        n
-                    }
-                };
-                if affected != 1 {
-                    // Dropping the transaction rolls every earlier write of the batch back.
-                    return Err(conflict(w));
-                }
-            }
+            let seq = apply_writes::<Postgres>(&mut *tx, writes, now_unix).await?;
             // Delivered to listeners when (and only if) the transaction commits.
             sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(&*self.channel)

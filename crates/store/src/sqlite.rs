@@ -5,16 +5,33 @@
 use std::path::Path;
 use std::str::FromStr;
 
+use sqlx::sqlite::SqliteQueryResult;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{Row, Sqlite, SqlitePool};
 
-use crate::{BoxFut, ChangeEvent, ChangeSet, Record, Store, StoreError, Write, backend, conflict};
+use crate::batch::{BatchBackend, BatchSql, apply_writes};
+use crate::{BoxFut, ChangeEvent, ChangeSet, Record, Store, StoreError, Write, backend};
 
 /// Append-only migrations: (version, SQL).
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_records.sql")),
     (2, include_str!("../migrations/sqlite/0002_changes.sql")),
 ];
+
+impl BatchBackend for Sqlite {
+    const SQL: BatchSql = BatchSql {
+        next_seq: "UPDATE change_seq SET value = value + 1 WHERE id = 1 RETURNING value",
+        insert: "INSERT INTO records (kind, account, id, doc, version, updated_at, seq) VALUES (?, ?, ?, ?, 1, ?, ?) ON CONFLICT DO NOTHING",
+        update: "UPDATE records SET doc = ?, version = version + 1, updated_at = ?, seq = ? WHERE kind = ? AND account = ? AND id = ? AND version = ?",
+        delete: "DELETE FROM records WHERE kind = ? AND account = ? AND id = ?",
+        tombstone: "INSERT INTO tombstones (kind, account, id, seq, deleted_at) VALUES (?, ?, ?, ?, ?) \
+                    ON CONFLICT (kind, account, id) DO UPDATE SET seq = excluded.seq, deleted_at = excluded.deleted_at",
+    };
+
+    fn rows_affected(result: &SqliteQueryResult) -> u64 {
+        result.rows_affected()
+    }
+}
 
 /// SQLite-backed [`Store`].
 #[derive(Clone, Debug)]
@@ -170,72 +187,7 @@ impl Store for SqliteStore {
                 return Ok(());
             }
             let mut tx = self.pool.begin().await.map_err(backend)?;
-            let seq: i64 = sqlx::query_scalar(
-                "UPDATE change_seq SET value = value + 1 WHERE id = 1 RETURNING value",
-            )
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(backend)?;
-            for w in writes {
-                let affected = match w {
-                    Write::Insert { kind, account, id, doc } => sqlx::query(
-                        "INSERT INTO records (kind, account, id, doc, version, updated_at, seq) VALUES (?, ?, ?, ?, 1, ?, ?) ON CONFLICT DO NOTHING",
-                    )
-                    .bind(kind)
-                    .bind(account)
-                    .bind(id)
-                    .bind(doc)
-                    .bind(now_unix)
-                    .bind(seq)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend)?
-                    .rows_affected(),
-                    Write::Update { kind, account, id, doc, expect_version } => sqlx::query(
-                        "UPDATE records SET doc = ?, version = version + 1, updated_at = ?, seq = ? WHERE kind = ? AND account = ? AND id = ? AND version = ?",
-                    )
-                    .bind(doc)
-                    .bind(now_unix)
-                    .bind(seq)
-                    .bind(kind)
-                    .bind(account)
-                    .bind(id)
-                    .bind(expect_version)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend)?
-                    .rows_affected(),
-                    Write::Delete { kind, account, id } => {
-                        let n = sqlx::query("DELETE FROM records WHERE kind = ? AND account = ? AND id = ?")
-                            .bind(kind)
-                            .bind(account)
-                            .bind(id)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(backend)?
-                            .rows_affected();
-                        if n == 1 {
-                            sqlx::query(
-                                "INSERT INTO tombstones (kind, account, id, seq, deleted_at) VALUES (?, ?, ?, ?, ?) \
-                                 ON CONFLICT (kind, account, id) DO UPDATE SET seq = excluded.seq, deleted_at = excluded.deleted_at",
-                            )
-                            .bind(kind)
-                            .bind(account)
-                            .bind(id)
-                            .bind(seq)
-                            .bind(now_unix)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(backend)?;
-                        }
-                        n
-                    }
-                };
-                if affected != 1 {
-                    // Dropping the transaction rolls every earlier write of the batch back.
-                    return Err(conflict(w));
-                }
-            }
+            apply_writes::<Sqlite>(&mut *tx, writes, now_unix).await?;
             tx.commit().await.map_err(backend)
         })
     }

@@ -1,8 +1,8 @@
 //! Store conformance: the behaviour every backend must show, written once over `&dyn Store` and
 //! run against SQLite (in memory and on disk) always, and against a real PostgreSQL when
 //! `PODIAM_TEST_POSTGRES_URL` is set (`scripts/test.sh` starts one with `scripts/postgres.sh`);
-//! without it the PostgreSQL tests print a notice and pass. Each PostgreSQL test works in a
-//! schema of its own.
+//! without it the PostgreSQL tests print a notice and pass, or fail under CI (`CI=true`). Each
+//! PostgreSQL test works in a schema of its own.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -501,12 +501,15 @@ async fn sqlite_upgrade_from_migration_1() {
 // ----------------------------------------------------------------------------- PostgreSQL
 
 /// A fresh schema on the test server, as connect options whose `search_path` is that schema;
-/// `None` (after a notice) when `PODIAM_TEST_POSTGRES_URL` is unset.
+/// `None` (after a notice) when `PODIAM_TEST_POSTGRES_URL` is unset, and a panic then under CI
+/// (`CI=true`), where the PostgreSQL backend must be exercised rather than skipped.
 async fn pg_schema(test: &str) -> Option<(PgConnectOptions, String)> {
     let Ok(url) = std::env::var("PODIAM_TEST_POSTGRES_URL") else {
-        eprintln!(
-            "SKIPPED {test}: PODIAM_TEST_POSTGRES_URL is unset (scripts/postgres.sh starts a server)"
-        );
+        let why = "PODIAM_TEST_POSTGRES_URL is unset (scripts/postgres.sh starts a server)";
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{test}: {why}; under CI=true a test that cannot reach its database fails");
+        }
+        eprintln!("SKIPPED {test}: {why}");
         return None;
     };
     static N: AtomicU32 = AtomicU32::new(0);

@@ -5,13 +5,15 @@
 //! retries are podiam-awsclient's, as for every other podiam client.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use parking_lot::RwLock;
 use podiam_awsclient::retry::{self, RetryPolicy};
 use podiam_awsclient::{Clock, CredentialsProvider, Env, Service};
 use serde::Deserialize;
 
-use crate::sources::Associations;
+use crate::sources::{AssociationSource, Associations};
 
 /// Why listing failed.
 #[derive(Debug, thiserror::Error)]
@@ -245,5 +247,76 @@ impl EksClient {
             url: url_s,
             message: e.to_string(),
         })
+    }
+}
+
+/// Associations listed from an EKS API (`ListPodIdentityAssociations`), held in memory and
+/// replaced by each successful refresh; a failed refresh keeps the previous set.
+pub struct EksAssociations {
+    client: EksClient,
+    current: RwLock<Arc<Associations>>,
+    loaded: AtomicBool,
+}
+
+impl std::fmt::Debug for EksAssociations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EksAssociations")
+            .field("client", &self.client)
+            .field("loaded", &self.loaded)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EksAssociations {
+    /// A source over `client`; nothing is listed until [`Self::refresh`].
+    pub fn new(client: EksClient) -> Self {
+        Self {
+            client,
+            current: RwLock::new(Arc::new(Associations::default())),
+            loaded: AtomicBool::new(false),
+        }
+    }
+
+    /// Lists every association now and replaces the held set; returns how many.
+    pub async fn refresh(&self) -> Result<usize, EksError> {
+        let list = self.client.list_associations().await?;
+        let n = list.len();
+        *self.current.write() = Arc::new(list);
+        if !self.loaded.swap(true, Ordering::AcqRel) {
+            tracing::info!(associations = n, "pod identity associations loaded");
+        }
+        Ok(n)
+    }
+
+    /// Whether one refresh has succeeded.
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
+    }
+
+    /// Refreshes every `every` (the first immediately) until the task is aborted.
+    pub fn spawn_refresh(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut t = tokio::time::interval(every);
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                t.tick().await;
+                if let Err(e) = me.refresh().await {
+                    tracing::warn!(error = %e, "listing pod identity associations failed; keeping the previous set");
+                }
+            }
+        })
+    }
+}
+
+impl AssociationSource for EksAssociations {
+    fn has_association(&self, namespace: &str, service_account: &str) -> bool {
+        self.current
+            .read()
+            .has_association(namespace, service_account)
+    }
+
+    fn is_ready(&self) -> bool {
+        self.is_loaded()
     }
 }

@@ -4,6 +4,7 @@
 //! - [`mutate`]: the pod mutation (IRSA and EKS Pod Identity), pure.
 //! - [`sources`]: service accounts and Pod Identity associations (traits + implementations).
 //! - [`kubernetes`]: service accounts watched from the Kubernetes API.
+//! - [`eks`]: Pod Identity associations listed from an EKS API ([`EksAssociations`]).
 //! - [`Webhook`]: AdmissionReview in, AdmissionReview out.
 //! - [`server`]: the HTTPS server (`/mutate`, `/healthz`, `/metrics`).
 //! - [`tls`]: reloading certificates and self-signed setup.
@@ -22,11 +23,12 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
+pub use eks::EksAssociations;
 pub use metrics::Metrics;
 pub use mutate::{Method, Settings};
 pub use sources::{
-    AssociationSource, Associations, ConfigEntry, EksAssociations, FileServiceAccounts,
-    NoAssociations, ServiceAccountInfo, ServiceAccountSource, ServiceAccounts,
+    AssociationSource, Associations, ConfigEntry, FileServiceAccounts, NoAssociations,
+    ServiceAccountInfo, ServiceAccountSource, ServiceAccounts,
 };
 
 const V1: &str = "admission.k8s.io/v1";

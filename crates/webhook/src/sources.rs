@@ -8,14 +8,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use parking_lot::{Mutex, RwLock};
 use serde::Deserialize;
 use serde_json::Value;
-
-use crate::mutate::string_map;
 
 /// One entry of the ConfigMap mode's `data.config` (`{"<ns>/<sa>": {...}}`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -42,6 +39,17 @@ pub struct ServiceAccountInfo {
     /// The ConfigMap-style entry matching it (`ns/name`, else `*/name`), used when the
     /// annotations carry no role.
     pub config: Option<ConfigEntry>,
+}
+
+/// Annotations as a sorted map, from a JSON object of strings (other values skipped).
+pub fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
+    v.and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Looks up service accounts without blocking.
@@ -328,77 +336,6 @@ pub struct NoAssociations;
 impl AssociationSource for NoAssociations {
     fn has_association(&self, _: &str, _: &str) -> bool {
         false
-    }
-}
-
-/// Associations listed from an EKS API (`ListPodIdentityAssociations`), held in memory and
-/// replaced by each successful refresh; a failed refresh keeps the previous set.
-pub struct EksAssociations {
-    client: crate::eks::EksClient,
-    current: RwLock<Arc<Associations>>,
-    loaded: AtomicBool,
-}
-
-impl std::fmt::Debug for EksAssociations {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EksAssociations")
-            .field("client", &self.client)
-            .field("loaded", &self.loaded)
-            .finish_non_exhaustive()
-    }
-}
-
-impl EksAssociations {
-    /// A source over `client`; nothing is listed until [`Self::refresh`].
-    pub fn new(client: crate::eks::EksClient) -> Self {
-        Self {
-            client,
-            current: RwLock::new(Arc::new(Associations::default())),
-            loaded: AtomicBool::new(false),
-        }
-    }
-
-    /// Lists every association now and replaces the held set; returns how many.
-    pub async fn refresh(&self) -> Result<usize, crate::eks::EksError> {
-        let list = self.client.list_associations().await?;
-        let n = list.len();
-        *self.current.write() = Arc::new(list);
-        if !self.loaded.swap(true, Ordering::AcqRel) {
-            tracing::info!(associations = n, "pod identity associations loaded");
-        }
-        Ok(n)
-    }
-
-    /// Whether one refresh has succeeded.
-    pub fn is_loaded(&self) -> bool {
-        self.loaded.load(Ordering::Acquire)
-    }
-
-    /// Refreshes every `every` (the first immediately) until the task is aborted.
-    pub fn spawn_refresh(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
-        let me = Arc::clone(self);
-        tokio::spawn(async move {
-            let mut t = tokio::time::interval(every);
-            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                t.tick().await;
-                if let Err(e) = me.refresh().await {
-                    tracing::warn!(error = %e, "listing pod identity associations failed; keeping the previous set");
-                }
-            }
-        })
-    }
-}
-
-impl AssociationSource for EksAssociations {
-    fn has_association(&self, namespace: &str, service_account: &str) -> bool {
-        self.current
-            .read()
-            .has_association(namespace, service_account)
-    }
-
-    fn is_ready(&self) -> bool {
-        self.is_loaded()
     }
 }
 

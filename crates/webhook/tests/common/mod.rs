@@ -102,7 +102,7 @@ pub fn webhook(fx: &Value) -> Webhook {
         None => ServiceAccounts::default(),
     };
     if let Some(ann) = fx.get("serviceAccountAnnotations") {
-        sas.insert_annotations(ns, &sa_name, podiam_webhook::mutate::string_map(Some(ann)));
+        sas.insert_annotations(ns, &sa_name, podiam_webhook::sources::string_map(Some(ann)));
     }
     let assoc: Associations = fx
         .get("associations")
