@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 struct Running {
     addr: SocketAddr,
     client: reqwest::Client,
-    _dir: PathBuf,
+    _dir: common::TempDir,
 }
 
 async fn start() -> Running {

@@ -245,7 +245,7 @@ async fn get_one(
 struct Cluster {
     api: FakeApi,
     kubeconfig: PathBuf,
-    _dir: PathBuf,
+    _dir: common::TempDir,
 }
 
 /// Starts the fake API server over HTTPS and writes a kubeconfig for it.

@@ -121,15 +121,38 @@ pub fn webhook(fx: &Value) -> Webhook {
     Webhook::new(settings(fx.get("settings")), Arc::new(sas), Arc::new(assoc))
 }
 
+/// A fresh temporary directory, removed with what it holds when dropped (so a run leaves
+/// nothing under the system temp dir). Dereferences to its path.
+pub struct TempDir(std::path::PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::path::Path> for TempDir {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A fresh directory under the system temp dir.
-pub fn temp_dir(tag: &str) -> std::path::PathBuf {
+pub fn temp_dir(tag: &str) -> TempDir {
     let n = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
     let d = std::env::temp_dir().join(format!("podiam-webhook-{tag}-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
-    d
+    TempDir(d)
 }
 
 /// An AdmissionReview v1 for `pod`.
