@@ -26,10 +26,24 @@ die() { echo "kube.sh: $*" >&2; exit 1; }
 
 cache_root() { echo "${PODIAM_KUBE_CACHE:-${HOME:-/root}/.cache/podiam/kube}"; }
 
+# The linker flags: small binaries, and the Kubernetes version stamped the way the Kubernetes
+# release build does (kubectl refuses to talk to an apiserver whose version does not parse).
+ldflags() {
+  local v major minor x=""
+  v=$(sed -n 's/^[[:space:]]*k8s.io\/kubernetes \(v[0-9.]*\)$/\1/p' "$mod/go.mod" | head -1)
+  [ -n "$v" ] || die "no k8s.io/kubernetes version in scripts/kube/go.mod"
+  major=${v#v}; major=${major%%.*}
+  minor=${v#v"$major".}; minor=${minor%%.*}
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    x+=" -X $p.gitVersion=$v -X $p.gitMajor=$major -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
+  done
+  echo "-s -w$x"
+}
+
 bindir() {
   command -v go >/dev/null 2>&1 || die "go is not installed: cannot build kube-apiserver, kubectl and etcd"
   local key
-  key=$( { cat "$mod/go.mod" "$mod/go.sum"; go version; go env GOOS GOARCH; } | sha256sum | cut -c1-16)
+  key=$( { cat "$mod/go.mod" "$mod/go.sum"; ldflags; go version; go env GOOS GOARCH; } | sha256sum | cut -c1-16)
   echo "$(cache_root)/$key/bin"
 }
 
@@ -41,13 +55,20 @@ build() {
     return 0
   fi
   mkdir -p "$(dirname "$bin")"
+  # One build at a time per key (test processes in parallel wait for the first one).
+  exec 9>"$(dirname "$bin")/.lock"
+  flock 9
+  if [ -x "$bin/kube-apiserver" ] && [ -x "$bin/kubectl" ] && [ -x "$bin/etcd" ]; then
+    echo "$bin"
+    return 0
+  fi
   tmp=$(mktemp -d "$(dirname "$bin")/build.XXXXXX")
   # shellcheck disable=SC2064
   trap "rm -rf '$tmp'" EXIT
   start=$(date +%s)
   echo "kube.sh: building kube-apiserver, kubectl and etcd (pinned in scripts/kube/go.mod) into $bin" >&2
   if ! (cd "$mod" && CGO_ENABLED=0 GOFLAGS=-mod=readonly nice -n 19 \
-      go build -trimpath -ldflags='-s -w' -o "$tmp/" \
+      go build -trimpath -ldflags="$(ldflags)" -o "$tmp/" \
         k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl \
         go.etcd.io/etcd/server/v3) >&2; then
     die "building kube-apiserver, kubectl and etcd failed (see the go output above)"
@@ -57,6 +78,7 @@ build() {
   for b in kube-apiserver kubectl etcd; do
     [ -x "$tmp/$b" ] || die "the build produced no $b"
   done
+  chmod 755 "$tmp"
   rm -rf "$bin"
   mv "$tmp" "$bin"
   trap - EXIT

@@ -130,7 +130,10 @@ def _write_pki(d: Path) -> None:
     write("apiserver.key", pem_key(serving_key), 0o600)
     write("admin.crt", admin.public_bytes(pem))
     write("admin.key", pem_key(admin_key), 0o600)
-    write("sa.key", pem_key(ec.generate_private_key(ec.SECP256R1())), 0o600)
+    sa = ec.generate_private_key(ec.SECP256R1())
+    write("sa.key", sa.private_bytes(pem, serialization.PrivateFormat.TraditionalOpenSSL,
+                                     serialization.NoEncryption()), 0o600)
+    write("sa.pub", sa.public_key().public_bytes(pem, serialization.PublicFormat.SubjectPublicKeyInfo))
 
 
 # ----------------------------------------------------------------------------- control plane
@@ -215,7 +218,7 @@ class ControlPlane:
         if not any(f.startswith("--service-account-issuer") for f in self.apiserver_flags):
             # No issuer given: a key of its own, so that the apiserver starts all the same.
             self.apiserver_flags += ["--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-                                     f"--service-account-key-file={self.pki / 'sa.key'}",
+                                     f"--service-account-key-file={self.pki / 'sa.pub'}",
                                      f"--service-account-signing-key-file={self.pki / 'sa.key'}"]
         t0 = time.monotonic()
         for attempt in range(3):  # a free port can be taken between the probe and the bind
@@ -227,7 +230,7 @@ class ControlPlane:
                    f"--tls-private-key-file={self.pki / 'apiserver.key'}",
                    f"--client-ca-file={self.pki / 'ca.crt'}",
                    f"--cert-dir={self.dir / 'apiserver-certs'}",
-                   "--authorization-mode=RBAC", "--anonymous-auth=false",
+                   "--authorization-mode=RBAC", "--anonymous-auth=false", "--endpoint-reconciler-type=none",
                    "--service-cluster-ip-range=10.96.0.0/24", "--allow-privileged=true",
                    "--profiling=false", "--v=1",
                    *self.apiserver_flags]
@@ -392,7 +395,7 @@ def _main(argv: list[str]) -> int:
               f"(logs in {cp.dir}/*.log; stop with scripts/kube.sh stop {shlex.quote(str(d))})", file=sys.stderr)
         for k, v in (("KUBECONFIG", cp.kubeconfig), ("KUBE_APISERVER_URL", cp.url),
                      ("KUBE_CA_FILE", cp.pki / "ca.crt"), ("KUBE_BIN", cp.bin)):
-            print(f"{k}={shlex.quote(str(v))}")
+            print(f"export {k}={shlex.quote(str(v))}")
         return 0
     except KubeUnavailable as e:
         print(f"kube_e2e.py: {e}", file=sys.stderr)
