@@ -10,13 +10,18 @@
 #   scripts/kube.sh bindir           prints the bin directory of the pinned versions (no build)
 #   scripts/kube.sh start DIR [FLAG...]
 #                                     starts etcd (data in DIR/etcd) and kube-apiserver (extra
-#                                     kube-apiserver flags appended), waits for /readyz and prints
-#                                     shell assignments: KUBECONFIG, KUBE_APISERVER_URL, ...
-#   scripts/kube.sh stop DIR          stops both (by the pids recorded in DIR)
+#                                     kube-apiserver flags appended) on free loopback ports, waits
+#                                     for /readyz and prints `export` lines to eval: KUBECONFIG (the
+#                                     admin's), KUBE_APISERVER_URL, KUBE_CA_FILE, KUBE_BIN. Run
+#                                     again on a running DIR, it restarts kube-apiserver with the
+#                                     new flags and keeps etcd and its data
+#   scripts/kube.sh stop DIR          stops both (by the pids recorded in DIR/state.json)
 #
 # The cache is ${PODIAM_KUBE_CACHE:-$HOME/.cache/podiam/kube}/<key>/bin, the key a hash of the
-# pinned go.mod and go.sum, the Go version and the platform: a warm build costs a second or two.
-# Builds run under `nice -n 19` with the machine's default module and build caches.
+# pinned go.mod and go.sum, the linker flags, the Go version and the platform: a warm build is a
+# cache hit in a fraction of a second, and a clean clone on the same machine reuses it. Builds run
+# under `nice -n 19` with the machine's default module and build caches. `start` uses
+# $PODIAM_KUBE_BIN instead when it is set.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -27,7 +32,7 @@ die() { echo "kube.sh: $*" >&2; exit 1; }
 cache_root() { echo "${PODIAM_KUBE_CACHE:-${HOME:-/root}/.cache/podiam/kube}"; }
 
 # The linker flags: small binaries, and the Kubernetes version stamped the way the Kubernetes
-# release build does (kubectl refuses to talk to an apiserver whose version does not parse).
+# release build does (`kubectl version` fails on the unstamped v0.0.0-master+$Format:%H$).
 ldflags() {
   local v major minor x=""
   v=$(sed -n 's/^[[:space:]]*k8s.io\/kubernetes \(v[0-9.]*\)$/\1/p' "$mod/go.mod" | head -1)
@@ -74,7 +79,7 @@ build() {
     die "building kube-apiserver, kubectl and etcd failed (see the go output above)"
   fi
   # `go build` names the etcd server module's binary after its path ("server").
-  mv "$tmp/server" "$tmp/etcd"
+  if [ -f "$tmp/server" ]; then mv "$tmp/server" "$tmp/etcd"; fi
   for b in kube-apiserver kubectl etcd; do
     [ -x "$tmp/$b" ] || die "the build produced no $b"
   done
@@ -93,9 +98,9 @@ case "${1:-}" in
     cmd=$1
     shift
     [ $# -ge 1 ] || die "usage: scripts/kube.sh $cmd DIR [kube-apiserver flags...]"
-    if [ "$cmd" = start ]; then
-      bin=$(build)
-      export PODIAM_KUBE_BIN="$bin"
+    if [ "$cmd" = start ] && [ -z "${PODIAM_KUBE_BIN:-}" ]; then
+      PODIAM_KUBE_BIN=$(build)
+      export PODIAM_KUBE_BIN
     fi
     py=python3
     [ -x "$root/.venv/bin/python" ] && py="$root/.venv/bin/python"

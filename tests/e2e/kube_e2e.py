@@ -78,10 +78,13 @@ def free_port() -> int:
 def _write_pki(d: Path) -> None:
     """A CA, a serving certificate for 127.0.0.1/localhost and an admin client certificate
     (group system:masters), all signed by the CA."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    try:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    except ImportError as e:
+        raise KubeUnavailable(f"{e}: the certificates need Python's cryptography (scripts/pyenv.sh makes .venv)") from e
 
     now = dt.datetime.now(dt.timezone.utc)
 
@@ -368,6 +371,17 @@ class ControlPlane:
         if p.returncode != 0:
             raise RuntimeError(f"kubectl {shlex.join(args)} exited {p.returncode}: {p.stderr.strip()}")
         return p.stdout
+
+    def whoami(self, token: str) -> dict:
+        """The user the apiserver authenticates `token` as (a SelfSubjectReview):
+        {"username": ..., "groups": [...], ...}."""
+        ctx = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
+        body = json.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}).encode()
+        req = urllib.request.Request(f"{self.url}/apis/authentication.k8s.io/v1/selfsubjectreviews", data=body,
+                                     method="POST", headers={"Authorization": f"Bearer {token}",
+                                                             "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10, context=ctx) as r:
+            return json.loads(r.read())["status"]["userInfo"]
 
     def apply(self, obj: dict) -> dict:
         """Create `obj` (a manifest as a dict) and return it as the API stored it."""

@@ -164,6 +164,8 @@ def test_rotation_tokens_signed_before_and_after_both_work(server, irsa, kube, p
     kids = {k["kid"] for k in server.jwks(irsa["id"])["keys"]}
     assert {kid_before, kid_after} <= kids
     for name, tok in (("before", before), ("after", after)):
+        # the restarted apiserver verifies both too: the export carries every public key
+        assert kube.whoami(tok)["username"] == f"system:serviceaccount:{NS}:{SA}", name
         d = tmp_path / name
         d.mkdir()
         out = as_pod(server, d, irsa["role_arn"], tok)
