@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # podiam's full test suite: unit and integration tests of every crate, then the end-to-end
-# suites that drive a real `podiam serve` with the AWS CLI, boto3, aws-sdk-js-v3 and aws-sdk-rust.
-# Installs what it needs (a Python virtualenv with the AWS CLI, boto3 and pytest; the pinned
-# JavaScript SDK clients) on first use.
+# suites that drive a real `podiam serve` with the AWS CLI, boto3, aws-sdk-js-v3 and aws-sdk-rust,
+# and a real kube-apiserver with etcd. Installs what it needs on first use: a Python virtualenv
+# with the AWS CLI, boto3 and pytest; the pinned JavaScript SDK clients; kube-apiserver, kubectl
+# and etcd built from their Go modules into a cache outside the clone (scripts/kube.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -14,11 +15,15 @@ stage() { printf '== [%4ds] %s\n' "$SECONDS" "$*"; }
 # CPU); their logs are shown if they fail. The crate tests need them (the error table reads
 # botocore's models), so they are waited for before those run.
 logs=$(mktemp -d "${TMPDIR:-/tmp}/podiam-test-logs.XXXXXX")
-stage "python clients (virtualenv .venv) and javascript clients (tests/e2e/js), in the background"
+stage "in the background: python clients (.venv), javascript clients (tests/e2e/js), kubernetes control plane"
 bash scripts/pyenv.sh >"$logs/pyenv.log" 2>&1 &
 pyenv_pid=$!
 bash scripts/jsenv.sh >"$logs/jsenv.log" 2>&1 &
 jsenv_pid=$!
+# kube-apiserver, kubectl and etcd, pinned in scripts/kube/go.mod and built from their Go
+# modules into a cache outside the clone: minutes on a fresh machine, a cache hit after.
+bash scripts/kube.sh build >"$logs/kube.log" 2>&1 &
+kube_pid=$!
 wait_for() { # NAME PID LOG
   if ! wait "$2"; then
     cat "$3" >&2
@@ -62,6 +67,9 @@ if command -v cargo-nextest >/dev/null 2>&1; then
 else
   cargo test --locked --no-fail-fast
 fi
+
+wait_for "scripts/kube.sh build" "$kube_pid" "$logs/kube.log"
+stage "kubernetes control plane: $(tail -n 1 "$logs/kube.log")"
 
 export PODIAM_BIN="$root/target/debug/podiam"
 # The aws-sdk-rust scenarios (one server of their own) run beside the Python and JavaScript
