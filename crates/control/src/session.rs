@@ -3,11 +3,9 @@
 //! A session token is `base64(version || key id || nonce || AES-256-GCM(claims))`: it carries
 //! everything needed to verify later calls, so nothing per session is stored and any replica
 //! holding the key ring verifies any session. The session's secret access key is derived with the
-//! same key (HMAC) from the access key id, the token's header (key id and its unique nonce) and
-//! its AES-GCM tag, so it is never stored either, and a secret is good for its own token only:
-//! knowing the secret of one session says nothing of another's, even one with the same access
-//! key id. The tag stands for every byte of the token (no other ciphertext opens under the same
-//! key and nonce with that tag), so hashing the whole token on every call would add nothing.
+//! same key (HMAC) from the access key id and a digest of the whole sealed token, so it is never
+//! stored either, and a secret is good for its own token only: knowing the secret of one session
+//! says nothing of another's, even one with the same access key id.
 
 use std::collections::BTreeMap;
 
@@ -19,11 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::random_bytes;
 
-/// Version 2 derives the secret from the header and the tag (version 1 hashed the whole token).
-const TOKEN_VERSION: u8 = 2;
-const AAD: &[u8] = b"podiam-session-token-v2";
-/// Bytes of the AES-GCM tag that ends the token.
-const TAG: usize = 16;
+const TOKEN_VERSION: u8 = 1;
+const AAD: &[u8] = b"podiam-session-token-v1";
 /// Bytes of the binary header: version (1) + key id (4) + nonce (12).
 const HEADER: usize = 1 + 4 + NONCE_LEN;
 
@@ -183,19 +178,13 @@ impl SessionKeyring {
     }
 
     /// The secret access key of the session whose sealed token is `raw` (40 characters, like
-    /// AWS's): HMAC over the access key id, the token's header and its tag.
+    /// AWS's): HMAC over the access key id and the SHA-256 of every byte of the token.
     fn derive_secret(k: &SessionKeyMaterial, access_key_id: &str, raw: &[u8]) -> String {
-        let header = raw.get(..HEADER).unwrap_or_default();
-        let tag = raw
-            .len()
-            .checked_sub(TAG)
-            .and_then(|at| raw.get(at..))
-            .unwrap_or_default();
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, raw);
         let mut ctx = hmac::Context::with_key(&k.secret_key);
         ctx.update(access_key_id.as_bytes());
         ctx.update(&[0]);
-        ctx.update(header);
-        ctx.update(tag);
+        ctx.update(digest.as_ref());
         let mut s = STANDARD.encode(ctx.sign().as_ref());
         s.truncate(40);
         s
@@ -206,7 +195,7 @@ impl SessionKeyring {
         let k = self.current(claims.issued)?;
         let plain = serde_json::to_vec(claims).ok()?;
         let nonce = random_bytes::<NONCE_LEN>().ok()?;
-        let mut buf = Vec::with_capacity(HEADER + plain.len() + TAG);
+        let mut buf = Vec::with_capacity(HEADER + plain.len() + 16);
         buf.push(TOKEN_VERSION);
         buf.extend_from_slice(&k.id.to_be_bytes());
         buf.extend_from_slice(&nonce);
