@@ -72,12 +72,34 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_loopback_address(port: int = 443, tries: int = 20) -> str:
+    """A random loopback address 127.x.y.z where `port` is free (probed by binding it), as the
+    external issuers of podiam_e2e.IssuerHost are chosen: an issuer URL `https://127.x.y.z`
+    carries no port, and processes in parallel each get an address of their own. Port 443 needs
+    root (or CAP_NET_BIND_SERVICE)."""
+    import secrets
+
+    last: OSError | None = None
+    for _ in range(tries):
+        ip = f"127.{secrets.randbelow(254) + 1}.{secrets.randbelow(254) + 1}.{secrets.randbelow(253) + 2}"
+        with socket.socket() as s:
+            try:
+                s.bind((ip, port))
+                return ip
+            except PermissionError as e:
+                raise KubeUnavailable(f"binding port {port} needs root or CAP_NET_BIND_SERVICE: {e}") from e
+            except OSError as e:  # in use: another address
+                last = e
+    raise KubeUnavailable(f"no free loopback address for port {port}: {last}")
+
+
 # ------------------------------------------------------------------------------ certificates
 
 
-def _write_pki(d: Path) -> None:
-    """A CA, a serving certificate for 127.0.0.1/localhost and an admin client certificate
-    (group system:masters), all signed by the CA."""
+def _write_pki(d: Path, ips: Iterable[str] = ()) -> None:
+    """A CA, a serving certificate for 127.0.0.1/localhost (and `ips`) and an admin client
+    certificate (group system:masters), all signed by the CA. apiserver-chain.crt is the serving
+    certificate followed by the CA, for an apiserver that serves its chain."""
     try:
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes, serialization
@@ -123,13 +145,15 @@ def _write_pki(d: Path) -> None:
 
     serving, serving_key = leaf(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]),
                                 ExtendedKeyUsageOID.SERVER_AUTH,
-                                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+                                [x509.DNSName("localhost")]
+                                + [x509.IPAddress(ipaddress.ip_address(i)) for i in dict.fromkeys(["127.0.0.1", *ips])])
     admin, admin_key = leaf(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:masters"),
                                        x509.NameAttribute(NameOID.COMMON_NAME, "podiam-test-admin")]),
                             ExtendedKeyUsageOID.CLIENT_AUTH, None)
     pem = serialization.Encoding.PEM
     write("ca.crt", ca.public_bytes(pem))
     write("apiserver.crt", serving.public_bytes(pem))
+    write("apiserver-chain.crt", serving.public_bytes(pem) + ca.public_bytes(pem))
     write("apiserver.key", pem_key(serving_key), 0o600)
     write("admin.crt", admin.public_bytes(pem))
     write("admin.key", pem_key(admin_key), 0o600)
@@ -145,12 +169,24 @@ def _write_pki(d: Path) -> None:
 class ControlPlane:
     """etcd and kube-apiserver over DIR (etcd data in DIR/etcd, certificates in DIR/pki, the admin
     kubeconfig DIR/kubeconfig, logs DIR/*.log). `detach` starts them in their own sessions, for
-    the command line: they outlive this process, and DIR/state.json records their pids."""
+    the command line: they outlive this process, and DIR/state.json records their pids.
 
-    def __init__(self, directory: Path, bin_dir: Path | None = None, *, detach: bool = False):
+    kube-apiserver listens on `host` (a loopback address; its serving certificate names it) and
+    `secure_port` (0: a free port); `serve_chain` makes it serve its certificate followed by the
+    CA's (as a certificate chain ending in a CA, which an OIDC provider thumbprint can name);
+    `anonymous_auth` lets unauthenticated requests in (as system:anonymous, for RBAC to allow or
+    not: e.g. the service-account issuer's discovery)."""
+
+    def __init__(self, directory: Path, bin_dir: Path | None = None, *, detach: bool = False,
+                 host: str = "127.0.0.1", secure_port: int = 0, serve_chain: bool = False,
+                 anonymous_auth: bool = False):
         self.dir = Path(directory).resolve()
         self.bin = Path(bin_dir) if bin_dir else kube_bin()
         self.detach = detach
+        self.host = host
+        self.secure_port = secure_port
+        self.serve_chain = serve_chain
+        self.anonymous_auth = anonymous_auth
         self.pki = self.dir / "pki"
         self.kubeconfig = self.dir / "kubeconfig"
         self.etcd_port = 0
@@ -163,7 +199,7 @@ class ControlPlane:
 
     @property
     def url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
+        return f"https://{self.host}:{self.port}"
 
     # ---- lifecycle
 
@@ -172,7 +208,7 @@ class ControlPlane:
         self.dir.mkdir(parents=True, exist_ok=True)
         if not (self.pki / "ca.crt").exists():
             self.pki.mkdir(mode=0o700, exist_ok=True)
-            _write_pki(self.pki)
+            _write_pki(self.pki, [self.host])
         if not self._alive(self.etcd):
             self._start_etcd(timeout)
         self.start_apiserver(flags, timeout)
@@ -225,15 +261,17 @@ class ControlPlane:
                                      f"--service-account-signing-key-file={self.pki / 'sa.key'}"]
         t0 = time.monotonic()
         for attempt in range(3):  # a free port can be taken between the probe and the bind
-            self.port = free_port()
+            self.port = self.secure_port or free_port()
+            cert = "apiserver-chain.crt" if self.serve_chain else "apiserver.crt"
             cmd = [str(self.bin / "kube-apiserver"),
-                   "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={self.port}",
+                   f"--bind-address={self.host}", f"--advertise-address={self.host}", f"--secure-port={self.port}",
                    f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
-                   f"--tls-cert-file={self.pki / 'apiserver.crt'}",
+                   f"--tls-cert-file={self.pki / cert}",
                    f"--tls-private-key-file={self.pki / 'apiserver.key'}",
                    f"--client-ca-file={self.pki / 'ca.crt'}",
                    f"--cert-dir={self.dir / 'apiserver-certs'}",
-                   "--authorization-mode=RBAC", "--anonymous-auth=false", "--endpoint-reconciler-type=none",
+                   "--authorization-mode=RBAC", f"--anonymous-auth={str(self.anonymous_auth).lower()}",
+                   "--endpoint-reconciler-type=none",
                    "--service-cluster-ip-range=10.96.0.0/24", "--allow-privileged=true",
                    "--profiling=false", "--v=1",
                    *self.apiserver_flags]
@@ -247,7 +285,7 @@ class ControlPlane:
                 return
             self._kill(self.apiserver)
             self.apiserver = None
-            if "address already in use" not in err or attempt == 2:
+            if "address already in use" not in err or attempt == 2 or self.secure_port:
                 raise KubeUnavailable(err)
         raise AssertionError("unreachable")
 
@@ -299,7 +337,7 @@ class ControlPlane:
         def pid(p):
             return p.pid if isinstance(p, subprocess.Popen) else p
         state = {"etcd_pid": pid(self.etcd), "etcd_port": self.etcd_port, "apiserver_pid": pid(self.apiserver),
-                 "port": self.port, "bin": str(self.bin), "apiserver_flags": self.apiserver_flags}
+                 "host": self.host, "port": self.port, "bin": str(self.bin), "apiserver_flags": self.apiserver_flags}
         (self.dir / "state.json").write_text(json.dumps(state, indent=2) + "\n")
 
     def load_state(self) -> "ControlPlane":
@@ -308,6 +346,7 @@ class ControlPlane:
             s = json.loads(p.read_text())
             self.etcd, self.etcd_port = s.get("etcd_pid"), s.get("etcd_port", 0)
             self.apiserver, self.port = s.get("apiserver_pid"), s.get("port", 0)
+            self.host = s.get("host", self.host)
             self.apiserver_flags = s.get("apiserver_flags", [])
             for attr, exe in (("etcd", "etcd"), ("apiserver", "kube-apiserver")):
                 if not self._alive(getattr(self, attr), exe):
