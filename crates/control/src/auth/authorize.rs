@@ -160,18 +160,21 @@ impl Control {
     fn identity_parts(&self, caller: &Caller) -> Result<IdentityParts> {
         let t = self.db.read();
         let mut parts = IdentityParts::default();
-        let parse =
-            |doc: &str, label: String, kind: policy::PolicyKind| -> Option<Arc<policy::Policy>> {
-                match self.policies.get(doc, kind, &label) {
-                    Ok(p) => Some(p),
-                    Err(e) => {
-                        // Documents are validated when written; one that no longer parses is
-                        // skipped (it can only deny less, never allow more).
-                        tracing::error!(error = %e, "stored policy failed to parse");
-                        None
-                    }
+        let parse = |doc: &str,
+                     label: String,
+                     kind: policy::PolicyKind|
+         -> Option<Arc<policy::Policy>> {
+            match self.policies.get(doc, kind, &label) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    // Documents are validated when written; one that no longer parses (a
+                    // store written by another version) reads as denying everything:
+                    // skipping it could drop a Deny that another policy's Allow then wins.
+                    tracing::error!(error = %e, policy = %label, "stored policy failed to parse; it denies everything");
+                    deny_all().ok()
                 }
-            };
+            }
+        };
         // A managed policy of the principal's own account, named by its exact canonical ARN
         // (path and case as stored); anything else reads as absent.
         let own = caller.account().to_owned();

@@ -8,6 +8,8 @@
 mod authenticate;
 mod authorize;
 mod caller;
+#[cfg(test)]
+mod fail_closed_tests;
 
 #[cfg(test)]
 pub(crate) use authorize::record;

@@ -73,6 +73,13 @@ impl Db {
             .then(|| self.inner.synced_at.lock().elapsed())
     }
 
+    /// The tables for writing, bypassing the store: tests that need a state no operation
+    /// writes (a record from another version, say).
+    #[cfg(test)]
+    pub(crate) fn tables_for_test(&self) -> parking_lot::RwLockWriteGuard<'_, Tables> {
+        self.inner.tables.write()
+    }
+
     /// Read the tables.
     pub fn read(&self) -> RwLockReadGuard<'_, Tables> {
         self.inner.tables.read()
