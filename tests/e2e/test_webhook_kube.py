@@ -197,9 +197,9 @@ def test_service_account_created_just_before_its_pod(server, world):
     assert env_of(mutated)["AWS_ROLE_ARN"] == f"arn:aws:iam::{ACCOUNT}:role/kube-late"
     metrics = requests.get(f"{hook.url}/metrics", verify=hook.ca, timeout=5).text
     assert 'podiam_webhook_service_account_lookup_waits_total{result="found"} 1' in metrics, metrics
-    if os.geteuid() == 0:
-        arn = caller_arn_as_pod(server, CLUSTER, mutated)
-        assert arn.startswith(f"arn:aws:sts::{ACCOUNT}:assumed-role/kube-late/"), arn
+    require(os.geteuid() == 0, "writing the projected token under /var/run needs root")
+    arn = caller_arn_as_pod(server, CLUSTER, mutated)
+    assert arn.startswith(f"arn:aws:sts::{ACCOUNT}:assumed-role/kube-late/"), arn
 
 
 def test_unknown_and_unannotated_accounts_get_no_patch(server, world):
