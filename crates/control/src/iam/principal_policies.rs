@@ -114,8 +114,12 @@ impl Control {
         name: &str,
         policy_arn: &str,
     ) -> Result<()> {
-        let (found, keys) = self.attachable(caller.account(), policy_arn)?;
+        let (_, keys) = self.attachable(caller.account(), policy_arn)?;
+        // Resolved again under the writer lock: a DeletePolicy that committed since the lookup
+        // above must not leave this attachment naming a policy that no longer exists (whoever
+        // created one under that name next would decide what it grants).
         self.update_principal::<P>(caller, meta, action, name, keys, |e| {
+            let (found, _) = self.attachable(caller.account(), policy_arn)?;
             attach(e.attached_mut(), &found?, P::ATTACHED_QUOTA)
         })
         .await
@@ -174,8 +178,10 @@ impl Control {
         name: &str,
         boundary: &str,
     ) -> Result<()> {
-        let (found, keys) = self.boundary_arg(caller.account(), boundary)?;
+        let (_, keys) = self.boundary_arg(caller.account(), boundary)?;
+        // Resolved again under the writer lock, as for attachments.
         self.update_principal::<P>(caller, meta, action, name, keys, |e| {
+            let (found, _) = self.boundary_arg(caller.account(), boundary)?;
             *e.boundary_mut() = Some(found?);
             Ok(())
         })

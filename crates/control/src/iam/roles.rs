@@ -72,6 +72,9 @@ impl Control {
         let keys = creation_keys(&input.tags, boundary.as_deref());
         self.authorize(caller, Action::IamCreateRole, &target, meta, keys)?;
         let guard = self.db.write().await;
+        // The boundary again under the writer lock: a DeletePolicy committed since the lookup
+        // above must not leave the new role bounded by a policy that no longer exists.
+        self.new_boundary(&account, boundary.as_deref())?;
         self.check_trust_principals(&trust)?;
         self.check_room::<Role>(&account, &input.name)?;
         let id = input.name.to_lowercase();

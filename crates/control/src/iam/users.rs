@@ -48,6 +48,8 @@ impl Control {
         let keys = creation_keys(&tags, boundary.as_deref());
         self.authorize(caller, Action::IamCreateUser, &target, meta, keys)?;
         let guard = self.db.write().await;
+        // The boundary again under the writer lock, as for roles.
+        self.new_boundary(&account, boundary.as_deref())?;
         self.check_room::<User>(&account, name)?;
         let id = name.to_lowercase();
         let now = self.now();
