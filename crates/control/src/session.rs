@@ -7,7 +7,8 @@
 //! stored either, and a secret is good for its own token only: knowing the secret of one session
 //! says nothing of another's, even one with the same access key id.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::hmac;
@@ -155,13 +156,60 @@ impl SessionKeyMaterial {
 #[derive(Debug, Default)]
 pub struct SessionKeyring {
     keys: Vec<SessionKeyMaterial>,
+    opened: OpenedTokens,
+}
+
+/// What opening a token gave, for the same text again: a session signs many calls, and opening
+/// one (base64, AES-GCM, JSON, the secret's HMAC over the token's SHA-256) is most of what
+/// checking such a call costs. Only tokens that opened are kept, by their exact text, in the
+/// ring that opened them, so a rotation or a retirement (which builds a new ring) starts empty;
+/// expiry is checked on every use. Bounded: cleared when it would pass [`OpenedTokens::MAX`].
+#[derive(Default)]
+struct OpenedTokens {
+    map: parking_lot::RwLock<HashMap<Box<str>, Opened, foldhash::fast::RandomState>>,
+}
+
+/// An opened token: its claims and its secret.
+type Opened = (Arc<SessionClaims>, Arc<str>);
+
+impl OpenedTokens {
+    const MAX: usize = 16_384;
+
+    fn get(&self, token: &str) -> Option<Opened> {
+        self.map
+            .read()
+            .get(token)
+            .map(|(c, s)| (Arc::clone(c), Arc::clone(s)))
+    }
+
+    fn insert(&self, token: &str, opened: &Opened) {
+        let mut map = self.map.write();
+        if map.len() >= Self::MAX {
+            map.clear();
+        }
+        map.insert(token.into(), (Arc::clone(&opened.0), Arc::clone(&opened.1)));
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.map.read().len()
+    }
+}
+
+impl std::fmt::Debug for OpenedTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenedTokens").finish_non_exhaustive()
+    }
 }
 
 impl SessionKeyring {
     /// A ring with these keys; the active one with the highest id mints.
     pub fn new(mut keys: Vec<SessionKeyMaterial>) -> Self {
         keys.sort_by_key(|k| k.id);
-        Self { keys }
+        Self {
+            keys,
+            opened: OpenedTokens::default(),
+        }
     }
 
     /// The key that mints at `now`: the newest active one (the oldest if none is active yet).
@@ -214,11 +262,25 @@ impl SessionKeyring {
 
     /// Open a token; checks integrity and expiry. Returns the claims and the session's secret
     /// access key.
-    pub fn open(&self, token: &str, now: i64) -> Result<(SessionClaims, String), SessionError> {
+    pub fn open(&self, token: &str, now: i64) -> Result<Opened, SessionError> {
         // AWS session tokens are at most a few KiB; refuse before decoding anything large.
         if token.len() > 8192 {
             return Err(SessionError::Invalid);
         }
+        if let Some(opened) = self.opened.get(token) {
+            if now >= opened.0.expires {
+                return Err(SessionError::Expired);
+            }
+            return Ok(opened);
+        }
+        let (claims, secret) = self.open_sealed(token, now)?;
+        let opened: Opened = (Arc::new(claims), secret.into());
+        self.opened.insert(token, &opened);
+        Ok(opened)
+    }
+
+    /// Open a token from its bytes (what [`SessionKeyring::open`] does on a miss).
+    fn open_sealed(&self, token: &str, now: i64) -> Result<(SessionClaims, String), SessionError> {
         let raw = STANDARD.decode(token).map_err(|_| SessionError::Invalid)?;
         let (header, body) = raw.split_at_checked(HEADER).ok_or(SessionError::Invalid)?;
         let (version, rest) = header.split_first().ok_or(SessionError::Invalid)?;
@@ -284,15 +346,15 @@ mod tests {
         let r = ring(1, 7);
         let (tok, secret) = r.mint(&claims()).unwrap();
         let (c, opened) = r.open(&tok, 2000).unwrap();
-        assert_eq!(c, claims());
-        assert_eq!(opened, secret);
+        assert_eq!(*c, claims());
+        assert_eq!(&*opened, secret.as_str());
         assert_eq!(secret.len(), 40);
         // The same claims sealed again (another nonce) have another secret: a secret binds
         // its own token, not the access key id alone.
         let (tok2, secret2) = r.mint(&claims()).unwrap();
         assert_ne!(tok2, tok);
         assert_ne!(secret2, secret);
-        assert_eq!(r.open(&tok2, 2000).unwrap().1, secret2);
+        assert_eq!(&*r.open(&tok2, 2000).unwrap().1, secret2.as_str());
         assert_eq!(c.arn(), "arn:aws:sts::111122223333:assumed-role/r/s");
     }
 
@@ -341,6 +403,49 @@ mod tests {
     }
 
     #[test]
+    fn an_opened_token_is_answered_again_from_memory_until_it_expires() {
+        let r = ring(1, 7);
+        let (tok, secret) = r.mint(&claims()).unwrap();
+        let (first, s1) = r.open(&tok, 2000).unwrap();
+        assert_eq!(r.opened.len(), 1);
+        let (again, s2) = r.open(&tok, 2001).unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "the second open is the first one's answer"
+        );
+        assert_eq!((&*s1, &*s2), (secret.as_str(), secret.as_str()));
+        // Expiry is checked on every use, cached or not.
+        assert_eq!(r.open(&tok, 4600).unwrap_err(), SessionError::Expired);
+        assert!(r.open(&tok, 4599).is_ok());
+        // Only tokens that opened are kept: a modified one is refused every time.
+        let mut raw = STANDARD.decode(&tok).unwrap();
+        let last = raw.len() - 1;
+        raw[last] ^= 1;
+        let bad = STANDARD.encode(&raw);
+        for _ in 0..2 {
+            assert_eq!(r.open(&bad, 2000).unwrap_err(), SessionError::Invalid);
+        }
+        assert_eq!(r.opened.len(), 1);
+        // A ring without the key (a retirement builds a new ring) has nothing cached.
+        assert_eq!(
+            ring(2, 9).open(&tok, 2000).unwrap_err(),
+            SessionError::Invalid
+        );
+    }
+
+    #[test]
+    fn the_opened_tokens_stay_bounded() {
+        let r = ring(1, 7);
+        for i in 0..OpenedTokens::MAX + 10 {
+            let mut c = claims();
+            c.session_name = format!("s{i}");
+            let (tok, _) = r.mint(&c).unwrap();
+            assert_eq!(r.open(&tok, 2000).unwrap().0.session_name, c.session_name);
+        }
+        assert!(r.opened.len() <= OpenedTokens::MAX, "{}", r.opened.len());
+    }
+
+    #[test]
     fn rotation_keeps_old_tokens_valid() {
         let old = ring(1, 7);
         let (tok, secret) = old.mint(&claims()).unwrap();
@@ -349,7 +454,11 @@ mod tests {
             SessionKeyMaterial::new(1, &[7; 32]).unwrap(),
         ]);
         let (_, opened) = both.open(&tok, 2000).unwrap();
-        assert_eq!(opened, secret, "an old key still verifies its sessions");
+        assert_eq!(
+            &*opened,
+            secret.as_str(),
+            "an old key still verifies its sessions"
+        );
         let (tok2, _) = both.mint(&claims()).unwrap();
         assert_eq!(key_id(&tok2), 2, "newest key mints");
     }

@@ -53,7 +53,7 @@ impl Control {
             if !alive {
                 return Err(AwsError::invalid_client_token_id());
             }
-            return Ok(Some(Caller::Session(Arc::new(claims))));
+            return Ok(Some(Caller::Session(claims)));
         }
         if akid.starts_with("ASIA") {
             // A temporary key without its session token.
