@@ -3,12 +3,12 @@
 //! denial reason) or, for issuers, from at most [`MAX_ISSUERS`] distinct values, so a caller
 //! cannot grow the exposition.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicI64;
 use std::time::Duration;
 
 use axum::response::Response;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use podiam_control::AwsError;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -41,7 +41,12 @@ type IssuerLabel = [(&'static str, String); 1];
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
+    /// The counters of `requests` already created, by their labels: a request looks its counter
+    /// up here (a fast hash of three short strings) rather than through the family's map.
+    request_counters: RwLock<HashMap<RequestLabels, Counter, foldhash::fast::RandomState>>,
     credential: Family<OneLabel, Histogram>,
+    /// The histogram of each of [`CREDENTIAL_PATHS`], in that order.
+    credential_paths: Vec<Histogram>,
     denials: Family<OneLabel, Counter>,
     jwks_fetches: Family<IssuerLabel, Counter>,
     jwks_failures: Family<IssuerLabel, Counter>,
@@ -61,9 +66,10 @@ impl Default for Metrics {
         let requests = Family::<RequestLabels, Counter>::default();
         let credential =
             Family::<OneLabel, Histogram>::new_with_constructor(histogram as fn() -> Histogram);
-        for p in CREDENTIAL_PATHS {
-            drop(credential.get_or_create(&[("path", p)]));
-        }
+        let credential_paths = CREDENTIAL_PATHS
+            .iter()
+            .map(|p| credential.get_or_create(&[("path", p)]).clone())
+            .collect();
         let denials = Family::<OneLabel, Counter>::default();
         let jwks_fetches = Family::<IssuerLabel, Counter>::default();
         let jwks_failures = Family::<IssuerLabel, Counter>::default();
@@ -109,7 +115,9 @@ impl Default for Metrics {
         Self {
             registry,
             requests,
+            request_counters: RwLock::default(),
             credential,
+            credential_paths,
             denials,
             jwks_fetches,
             jwks_failures,
@@ -124,16 +132,30 @@ impl Default for Metrics {
 impl Metrics {
     /// Count one answered request.
     pub fn request(&self, protocol: &'static str, action: &'static str, code: &'static str) {
-        self.requests
-            .get_or_create(&[("protocol", protocol), ("action", action), ("code", code)])
-            .inc();
+        let labels = [("protocol", protocol), ("action", action), ("code", code)];
+        if let Some(c) = self.request_counters.read().get(&labels) {
+            c.inc();
+            return;
+        }
+        let c = self.requests.get_or_create(&labels).clone();
+        c.inc();
+        self.request_counters.write().insert(labels, c);
     }
 
     /// Time one credential request (`path` from [`CREDENTIAL_PATHS`]).
     pub fn credential(&self, path: &'static str, took: Duration) {
-        self.credential
-            .get_or_create(&[("path", path)])
-            .observe(took.as_secs_f64());
+        let seconds = took.as_secs_f64();
+        match CREDENTIAL_PATHS.iter().position(|p| *p == path) {
+            Some(i) => {
+                if let Some(h) = self.credential_paths.get(i) {
+                    h.observe(seconds);
+                }
+            }
+            None => self
+                .credential
+                .get_or_create(&[("path", path)])
+                .observe(seconds),
+        }
     }
 
     /// Count one AccessDenied by its reason word.
