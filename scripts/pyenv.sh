@@ -36,7 +36,9 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 rm -f "$stamp"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
-"$venv/bin/python" -m pip install --quiet -r "$req"
+# --no-compile: Python compiles what is imported on first use; compiling all of botocore's and
+# the CLI's modules up front only takes CPU from the build this runs beside (scripts/test.sh).
+"$venv/bin/python" -m pip install --quiet --no-compile -r "$req"
 # the CLI must be the venv's, never one found elsewhere on PATH
 "$venv/bin/aws" --version >/dev/null
 printf '%s\n' "$want" > "$stamp"
