@@ -15,7 +15,7 @@ use crate::auth::{Caller, RequestMeta};
 use crate::authz::{Action, Keys, ResourceKind, Target};
 use crate::error::{AwsError, Result};
 use crate::model::{self, kind};
-use crate::state::Change;
+use crate::state::{Change, of_account};
 
 /// Tag that selects the hosted issuer's key algorithm.
 pub const TAG_ISSUER_ALGORITHM: &str = "podiam.io/issuer-algorithm";
@@ -203,13 +203,7 @@ impl Control {
                 "the cluster configuration must not exceed {MAX_SPEC_BYTES} bytes"
             )));
         }
-        let count = self
-            .db
-            .read()
-            .clusters
-            .range((account.clone(), String::new())..)
-            .take_while(|((a, _), _)| a == &account)
-            .count();
+        let count = of_account(&self.db.read().clusters, &account).count();
         if count >= CLUSTERS_PER_ACCOUNT {
             return Err(AwsError::resource_limit(format!(
                 "cannot create more than {CLUSTERS_PER_ACCOUNT} clusters in this account"
@@ -346,10 +340,7 @@ impl Control {
             }
         };
         let t = self.db.read();
-        let names: Vec<String> = t
-            .clusters
-            .range((account.clone(), String::new())..)
-            .take_while(|((a, _), _)| a == &account)
+        let names: Vec<String> = of_account(&t.clusters, &account)
             .map(|((_, n), _)| n.clone())
             .filter(|n| next.is_none_or(|m| n.as_str() > m))
             .take(max + 1)

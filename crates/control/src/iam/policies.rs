@@ -7,7 +7,7 @@ use podiam_policy as policy;
 
 use super::limits;
 use super::page::{Page, PageReq, paginate};
-use super::principal::{Principal as _, of_account};
+use super::principal::Principal as _;
 use super::validate::{tag_pairs, validate_policy, validate_tags};
 use crate::Control;
 use crate::auth::{Caller, RequestMeta};
@@ -15,7 +15,7 @@ use crate::authz::{Action, Keys, ResourceKind, Target};
 use crate::error::{AwsError, ErrorCode, Result};
 use crate::model::{self, Tag, kind};
 use crate::names::{self, policy_arn};
-use crate::state::Change;
+use crate::state::{Change, of_account};
 
 impl Control {
     /// The boundary a Put*PermissionsBoundary names and its `iam:PermissionsBoundary` key (a
@@ -168,12 +168,7 @@ impl Control {
                     "a policy called {name} already exists. duplicate names are not allowed"
                 )));
             }
-            if t.policies
-                .range((account.clone(), String::new())..)
-                .take_while(|((a, _), _)| a == &account)
-                .count()
-                >= limits::POLICIES_PER_ACCOUNT
-            {
+            if of_account(&t.policies, &account).count() >= limits::POLICIES_PER_ACCOUNT {
                 return Err(AwsError::limit_exceeded(format!(
                     "cannot exceed quota for PoliciesPerAccount: {}",
                     limits::POLICIES_PER_ACCOUNT
@@ -258,15 +253,11 @@ impl Control {
             Keys::none(),
         )?;
         let prefix = path_prefix.unwrap_or("/");
-        let found: Vec<(String, Arc<model::ManagedPolicy>)> = self
-            .db
-            .read()
-            .policies
-            .range((account.clone(), String::new())..)
-            .take_while(|((a, _), _)| a == &account)
-            .filter(|(_, e)| e.value.path.starts_with(prefix))
-            .map(|((_, k), e)| (k.clone(), Arc::clone(&e.value)))
-            .collect();
+        let found: Vec<(String, Arc<model::ManagedPolicy>)> =
+            of_account(&self.db.read().policies, &account)
+                .filter(|(_, e)| e.value.path.starts_with(prefix))
+                .map(|((_, k), e)| (k.clone(), Arc::clone(&e.value)))
+                .collect();
         let items: Vec<(String, (Arc<model::ManagedPolicy>, usize))> = found
             .into_iter()
             .map(|(k, p)| {

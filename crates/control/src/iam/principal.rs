@@ -17,7 +17,7 @@ use crate::authz::{Action, Keys, ResourceKind, Target};
 use crate::error::{AwsError, Result};
 use crate::model::{self, Tag, kind};
 use crate::names::{self, policy_arn};
-use crate::state::{Change, Entry, Key, Tables};
+use crate::state::{Change, Entry, Key, Tables, of_account};
 
 /// An IAM identity that holds policies: a role or a user. The constants are what IAM's
 /// messages and quotas say of each.
@@ -133,16 +133,6 @@ impl Principal for model::User {
         Target::user(account, e)
     }
     principal_fields!();
-}
-
-/// The entities of `account` in `table`.
-pub(super) fn of_account<'a, P: Principal>(
-    table: &'a BTreeMap<Key, Entry<P>>,
-    account: &'a str,
-) -> impl Iterator<Item = (&'a Key, &'a Entry<P>)> {
-    table
-        .range((account.to_owned(), String::new())..)
-        .take_while(move |((a, _), _)| a == account)
 }
 
 impl Control {

@@ -13,7 +13,7 @@ use crate::authz::{Action, Keys, Target};
 use crate::error::{AwsError, Result};
 use crate::model::{self, Tag, kind};
 use crate::names::{self, provider_arn};
-use crate::state::Change;
+use crate::state::{Change, of_account};
 
 impl Control {
     /// CreateOpenIDConnectProvider.
@@ -65,12 +65,7 @@ impl Control {
                     "provider with url {url} already exists"
                 )));
             }
-            if t.providers
-                .range((account.clone(), String::new())..)
-                .take_while(|((a, _), _)| a == &account)
-                .count()
-                >= limits::PROVIDERS_PER_ACCOUNT
-            {
+            if of_account(&t.providers, &account).count() >= limits::PROVIDERS_PER_ACCOUNT {
                 return Err(AwsError::limit_exceeded(format!(
                     "cannot exceed quota for OpenIdConnectProvidersPerAccount: {}",
                     limits::PROVIDERS_PER_ACCOUNT
@@ -165,9 +160,7 @@ impl Control {
             Keys::none(),
         )?;
         let t = self.db.read();
-        Ok(t.providers
-            .range((account.clone(), String::new())..)
-            .take_while(|((a, _), _)| a == &account)
+        Ok(of_account(&t.providers, &account)
             .map(|((a, k), _)| provider_arn(a, k))
             .collect())
     }

@@ -26,7 +26,7 @@ mod tables;
 pub use change::Change;
 pub use db::{Db, WriteGuard};
 pub use feed::{FOLLOW_POLL, TOMBSTONE_RETENTION};
-pub use tables::{Associations, Entry, Key, Tables};
+pub use tables::{Associations, Entry, Key, Tables, of_account};
 
 #[cfg(test)]
 mod tests;

@@ -26,6 +26,16 @@ impl<T> Clone for Entry<T> {
 /// `(account, id)`.
 pub type Key = (String, String);
 
+/// The entries of `table` in `account`, in key order.
+pub fn of_account<'a, V>(
+    table: &'a BTreeMap<Key, V>,
+    account: &'a str,
+) -> impl Iterator<Item = (&'a Key, &'a V)> {
+    table
+        .range((account.to_owned(), String::new())..)
+        .take_while(move |((a, _), _)| a == account)
+}
+
 /// Everything podiam knows, in memory.
 #[derive(Debug, Default)]
 pub struct Tables {
