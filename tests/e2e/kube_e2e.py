@@ -33,6 +33,37 @@ REPO = Path(__file__).resolve().parents[2]
 KUBE_SH = REPO / "scripts" / "kube.sh"
 
 
+# What a pod's SDK does with the IRSA environment: boto3's default chain, in a fresh process.
+PROBE = r"""
+import json
+import boto3, botocore.exceptions
+try:
+    s = boto3.Session()
+    out = {"ok": s.client("sts").get_caller_identity()}
+    out["method"] = s.get_credentials().method
+except botocore.exceptions.ClientError as e:
+    out = {"code": e.response["Error"]["Code"], "status": e.response["ResponseMetadata"]["HTTPStatusCode"]}
+except Exception as e:
+    out = {"exception": type(e).__name__, "message": str(e)}
+print(json.dumps(out, default=str))
+"""
+
+
+def as_pod(endpoint: str, region: str, python: str, tmp_path: Path, role_arn: str, token: str) -> dict:
+    """boto3's default chain in a fresh process with exactly the environment IRSA gives a pod,
+    STS at `endpoint`; what it got (`ok`, or the error `code` and `status`)."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    tok = tmp_path / "token"
+    tok.write_text(token)
+    env = {"HOME": str(home), "AWS_ROLE_ARN": role_arn, "AWS_WEB_IDENTITY_TOKEN_FILE": str(tok),
+           "AWS_ENDPOINT_URL_STS": endpoint, "AWS_REGION": region, "AWS_DEFAULT_REGION": region,
+           "AWS_ROLE_SESSION_NAME": "kube-pod"}
+    p = subprocess.run([python, "-c", PROBE], env=env, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
 class KubeUnavailable(Exception):
     """The control plane cannot be had here (no binaries, or a process would not start)."""
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import ssl
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -33,6 +32,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+import kube_e2e
 from kube_e2e import ControlPlane, KubeUnavailable, free_loopback_address, kube_bin
 from podiam_e2e import (
     ACCOUNT,
@@ -55,19 +55,6 @@ ROLE = "kube-ext-role"
 DISCOVERY = "/.well-known/openid-configuration"
 JWKS = "/openid/v1/jwks"
 
-PROBE = r"""
-import json
-import boto3, botocore.exceptions
-try:
-    s = boto3.Session()
-    out = {"ok": s.client("sts").get_caller_identity()}
-    out["method"] = s.get_credentials().method
-except botocore.exceptions.ClientError as e:
-    out = {"code": e.response["Error"]["Code"], "status": e.response["ResponseMetadata"]["HTTPStatusCode"]}
-except Exception as e:
-    out = {"exception": type(e).__name__, "message": str(e)}
-print(json.dumps(out, default=str))
-"""
 
 
 def thumbprint(pem_file) -> str:
@@ -183,18 +170,9 @@ def create_token(kube, pod: dict | None = None, audience: str | None = STS_AUDIE
     return kube.kubectl(*args).strip()
 
 
-def as_pod(server: Podiam, tmp_path, role_arn: str, token: str) -> dict:
+def as_pod(server, tmp_path, role_arn: str, token: str) -> dict:
     """boto3's default chain in a fresh process with exactly the environment IRSA gives a pod."""
-    home = tmp_path / "home"
-    home.mkdir(exist_ok=True)
-    tok = tmp_path / "token"
-    tok.write_text(token)
-    env = {"HOME": str(home), "AWS_ROLE_ARN": role_arn, "AWS_WEB_IDENTITY_TOKEN_FILE": str(tok),
-           "AWS_ENDPOINT_URL_STS": server.endpoint, "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
-           "AWS_ROLE_SESSION_NAME": "kube-pod"}
-    p = subprocess.run([VENV_PYTHON, "-c", PROBE], env=env, capture_output=True, text=True, timeout=60)
-    assert p.returncode == 0, p.stderr
-    return json.loads(p.stdout)
+    return kube_e2e.as_pod(server.endpoint, REGION, VENV_PYTHON, tmp_path, role_arn, token)
 
 
 def fetch_metrics(server: Podiam, issuer: str) -> tuple[str | None, str | None]:

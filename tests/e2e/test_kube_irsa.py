@@ -15,15 +15,14 @@ Without the binaries or an apiserver that starts, the module skips (fails under 
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 
 import pytest
 from botocore.exceptions import ClientError
 
+import kube_e2e
 from kube_e2e import ControlPlane, KubeUnavailable, kube_bin
-from podiam_e2e import ACCOUNT, REGION, VENV_PYTHON, jwt_parts
+from podiam_e2e import ACCOUNT, REGION, VENV_PYTHON, jwt_parts, require
 
 CLUSTER = "kube-real"
 NS = "shop"
@@ -31,26 +30,7 @@ SA = "checkout"
 ROLE = "kube-irsa-role"
 PI_AUD = "pods.eks.amazonaws.com"
 
-PROBE = r"""
-import json
-import boto3, botocore.exceptions
-try:
-    s = boto3.Session()
-    out = {"ok": s.client("sts").get_caller_identity()}
-    out["method"] = s.get_credentials().method
-except botocore.exceptions.ClientError as e:
-    out = {"code": e.response["Error"]["Code"], "status": e.response["ResponseMetadata"]["HTTPStatusCode"]}
-except Exception as e:
-    out = {"exception": type(e).__name__, "message": str(e)}
-print(json.dumps(out, default=str))
-"""
 
-
-def unavailable(reason: str):
-    """No control plane here: a failure under CI, a skip elsewhere."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"the Kubernetes control plane is unavailable: {reason}", pytrace=False)
-    pytest.skip(f"the Kubernetes control plane is unavailable: {reason}")
 
 
 @pytest.fixture(scope="module")
@@ -73,14 +53,14 @@ def kube(server, irsa, tmp_path_factory, request):
     try:
         bin_dir = kube_bin()
     except KubeUnavailable as e:
-        unavailable(str(e))
+        require(False, f"the Kubernetes control plane is unavailable: {e}")
     base = tmp_path_factory.mktemp("kube")
     cp = ControlPlane(base / "cp", bin_dir)
     try:
         cp.start(export_flags(server, base / "issuer-1"))
     except KubeUnavailable as e:
         cp.stop()
-        unavailable(str(e))
+        require(False, f"the Kubernetes control plane is unavailable: {e}")
     cp.export_base = base
     yield cp
     if request.session.testsfailed:
@@ -109,16 +89,7 @@ def create_token(kube, pod: dict, audience: str = "sts.amazonaws.com", sa: str =
 
 def as_pod(server, tmp_path, role_arn: str, token: str) -> dict:
     """boto3's default chain in a fresh process with exactly the environment IRSA gives a pod."""
-    home = tmp_path / "home"
-    home.mkdir(exist_ok=True)
-    tok = tmp_path / "token"
-    tok.write_text(token)
-    env = {"HOME": str(home), "AWS_ROLE_ARN": role_arn, "AWS_WEB_IDENTITY_TOKEN_FILE": str(tok),
-           "AWS_ENDPOINT_URL_STS": server.endpoint, "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
-           "AWS_ROLE_SESSION_NAME": "kube-pod"}
-    p = subprocess.run([VENV_PYTHON, "-c", PROBE], env=env, capture_output=True, text=True, timeout=60)
-    assert p.returncode == 0, p.stderr
-    return json.loads(p.stdout)
+    return kube_e2e.as_pod(server.endpoint, REGION, VENV_PYTHON, tmp_path, role_arn, token)
 
 
 def test_pod_is_created_through_the_api(kube, pod):
