@@ -363,13 +363,18 @@ impl Control {
     ) -> Result<Arc<model::Cluster>> {
         let guard = self.db.write().await;
         let e = self.cluster_for(caller, meta, Action::EksDeleteCluster, name, Keys::none())?;
-        let (cluster, _) = e.ok_or_else(|| {
+        let (cluster, version) = e.ok_or_else(|| {
             AwsError::resource_not_found(format!("no cluster found for name: {name}."))
         })?;
         let now = self.now();
         // The cluster's Pod Identity associations go with it.
         let mut changes = self.cluster_association_deletes(caller.account(), name);
-        changes.push(Change::delete(kind::CLUSTER, caller.account(), name));
+        changes.push(Change::delete(
+            kind::CLUSTER,
+            caller.account(),
+            name,
+            version,
+        ));
         self.db.commit(&guard, changes, now).await?;
         Ok(cluster)
     }
@@ -379,7 +384,7 @@ impl Control {
         let t = self.db.read();
         t.associations
             .of_cluster(account, cluster, None)
-            .map(|(id, _)| Change::delete(kind::POD_IDENTITY_ASSOCIATION, account, id))
+            .map(|(id, e)| Change::delete(kind::POD_IDENTITY_ASSOCIATION, account, id, e.version))
             .collect()
     }
 }

@@ -297,6 +297,7 @@ impl Control {
                     id: akid.clone(),
                     account: account.clone(),
                     user: None,
+                    user_id: None,
                     secret: sealed,
                     status: "Active".into(),
                     created: now,
@@ -430,12 +431,16 @@ impl Control {
     pub async fn retire_session_key(&self, caller: &Caller, id: u32) -> Result<Vec<u32>> {
         self.require_installation_admin(caller, "retire session keys")?;
         let guard = self.db.write().await;
-        let ids: Vec<u32> = self.db.read().session_keys.keys().copied().collect();
-        if !ids.contains(&id) {
+        let (ids, version) = {
+            let t = self.db.read();
+            let ids: Vec<u32> = t.session_keys.keys().copied().collect();
+            (ids, t.session_keys.get(&id).map(|e| e.version))
+        };
+        let Some(version) = version else {
             return Err(AwsError::no_such_entity(format!(
                 "session key {id} does not exist"
             )));
-        }
+        };
         if ids.last() == Some(&id) {
             return Err(AwsError::invalid_input(format!(
                 "session key {id} is the newest key; rotate before retiring it"
@@ -445,7 +450,12 @@ impl Control {
         self.db
             .commit(
                 &guard,
-                vec![Change::delete(kind::SESSION_KEY, "", &id.to_string())],
+                vec![Change::delete(
+                    kind::SESSION_KEY,
+                    "",
+                    &id.to_string(),
+                    version,
+                )],
                 now,
             )
             .await?;

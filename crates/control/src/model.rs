@@ -60,12 +60,25 @@ pub struct AccessKey {
     pub account: String,
     /// Owning user name; `None` for the account root.
     pub user: Option<String>,
+    /// The owning user's unique id (`AIDA...`): a user created later under the same name is
+    /// another principal and cannot use the key. Absent in keys written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
     /// The secret, sealed.
     pub secret: Sealed,
     /// `Active` or `Inactive`.
     pub status: String,
     /// Creation time.
     pub created: i64,
+}
+
+impl AccessKey {
+    /// Whether this is a key of `user`: its name and, where the key recorded it, its unique id
+    /// (a user deleted and created again under the name does not inherit its keys).
+    pub fn belongs_to(&self, user: &User) -> bool {
+        self.user.as_deref() == Some(user.name.as_str())
+            && self.user_id.as_ref().is_none_or(|id| *id == user.id)
+    }
 }
 
 /// An inline policy attached to a user or role.
@@ -291,4 +304,43 @@ pub struct PodIdentityAssociation {
     /// The idempotency token of the create call.
     #[serde(default)]
     pub client_request_token: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::{AccessKey, User};
+
+    fn user(name: &str, id: &str) -> User {
+        serde_json::from_value(
+            serde_json::json!({"name": name, "id": id, "path": "/", "created": 1}),
+        )
+        .unwrap()
+    }
+
+    fn key(user: Option<&str>, user_id: Option<&str>) -> AccessKey {
+        let mut k = serde_json::json!({
+            "id": "AKIAEXAMPLE", "account": "111122223333", "user": user,
+            "secret": "sealed", "status": "Active", "created": 1,
+        });
+        if let Some(id) = user_id {
+            k["user_id"] = id.into();
+        }
+        serde_json::from_value(k).unwrap()
+    }
+
+    #[test]
+    fn a_key_belongs_to_the_user_it_was_made_for_and_no_successor() {
+        let alice = user("alice", "AIDAFIRST");
+        let successor = user("alice", "AIDASECOND");
+        let k = key(Some("alice"), Some("AIDAFIRST"));
+        assert!(k.belongs_to(&alice));
+        assert!(!k.belongs_to(&successor), "same name, another user");
+        assert!(!k.belongs_to(&user("bob", "AIDAFIRST")), "another name");
+        assert!(!key(None, None).belongs_to(&alice), "the root's key");
+        // Keys written before the id was recorded go by name, as they always did.
+        let old = key(Some("alice"), None);
+        assert!(old.belongs_to(&alice) && old.belongs_to(&successor));
+        assert!(!serde_json::to_string(&old).unwrap().contains("user_id"));
+    }
 }

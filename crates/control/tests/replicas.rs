@@ -147,7 +147,7 @@ async fn replicas_scenario(s1: Arc<dyn Store>, s2: Arc<dyn Store>, limit: Durati
     // Delete on A → gone on B.
     {
         let g = a.write().await;
-        a.commit(&g, vec![Change::delete(kind::ROLE, ACCT, "r1")], 3)
+        a.commit(&g, vec![Change::delete(kind::ROLE, ACCT, "r1", 2)], 3)
             .await
             .unwrap();
     }
@@ -169,7 +169,7 @@ async fn replicas_scenario(s1: Arc<dyn Store>, s2: Arc<dyn Store>, limit: Durati
     b.refresh().await.unwrap();
     {
         let g = a.write().await;
-        a.commit(&g, vec![Change::delete(kind::ROLE, ACCT, "r2")], 5)
+        a.commit(&g, vec![Change::delete(kind::ROLE, ACCT, "r2", 1)], 5)
             .await
             .unwrap();
         a.commit(
@@ -221,7 +221,12 @@ async fn replicas_scenario(s1: Arc<dyn Store>, s2: Arc<dyn Store>, limit: Durati
         let g = a.write().await;
         a.commit(
             &g,
-            vec![Change::delete(kind::POD_IDENTITY_ASSOCIATION, ACCT, "a-1")],
+            vec![Change::delete(
+                kind::POD_IDENTITY_ASSOCIATION,
+                ACCT,
+                "a-1",
+                1,
+            )],
             8,
         )
         .await
@@ -410,8 +415,8 @@ async fn postgres_expired_feed_reloads_everything() {
     {
         let g = a.write().await;
         let batch = vec![
-            Change::delete(kind::ROLE, ACCT, "doomed"),
-            Change::delete(kind::POD_IDENTITY_ASSOCIATION, ACCT, "a-1"),
+            Change::delete(kind::ROLE, ACCT, "doomed", 1),
+            Change::delete(kind::POD_IDENTITY_ASSOCIATION, ACCT, "a-1", 1),
             Change::insert(kind::ROLE, ACCT, "new", &role("new", "{}")).unwrap(),
         ];
         a.commit(&g, batch, 2).await.unwrap();
@@ -440,7 +445,7 @@ async fn postgres_expired_feed_reloads_everything() {
     // And it follows the feed normally again from the reloaded cursor.
     {
         let g = a.write().await;
-        a.commit(&g, vec![Change::delete(kind::ROLE, ACCT, "kept")], 3)
+        a.commit(&g, vec![Change::delete(kind::ROLE, ACCT, "kept", 1)], 3)
             .await
             .unwrap();
     }
@@ -520,7 +525,7 @@ async fn large_feed_reads_arrive_whole() {
         a.commit(&g, batch.collect(), 1).await.unwrap();
         let gone = (0..n)
             .step_by(2)
-            .map(|i| Change::delete(kind::ROLE, ACCT, &format!("bulk-{i}")));
+            .map(|i| Change::delete(kind::ROLE, ACCT, &format!("bulk-{i}"), 1));
         a.commit(&g, gone.collect(), 2).await.unwrap();
     }
     // Usually one read of 2500 changes: a tombstone per deleted role, a record per remaining

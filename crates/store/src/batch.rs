@@ -14,7 +14,7 @@ pub(crate) struct BatchSql {
     pub insert: &'static str,
     /// doc, updated_at, seq, kind, account, id, expected version.
     pub update: &'static str,
-    /// kind, account, id.
+    /// kind, account, id, expected version.
     pub delete: &'static str,
     /// kind, account, id, seq, deleted_at; replaces an older tombstone of the key.
     pub tombstone: &'static str,
@@ -86,11 +86,17 @@ where
                 .execute(&mut *tx)
                 .await
                 .map_err(backend)?,
-            Write::Delete { kind, account, id } => {
+            Write::Delete {
+                kind,
+                account,
+                id,
+                expect_version,
+            } => {
                 let deleted = sqlx::query::<DB>(sql.delete)
                     .bind(kind.as_str())
                     .bind(account.as_str())
                     .bind(id.as_str())
+                    .bind(*expect_version)
                     .execute(&mut *tx)
                     .await
                     .map_err(backend)?;

@@ -114,7 +114,9 @@ pub enum Write {
         /// Version the caller read.
         expect_version: i64,
     },
-    /// Delete a record; fails with [`StoreError::Conflict`] if it is absent.
+    /// Delete the record whose version is `expect_version`; fails with [`StoreError::Conflict`]
+    /// if it is absent or was written since (a delete decides on what it read, like an update:
+    /// a child added to the record meanwhile bumps its version, so the delete cannot strand it).
     Delete {
         /// Record kind.
         kind: String,
@@ -122,6 +124,8 @@ pub enum Write {
         account: String,
         /// Key.
         id: String,
+        /// Version the caller read.
+        expect_version: i64,
     },
 }
 

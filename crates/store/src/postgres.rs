@@ -49,7 +49,7 @@ impl BatchBackend for Postgres {
         next_seq: "UPDATE change_seq SET value = value + 1 WHERE id = 1 RETURNING value",
         insert: "INSERT INTO records (kind, account, id, doc, version, updated_at, seq) VALUES ($1, $2, $3, $4, 1, $5, $6) ON CONFLICT DO NOTHING",
         update: "UPDATE records SET doc = $1, version = version + 1, updated_at = $2, seq = $3 WHERE kind = $4 AND account = $5 AND id = $6 AND version = $7",
-        delete: "DELETE FROM records WHERE kind = $1 AND account = $2 AND id = $3",
+        delete: "DELETE FROM records WHERE kind = $1 AND account = $2 AND id = $3 AND version = $4",
         tombstone: "INSERT INTO tombstones (kind, account, id, seq, deleted_at) VALUES ($1, $2, $3, $4, $5) \
                     ON CONFLICT (kind, account, id) DO UPDATE SET seq = excluded.seq, deleted_at = excluded.deleted_at",
     };

@@ -23,7 +23,7 @@ impl BatchBackend for Sqlite {
         next_seq: "UPDATE change_seq SET value = value + 1 WHERE id = 1 RETURNING value",
         insert: "INSERT INTO records (kind, account, id, doc, version, updated_at, seq) VALUES (?, ?, ?, ?, 1, ?, ?) ON CONFLICT DO NOTHING",
         update: "UPDATE records SET doc = ?, version = version + 1, updated_at = ?, seq = ? WHERE kind = ? AND account = ? AND id = ? AND version = ?",
-        delete: "DELETE FROM records WHERE kind = ? AND account = ? AND id = ?",
+        delete: "DELETE FROM records WHERE kind = ? AND account = ? AND id = ? AND version = ?",
         tombstone: "INSERT INTO tombstones (kind, account, id, seq, deleted_at) VALUES (?, ?, ?, ?, ?) \
                     ON CONFLICT (kind, account, id) DO UPDATE SET seq = excluded.seq, deleted_at = excluded.deleted_at",
     };

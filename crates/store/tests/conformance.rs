@@ -44,11 +44,12 @@ fn upd(id: &str, doc: &str, v: i64) -> Write {
     }
 }
 
-fn del(id: &str) -> Write {
+fn del(id: &str, v: i64) -> Write {
     Write::Delete {
         kind: "role".into(),
         account: ACCT.into(),
         id: id.into(),
+        expect_version: v,
     }
 }
 
@@ -111,9 +112,18 @@ async fn records_scenario(store: &dyn Store) {
     );
 
     // Delete, and deleting an absent record conflicts.
-    store.apply(&[del("b")], 14).await.unwrap();
+    // A delete decided on an old version conflicts and deletes nothing.
+    assert!(
+        matches!(store.apply(&[del("a", 1)], 14).await, Err(StoreError::Conflict { ref id, .. }) if id == "a")
+    );
+    assert_eq!(
+        store.load_all().await.unwrap().len(),
+        2,
+        "a stale delete deletes nothing"
+    );
+    store.apply(&[del("b", 1)], 14).await.unwrap();
     assert!(matches!(
-        store.apply(&[del("b")], 15).await,
+        store.apply(&[del("b", 1)], 15).await,
         Err(StoreError::Conflict { .. })
     ));
     assert_eq!(store.load_all().await.unwrap().len(), 1);
@@ -155,7 +165,7 @@ async fn records_scenario(store: &dyn Store) {
             .doc,
         doc
     );
-    store.apply(&[del("doc")], 18).await.unwrap();
+    store.apply(&[del("doc", 1)], 18).await.unwrap();
 
     // An empty batch is a no-op.
     store.apply(&[], 19).await.unwrap();
@@ -236,7 +246,7 @@ async fn feed_scenario(store: &dyn Store) {
     assert_eq!(c2.changes, vec![put("a", "{\"n\":2}", 2)]);
 
     // A deletion shows as a tombstone.
-    store.apply(&[del("b")], 13).await.unwrap();
+    store.apply(&[del("b", 1)], 13).await.unwrap();
     let c3 = store.changes_since(c2.cursor).await.unwrap();
     assert_eq!(c3.changes, vec![gone("b")]);
 
@@ -254,7 +264,7 @@ async fn feed_scenario(store: &dyn Store) {
 
     // Deleted and inserted again in one batch: present, after its tombstone.
     store
-        .apply(&[del("b"), ins("b", "{\"third\":1}")], 15)
+        .apply(&[del("b", 1), ins("b", "{\"third\":1}")], 15)
         .await
         .unwrap();
     let c5 = store.changes_since(c4.cursor).await.unwrap();
@@ -275,7 +285,7 @@ async fn feed_scenario(store: &dyn Store) {
 
     // A batch touching several keys is one step of the cursor.
     store
-        .apply(&[ins("x", "{}"), ins("y", "{}"), del("a")], 16)
+        .apply(&[ins("x", "{}"), ins("y", "{}"), del("a", 2)], 16)
         .await
         .unwrap();
     let c6 = store.changes_since(c5.cursor).await.unwrap();
@@ -318,7 +328,12 @@ async fn two_handles_scenario(a: &dyn Store, b: &dyn Store) {
         a.apply(&[upd("shared", "{}", 1)], 22).await,
         Err(StoreError::Conflict { .. })
     ));
-    b.apply(&[del("shared")], 23).await.unwrap();
+    // Nor may `a` delete what it read at version 1.
+    assert!(matches!(
+        a.apply(&[del("shared", 1)], 22).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    b.apply(&[del("shared", 2)], 23).await.unwrap();
     let later = b.changes_since(seen.cursor).await.unwrap();
     assert_eq!(later.changes, vec![gone("shared")]);
 
@@ -352,9 +367,9 @@ async fn prune_scenario(store: &dyn Store) {
         .apply(&[ins("p1", "{}"), ins("p2", "{}")], 100)
         .await
         .unwrap();
-    store.apply(&[del("p1")], 100).await.unwrap();
+    store.apply(&[del("p1", 1)], 100).await.unwrap();
     let h1 = store.head().await.unwrap();
-    store.apply(&[del("p2")], 300).await.unwrap();
+    store.apply(&[del("p2", 1)], 300).await.unwrap();
     // Nothing was deleted before 100: nothing pruned, the feed from h0 is whole.
     assert_eq!(store.prune_tombstones(100).await.unwrap(), 0);
     let f = store.changes_since(h0).await.unwrap();
@@ -406,7 +421,7 @@ async fn sqlite_memory_conformance() {
     );
     // Nobody follows its feed, so nothing is pruned and the feed never expires.
     s.apply(&[ins("x", "{}")], 1).await.unwrap();
-    s.apply(&[del("x")], 1).await.unwrap();
+    s.apply(&[del("x", 1)], 1).await.unwrap();
     assert_eq!(s.prune_tombstones(i64::MAX).await.unwrap(), 0);
     assert!(!s.changes_since(0).await.unwrap().expired);
 }

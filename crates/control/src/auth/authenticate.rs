@@ -84,7 +84,7 @@ impl Control {
                     .get(&(key.account.clone(), name.to_lowercase()))
                     .map(|e| Arc::clone(&e.value));
                 let user = user
-                    .filter(|u| &u.name == name)
+                    .filter(|u| key.belongs_to(u))
                     .ok_or_else(AwsError::invalid_client_token_id)?;
                 Ok(Some(Caller::User {
                     account: key.account.clone(),

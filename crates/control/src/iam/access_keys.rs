@@ -20,7 +20,7 @@ impl Control {
         let name = Self::user_name_or_self(user, caller)?;
         let account = caller.account().to_owned();
         let guard = self.db.write().await;
-        let (u, _) = self.principal_for::<User>(
+        let (u, user_version) = self.principal_for::<User>(
             caller,
             meta,
             Action::IamCreateAccessKey,
@@ -32,7 +32,7 @@ impl Control {
             .read()
             .access_keys
             .values()
-            .filter(|k| k.value.account == account && k.value.user.as_deref() == Some(&u.name))
+            .filter(|k| k.value.account == account && k.value.belongs_to(&u))
             .count();
         if count >= limits::ACCESS_KEYS_PER_USER {
             return Err(AwsError::limit_exceeded(format!(
@@ -47,6 +47,7 @@ impl Control {
             id: akid.clone(),
             account: account.clone(),
             user: Some(u.name.clone()),
+            user_id: Some(u.id.clone()),
             secret: self.seal(secret.as_bytes(), &format!("access_key/{akid}"))?,
             status: "Active".into(),
             created: now,
@@ -54,7 +55,18 @@ impl Control {
         self.db
             .commit(
                 &guard,
-                vec![Change::insert(kind::ACCESS_KEY, &account, &akid, &key)?],
+                // The user as read: a replica deleting it meanwhile conflicts with this batch
+                // (or this one with its), so no key outlives its user.
+                vec![
+                    Change::insert(kind::ACCESS_KEY, &account, &akid, &key)?,
+                    Change::touch(
+                        kind::USER,
+                        &account,
+                        &u.name.to_lowercase(),
+                        &*u,
+                        user_version,
+                    )?,
+                ],
                 now,
             )
             .await?;
@@ -80,19 +92,23 @@ impl Control {
             &name,
             Keys::none(),
         )?;
-        let owned = self.db.read().access_keys.get(akid).is_some_and(|k| {
-            k.value.account == account && k.value.user.as_deref() == Some(&u.name)
-        });
-        if !owned {
+        let owned = self
+            .db
+            .read()
+            .access_keys
+            .get(akid)
+            .filter(|k| k.value.account == account && k.value.belongs_to(&u))
+            .map(|k| k.version);
+        let Some(version) = owned else {
             return Err(AwsError::no_such_entity(format!(
                 "the access key with id {akid} cannot be found"
             )));
-        }
+        };
         let now = self.now();
         self.db
             .commit(
                 &guard,
-                vec![Change::delete(kind::ACCESS_KEY, &account, akid)],
+                vec![Change::delete(kind::ACCESS_KEY, &account, akid, version)],
                 now,
             )
             .await
@@ -119,7 +135,7 @@ impl Control {
             .read()
             .access_keys
             .values()
-            .filter(|k| k.value.account == account && k.value.user.as_deref() == Some(&u.name))
+            .filter(|k| k.value.account == account && k.value.belongs_to(&u))
             .map(|k| (*k.value).clone())
             .collect();
         keys.sort_by(|a, b| a.id.cmp(&b.id));

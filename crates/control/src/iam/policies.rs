@@ -277,7 +277,7 @@ impl Control {
         arn: &str,
     ) -> Result<()> {
         let guard = self.db.write().await;
-        let (id, _, _) = self.policy_for(caller, meta, Action::IamDeletePolicy, arn)?;
+        let (id, _, version) = self.policy_for(caller, meta, Action::IamDeletePolicy, arn)?;
         if self.attachment_count(caller.account(), arn) > 0 {
             return Err(AwsError::delete_conflict(
                 "cannot delete a policy attached to entities",
@@ -294,7 +294,7 @@ impl Control {
         self.db
             .commit(
                 &guard,
-                vec![Change::delete(kind::POLICY, caller.account(), &id)],
+                vec![Change::delete(kind::POLICY, caller.account(), &id, version)],
                 now,
             )
             .await

@@ -182,24 +182,38 @@ impl Control {
         keys: Keys,
         f: impl FnOnce(&mut P) -> Result<()>,
     ) -> Result<Arc<P>> {
+        self.update_principal_with::<P>(caller, meta, action, name, keys, |e| {
+            f(e).map(|()| Vec::new())
+        })
+        .await
+    }
+
+    /// [`Self::update_principal`] where `f`, run under the writer lock, also returns the
+    /// [`Change::touch`]es of the records the new state refers to (a managed policy attached,
+    /// a principal named), committed in the same batch.
+    pub(super) async fn update_principal_with<P: Principal>(
+        &self,
+        caller: &Caller,
+        meta: &RequestMeta,
+        action: Action,
+        name: &str,
+        keys: Keys,
+        f: impl FnOnce(&mut P) -> Result<Vec<Change>>,
+    ) -> Result<Arc<P>> {
         let guard = self.db.write().await;
         let (e, version) = self.principal_for::<P>(caller, meta, action, name, keys)?;
         let mut e = (*e).clone();
-        f(&mut e)?;
+        let refs = f(&mut e)?;
         let now = self.now();
-        self.db
-            .commit(
-                &guard,
-                vec![Change::update(
-                    P::KIND,
-                    caller.account(),
-                    &name.to_lowercase(),
-                    &e,
-                    version,
-                )?],
-                now,
-            )
-            .await?;
+        let mut changes = vec![Change::update(
+            P::KIND,
+            caller.account(),
+            &name.to_lowercase(),
+            &e,
+            version,
+        )?];
+        changes.extend(refs);
+        self.db.commit(&guard, changes, now).await?;
         Ok(Arc::new(e))
     }
 
@@ -209,6 +223,15 @@ impl Control {
             Some(b) => Ok(Some(policy_arn(account, &self.policy_entry(account, b)?.1))),
             None => Ok(None),
         }
+    }
+
+    /// The [`Change::touch`] of the managed policy `arn` names, for a batch that makes an entity
+    /// refer to it (attachment, boundary): a DeletePolicy on another replica that did not see the
+    /// reference conflicts with it, so no entity is left naming a deleted policy's ARN (which the
+    /// next policy created under that name would then fill).
+    pub(super) fn policy_touch(&self, account: &str, arn: &str) -> Result<Change> {
+        let (id, p, version) = self.policy_entry(account, arn)?;
+        Change::touch(kind::POLICY, account, &id, &*p, version)
     }
 
     /// Whether an entity named `name` may be created in `account`: none exists under the name

@@ -118,9 +118,11 @@ impl Control {
         // Resolved again under the writer lock: a DeletePolicy that committed since the lookup
         // above must not leave this attachment naming a policy that no longer exists (whoever
         // created one under that name next would decide what it grants).
-        self.update_principal::<P>(caller, meta, action, name, keys, |e| {
+        self.update_principal_with::<P>(caller, meta, action, name, keys, |e| {
             let (found, _) = self.attachable(caller.account(), policy_arn)?;
-            attach(e.attached_mut(), &found?, P::ATTACHED_QUOTA)
+            let found = found?;
+            attach(e.attached_mut(), &found, P::ATTACHED_QUOTA)?;
+            Ok(vec![self.policy_touch(caller.account(), &found)?])
         })
         .await
         .map(|_| ())
@@ -180,10 +182,12 @@ impl Control {
     ) -> Result<()> {
         let (_, keys) = self.boundary_arg(caller.account(), boundary)?;
         // Resolved again under the writer lock, as for attachments.
-        self.update_principal::<P>(caller, meta, action, name, keys, |e| {
+        self.update_principal_with::<P>(caller, meta, action, name, keys, |e| {
             let (found, _) = self.boundary_arg(caller.account(), boundary)?;
-            *e.boundary_mut() = Some(found?);
-            Ok(())
+            let found = found?;
+            let touch = self.policy_touch(caller.account(), &found)?;
+            *e.boundary_mut() = Some(found);
+            Ok(vec![touch])
         })
         .await
         .map(|_| ())

@@ -173,7 +173,7 @@ impl Control {
         arn: &str,
     ) -> Result<()> {
         let guard = self.db.write().await;
-        let (key, _, _) = self.provider_for(
+        let (key, _, version) = self.provider_for(
             caller,
             meta,
             Action::IamDeleteOpenIdConnectProvider,
@@ -184,7 +184,12 @@ impl Control {
         self.db
             .commit(
                 &guard,
-                vec![Change::delete(kind::OIDC_PROVIDER, caller.account(), &key)],
+                vec![Change::delete(
+                    kind::OIDC_PROVIDER,
+                    caller.account(),
+                    &key,
+                    version,
+                )],
                 now,
             )
             .await

@@ -75,7 +75,10 @@ impl Control {
         // The boundary again under the writer lock: a DeletePolicy committed since the lookup
         // above must not leave the new role bounded by a policy that no longer exists.
         self.new_boundary(&account, boundary.as_deref())?;
-        self.check_trust_principals(&trust)?;
+        let mut refs = self.check_trust_principals(&trust, None)?;
+        if let Some(b) = &boundary {
+            refs.push(self.policy_touch(&account, b)?);
+        }
         self.check_room::<Role>(&account, &input.name)?;
         let id = input.name.to_lowercase();
         let now = self.now();
@@ -93,13 +96,9 @@ impl Control {
             boundary,
             revoked_before: None,
         };
-        self.db
-            .commit(
-                &guard,
-                vec![Change::insert(kind::ROLE, &account, &id, &role)?],
-                now,
-            )
-            .await?;
+        let mut changes = vec![Change::insert(kind::ROLE, &account, &id, &role)?];
+        changes.extend(refs);
+        self.db.commit(&guard, changes, now).await?;
         Ok(Arc::new(role))
     }
 
@@ -176,16 +175,20 @@ impl Control {
             limits::TRUST_POLICY_CHARS,
             "ACLSizePerRole",
         )?;
-        self.check_trust_principals(&trust)?;
-        self.update_principal::<Role>(
+        // The principals it names are checked once authorized, under the writer lock, and
+        // asserted by the commit (see `check_trust_principals`).
+        let account = caller.account();
+        self.update_principal_with::<Role>(
             caller,
             meta,
             Action::IamUpdateAssumeRolePolicy,
             name,
             Keys::none(),
             |r| {
+                let own = r.name.to_lowercase();
+                let refs = self.check_trust_principals(&trust, Some((account, own.as_str())))?;
                 r.trust_policy = doc;
-                Ok(())
+                Ok(refs)
             },
         )
         .await
@@ -195,7 +198,7 @@ impl Control {
     /// DeleteRole.
     pub async fn delete_role(&self, caller: &Caller, meta: &RequestMeta, name: &str) -> Result<()> {
         let guard = self.db.write().await;
-        let (role, _) =
+        let (role, version) =
             self.principal_for::<Role>(caller, meta, Action::IamDeleteRole, name, Keys::none())?;
         check_no_policies(&*role)?;
         let now = self.now();
@@ -208,6 +211,7 @@ impl Control {
             kind::ROLE,
             caller.account(),
             &name.to_lowercase(),
+            version,
         ));
         self.db.commit(&guard, changes, now).await
     }

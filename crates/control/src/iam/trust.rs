@@ -13,8 +13,20 @@ impl Control {
     /// IAM refuses a trust policy naming a user or role that does not exist: `"AWS"` principals
     /// that are user or role ARNs of an account podiam holds must name an existing entity (path
     /// included). Other accounts' entities cannot be checked and are accepted.
-    pub(super) fn check_trust_principals(&self, trust: &policy::Policy) -> Result<()> {
+    ///
+    /// Returns a [`Change::touch`] of each entity named, for the batch that saves the policy: a
+    /// replica deleting one of them meanwhile (and rewriting the trust policies it knows) then
+    /// conflicts with this batch, so no saved policy names by ARN a principal that is gone.
+    /// `except`: the key (account, lower-case name) of the role whose policy this is, which the
+    /// batch writes anyway.
+    pub(super) fn check_trust_principals(
+        &self,
+        trust: &policy::Policy,
+        except: Option<(&str, &str)>,
+    ) -> Result<Vec<Change>> {
         let t = self.db.read();
+        let mut touched: std::collections::BTreeMap<(&'static str, String, String), Change> =
+            std::collections::BTreeMap::new();
         for st in trust.statements() {
             let Some(policy::PrincipalClause::Principal(policy::PrincipalSpec::Map(entries))) =
                 st.principal()
@@ -36,22 +48,39 @@ impl Control {
                 if raw.contains('*') || !t.accounts.contains_key(account) {
                     continue;
                 }
-                let exists = |path_and_name: &str, arn_of: &dyn Fn(&str) -> Option<String>| {
+                let key_of = |path_and_name: &str| {
                     let name = path_and_name.rsplit('/').next().unwrap_or_default();
-                    arn_of(&name.to_lowercase()).is_some_and(|arn| arn == raw)
+                    (account.to_owned(), name.to_lowercase())
                 };
                 let known = if let Some(p) = resource.strip_prefix("user/") {
-                    exists(p, &|id| {
-                        t.users
-                            .get(&(account.to_owned(), id.to_owned()))
-                            .map(|e| user_arn(account, &e.value))
-                    })
+                    let key = key_of(p);
+                    match t.users.get(&key) {
+                        Some(e) if user_arn(account, &e.value) == raw => {
+                            let change =
+                                Change::touch(kind::USER, account, &key.1, &*e.value, e.version)?;
+                            touched.insert((kind::USER, key.0, key.1), change);
+                            true
+                        }
+                        _ => false,
+                    }
                 } else if let Some(p) = resource.strip_prefix("role/") {
-                    exists(p, &|id| {
-                        t.roles
-                            .get(&(account.to_owned(), id.to_owned()))
-                            .map(|e| role_arn(account, &e.value))
-                    })
+                    let key = key_of(p);
+                    match t.roles.get(&key) {
+                        Some(e) if role_arn(account, &e.value) == raw => {
+                            if except != Some((key.0.as_str(), key.1.as_str())) {
+                                let change = Change::touch(
+                                    kind::ROLE,
+                                    account,
+                                    &key.1,
+                                    &*e.value,
+                                    e.version,
+                                )?;
+                                touched.insert((kind::ROLE, key.0, key.1), change);
+                            }
+                            true
+                        }
+                        _ => false,
+                    }
                 } else {
                     true
                 };
@@ -62,7 +91,7 @@ impl Control {
                 }
             }
         }
-        Ok(())
+        Ok(touched.into_values().collect())
     }
 
     /// Every trust policy that names the deleted principal `arn`, rewritten with its unique id in

@@ -63,13 +63,11 @@ impl Control {
             attached: vec![],
             boundary,
         };
-        self.db
-            .commit(
-                &guard,
-                vec![Change::insert(kind::USER, &account, &id, &user)?],
-                now,
-            )
-            .await?;
+        let mut changes = vec![Change::insert(kind::USER, &account, &id, &user)?];
+        if let Some(b) = &user.boundary {
+            changes.push(self.policy_touch(&account, b)?);
+        }
+        self.db.commit(&guard, changes, now).await?;
         Ok(Arc::new(user))
     }
 
@@ -89,11 +87,14 @@ impl Control {
     /// DeleteUser.
     pub async fn delete_user(&self, caller: &Caller, meta: &RequestMeta, name: &str) -> Result<()> {
         let guard = self.db.write().await;
-        let (user, _) =
+        let (user, version) =
             self.principal_for::<User>(caller, meta, Action::IamDeleteUser, name, Keys::none())?;
-        let has_keys = self.db.read().access_keys.values().any(|k| {
-            k.value.account == caller.account() && k.value.user.as_deref() == Some(&user.name)
-        });
+        let has_keys = self
+            .db
+            .read()
+            .access_keys
+            .values()
+            .any(|k| k.value.account == caller.account() && k.value.belongs_to(&user));
         if has_keys {
             return Err(AwsError::delete_conflict(
                 "cannot delete entity, must delete access keys first",
@@ -107,6 +108,7 @@ impl Control {
             kind::USER,
             caller.account(),
             &name.to_lowercase(),
+            version,
         ));
         self.db.commit(&guard, changes, now).await
     }

@@ -143,16 +143,17 @@ impl Control {
         let req_tags =
             Keys::none().request_tags(input.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let guard = self.db.write().await;
-        self.cluster_for(
-            caller,
-            meta,
-            Action::EksCreatePodIdentityAssociation,
-            cluster,
-            req_tags,
-        )?
-        .ok_or_else(|| {
-            AwsError::resource_not_found(format!("No cluster found for name: {cluster}."))
-        })?;
+        let (cluster_record, cluster_version) = self
+            .cluster_for(
+                caller,
+                meta,
+                Action::EksCreatePodIdentityAssociation,
+                cluster,
+                req_tags,
+            )?
+            .ok_or_else(|| {
+                AwsError::resource_not_found(format!("No cluster found for name: {cluster}."))
+            })?;
         self.check_association_role(&account, &input.role_arn)?;
         // The association keeps the role's canonical ARN (stored case and path), the one
         // `iam:PassRole` was authorized on.
@@ -213,18 +214,20 @@ impl Control {
             client_request_token: input.client_request_token,
         };
         let now = self.now();
-        self.db
-            .commit(
-                &guard,
-                vec![Change::insert(
-                    kind::POD_IDENTITY_ASSOCIATION,
-                    &account,
-                    &a.id,
-                    &a,
-                )?],
-                now,
-            )
-            .await?;
+        // The cluster as read: a DeleteCluster on another replica that did not see this
+        // association, or another replica's association for the same service account, conflicts
+        // with this batch instead of leaving an association to a cluster that is gone, or two.
+        let changes = vec![
+            Change::insert(kind::POD_IDENTITY_ASSOCIATION, &account, &a.id, &a)?,
+            Change::touch(
+                kind::CLUSTER,
+                &account,
+                cluster,
+                &*cluster_record,
+                cluster_version,
+            )?,
+        ];
+        self.db.commit(&guard, changes, now).await?;
         Ok(Arc::new(a))
     }
 
@@ -392,7 +395,12 @@ impl Control {
         self.db
             .commit(
                 &guard,
-                vec![Change::delete(kind::POD_IDENTITY_ASSOCIATION, &account, id)],
+                vec![Change::delete(
+                    kind::POD_IDENTITY_ASSOCIATION,
+                    &account,
+                    id,
+                    e.version,
+                )],
                 now,
             )
             .await?;

@@ -32,7 +32,7 @@ pub enum Change {
         /// Version read.
         version: i64,
     },
-    /// Delete a record.
+    /// Delete a record read at `version`.
     Delete {
         /// Kind.
         kind: &'static str,
@@ -40,6 +40,8 @@ pub enum Change {
         account: String,
         /// Id.
         id: String,
+        /// Version read.
+        version: i64,
     },
 }
 
@@ -70,10 +72,16 @@ impl From<Change> for Write {
                 doc,
                 expect_version: version,
             },
-            Change::Delete { kind, account, id } => Self::Delete {
+            Change::Delete {
+                kind,
+                account,
+                id,
+                version,
+            } => Self::Delete {
                 kind: kind.to_owned(),
                 account,
                 id,
+                expect_version: version,
             },
         }
     }
@@ -110,13 +118,28 @@ impl Change {
             version,
         })
     }
-    /// Delete.
-    pub fn delete(kind: &'static str, account: &str, id: &str) -> Self {
+    /// Delete the record read at `version`: if anyone wrote it since (on another replica, say),
+    /// the batch conflicts instead of deleting what the caller did not see.
+    pub fn delete(kind: &'static str, account: &str, id: &str, version: i64) -> Self {
         Self::Delete {
             kind,
             account: account.to_owned(),
             id: id.to_owned(),
+            version,
         }
+    }
+    /// Write `value`, read at `version`, again unchanged: for a write that is valid only while
+    /// that record stays as read (a child added to it, a reference to it). The record's version
+    /// moves on, so a concurrent versioned [`Change::delete`] of it conflicts, and if it was
+    /// deleted or changed meanwhile, this batch conflicts instead.
+    pub fn touch<T: Serialize>(
+        kind: &'static str,
+        account: &str,
+        id: &str,
+        value: &T,
+        version: i64,
+    ) -> Result<Self, AwsError> {
+        Self::update(kind, account, id, value, version)
     }
 }
 

@@ -161,7 +161,9 @@ impl Db {
                     doc,
                     expect_version,
                 } => (kind, account, id, doc, expect_version + 1),
-                Write::Delete { kind, account, id } => {
+                Write::Delete {
+                    kind, account, id, ..
+                } => {
                     remove_record(&mut t, &kind, account, id);
                     continue;
                 }
