@@ -4,10 +4,14 @@ A real control plane (etcd + kube-apiserver from scripts/kube.sh; no kubelet, so
 Pending) signs service-account tokens with the podiam cluster's hosted-issuer key. The
 Namespace, ServiceAccount, ClusterRole and ClusterRoleBinding of deploy/webhook.yaml are applied
 with kubectl, and the webhook runs with a kubeconfig holding that ServiceAccount's token (from
-the TokenRequest API): so the manifest's RBAC is what it watches ServiceAccounts with. The
-file's MutatingWebhookConfiguration is registered as it is, but for two fields: the caBundle
-(the webhook's own CA) and clientConfig, whose `service` becomes a `url` on 127.0.0.1 (this
-apiserver has no kube-proxy or endpoints to reach a Service through).
+the TokenRequest API), so the manifest's RBAC is what it watches ServiceAccounts with. The
+file's Service and MutatingWebhookConfiguration are applied as they are, with the caBundle
+filled in (the webhook's own CA). This apiserver has no kube-proxy and no endpoints controller:
+it runs with --enable-aggregator-routing=true, which makes it call a webhook Service at an
+address of the Service's EndpointSlice rather than at its cluster IP, and the test writes that
+EndpointSlice by hand, pointing at the webhook on a non-loopback address of this host (an
+EndpointSlice may not name a loopback one). On a host with no such address, the configuration's
+clientConfig.service is replaced with a `url` on 127.0.0.1 instead.
 
 Pods are then created with kubectl and read back as the apiserver stored them: mutated for IRSA
 and EKS Pod Identity as amazon-eks-pod-identity-webhook leaves them, unchanged when nothing
@@ -36,7 +40,7 @@ import pytest
 import requests
 import yaml
 
-from kube_e2e import PROBE, ControlPlane, KubeUnavailable, free_port, kube_bin
+from kube_e2e import PROBE, ControlPlane, KubeUnavailable, free_port, kube_bin, non_loopback_address
 from podiam_e2e import ACCOUNT, REGION, REPO, VENV_PYTHON, jwt_parts, require
 from webhook_e2e import Webhook, pod_process_env, projected
 
@@ -181,8 +185,9 @@ class HookedCluster:
     """The webhook process (restartable on the same port and CA, with other flags) and what it
     is registered with."""
 
-    def __init__(self, server, kube: ControlPlane, work: Path, kubeconfig: Path):
+    def __init__(self, server, kube: ControlPlane, work: Path, kubeconfig: Path, host: str):
         self.server, self.kube, self.work, self.kubeconfig = server, kube, work, kubeconfig
+        self.host = host  # where the webhook listens (an EndpointSlice's address, or 127.0.0.1)
         self.port = free_port()
         self.hook: Webhook | None = None
         self.starts = 0
@@ -193,8 +198,10 @@ class HookedCluster:
                 "--cluster-name", CLUSTER, "--endpoint", endpoint or self.server.endpoint,
                 "--association-refresh", "1", "--default-region", REGION, "--sts-regional-endpoint",
                 "--metrics-listen", "127.0.0.1:0"]
+        for name in dict.fromkeys(("podiam-webhook.podiam.svc", "localhost", "127.0.0.1", self.host)):
+            args += ["--dns-name", name]
         self.hook = Webhook(self.work, args, {**self.server.env, "PODIAM_LOG": "info"},
-                            listen=f"127.0.0.1:{self.port}", log_name=f"webhook-{self.starts}.log")
+                            listen=f"{self.host}:{self.port}", log_name=f"webhook-{self.starts}.log")
         return self.hook
 
     def stop(self) -> None:
@@ -251,7 +258,8 @@ def kube(server, irsa, tmp_path_factory, request):
     assert p.returncode == 0, p.stderr
     cp = ControlPlane(base / "cp", bin_dir)
     try:
-        cp.start(p.stdout.split())
+        # Webhook Services are called at an endpoint's address (see the module's docstring).
+        cp.start([*p.stdout.split(), "--enable-aggregator-routing=true"])
     except KubeUnavailable as e:
         cp.stop()
         require(False, f"the Kubernetes control plane is unavailable: {e}")
@@ -278,15 +286,29 @@ def cluster(server, irsa, kube, tmp_path_factory, request):
 
     work = tmp_path_factory.mktemp("kube-webhook")
     token = kube.kubectl("create", "token", "podiam-webhook", "-n", "podiam", "--duration", "2h").strip()
-    hooked = HookedCluster(server, kube, work, token_kubeconfig(kube, token, work / "kubeconfig"))
+    address = non_loopback_address()
+    hooked = HookedCluster(server, kube, work, token_kubeconfig(kube, token, work / "kubeconfig"),
+                           address or "127.0.0.1")
     hooked.token = token
     hooked.start()
 
     mwc = copy.deepcopy(docs["MutatingWebhookConfiguration"])
     (hook_cfg,) = mwc["webhooks"]
-    service = hook_cfg["clientConfig"].pop("service")
-    hook_cfg["clientConfig"] = {"url": f"https://127.0.0.1:{hooked.port}{service['path']}",
-                                "caBundle": hooked.ca_bundle}
+    hook_cfg["clientConfig"]["caBundle"] = hooked.ca_bundle
+    if address:
+        svc = docs["Service"]
+        kube.kubectl("apply", "-f", "-", stdin=json.dumps(svc))
+        https = next(p for p in svc["spec"]["ports"] if p["port"] == hook_cfg["clientConfig"]["service"]["port"])
+        kube.kubectl("apply", "-f", "-", stdin=json.dumps({
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "podiam-webhook-local", "namespace": svc["metadata"]["namespace"],
+                         "labels": {"kubernetes.io/service-name": svc["metadata"]["name"]}},
+            "addressType": "IPv4", "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
+            "ports": [{"name": https["name"], "port": hooked.port, "protocol": "TCP"}]}))
+    else:
+        service = hook_cfg["clientConfig"].pop("service")
+        hook_cfg["clientConfig"]["url"] = f"https://127.0.0.1:{hooked.port}{service['path']}"
+    hooked.via_service = bool(address)
     kube.kubectl("apply", "-f", "-", stdin=json.dumps(mwc))
     hooked.mwc_file = docs["MutatingWebhookConfiguration"]
     # The apiserver picks a new configuration up from its informer: wait until it calls.
@@ -345,14 +367,26 @@ def test_the_manifests_rbac_grants_nothing_else_and_is_needed(server, kube, clus
 
 
 def test_the_registered_configuration_is_the_files(kube, cluster):
+    """Every field of the file's webhook is registered as written, the caBundle filled in; the
+    apiserver reaches the webhook through the file's Service reference (or, on a host without a
+    non-loopback address, through a url replacing it)."""
     stored = json.loads(kube.kubectl("get", "mutatingwebhookconfiguration", "podiam-webhook", "-o", "json"))
     (got,) = stored["webhooks"]
-    (want,) = cluster.mwc_file["webhooks"]
+    (want,) = copy.deepcopy(cluster.mwc_file["webhooks"])
+    want["clientConfig"]["caBundle"] = cluster.ca_bundle
+    if not cluster.via_service:
+        service = want["clientConfig"].pop("service")
+        want["clientConfig"]["url"] = f"https://127.0.0.1:{cluster.port}{service['path']}"
     for k, v in want.items():
-        if k != "clientConfig":
-            assert got[k] == v, (k, got[k], v)
+        assert got[k] == v, (k, got[k], v)
     assert want["failurePolicy"] == "Ignore" and want["reinvocationPolicy"] == "IfNeeded"
-    assert got["clientConfig"] == {"url": f"https://127.0.0.1:{cluster.port}/mutate", "caBundle": cluster.ca_bundle}
+    assert want["objectSelector"] == {"matchExpressions": [{"key": SKIP_LABEL, "operator": "DoesNotExist"}]}
+    if cluster.via_service:
+        assert got["clientConfig"]["service"] == {"name": "podiam-webhook", "namespace": "podiam",
+                                                  "path": "/mutate", "port": 443}
+        # The webhook listens on the EndpointSlice's address only: the apiserver's calls (the
+        # fixture waited for one) went through the Service.
+        assert cluster.hook.url == f"https://{cluster.host}:{cluster.port}", cluster.hook.url
 
 
 # ------------------------------------------------------------------------------ IRSA
@@ -637,7 +671,7 @@ def test_pod_identity_pod_admitted_while_the_eks_api_is_down_is_counted_and_logg
         assert container(irsa, "app")["env"] == IRSA_ENV  # IRSA needs no association
         assert cluster.metric("podiam_webhook_associations_unavailable_total") == 2
         line = next((ln for ln in hook.text().splitlines() if "Pod Identity associations not listed yet" in ln), "")
-        assert f"service_account={PI_SA}" in line and f"namespace={NS}" in line, hook.text()[-3000:]
+        assert f'service_account="{PI_SA}"' in line and f'namespace="{NS}"' in line, hook.text()[-3000:]
     finally:
         cluster.stop()
         cluster.start()
