@@ -631,6 +631,19 @@ def test_reinvocation_injects_the_added_sidecar_once_and_nothing_twice(kube, clu
         assert c["volumeMounts"][-1] == IRSA_MOUNT_ENTRY
 
 
+def test_reinvocation_injects_pod_identity_once(kube, cluster, sidecar):
+    before = cluster.metric("podiam_webhook_mutations_total", method="pod-identity")
+    pod = create_pod(kube, pod_manifest("payments-side", PI_SA, labels={SIDECAR_LABEL: "true"}))
+    assert cluster.metric("podiam_webhook_mutations_total", method="pod-identity") == before + 2
+    assert [c["name"] for c in pod["spec"]["containers"]] == ["app", "sidecar"]
+    assert [v["name"] for v in pod["spec"]["volumes"]].count("eks-pod-identity-token") == 1
+    assert pod["metadata"]["labels"] == {SIDECAR_LABEL: "true", "eks.amazonaws.com/pod-identity": "enabled"}
+    for name in ("app", "sidecar"):
+        c = container(pod, name)
+        assert c["env"] == PI_ENV, (name, c)
+        assert [m["name"] for m in c["volumeMounts"]].count("eks-pod-identity-token") == 1, (name, c)
+
+
 def test_reinvocation_of_a_pod_without_identity_injects_nothing(kube, cluster, sidecar):
     pod = create_pod(kube, pod_manifest("plain-side", PLAIN_SA, labels={SIDECAR_LABEL: "true"}))
     assert [c["name"] for c in pod["spec"]["containers"]] == ["app", "sidecar"]
