@@ -103,6 +103,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def non_loopback_address() -> str | None:
+    """An IPv4 address of this host that is neither loopback nor link-local (the first
+    interface's that has one), or None. An EndpointSlice may not name a loopback address, so a
+    Service in front of a process on this host needs such an address."""
+    import fcntl
+    import struct
+
+    for _, name in socket.if_nameindex():
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:  # SIOCGIFADDR
+                packed = fcntl.ioctl(s.fileno(), 0x8915, struct.pack("256s", name.encode()[:15]))
+            except OSError:
+                continue
+        a = ipaddress.ip_address(socket.inet_ntoa(packed[20:24]))
+        if not (a.is_loopback or a.is_link_local or a.is_unspecified or a.is_multicast):
+            return str(a)
+    return None
+
+
 def free_loopback_address(port: int = 443, tries: int = 20) -> str:
     """A random loopback address 127.x.y.z where `port` is free (probed by binding it), as the
     external issuers of podiam_e2e.IssuerHost are chosen: an issuer URL `https://127.x.y.z`

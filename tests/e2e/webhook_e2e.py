@@ -23,13 +23,19 @@ from podiam_e2e import clean_env, podiam_bin, register_log
 
 
 class Webhook:
-    def __init__(self, workdir: Path, args: list[str], env: dict[str, str]):
+    def __init__(self, workdir: Path, args: list[str], env: dict[str, str], *, listen: str = "127.0.0.1:0",
+                 log_name: str = "webhook.log"):
+        """`podiam webhook --listen LISTEN --self-signed WORKDIR/certs ARGS` (a CA already in
+        WORKDIR/certs is reused, so a restarted webhook keeps its caBundle); its output goes to
+        WORKDIR/LOG_NAME. `url` is its HTTPS base URL, `metrics_url` the plain-HTTP one of
+        --metrics-listen (if given)."""
         self.dir = workdir
-        self.log_path = workdir / "webhook.log"
+        self.log_path = workdir / log_name
         self.log = open(self.log_path, "wb")
         register_log(self.log_path)
         certs = workdir / "certs"
-        argv = [podiam_bin(), "webhook", "--listen", "127.0.0.1:0", "--self-signed", str(certs), *args]
+        self.metrics_url: str | None = None
+        argv = [podiam_bin(), "webhook", "--listen", listen, "--self-signed", str(certs), *args]
         self.proc = subprocess.Popen(argv, env=env, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -38,6 +44,8 @@ class Webhook:
             if m:
                 self.url = m.group(1)
                 self.ca = str(certs / "ca.crt")
+                mm = re.search(r"metrics on (http://\S+)", self.text())
+                self.metrics_url = mm.group(1) if mm else None
                 return
             time.sleep(0.05)
         raise AssertionError(f"webhook not ready: {self.text()}")

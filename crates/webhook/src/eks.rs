@@ -302,7 +302,11 @@ impl EksAssociations {
             loop {
                 t.tick().await;
                 if let Err(e) = me.refresh().await {
-                    tracing::warn!(error = %e, "listing pod identity associations failed; keeping the previous set");
+                    if me.is_loaded() {
+                        tracing::warn!(error = %e, "listing pod identity associations failed; keeping the previous set");
+                    } else {
+                        tracing::warn!(error = %e, "listing pod identity associations failed; none listed yet, so pods get no Pod Identity");
+                    }
                 }
             }
         })

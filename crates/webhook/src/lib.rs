@@ -215,6 +215,16 @@ impl Webhook {
         let sa_name = mutate::service_account_name(pod);
         let sa = prefetched.unwrap_or_else(|| self.service_accounts.get(namespace, sa_name));
         let has_association = self.associations.has_association(namespace, sa_name);
+        if !self.associations.is_ready() {
+            // Not one listing has succeeded: whether this pod should get Pod Identity is
+            // unknown, and it is admitted as if it should not.
+            self.metrics.associations_unavailable();
+            tracing::warn!(
+                namespace,
+                service_account = sa_name,
+                "Pod Identity associations not listed yet (EKS API unreachable?); admitting the pod without Pod Identity"
+            );
+        }
         if sa.is_none() {
             self.metrics.missing_service_account();
         }
@@ -282,4 +292,76 @@ fn pod_service_account(review: &Value) -> Option<(&str, &str)> {
         pod_namespace(request, pod),
         mutate::service_account_name(pod),
     ))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    /// Associations that have never been listed (the EKS API unreachable since the start).
+    struct Unlisted;
+
+    impl AssociationSource for Unlisted {
+        fn has_association(&self, _: &str, _: &str) -> bool {
+            false
+        }
+
+        fn is_ready(&self) -> bool {
+            false
+        }
+    }
+
+    fn review(ns: &str, sa: &str) -> Value {
+        json!({"apiVersion": V1, "kind": "AdmissionReview", "request": {
+            "uid": "u-1", "operation": "CREATE", "namespace": ns,
+            "object": {"metadata": {"name": "p"}, "spec": {"serviceAccountName": sa,
+                       "containers": [{"name": "app", "image": "app:1"}]}}}})
+    }
+
+    fn irsa_accounts() -> Arc<ServiceAccounts> {
+        let mut annotations = std::collections::BTreeMap::new();
+        annotations.insert(
+            "eks.amazonaws.com/role-arn".to_owned(),
+            "arn:aws:iam::111122223333:role/r".to_owned(),
+        );
+        let mut sas = ServiceAccounts::default();
+        sas.insert_annotations("shop", "api", annotations);
+        Arc::new(sas)
+    }
+
+    #[test]
+    fn admissions_without_listed_associations_are_counted() {
+        let w = Webhook::new(Settings::default(), irsa_accounts(), Arc::new(Unlisted));
+        // The IRSA injection still happens; the pod is counted as admitted without associations.
+        let r = w.review(&review("shop", "api")).unwrap();
+        assert_eq!(r.method, Method::Irsa);
+        let r = w.review(&review("shop", "other")).unwrap();
+        assert_eq!(r.method, Method::None);
+        assert_eq!(w.metrics().admissions_without_associations(), 2);
+        assert!(
+            w.metrics()
+                .render()
+                .contains("podiam_webhook_associations_unavailable_total 2"),
+            "{}",
+            w.metrics().render()
+        );
+    }
+
+    #[test]
+    fn listed_or_absent_associations_are_not_counted() {
+        for assoc in [
+            Arc::new(NoAssociations) as Arc<dyn AssociationSource>,
+            Arc::new(Associations::default()),
+        ] {
+            let w = Webhook::new(Settings::default(), irsa_accounts(), assoc);
+            w.review(&review("shop", "api")).unwrap();
+            assert_eq!(w.metrics().admissions_without_associations(), 0);
+            assert!(
+                w.metrics()
+                    .render()
+                    .contains("podiam_webhook_associations_unavailable_total 0")
+            );
+        }
+    }
 }

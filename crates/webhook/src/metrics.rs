@@ -22,6 +22,7 @@ pub struct Metrics {
     registry: Registry,
     mutations: Family<MethodLabel, Counter>,
     missing_sa: Counter,
+    associations_unavailable: Counter,
     waits: Family<MethodLabel, Counter>,
     bad_requests: Counter,
     duration: Histogram,
@@ -39,6 +40,7 @@ impl Default for Metrics {
             drop(waits.get_or_create(&[("result", r)]));
         }
         let missing_sa = Counter::default();
+        let associations_unavailable = Counter::default();
         let bad_requests = Counter::default();
         let duration = Histogram::new(BUCKETS);
         registry.register(
@@ -50,6 +52,11 @@ impl Default for Metrics {
             "podiam_webhook_missing_service_accounts",
             "Pods whose service account was not known",
             missing_sa.clone(),
+        );
+        registry.register(
+            "podiam_webhook_associations_unavailable",
+            "Pods admitted while the Pod Identity associations had never been listed (EKS API unreachable): no Pod Identity could be injected",
+            associations_unavailable.clone(),
         );
         registry.register(
             "podiam_webhook_service_account_lookup_waits",
@@ -70,6 +77,7 @@ impl Default for Metrics {
             registry,
             mutations,
             missing_sa,
+            associations_unavailable,
             waits,
             bad_requests,
             duration,
@@ -89,6 +97,16 @@ impl Metrics {
     /// Records a pod whose service account the webhook does not know.
     pub fn missing_service_account(&self) {
         self.missing_sa.inc();
+    }
+
+    /// Records a pod admitted while the Pod Identity associations were not listed yet.
+    pub fn associations_unavailable(&self) {
+        self.associations_unavailable.inc();
+    }
+
+    /// Pods admitted while the Pod Identity associations were not listed yet, so far.
+    pub fn admissions_without_associations(&self) -> u64 {
+        self.associations_unavailable.get()
     }
 
     /// Records a lookup that waited for a service account (the grace period), and whether the
