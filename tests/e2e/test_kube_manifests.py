@@ -380,6 +380,53 @@ def test_generated_certificate_names_the_service_and_matches_the_ca_bundle(helm,
     assert again["data"]["ca.crt"] != ca_b64
 
 
+def _value_paths(d: dict, prefix: str = "") -> set[str]:
+    """The leaf paths of values.yaml (a map that is empty by default is a leaf)."""
+    out = set()
+    for k, v in d.items():
+        path = f"{prefix}{k}"
+        if isinstance(v, dict) and v and k not in ("resources",):
+            out |= _value_paths(v, path + ".")
+        else:
+            out.add(path)
+    return out
+
+
+def test_every_value_is_documented_and_checked():
+    """Every value of values.yaml has a row in the README's table, and values.schema.json knows it
+    (it refuses unknown keys, so a value it does not list could not be set)."""
+    values = documents((CHART / "values.yaml").read_text())[0]
+    documented: set[str] = set()
+    for line in (CHART / "README.md").read_text().splitlines():
+        if not line.startswith("| `"):
+            continue
+        names = re.findall(r"`([^`]+)`", line.split("|")[1])
+        first = names[0]
+        documented.add(first)
+        for n in names[1:]:
+            if n.startswith("."):
+                documented.add(first.rsplit(".", 1)[0] + n)
+    schema = json.loads((CHART / "values.schema.json").read_text())
+
+    def in_schema(path: str) -> bool:
+        node = schema
+        for part in path.split("."):
+            props = node.get("properties", {})
+            if part not in props:
+                return False
+            node = props[part]
+        return True
+
+    paths = _value_paths(values)
+    undocumented = sorted(p for p in paths if p not in documented
+                          and not any(d.endswith(".*") and p.startswith(d[:-1]) for d in documented))
+    assert not undocumented, f"values missing from charts/podiam/README.md: {undocumented}"
+    assert not [p for p in paths if not in_schema(p)], "values missing from values.schema.json"
+    stale = sorted(d for d in documented if "." in d and not d.endswith(".*") and d not in paths
+                   and not any(p.startswith(d + ".") for p in paths))
+    assert not stale, f"README rows for values that do not exist: {stale}"
+
+
 # ------------------------------------------------------------------- chart == deploy/ (no drift)
 
 
