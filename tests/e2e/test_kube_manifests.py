@@ -450,10 +450,11 @@ def _deploy_values(name: str, text: str, ca_bundle: str) -> dict:
                                                            "secretAccessKey": creds["AWS_SECRET_ACCESS_KEY"]}}
     elif name == "webhook.yaml":
         creds = find(objs, "Secret", "podiam-webhook-aws")["stringData"]
+        config = json.loads(find(objs, "ConfigMap", "pod-identity-webhook")["data"]["config"])
         base["webhook"] = {"enabled": True,
                            "credentials": {"accessKeyId": creds["AWS_ACCESS_KEY_ID"],
                                            "secretAccessKey": creds["AWS_SECRET_ACCESS_KEY"]},
-                           "serviceAccounts": {"config": json.loads(find(objs, "ConfigMap", "pod-identity-webhook")["data"]["config"])},
+                           "serviceAccounts": {"config": config},
                            "tls": {"mode": "secret", "caBundle": ca_bundle}}
     else:
         raise AssertionError(f"deploy/{name}: no chart values stand for it (add them here)")
@@ -532,7 +533,8 @@ INVALID_VALUES = {
     "PostgreSQL without a master key": ({"clusterName": CLUSTER, "controlPlane": {
         "store": "postgres", "postgres": {"url": "postgres://u:p@db:5432/podiam"}}}, "controlPlane.postgres.masterKey"),
     "PostgreSQL URL of another database": ({"clusterName": CLUSTER, "controlPlane": {
-        "store": "postgres", "postgres": {"url": "mysql://u:p@db/podiam", "masterKey": MASTER_KEY}}}, "/controlPlane/postgres/url"),
+        "store": "postgres", "postgres": {"url": "mysql://u:p@db/podiam", "masterKey": MASTER_KEY}}},
+        "/controlPlane/postgres/url"),
     "a master key that is not 32 bytes of base64": ({"clusterName": CLUSTER, "controlPlane": {
         "store": "postgres", "postgres": {"url": "postgres://u:p@db/podiam", "masterKey": "c2hvcnQ="}}},
         "/controlPlane/postgres/masterKey"),
