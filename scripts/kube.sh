@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # A real Kubernetes control plane for podiam's tests: etcd and kube-apiserver on loopback, the
 # way controller-runtime's envtest runs them (no kubelet, scheduler or controller-manager), with
-# kubectl beside them. Pods can be created through the API (they stay Pending) and the apiserver
-# issues real service-account tokens, signed with the keys `podiam issuer export` hands it.
+# kubectl and helm beside them. Pods can be created through the API (they stay Pending) and the
+# apiserver issues real service-account tokens, signed with the keys `podiam issuer export` hands
+# it; helm renders charts/podiam for the manifest tests.
 #
-#   scripts/kube.sh build            builds kube-apiserver, kubectl and etcd from their Go modules
-#                                     (versions pinned in scripts/kube/go.mod) into a cache outside
-#                                     the repository; prints the bin directory
+#   scripts/kube.sh build            builds kube-apiserver, kubectl, etcd and helm from their Go
+#                                     modules (versions pinned in scripts/kube/go.mod) into a cache
+#                                     outside the repository; prints the bin directory
 #   scripts/kube.sh bindir           prints the bin directory of the pinned versions (no build)
 #   scripts/kube.sh start DIR [FLAG...]
 #                                     starts etcd (data in DIR/etcd) and kube-apiserver (extra
@@ -31,12 +32,29 @@ die() { echo "kube.sh: $*" >&2; exit 1; }
 
 cache_root() { echo "${PODIAM_KUBE_CACHE:-${HOME:-/root}/.cache/podiam/kube}"; }
 
-# The linker flags: small binaries, and the Kubernetes version stamped the way the Kubernetes
-# release build does (`kubectl version` fails on the unstamped v0.0.0-master+$Format:%H$).
+# The binaries, by Go package; each is checked for after a build and before a cache hit counts.
+binaries=(kube-apiserver kubectl etcd helm)
+packages=(k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl go.etcd.io/etcd/server/v3
+  helm.sh/helm/v4/cmd/helm)
+
+have_all() { # DIR
+  local b
+  for b in "${binaries[@]}"; do [ -x "$1/$b" ] || return 1; done
+}
+
+# The version a module is required at in scripts/kube/go.mod.
+pinned() { sed -n "s|^[[:space:]]*$1 \(v[0-9.]*\)\( // indirect\)\{0,1\}\$|\1|p" "$mod/go.mod" | head -1; }
+
+# The linker flags: small binaries, and the Kubernetes and helm versions stamped the way their
+# release builds do (`kubectl version` fails on the unstamped v0.0.0-master+$Format:%H$; helm
+# would say only its minor version).
 ldflags() {
-  local v major minor x=""
-  v=$(sed -n 's/^[[:space:]]*k8s.io\/kubernetes \(v[0-9.]*\)$/\1/p' "$mod/go.mod" | head -1)
+  local v major minor x="" hv
+  v=$(pinned k8s.io/kubernetes)
   [ -n "$v" ] || die "no k8s.io/kubernetes version in scripts/kube/go.mod"
+  hv=$(pinned helm.sh/helm/v4)
+  [ -n "$hv" ] || die "no helm.sh/helm/v4 version in scripts/kube/go.mod"
+  x+=" -X helm.sh/helm/v4/internal/version.version=$hv -X helm.sh/helm/v4/internal/version.gitTreeState=clean"
   major=${v#v}; major=${major%%.*}
   minor=${v#v"$major".}; minor=${minor%%.*}
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
@@ -46,7 +64,7 @@ ldflags() {
 }
 
 bindir() {
-  command -v go >/dev/null 2>&1 || die "go is not installed: cannot build kube-apiserver, kubectl and etcd"
+  command -v go >/dev/null 2>&1 || die "go is not installed: cannot build kube-apiserver, kubectl, etcd and helm"
   local key
   key=$( { cat "$mod/go.mod" "$mod/go.sum"; ldflags; go version; go env GOOS GOARCH; } | sha256sum | cut -c1-16)
   echo "$(cache_root)/$key/bin"
@@ -55,7 +73,7 @@ bindir() {
 build() {
   local bin tmp start
   bin=$(bindir)
-  if [ -x "$bin/kube-apiserver" ] && [ -x "$bin/kubectl" ] && [ -x "$bin/etcd" ]; then
+  if have_all "$bin"; then
     echo "$bin"
     return 0
   fi
@@ -63,7 +81,7 @@ build() {
   # One build at a time per key (test processes in parallel wait for the first one).
   exec 9>"$(dirname "$bin")/.lock"
   flock 9
-  if [ -x "$bin/kube-apiserver" ] && [ -x "$bin/kubectl" ] && [ -x "$bin/etcd" ]; then
+  if have_all "$bin"; then
     echo "$bin"
     return 0
   fi
@@ -71,16 +89,14 @@ build() {
   # shellcheck disable=SC2064
   trap "rm -rf '$tmp'" EXIT
   start=$(date +%s)
-  echo "kube.sh: building kube-apiserver, kubectl and etcd (pinned in scripts/kube/go.mod) into $bin" >&2
+  echo "kube.sh: building ${binaries[*]} (pinned in scripts/kube/go.mod) into $bin" >&2
   if ! (cd "$mod" && CGO_ENABLED=0 GOFLAGS=-mod=readonly nice -n 19 \
-      go build -trimpath -ldflags="$(ldflags)" -o "$tmp/" \
-        k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl \
-        go.etcd.io/etcd/server/v3) >&2; then
-    die "building kube-apiserver, kubectl and etcd failed (see the go output above)"
+      go build -trimpath -ldflags="$(ldflags)" -o "$tmp/" "${packages[@]}") >&2; then
+    die "building ${binaries[*]} failed (see the go output above)"
   fi
   # `go build` names the etcd server module's binary after its path ("server").
   if [ -f "$tmp/server" ]; then mv "$tmp/server" "$tmp/etcd"; fi
-  for b in kube-apiserver kubectl etcd; do
+  for b in "${binaries[@]}"; do
     [ -x "$tmp/$b" ] || die "the build produced no $b"
   done
   chmod 755 "$tmp"

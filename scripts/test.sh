@@ -2,8 +2,8 @@
 # podiam's full test suite: unit and integration tests of every crate, then the end-to-end
 # suites that drive a real `podiam serve` with the AWS CLI, boto3, aws-sdk-js-v3 and aws-sdk-rust,
 # and a real kube-apiserver with etcd. Installs what it needs on first use: a Python virtualenv
-# with the AWS CLI, boto3 and pytest; the pinned JavaScript SDK clients; kube-apiserver, kubectl
-# and etcd built from their Go modules into a cache outside the clone (scripts/kube.sh).
+# with the AWS CLI, boto3 and pytest; the pinned JavaScript SDK clients; kube-apiserver, kubectl,
+# etcd and helm built from their Go modules into a cache outside the clone (scripts/kube.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -25,7 +25,7 @@ bash scripts/pyenv.sh >"$logs/pyenv.log" 2>&1 &
 pyenv_pid=$!
 bash scripts/jsenv.sh >"$logs/jsenv.log" 2>&1 &
 jsenv_pid=$!
-# kube-apiserver, kubectl and etcd, pinned in scripts/kube/go.mod and built from their Go
+# kube-apiserver, kubectl, etcd and helm, pinned in scripts/kube/go.mod and built from their Go
 # modules into a cache outside the clone: minutes on a fresh machine, a cache hit after.
 bash scripts/kube.sh build >"$logs/kube.log" 2>&1 &
 kube_pid=$!
