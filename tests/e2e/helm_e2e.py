@@ -100,6 +100,17 @@ def chart_webhook_configuration(url: str, ca_bundle: str, values: dict | None = 
     return find(template(v), "MutatingWebhookConfiguration", "podiam-webhook")
 
 
+def chart_webhook_service_objects(ca_bundle: str, values: dict | None = None) -> tuple[dict, dict]:
+    """The chart's webhook Service and its MutatingWebhookConfiguration calling it (the in-cluster
+    default), trusting `ca_bundle` (base64 PEM): what `helm install` registers."""
+    v: dict = {"clusterName": "chart-e2e", "podiamUrl": "https://127.0.0.1:1",
+               "controlPlane": {"enabled": False}, "agent": {"enabled": False},
+               "webhook": {"tls": {"mode": "secret", "caBundle": ca_bundle}}}
+    _merge(v, values or {})
+    objs = template(v)
+    return find(objs, "Service", "podiam-webhook"), find(objs, "MutatingWebhookConfiguration", "podiam-webhook")
+
+
 def _merge(into: dict, over: dict) -> dict:
     for k, val in over.items():
         if isinstance(val, dict) and isinstance(into.get(k), dict):

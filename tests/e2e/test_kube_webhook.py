@@ -1,12 +1,15 @@
-"""`podiam webhook` called by a real kube-apiserver, configured from deploy/webhook.yaml.
+"""`podiam webhook` called by a real kube-apiserver, configured from deploy/webhook.yaml and the
+Helm chart.
 
 A real control plane (etcd + kube-apiserver from scripts/kube.sh; no kubelet, so pods stay
 Pending) signs service-account tokens with the podiam cluster's hosted-issuer key. The
 Namespace, ServiceAccount, ClusterRole and ClusterRoleBinding of deploy/webhook.yaml are applied
 with kubectl, and the webhook runs with a kubeconfig holding that ServiceAccount's token (from
 the TokenRequest API), so the manifest's RBAC is what it watches ServiceAccounts with. The
-file's Service and MutatingWebhookConfiguration are applied as they are, with the caBundle
-filled in (the webhook's own CA). This apiserver has no kube-proxy and no endpoints controller:
+webhook Service and MutatingWebhookConfiguration registered are the chart's (`helm template`
+of charts/podiam, the chart's caBundle value set to the webhook's own CA), which
+test_kube_manifests.py shows equal to the file's, and the registered configuration is compared
+with the file's field by field here too. This apiserver has no kube-proxy and no endpoints controller:
 it runs with --enable-aggregator-routing=true, which makes it call a webhook Service at an
 address of the Service's EndpointSlice rather than at its cluster IP, and the test writes that
 EndpointSlice by hand, pointing at the webhook on a non-loopback address of this host (an
@@ -40,6 +43,7 @@ import pytest
 import requests
 import yaml
 
+from helm_e2e import chart_webhook_configuration, chart_webhook_service_objects
 from kube_e2e import PROBE, ControlPlane, KubeUnavailable, free_port, kube_bin, non_loopback_address
 from podiam_e2e import ACCOUNT, REGION, REPO, VENV_PYTHON, jwt_parts, require
 from webhook_e2e import Webhook, pod_process_env, projected
@@ -272,7 +276,8 @@ def kube(server, irsa, tmp_path_factory, request):
 @pytest.fixture(scope="module")
 def cluster(server, irsa, kube, tmp_path_factory, request):
     """deploy/webhook.yaml's RBAC applied, the webhook running with its ServiceAccount's token,
-    the file's MutatingWebhookConfiguration registered, and namespace shop with its accounts."""
+    the chart's Service and MutatingWebhookConfiguration registered, and namespace shop with its
+    accounts."""
     docs = deploy_docs()
     for kind in ("Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding"):
         kube.kubectl("apply", "-f", "-", stdin=json.dumps(docs[kind]))
@@ -292,11 +297,13 @@ def cluster(server, irsa, kube, tmp_path_factory, request):
     hooked.token = token
     hooked.start()
 
-    mwc = copy.deepcopy(docs["MutatingWebhookConfiguration"])
+    try:
+        svc, mwc = chart_webhook_service_objects(hooked.ca_bundle)
+    except KubeUnavailable as e:
+        hooked.stop()
+        require(False, f"helm: {e}")
     (hook_cfg,) = mwc["webhooks"]
-    hook_cfg["clientConfig"]["caBundle"] = hooked.ca_bundle
     if address:
-        svc = docs["Service"]
         kube.kubectl("apply", "-f", "-", stdin=json.dumps(svc))
         https = next(p for p in svc["spec"]["ports"] if p["port"] == hook_cfg["clientConfig"]["service"]["port"])
         kube.kubectl("apply", "-f", "-", stdin=json.dumps({
@@ -306,8 +313,8 @@ def cluster(server, irsa, kube, tmp_path_factory, request):
             "addressType": "IPv4", "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
             "ports": [{"name": https["name"], "port": hooked.port, "protocol": "TCP"}]}))
     else:
-        service = hook_cfg["clientConfig"].pop("service")
-        hook_cfg["clientConfig"]["url"] = f"https://127.0.0.1:{hooked.port}{service['path']}"
+        path = hook_cfg["clientConfig"]["service"]["path"]
+        mwc = chart_webhook_configuration(f"https://127.0.0.1:{hooked.port}{path}", hooked.ca_bundle)
     hooked.via_service = bool(address)
     kube.kubectl("apply", "-f", "-", stdin=json.dumps(mwc))
     hooked.mwc_file = docs["MutatingWebhookConfiguration"]
