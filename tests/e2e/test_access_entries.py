@@ -278,7 +278,7 @@ def test_duplicate_and_missing(server, env):
         assert client_error(e.value) == (404, "ResourceNotFoundException"), e.value.response
 
 
-@pytest.mark.parametrize("kw", [
+BAD_CREATES = [
     {"kubernetesGroups": ["system:masters"]},
     {"type": "EC2_LINUX", "kubernetesGroups": ["g"]},
     {"type": "EC2_LINUX", "username": "n"},
@@ -292,15 +292,21 @@ def test_duplicate_and_missing(server, env):
     {"principalArn": f"arn:aws:iam::{ACCOUNT}:root"},
     {"principalArn": "not-an-arn"},
     {"tags": {"aws:reserved": "x"}},
-])
-def test_create_refuses_bad_input(server, env, kw):
+]
+
+
+def test_create_refuses_bad_input(server, env):
     eks = server.client("eks")
     before = eks.list_access_entries(clusterName=CLUSTER)["accessEntries"]
-    with pytest.raises(ClientError) as e:
-        eks.create_access_entry(**{"clusterName": CLUSTER, "principalArn": role("eks"), **kw})
-    assert client_error(e.value) == (400, "InvalidParameterException"), e.value.response
-    assert e.value.response["Error"]["Message"]
+    for kw in BAD_CREATES:
+        with pytest.raises(ClientError) as e:
+            eks.create_access_entry(**{"clusterName": CLUSTER, "principalArn": role("eks"), **kw})
+        assert client_error(e.value) == (400, "InvalidParameterException"), (kw, e.value.response)
+        assert e.value.response["Error"]["Message"]
     assert eks.list_access_entries(clusterName=CLUSTER)["accessEntries"] == before
+    # The CLI shows the same code.
+    assert cli_code(server, "eks", "create-access-entry", "--cluster-name", CLUSTER, "--principal-arn", role("eks"),
+                    "--kubernetes-groups", "system:masters") == "InvalidParameterException"
 
 
 def test_policy_and_update_errors(server, env):
@@ -339,6 +345,9 @@ def test_policy_and_update_errors(server, env):
         assert client_error(e.value) == (400, "InvalidParameterException"), kw
     with pytest.raises(ClientError) as e:
         eks.update_cluster_config(name=CLUSTER, logging={"clusterLogging": []})
+    assert client_error(e.value) == (400, "InvalidParameterException")
+    with pytest.raises(ClientError) as e:  # no role or user ARN names an entry
+        eks.describe_access_entry(clusterName=CLUSTER, principalArn="not-an-arn")
     assert client_error(e.value) == (400, "InvalidParameterException")
 
 

@@ -94,6 +94,9 @@ impl Control {
         principal_arn: &str,
         keys: impl FnOnce(Option<&model::AccessEntry>) -> Keys,
     ) -> Result<Entry<model::AccessEntry>> {
+        // Only a role or user ARN can name an entry: anything else is a bad request, whatever
+        // is stored.
+        principal(principal_arn)?;
         let account = caller.account();
         let key = (
             account.to_owned(),
