@@ -9,8 +9,11 @@
 
 use std::collections::BTreeMap;
 
-use super::tests::{ACCT, EDIT, VIEW, cluster, create, role, user_caller, world};
+use std::sync::Arc;
+
+use super::tests::{ACCT, EDIT, VIEW, World, cluster, create, role, user_caller, world};
 use super::*;
+use crate::auth::{Caller, RequestMeta};
 use crate::error::ErrorCode;
 
 #[tokio::test]
@@ -302,5 +305,84 @@ async fn access_entries_are_tagged_by_arn() {
     assert_eq!(
         w.c.list_eks_tags(&w.root, &w.m, &other).unwrap_err().code,
         ErrorCode::NotFound
+    );
+}
+
+#[tokio::test]
+async fn entries_and_access_config_survive_a_reload() {
+    use crate::crypto::MasterKey;
+    use crate::{Config, Control, SystemClock};
+    let store: Arc<dyn podiam_store::Store> =
+        Arc::new(podiam_store::SqliteStore::memory().await.unwrap());
+    let (master, text) = MasterKey::generate().unwrap();
+    let first = Control::open(
+        Config::default(),
+        Arc::clone(&store),
+        master,
+        Arc::new(SystemClock),
+    )
+    .await
+    .unwrap();
+    first.bootstrap(Some(ACCT)).await.unwrap().unwrap();
+    let w = World {
+        c: first,
+        root: Caller::Root {
+            account: ACCT.into(),
+        },
+        m: RequestMeta::default(),
+    };
+    w.c.create_role(
+        &w.root,
+        &w.m,
+        crate::iam::CreateRole {
+            name: "dev".into(),
+            trust_policy: r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#.into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    cluster(
+        &w,
+        &w.root,
+        "c",
+        serde_json::json!({"authenticationMode": "API"}),
+    )
+    .await;
+    w.c.create_access_entry(&w.root, &w.m, "c", create(&role("dev")))
+        .await
+        .unwrap();
+    let ns = AccessScope {
+        kind: "namespace".into(),
+        namespaces: vec!["a".into()],
+    };
+    w.c.associate_access_policy(&w.root, &w.m, "c", &role("dev"), VIEW, &ns)
+        .await
+        .unwrap();
+    let before =
+        w.c.describe_access_entry(&w.root, &w.m, "c", &role("dev"))
+            .unwrap();
+
+    let again = Control::open(
+        Config::default(),
+        store,
+        MasterKey::from_base64(&text).unwrap(),
+        Arc::new(SystemClock),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        again
+            .describe_access_entry(&w.root, &w.m, "c", &role("dev"))
+            .unwrap(),
+        before
+    );
+    assert_eq!(
+        again
+            .describe_cluster(&w.root, &w.m, "c")
+            .unwrap()
+            .access_config
+            .authentication_mode,
+        MODE_API
     );
 }
