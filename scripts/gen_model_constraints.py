@@ -41,9 +41,12 @@ SERVED = {
         "UpdateOpenIDConnectProviderThumbprint", "UpdateRole", "UpdateRoleDescription",
     ],
     "eks": [
-        "CreateCluster", "CreatePodIdentityAssociation", "DeleteCluster", "DeletePodIdentityAssociation",
-        "DescribeCluster", "DescribePodIdentityAssociation", "ListClusters", "ListPodIdentityAssociations",
-        "ListTagsForResource", "TagResource", "UntagResource", "UpdatePodIdentityAssociation",
+        "AssociateAccessPolicy", "CreateAccessEntry", "CreateCluster", "CreatePodIdentityAssociation",
+        "DeleteAccessEntry", "DeleteCluster", "DeletePodIdentityAssociation", "DescribeAccessEntry",
+        "DescribeCluster", "DescribePodIdentityAssociation", "DisassociateAccessPolicy", "ListAccessEntries",
+        "ListAccessPolicies", "ListAssociatedAccessPolicies", "ListClusters", "ListPodIdentityAssociations",
+        "ListTagsForResource", "TagResource", "UntagResource", "UpdateAccessEntry", "UpdateClusterConfig",
+        "UpdatePodIdentityAssociation",
     ],
     "eks-auth": ["AssumeRoleForPodIdentity"],
 }

@@ -50,9 +50,12 @@ SERVED = {
         "UpdateOpenIDConnectProviderThumbprint", "UpdateRole", "UpdateRoleDescription",
     ],
     "eks": [
-        "CreateCluster", "CreatePodIdentityAssociation", "DeleteCluster", "DeletePodIdentityAssociation",
-        "DescribeCluster", "DescribePodIdentityAssociation", "ListClusters", "ListPodIdentityAssociations",
-        "ListTagsForResource", "TagResource", "UntagResource", "UpdatePodIdentityAssociation",
+        "AssociateAccessPolicy", "CreateAccessEntry", "CreateCluster", "CreatePodIdentityAssociation",
+        "DeleteAccessEntry", "DeleteCluster", "DeletePodIdentityAssociation", "DescribeAccessEntry",
+        "DescribeCluster", "DescribePodIdentityAssociation", "DisassociateAccessPolicy", "ListAccessEntries",
+        "ListAccessPolicies", "ListAssociatedAccessPolicies", "ListClusters", "ListPodIdentityAssociations",
+        "ListTagsForResource", "TagResource", "UntagResource", "UpdateAccessEntry", "UpdateClusterConfig",
+        "UpdatePodIdentityAssociation",
     ],
     "eks-auth": ["AssumeRoleForPodIdentity"],
 }
@@ -233,7 +236,8 @@ def world(server):
     iam.create_user(UserName=USER)
     pol = iam.create_policy(PolicyName="mdl-pol", PolicyDocument=allow("s3:GetObject"))["Policy"]["Arn"]
     eks.create_cluster(name=CLUSTER, roleArn=f"arn:aws:iam::{ACCOUNT}:role/eks",
-                       resourcesVpcConfig={"subnetIds": ["s"]})
+                       resourcesVpcConfig={"subnetIds": ["s"]},
+                       accessConfig={"authenticationMode": "API_AND_CONFIG_MAP"})
     cluster_arn = eks.describe_cluster(name=CLUSTER)["cluster"]["arn"]
     role_arn = f"arn:aws:iam::{ACCOUNT}:role/{ROLE}"
     doc = allow("s3:GetObject")
@@ -267,6 +271,7 @@ def world(server):
         ("eks", "DeleteCluster"): {"name": CLUSTER},
         ("eks", "CreatePodIdentityAssociation"): {"clusterName": CLUSTER, "namespace": "ns",
                                                   "serviceAccount": "sa", "roleArn": role_arn},
+        ("eks", "CreateAccessEntry"): {"clusterName": CLUSTER, "principalArn": role_arn},
         ("eks", "TagResource"): {"resourceArn": cluster_arn, "tags": {"k": "v"}},
         ("eks", "UntagResource"): {"resourceArn": cluster_arn, "tagKeys": ["k"]},
     }
@@ -293,6 +298,7 @@ def snapshot(server) -> dict:
         "clusters": sorted(eks.list_clusters()["clusters"]),
         "cluster_tags": eks.describe_cluster(name=CLUSTER)["cluster"].get("tags"),
         "associations": eks.list_pod_identity_associations(clusterName=CLUSTER)["associations"],
+        "access_entries": eks.list_access_entries(clusterName=CLUSTER)["accessEntries"],
     }
     return out
 
@@ -463,6 +469,27 @@ def test_required_output_members_are_present(server, world):
         ("eks", "ListTagsForResource", lambda: eks.list_tags_for_resource(resourceArn=world["cluster_arn"])),
         ("eks", "DeletePodIdentityAssociation", lambda: eks.delete_pod_identity_association(
             clusterName=CLUSTER, associationId=a["associationId"])),
+        ("eks", "ListAccessPolicies", lambda: eks.list_access_policies()),
+        ("eks", "CreateAccessEntry", lambda: eks.create_access_entry(clusterName=CLUSTER,
+                                                                     principalArn=world["role_arn"])),
+        ("eks", "DescribeAccessEntry", lambda: eks.describe_access_entry(clusterName=CLUSTER,
+                                                                         principalArn=world["role_arn"])),
+        ("eks", "UpdateAccessEntry", lambda: eks.update_access_entry(clusterName=CLUSTER,
+                                                                     principalArn=world["role_arn"],
+                                                                     kubernetesGroups=["g"])),
+        ("eks", "AssociateAccessPolicy", lambda: eks.associate_access_policy(
+            clusterName=CLUSTER, principalArn=world["role_arn"],
+            policyArn="arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy", accessScope={"type": "cluster"})),
+        ("eks", "ListAssociatedAccessPolicies", lambda: eks.list_associated_access_policies(
+            clusterName=CLUSTER, principalArn=world["role_arn"])),
+        ("eks", "ListAccessEntries", lambda: eks.list_access_entries(clusterName=CLUSTER)),
+        ("eks", "DisassociateAccessPolicy", lambda: eks.disassociate_access_policy(
+            clusterName=CLUSTER, principalArn=world["role_arn"],
+            policyArn="arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy")),
+        ("eks", "DeleteAccessEntry", lambda: eks.delete_access_entry(clusterName=CLUSTER,
+                                                                     principalArn=world["role_arn"])),
+        ("eks", "UpdateClusterConfig", lambda: eks.update_cluster_config(
+            name=CLUSTER, accessConfig={"authenticationMode": "API"})),
         ("eks", "CreateCluster", lambda: eks.create_cluster(name="mdl-out-2", roleArn=world["role_arn"],
                                                             resourcesVpcConfig={"subnetIds": ["s"]})),
         ("eks", "DeleteCluster", lambda: eks.delete_cluster(name="mdl-out-2")),

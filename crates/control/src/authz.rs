@@ -39,7 +39,9 @@ pub enum ResourceKind {
     Cluster,
     /// `arn:aws:eks:REGION:ACCOUNT:podidentityassociation/CLUSTER/ID`.
     Association,
-    /// A cluster or an association (EKS tagging).
+    /// `arn:aws:eks:REGION:ACCOUNT:access-entry/CLUSTER/role|user/ACCOUNT/NAME/UUID`.
+    AccessEntry,
+    /// A cluster, an association or an access entry (EKS tagging).
     EksResource,
 }
 
@@ -150,15 +152,25 @@ actions! {
     StsSetSourceIdentity => "sts:SetSourceIdentity", Role, ["aws:RequestTag/", "aws:TagKeys", "sts:TransitiveTagKeys", "sts:ExternalId", "sts:RoleSessionName", "sts:SourceIdentity"];
     StsGetAccessKeyInfo => "sts:GetAccessKeyInfo", Wildcard, [];
     // --- EKS
-    EksCreateCluster => "eks:CreateCluster", Cluster, ["aws:RequestTag/", "aws:TagKeys"];
+    EksCreateCluster => "eks:CreateCluster", Cluster, ["aws:RequestTag/", "aws:TagKeys", "eks:authenticationMode", "eks:bootstrapClusterCreatorAdminPermissions"];
     EksDescribeCluster => "eks:DescribeCluster", Cluster, [];
     EksListClusters => "eks:ListClusters", Wildcard, [];
     EksDeleteCluster => "eks:DeleteCluster", Cluster, [];
+    EksUpdateClusterConfig => "eks:UpdateClusterConfig", Cluster, ["eks:authenticationMode"];
     EksCreatePodIdentityAssociation => "eks:CreatePodIdentityAssociation", Cluster, ["aws:RequestTag/", "aws:TagKeys"];
     EksDescribePodIdentityAssociation => "eks:DescribePodIdentityAssociation", Association, [];
     EksListPodIdentityAssociations => "eks:ListPodIdentityAssociations", Cluster, [];
     EksUpdatePodIdentityAssociation => "eks:UpdatePodIdentityAssociation", Association, [];
     EksDeletePodIdentityAssociation => "eks:DeletePodIdentityAssociation", Association, [];
+    EksCreateAccessEntry => "eks:CreateAccessEntry", Cluster, ["aws:RequestTag/", "aws:TagKeys", "eks:principalArn", "eks:accessEntryType", "eks:kubernetesGroups", "eks:username"];
+    EksDescribeAccessEntry => "eks:DescribeAccessEntry", AccessEntry, [];
+    EksListAccessEntries => "eks:ListAccessEntries", Cluster, [];
+    EksUpdateAccessEntry => "eks:UpdateAccessEntry", AccessEntry, [];
+    EksDeleteAccessEntry => "eks:DeleteAccessEntry", AccessEntry, [];
+    EksAssociateAccessPolicy => "eks:AssociateAccessPolicy", AccessEntry, ["eks:policyArn", "eks:accessScope", "eks:namespaces"];
+    EksDisassociateAccessPolicy => "eks:DisassociateAccessPolicy", AccessEntry, ["eks:policyArn", "eks:accessScope", "eks:namespaces"];
+    EksListAssociatedAccessPolicies => "eks:ListAssociatedAccessPolicies", AccessEntry, [];
+    EksListAccessPolicies => "eks:ListAccessPolicies", Wildcard, [];
     EksListTagsForResource => "eks:ListTagsForResource", EksResource, [];
     EksTagResource => "eks:TagResource", EksResource, ["aws:RequestTag/", "aws:TagKeys"];
     EksUntagResource => "eks:UntagResource", EksResource, ["aws:TagKeys"];
@@ -331,6 +343,33 @@ impl Target {
             iam: false,
         }
     }
+    /// A stored access entry.
+    pub(crate) fn access_entry(region: &str, account: &str, e: &model::AccessEntry) -> Self {
+        let mut t = Self::new_access_entry(region, account, &e.cluster, &e.principal_arn, &e.uuid);
+        t.tags = e.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        t
+    }
+    /// An access entry that does not exist: `uuid` is `*` (a missing entry has none), which
+    /// policies naming the principal's entries with a trailing `/*` still match.
+    pub(crate) fn new_access_entry(
+        region: &str,
+        account: &str,
+        cluster: &str,
+        principal_arn: &str,
+        uuid: &str,
+    ) -> Self {
+        // `arn:aws:iam::ACCOUNT:role/PATH/NAME` → `role/ACCOUNT/NAME` (EKS leaves the path out).
+        let (acct, kind, name) = principal_parts(principal_arn);
+        Self {
+            kind: ResourceKind::AccessEntry,
+            arn: format!(
+                "arn:{PARTITION}:eks:{region}:{account}:access-entry/{cluster}/{kind}/{acct}/{name}/{uuid}"
+            ),
+            account: account.to_owned(),
+            tags: vec![],
+            iam: false,
+        }
+    }
     /// The resource `*` of actions without a resource type, in `account`.
     pub(crate) fn wildcard(account: &str) -> Self {
         Self {
@@ -348,12 +387,26 @@ impl Target {
         let want = action.resource_kind();
         match want {
             ResourceKind::Principal => matches!(self.kind, ResourceKind::Role | ResourceKind::User),
-            ResourceKind::EksResource => {
-                matches!(self.kind, ResourceKind::Cluster | ResourceKind::Association)
-            }
+            ResourceKind::EksResource => matches!(
+                self.kind,
+                ResourceKind::Cluster | ResourceKind::Association | ResourceKind::AccessEntry
+            ),
             other => other == self.kind,
         }
     }
+}
+
+/// `(account, role|user, name)` of an IAM principal ARN, for access-entry ARNs. Callers pass
+/// validated role or user ARNs; anything else yields empty parts.
+fn principal_parts(arn: &str) -> (&str, &str, &str) {
+    // arn:aws:iam::ACCOUNT:KIND/PATH/NAME
+    let mut it = arn.splitn(6, ':');
+    let (Some(account), Some(resource)) = (it.nth(4), it.next()) else {
+        return ("", "", "");
+    };
+    let (kind, rest) = resource.split_once('/').unwrap_or((resource, ""));
+    let name = rest.rsplit('/').next().unwrap_or(rest);
+    (account, kind, name)
 }
 
 /// The request's condition keys of one authorization.

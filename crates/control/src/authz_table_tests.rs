@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+use crate::access::{AccessScope, CreateAccessEntry, UpdateAccessEntry};
 use crate::auth::{Caller, RequestMeta, record};
 use crate::authz::{Action, ResourceKind};
 use crate::crypto::MasterKey;
@@ -222,7 +223,8 @@ async fn every_action_authorizes_the_stored_entity_with_every_declared_key() {
     c.get_access_key_info(&alice, &m, &key.id).unwrap();
 
     // --- EKS and EKS Auth, on a hosted cluster.
-    let body = serde_json::json!({"name": "Demo", "roleArn": role_arn.to_lowercase(), "resourcesVpcConfig": {}, "tags": {"Env": "prod"}});
+    let body = serde_json::json!({"name": "Demo", "roleArn": role_arn.to_lowercase(), "resourcesVpcConfig": {}, "tags": {"Env": "prod"},
+        "accessConfig": {"authenticationMode": "CONFIG_MAP", "bootstrapClusterCreatorAdminPermissions": true}});
     let cluster = c.create_cluster(&root, &m, &body).await.unwrap();
     assert_eq!(
         cluster.role_arn, role_arn,
@@ -276,6 +278,80 @@ async fn every_action_authorizes_the_stored_entity_with_every_declared_key() {
         .await
         .unwrap();
     c.list_eks_tags(&root, &m, &assoc_arn).unwrap();
+
+    // --- EKS access entries, the principal named in lower case.
+    c.update_cluster_config(
+        &root,
+        &m,
+        "Demo",
+        &serde_json::json!({"accessConfig": {"authenticationMode": "API_AND_CONFIG_MAP"}}),
+    )
+    .await
+    .unwrap();
+    let principal = format!("arn:aws:iam::{ACCT}:role/team/mixedcase");
+    let entry = c
+        .create_access_entry(
+            &root,
+            &m,
+            "Demo",
+            CreateAccessEntry {
+                principal_arn: principal.clone(),
+                kubernetes_groups: vec!["devs".into()],
+                username: Some("dev-{{SessionName}}".into()),
+                tags: BTreeMap::from([("Env".into(), "prod".into())]),
+                ..CreateAccessEntry::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        entry.principal_arn, role_arn,
+        "the entry keeps the stored role's canonical ARN"
+    );
+    let entry_arn = c.access_entry_arn(ACCT, &entry);
+    c.describe_access_entry(&root, &m, "Demo", &principal)
+        .unwrap();
+    c.list_access_entries(&root, &m, "Demo", None, None, None)
+        .unwrap();
+    c.update_access_entry(
+        &root,
+        &m,
+        "Demo",
+        &principal,
+        UpdateAccessEntry {
+            kubernetes_groups: Some(vec!["ops".into()]),
+            ..UpdateAccessEntry::default()
+        },
+    )
+    .await
+    .unwrap();
+    let view = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy";
+    let scope = AccessScope {
+        kind: "namespace".into(),
+        namespaces: vec!["default".into()],
+    };
+    c.associate_access_policy(&root, &m, "Demo", &principal, view, &scope)
+        .await
+        .unwrap();
+    c.list_associated_access_policies(&root, &m, "Demo", &principal, None, None)
+        .unwrap();
+    c.list_access_policies(&root, &m, None, None).unwrap();
+    c.change_eks_tags(
+        &root,
+        &m,
+        &entry_arn,
+        BTreeMap::from([("Tier".into(), "1".into())]),
+        vec![],
+    )
+    .await
+    .unwrap();
+    c.list_eks_tags(&root, &m, &entry_arn).unwrap();
+    c.disassociate_access_policy(&root, &m, "Demo", &principal, view)
+        .await
+        .unwrap();
+    c.delete_access_entry(&root, &m, "Demo", &principal)
+        .await
+        .unwrap();
     let token_req = crate::issuer::TokenRequest {
         namespace: "default".into(),
         service_account: "app".into(),
@@ -392,6 +468,7 @@ async fn every_action_authorizes_the_stored_entity_with_every_declared_key() {
         provider.clone(),
         cluster_arn.clone(),
         assoc_arn.clone(),
+        entry_arn.clone(),
         "*".to_owned(),
     ]
     .into();

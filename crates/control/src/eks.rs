@@ -15,7 +15,7 @@ use crate::auth::{Caller, RequestMeta};
 use crate::authz::{Action, Keys, ResourceKind, Target};
 use crate::error::{AwsError, Result};
 use crate::model::{self, kind};
-use crate::state::{Change, of_account};
+use crate::state::{Change, access_entries_of, access_entry_id, of_account};
 
 /// Tag that selects the hosted issuer's key algorithm.
 pub const TAG_ISSUER_ALGORITHM: &str = "podiam.io/issuer-algorithm";
@@ -153,10 +153,12 @@ impl Control {
                 )));
             }
         }
+        let (access_config, access_keys) = self.cluster_access_request(caller, body)?;
         let target = Target::new_cluster(&self.config.region, &account, &name);
-        let req_tags =
-            Keys::none().request_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        self.authorize(caller, Action::EksCreateCluster, &target, meta, req_tags)?;
+        let req_keys = Keys::none()
+            .request_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .and(access_keys);
+        self.authorize(caller, Action::EksCreateCluster, &target, meta, req_keys)?;
         let guard = self.db.write().await;
         // Creating a cluster hands it a role: the caller must be allowed to pass it. A role the
         // cluster names that does not exist is passed as named (EKS only keeps the ARN).
@@ -194,7 +196,14 @@ impl Control {
         };
         let mut spec = body.clone();
         if let Some(o) = spec.as_object_mut() {
-            for k in ["name", "roleArn", "version", "tags", "clientRequestToken"] {
+            for k in [
+                "name",
+                "roleArn",
+                "version",
+                "tags",
+                "clientRequestToken",
+                "accessConfig",
+            ] {
                 o.remove(k);
             }
         }
@@ -220,15 +229,13 @@ impl Control {
             issuer,
             hosted,
             keys,
+            access_config,
         };
+        let mut changes = vec![Change::insert(kind::CLUSTER, &account, &name, &c)?];
+        // The creator's bootstrap entry is made with the cluster, or not at all.
+        changes.extend(self.bootstrap_entry(&account, &name, &c.access_config)?);
         let now = self.now();
-        self.db
-            .commit(
-                &guard,
-                vec![Change::insert(kind::CLUSTER, &account, &name, &c)?],
-                now,
-            )
-            .await?;
+        self.db.commit(&guard, changes, now).await?;
         Ok(Arc::new(c))
     }
 
@@ -367,8 +374,9 @@ impl Control {
             AwsError::resource_not_found(format!("no cluster found for name: {name}."))
         })?;
         let now = self.now();
-        // The cluster's Pod Identity associations go with it.
+        // The cluster's Pod Identity associations and access entries go with it.
         let mut changes = self.cluster_association_deletes(caller.account(), name);
+        changes.extend(self.cluster_access_entry_deletes(caller.account(), name));
         changes.push(Change::delete(
             kind::CLUSTER,
             caller.account(),
@@ -385,6 +393,21 @@ impl Control {
         t.associations
             .of_cluster(account, cluster, None)
             .map(|(id, e)| Change::delete(kind::POD_IDENTITY_ASSOCIATION, account, id, e.version))
+            .collect()
+    }
+
+    /// The deletions of every access entry of a cluster (when the cluster is deleted).
+    fn cluster_access_entry_deletes(&self, account: &str, cluster: &str) -> Vec<Change> {
+        let t = self.db.read();
+        access_entries_of(&t.access_entries, account, cluster, None)
+            .map(|e| {
+                Change::delete(
+                    kind::ACCESS_ENTRY,
+                    account,
+                    &access_entry_id(cluster, &e.value.principal_arn),
+                    e.version,
+                )
+            })
             .collect()
     }
 }

@@ -4,6 +4,7 @@
 //! Nothing here knows HTTP: the server decodes a request, calls a method of [`Control`] and
 //! encodes the result or the [`AwsError`]. Time comes from an injected [`Clock`].
 
+pub mod access;
 pub mod auth;
 pub mod authz;
 #[cfg(test)]
@@ -82,6 +83,8 @@ pub struct Config {
     pub issuer_key_retention_secs: i64,
     /// Pod Identity associations allowed per cluster (EKS: 5000).
     pub max_associations_per_cluster: usize,
+    /// Access entries allowed per cluster (EKS publishes no quota; bounded like associations).
+    pub max_access_entries_per_cluster: usize,
     /// On a shared store, how long a replica that cannot read the change feed keeps issuing
     /// credentials from memory (seconds; 0 = as long as the outage lasts). Past it, credential
     /// calls answer 503 ServiceUnavailable and `/readyz` 503, since other replicas may have
@@ -97,6 +100,7 @@ impl Default for Config {
             dangerous_allow_http_issuer: false,
             issuer_key_retention_secs: 2 * 86_400,
             max_associations_per_cluster: 5000,
+            max_access_entries_per_cluster: 5000,
             max_staleness_secs: 300,
         }
     }

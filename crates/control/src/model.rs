@@ -27,6 +27,8 @@ pub mod kind {
     pub const SESSION_KEY: &str = "session_key";
     /// EKS Pod Identity associations, keyed by association id.
     pub const POD_IDENTITY_ASSOCIATION: &str = "pod_identity_association";
+    /// EKS access entries, keyed by `CLUSTER/PRINCIPAL_ARN` (cluster names hold no `/`).
+    pub const ACCESS_ENTRY: &str = "access_entry";
 }
 
 /// A tag.
@@ -250,6 +252,81 @@ pub struct Cluster {
     /// Hosted issuer keys, oldest first; the newest unretired one signs.
     #[serde(default)]
     pub keys: Vec<IssuerKey>,
+    /// Who may authenticate to the cluster, and how (clusters stored before access entries
+    /// existed read as EKS's API default: `CONFIG_MAP`, creator bootstrapped).
+    #[serde(default)]
+    pub access_config: AccessConfig,
+}
+
+/// A cluster's `accessConfig`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessConfig {
+    /// `CONFIG_MAP`, `API_AND_CONFIG_MAP` or `API`.
+    pub authentication_mode: String,
+    /// Whether the creator was made a cluster admin at creation.
+    pub bootstrap_creator_admin: bool,
+    /// The creating IAM role or user (`None` for an account root, or a cluster stored before
+    /// access entries existed): the principal of the bootstrap access entry, made when the
+    /// access-entry API is turned on for a cluster created in `CONFIG_MAP` mode.
+    #[serde(default)]
+    pub creator_arn: Option<String>,
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        Self {
+            authentication_mode: "CONFIG_MAP".into(),
+            bootstrap_creator_admin: true,
+            creator_arn: None,
+        }
+    }
+}
+
+/// An EKS access entry: an IAM principal's identity in a cluster's Kubernetes API.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessEntry {
+    /// Cluster name.
+    pub cluster: String,
+    /// The IAM role or user ARN, as stored in IAM (its path and case).
+    pub principal_arn: String,
+    /// `STANDARD` or a node type.
+    pub kind: String,
+    /// The Kubernetes username (may hold `{{SessionName}}`-style templates).
+    pub username: String,
+    /// Kubernetes groups.
+    #[serde(default)]
+    pub kubernetes_groups: Vec<String>,
+    /// The random UUID that ends the entry's ARN.
+    pub uuid: String,
+    /// Tags.
+    #[serde(default)]
+    pub tags: std::collections::BTreeMap<String, String>,
+    /// Creation time (unix milliseconds).
+    pub created_ms: i64,
+    /// Last modification (unix milliseconds).
+    pub modified_ms: i64,
+    /// The idempotency token of the create call.
+    #[serde(default)]
+    pub client_request_token: Option<String>,
+    /// Associated access policies, in policy ARN order.
+    #[serde(default)]
+    pub policies: Vec<AssociatedAccessPolicy>,
+}
+
+/// An access policy associated with an access entry, and its scope.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssociatedAccessPolicy {
+    /// `arn:aws:eks::aws:cluster-access-policy/NAME`.
+    pub policy_arn: String,
+    /// `cluster` or `namespace`.
+    pub scope: String,
+    /// The namespaces of a `namespace` scope.
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    /// First association (unix milliseconds).
+    pub associated_ms: i64,
+    /// Last change of the scope (unix milliseconds).
+    pub modified_ms: i64,
 }
 
 /// A session-token encryption key.

@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use podiam_control::access::CreateAccessEntry;
 use podiam_control::auth::RequestMeta;
 use podiam_control::crypto::MasterKey;
 use podiam_control::iam::{CreateRole, PageReq};
@@ -125,7 +126,8 @@ impl Replicas {
             .await
             .unwrap();
         }
-        let body = serde_json::json!({"name": "prod", "roleArn": format!("arn:aws:iam::{ACCT}:role/eks"), "resourcesVpcConfig": {}});
+        let body = serde_json::json!({"name": "prod", "roleArn": format!("arn:aws:iam::{ACCT}:role/eks"), "resourcesVpcConfig": {},
+            "accessConfig": {"authenticationMode": "API_AND_CONFIG_MAP", "bootstrapClusterCreatorAdminPermissions": false}});
         a.create_cluster(&root(), &m, &body).await.unwrap();
         let b = open(&scratch.db(), &master).await;
         Self {
@@ -397,4 +399,51 @@ async fn a_stale_delete_of_a_changed_record_conflicts() {
     );
     let c = r.fresh().await;
     c.get_role(&root(), &m, "app").unwrap();
+}
+
+fn access_entry(principal: &str) -> CreateAccessEntry {
+    CreateAccessEntry {
+        principal_arn: principal.into(),
+        kubernetes_groups: vec!["devs".into()],
+        ..CreateAccessEntry::default()
+    }
+}
+
+#[tokio::test]
+async fn an_access_entry_made_elsewhere_stops_a_stale_cluster_delete_and_the_reverse() {
+    let alice = format!("arn:aws:iam::{ACCT}:user/alice");
+    let r = Replicas::new("entry").await;
+    let m = meta();
+    r.a.create_access_entry(&root(), &m, "prod", access_entry(&alice))
+        .await
+        .unwrap();
+    assert_conflict(
+        r.b.delete_cluster(&root(), &m, "prod").await,
+        "B deletes the cluster without its new access entry",
+    );
+    let c = r.fresh().await;
+    let (list, _) = c
+        .list_access_entries(&root(), &m, "prod", None, None, None)
+        .unwrap();
+    assert_eq!(list, [alice.clone()]);
+
+    let r = Replicas::new("entry-reverse").await;
+    r.b.delete_cluster(&root(), &m, "prod").await.unwrap();
+    assert_conflict(
+        r.a.create_access_entry(&root(), &m, "prod", access_entry(&alice))
+            .await,
+        "A adds an access entry to a deleted cluster",
+    );
+    // A cluster created next under the name grants nobody its predecessor's access.
+    let c = r.fresh().await;
+    let body = serde_json::json!({"name": "prod", "roleArn": format!("arn:aws:iam::{ACCT}:role/eks"), "resourcesVpcConfig": {},
+        "accessConfig": {"authenticationMode": "API", "bootstrapClusterCreatorAdminPermissions": false}});
+    c.create_cluster(&root(), &m, &body).await.unwrap();
+    let (list, _) = c
+        .list_access_entries(&root(), &m, "prod", None, None, None)
+        .unwrap();
+    assert!(
+        list.is_empty(),
+        "no access entry outlived its cluster: {list:?}"
+    );
 }

@@ -164,7 +164,11 @@ fn route_label(method: &Method, path: &str) -> (&'static str, &'static str) {
         "/healthz" | "/readyz" | "/metrics" => ("probe", "Probe"),
         p if p.starts_with("/id/") => ("oidc", "IssuerDocument"),
         p if p.starts_with("/podiam/pod-identity/") => ("pod-identity-direct", "PodIdentityDirect"),
-        p if p.starts_with("/clusters") || p.starts_with("/tags/") || p.starts_with("/podiam/") => {
+        p if p.starts_with("/clusters")
+            || p.starts_with("/tags/")
+            || p.starts_with("/podiam/")
+            || p == "/access-policies" =>
+        {
             metrics::rest_action(method, p)
         }
         "/" => ("query", "other"),
@@ -266,7 +270,8 @@ async fn answer(app: App, req: Request<Body>, request_id: String) -> Response {
         (_, p)
             if p.starts_with("/clusters")
                 || p.starts_with("/tags/")
-                || p.starts_with("/podiam/") =>
+                || p.starts_with("/podiam/")
+                || p == "/access-policies" =>
         {
             eks_api::handle(&app, inc).await
         }

@@ -336,6 +336,22 @@ pub(crate) fn rest_action(method: &axum::http::Method, path: &str) -> (&'static 
         (&M::POST, ["clusters", _, "assume-role-for-pod-identity"]) => {
             return ("eks-auth", "AssumeRoleForPodIdentity");
         }
+        (&M::POST, ["clusters", _, "update-config"]) => "UpdateClusterConfig",
+        (&M::POST, ["clusters", _, "access-entries"]) => "CreateAccessEntry",
+        (&M::GET, ["clusters", _, "access-entries"]) => "ListAccessEntries",
+        (&M::GET, ["clusters", _, "access-entries", _]) => "DescribeAccessEntry",
+        (&M::POST, ["clusters", _, "access-entries", _]) => "UpdateAccessEntry",
+        (&M::DELETE, ["clusters", _, "access-entries", _]) => "DeleteAccessEntry",
+        (&M::POST, ["clusters", _, "access-entries", _, "access-policies"]) => {
+            "AssociateAccessPolicy"
+        }
+        (&M::GET, ["clusters", _, "access-entries", _, "access-policies"]) => {
+            "ListAssociatedAccessPolicies"
+        }
+        (&M::DELETE, ["clusters", _, "access-entries", _, "access-policies", _]) => {
+            "DisassociateAccessPolicy"
+        }
+        (&M::GET, ["access-policies"]) => "ListAccessPolicies",
         (&M::POST, ["tags", _]) => "TagResource",
         (&M::DELETE, ["tags", _]) => "UntagResource",
         (&M::GET, ["tags", _]) => "ListTagsForResource",

@@ -34,25 +34,6 @@ impl Control {
         e.ok_or_else(|| AwsError::resource_not_found(format!("No cluster found for name: {name}.")))
     }
 
-    pub(super) fn association_entry(
-        &self,
-        account: &str,
-        cluster: &str,
-        id: &str,
-    ) -> Result<crate::state::Entry<model::PodIdentityAssociation>> {
-        let e = self
-            .db
-            .read()
-            .associations
-            .get(account, cluster, id)
-            .cloned();
-        e.ok_or_else(|| {
-            AwsError::resource_not_found(format!(
-                "Pod identity association {id} not found in cluster {cluster}."
-            ))
-        })
-    }
-
     /// The association `id` of `cluster` in the caller's account, authorized for `action` on
     /// the stored association (its tags as `aws:ResourceTag/*`), or on the ARN of the id as
     /// given when there is none.

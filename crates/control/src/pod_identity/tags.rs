@@ -1,7 +1,8 @@
-//! Tags of EKS resources, clusters and associations alike: ListTagsForResource, TagResource,
-//! UntagResource.
+//! Tags of EKS resources, clusters, associations and access entries alike:
+//! ListTagsForResource, TagResource, UntagResource.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use podiam_policy as policy;
 
@@ -12,17 +13,20 @@ use crate::eks::check_tags;
 use crate::error::{AwsError, Result};
 use crate::model::kind;
 use crate::names;
-use crate::state::Change;
+use crate::state::{Change, access_entries_of, access_entry_id};
+
+/// The stored record an EKS resource ARN names: its kind and store id.
+enum Named {
+    Cluster(String),
+    Association(String),
+    AccessEntry(String),
+}
 
 impl Control {
-    /// Resolve an EKS resource ARN of the caller's account to the stored cluster or association:
-    /// `(target, cluster, association id)`. Other accounts' and regions' ARNs name nothing.
-    #[allow(clippy::type_complexity)]
-    fn eks_resource(
-        &self,
-        caller: &Caller,
-        arn: &str,
-    ) -> Result<(Option<Target>, Target, String, Option<String>)> {
+    /// Resolve an EKS resource ARN of the caller's account to the stored cluster, association or
+    /// access entry: `(stored target, target as named, record)`. Other accounts' and regions'
+    /// ARNs name nothing.
+    fn eks_resource(&self, caller: &Caller, arn: &str) -> Result<(Option<Target>, Target, Named)> {
         let not_found = || AwsError::not_found(format!("resource not found: {arn}"));
         let a = names::Arn::parse(arn)
             .ok_or_else(|| AwsError::bad_request(format!("{arn:?} is not a valid ARN")))?;
@@ -33,22 +37,15 @@ impl Control {
         let t = self.db.read();
         let region = &self.config.region;
         if let Some(name) = a.resource.strip_prefix("cluster/") {
-            return Ok(
-                match t.clusters.get(&(account.to_owned(), name.to_owned())) {
-                    Some(c) => (
-                        Some(Target::cluster(region, account, &c.value)),
-                        Target::new_cluster(region, account, name),
-                        name.to_owned(),
-                        None,
-                    ),
-                    None => (
-                        None,
-                        Target::new_cluster(region, account, name),
-                        name.to_owned(),
-                        None,
-                    ),
-                },
-            );
+            let stored = t
+                .clusters
+                .get(&(account.to_owned(), name.to_owned()))
+                .map(|c| Target::cluster(region, account, &c.value));
+            return Ok((
+                stored,
+                Target::new_cluster(region, account, name),
+                Named::Cluster(name.to_owned()),
+            ));
         }
         if let Some((cluster, id)) = a
             .resource
@@ -62,9 +59,40 @@ impl Control {
             return Ok((
                 stored,
                 Target::new_association(region, account, cluster, id),
-                cluster.to_owned(),
-                Some(id.to_owned()),
+                Named::Association(id.to_owned()),
             ));
+        }
+        if let Some(rest) = a.resource.strip_prefix("access-entry/") {
+            // CLUSTER/role|user/ACCOUNT/NAME/UUID: the entry of the cluster with that UUID.
+            let mut parts = rest.splitn(5, '/');
+            let (Some(cluster), Some(pkind), Some(pacct), Some(pname), Some(uuid)) = (
+                parts.next(),
+                parts.next(),
+                parts.next(),
+                parts.next(),
+                parts.next(),
+            ) else {
+                return Err(not_found());
+            };
+            if !matches!(pkind, "role" | "user") || names::AccountId::parse(pacct).is_none() {
+                return Err(not_found());
+            }
+            let stored = access_entries_of(&t.access_entries, account, cluster, None)
+                .find(|e| {
+                    e.value.uuid == uuid
+                        && Target::access_entry(region, account, &e.value).arn() == arn
+                })
+                .map(|e| Arc::clone(&e.value));
+            let principal = format!("arn:aws:iam::{pacct}:{pkind}/{pname}");
+            let named = Target::new_access_entry(region, account, cluster, &principal, uuid);
+            return Ok(match stored {
+                Some(e) => (
+                    Some(Target::access_entry(region, account, &e)),
+                    named,
+                    Named::AccessEntry(access_entry_id(cluster, &e.principal_arn)),
+                ),
+                None => (None, named, Named::AccessEntry(String::new())),
+            });
         }
         Err(not_found())
     }
@@ -79,8 +107,8 @@ impl Control {
         action: Action,
         arn: &str,
         keys: Keys,
-    ) -> Result<(Target, String, Option<String>)> {
-        let (stored, named, cluster, id) = self.eks_resource(caller, arn)?;
+    ) -> Result<(Target, Named)> {
+        let (stored, named, record) = self.eks_resource(caller, arn)?;
         self.authorize(
             caller,
             action,
@@ -90,7 +118,7 @@ impl Control {
         )?;
         let target =
             stored.ok_or_else(|| AwsError::not_found(format!("resource not found: {arn}")))?;
-        Ok((target, cluster, id))
+        Ok((target, record))
     }
 
     /// ListTagsForResource (EKS).
@@ -100,7 +128,7 @@ impl Control {
         meta: &RequestMeta,
         arn: &str,
     ) -> Result<BTreeMap<String, String>> {
-        let (target, _, _) = self.eks_resource_for(
+        let (target, _) = self.eks_resource_for(
             caller,
             meta,
             Action::EksListTagsForResource,
@@ -133,7 +161,7 @@ impl Control {
             return Err(bad("no tags were given".into()));
         }
         let guard = self.db.write().await;
-        let (_, cluster, id) = self.eks_resource_for(caller, meta, action, arn, keys)?;
+        let (_, record) = self.eks_resource_for(caller, meta, action, arn, keys)?;
         let account = caller.account().to_owned();
         let apply = |tags: &mut BTreeMap<String, String>| -> Result<()> {
             // A new key replaces the old one it folds to, as IAM's tags do.
@@ -149,25 +177,43 @@ impl Control {
             }
             Ok(())
         };
-        let change = match id {
-            None => {
+        let gone = || AwsError::not_found(format!("resource not found: {arn}"));
+        let change = match record {
+            Named::Cluster(cluster) => {
                 let e = self
                     .db
                     .read()
                     .clusters
                     .get(&(account.clone(), cluster.clone()))
                     .cloned();
-                let e =
-                    e.ok_or_else(|| AwsError::not_found(format!("resource not found: {arn}")))?;
+                let e = e.ok_or_else(gone)?;
                 let mut c = (*e.value).clone();
                 apply(&mut c.tags)?;
                 Change::update(kind::CLUSTER, &account, &cluster, &c, e.version)?
             }
-            Some(id) => {
-                let e = self.association_entry(&account, &cluster, &id)?;
+            Named::Association(id) => {
+                let e = self
+                    .db
+                    .read()
+                    .associations
+                    .get_by_id(&account, &id)
+                    .cloned();
+                let e = e.ok_or_else(gone)?;
                 let mut a = (*e.value).clone();
                 apply(&mut a.tags)?;
                 Change::update(kind::POD_IDENTITY_ASSOCIATION, &account, &id, &a, e.version)?
+            }
+            Named::AccessEntry(id) => {
+                let e = self
+                    .db
+                    .read()
+                    .access_entries
+                    .get(&(account.clone(), id.clone()))
+                    .cloned();
+                let e = e.ok_or_else(gone)?;
+                let mut a = (*e.value).clone();
+                apply(&mut a.tags)?;
+                Change::update(kind::ACCESS_ENTRY, &account, &id, &a, e.version)?
             }
         };
         let now = self.now();

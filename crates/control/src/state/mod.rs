@@ -26,7 +26,9 @@ mod tables;
 pub use change::Change;
 pub use db::{Db, WriteGuard};
 pub use feed::{FOLLOW_POLL, TOMBSTONE_RETENTION};
-pub use tables::{Associations, Entry, Key, Tables, of_account};
+pub use tables::{
+    Associations, Entry, Key, Tables, access_entries_of, access_entry_id, of_account,
+};
 
 #[cfg(test)]
 mod tests;

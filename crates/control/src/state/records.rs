@@ -72,6 +72,7 @@ pub(super) fn cached_version(t: &Tables, kind: &str, account: &str, id: &str) ->
             .and_then(|n| t.session_keys.get(&n))
             .map(|e| e.version),
         kind::POD_IDENTITY_ASSOCIATION => t.associations.get_by_id(account, id).map(|e| e.version),
+        kind::ACCESS_ENTRY => t.access_entries.get(&key()).map(|e| e.version),
         _ => None,
     }
 }
@@ -125,6 +126,9 @@ pub(super) fn apply_record(
         kind::POD_IDENTITY_ASSOCIATION => {
             t.associations.insert(r.account, r.id, entry(r)?, loading);
         }
+        kind::ACCESS_ENTRY => {
+            t.access_entries.insert(key(), entry(r)?);
+        }
         other => tracing::warn!(kind = other, "unknown record kind ignored"),
     }
     Ok(())
@@ -163,6 +167,9 @@ pub(super) fn remove_record(t: &mut Tables, kind: &str, account: String, id: Str
         }
         kind::POD_IDENTITY_ASSOCIATION => {
             t.associations.remove(&account, &id);
+        }
+        kind::ACCESS_ENTRY => {
+            t.access_entries.remove(&(account, id));
         }
         _ => {}
     }

@@ -61,6 +61,34 @@ pub struct Tables {
     pub session_keys_generation: u64,
     /// Pod Identity associations.
     pub associations: Associations,
+    /// EKS access entries by (account, `CLUSTER/PRINCIPAL_ARN`): a cluster's entries are one
+    /// range, in principal ARN order ([`access_entries_of`]).
+    pub access_entries: BTreeMap<Key, Entry<model::AccessEntry>>,
+}
+
+/// The access entries of `cluster` in `account`, in principal ARN order, after the principal
+/// `after` (exclusive) when given.
+pub fn access_entries_of<'a>(
+    table: &'a BTreeMap<Key, Entry<model::AccessEntry>>,
+    account: &'a str,
+    cluster: &str,
+    after: Option<&str>,
+) -> impl Iterator<Item = &'a Entry<model::AccessEntry>> + 'a {
+    use std::ops::Bound;
+    let prefix = format!("{cluster}/");
+    let lower = match after {
+        Some(p) => Bound::Excluded((account.to_owned(), format!("{prefix}{p}"))),
+        None => Bound::Included((account.to_owned(), prefix.clone())),
+    };
+    table
+        .range((lower, Bound::Unbounded))
+        .take_while(move |((a, id), _)| a == account && id.starts_with(&prefix))
+        .map(|(_, e)| e)
+}
+
+/// The store id of an access entry: `CLUSTER/PRINCIPAL_ARN`.
+pub fn access_entry_id(cluster: &str, principal_arn: &str) -> String {
+    format!("{cluster}/{principal_arn}")
 }
 
 impl Tables {
@@ -75,6 +103,7 @@ impl Tables {
             + self.clusters.len()
             + self.session_keys.len()
             + self.associations.len()
+            + self.access_entries.len()
     }
 
     /// Whether the tables hold nothing.

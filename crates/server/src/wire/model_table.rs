@@ -281,6 +281,11 @@ pub(crate) static OPERATIONS: &[Operation] = &[
         Member { name: "Description", wire: "Description", at: At::Body, check: Check { kind: Kind::Str, min: None, max: Some(1000), pattern: Some("[\\u0009\\u000A\\u000D\\u0020-\\u007E\\u00A1-\\u00FF]*"), regex: Some("^(?:[\\u0009\\u000A\\u000D\\u0020-\\u007E\\u00A1-\\u00FF]*)$"), one_of: &[] }, each: None },
         Member { name: "RoleName", wire: "RoleName", at: At::Body, check: Check { kind: Kind::Str, min: Some(1), max: Some(64), pattern: Some("[\\w+=,.@-]+"), regex: Some("^(?:[0-9A-Za-z_+=,.@-]+)$"), one_of: &[] }, each: None },
     ] },
+    Operation { service: Service::Eks, name: "AssociateAccessPolicy", method: "POST", uri: "/clusters/{name}/access-entries/{principalArn}/access-policies", members: &[
+    ] },
+    Operation { service: Service::Eks, name: "CreateAccessEntry", method: "POST", uri: "/clusters/{name}/access-entries", members: &[
+        Member { name: "tags", wire: "tags", at: At::Body, check: Check { kind: Kind::Map, min: Some(1), max: Some(50), pattern: None, regex: None, one_of: &[] }, each: Some(Check { kind: Kind::Str, min: Some(1), max: Some(128), pattern: None, regex: None, one_of: &[] }) },
+    ] },
     Operation { service: Service::Eks, name: "CreateCluster", method: "POST", uri: "/clusters", members: &[
         Member { name: "encryptionConfig", wire: "encryptionConfig", at: At::Body, check: Check { kind: Kind::List, min: None, max: Some(1), pattern: None, regex: None, one_of: &[] }, each: None },
         Member { name: "name", wire: "name", at: At::Body, check: Check { kind: Kind::Str, min: Some(1), max: Some(100), pattern: Some("^[0-9A-Za-z][A-Za-z0-9\\-_]*"), regex: Some("^(?:^[0-9A-Za-z][A-Za-z0-9\\-_]*)$"), one_of: &[] }, each: None },
@@ -289,13 +294,28 @@ pub(crate) static OPERATIONS: &[Operation] = &[
     Operation { service: Service::Eks, name: "CreatePodIdentityAssociation", method: "POST", uri: "/clusters/{name}/pod-identity-associations", members: &[
         Member { name: "tags", wire: "tags", at: At::Body, check: Check { kind: Kind::Map, min: Some(1), max: Some(50), pattern: None, regex: None, one_of: &[] }, each: Some(Check { kind: Kind::Str, min: Some(1), max: Some(128), pattern: None, regex: None, one_of: &[] }) },
     ] },
+    Operation { service: Service::Eks, name: "DeleteAccessEntry", method: "DELETE", uri: "/clusters/{name}/access-entries/{principalArn}", members: &[
+    ] },
     Operation { service: Service::Eks, name: "DeleteCluster", method: "DELETE", uri: "/clusters/{name}", members: &[
     ] },
     Operation { service: Service::Eks, name: "DeletePodIdentityAssociation", method: "DELETE", uri: "/clusters/{name}/pod-identity-associations/{associationId}", members: &[
     ] },
+    Operation { service: Service::Eks, name: "DescribeAccessEntry", method: "GET", uri: "/clusters/{name}/access-entries/{principalArn}", members: &[
+    ] },
     Operation { service: Service::Eks, name: "DescribeCluster", method: "GET", uri: "/clusters/{name}", members: &[
     ] },
     Operation { service: Service::Eks, name: "DescribePodIdentityAssociation", method: "GET", uri: "/clusters/{name}/pod-identity-associations/{associationId}", members: &[
+    ] },
+    Operation { service: Service::Eks, name: "DisassociateAccessPolicy", method: "DELETE", uri: "/clusters/{name}/access-entries/{principalArn}/access-policies/{policyArn}", members: &[
+    ] },
+    Operation { service: Service::Eks, name: "ListAccessEntries", method: "GET", uri: "/clusters/{name}/access-entries", members: &[
+        Member { name: "maxResults", wire: "maxResults", at: At::QueryString, check: Check { kind: Kind::Int, min: Some(1), max: Some(100), pattern: None, regex: None, one_of: &[] }, each: None },
+    ] },
+    Operation { service: Service::Eks, name: "ListAccessPolicies", method: "GET", uri: "/access-policies", members: &[
+        Member { name: "maxResults", wire: "maxResults", at: At::QueryString, check: Check { kind: Kind::Int, min: Some(1), max: Some(100), pattern: None, regex: None, one_of: &[] }, each: None },
+    ] },
+    Operation { service: Service::Eks, name: "ListAssociatedAccessPolicies", method: "GET", uri: "/clusters/{name}/access-entries/{principalArn}/access-policies", members: &[
+        Member { name: "maxResults", wire: "maxResults", at: At::QueryString, check: Check { kind: Kind::Int, min: Some(1), max: Some(100), pattern: None, regex: None, one_of: &[] }, each: None },
     ] },
     Operation { service: Service::Eks, name: "ListClusters", method: "GET", uri: "/clusters", members: &[
         Member { name: "maxResults", wire: "maxResults", at: At::QueryString, check: Check { kind: Kind::Int, min: Some(1), max: Some(100), pattern: None, regex: None, one_of: &[] }, each: None },
@@ -310,6 +330,10 @@ pub(crate) static OPERATIONS: &[Operation] = &[
     ] },
     Operation { service: Service::Eks, name: "UntagResource", method: "DELETE", uri: "/tags/{resourceArn}", members: &[
         Member { name: "tagKeys", wire: "tagKeys", at: At::QueryString, check: Check { kind: Kind::List, min: Some(1), max: Some(50), pattern: None, regex: None, one_of: &[] }, each: Some(Check { kind: Kind::Str, min: Some(1), max: Some(128), pattern: None, regex: None, one_of: &[] }) },
+    ] },
+    Operation { service: Service::Eks, name: "UpdateAccessEntry", method: "POST", uri: "/clusters/{name}/access-entries/{principalArn}", members: &[
+    ] },
+    Operation { service: Service::Eks, name: "UpdateClusterConfig", method: "POST", uri: "/clusters/{name}/update-config", members: &[
     ] },
     Operation { service: Service::Eks, name: "UpdatePodIdentityAssociation", method: "POST", uri: "/clusters/{name}/pod-identity-associations/{associationId}", members: &[
     ] },

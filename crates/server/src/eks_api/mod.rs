@@ -7,6 +7,8 @@ use podiam_control::pod_identity::{CreateAssociation, UpdateAssociation};
 use podiam_control::{AwsError, ErrorCode, model};
 use serde_json::{Value, json};
 
+mod access;
+
 use crate::wire::model as wire_model;
 use crate::wire::restjson::{self, Service, epoch};
 use crate::{App, Incoming};
@@ -97,6 +99,9 @@ async fn route(app: &App, inc: &Incoming) -> Result<Value, AwsError> {
     let c = &app.control;
     check_model(inc)?;
     let segs: Vec<&str> = inc.path.trim_matches('/').split('/').collect();
+    if let Some(answer) = access::route(app, inc, &segs).await {
+        return answer;
+    }
     match (&inc.method, segs.as_slice()) {
         (&Method::POST, ["clusters"]) => {
             let caller = inc.caller(app, "eks")?;
@@ -435,6 +440,7 @@ fn cluster_json(app: &App, account: &str, c: &model::Cluster) -> Value {
         "certificateAuthority": {},
         "platformVersion": "podiam.1",
         "tags": c.tags,
+        "accessConfig": access::access_config_json(c),
     });
     if let (Some(o), Some(spec)) = (v.as_object_mut(), c.spec.as_object()) {
         for (k, val) in spec {
