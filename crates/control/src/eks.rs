@@ -162,7 +162,7 @@ impl Control {
         let guard = self.db.write().await;
         // Creating a cluster hands it a role: the caller must be allowed to pass it. A role the
         // cluster names that does not exist is passed as named (EKS only keeps the ARN).
-        let role_arn = self.pass_role(
+        let (role_arn, role_touch) = self.pass_role(
             caller,
             meta,
             &role_arn,
@@ -234,6 +234,7 @@ impl Control {
         let mut changes = vec![Change::insert(kind::CLUSTER, &account, &name, &c)?];
         // The creator's bootstrap entry is made with the cluster, or not at all.
         changes.extend(self.bootstrap_entry(&account, &name, &c.access_config)?);
+        changes.extend(role_touch);
         let now = self.now();
         self.db.commit(&guard, changes, now).await?;
         Ok(Arc::new(c))
@@ -267,6 +268,11 @@ impl Control {
     /// `iam:PassRole` of the role `arn` names (in the caller's account) to `service`, for the
     /// resource `associated`: authorized on the stored role, whose canonical ARN is returned.
     /// Without `must_exist`, a role that does not exist is authorized (and returned) as named.
+    ///
+    /// With the ARN comes the [`Change::touch`] of the stored role, for the batch the pass is
+    /// for: the decision read the role's path and tags, so a replica that changed or deleted
+    /// the role meanwhile conflicts with that batch rather than have it commit on a decision
+    /// made from what the role no longer is.
     pub(crate) fn pass_role(
         &self,
         caller: &Caller,
@@ -275,7 +281,7 @@ impl Control {
         service: &str,
         associated: &str,
         must_exist: bool,
-    ) -> Result<String> {
+    ) -> Result<(String, Option<Change>)> {
         let r = crate::names::RoleArn::parse(arn).ok_or_else(|| {
             AwsError::invalid_parameter(format!("roleArn {arn:?} is not a valid role ARN"))
         })?;
@@ -285,15 +291,16 @@ impl Control {
                 "Role {arn} must be in the account {account} of the caller."
             )));
         }
+        let key = r.name.to_lowercase();
         let stored = self
             .db
             .read()
             .roles
-            .get(&(account.to_owned(), r.name.to_lowercase()))
-            .map(|e| Arc::clone(&e.value))
-            .filter(|x| x.path == r.path);
+            .get(&(account.to_owned(), key.clone()))
+            .filter(|x| x.value.path == r.path)
+            .cloned();
         let target = match &stored {
-            Some(role) => Target::role(account, role),
+            Some(e) => Target::role(account, &e.value),
             None if must_exist => {
                 return Err(AwsError::invalid_parameter(format!(
                     "Role {arn} does not exist."
@@ -305,7 +312,17 @@ impl Control {
             .with("iam:PassedToService", service)
             .with("iam:AssociatedResourceArn", associated);
         self.authorize(caller, Action::IamPassRole, &target, meta, keys)?;
-        Ok(target.arn().to_owned())
+        let touch = match stored {
+            Some(e) => Some(Change::touch(
+                kind::ROLE,
+                account,
+                &key,
+                &*e.value,
+                e.version,
+            )?),
+            None => None,
+        };
+        Ok((target.arn().to_owned(), touch))
     }
 
     /// DescribeCluster.

@@ -75,11 +75,16 @@ pub struct AccessKey {
 }
 
 impl AccessKey {
-    /// Whether this is a key of `user`: its name and, where the key recorded it, its unique id
-    /// (a user deleted and created again under the name does not inherit its keys).
+    /// Whether this is a key of `user`: its name and its unique id (a user deleted and created
+    /// again under the name does not inherit its keys). A key written before the id was
+    /// recorded belongs to the user of its name only if it is not older than that user: an
+    /// older one was made for a predecessor.
     pub fn belongs_to(&self, user: &User) -> bool {
         self.user.as_deref() == Some(user.name.as_str())
-            && self.user_id.as_ref().is_none_or(|id| *id == user.id)
+            && match &self.user_id {
+                Some(id) => *id == user.id,
+                None => self.created >= user.created,
+            }
     }
 }
 
@@ -389,8 +394,12 @@ mod tests {
     use super::{AccessKey, User};
 
     fn user(name: &str, id: &str) -> User {
+        user_at(name, id, 1)
+    }
+
+    fn user_at(name: &str, id: &str, created: i64) -> User {
         serde_json::from_value(
-            serde_json::json!({"name": name, "id": id, "path": "/", "created": 1}),
+            serde_json::json!({"name": name, "id": id, "path": "/", "created": created}),
         )
         .unwrap()
     }
@@ -415,9 +424,11 @@ mod tests {
         assert!(!k.belongs_to(&successor), "same name, another user");
         assert!(!k.belongs_to(&user("bob", "AIDAFIRST")), "another name");
         assert!(!key(None, None).belongs_to(&alice), "the root's key");
-        // Keys written before the id was recorded go by name, as they always did.
+        // Keys written before the id was recorded go by name, but not to a user younger than
+        // the key (the key was made for a predecessor of that name).
         let old = key(Some("alice"), None);
         assert!(old.belongs_to(&alice) && old.belongs_to(&successor));
+        assert!(!old.belongs_to(&user_at("alice", "AIDATHIRD", 2)));
         assert!(!serde_json::to_string(&old).unwrap().contains("user_id"));
     }
 }

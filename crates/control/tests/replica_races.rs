@@ -425,7 +425,7 @@ async fn an_access_entry_made_elsewhere_stops_a_stale_cluster_delete_and_the_rev
     let (list, _) = c
         .list_access_entries(&root(), &m, "prod", None, None, None)
         .unwrap();
-    assert_eq!(list, [alice.clone()]);
+    assert_eq!(list, std::slice::from_ref(&alice));
 
     let r = Replicas::new("entry-reverse").await;
     r.b.delete_cluster(&root(), &m, "prod").await.unwrap();
@@ -446,4 +446,42 @@ async fn an_access_entry_made_elsewhere_stops_a_stale_cluster_delete_and_the_rev
         list.is_empty(),
         "no access entry outlived its cluster: {list:?}"
     );
+}
+
+#[tokio::test]
+async fn a_role_changed_elsewhere_stops_a_stale_pass_role() {
+    // PassRole is decided on the role's tags: a replica that still sees the old tags must not
+    // commit an association on that decision.
+    let r = Replicas::new("passrole").await;
+    let m = meta();
+    r.a.tag_role(
+        &root(),
+        &m,
+        "app",
+        vec![podiam_control::model::Tag {
+            key: "passable".into(),
+            value: "no".into(),
+        }],
+    )
+    .await
+    .unwrap();
+    assert_conflict(
+        r.b.create_pod_identity_association(&root(), &m, "prod", association("app"))
+            .await,
+        "B passes the role as it was before A tagged it",
+    );
+
+    // And a role deleted elsewhere cannot be passed to a new association.
+    let r = Replicas::new("passrole-deleted").await;
+    r.b.delete_role(&root(), &m, "app").await.unwrap();
+    assert_conflict(
+        r.a.create_pod_identity_association(&root(), &m, "prod", association("app"))
+            .await,
+        "A associates a role B deleted",
+    );
+    let c = r.fresh().await;
+    let (list, _) = c
+        .list_pod_identity_associations(&root(), &m, "prod", None, None, None, None)
+        .unwrap();
+    assert!(list.is_empty(), "no association names a deleted role");
 }

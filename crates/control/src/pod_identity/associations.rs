@@ -139,7 +139,7 @@ impl Control {
         // The association keeps the role's canonical ARN (stored case and path), the one
         // `iam:PassRole` was authorized on.
         let cluster_arn = self.cluster_arn(&account, cluster);
-        input.role_arn = self.pass_role(
+        let (role_arn, role_touch) = self.pass_role(
             caller,
             meta,
             &input.role_arn,
@@ -147,6 +147,7 @@ impl Control {
             &cluster_arn,
             true,
         )?;
+        input.role_arn = role_arn;
         let existing = self
             .db
             .read()
@@ -198,7 +199,7 @@ impl Control {
         // The cluster as read: a DeleteCluster on another replica that did not see this
         // association, or another replica's association for the same service account, conflicts
         // with this batch instead of leaving an association to a cluster that is gone, or two.
-        let changes = vec![
+        let mut changes = vec![
             Change::insert(kind::POD_IDENTITY_ASSOCIATION, &account, &a.id, &a)?,
             Change::touch(
                 kind::CLUSTER,
@@ -208,6 +209,8 @@ impl Control {
                 cluster_version,
             )?,
         ];
+        // And the role, whose tags and path the PassRole decision read.
+        changes.extend(role_touch);
         self.db.commit(&guard, changes, now).await?;
         Ok(Arc::new(a))
     }
@@ -318,10 +321,14 @@ impl Control {
             id,
         )?;
         let mut a = (*e.value).clone();
+        let mut role_touch = None;
         if let Some(r) = input.role_arn {
             self.check_association_role(&account, &r)?;
             let cluster_arn = self.cluster_arn(&account, cluster);
-            a.role_arn = self.pass_role(caller, meta, &r, SERVICE_PRINCIPAL, &cluster_arn, true)?;
+            let (arn, touch) =
+                self.pass_role(caller, meta, &r, SERVICE_PRINCIPAL, &cluster_arn, true)?;
+            a.role_arn = arn;
+            role_touch = touch;
         }
         if let Some(t) = input.target_role_arn {
             a.target_role_arn = (!t.is_empty()).then_some(t);
@@ -339,19 +346,15 @@ impl Control {
         }
         a.modified_ms = self.now_ms();
         let now = self.now();
-        self.db
-            .commit(
-                &guard,
-                vec![Change::update(
-                    kind::POD_IDENTITY_ASSOCIATION,
-                    &account,
-                    id,
-                    &a,
-                    e.version,
-                )?],
-                now,
-            )
-            .await?;
+        let mut changes = vec![Change::update(
+            kind::POD_IDENTITY_ASSOCIATION,
+            &account,
+            id,
+            &a,
+            e.version,
+        )?];
+        changes.extend(role_touch);
+        self.db.commit(&guard, changes, now).await?;
         Ok(Arc::new(a))
     }
 
