@@ -23,6 +23,11 @@ pub struct Expectations<'a> {
     pub max_skew_secs: i64,
     /// Canonicalization compatibility knobs; a server uses [`Options::default`].
     pub options: Options,
+    /// How long a presigned request stays usable after its request time, in seconds, when the
+    /// verifying service fixes that itself instead of honouring `X-Amz-Expires` (`None`: the
+    /// URL's `X-Amz-Expires`). STS answers a presigned GetCallerIdentity for 15 minutes
+    /// whatever `X-Amz-Expires` says, and EKS tokens are minted with `X-Amz-Expires=60`.
+    pub presigned_validity_secs: Option<i64>,
 }
 
 impl<'a> Expectations<'a> {
@@ -33,6 +38,7 @@ impl<'a> Expectations<'a> {
             regions: &[],
             max_skew_secs: DEFAULT_MAX_SKEW_SECS,
             options: Options::DEFAULT,
+            presigned_validity_secs: None,
         }
     }
 }
@@ -210,7 +216,8 @@ fn skew_text(secs: i64) -> String {
 /// * The scope's date must equal the first 8 characters of the request time; the scope's
 ///   service must equal `expect.service`; its region must be in `expect.regions` unless empty.
 /// * Header signatures: `|now - request time| <= max_skew_secs`. Presigned: request time must not
-///   be more than `max_skew_secs` in the future, and `now <= request time + X-Amz-Expires`.
+///   be more than `max_skew_secs` in the future, and `now <= request time + X-Amz-Expires` (or
+///   [`Expectations::presigned_validity_secs`] when set).
 pub fn check(
     req: &Request<'_>,
     parsed: &Parsed<'_>,
@@ -280,7 +287,10 @@ pub fn check(
             }
         }
         Some(expires) => {
-            if now_unix_secs > t.saturating_add(i64::from(expires)) {
+            let valid = expect
+                .presigned_validity_secs
+                .unwrap_or_else(|| i64::from(expires));
+            if now_unix_secs > t.saturating_add(valid) {
                 return Err(Error::RequestExpired);
             }
         }

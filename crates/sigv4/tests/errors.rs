@@ -749,6 +749,22 @@ fn presigned_zero_expiry_is_valid_only_at_its_second() {
 }
 
 #[test]
+fn a_fixed_presigned_validity_replaces_x_amz_expires() {
+    // STS answers a presigned GetCallerIdentity for 15 minutes whatever X-Amz-Expires says.
+    let o = presigned(60);
+    let sts = Expectations {
+        presigned_validity_secs: Some(900),
+        ..expect()
+    };
+    assert_eq!(o.verify(SECRET, &sts, NOW + 900), Ok(()));
+    assert_eq!(
+        o.verify(SECRET, &sts, NOW + 901),
+        Err(Error::RequestExpired)
+    );
+    assert_eq!(run(&o, NOW + 61), Err(Error::RequestExpired));
+}
+
+#[test]
 fn presigned_from_the_future() {
     let o = presigned(900);
     assert_eq!(run(&o, NOW - 300), Ok(()));

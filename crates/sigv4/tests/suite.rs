@@ -271,6 +271,7 @@ fn expectations(ctx: &Context) -> Expectations<'_> {
         regions: std::slice::from_ref(&ctx.region),
         max_skew_secs: 300,
         options: ctx.options(),
+        presigned_validity_secs: None,
     }
 }
 

@@ -15,6 +15,18 @@ impl Control {
         req: &podiam_sigv4::Request<'_>,
         scope: SigningScope<'_>,
     ) -> Result<Option<Caller>> {
+        self.authenticate_signed(req, scope, None)
+    }
+
+    /// [`Control::authenticate`], with a presigned request usable for `presigned_validity_secs`
+    /// after its request time whatever its `X-Amz-Expires` says (as STS treats a presigned
+    /// GetCallerIdentity). Every other check is the same.
+    pub(crate) fn authenticate_signed(
+        &self,
+        req: &podiam_sigv4::Request<'_>,
+        scope: SigningScope<'_>,
+        presigned_validity_secs: Option<i64>,
+    ) -> Result<Option<Caller>> {
         let parsed = match podiam_sigv4::parse(req) {
             Ok(Some(p)) => p,
             Ok(None) => return Ok(None),
@@ -29,6 +41,7 @@ impl Control {
             regions: &regions,
             max_skew_secs: 300,
             options: podiam_sigv4::Options::default(),
+            presigned_validity_secs,
         };
         if let Some(token) = parsed.security_token() {
             let ring = self.session_keyring();
