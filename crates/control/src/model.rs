@@ -294,6 +294,12 @@ pub struct AccessEntry {
     pub cluster: String,
     /// The IAM role or user ARN, as stored in IAM (its path and case).
     pub principal_arn: String,
+    /// The unique id (`AROA...`/`AIDA...`) of the role or user the entry was made for: a
+    /// principal deleted and re-created under the same ARN is another principal, and the entry
+    /// does not authenticate it. `None` for entries stored before ids were recorded (matched by
+    /// ARN alone).
+    #[serde(default)]
+    pub principal_id: Option<String>,
     /// `STANDARD` or a node type.
     pub kind: String,
     /// The Kubernetes username (may hold `{{SessionName}}`-style templates).

@@ -62,6 +62,24 @@ impl Control {
         }
     }
 
+    /// The unique id of the stored IAM role or user `p` names, if it exists.
+    pub(super) fn principal_unique_id(&self, p: &Principal) -> Option<String> {
+        let t = self.db.read();
+        let key = (p.account.clone(), p.name.to_lowercase());
+        match p.kind {
+            PrincipalKind::Role => t
+                .roles
+                .get(&key)
+                .filter(|e| e.value.path == p.path)
+                .map(|e| e.value.id.clone()),
+            PrincipalKind::User => t
+                .users
+                .get(&key)
+                .filter(|e| e.value.path == p.path)
+                .map(|e| e.value.id.clone()),
+        }
+    }
+
     /// The stored key of the entry `principal_arn` names in `cluster`: the ARN as given when an
     /// entry has it, else the canonical ARN of the IAM principal it names (requests may spell a
     /// name in another case, as IAM allows).
@@ -148,9 +166,13 @@ impl Control {
             ),
         };
         let now_ms = self.now_ms();
+        let principal_id = principal(canonical_arn)
+            .ok()
+            .and_then(|c| self.principal_unique_id(&c));
         Ok(model::AccessEntry {
             cluster: cluster.to_owned(),
             principal_arn: canonical_arn.to_owned(),
+            principal_id,
             kind,
             username,
             kubernetes_groups,
