@@ -90,6 +90,10 @@ pub struct Config {
     /// calls answer 503 ServiceUnavailable and `/readyz` 503, since other replicas may have
     /// deleted what this one still holds.
     pub max_staleness_secs: u64,
+    /// The hosts (`host[:port]`, as in a URL) of this server's STS endpoint that an EKS token's
+    /// presigned URL may be addressed to (`aws eks get-token` presigns for the STS endpoint the
+    /// CLI is configured with). Empty: no token is accepted.
+    pub token_sts_hosts: Vec<String>,
 }
 
 impl Default for Config {
@@ -102,6 +106,7 @@ impl Default for Config {
             max_associations_per_cluster: 5000,
             max_access_entries_per_cluster: 5000,
             max_staleness_secs: 300,
+            token_sts_hosts: vec![],
         }
     }
 }

@@ -7,20 +7,27 @@
 //! made; it is stored under `(account, CLUSTER/PRINCIPAL_ARN)` with its associated policies in
 //! the same record, so an association is one versioned write of its entry. Every operation on
 //! entries needs the access-entry API to be on: authentication mode `API_AND_CONFIG_MAP` or
-//! `API`. This module records who is who; verifying tokens and answering the API server's
-//! webhooks from these records is not its job.
+//! `API`. This module records who is who, and (`authn`) verifies `aws eks get-token` tokens and
+//! maps their signers to Kubernetes identities through these records.
 
+mod authn;
 mod config;
 mod entries;
 mod params;
 mod policies;
 
+pub use authn::{
+    CLUSTER_ID_HEADER, ClusterRoute, KubeUser, MAX_TOKEN_CHARS, PresignedUrl, REFUSED,
+    TOKEN_PREFIX, TOKEN_VALIDITY_SECS, TokenRefused, parse_token,
+};
 pub use config::{ClusterAccessInput, ClusterUpdate};
 pub use params::{
     ACCESS_POLICIES, AccessPolicy, AccessScope, CLUSTER_ADMIN_POLICY, CreateAccessEntry, MODE_API,
     MODE_API_AND_CONFIG_MAP, MODE_CONFIG_MAP, NAMESPACES_PER_SCOPE, UpdateAccessEntry,
 };
 
+#[cfg(test)]
+mod authn_tests;
 #[cfg(test)]
 mod policy_tests;
 #[cfg(test)]
