@@ -77,6 +77,14 @@ pub struct ServeArgs {
     /// agent.
     #[arg(long, env = "PODIAM_ENABLE_DIRECT_POD_IDENTITY")]
     enable_direct_pod_identity: bool,
+    /// Hosts (`host[:port]`) of this server's STS endpoint that `aws eks get-token` tokens may
+    /// be presigned for (comma-separated or repeated) [default: the host of --public-url].
+    #[arg(
+        long = "token-sts-host",
+        env = "PODIAM_TOKEN_STS_HOSTS",
+        value_delimiter = ','
+    )]
+    token_sts_hosts: Vec<String>,
 }
 
 /// `serve`'s TOML file. Not `Debug`: `store` may carry a password.
@@ -96,6 +104,7 @@ struct FileConfig {
     tls_key: Option<PathBuf>,
     dangerous_allow_http_issuer: Option<bool>,
     enable_direct_pod_identity: Option<bool>,
+    token_sts_hosts: Option<Vec<String>>,
     max_staleness: Option<u64>,
     /// Read before logging starts (see [`ServeArgs::file_log_format`]).
     log_format: Option<crate::LogFormat>,
@@ -125,6 +134,7 @@ impl std::fmt::Debug for ServeArgs {
                 "enable_direct_pod_identity",
                 &self.enable_direct_pod_identity,
             )
+            .field("token_sts_hosts", &self.token_sts_hosts)
             .finish()
     }
 }
@@ -163,6 +173,9 @@ impl ServeArgs {
         if a.additional_accounts.is_empty() {
             a.additional_accounts = f.additional_accounts.unwrap_or_default();
         }
+        if a.token_sts_hosts.is_empty() {
+            a.token_sts_hosts = f.token_sts_hosts.unwrap_or_default();
+        }
         if a.tls_cert.is_none() && a.tls_key.is_none() {
             a.tls_cert = f.tls_cert;
             a.tls_key = f.tls_key;
@@ -181,7 +194,7 @@ pub async fn run(mut a: ServeArgs) -> anyhow::Result<()> {
     let listen = a.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
     let data_dir = a.data_dir.unwrap_or_else(|| PathBuf::from("podiam-data"));
     let defaults = Config::default();
-    let config = Config {
+    let mut config = Config {
         region: a.region.unwrap_or(defaults.region),
         issuer_base_url: a.issuer_base_url.unwrap_or(defaults.issuer_base_url),
         dangerous_allow_http_issuer: a.dangerous_allow_http_issuer,
@@ -198,33 +211,6 @@ pub async fn run(mut a: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", data_dir.display()))?;
     std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o700))?;
     let store = open_store(a.store.as_deref(), &data_dir).await?;
-    let region = config.region.clone();
-    // Replicas starting together on an empty shared store race to create the first records
-    // (session key, account): the loser sees a conflict, and tries again over what the winner
-    // wrote.
-    let mut attempt = 0;
-    let control = loop {
-        attempt += 1;
-        let master = master_key(a.master_key_file.as_deref(), &data_dir)?;
-        match Control::open(
-            config.clone(),
-            Arc::clone(&store),
-            master,
-            Arc::new(SystemClock),
-        )
-        .await
-        {
-            Ok(c) => break c,
-            Err(e)
-                if e.code == podiam_control::ErrorCode::ConcurrentModification && attempt < 5 =>
-            {
-                continue;
-            }
-            Err(e) => bail!(
-                "starting services: {e} (see the log above; replicas sharing a store must use the same master key, --master-key-file)"
-            ),
-        }
-    };
     let tls = match (&a.tls_cert, &a.tls_key) {
         (Some(cert), Some(key)) => Some(
             podiam_server::load_tls_config(cert, key).map_err(|e| anyhow::anyhow!("TLS: {e}"))?,
@@ -252,6 +238,38 @@ pub async fn run(mut a: ServeArgs) -> anyhow::Result<()> {
             local.port()
         )
     });
+    config.token_sts_hosts = if a.token_sts_hosts.is_empty() {
+        url_authority(&public_url).into_iter().collect()
+    } else {
+        a.token_sts_hosts.clone()
+    };
+    let region = config.region.clone();
+    // Replicas starting together on an empty shared store race to create the first records
+    // (session key, account): the loser sees a conflict, and tries again over what the winner
+    // wrote.
+    let mut attempt = 0;
+    let control = loop {
+        attempt += 1;
+        let master = master_key(a.master_key_file.as_deref(), &data_dir)?;
+        match Control::open(
+            config.clone(),
+            Arc::clone(&store),
+            master,
+            Arc::new(SystemClock),
+        )
+        .await
+        {
+            Ok(c) => break c,
+            Err(e)
+                if e.code == podiam_control::ErrorCode::ConcurrentModification && attempt < 5 =>
+            {
+                continue;
+            }
+            Err(e) => bail!(
+                "starting services: {e} (see the log above; replicas sharing a store must use the same master key, --master-key-file)"
+            ),
+        }
+    };
     let mut attempt = 0;
     let boot = loop {
         attempt += 1;
@@ -558,5 +576,32 @@ log_format = "json"
     fn the_config_file_turns_direct_pod_identity_on() {
         let f: FileConfig = toml::from_str("enable_direct_pod_identity = true\n").unwrap();
         assert_eq!(f.enable_direct_pod_identity, Some(true));
+    }
+}
+
+/// The `host[:port]` of a URL, as a client writes it in a presigned URL's `host`.
+fn url_authority(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let host = rest.get(..end)?;
+    (!host.is_empty() && !host.contains('@')).then(|| host.to_owned())
+}
+
+#[cfg(test)]
+mod authority_tests {
+    use super::url_authority;
+
+    #[test]
+    fn the_default_token_host_is_the_public_url_authority() {
+        assert_eq!(
+            url_authority("http://127.0.0.1:8080").as_deref(),
+            Some("127.0.0.1:8080")
+        );
+        assert_eq!(
+            url_authority("https://podiam.example.com/").as_deref(),
+            Some("podiam.example.com")
+        );
+        assert_eq!(url_authority("podiam").as_deref(), None);
+        assert_eq!(url_authority("https://u@h/").as_deref(), None);
     }
 }

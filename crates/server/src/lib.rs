@@ -6,6 +6,9 @@
 //!   → EKS Auth (rest-json, signed as `eks-auth`).
 //! - `/id/<ID>/.well-known/openid-configuration`, `/id/<ID>/keys` → hosted issuer documents.
 //! - `/podiam/...` → podiam's own signed extensions (tokens, issuer rotation and export).
+//! - `/podiam/clusters/{name}/authenticate` (and `/podiam/clusters/{account}/{name}/authenticate`)
+//!   → the API server's TokenReview webhook for `aws eks get-token` tokens (unsigned: the token
+//!   is the credential; see `tokenreview`).
 //! - `/podiam/pod-identity/{account}/{cluster}/v1/credentials` → direct-mode Pod Identity
 //!   credentials (the node agent's endpoint, authenticated by the pod's token alone): only with
 //!   [`Options::direct_pod_identity`], and only over TLS; otherwise 404 as for any unknown path.
@@ -23,6 +26,7 @@ mod error_table_tests;
 pub mod metrics;
 mod query_api;
 mod tls;
+mod tokenreview;
 pub mod wire;
 
 pub use podiam_tls::{Timeouts, Transport};
@@ -263,6 +267,7 @@ async fn answer(app: App, req: Request<Body>, request_id: String) -> Response {
         },
         (Method::POST | Method::GET, "/") => query_api::handle(&app, inc).await,
         (_, p) if p.starts_with("/id/") => issuer_document(&app, p),
+        (_, p) if tokenreview::is_review_path(p) => tokenreview::handle(&app, &inc),
         (_, p) if p.starts_with("/podiam/pod-identity/") && app.options.direct_pod_identity => {
             container_api::handle(&app, p, &inc.headers, &inc.meta).await
         }

@@ -368,6 +368,8 @@ fn podiam_action(method: &axum::http::Method, segs: &[&str]) -> &'static str {
         (&M::POST, ["podiam", "clusters", _, "issuer", "rotate"]) => "RotateIssuerKey",
         (&M::POST, ["podiam", "clusters", _, "token"]) => "CreateToken",
         (&M::POST, ["podiam", "explain"]) => "Explain",
+        (&M::POST, ["podiam", "clusters", _, "authenticate"])
+        | (&M::POST, ["podiam", "clusters", _, _, "authenticate"]) => "TokenReview",
         (&M::POST, ["podiam", "roles", _, "revoke-sessions"]) => "RevokeSessions",
         (&M::GET, ["podiam", "session-keys"]) => "ListSessionKeys",
         (&M::POST, ["podiam", "session-keys", "rotate"]) => "RotateSessionKeys",

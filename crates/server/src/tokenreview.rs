@@ -1,0 +1,152 @@
+//! The API server's token webhook: `POST /podiam/clusters/{name}/authenticate` (or
+//! `/podiam/clusters/{account}/{name}/authenticate`, which pins the cluster's account) answers a
+//! `TokenReview` (`authentication.k8s.io/v1` or `v1beta1`) for an `aws eks get-token` token.
+//!
+//! The caller is not authenticated at the HTTP level; every byte is treated as hostile. A
+//! review that decodes gets HTTP 200 either way: `status.authenticated: true` with the user, or
+//! `false` with one generic error string — the reason goes to the log only, so the answer says
+//! nothing about whether a principal, key, entry or cluster exists. A request that is not a
+//! TokenReview at all gets a 400 (404 for another path, 405 for another method).
+
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use podiam_control::access::{ClusterRoute, REFUSED};
+
+use crate::{App, Incoming};
+
+/// The largest review accepted: a token is at most 8 KiB; the rest is a small envelope.
+pub(crate) const MAX_REVIEW_BODY: usize = 64 * 1024;
+
+const API_VERSIONS: [&str; 2] = ["authentication.k8s.io/v1", "authentication.k8s.io/v1beta1"];
+
+/// The route's cluster, if `path` is a review path.
+fn route(path: &str) -> Option<ClusterRoute<'_>> {
+    let rest = path
+        .strip_prefix("/podiam/clusters/")?
+        .strip_suffix("/authenticate")?;
+    match rest.split('/').collect::<Vec<_>>().as_slice() {
+        [name] => Some(ClusterRoute {
+            account: None,
+            name,
+        }),
+        [account, name] => Some(ClusterRoute {
+            account: Some(account),
+            name,
+        }),
+        _ => None,
+    }
+}
+
+/// Whether `path` is served here.
+pub(crate) fn is_review_path(path: &str) -> bool {
+    route(path).is_some()
+}
+
+fn plain(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        [("content-type", "application/json")],
+        serde_json::json!({ "message": message }).to_string(),
+    )
+        .into_response()
+}
+
+pub(crate) fn handle(app: &App, inc: &Incoming) -> Response {
+    let mut r = answer(app, inc);
+    crate::metrics::mark(&mut r, "podiam", "TokenReview");
+    r
+}
+
+fn answer(app: &App, inc: &Incoming) -> Response {
+    let Some(route) = route(&inc.path) else {
+        return plain(StatusCode::NOT_FOUND, "not found");
+    };
+    if inc.method != Method::POST {
+        return plain(StatusCode::METHOD_NOT_ALLOWED, "use POST");
+    }
+    if inc.body.len() > MAX_REVIEW_BODY {
+        return plain(StatusCode::PAYLOAD_TOO_LARGE, "the review is too large");
+    }
+    let Ok(review) = serde_json::from_slice::<serde_json::Value>(&inc.body) else {
+        return plain(StatusCode::BAD_REQUEST, "the body is not a TokenReview");
+    };
+    let field =
+        |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
+    let Some(api_version) = API_VERSIONS
+        .iter()
+        .find(|v| field(&review, "apiVersion").as_deref() == Some(**v))
+    else {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "apiVersion must be authentication.k8s.io/v1 or v1beta1",
+        );
+    };
+    if field(&review, "kind").as_deref() != Some("TokenReview") {
+        return plain(StatusCode::BAD_REQUEST, "kind must be TokenReview");
+    }
+    let token = match review.get("spec").map(|s| s.get("token")) {
+        None | Some(None) => String::new(),
+        Some(Some(serde_json::Value::String(t))) => t.clone(),
+        Some(Some(_)) => return plain(StatusCode::BAD_REQUEST, "spec.token must be a string"),
+    };
+    let status = match app.control.review_eks_token(route, &token) {
+        Ok(u) => {
+            tracing::info!(
+                cluster = route.name,
+                username = %u.username,
+                uid = %u.uid,
+                "token review: authenticated"
+            );
+            serde_json::json!({
+                "authenticated": true,
+                "user": {
+                    "username": u.username,
+                    "uid": u.uid,
+                    "groups": u.groups,
+                    "extra": u.extra,
+                },
+            })
+        }
+        Err(e) => {
+            tracing::warn!(
+                cluster = route.name,
+                reason = e.reason(),
+                "token review: refused"
+            );
+            serde_json::json!({ "authenticated": false, "error": REFUSED })
+        }
+    };
+    let body = serde_json::json!({
+        "apiVersion": api_version,
+        "kind": "TokenReview",
+        "status": status,
+    });
+    (
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn review_paths() {
+        let r = route("/podiam/clusters/c/authenticate").unwrap();
+        assert_eq!((r.account, r.name), (None, "c"));
+        let r = route("/podiam/clusters/111122223333/c/authenticate").unwrap();
+        assert_eq!((r.account, r.name), (Some("111122223333"), "c"));
+        for p in [
+            "/podiam/clusters/authenticate",
+            "/podiam/clusters/a/b/c/authenticate",
+            "/podiam/clusters/c/token",
+            "/podiam/clusters/c/authenticate/",
+        ] {
+            assert!(route(p).is_none(), "{p}");
+        }
+    }
+}
