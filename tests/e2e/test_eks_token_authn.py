@@ -1,0 +1,268 @@
+"""`aws eks get-token` authentication: the real AWS CLI presigns GetCallerIdentity for podiam's STS
+endpoint; `POST /podiam/clusters/<name>/authenticate` answers the API server's TokenReview with the
+identity the cluster's access entries map the signer to (an IAM user, an AssumeRole session, an
+IRSA session, a node role), and refuses everything else with one generic error — the reason goes
+to the server log only."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+import hmac
+import json
+import urllib.parse
+
+import pytest
+import requests
+
+from podiam_e2e import ACCOUNT, REGION, principal_trust
+
+CLUSTER = "authn"
+PREFIX = "k8s-aws-v1."
+ROOT_TRUST = principal_trust({"AWS": f"arn:aws:iam::{ACCOUNT}:root"})
+REFUSED = {"authenticated": False, "error": "the token was not accepted"}
+
+
+def role(name: str) -> str:
+    return f"arn:aws:iam::{ACCOUNT}:role/{name}"
+
+
+def user(name: str) -> str:
+    return f"arn:aws:iam::{ACCOUNT}:user/{name}"
+
+
+def keys_of(k: dict) -> dict:
+    return {"AccessKeyId": k["AccessKeyId"], "SecretAccessKey": k["SecretAccessKey"],
+            **({"SessionToken": k["SessionToken"]} if k.get("SessionToken") else {})}
+
+
+def get_token(server, creds: dict, cluster: str = CLUSTER, sts_endpoint: str | None = None) -> str:
+    """A token from the real CLI, with the STS endpoint pointed at podiam."""
+    env = server.creds_env(creds)
+    env["AWS_ENDPOINT_URL_STS"] = sts_endpoint or server.endpoint
+    out = server.aws("eks", "get-token", "--cluster-name", cluster, env=env)
+    assert out["kind"] == "ExecCredential", out
+    token = out["status"]["token"]
+    assert token.startswith(PREFIX), token
+    return token
+
+
+def url_of(token: str) -> str:
+    s = token[len(PREFIX):]
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4)).decode()
+
+
+def token_of(url: str) -> str:
+    return PREFIX + base64.urlsafe_b64encode(url.encode()).decode().rstrip("=")
+
+
+def review(server, token: str, cluster: str = CLUSTER, version: str = "v1", *, account: str | None = None) -> dict:
+    path = f"{account}/{cluster}" if account else cluster
+    body = {"apiVersion": f"authentication.k8s.io/{version}", "kind": "TokenReview",
+            "spec": {"token": token, "audiences": ["https://kubernetes.default.svc"]}}
+    r = requests.post(f"{server.endpoint}/podiam/clusters/{path}/authenticate", json=body, timeout=30)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert (out["apiVersion"], out["kind"]) == (f"authentication.k8s.io/{version}", "TokenReview"), out
+    return out["status"]
+
+
+def refusals(server) -> list[str]:
+    return [line for line in server.log().splitlines() if "token review: refused" in line]
+
+
+def refused(server, token: str, reason: str, cluster: str = CLUSTER, **kw) -> None:
+    """The generic answer; the reason in the one new log line, which never holds the token."""
+    before = len(refusals(server))
+    assert review(server, token, cluster, **kw) == REFUSED
+    lines = refusals(server)
+    assert len(lines) == before + 1, lines[-3:]
+    assert reason in lines[-1], lines[-1]
+    assert token[len(PREFIX):][:40] not in lines[-1]
+
+
+def presign(creds: dict, host: str, cluster: str | None, when: datetime.datetime, *,
+            action: str = "GetCallerIdentity") -> str:
+    """A presigned URL made here, for the shapes the CLI never makes (an old date, no cluster
+    header); with today's date and the CLI's shape it is accepted like the CLI's."""
+    amz_date = when.strftime("%Y%m%dT%H%M%SZ")
+    scope = f"{amz_date[:8]}/{REGION}/sts/aws4_request"
+    signed = "host;x-k8s-aws-id" if cluster is not None else "host"
+    params = {"Action": action, "Version": "2011-06-15", "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
+              "X-Amz-Credential": f"{creds['AccessKeyId']}/{scope}", "X-Amz-Date": amz_date,
+              "X-Amz-Expires": "60", "X-Amz-SignedHeaders": signed}
+    if creds.get("SessionToken"):
+        params["X-Amz-Security-Token"] = creds["SessionToken"]
+    q = "&".join(f"{urllib.parse.quote(k, safe='-_.~')}={urllib.parse.quote(v, safe='-_.~')}"
+                 for k, v in sorted(params.items()))
+    headers = f"host:{host}\n" + (f"x-k8s-aws-id:{cluster}\n" if cluster is not None else "")
+    creq = "\n".join(["GET", "/", q, headers, signed, hashlib.sha256(b"").hexdigest()])
+    sts = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(creq.encode()).hexdigest()])
+    key = ("AWS4" + creds["SecretAccessKey"]).encode()
+    for part in (amz_date[:8], REGION, "sts", "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    sig = hmac.new(key, sts.encode(), hashlib.sha256).hexdigest()
+    return token_of(f"http://{host}/?{q}&X-Amz-Signature={sig}")
+
+
+def now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+@pytest.fixture(scope="module")
+def env(server):
+    iam = server.client("iam")
+    # Roles are assumed by a user: an account root may not call AssumeRole.
+    iam.create_user(UserName="assumer")
+    iam.put_user_policy(UserName="assumer", PolicyName="p", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}))
+    sts = server.client("sts", keys_of(iam.create_access_key(UserName="assumer")["AccessKey"]))
+    iam.create_role(RoleName="eks", AssumeRolePolicyDocument=ROOT_TRUST)
+    server.aws("eks", "create-cluster", "--name", CLUSTER, "--role-arn", role("eks"),
+               "--resources-vpc-config", "subnetIds=s", "--access-config", "authenticationMode=API")
+    out = {}
+    # An IAM user with an entry, and one without.
+    for name in ("alice", "nobody"):
+        iam.create_user(UserName=name)
+        out[name] = keys_of(iam.create_access_key(UserName=name)["AccessKey"])
+    server.aws("eks", "create-access-entry", "--cluster-name", CLUSTER, "--principal-arn", user("alice"),
+               "--kubernetes-groups", "devs")
+    # A role under a path, assumed with AssumeRole; its entry names a username template.
+    iam.create_role(RoleName="ops", Path="/team/", AssumeRolePolicyDocument=ROOT_TRUST)
+    ops = f"arn:aws:iam::{ACCOUNT}:role/team/ops"
+    server.aws("eks", "create-access-entry", "--cluster-name", CLUSTER, "--principal-arn", ops,
+               "--kubernetes-groups", "ops", "--username", "ops:{{SessionName}}:{{SessionNameRaw}}:{{AccountID}}")
+    out["ops"] = keys_of(sts.assume_role(RoleArn=ops, RoleSessionName="jane@example.com")["Credentials"])
+    out["ops_role_id"] = iam.get_role(RoleName="ops")["Role"]["RoleId"]
+    # An IRSA role: its cluster is the issuer; the entry is in CLUSTER, with EKS's default username.
+    irsa = server.irsa("authn-irsa", "irsa-role")
+    server.aws("eks", "create-access-entry", "--cluster-name", CLUSTER, "--principal-arn", irsa["role_arn"],
+               "--kubernetes-groups", "pods")
+    out["irsa"] = server.web_credentials(irsa["role_arn"], server.token("authn-irsa"), session="pod-1")
+    # A hybrid node role.
+    iam.create_role(RoleName="hybrid", AssumeRolePolicyDocument=ROOT_TRUST)
+    server.aws("eks", "create-access-entry", "--cluster-name", CLUSTER, "--principal-arn", role("hybrid"),
+               "--type", "HYBRID_LINUX")
+    out["hybrid"] = keys_of(sts.assume_role(RoleArn=role("hybrid"), RoleSessionName="mi-0abc")["Credentials"])
+    # A cluster in CONFIG_MAP mode, and one more in API mode.
+    server.aws("eks", "create-cluster", "--name", "authn-cm", "--role-arn", role("eks"),
+               "--resources-vpc-config", "subnetIds=s")
+    server.aws("eks", "create-cluster", "--name", "authn-other", "--role-arn", role("eks"),
+               "--resources-vpc-config", "subnetIds=s", "--access-config", "authenticationMode=API")
+    return out
+
+
+# ------------------------------------------------------------------------------ accepted
+
+
+def test_an_iam_user_token_maps_to_the_user_arn(server, env):
+    status = review(server, get_token(server, env["alice"]))
+    assert status["authenticated"] is True, status
+    u = status["user"]
+    uid = server.client("iam").get_user(UserName="alice")["User"]["UserId"]
+    assert u["username"] == user("alice")
+    assert u["groups"] == ["devs"]
+    assert u["uid"] == f"aws-iam-authenticator:{ACCOUNT}:{uid}"
+    assert u["extra"] == {"arn": [user("alice")], "canonicalArn": [user("alice")], "sessionName": [""],
+                          "accessKeyId": [env["alice"]["AccessKeyId"]], "principalId": [uid]}
+    assert "audiences" not in status
+
+
+def test_an_assume_role_session_maps_through_the_role_entry_and_templates(server, env):
+    for version in ("v1", "v1beta1"):
+        status = review(server, get_token(server, env["ops"]), version=version)
+        assert status["authenticated"] is True, status
+        u = status["user"]
+        assert u["username"] == f"ops:jane-example.com:jane@example.com:{ACCOUNT}"
+        assert u["groups"] == ["ops"]
+        assert u["uid"] == f"aws-iam-authenticator:{ACCOUNT}:{env['ops_role_id']}"
+        assert u["extra"]["arn"] == [f"arn:aws:sts::{ACCOUNT}:assumed-role/ops/jane@example.com"]
+        assert u["extra"]["sessionName"] == ["jane@example.com"]
+        assert u["extra"]["principalId"] == [env["ops_role_id"]]
+
+
+def test_an_irsa_session_maps_with_the_default_role_username(server, env):
+    status = review(server, get_token(server, env["irsa"]))
+    assert status["authenticated"] is True, status
+    assert status["user"]["username"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/irsa-role/pod-1"
+    assert status["user"]["groups"] == ["pods"]
+    assert status["user"]["extra"]["accessKeyId"] == [env["irsa"]["AccessKeyId"]]
+
+
+def test_a_hybrid_node_maps_to_system_node(server, env):
+    status = review(server, get_token(server, env["hybrid"]))
+    assert status["authenticated"] is True, status
+    assert (status["user"]["username"], status["user"]["groups"]) == ("system:node:mi-0abc", ["system:nodes"])
+
+
+def test_a_token_made_here_in_the_cli_shape_is_accepted_and_the_account_route_works(server, env):
+    host = server.endpoint.split("://", 1)[1]
+    token = presign(env["alice"], host, CLUSTER, now() - datetime.timedelta(minutes=14))
+    assert review(server, token)["authenticated"] is True
+    assert review(server, token, account=ACCOUNT)["authenticated"] is True
+
+
+# ------------------------------------------------------------------------------ refused
+
+
+def test_an_expired_token_is_refused(server, env):
+    host = server.endpoint.split("://", 1)[1]
+    refused(server, presign(env["alice"], host, CLUSTER, now() - datetime.timedelta(minutes=16)), "expired")
+
+
+def test_a_token_for_another_cluster_is_refused(server, env):
+    refused(server, get_token(server, env["alice"], cluster="authn-other"), "signature refused")
+
+
+def test_a_tampered_signature_is_refused(server, env):
+    url = url_of(get_token(server, env["alice"]))
+    head, sig = url.rsplit("X-Amz-Signature=", 1)
+    flipped = ("1" if sig[0] == "0" else "0") + sig[1:]
+    refused(server, token_of(f"{head}X-Amz-Signature={flipped}"), "signature refused")
+
+
+def test_an_unsigned_cluster_id_is_refused(server, env):
+    host = server.endpoint.split("://", 1)[1]
+    refused(server, presign(env["alice"], host, None, now()), "x-k8s-aws-id is not a signed header")
+
+
+def test_a_host_that_is_not_podiam_is_refused(server, env):
+    # The same server reached by another name: the CLI presigns for that host.
+    other = server.endpoint.replace("127.0.0.1", "localhost")
+    refused(server, get_token(server, env["alice"], sts_endpoint=other), "not one of the accepted STS hosts")
+
+
+def test_a_principal_with_no_access_entry_is_refused(server, env):
+    refused(server, get_token(server, env["nobody"]), "no access entry")
+
+
+def test_a_cluster_in_config_map_mode_is_refused(server, env):
+    refused(server, get_token(server, env["alice"], cluster="authn-cm"), "CONFIG_MAP", cluster="authn-cm")
+
+
+def test_another_action_and_garbage_tokens_are_refused(server, env):
+    host = server.endpoint.split("://", 1)[1]
+    refused(server, presign(env["alice"], host, CLUSTER, now(), action="GetSessionToken"), "not GetCallerIdentity")
+    refused(server, "k8s-aws-v1.%%%", "base64url")
+    refused(server, PREFIX + "A" * 9000, "too long")
+    refused(server, get_token(server, env["alice"]), "not in the cluster's account", account="999988887777")
+
+
+def test_malformed_reviews_get_a_4xx_and_never_a_5xx(server, env):
+    url = f"{server.endpoint}/podiam/clusters/{CLUSTER}/authenticate"
+    for body in (b"", b"{", b"[]", json.dumps({"apiVersion": "v1", "kind": "TokenReview"}).encode(),
+                 json.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "Pod"}).encode(),
+                 json.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+                             "spec": {"token": 7}}).encode(),
+                 b"{" * 100_000):
+        r = requests.post(url, data=body, timeout=30)
+        assert r.status_code in (400, 413), (body[:40], r.status_code, r.text)
+    assert requests.get(url, timeout=30).status_code == 405
+
+
+def test_no_refusal_reason_reaches_the_caller(server, env):
+    # Every refusal above answered the same body; a signer of another account sees it too.
+    unknown = {"AccessKeyId": "AKIA" + "Z" * 16, "SecretAccessKey": "x" * 40}
+    host = server.endpoint.split("://", 1)[1]
+    refused(server, presign(unknown, host, CLUSTER, now()), "signature refused")
