@@ -103,3 +103,30 @@ fn http_client(env: &Env) -> anyhow::Result<reqwest::Client> {
         .build()
         .context("building the HTTP client")
 }
+
+/// The `host[:port]` of a URL, as a client writes it in a presigned URL's `host`.
+pub(crate) fn url_authority(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let host = rest.get(..end)?;
+    (!host.is_empty() && !host.contains('@')).then(|| host.to_owned())
+}
+
+#[cfg(test)]
+mod authority_tests {
+    use super::url_authority;
+
+    #[test]
+    fn the_default_token_host_is_the_public_url_authority() {
+        assert_eq!(
+            url_authority("http://127.0.0.1:8080").as_deref(),
+            Some("127.0.0.1:8080")
+        );
+        assert_eq!(
+            url_authority("https://podiam.example.com/").as_deref(),
+            Some("podiam.example.com")
+        );
+        assert_eq!(url_authority("podiam").as_deref(), None);
+        assert_eq!(url_authority("https://u@h/").as_deref(), None);
+    }
+}

@@ -239,7 +239,9 @@ pub async fn run(mut a: ServeArgs) -> anyhow::Result<()> {
         )
     });
     config.token_sts_hosts = if a.token_sts_hosts.is_empty() {
-        url_authority(&public_url).into_iter().collect()
+        crate::awsenv::url_authority(&public_url)
+            .into_iter()
+            .collect()
     } else {
         a.token_sts_hosts.clone()
     };
@@ -489,6 +491,7 @@ public_url = "https://podiam.example"
 issuer_base_url = "https://oidc.example"
 master_key_file = "/etc/podiam/master.key"
 additional_accounts = ["444455556666"]
+token_sts_hosts = ["podiam.example"]
 tls_cert = "/etc/podiam/tls.crt"
 tls_key = "/etc/podiam/tls.key"
 max_staleness = 42
@@ -521,6 +524,7 @@ log_format = "json"
             Some(PathBuf::from("/etc/podiam/master.key"))
         );
         assert_eq!(a.additional_accounts, vec!["444455556666".to_owned()]);
+        assert_eq!(a.token_sts_hosts, vec!["podiam.example".to_owned()]);
         assert_eq!(a.tls_cert, Some(PathBuf::from("/etc/podiam/tls.crt")));
         assert_eq!(a.tls_key, Some(PathBuf::from("/etc/podiam/tls.key")));
         assert_eq!(a.max_staleness, Some(42));
@@ -576,32 +580,5 @@ log_format = "json"
     fn the_config_file_turns_direct_pod_identity_on() {
         let f: FileConfig = toml::from_str("enable_direct_pod_identity = true\n").unwrap();
         assert_eq!(f.enable_direct_pod_identity, Some(true));
-    }
-}
-
-/// The `host[:port]` of a URL, as a client writes it in a presigned URL's `host`.
-fn url_authority(url: &str) -> Option<String> {
-    let rest = url.split_once("://")?.1;
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let host = rest.get(..end)?;
-    (!host.is_empty() && !host.contains('@')).then(|| host.to_owned())
-}
-
-#[cfg(test)]
-mod authority_tests {
-    use super::url_authority;
-
-    #[test]
-    fn the_default_token_host_is_the_public_url_authority() {
-        assert_eq!(
-            url_authority("http://127.0.0.1:8080").as_deref(),
-            Some("127.0.0.1:8080")
-        );
-        assert_eq!(
-            url_authority("https://podiam.example.com/").as_deref(),
-            Some("podiam.example.com")
-        );
-        assert_eq!(url_authority("podiam").as_deref(), None);
-        assert_eq!(url_authority("https://u@h/").as_deref(), None);
     }
 }

@@ -472,6 +472,14 @@ mod tests {
             ("eks", "CreatePodIdentityAssociation")
         );
         assert_eq!(rest_action(&post, "/podiam/explain"), ("podiam", "Explain"));
+        assert_eq!(
+            rest_action(&post, "/podiam/clusters/c1/authenticate"),
+            ("podiam", "TokenReview")
+        );
+        assert_eq!(
+            rest_action(&post, "/podiam/clusters/111122223333/c1/authenticate"),
+            ("podiam", "TokenReview")
+        );
         assert_eq!(rest_action(&post, "/clusters/a/b/c/d/e"), ("eks", "other"));
     }
 }

@@ -200,9 +200,9 @@ async fn an_iam_user_maps_to_its_arn_and_the_entry_groups() {
         .id
         .clone();
     assert_eq!(u.uid, format!("aws-iam-authenticator:{ACCT}:{id}"));
-    assert_eq!(u.extra["arn"], [arn.clone()]);
+    assert_eq!(u.extra["arn"], std::slice::from_ref(&arn));
     assert_eq!(u.extra["canonicalArn"], [arn]);
-    assert_eq!(u.extra["accessKeyId"], [k.id.clone()]);
+    assert_eq!(u.extra["accessKeyId"], std::slice::from_ref(&k.id));
     assert_eq!(u.extra["principalId"], [id]);
     assert_eq!(u.extra["sessionName"], [""]);
 }
