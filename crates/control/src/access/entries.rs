@@ -141,6 +141,32 @@ impl Control {
         e.ok_or_else(|| entry_not_found(cluster, principal_arn))
     }
 
+    /// Apply `f` to the entry authorized as [`Self::entry_for`], under the writer lock, with the
+    /// time in milliseconds; stamp the modification and commit it at the version read. Returns
+    /// the new entry and what `f` returned.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn update_entry<T>(
+        &self,
+        caller: &Caller,
+        meta: &RequestMeta,
+        action: Action,
+        cluster: &str,
+        principal_arn: &str,
+        keys: impl FnOnce(Option<&model::AccessEntry>) -> Keys,
+        f: impl FnOnce(&mut model::AccessEntry, i64) -> Result<T>,
+    ) -> Result<(model::AccessEntry, T)> {
+        let guard = self.db.write().await;
+        let e = self.entry_for(caller, meta, action, cluster, principal_arn, keys)?;
+        let mut a = (*e.value).clone();
+        let now_ms = self.now_ms();
+        let out = f(&mut a, now_ms)?;
+        a.modified_ms = now_ms;
+        let id = access_entry_id(cluster, &a.principal_arn);
+        let change = Change::update(kind::ACCESS_ENTRY, caller.account(), &id, &a, e.version)?;
+        self.db.commit(&guard, vec![change], self.now()).await?;
+        Ok((a, out))
+    }
+
     /// A new entry record (CreateAccessEntry, and the cluster creator's bootstrap entry).
     pub(super) fn new_access_entry(
         &self,
@@ -383,49 +409,35 @@ impl Control {
         principal_arn: &str,
         input: UpdateAccessEntry,
     ) -> Result<Arc<model::AccessEntry>> {
-        let account = caller.account().to_owned();
         let new_groups = input.kubernetes_groups.as_deref().map(groups).transpose()?;
         if let Some(u) = &input.username {
             username(u)?;
         }
-        let guard = self.db.write().await;
-        let e = self.entry_for(
-            caller,
-            meta,
-            Action::EksUpdateAccessEntry,
-            cluster,
-            principal_arn,
-            |_| Keys::none(),
-        )?;
-        let mut a = (*e.value).clone();
-        if node_identity(&a.kind).is_some()
-            && (input.kubernetes_groups.is_some() || input.username.is_some())
-        {
-            return Err(AwsError::invalid_parameter(format!(
-                "The username and kubernetesGroups of an access entry of type {} are fixed.",
-                a.kind
-            )));
-        }
-        if let Some(g) = new_groups {
-            a.kubernetes_groups = g;
-        }
-        if let Some(u) = input.username {
-            a.username = u;
-        }
-        a.modified_ms = self.now_ms();
-        let id = access_entry_id(cluster, &a.principal_arn);
-        let now = self.now();
-        self.db
-            .commit(
-                &guard,
-                vec![Change::update(
-                    kind::ACCESS_ENTRY,
-                    &account,
-                    &id,
-                    &a,
-                    e.version,
-                )?],
-                now,
+        let (a, ()) = self
+            .update_entry(
+                caller,
+                meta,
+                Action::EksUpdateAccessEntry,
+                cluster,
+                principal_arn,
+                |_| Keys::none(),
+                |a, _| {
+                    if node_identity(&a.kind).is_some()
+                        && (input.kubernetes_groups.is_some() || input.username.is_some())
+                    {
+                        return Err(AwsError::invalid_parameter(format!(
+                            "The username and kubernetesGroups of an access entry of type {} are fixed.",
+                            a.kind
+                        )));
+                    }
+                    if let Some(g) = new_groups {
+                        a.kubernetes_groups = g;
+                    }
+                    if let Some(u) = input.username {
+                        a.username = u;
+                    }
+                    Ok(())
+                },
             )
             .await?;
         Ok(Arc::new(a))

@@ -9,8 +9,7 @@ use crate::Control;
 use crate::auth::{Caller, RequestMeta};
 use crate::authz::{Action, Keys, Target};
 use crate::error::{AwsError, Result};
-use crate::model::{self, kind};
-use crate::state::{Change, access_entry_id};
+use crate::model;
 
 /// The condition keys of an association: `eks:policyArn`, `eks:accessScope` and, for a
 /// namespace scope, `eks:namespaces`.
@@ -37,60 +36,46 @@ impl Control {
         policy: &str,
         requested: &AccessScope,
     ) -> Result<(String, model::AssociatedAccessPolicy)> {
-        let account = caller.account().to_owned();
         let policy = policy_arn(policy)?;
         let s = scope(requested)?;
-        let guard = self.db.write().await;
-        let e = self.entry_for(
-            caller,
-            meta,
-            Action::EksAssociateAccessPolicy,
-            cluster,
-            principal_arn,
-            |_| scope_keys(policy, &s.kind, &s.namespaces),
-        )?;
-        let mut a = (*e.value).clone();
-        if node_identity(&a.kind).is_some() {
-            return Err(AwsError::invalid_parameter(format!(
-                "Access policies can't be associated with an access entry of type {}.",
-                a.kind
-            )));
-        }
-        let now_ms = self.now_ms();
-        let assoc = match a.policies.iter_mut().find(|p| p.policy_arn == policy) {
-            Some(p) => {
-                p.scope.clone_from(&s.kind);
-                p.namespaces.clone_from(&s.namespaces);
-                p.modified_ms = now_ms;
-                p.clone()
-            }
-            None => {
-                let p = model::AssociatedAccessPolicy {
-                    policy_arn: policy.to_owned(),
-                    scope: s.kind,
-                    namespaces: s.namespaces,
-                    associated_ms: now_ms,
-                    modified_ms: now_ms,
-                };
-                a.policies.push(p.clone());
-                a.policies.sort_by(|x, y| x.policy_arn.cmp(&y.policy_arn));
-                p
-            }
-        };
-        a.modified_ms = now_ms;
-        let id = access_entry_id(cluster, &a.principal_arn);
-        let now = self.now();
-        self.db
-            .commit(
-                &guard,
-                vec![Change::update(
-                    kind::ACCESS_ENTRY,
-                    &account,
-                    &id,
-                    &a,
-                    e.version,
-                )?],
-                now,
+        let (a, assoc) = self
+            .update_entry(
+                caller,
+                meta,
+                Action::EksAssociateAccessPolicy,
+                cluster,
+                principal_arn,
+                |_| scope_keys(policy, &s.kind, &s.namespaces),
+                |a, now_ms| {
+                    if node_identity(&a.kind).is_some() {
+                        return Err(AwsError::invalid_parameter(format!(
+                            "Access policies can't be associated with an access entry of type {}.",
+                            a.kind
+                        )));
+                    }
+                    Ok(
+                        match a.policies.iter_mut().find(|p| p.policy_arn == policy) {
+                            Some(p) => {
+                                p.scope.clone_from(&s.kind);
+                                p.namespaces.clone_from(&s.namespaces);
+                                p.modified_ms = now_ms;
+                                p.clone()
+                            }
+                            None => {
+                                let p = model::AssociatedAccessPolicy {
+                                    policy_arn: policy.to_owned(),
+                                    scope: s.kind.clone(),
+                                    namespaces: s.namespaces.clone(),
+                                    associated_ms: now_ms,
+                                    modified_ms: now_ms,
+                                };
+                                a.policies.push(p.clone());
+                                a.policies.sort_by(|x, y| x.policy_arn.cmp(&y.policy_arn));
+                                p
+                            }
+                        },
+                    )
+                },
             )
             .await?;
         Ok((a.principal_arn, assoc))
@@ -105,9 +90,7 @@ impl Control {
         principal_arn: &str,
         policy: &str,
     ) -> Result<()> {
-        let account = caller.account().to_owned();
-        let guard = self.db.write().await;
-        let e = self.entry_for(
+        self.update_entry(
             caller,
             meta,
             Action::EksDisassociateAccessPolicy,
@@ -120,32 +103,20 @@ impl Control {
                     None => Keys::none().with("eks:policyArn", policy),
                 }
             },
-        )?;
-        let mut a = (*e.value).clone();
-        let before = a.policies.len();
-        a.policies.retain(|p| p.policy_arn != policy);
-        if a.policies.len() == before {
-            return Err(AwsError::resource_not_found(format!(
-                "The access policy {policy} is not associated with the access entry of {} in cluster {cluster}.",
-                a.principal_arn
-            )));
-        }
-        a.modified_ms = self.now_ms();
-        let id = access_entry_id(cluster, &a.principal_arn);
-        let now = self.now();
-        self.db
-            .commit(
-                &guard,
-                vec![Change::update(
-                    kind::ACCESS_ENTRY,
-                    &account,
-                    &id,
-                    &a,
-                    e.version,
-                )?],
-                now,
-            )
-            .await
+            |a, _| {
+                let before = a.policies.len();
+                a.policies.retain(|p| p.policy_arn != policy);
+                if a.policies.len() == before {
+                    return Err(AwsError::resource_not_found(format!(
+                        "The access policy {policy} is not associated with the access entry of {} in cluster {cluster}.",
+                        a.principal_arn
+                    )));
+                }
+                Ok(())
+            },
+        )
+        .await
+        .map(|_| ())
     }
 
     /// ListAssociatedAccessPolicies: `(principal ARN, page, next token)`, in policy ARN order.
