@@ -4,6 +4,7 @@
 //! `Debug` never prints key material.
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use aws_lc_rs::hmac;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -33,9 +34,12 @@ pub enum CryptoError {
     Random,
 }
 
-/// The master key that seals every secret at rest.
+/// The master key that seals every secret at rest, and authenticates what podiam hands out
+/// to be handed back ([`MasterKey::mac`]).
 pub struct MasterKey {
     key: LessSafeKey,
+    /// HMAC-SHA256 key derived from the master key (never the master key itself).
+    mac_key: hmac::Key,
 }
 
 impl std::fmt::Debug for MasterKey {
@@ -65,9 +69,35 @@ impl MasterKey {
             return Err(CryptoError::BadMasterKey);
         }
         let key = UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| CryptoError::BadMasterKey)?;
+        let derived = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, bytes),
+            b"podiam mac key v1",
+        );
         Ok(Self {
             key: LessSafeKey::new(key),
+            mac_key: hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref()),
         })
+    }
+
+    /// HMAC-SHA256 of `message` for `purpose` (a fixed label: a tag made for one purpose never
+    /// verifies for another). Every replica with the same master key computes the same tag.
+    pub fn mac(&self, purpose: &str, message: &[u8]) -> [u8; 32] {
+        let mut ctx = hmac::Context::with_key(&self.mac_key);
+        ctx.update(purpose.as_bytes());
+        ctx.update(&[0]);
+        ctx.update(message);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.sign().as_ref());
+        out
+    }
+
+    /// Whether `tag` is [`MasterKey::mac`] of `message` for `purpose`, in constant time.
+    pub fn verify_mac(&self, purpose: &str, message: &[u8], tag: &[u8]) -> bool {
+        let mut m = Vec::with_capacity(purpose.len() + 1 + message.len());
+        m.extend_from_slice(purpose.as_bytes());
+        m.push(0);
+        m.extend_from_slice(message);
+        hmac::verify(&self.mac_key, &m, tag).is_ok()
     }
 
     /// Seal `plain`; `context` (e.g. the record kind and id) is bound as associated data so a

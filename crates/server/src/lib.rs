@@ -9,6 +9,8 @@
 //! - `/podiam/clusters/{name}/authenticate` (and `/podiam/clusters/{account}/{name}/authenticate`)
 //!   → the API server's TokenReview webhook for `aws eks get-token` tokens (unsigned: the token
 //!   is the credential; see `tokenreview`).
+//! - `/podiam/clusters/[{account}/]{name}/authorize` → the API server's SubjectAccessReview
+//!   webhook: what the access entries' access policies grant (unsigned; see `accessreview`).
 //! - `/podiam/pod-identity/{account}/{cluster}/v1/credentials` → direct-mode Pod Identity
 //!   credentials (the node agent's endpoint, authenticated by the pod's token alone): only with
 //!   [`Options::direct_pod_identity`], and only over TLS; otherwise 404 as for any unknown path.
@@ -19,6 +21,7 @@
 //!
 //! Handlers only decode, call a service, encode. Errors are rendered once per protocol.
 
+mod accessreview;
 mod container_api;
 mod eks_api;
 #[cfg(test)]
@@ -268,6 +271,7 @@ async fn answer(app: App, req: Request<Body>, request_id: String) -> Response {
         (Method::POST | Method::GET, "/") => query_api::handle(&app, inc).await,
         (_, p) if p.starts_with("/id/") => issuer_document(&app, p),
         (_, p) if tokenreview::is_review_path(p) => tokenreview::handle(&app, &inc),
+        (_, p) if accessreview::is_review_path(p) => accessreview::handle(&app, &inc),
         (_, p) if p.starts_with("/podiam/pod-identity/") && app.options.direct_pod_identity => {
             container_api::handle(&app, p, &inc.headers, &inc.meta).await
         }

@@ -21,9 +21,14 @@ const API_VERSIONS: [&str; 2] = ["authentication.k8s.io/v1", "authentication.k8s
 
 /// The route's cluster, if `path` is a review path.
 fn route(path: &str) -> Option<ClusterRoute<'_>> {
+    cluster_route(path, "/authenticate")
+}
+
+/// The cluster of `/podiam/clusters/[ACCOUNT/]NAME<suffix>`.
+pub(crate) fn cluster_route<'a>(path: &'a str, suffix: &str) -> Option<ClusterRoute<'a>> {
     let rest = path
         .strip_prefix("/podiam/clusters/")?
-        .strip_suffix("/authenticate")?;
+        .strip_suffix(suffix)?;
     match rest.split('/').collect::<Vec<_>>().as_slice() {
         [name] => Some(ClusterRoute {
             account: None,
@@ -42,7 +47,7 @@ pub(crate) fn is_review_path(path: &str) -> bool {
     route(path).is_some()
 }
 
-fn plain(status: StatusCode, message: &str) -> Response {
+pub(crate) fn plain(status: StatusCode, message: &str) -> Response {
     (
         status,
         [("content-type", "application/json")],

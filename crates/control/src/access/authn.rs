@@ -271,6 +271,48 @@ fn render(template: &str, id: &Identity<'_>) -> Refusal<String> {
     Ok(out)
 }
 
+/// The cluster a review on `route` is for, when the user is of `account`: the route's account
+/// must be the user's; a route without an account resolves only a name no other account uses.
+pub(super) fn route_cluster(
+    t: &crate::state::Tables,
+    route: ClusterRoute<'_>,
+    account: &str,
+) -> Refusal<Arc<model::Cluster>> {
+    let cluster = match route.account {
+        Some(a) => {
+            if a != account {
+                return Err(TokenRefused::new(
+                    "the signer is not in the cluster's account",
+                ));
+            }
+            t.clusters
+                .get(&(a.to_owned(), route.name.to_owned()))
+                .map(|e| Arc::clone(&e.value))
+        }
+        None => {
+            let mut named = t
+                .clusters
+                .iter()
+                .filter(|((_, name), _)| name == route.name);
+            match (named.next(), named.next()) {
+                (Some(((a, _), e)), None) if a == account => Some(Arc::clone(&e.value)),
+                (Some(_), None) => {
+                    return Err(TokenRefused::new(
+                        "the signer is not in the cluster's account",
+                    ));
+                }
+                (Some(_), Some(_)) => {
+                    return Err(TokenRefused::new(
+                        "several accounts have a cluster of this name: use the route that names the account",
+                    ));
+                }
+                (None, _) => None,
+            }
+        }
+    };
+    cluster.ok_or_else(|| TokenRefused::new("no such cluster"))
+}
+
 impl Control {
     /// Verify an EKS token for a cluster and map its signer through the cluster's access
     /// entries. See the module documentation for every check.
@@ -331,39 +373,7 @@ impl Control {
     ) -> Refusal<KubeUser> {
         let account = caller.account();
         let t = self.db.read();
-        let cluster = match route.account {
-            Some(a) => {
-                if a != account {
-                    return Err(TokenRefused::new(
-                        "the signer is not in the cluster's account",
-                    ));
-                }
-                t.clusters
-                    .get(&(a.to_owned(), route.name.to_owned()))
-                    .map(|e| Arc::clone(&e.value))
-            }
-            None => {
-                let mut named = t
-                    .clusters
-                    .iter()
-                    .filter(|((_, name), _)| name == route.name);
-                match (named.next(), named.next()) {
-                    (Some(((a, _), e)), None) if a == account => Some(Arc::clone(&e.value)),
-                    (Some(_), None) => {
-                        return Err(TokenRefused::new(
-                            "the signer is not in the cluster's account",
-                        ));
-                    }
-                    (Some(_), Some(_)) => {
-                        return Err(TokenRefused::new(
-                            "several accounts have a cluster of this name: use the route that names the account",
-                        ));
-                    }
-                    (None, _) => None,
-                }
-            }
-        };
-        let cluster = cluster.ok_or_else(|| TokenRefused::new("no such cluster"))?;
+        let cluster = route_cluster(&t, route, account)?;
         if cluster.access_config.authentication_mode == MODE_CONFIG_MAP {
             return Err(TokenRefused::new(
                 "the cluster is in CONFIG_MAP mode: its access entries are off",
@@ -436,9 +446,18 @@ impl Control {
         extra.insert("sessionName".to_owned(), vec![session_name]);
         extra.insert("accessKeyId".to_owned(), vec![access_key_id.to_owned()]);
         extra.insert("principalId".to_owned(), vec![principal_id.clone()]);
+        let uid = format!("aws-iam-authenticator:{account}:{principal_id}");
+        extra.insert(
+            super::kubeauthz::ENTRY_EXTRA.to_owned(),
+            vec![entry.principal_arn.clone()],
+        );
+        extra.insert(
+            super::kubeauthz::BINDING_EXTRA.to_owned(),
+            vec![self.access_binding(account, &entry, &username, &uid)],
+        );
         Ok(KubeUser {
             username,
-            uid: format!("aws-iam-authenticator:{account}:{principal_id}"),
+            uid,
             groups: entry.kubernetes_groups.clone(),
             extra,
         })

@@ -8,19 +8,23 @@
 //! the same record, so an association is one versioned write of its entry. Every operation on
 //! entries needs the access-entry API to be on: authentication mode `API_AND_CONFIG_MAP` or
 //! `API`. This module records who is who, and (`authn`) verifies `aws eks get-token` tokens and
-//! maps their signers to Kubernetes identities through these records.
+//! maps their signers to Kubernetes identities through these records, and (`kubeauthz`) answers
+//! the API server's SubjectAccessReviews with what the entries' access policies grant.
 
 mod authn;
 mod config;
 mod entries;
+mod kubeauthz;
 mod params;
 mod policies;
+pub mod rbac;
 
 pub use authn::{
     CLUSTER_ID_HEADER, ClusterRoute, KubeUser, MAX_TOKEN_CHARS, PresignedUrl, REFUSED,
     TOKEN_PREFIX, TOKEN_VALIDITY_SECS, TokenRefused, parse_token,
 };
 pub use config::{ClusterAccessInput, ClusterUpdate};
+pub use kubeauthz::{AccessReview, BINDING_EXTRA, Decision, ENTRY_EXTRA, parse_access_review};
 pub use params::{
     ACCESS_POLICIES, AccessPolicy, AccessScope, CLUSTER_ADMIN_POLICY, CreateAccessEntry, MODE_API,
     MODE_API_AND_CONFIG_MAP, MODE_CONFIG_MAP, NAMESPACES_PER_SCOPE, UpdateAccessEntry,
@@ -28,6 +32,8 @@ pub use params::{
 
 #[cfg(test)]
 mod authn_tests;
+#[cfg(test)]
+mod kubeauthz_tests;
 #[cfg(test)]
 mod policy_tests;
 #[cfg(test)]
