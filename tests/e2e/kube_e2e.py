@@ -320,7 +320,9 @@ class ControlPlane:
                    f"--tls-private-key-file={self.pki / 'apiserver.key'}",
                    f"--client-ca-file={self.pki / 'ca.crt'}",
                    f"--cert-dir={self.dir / 'apiserver-certs'}",
-                   "--authorization-mode=RBAC", f"--anonymous-auth={str(self.anonymous_auth).lower()}",
+                   *([] if any(f.startswith("--authorization-mode") for f in self.apiserver_flags)
+                     else ["--authorization-mode=RBAC"]),
+                   f"--anonymous-auth={str(self.anonymous_auth).lower()}",
                    "--endpoint-reconciler-type=none",
                    "--service-cluster-ip-range=10.96.0.0/24", "--allow-privileged=true",
                    "--profiling=false", "--v=1",

@@ -2,6 +2,7 @@
 
 mod agent;
 mod awsenv;
+mod cluster;
 mod duration;
 mod explain;
 mod serve;
@@ -50,6 +51,9 @@ enum Command {
     Explain(explain::ExplainArgs),
     /// Role operations: revoke every session issued before now.
     Role(tools::RoleArgs),
+    /// Cluster operations: write the kube-apiserver webhook configuration for `aws eks
+    /// get-token` authentication and access-policy authorization.
+    Cluster(cluster::ClusterArgs),
     /// Session-token keys: rotate.
     SessionKeys(tools::SessionKeysArgs),
     /// Run the EKS Pod Identity node agent (`podiam agent --cluster-name NAME`), or set up its
@@ -103,6 +107,7 @@ fn main() -> std::process::ExitCode {
             Command::Issuer(a) => tools::issuer(a).await,
             Command::Explain(a) => explain::run(a).await,
             Command::Role(a) => tools::role(a).await,
+            Command::Cluster(a) => cluster::cluster(a).await,
             Command::SessionKeys(a) => tools::session_keys(a).await,
             Command::Agent(a) => agent::run(a).await,
             Command::Webhook(a) => webhook::run(*a).await,
