@@ -284,3 +284,54 @@ def test_a_review_naming_alice_without_her_binding_grants_nothing(kube, as_princ
     assert sar({k: v for k, v in full.items() if k != "extra"})["allowed"] is False
     assert sar({**full, "user": user_arn("mallory")})["allowed"] is False
     assert sar({**full, "extra": {**me["extra"], "podiam.io/access-entry": [user_arn("nobody")]}})["allowed"] is False
+
+
+# ---- podiam access explain
+
+
+def explain(podiam, ca, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([os.environ.get("PODIAM_BIN", "podiam"), "access", "explain", "--cluster", CLUSTER, *args],
+                          env=env or root_env(podiam, ca), capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("verb,resource,ns,want", [
+    ("get", "pods", "team-a", "yes"), ("watch", "deployments.apps", "team-a", "yes"), ("get", "pods/log", "team-a", "yes"),
+    ("get", "pods", "team-b", "no"), ("delete", "pods", "team-a", "no"), ("get", "secrets", "team-a", "no"),
+])
+def test_explain_agrees_with_the_api_server(podiam, tls, as_principal, verb, resource, ns, want):
+    p = explain(podiam, tls[0], "--principal", user_arn("alice"), "--verb", verb, "--resource", resource, "-n", ns)
+    assert p.returncode == (0 if want == "yes" else 3), (p.stdout, p.stderr)
+    assert as_principal("alice", "auth", "can-i", verb, resource, "-n", ns).stdout.strip() == want
+    assert f"access entry {user_arn('alice')} (STANDARD)" in p.stdout
+    if want == "yes":
+        assert "AmazonEKSViewPolicy (namespaces team-a): ALLOWS" in p.stdout, p.stdout
+    elif ns == "team-b":
+        assert "outside the policy's scope" in p.stdout, p.stdout
+    else:
+        assert "no rule of view allows the request" in p.stdout, p.stdout
+
+
+def test_explain_names_the_missing_entry_and_the_missing_rule(podiam, tls, principals):
+    ca = tls[0]
+    p = explain(podiam, ca, "--principal", user_arn("nobody"), "--verb", "get", "--resource", "pods", "-n", "team-a")
+    assert p.returncode == 3 and "has no access entry" in p.stdout, (p.stdout, p.stderr)
+    ops = f"arn:aws:iam::{ACCOUNT}:role/ops"
+    p = explain(podiam, ca, "--principal", ops, "--verb", "create", "--resource", "rolebindings.rbac.authorization.k8s.io",
+                "-n", "team-a")
+    assert p.returncode == 3 and "AmazonEKSEditPolicy (cluster scope): no rule of edit" in p.stdout, p.stdout
+    assert "groups [ops-team]" in p.stdout, p.stdout
+    p = explain(podiam, ca, "--principal", ops, "--verb", "create", "--resource", "configmaps", "-n", "team-b")
+    assert p.returncode == 0, p.stdout
+    p = explain(podiam, ca, "--principal", user_arn("alice"), "--verb", "get", "--non-resource-url", "/healthz")
+    assert p.returncode == 3 and "outside the policy's scope" in p.stdout, p.stdout
+
+
+def test_explain_needs_a_request_and_eks_read_permissions(podiam, tls, principals):
+    ca = tls[0]
+    p = explain(podiam, ca, "--principal", user_arn("alice"), "--verb", "get")
+    assert p.returncode not in (0, 3) and "--resource or --non-resource-url" in p.stderr, p.stderr
+    # alice has no IAM permissions: the EKS reads explain makes are refused.
+    p = explain(podiam, ca, "--principal", user_arn("alice"), "--verb", "get", "--resource", "pods", "-n", "team-a",
+                env=keys_env(podiam, ca, principals["alice"]))
+    assert p.returncode not in (0, 3), (p.stdout, p.stderr)
+    assert "AccessDenied" in p.stderr or "not authorized" in p.stderr, p.stderr

@@ -1,5 +1,6 @@
 //! The `podiam` binary: subcommands over the podiam crates. Thin by design.
 
+mod access;
 mod agent;
 mod awsenv;
 mod cluster;
@@ -54,6 +55,9 @@ enum Command {
     /// Cluster operations: write the kube-apiserver webhook configuration for `aws eks
     /// get-token` authentication and access-policy authorization.
     Cluster(cluster::ClusterArgs),
+    /// Access entries: explain why a Kubernetes request by an IAM principal is allowed by an
+    /// access policy or left to RBAC. Exit status 0 = allowed, 3 = no opinion.
+    Access(access::AccessArgs),
     /// Session-token keys: rotate.
     SessionKeys(tools::SessionKeysArgs),
     /// Run the EKS Pod Identity node agent (`podiam agent --cluster-name NAME`), or set up its
@@ -108,6 +112,7 @@ fn main() -> std::process::ExitCode {
             Command::Explain(a) => explain::run(a).await,
             Command::Role(a) => tools::role(a).await,
             Command::Cluster(a) => cluster::cluster(a).await,
+            Command::Access(a) => access::run(a).await,
             Command::SessionKeys(a) => tools::session_keys(a).await,
             Command::Agent(a) => agent::run(a).await,
             Command::Webhook(a) => webhook::run(*a).await,

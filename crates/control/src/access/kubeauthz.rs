@@ -258,39 +258,78 @@ impl Control {
     }
 }
 
+/// What one associated access policy does with a request: whether the request is in the
+/// policy's scope, and the first rule of its cluster role that allows it.
+#[derive(Clone, Debug)]
+pub struct PolicyVerdict<'a> {
+    /// The policy's ARN.
+    pub policy_arn: &'a str,
+    /// The cluster role it corresponds to (`None`: podiam grants nothing for it).
+    pub role: Option<&'static str>,
+    /// `cluster scope` or `namespaces a,b`.
+    pub scope: String,
+    /// Whether the request falls in the scope (a namespace scope covers only requests in one of
+    /// its namespaces, never cluster-wide requests or non-resource URLs).
+    pub in_scope: bool,
+    /// The rule that allows the request, when in scope.
+    pub rule: Option<&'a rbac::Rule>,
+}
+
+impl PolicyVerdict<'_> {
+    /// Whether this policy grants the request.
+    pub fn grants(&self) -> bool {
+        self.in_scope && self.rule.is_some()
+    }
+}
+
+/// Each associated policy's verdict on `request`, in the entry's policy order.
+pub fn policy_verdicts<'a>(
+    set: &'a RoleSet,
+    policies: &'a [model::AssociatedAccessPolicy],
+    request: &Request,
+) -> Vec<PolicyVerdict<'a>> {
+    policies
+        .iter()
+        .map(|p| {
+            let in_scope = match (p.scope.as_str(), request) {
+                ("cluster", _) => true,
+                ("namespace", Request::Resource { namespace, .. }) => {
+                    !namespace.is_empty() && p.namespaces.iter().any(|n| n == namespace)
+                }
+                _ => false,
+            };
+            let rule = rbac::policy_rules(set, &p.policy_arn)
+                .iter()
+                .find(|r| r.allows(request));
+            PolicyVerdict {
+                policy_arn: &p.policy_arn,
+                role: rbac::policy_role_name(&p.policy_arn),
+                scope: if p.scope == "cluster" {
+                    "cluster scope".to_owned()
+                } else {
+                    format!("namespaces {}", p.namespaces.join(","))
+                },
+                in_scope,
+                rule,
+            }
+        })
+        .collect()
+}
+
 /// The first associated policy of `entry` that allows `request` in its scope, as a reason.
 pub(crate) fn grant(
     set: &RoleSet,
     entry: &model::AccessEntry,
     request: &Request,
 ) -> Option<String> {
-    entry.policies.iter().find_map(|p| {
-        let in_scope = match (p.scope.as_str(), request) {
-            ("cluster", _) => true,
-            ("namespace", Request::Resource { namespace, .. }) => {
-                !namespace.is_empty() && p.namespaces.iter().any(|n| n == namespace)
-            }
-            _ => false,
-        };
-        let allows = in_scope
-            && rbac::policy_rules(set, &p.policy_arn)
-                .iter()
-                .any(|r| r.allows(request));
-        allows.then(|| {
-            let name = p
-                .policy_arn
-                .rsplit('/')
-                .next()
-                .unwrap_or(p.policy_arn.as_str());
-            let scope = if p.scope == "cluster" {
-                "cluster scope".to_owned()
-            } else {
-                format!("namespaces {}", p.namespaces.join(","))
-            };
+    policy_verdicts(set, &entry.policies, request)
+        .into_iter()
+        .find(PolicyVerdict::grants)
+        .map(|v| {
+            let name = v.policy_arn.rsplit('/').next().unwrap_or(v.policy_arn);
             format!(
-                "podiam: access entry {} of cluster {}: {name} ({scope})",
-                entry.principal_arn, entry.cluster
+                "podiam: access entry {} of cluster {}: {name} ({})",
+                entry.principal_arn, entry.cluster, v.scope
             )
         })
-    })
 }

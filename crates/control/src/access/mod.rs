@@ -24,7 +24,10 @@ pub use authn::{
     TOKEN_PREFIX, TOKEN_VALIDITY_SECS, TokenRefused, parse_token,
 };
 pub use config::{ClusterAccessInput, ClusterUpdate};
-pub use kubeauthz::{AccessReview, BINDING_EXTRA, Decision, ENTRY_EXTRA, parse_access_review};
+pub use kubeauthz::{
+    AccessReview, BINDING_EXTRA, Decision, ENTRY_EXTRA, PolicyVerdict, parse_access_review,
+    policy_verdicts,
+};
 pub use params::{
     ACCESS_POLICIES, AccessPolicy, AccessScope, CLUSTER_ADMIN_POLICY, CreateAccessEntry, MODE_API,
     MODE_API_AND_CONFIG_MAP, MODE_CONFIG_MAP, NAMESPACES_PER_SCOPE, UpdateAccessEntry,
