@@ -15,7 +15,7 @@ use crate::iam::CreateRole;
 use crate::sts::{AssumeCommon, AssumeRoleExtra};
 
 const HOST: &str = "podiam.test:8443";
-const CLUSTER: &str = "c";
+pub(super) const CLUSTER: &str = "c";
 
 fn b64(s: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
@@ -29,14 +29,14 @@ fn amz_date(unix: i64) -> String {
 
 /// What signs a token.
 #[derive(Clone)]
-struct Key {
-    id: String,
-    secret: String,
-    session: Option<String>,
+pub(super) struct Key {
+    pub(super) id: String,
+    pub(super) secret: String,
+    pub(super) session: Option<String>,
 }
 
 /// A token as `aws eks get-token` makes it, with knobs for the refusals.
-struct Tok<'a> {
+pub(super) struct Tok<'a> {
     key: &'a Key,
     host: &'a str,
     cluster: Option<&'a str>,
@@ -62,12 +62,12 @@ impl Tok<'_> {
         p.session_token = self.key.session.as_deref();
         format!("https://{}/?{}", self.host, p.presign(&req, 60))
     }
-    fn token(&self) -> String {
+    pub(super) fn token(&self) -> String {
         format!("{TOKEN_PREFIX}{}", b64(&self.url()))
     }
 }
 
-fn tok<'a>(w: &World, key: &'a Key) -> Tok<'a> {
+pub(super) fn tok<'a>(w: &World, key: &'a Key) -> Tok<'a> {
     Tok {
         key,
         host: HOST,
@@ -77,12 +77,12 @@ fn tok<'a>(w: &World, key: &'a Key) -> Tok<'a> {
     }
 }
 
-const ROUTE: ClusterRoute<'static> = ClusterRoute {
+pub(super) const ROUTE: ClusterRoute<'static> = ClusterRoute {
     account: None,
     name: CLUSTER,
 };
 
-async fn setup() -> World {
+pub(super) async fn setup() -> World {
     let mut w = world().await;
     w.c.config.token_sts_hosts = vec![HOST.to_owned()];
     cluster(
@@ -102,7 +102,7 @@ async fn setup() -> World {
     w
 }
 
-fn assumer(w: &World) -> Caller {
+pub(super) fn assumer(w: &World) -> Caller {
     Caller::User {
         account: ACCT.into(),
         user: std::sync::Arc::clone(
@@ -111,7 +111,7 @@ fn assumer(w: &World) -> Caller {
     }
 }
 
-async fn user_key(w: &World, name: &str) -> Key {
+pub(super) async fn user_key(w: &World, name: &str) -> Key {
     w.c.create_user(&w.root, &w.m, name, None, None, vec![])
         .await
         .unwrap();
@@ -166,7 +166,7 @@ async fn session_key(w: &World, arn: &str, session: &str) -> Key {
     }
 }
 
-async fn entry(w: &World, arn: &str, username: Option<&str>, groups: &[&str]) {
+pub(super) async fn entry(w: &World, arn: &str, username: Option<&str>, groups: &[&str]) {
     let mut e = create(arn);
     e.username = username.map(str::to_owned);
     e.kubernetes_groups = groups.iter().map(|g| (*g).to_owned()).collect();
@@ -175,7 +175,7 @@ async fn entry(w: &World, arn: &str, username: Option<&str>, groups: &[&str]) {
         .unwrap();
 }
 
-fn refused(w: &World, route: ClusterRoute<'_>, token: &str, why: &str) {
+pub(super) fn refused(w: &World, route: ClusterRoute<'_>, token: &str, why: &str) {
     let e = w.c.review_eks_token(route, token).unwrap_err();
     assert!(
         e.reason().contains(why),

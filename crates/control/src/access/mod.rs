@@ -14,7 +14,9 @@ mod authn;
 mod config;
 mod entries;
 mod params;
+mod pattern;
 mod policies;
+mod template;
 
 pub use authn::{
     CLUSTER_ID_HEADER, ClusterRoute, KubeUser, MAX_TOKEN_CHARS, PresignedUrl, REFUSED,
@@ -28,6 +30,8 @@ pub use params::{
 
 #[cfg(test)]
 mod authn_tests;
+#[cfg(test)]
+mod pattern_tests;
 #[cfg(test)]
 mod policy_tests;
 #[cfg(test)]
