@@ -122,7 +122,7 @@ async fn a_pattern_entry_is_created_described_listed_updated_and_deleted() {
     let (list, _) =
         w.c.list_access_entries(&w.root, &w.m, CLUSTER, None, None, None)
             .unwrap();
-    assert_eq!(list, [pat.clone()]);
+    assert_eq!(list, std::slice::from_ref(&pat));
     let u =
         w.c.update_access_entry(
             &w.root,
@@ -151,7 +151,7 @@ async fn a_pattern_entry_is_created_described_listed_updated_and_deleted() {
     let (only, _) =
         w.c.list_access_entries(&w.root, &w.m, CLUSTER, Some(VIEW), None, None)
             .unwrap();
-    assert_eq!(only, [pat.clone()]);
+    assert_eq!(only, std::slice::from_ref(&pat));
     w.c.disassociate_access_policy(&w.root, &w.m, CLUSTER, &pat, VIEW)
         .await
         .unwrap();
@@ -481,4 +481,34 @@ async fn a_tag_value_or_session_name_cannot_smuggle_in_system() {
     // Elsewhere than the start, the same text is a plain name.
     let k = key(&w, &t, &a, "s1", &[("user", "x-system:masters")]).await;
     assert_eq!(review(&w, &k).username, "x-system:masters");
+}
+
+// --- IAM authorization of pattern entries
+
+#[tokio::test]
+async fn iam_policies_see_the_pattern_as_text_and_can_deny_every_pattern() {
+    let w = setup().await;
+    try_create(&w, &role("team-*"), None).await.unwrap();
+    // A grant on one role's entries does not reach the pattern entry: in the entry's ARN the
+    // `*` is a character, which a policy's `team-a` does not match.
+    let one = user_caller(&w, "one", &format!(r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"eks:DescribeAccessEntry","Resource":"arn:aws:eks:*:{ACCT}:access-entry/{CLUSTER}/role/{ACCT}/team-a/*"}}]}}"#)).await;
+    let e = w.c.describe_access_entry(&one, &w.m, CLUSTER, &role("team-*"));
+    assert_eq!(e.unwrap_err().code, ErrorCode::AccessDenied);
+    // The documented way to keep someone from making pattern entries: deny principal ARNs
+    // holding a literal `*` or `?` (`${*}`, `${?}`).
+    let no_patterns = user_caller(&w, "nopat", r#"{"Version":"2012-10-17","Statement":[
+        {"Effect":"Allow","Action":"eks:*","Resource":"*"},
+        {"Effect":"Deny","Action":"eks:CreateAccessEntry","Resource":"*",
+         "Condition":{"StringLike":{"eks:principalArn":["*${*}*","*${?}*"]}}}]}"#).await;
+    for arn in [role("ops-*"), role("ops-?")] {
+        let e =
+            w.c.create_access_entry(&no_patterns, &w.m, CLUSTER, create(&arn))
+                .await
+                .unwrap_err();
+        assert_eq!(e.code, ErrorCode::AccessDenied, "{arn}");
+    }
+    new_role(&w, "ops-1", None).await;
+    w.c.create_access_entry(&no_patterns, &w.m, CLUSTER, create(&role("ops-1")))
+        .await
+        .unwrap();
 }
