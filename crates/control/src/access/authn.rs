@@ -20,7 +20,13 @@
 //!   STS does not consult them for GetCallerIdentity;
 //! * the cluster exists (in the signer's account), is not in `CONFIG_MAP` mode, and has an
 //!   access entry for the signer's IAM role or user — the stored principal, path included, and
-//!   the same unique id the entry was made for.
+//!   the same unique id the entry was made for — or, for a role with no such entry, a pattern
+//!   entry that matches it (the most specific; see `super::pattern`);
+//! * the entry's username renders in full: every template it holds has a value for this
+//!   signer (a session tag, a role), and a `STANDARD` entry's name has no reserved prefix.
+//!
+//! [`KubeUser::entry_principal_arn`] names the entry that mapped the signer (the pattern, for a
+//! pattern entry), for the authorizer; it is not part of the TokenReview answer.
 //!
 //! An account root has no access entry (EKS refuses entries for it), so a root token is refused.
 //! Every refusal carries a reason for the server log; callers get one generic answer.
