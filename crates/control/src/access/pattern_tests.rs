@@ -492,14 +492,20 @@ async fn iam_policies_see_the_pattern_as_text_and_can_deny_every_pattern() {
     // A grant on one role's entries does not reach the pattern entry: in the entry's ARN the
     // `*` is a character, which a policy's `team-a` does not match.
     let one = user_caller(&w, "one", &format!(r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"eks:DescribeAccessEntry","Resource":"arn:aws:eks:*:{ACCT}:access-entry/{CLUSTER}/role/{ACCT}/team-a/*"}}]}}"#)).await;
-    let e = w.c.describe_access_entry(&one, &w.m, CLUSTER, &role("team-*"));
+    let e =
+        w.c.describe_access_entry(&one, &w.m, CLUSTER, &role("team-*"));
     assert_eq!(e.unwrap_err().code, ErrorCode::AccessDenied);
     // The documented way to keep someone from making pattern entries: deny principal ARNs
     // holding a literal `*` or `?` (`${*}`, `${?}`).
-    let no_patterns = user_caller(&w, "nopat", r#"{"Version":"2012-10-17","Statement":[
+    let no_patterns = user_caller(
+        &w,
+        "nopat",
+        r#"{"Version":"2012-10-17","Statement":[
         {"Effect":"Allow","Action":"eks:*","Resource":"*"},
         {"Effect":"Deny","Action":"eks:CreateAccessEntry","Resource":"*",
-         "Condition":{"StringLike":{"eks:principalArn":["*${*}*","*${?}*"]}}}]}"#).await;
+         "Condition":{"StringLike":{"eks:principalArn":["*${*}*","*${?}*"]}}}]}"#,
+    )
+    .await;
     for arn in [role("ops-*"), role("ops-?")] {
         let e =
             w.c.create_access_entry(&no_patterns, &w.m, CLUSTER, create(&arn))

@@ -10,7 +10,7 @@
 //! Rendering is one pass: a value filled in is never scanned for placeholders again.
 
 /// One piece of a parsed template.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Part<'a> {
     Text(&'a str),
     SessionName,
@@ -30,13 +30,17 @@ pub(super) fn parse(t: &str) -> Result<Vec<Part<'_>>, String> {
     let mut out = Vec::new();
     let mut rest = t;
     while !rest.is_empty() {
-        let Some(open) = rest.find("{{") else {
+        let Some(mut open) = rest.find("{{") else {
             if rest.contains("}}") {
                 return Err("it has }} without {{".into());
             }
             out.push(Part::Text(rest));
             break;
         };
+        // `{{{SessionName}}` is a `{` and a placeholder (as the earlier check read it).
+        while rest.get(open + 2..).is_some_and(|r| r.starts_with('{')) {
+            open += 1;
+        }
         let (text, after) = rest.split_at(open);
         if text.contains("}}") {
             return Err("it has }} without {{".into());
@@ -77,4 +81,27 @@ fn placeholder(inner: &str) -> Result<Part<'_>, String> {
             }
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn parts() {
+        assert_eq!(
+            parse("{{{SessionName}}}:{{SessionTag:a:b}}").unwrap(),
+            [
+                Part::Text("{"),
+                Part::SessionName,
+                Part::Text("}:"),
+                Part::SessionTag("a:b"),
+            ]
+        );
+        assert_eq!(parse("plain").unwrap(), [Part::Text("plain")]);
+        assert!(parse("{{a{{SessionName}}").is_err());
+        assert!(parse("{{SessionTag:a}b}}").is_err());
+        assert!(parse("{{SessionName}}}}").is_err());
+    }
 }
