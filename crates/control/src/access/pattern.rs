@@ -25,7 +25,8 @@
 //!   in every region. Exact entries keep the role's full ARN, path included, as EKS takes them.
 //! * The most specific pattern wins: the longest literal name prefix, then the longer path
 //!   (a pattern naming the SSO path beats the path-less form of equal name prefix). An exact
-//!   entry beats every pattern. Two patterns of equal specificity that can match one name are
+//!   entry beats every pattern, also one made for an earlier role of the same name: that
+//!   token is refused, the pattern does not take over a name an exact entry holds. Two patterns of equal specificity that can match one name are
 //!   refused at creation, so at most one pattern is ever the best.
 //! * A pattern entry binds to no role id: a role deleted and re-created under a matching name
 //!   is matched.

@@ -518,3 +518,18 @@ async fn iam_policies_see_the_pattern_as_text_and_can_deny_every_pattern() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn an_exact_entry_for_an_earlier_role_refuses_rather_than_falling_to_a_pattern() {
+    let w = setup().await;
+    let t = tagger(&w).await;
+    entry(&w, &role("team-*"), None, &["team"]).await;
+    let arn = new_role(&w, "team-a", None).await;
+    entry(&w, &arn, None, &["exact"]).await;
+    w.c.delete_role(&w.root, &w.m, "team-a").await.unwrap();
+    new_role(&w, "team-a", None).await;
+    // The exact entry still names the role; it was made for the old one, so the token is
+    // refused: the pattern does not quietly take over a name an exact entry holds.
+    let k = key(&w, &t, &arn, "s1", &[]).await;
+    refused(&w, ROUTE, &tok(&w, &k).token(), "earlier principal");
+}
