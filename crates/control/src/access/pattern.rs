@@ -30,6 +30,12 @@
 //!   refused at creation, so at most one pattern is ever the best.
 //! * A pattern entry binds to no role id: a role deleted and re-created under a matching name
 //!   is matched.
+//! * The pattern is the entry's `principalArn`, as given, everywhere: the store key
+//!   `CLUSTER/PATTERN` (bound as a SQL parameter, never in a `LIKE`), page tokens (hex), the
+//!   URL path segment (clients percent-encode it), and the entry's ARN
+//!   (`access-entry/CLUSTER/role/ACCOUNT/team-*/UUID`), where IAM policies see `*` and `?` as
+//!   characters: a grant on `team-a`'s entries does not reach it, though a policy's own
+//!   wildcard can match it (`team-?` matches `team-*`).
 
 use std::sync::Arc;
 
