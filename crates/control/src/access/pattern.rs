@@ -210,7 +210,67 @@ fn intersect(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use proptest::prelude::*;
+
     use super::*;
+
+    /// The glob as a regex: `*` is `.*`, `?` is `.`, the rest literal.
+    fn oracle(p: &str, s: &str) -> bool {
+        let re: String = p
+            .chars()
+            .map(|c| match c {
+                '*' => ".*".to_owned(),
+                '?' => ".".to_owned(),
+                c => regex_lite::escape(&c.to_string()),
+            })
+            .collect();
+        regex_lite::Regex::new(&format!("^(?s:{re})$"))
+            .unwrap()
+            .is_match(s)
+    }
+
+    /// Every string over `a`, `b` up to `max` characters.
+    fn strings(max: usize) -> Vec<String> {
+        let mut all = vec![String::new()];
+        let mut last = vec![String::new()];
+        for _ in 0..max {
+            last = last
+                .iter()
+                .flat_map(|s| [format!("{s}a"), format!("{s}b")])
+                .collect();
+            all.extend(last.iter().cloned());
+        }
+        all
+    }
+
+    fn glob_strategy(max: usize) -> impl Strategy<Value = String> {
+        proptest::collection::vec(prop::sample::select(vec!['a', 'b', '*', '?']), 0..max)
+            .prop_map(|cs| cs.into_iter().collect())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        #[test]
+        fn glob_agrees_with_regex(
+            p in glob_strategy(8),
+            s in proptest::collection::vec(prop::sample::select(vec!['a', 'b']), 0..10)
+                .prop_map(|cs| cs.into_iter().collect::<String>()),
+        ) {
+            prop_assert_eq!(glob(p.as_bytes(), s.as_bytes()), oracle(&p, &s), "{:?} {:?}", p, s);
+        }
+
+        /// A common string, when there is one, is at most as long as the two patterns together
+        /// (each character of it consumes a character of one of them), and a pattern's `?` can
+        /// be taken as `a` or `b`: so trying every such string over `a`, `b` decides.
+        #[test]
+        fn intersection_agrees_with_brute_force(a in glob_strategy(5), b in glob_strategy(5)) {
+            let witness = strings(a.len() + b.len())
+                .into_iter()
+                .any(|s| glob(a.as_bytes(), s.as_bytes()) && glob(b.as_bytes(), s.as_bytes()));
+            prop_assert_eq!(intersect(a.as_bytes(), b.as_bytes()), witness, "{:?} {:?}", a, b);
+        }
+    }
 
     #[test]
     fn glob_and_intersection() {
