@@ -444,3 +444,123 @@ def test_condition_keys(server, env):
     eks.disassociate_access_policy(clusterName="ae-cond", principalArn=role("page-0"), policyArn=VIEW)
     left = root.list_associated_access_policies(clusterName="ae-cond", principalArn=role("page-0"))
     assert left["associatedAccessPolicies"] == []
+
+
+# ------------------------------------------------------------------------------ pattern entries (podiam)
+
+SSO_PATH = "aws-reserved/sso.amazonaws.com"
+
+
+@pytest.fixture(scope="module")
+def pat(server, env):
+    """A cluster of its own for the pattern entries, so the snapshots above are untouched."""
+    make_cluster(server, "ae-pat", "authenticationMode=API")
+    return "ae-pat"
+
+
+def test_pattern_entry_lifecycle_with_the_cli(server, pat):
+    # No role named team-* exists: a pattern needs none. The CLI puts `*` and `/` in the URL path.
+    for arn in (role("team-*"), role(f"{SSO_PATH}/AWSReservedSSO_Admin_*"), role("t?am-ops-*")):
+        e = server.aws("eks", "create-access-entry", "--cluster-name", pat, "--principal-arn", arn,
+                       "--kubernetes-groups", "team")["accessEntry"]
+        name = arn.rsplit("/", 1)[1]
+        assert re.fullmatch(rf"arn:aws:eks:{REGION}:{ACCOUNT}:access-entry/{pat}/role/{ACCOUNT}/{re.escape(name)}/"
+                            r"[0-9a-f-]{36}", e["accessEntryArn"]), e
+        assert e["principalArn"] == arn and e["type"] == "STANDARD"
+        assert e["username"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/{{{{RoleName}}}}/{{{{SessionName}}}}"
+        d = server.aws("eks", "describe-access-entry", "--cluster-name", pat, "--principal-arn", arn)
+        assert d["accessEntry"] == e
+    assert sorted(entries(server, pat)) == sorted(
+        [role("team-*"), role(f"{SSO_PATH}/AWSReservedSSO_Admin_*"), role("t?am-ops-*")])
+    # Paging over pattern keys: one at a time, all of them, in order.
+    seen, token = [], None
+    while True:
+        page = server.client("eks").list_access_entries(clusterName=pat, maxResults=1,
+                                                         **({"nextToken": token} if token else {}))
+        seen += page["accessEntries"]
+        token = page.get("nextToken")
+        if not token:
+            break
+    assert seen == sorted(seen) and len(seen) == 3
+    u = server.aws("eks", "update-access-entry", "--cluster-name", pat, "--principal-arn", role("team-*"),
+                   "--username", "team:{{SessionTag:team}}:{{SessionName}}")["accessEntry"]
+    assert u["username"] == "team:{{SessionTag:team}}:{{SessionName}}"
+    server.aws("eks", "associate-access-policy", "--cluster-name", pat, "--principal-arn", role("team-*"),
+               "--policy-arn", VIEW, "--access-scope", "type=namespace,namespaces=team")
+    listed = server.aws("eks", "list-associated-access-policies", "--cluster-name", pat,
+                        "--principal-arn", role("team-*"))
+    assert listed["principalArn"] == role("team-*")
+    assert [p["policyArn"] for p in listed["associatedAccessPolicies"]] == [VIEW]
+    assert entries(server, pat, "--associated-policy-arn", VIEW) == [role("team-*")]
+    server.aws("eks", "disassociate-access-policy", "--cluster-name", pat, "--principal-arn", role("team-*"),
+               "--policy-arn", VIEW)
+    server.aws("eks", "delete-access-entry", "--cluster-name", pat, "--principal-arn", role("t?am-ops-*"))
+    assert cli_code(server, "eks", "describe-access-entry", "--cluster-name", pat,
+                    "--principal-arn", role("t?am-ops-*")) == "ResourceNotFoundException"
+
+
+BAD_PATTERNS = [
+    ({"principalArn": role("*")}, "every role"),
+    ({"principalArn": role("?x")}, "every role"),
+    ({"principalArn": f"arn:aws:iam::{ACCOUNT}:user/dev-*"}, "only role names"),
+    ({"principalArn": "arn:aws:iam::*:role/dev-*"}, "outside the role name"),
+    ({"principalArn": role("team*/dev")}, "outside the role name"),
+    ({"principalArn": role("node-*"), "type": "EC2_LINUX"}, "must name one role"),
+    ({"principalArn": role("node-*"), "type": "HYBRID_LINUX"}, "must name one role"),
+    ({"principalArn": "arn:aws:iam::444455556666:role/dev-*"}, "cluster's account"),
+    ({"principalArn": role("dev-*"), "username": "u:{{SessionTag:}}"}, "tag key"),
+    ({"principalArn": role("dev-*"), "username": "u:{{SessionTags:team}}"}, "not a template"),
+    ({"principalArn": role("dev-*"), "username": "u:{{SessionTag:team}"}, "without }}"),
+    ({"principalArn": role("dev-*"), "username": "{{EC2PrivateDNSName}}"}, "node types only"),
+]
+
+
+def test_pattern_entries_refuse_bad_patterns_and_templates(server, pat):
+    eks = server.client("eks")
+    before = entries(server, pat)
+    for kw, why in BAD_PATTERNS:
+        with pytest.raises(ClientError) as e:
+            eks.create_access_entry(**{"clusterName": pat, **kw})
+        assert client_error(e.value) == (400, "InvalidParameterException"), (kw, e.value.response)
+        assert why in e.value.response["Error"]["Message"], (kw, e.value.response)
+    assert entries(server, pat) == before
+    assert cli_code(server, "eks", "create-access-entry", "--cluster-name", pat,
+                    "--principal-arn", role("*")) == "InvalidParameterException"
+    for username in ("{{SessionTag:}}", "{{Nope}}", "x}}"):
+        assert cli_code(server, "eks", "update-access-entry", "--cluster-name", pat, "--principal-arn",
+                        role("team-*"), "--username", username) == "InvalidParameterException", username
+
+
+def test_overlapping_patterns_conflict(server, pat):
+    eks = server.client("eks")
+    before = entries(server, pat)
+    # team-* exists: as specific (prefix "team-") and able to match the same names.
+    for arn in (role("team-?b*"), role("team-*x"), role("team-*")):
+        with pytest.raises(ClientError) as e:
+            eks.create_access_entry(clusterName=pat, principalArn=arn)
+        assert client_error(e.value) == (409, "ResourceInUseException"), arn
+        assert role("team-*") in e.value.response["Error"]["Message"], e.value.response
+    assert entries(server, pat) == before
+    eks.create_access_entry(clusterName=pat, principalArn=role("team-b*"))  # more specific: fine
+    eks.delete_access_entry(clusterName=pat, principalArn=role("team-b*"))
+
+
+def test_iam_sees_the_pattern_as_text(server, pat):
+    # A grant on one role's entries does not reach the pattern entry; a Deny on `${*}` keeps a
+    # principal from making pattern entries at all.
+    keys = user_keys(server, "pat-admin", json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "eks:*", "Resource": "*"},
+        {"Effect": "Deny", "Action": "eks:DescribeAccessEntry",
+         "Resource": f"arn:aws:eks:{REGION}:{ACCOUNT}:access-entry/{pat}/role/{ACCOUNT}/team-${{*}}/*"},
+        {"Effect": "Deny", "Action": "eks:CreateAccessEntry", "Resource": "*",
+         "Condition": {"StringLike": {"eks:principalArn": ["*${*}*", "*${?}*"]}}}]}))
+    eks = server.client("eks", keys)
+    with pytest.raises(ClientError) as e:
+        eks.describe_access_entry(clusterName=pat, principalArn=role("team-*"))
+    assert client_error(e.value) == (403, "AccessDeniedException")
+    eks.describe_access_entry(clusterName=pat, principalArn=role(f"{SSO_PATH}/AWSReservedSSO_Admin_*"))
+    for arn in (role("ops-*"), role("ops-?")):
+        with pytest.raises(ClientError) as e:
+            eks.create_access_entry(clusterName=pat, principalArn=arn)
+        assert client_error(e.value) == (403, "AccessDeniedException"), arn
+    eks.create_access_entry(clusterName=pat, principalArn=role("ops"))

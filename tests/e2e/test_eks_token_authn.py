@@ -164,8 +164,11 @@ def test_an_iam_user_token_maps_to_the_user_arn(server, env):
     assert u["username"] == user("alice")
     assert u["groups"] == ["devs"]
     assert u["uid"] == f"aws-iam-authenticator:{ACCOUNT}:{uid}"
+    binding = u["extra"].pop("podiam.io/access-binding")
+    assert len(binding) == 1 and len(binding[0]) == 43, binding  # unpadded base64url of 32 bytes
     assert u["extra"] == {"arn": [user("alice")], "canonicalArn": [user("alice")], "sessionName": [""],
-                          "accessKeyId": [env["alice"]["AccessKeyId"]], "principalId": [uid]}
+                          "accessKeyId": [env["alice"]["AccessKeyId"]], "principalId": [uid],
+                          "podiam.io/access-entry": [user("alice")]}
     assert "audiences" not in status
 
 
@@ -266,3 +269,96 @@ def test_no_refusal_reason_reaches_the_caller(server, env):
     unknown = {"AccessKeyId": "AKIA" + "Z" * 16, "SecretAccessKey": "x" * 40}
     host = server.endpoint.split("://", 1)[1]
     refused(server, presign(unknown, host, CLUSTER, now()), "signature refused")
+
+
+# ------------------------------------------------------------------------------ pattern entries, session tags (podiam)
+
+TAG_TRUST = principal_trust({"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, ["sts:AssumeRole", "sts:TagSession"])
+SSO = "aws-reserved/sso.amazonaws.com"
+STD_EXTRA = ["accessKeyId", "arn", "canonicalArn", "podiam.io/access-binding", "podiam.io/access-entry", "principalId",
+             "sessionName"]
+
+
+@pytest.fixture(scope="module")
+def pat(server, env):
+    """Pattern entries made before their roles exist, and a user who assumes roles with tags."""
+    iam = server.client("iam")
+    iam.create_user(UserName="tagger")
+    iam.put_user_policy(UserName="tagger", PolicyName="p", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["sts:AssumeRole", "sts:TagSession"], "Resource": "*"}]}))
+    tagger = keys_of(iam.create_access_key(UserName="tagger")["AccessKey"])
+
+    def entry(arn: str, *extra: str) -> None:
+        server.aws("eks", "create-access-entry", "--cluster-name", CLUSTER, "--principal-arn", arn, *extra)
+
+    entry(role("pat-*"), "--kubernetes-groups", "pat")
+    entry(role("pat-ops-*"), "--kubernetes-groups", "pat-ops", "--username", "ops:{{SessionTag:Team}}:{{RoleName}}")
+    entry(role("AWSReservedSSO_Admin_*"), "--kubernetes-groups", "sso", "--username", "sso:{{SessionTag:email}}")
+    for name, path in (("pat-a", "/"), ("pat-ops-a", "/"), ("pat-exact", "/"), ("pat-deep", "/x/"),
+                       ("AWSReservedSSO_Admin_0123456789abcdef", f"/{SSO}/eu-west-2/")):
+        iam.create_role(RoleName=name, Path=path, AssumeRolePolicyDocument=TAG_TRUST)
+    entry(role("pat-exact"), "--kubernetes-groups", "exact")
+    iam.create_user(UserName="pat-user")
+
+    def session(arn: str, name: str = "jane", **tags: str) -> dict:
+        args = ["sts", "assume-role", "--role-arn", arn, "--role-session-name", name]
+        if tags:
+            args += ["--tags", *(f"Key={k},Value={v}" for k, v in tags.items())]
+        return keys_of(server.aws(*args, env=server.creds_env(tagger))["Credentials"])
+
+    return {"session": session,
+            "user": keys_of(iam.create_access_key(UserName="pat-user")["AccessKey"])}
+
+
+def test_a_pattern_entry_maps_a_role_made_after_it(server, pat):
+    status = review(server, get_token(server, pat["session"](role("pat-a"), "jane@example.com")))
+    assert status["authenticated"] is True, status
+    u = status["user"]
+    assert u["username"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/pat-a/jane-example.com"
+    assert u["groups"] == ["pat"]
+    rid = server.client("iam").get_role(RoleName="pat-a")["Role"]["RoleId"]
+    assert u["uid"] == f"aws-iam-authenticator:{ACCOUNT}:{rid}"
+    assert sorted(u["extra"]) == STD_EXTRA
+    assert u["extra"]["podiam.io/access-entry"] == [role("pat-*")], u["extra"]
+
+
+def test_the_exact_entry_then_the_longest_prefix_wins_and_session_tags_fill_the_name(server, pat):
+    u = review(server, get_token(server, pat["session"](role("pat-exact"))))["user"]
+    assert u["groups"] == ["exact"]
+    u = review(server, get_token(server, pat["session"](role("pat-ops-a"), team="blue")))["user"]
+    assert (u["username"], u["groups"]) == ("ops:blue:pat-ops-a", ["pat-ops"])
+    assert sorted(u["extra"]) == STD_EXTRA
+
+
+def test_an_sso_role_matches_the_pathless_pattern(server, pat):
+    arn = role(f"{SSO}/eu-west-2/AWSReservedSSO_Admin_0123456789abcdef")
+    u = review(server, get_token(server, pat["session"](arn, "jane@example.com", email="jane@example.com")))["user"]
+    assert (u["username"], u["groups"]) == ("sso:jane@example.com", ["sso"])
+
+
+def test_a_missing_tag_is_refused(server, pat):
+    refused(server, get_token(server, pat["session"](role("pat-ops-a"), other="x")), "does not carry")
+
+
+def test_a_tag_value_cannot_smuggle_in_system(server, pat):
+    for value in ("system:masters", "System:masters"):
+        arn = role(f"{SSO}/eu-west-2/AWSReservedSSO_Admin_0123456789abcdef")
+        token = get_token(server, pat["session"](arn, email=f"{value}"))
+        # The template starts with "sso:", so here the value is harmless ...
+        assert review(server, token)["user"]["username"] == f"sso:{value}"
+    # ... but at the start of a username it is refused.
+    server.aws("eks", "update-access-entry", "--cluster-name", CLUSTER, "--principal-arn", role("pat-ops-*"),
+               "--username", "{{SessionTag:team}}")
+    refused(server, get_token(server, pat["session"](role("pat-ops-a"), team="system:masters")),
+            "reserved prefix system:")
+    refused(server, get_token(server, pat["session"](role("pat-ops-a"), team="eks:admin")), "reserved prefix eks:")
+    assert review(server, get_token(server, pat["session"](role("pat-ops-a"), team="blue")))["user"][
+        "username"] == "blue"
+
+
+def test_a_pattern_matches_no_user_no_other_path_and_no_other_case(server, pat):
+    refused(server, get_token(server, pat["user"]), "no access entry")
+    refused(server, get_token(server, pat["session"](role("x/pat-deep"))), "no access entry")
+    server.client("iam").create_role(RoleName="Pat-b", AssumeRolePolicyDocument=TAG_TRUST)
+    refused(server, get_token(server, pat["session"](role("Pat-b"))), "no access entry")

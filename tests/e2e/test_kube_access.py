@@ -95,6 +95,15 @@ def principals(podiam, tls):
     session = aws(podiam, ca, "sts", "assume-role", "--role-arn", ops, "--role-session-name", "jane@example.com",
                   env=keys_env(podiam, ca, keys["assumer"]))["Credentials"]
     keys["ops"] = session
+    # A pattern entry (podiam's extension) made before the role it maps exists.
+    pattern = f"arn:aws:iam::{ACCOUNT}:role/dev-*"
+    aws(podiam, ca, "eks", "create-access-entry", "--cluster-name", CLUSTER, "--principal-arn", pattern)
+    aws(podiam, ca, "eks", "associate-access-policy", "--cluster-name", CLUSTER, "--principal-arn", pattern,
+        "--policy-arn", VIEW, "--access-scope", "type=cluster")
+    dev = aws(podiam, ca, "iam", "create-role", "--role-name", "dev-7", "--assume-role-policy-document",
+              principal_trust({"AWS": f"arn:aws:iam::{ACCOUNT}:root"}))["Role"]["Arn"]
+    keys["dev"] = aws(podiam, ca, "sts", "assume-role", "--role-arn", dev, "--role-session-name", "dev-session",
+                      env=keys_env(podiam, ca, keys["assumer"]))["Credentials"]
     return keys
 
 
@@ -258,6 +267,14 @@ def test_edit_at_cluster_scope_writes_everywhere_but_not_rbac(as_principal):
     ok(as_principal("ops", "get", "configmaps", "-A"))
     forbidden(as_principal("ops", "create", "rolebinding", "x", "-n", "team-a", "--clusterrole=view", "--user=u"))
     forbidden(as_principal("ops", "delete", "namespace", "team-b"))
+
+
+def test_a_pattern_entry_maps_and_grants_a_role_made_after_it(as_principal):
+    me = json.loads(ok(as_principal("dev", "auth", "whoami", "-o", "json")))["status"]["userInfo"]
+    assert me["username"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/dev-7/dev-session"
+    assert me["extra"]["podiam.io/access-entry"] == [f"arn:aws:iam::{ACCOUNT}:role/dev-*"]
+    ok(as_principal("dev", "get", "configmaps", "-A"))
+    forbidden(as_principal("dev", "create", "configmap", "x", "-n", "team-a", "--from-literal=a=b"))
 
 
 def test_can_i_list_shows_what_rbac_lists(as_principal):

@@ -449,6 +449,30 @@ async fn an_access_entry_made_elsewhere_stops_a_stale_cluster_delete_and_the_rev
 }
 
 #[tokio::test]
+async fn overlapping_pattern_entries_made_on_two_replicas_cannot_both_commit() {
+    // Each replica checks the new pattern against the patterns it has seen; the one that has
+    // not seen the other's must conflict on the cluster it read, or a review would have two
+    // equally good entries to choose from.
+    let r = Replicas::new("patterns").await;
+    let m = meta();
+    let team = format!("arn:aws:iam::{ACCT}:role/team-*");
+    let team_x = format!("arn:aws:iam::{ACCT}:role/team-?x*");
+    r.a.create_access_entry(&root(), &m, "prod", access_entry(&team))
+        .await
+        .unwrap();
+    assert_conflict(
+        r.b.create_access_entry(&root(), &m, "prod", access_entry(&team_x))
+            .await,
+        "B adds a pattern overlapping one it has not seen",
+    );
+    let c = r.fresh().await;
+    let (list, _) = c
+        .list_access_entries(&root(), &m, "prod", None, None, None)
+        .unwrap();
+    assert_eq!(list, std::slice::from_ref(&team));
+}
+
+#[tokio::test]
 async fn a_role_changed_elsewhere_stops_a_stale_pass_role() {
     // PassRole is decided on the role's tags: a replica that still sees the old tags must not
     // commit an association on that decision.

@@ -20,7 +20,13 @@
 //!   STS does not consult them for GetCallerIdentity;
 //! * the cluster exists (in the signer's account), is not in `CONFIG_MAP` mode, and has an
 //!   access entry for the signer's IAM role or user — the stored principal, path included, and
-//!   the same unique id the entry was made for.
+//!   the same unique id the entry was made for — or, for a role with no such entry, a pattern
+//!   entry that matches it (the most specific; see `super::pattern`);
+//! * the entry's username renders in full: every template it holds has a value for this
+//!   signer (a session tag, a role), and a `STANDARD` entry's name has no reserved prefix.
+//!
+//! [`KubeUser::entry_principal_arn`] names the entry that mapped the signer (the pattern, for a
+//! pattern entry), for the authorizer; it is not part of the TokenReview answer.
 //!
 //! An account root has no access entry (EKS refuses entries for it), so a root token is refused.
 //! Every refusal carries a reason for the server log; callers get one generic answer.
@@ -30,12 +36,14 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 
-use super::params::MODE_CONFIG_MAP;
+use super::params::{MODE_CONFIG_MAP, reserved_prefix};
+use super::pattern;
+use super::template::{self, Part};
 use crate::Control;
 use crate::auth::{Caller, SigningScope};
 use crate::authz::Target;
 use crate::model;
-use crate::state::access_entry_id;
+use crate::state::{access_entries_of, access_entry_id};
 
 /// The token prefix `aws eks get-token` and aws-iam-authenticator write.
 pub const TOKEN_PREFIX: &str = "k8s-aws-v1.";
@@ -241,6 +249,16 @@ pub struct KubeUser {
     pub groups: Vec<String>,
     /// `extra`: `arn`, `canonicalArn`, `sessionName`, `accessKeyId`, `principalId`.
     pub extra: BTreeMap<String, Vec<String>>,
+    /// See [`KubeUser::entry_principal_arn`].
+    pub(crate) entry_principal_arn: String,
+}
+
+impl KubeUser {
+    /// The stored `principalArn` of the access entry that mapped the signer: the pattern itself
+    /// when a pattern entry did. Not part of the TokenReview answer.
+    pub fn entry_principal_arn(&self) -> &str {
+        &self.entry_principal_arn
+    }
 }
 
 /// The facts templates are filled from.
@@ -248,25 +266,60 @@ struct Identity<'a> {
     account: &'a str,
     session_name: &'a str,
     access_key_id: &'a str,
+    /// The signer's role; `None` for an IAM user.
+    role_name: Option<&'a str>,
+    /// The session's tags; `None` for an IAM user (who has no session).
+    tags: Option<&'a BTreeMap<String, String>>,
 }
 
-/// Fill a username's templates: `{{AccountID}}`, `{{SessionName}}` (with `@` turned into `-`,
-/// as EKS does), `{{SessionNameRaw}}`, `{{AccessKeyID}}`. `{{EC2PrivateDNSName}}` needs the EC2
-/// API, which podiam does not have: such a username is refused.
-fn render(template: &str, id: &Identity<'_>) -> Refusal<String> {
-    if template.contains("{{EC2PrivateDNSName}}") {
-        return Err(TokenRefused::new(
-            "the entry's username needs {{EC2PrivateDNSName}}, which podiam cannot resolve",
-        ));
-    }
+/// Fill a username's templates (see [`super::template`]): `{{AccountID}}`, `{{SessionName}}`
+/// (with `@` turned into `-`, as EKS does), `{{SessionNameRaw}}`, `{{AccessKeyID}}`,
+/// `{{RoleName}}`, `{{SessionTag:KEY}}`. `{{EC2PrivateDNSName}}` needs the EC2 API, which
+/// podiam does not have: such a username is refused. So is one whose template needs what the
+/// signer lacks (a role or a session tag, or a tag with an empty value): never an empty or
+/// partial name. For a `STANDARD` entry (`standard`), a rendered name with a reserved prefix
+/// (`system:` ...) is refused too: a session name or tag value must not smuggle one in.
+fn render(template: &str, id: &Identity<'_>, standard: bool) -> Refusal<String> {
+    let parts = template::parse(template).map_err(|why| {
+        TokenRefused::new(format!(
+            "the entry's username is not a valid template: {why}"
+        ))
+    })?;
     let sanitized = id.session_name.replace('@', "-");
-    let out = template
-        .replace("{{AccountID}}", id.account)
-        .replace("{{SessionNameRaw}}", id.session_name)
-        .replace("{{SessionName}}", &sanitized)
-        .replace("{{AccessKeyID}}", id.access_key_id);
+    let mut out = String::new();
+    for part in parts {
+        match part {
+            Part::Text(t) => out.push_str(t),
+            Part::AccountId => out.push_str(id.account),
+            Part::SessionNameRaw => out.push_str(id.session_name),
+            Part::SessionName => out.push_str(&sanitized),
+            Part::AccessKeyId => out.push_str(id.access_key_id),
+            Part::Ec2PrivateDnsName => {
+                return Err(TokenRefused::new(
+                    "the entry's username needs {{EC2PrivateDNSName}}, which podiam cannot resolve",
+                ));
+            }
+            Part::RoleName => out.push_str(id.role_name.ok_or_else(|| {
+                TokenRefused::new(
+                    "the entry's username needs {{RoleName}}, and the signer is an IAM user",
+                )
+            })?),
+            Part::SessionTag(key) => out.push_str(session_tag(id, key)?),
+        }
+    }
     if out.is_empty() {
         return Err(TokenRefused::new("the entry's username renders empty"));
+    }
+    if out.chars().any(char::is_control) {
+        return Err(TokenRefused::new(
+            "the entry's username renders with a control character",
+        ));
+    }
+    if standard && let Some(p) = reserved_prefix(&out) {
+        return Err(TokenRefused::new(format!(
+            "the entry's username renders as {:?}, which starts with the reserved prefix {p}",
+            clip(&out)
+        )));
     }
     Ok(out)
 }
@@ -311,6 +364,35 @@ pub(super) fn route_cluster(
         }
     };
     cluster.ok_or_else(|| TokenRefused::new("no such cluster"))
+}
+
+/// The value of the session tag `key` (compared as IAM compares tag keys: without regard to
+/// case), neither missing nor empty.
+fn session_tag<'a>(id: &Identity<'a>, key: &str) -> Refusal<&'a str> {
+    let tags = id.tags.ok_or_else(|| {
+        TokenRefused::new(format!(
+            "the entry's username needs session tag {:?}, and the signer is an IAM user (no session tags)",
+            clip(key)
+        ))
+    })?;
+    let folded = podiam_policy::fold_key(key);
+    let value = tags
+        .iter()
+        .find(|(k, _)| podiam_policy::fold_key(k) == folded)
+        .map(|(_, v)| v.as_str())
+        .ok_or_else(|| {
+            TokenRefused::new(format!(
+                "the entry's username needs session tag {:?}, which the session does not carry",
+                clip(key)
+            ))
+        })?;
+    if value.is_empty() {
+        return Err(TokenRefused::new(format!(
+            "the entry's username needs session tag {:?}, whose value is empty",
+            clip(key)
+        )));
+    }
+    Ok(value)
 }
 
 impl Control {
@@ -380,7 +462,7 @@ impl Control {
             ));
         }
         // The lasting principal behind the signer, as stored (path and case), and its id.
-        let (principal_arn, principal_id, session_name, arn, canonical_arn) = match caller {
+        let (principal_arn, principal_id, session_name, arn, canonical_arn, role) = match caller {
             Caller::Root { .. } => {
                 return Err(TokenRefused::new("an account root has no access entry"));
             }
@@ -392,6 +474,7 @@ impl Control {
                     String::new(),
                     arn.clone(),
                     arn,
+                    None,
                 )
             }
             Caller::Session(s) => {
@@ -411,17 +494,30 @@ impl Control {
                     caller.arn(),
                     // As the authenticator canonicalizes a session's ARN: the role, no path.
                     format!("arn:aws:iam::{account}:role/{}", role.name),
+                    Some(role),
                 )
             }
         };
-        let entry: Arc<model::AccessEntry> = t
-            .access_entries
-            .get(&(
-                account.to_owned(),
-                access_entry_id(&cluster.name, &principal_arn),
-            ))
-            .map(|e| Arc::clone(&e.value))
-            .ok_or_else(|| TokenRefused::new("the principal has no access entry in the cluster"))?;
+        let no_entry = || TokenRefused::new("the principal has no access entry in the cluster");
+        // The exact entry wins; a role without one may match a pattern entry (`pattern`).
+        let entry: Arc<model::AccessEntry> = match t.access_entries.get(&(
+            account.to_owned(),
+            access_entry_id(&cluster.name, &principal_arn),
+        )) {
+            Some(e) => Arc::clone(&e.value),
+            None => {
+                let r = role.as_ref().ok_or_else(no_entry)?;
+                let entries = access_entries_of(&t.access_entries, account, &cluster.name, None);
+                pattern::best(entries.map(|e| &e.value), account, &r.path, &r.name)
+                    .map_err(|()| {
+                        TokenRefused::new(
+                            "two pattern entries of equal specificity match the role: delete one",
+                        )
+                    })?
+                    .map(Arc::clone)
+                    .ok_or_else(no_entry)?
+            }
+        };
         drop(t);
         if entry
             .principal_id
@@ -432,13 +528,20 @@ impl Control {
                 "the access entry was made for an earlier principal of the same ARN",
             ));
         }
+        let tags = match caller {
+            Caller::Session(s) => Some(&s.tags),
+            _ => None,
+        };
         let username = render(
             &entry.username,
             &Identity {
                 account,
                 session_name: &session_name,
                 access_key_id,
+                role_name: role.as_ref().map(|r| r.name.as_str()),
+                tags,
             },
+            entry.kind == "STANDARD",
         )?;
         let mut extra = BTreeMap::new();
         extra.insert("arn".to_owned(), vec![arn]);
@@ -460,6 +563,7 @@ impl Control {
             uid,
             groups: entry.kubernetes_groups.clone(),
             extra,
+            entry_principal_arn: entry.principal_arn.clone(),
         })
     }
 }

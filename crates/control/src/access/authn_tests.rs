@@ -30,9 +30,9 @@ fn amz_date(unix: i64) -> String {
 /// What signs a token.
 #[derive(Clone)]
 pub(super) struct Key {
-    id: String,
-    secret: String,
-    session: Option<String>,
+    pub(super) id: String,
+    pub(super) secret: String,
+    pub(super) session: Option<String>,
 }
 
 /// A token as `aws eks get-token` makes it, with knobs for the refusals.
@@ -102,7 +102,7 @@ pub(super) async fn setup() -> World {
     w
 }
 
-fn assumer(w: &World) -> Caller {
+pub(super) fn assumer(w: &World) -> Caller {
     Caller::User {
         account: ACCT.into(),
         user: std::sync::Arc::clone(
@@ -175,7 +175,7 @@ pub(super) async fn entry(w: &World, arn: &str, username: Option<&str>, groups: 
         .unwrap();
 }
 
-fn refused(w: &World, route: ClusterRoute<'_>, token: &str, why: &str) {
+pub(super) fn refused(w: &World, route: ClusterRoute<'_>, token: &str, why: &str) {
     let e = w.c.review_eks_token(route, token).unwrap_err();
     assert!(
         e.reason().contains(why),

@@ -7,6 +7,7 @@ use super::params::{
     default_username, encode_token, entry_kind, groups, node_identity, page_size, policy_arn,
     principal, username,
 };
+use super::pattern;
 use crate::Control;
 use crate::auth::{Caller, RequestMeta};
 use crate::authz::{Action, Keys, Target};
@@ -97,6 +98,23 @@ impl Control {
             .ok()
             .and_then(|p| self.principal_canonical(&p))
             .map_or(exact, |c| access_entry_id(cluster, &c))
+    }
+
+    /// Refuse pattern `p` when a pattern entry of `cluster` has its specificity and can match a
+    /// role it matches: which of the two maps such a role would be a coin toss.
+    /// `ResourceInUseException`, as for a second entry of one principal: the request is valid on
+    /// its own, and becomes acceptable once the other entry is gone.
+    fn pattern_conflict(&self, account: &str, cluster: &str, p: &Principal) -> Result<()> {
+        let t = self.db.read();
+        let other = access_entries_of(&t.access_entries, account, cluster, None)
+            .map(|e| &e.value.principal_arn)
+            .find(|arn| principal(arn).is_ok_and(|o| o.pattern && pattern::conflict(p, &o)));
+        match other {
+            Some(arn) => Err(AwsError::resource_in_use(format!(
+                "The specified access entry pattern overlaps the access entry {arn} on this cluster: both are as specific, and a role could match both."
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// The entry of `principal_arn` in `cluster` (caller's account), authorized for `action` on
@@ -192,8 +210,10 @@ impl Control {
             ),
         };
         let now_ms = self.now_ms();
+        // A pattern binds to no role id (see `pattern`).
         let principal_id = principal(canonical_arn)
             .ok()
+            .filter(|c| !c.pattern)
             .and_then(|c| self.principal_unique_id(&c));
         Ok(model::AccessEntry {
             cluster: cluster.to_owned(),
@@ -234,6 +254,9 @@ impl Control {
                 "username can't be specified for an access entry of type {kind}: its username is fixed"
             )));
         }
+        if p.pattern {
+            pattern::check(&p, &input.principal_arn, &kind)?;
+        }
         if node && p.kind != PrincipalKind::Role {
             return Err(AwsError::invalid_parameter(format!(
                 "The principalArn of an access entry of type {kind} must be an IAM role."
@@ -258,7 +281,12 @@ impl Control {
             )));
         }
         let guard = self.db.write().await;
-        let canonical = self.principal_canonical(&p);
+        // A pattern names no role: nothing needs to exist yet, and it is stored as given.
+        let canonical = if p.pattern {
+            Some(input.principal_arn.clone())
+        } else {
+            self.principal_canonical(&p)
+        };
         let keys = Keys::none()
             .request_tags(input.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .with(
@@ -305,6 +333,10 @@ impl Control {
                 "The specified access entry resource is already in use on this cluster: {canonical}."
             )));
         }
+        if p.pattern {
+            self.pattern_conflict(&account, cluster, &p)?;
+        }
+        // Pattern entries count like any other.
         let count =
             access_entries_of(&self.db.read().access_entries, &account, cluster, None).count();
         if count >= self.config.max_access_entries_per_cluster {

@@ -424,3 +424,23 @@ fn aggregation_follows_labels_and_survives_cycles() {
         "an unevaluated selector selects nothing"
     );
 }
+
+#[tokio::test]
+async fn a_pattern_entry_grants_its_policies_to_every_role_it_maps() {
+    let w = setup().await;
+    entry(&w, &role("dev-*"), None, &[]).await;
+    associate(&w, &role("dev-*"), VIEW, &["dev"]).await;
+    new_role(&w, "dev-1", None).await;
+    new_role(&w, "other", None).await;
+    let k = session_key(&w, &role("dev-1"), "dev-session").await;
+    let u = w.c.review_eks_token(ROUTE, &tok(&w, &k).token()).unwrap();
+    assert_eq!(u.extra[ENTRY_EXTRA], [role("dev-*")]);
+    assert!(allowed(&w, &review(&u, pods("list", "dev"))));
+    no_opinion(&w, &review(&u, pods("list", "prod")), "no access policy");
+    // The binding names the pattern entry: pointing it at an exact entry breaks it.
+    entry(&w, &role("other"), None, &[]).await;
+    associate(&w, &role("other"), CLUSTER_ADMIN_POLICY, &[]).await;
+    let mut r = review(&u, pods("list", "prod"));
+    r.extra.insert(ENTRY_EXTRA.into(), vec![role("other")]);
+    assert!(!allowed(&w, &r));
+}

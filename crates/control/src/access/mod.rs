@@ -4,8 +4,11 @@
 //! bootstrap entry) and UpdateClusterConfig.
 //!
 //! An entry names an IAM role or user of the cluster's account that exists when the entry is
-//! made; it is stored under `(account, CLUSTER/PRINCIPAL_ARN)` with its associated policies in
-//! the same record, so an association is one versioned write of its entry. Every operation on
+//! made, or (a podiam extension, `pattern`) a role-name pattern such as `role/team-*` that
+//! needs nothing to exist; it is stored under `(account, CLUSTER/PRINCIPAL_ARN)` (the pattern
+//! as given) with its associated policies in the same record, so an association is one
+//! versioned write of its entry. Usernames are templates (`template`), checked when written
+//! and rendered per token. Every operation on
 //! entries needs the access-entry API to be on: authentication mode `API_AND_CONFIG_MAP` or
 //! `API`. This module records who is who, and (`authn`) verifies `aws eks get-token` tokens and
 //! maps their signers to Kubernetes identities through these records, and (`kubeauthz`) answers
@@ -16,8 +19,10 @@ mod config;
 mod entries;
 mod kubeauthz;
 mod params;
+mod pattern;
 mod policies;
 pub mod rbac;
+mod template;
 
 pub use authn::{
     CLUSTER_ID_HEADER, ClusterRoute, KubeUser, MAX_TOKEN_CHARS, PresignedUrl, REFUSED,
@@ -37,6 +42,8 @@ pub use params::{
 mod authn_tests;
 #[cfg(test)]
 mod kubeauthz_tests;
+#[cfg(test)]
+mod pattern_tests;
 #[cfg(test)]
 mod policy_tests;
 #[cfg(test)]

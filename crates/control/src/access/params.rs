@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use super::template;
 use crate::error::{AwsError, Result};
 use crate::names;
 
@@ -104,10 +105,14 @@ pub(super) struct Principal {
     pub account: String,
     pub path: String,
     pub name: String,
+    /// The name holds `*` or `?`: a pattern (see [`super::pattern`]); only the name may.
+    pub pattern: bool,
 }
 
-/// Parse `principalArn`: an IAM role or user ARN. Session ARNs (`arn:aws:sts::...`), roots and
-/// other resources are refused: an entry is for a lasting identity.
+/// Parse `principalArn`: an IAM role or user ARN, whose name may be a pattern (`*`, `?`; the
+/// rules a pattern entry must also follow are in [`super::pattern`]). Session ARNs
+/// (`arn:aws:sts::...`), roots, other resources and wildcards anywhere but in the name are
+/// refused: an entry is for a lasting identity.
 pub(super) fn principal(arn: &str) -> Result<Principal> {
     let bad = || {
         AwsError::invalid_parameter(format!(
@@ -117,6 +122,14 @@ pub(super) fn principal(arn: &str) -> Result<Principal> {
     let a = names::Arn::parse(arn).ok_or_else(bad)?;
     if a.service != "iam" || !a.region.is_empty() {
         return Err(bad());
+    }
+    let wildcard = || {
+        AwsError::invalid_parameter(format!(
+            "The specified principalArn is invalid: {arn:?} has a wildcard outside the role name; only the last part of a role ARN may be a pattern."
+        ))
+    };
+    if a.account.contains(['*', '?']) {
+        return Err(wildcard());
     }
     let account = names::AccountId::parse(a.account).ok_or_else(bad)?;
     let (kind, rest) = if let Some(r) = a.resource.strip_prefix("role/") {
@@ -133,11 +146,14 @@ pub(super) fn principal(arn: &str) -> Result<Principal> {
         ),
         None => ("/".to_owned(), rest),
     };
+    if path.contains(['*', '?']) {
+        return Err(wildcard());
+    }
     let name_ok = !name.is_empty()
         && name.chars().count() <= 64
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c));
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-*?".contains(c));
     let path_ok = path.len() <= 512 && !path.contains("//");
     if !name_ok || !path_ok {
         return Err(bad());
@@ -147,6 +163,7 @@ pub(super) fn principal(arn: &str) -> Result<Principal> {
         account: account.as_str().to_owned(),
         path,
         name: name.to_owned(),
+        pattern: name.contains(['*', '?']),
     })
 }
 
@@ -180,9 +197,14 @@ pub(super) fn node_identity(kind: &str) -> Option<(&'static str, &'static [&'sta
 }
 
 /// The username EKS gives a `STANDARD` entry that names none: a role's sessions by session
-/// name, a user by its ARN.
+/// name, a user by its ARN. A pattern entry's sessions by the name of the role that matched
+/// (`{{RoleName}}`), so that two roles matching one pattern never share a username.
 pub(super) fn default_username(p: &Principal, canonical_arn: &str) -> String {
     match p.kind {
+        PrincipalKind::Role if p.pattern => format!(
+            "arn:aws:sts::{}:assumed-role/{{{{RoleName}}}}/{{{{SessionName}}}}",
+            p.account
+        ),
         PrincipalKind::Role => format!(
             "arn:aws:sts::{}:assumed-role/{}/{{{{SessionName}}}}",
             p.account, p.name
@@ -218,38 +240,38 @@ pub(super) fn groups(gs: &[String]) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// Prefixes a chosen username may not start with: Kubernetes' and AWS's own identities.
-const RESERVED_USERNAME_PREFIXES: [&str; 5] = ["system:", "eks:", "aws:", "amazon:", "iam:"];
-/// The templates a username may hold, filled in per request when the principal authenticates.
-const USERNAME_TEMPLATES: [&str; 4] = [
-    "{{SessionName}}",
-    "{{SessionNameRaw}}",
-    "{{AccountID}}",
-    "{{AccessKeyID}}",
-];
+/// Prefixes a username may not start with: Kubernetes' and AWS's own identities. Checked on the
+/// template when an entry is made or changed, and again on the rendered name of a `STANDARD`
+/// entry (a session name or tag value at the start must not smuggle one in).
+pub(super) const RESERVED_USERNAME_PREFIXES: [&str; 5] =
+    ["system:", "eks:", "aws:", "amazon:", "iam:"];
 
-/// A chosen username: 1-512 printable characters, no reserved prefix, only known templates.
+/// The reserved prefix `u` starts with, compared without regard to ASCII case.
+pub(super) fn reserved_prefix(u: &str) -> Option<&'static str> {
+    let lower = u.to_ascii_lowercase();
+    RESERVED_USERNAME_PREFIXES
+        .iter()
+        .find(|p| lower.starts_with(**p))
+        .copied()
+}
+
+/// A chosen username: 1-512 printable characters, no reserved prefix, only the templates
+/// [`template::CHOSEN`] lists, well formed.
 pub(super) fn username(u: &str) -> Result<()> {
     let invalid =
         |why: &str| AwsError::invalid_parameter(format!("The username {u:?} is invalid: {why}."));
     if u.is_empty() || u.chars().count() > 512 || u.chars().any(char::is_control) {
         return Err(invalid("usernames are 1-512 printable characters"));
     }
-    let lower = u.to_ascii_lowercase();
-    if let Some(p) = RESERVED_USERNAME_PREFIXES
-        .iter()
-        .find(|p| lower.starts_with(**p))
-    {
+    if let Some(p) = reserved_prefix(u) {
         return Err(invalid(&format!("usernames can't start with {p}")));
     }
-    let mut rest = u.to_owned();
-    for t in USERNAME_TEMPLATES {
-        rest = rest.replace(t, "");
-    }
-    if rest.contains("{{") || rest.contains("}}") {
-        return Err(invalid(
-            "the only templates are {{SessionName}}, {{SessionNameRaw}}, {{AccountID}} and {{AccessKeyID}}",
-        ));
+    let parts = template::parse(u).map_err(|why| invalid(&why))?;
+    if parts.contains(&template::Part::Ec2PrivateDnsName) {
+        return Err(invalid(&format!(
+            "{{{{EC2PrivateDNSName}}}} is for node types only: the templates are {}",
+            template::CHOSEN
+        )));
     }
     Ok(())
 }
