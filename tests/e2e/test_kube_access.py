@@ -352,3 +352,16 @@ def test_explain_needs_a_request_and_eks_read_permissions(podiam, tls, principal
                 env=keys_env(podiam, ca, principals["alice"]))
     assert p.returncode not in (0, 3), (p.stdout, p.stderr)
     assert "AccessDenied" in p.stderr or "not authorized" in p.stderr, p.stderr
+
+
+def test_explain_finds_the_pattern_entry_that_maps_a_role(podiam, tls, principals):
+    ca = tls[0]
+    dev = f"arn:aws:iam::{ACCOUNT}:role/dev-7"
+    p = explain(podiam, ca, "--principal", dev, "--verb", "list", "--resource", "configmaps")
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    assert f"mapped by the pattern entry arn:aws:iam::{ACCOUNT}:role/dev-*" in p.stdout, p.stdout
+    p = explain(podiam, ca, "--principal", dev, "--verb", "delete", "--resource", "configmaps", "-n", "team-a")
+    assert p.returncode == 3 and "no rule of view" in p.stdout, p.stdout
+    # A role name the pattern does not match.
+    p = explain(podiam, ca, "--principal", f"arn:aws:iam::{ACCOUNT}:role/devops", "--verb", "get", "--resource", "pods")
+    assert p.returncode == 3 and "has no access entry" in p.stdout, p.stdout

@@ -8,7 +8,7 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use podiam_awsclient::Service;
 use podiam_control::access::rbac::{Request, RoleSet};
-use podiam_control::access::{MODE_CONFIG_MAP, policy_verdicts};
+use podiam_control::access::{MODE_CONFIG_MAP, Specificity, pattern_match, policy_verdicts};
 use podiam_control::model::AssociatedAccessPolicy;
 use serde_json::Value;
 
@@ -114,19 +114,31 @@ pub async fn run(a: AccessArgs) -> anyhow::Result<()> {
         println!("access entries are off in CONFIG_MAP mode: podiam grants nothing; RBAC decides");
         std::process::exit(3);
     }
-    let base = format!(
-        "/clusters/{}/access-entries/{}",
-        segment(&a.cluster),
-        segment(&a.principal)
-    );
+    let entry_url = |principal: &str| {
+        format!(
+            "/clusters/{}/access-entries/{}",
+            segment(&a.cluster),
+            segment(principal)
+        )
+    };
+    let mut base = entry_url(&a.principal);
     let entry = match env.call("GET", &base, "eks", None).await {
         Ok(v) => v,
         Err(e) if e.to_string().starts_with("404") => {
-            println!(
-                "{} has no access entry in the cluster: its tokens are not accepted (401)",
-                a.principal
-            );
-            std::process::exit(3);
+            match pattern_entry(&env, &a.cluster, &a.principal).await? {
+                Some(pattern) => {
+                    println!("{} is mapped by the pattern entry {pattern}", a.principal);
+                    base = entry_url(&pattern);
+                    env.call("GET", &base, "eks", None).await?
+                }
+                None => {
+                    println!(
+                        "{} has no access entry in the cluster: its tokens are not accepted (401)",
+                        a.principal
+                    );
+                    std::process::exit(3);
+                }
+            }
         }
         Err(e) => return Err(e),
     };
@@ -209,6 +221,51 @@ pub async fn run(a: AccessArgs) -> anyhow::Result<()> {
         );
         std::process::exit(3);
     }
+}
+
+/// The pattern entry that maps `role` (as token review picks it: the most specific; a tie maps
+/// nothing), from ListAccessEntries.
+async fn pattern_entry(env: &AwsEnv, cluster: &str, role: &str) -> anyhow::Result<Option<String>> {
+    let mut best: Option<(Specificity, String)> = None;
+    let mut tied = false;
+    let mut token: Option<String> = None;
+    loop {
+        let mut path = format!("/clusters/{}/access-entries", segment(cluster));
+        if let Some(t) = &token {
+            path = format!("{path}?nextToken={}", segment(t));
+        }
+        let page = env.call("GET", &path, "eks", None).await?;
+        for arn in page
+            .get("accessEntries")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            let Some(s) = pattern_match(arn, role) else {
+                continue;
+            };
+            match &best {
+                Some((b, _)) if *b > s => {}
+                Some((b, _)) if *b == s => tied = true,
+                _ => {
+                    best = Some((s, arn.to_owned()));
+                    tied = false;
+                }
+            }
+        }
+        token = page
+            .get("nextToken")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        if token.is_none() {
+            break;
+        }
+    }
+    if tied {
+        bail!("two pattern entries of equal specificity map {role}: its tokens are refused");
+    }
+    Ok(best.map(|(_, arn)| arn))
 }
 
 fn describe(r: &Request) -> String {

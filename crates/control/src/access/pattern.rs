@@ -49,7 +49,7 @@ pub(super) const SSO_NAME_PREFIX: &str = "AWSReservedSSO_";
 pub(super) const SSO_PATH: &str = "/aws-reserved/sso.amazonaws.com/";
 
 /// How specific a pattern is: higher wins. `(literal name prefix length, path length)`.
-pub(super) type Specificity = (usize, usize);
+pub type Specificity = (usize, usize);
 
 /// The rules a pattern entry's principal follows beyond [`super::params::principal`]: a role,
 /// with a literal prefix. `kind` is the entry type.
@@ -205,6 +205,21 @@ fn intersect(a: &[u8], b: &[u8]) -> bool {
         }
     }
     ok.first().and_then(|r| r.first()).copied().unwrap_or(false)
+}
+
+/// How specifically the pattern entry `pattern_arn` maps the role `role_arn` (both ARNs as
+/// stored), if it does: what `podiam access explain` ranks candidate entries by, as token
+/// review does. `None` when either is not what it should be or they do not match.
+pub fn pattern_match(pattern_arn: &str, role_arn: &str) -> Option<Specificity> {
+    let p = principal(pattern_arn).ok()?;
+    let r = principal(role_arn).ok()?;
+    (p.pattern
+        && !r.pattern
+        && p.kind == PrincipalKind::Role
+        && r.kind == PrincipalKind::Role
+        && p.account == r.account
+        && matches(&p, &r.path, &r.name))
+    .then(|| specificity(&p))
 }
 
 #[cfg(test)]
