@@ -18,11 +18,14 @@
 //!   active access key of an existing user, live session of an existing role with the same
 //!   unique id), plus the role's `revoked_before` cut-off; IAM policies are not consulted, as
 //!   STS does not consult them for GetCallerIdentity;
-//! * the cluster exists (in the signer's account), is not in `CONFIG_MAP` mode, and has an
-//!   access entry for the signer's IAM role or user — the stored principal, path included, and
-//!   the same unique id the entry was made for.
+//! * the cluster exists (in the signer's account), and maps the signer by its authentication
+//!   mode: `API`: an access entry for the signer's IAM role or user — the stored principal,
+//!   path included, and the same unique id the entry was made for; `CONFIG_MAP`: the cluster's
+//!   aws-auth ConfigMap (`configmap`); `API_AND_CONFIG_MAP`: the access entry if the principal
+//!   has one (it wins, as on EKS), else the ConfigMap.
 //!
-//! An account root has no access entry (EKS refuses entries for it), so a root token is refused.
+//! An account root has no access entry (EKS refuses entries for it), so a root token is refused;
+//! the ConfigMap never maps a root either.
 //! Every refusal carries a reason for the server log; callers get one generic answer.
 
 use std::collections::BTreeMap;
@@ -30,7 +33,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 
-use super::params::MODE_CONFIG_MAP;
+use super::params::{MODE_API_AND_CONFIG_MAP, MODE_CONFIG_MAP};
 use crate::Control;
 use crate::auth::{Caller, SigningScope};
 use crate::authz::Target;
@@ -69,7 +72,7 @@ pub struct TokenRefused {
 }
 
 impl TokenRefused {
-    fn new(reason: impl Into<String>) -> Self {
+    pub(super) fn new(reason: impl Into<String>) -> Self {
         Self {
             reason: reason.into(),
         }
@@ -241,6 +244,75 @@ pub struct KubeUser {
     pub groups: Vec<String>,
     /// `extra`: `arn`, `canonicalArn`, `sessionName`, `accessKeyId`, `principalId`.
     pub extra: BTreeMap<String, Vec<String>>,
+    /// Which records mapped the signer. Only access entries carry access policies: a user
+    /// mapped by the aws-auth ConfigMap gets its permissions from the cluster's RBAC alone.
+    pub mapped_by: MappedBy,
+}
+
+/// The records that mapped a token's signer to its Kubernetes identity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MappedBy {
+    /// An EKS access entry.
+    AccessEntry,
+    /// The cluster's aws-auth ConfigMap.
+    ConfigMap,
+}
+
+/// The verified signer of a token, resolved to its lasting principal.
+pub(super) struct Signer {
+    /// The IAM role or user as stored (path and case).
+    pub principal_arn: String,
+    /// Its unique id.
+    pub principal_id: String,
+    /// The session name (empty for a user).
+    pub session_name: String,
+    /// The caller's ARN (a session's assumed-role ARN).
+    pub arn: String,
+    /// As aws-iam-authenticator canonicalizes it: a session's role without its path.
+    pub canonical_arn: String,
+}
+
+impl Signer {
+    /// Fill a username or group's templates.
+    pub(super) fn render(
+        &self,
+        template: &str,
+        account: &str,
+        access_key_id: &str,
+    ) -> Refusal<String> {
+        render(
+            template,
+            &Identity {
+                account,
+                session_name: &self.session_name,
+                access_key_id,
+            },
+        )
+    }
+
+    /// The Kubernetes identity: uid and `extra` as for every mapping.
+    pub(super) fn kube_user(
+        &self,
+        account: &str,
+        access_key_id: &str,
+        username: String,
+        groups: Vec<String>,
+        mapped_by: MappedBy,
+    ) -> KubeUser {
+        let mut extra = BTreeMap::new();
+        extra.insert("arn".to_owned(), vec![self.arn.clone()]);
+        extra.insert("canonicalArn".to_owned(), vec![self.canonical_arn.clone()]);
+        extra.insert("sessionName".to_owned(), vec![self.session_name.clone()]);
+        extra.insert("accessKeyId".to_owned(), vec![access_key_id.to_owned()]);
+        extra.insert("principalId".to_owned(), vec![self.principal_id.clone()]);
+        KubeUser {
+            username,
+            uid: format!("aws-iam-authenticator:{account}:{}", self.principal_id),
+            groups,
+            extra,
+            mapped_by,
+        }
+    }
 }
 
 /// The facts templates are filled from.
@@ -322,7 +394,8 @@ impl Control {
         self.map_to_kube(route, &caller, &access_key_id)
     }
 
-    /// The access-entry mapping of an authenticated signer.
+    /// The mapping of an authenticated signer: by access entry, or by the aws-auth ConfigMap
+    /// as the cluster's authentication mode says.
     fn map_to_kube(
         &self,
         route: ClusterRoute<'_>,
@@ -364,25 +437,27 @@ impl Control {
             }
         };
         let cluster = cluster.ok_or_else(|| TokenRefused::new("no such cluster"))?;
-        if cluster.access_config.authentication_mode == MODE_CONFIG_MAP {
-            return Err(TokenRefused::new(
-                "the cluster is in CONFIG_MAP mode: its access entries are off",
-            ));
-        }
+        let mode = cluster.access_config.authentication_mode.as_str();
+        let name_unique = t
+            .clusters
+            .keys()
+            .filter(|(_, n)| *n == cluster.name)
+            .count()
+            == 1;
         // The lasting principal behind the signer, as stored (path and case), and its id.
-        let (principal_arn, principal_id, session_name, arn, canonical_arn) = match caller {
+        let signer = match caller {
             Caller::Root { .. } => {
                 return Err(TokenRefused::new("an account root has no access entry"));
             }
             Caller::User { user, .. } => {
                 let arn = Target::user(account, user).arn().to_owned();
-                (
-                    arn.clone(),
-                    user.id.clone(),
-                    String::new(),
-                    arn.clone(),
-                    arn,
-                )
+                Signer {
+                    principal_arn: arn.clone(),
+                    principal_id: user.id.clone(),
+                    session_name: String::new(),
+                    arn: arn.clone(),
+                    canonical_arn: arn,
+                }
             }
             Caller::Session(s) => {
                 let role = t
@@ -394,25 +469,59 @@ impl Control {
                 if role.revoked_before.is_some_and(|cut| s.issued < cut) {
                     return Err(TokenRefused::new("the session was revoked"));
                 }
-                (
-                    Target::role(account, &role).arn().to_owned(),
-                    role.id.clone(),
-                    s.session_name.clone(),
-                    caller.arn(),
+                Signer {
+                    principal_arn: Target::role(account, &role).arn().to_owned(),
+                    principal_id: role.id.clone(),
+                    session_name: s.session_name.clone(),
+                    arn: caller.arn(),
                     // As the authenticator canonicalizes a session's ARN: the role, no path.
-                    format!("arn:aws:iam::{account}:role/{}", role.name),
-                )
+                    canonical_arn: format!("arn:aws:iam::{account}:role/{}", role.name),
+                }
             }
         };
-        let entry: Arc<model::AccessEntry> = t
+        if mode == MODE_CONFIG_MAP {
+            drop(t);
+            return self.map_by_configmap(
+                account,
+                &cluster.name,
+                name_unique,
+                &signer,
+                access_key_id,
+            );
+        }
+        let entry = t
             .access_entries
             .get(&(
                 account.to_owned(),
-                access_entry_id(&cluster.name, &principal_arn),
+                access_entry_id(&cluster.name, &signer.principal_arn),
             ))
-            .map(|e| Arc::clone(&e.value))
-            .ok_or_else(|| TokenRefused::new("the principal has no access entry in the cluster"))?;
+            .map(|e| Arc::clone(&e.value));
         drop(t);
+        // An entry wins; the ConfigMap applies only to a principal without one.
+        let entry: Arc<model::AccessEntry> = match entry {
+            Some(e) => e,
+            None if mode == MODE_API_AND_CONFIG_MAP => {
+                return self.map_by_configmap(
+                    account,
+                    &cluster.name,
+                    name_unique,
+                    &signer,
+                    access_key_id,
+                );
+            }
+            None => {
+                return Err(TokenRefused::new(
+                    "the principal has no access entry in the cluster",
+                ));
+            }
+        };
+        let Signer {
+            principal_id,
+            session_name,
+            arn,
+            canonical_arn,
+            ..
+        } = signer;
         if entry
             .principal_id
             .as_deref()
@@ -441,6 +550,7 @@ impl Control {
             uid: format!("aws-iam-authenticator:{account}:{principal_id}"),
             groups: entry.kubernetes_groups.clone(),
             extra,
+            mapped_by: MappedBy::AccessEntry,
         })
     }
 }

@@ -14,8 +14,8 @@ use crate::auth::Caller;
 use crate::iam::CreateRole;
 use crate::sts::{AssumeCommon, AssumeRoleExtra};
 
-const HOST: &str = "podiam.test:8443";
-const CLUSTER: &str = "c";
+pub(super) const HOST: &str = "podiam.test:8443";
+pub(super) const CLUSTER: &str = "c";
 
 fn b64(s: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
@@ -29,19 +29,19 @@ fn amz_date(unix: i64) -> String {
 
 /// What signs a token.
 #[derive(Clone)]
-struct Key {
-    id: String,
-    secret: String,
-    session: Option<String>,
+pub(super) struct Key {
+    pub(super) id: String,
+    pub(super) secret: String,
+    pub(super) session: Option<String>,
 }
 
 /// A token as `aws eks get-token` makes it, with knobs for the refusals.
-struct Tok<'a> {
-    key: &'a Key,
-    host: &'a str,
-    cluster: Option<&'a str>,
-    at: i64,
-    query: &'a str,
+pub(super) struct Tok<'a> {
+    pub(super) key: &'a Key,
+    pub(super) host: &'a str,
+    pub(super) cluster: Option<&'a str>,
+    pub(super) at: i64,
+    pub(super) query: &'a str,
 }
 
 impl Tok<'_> {
@@ -62,12 +62,12 @@ impl Tok<'_> {
         p.session_token = self.key.session.as_deref();
         format!("https://{}/?{}", self.host, p.presign(&req, 60))
     }
-    fn token(&self) -> String {
+    pub(super) fn token(&self) -> String {
         format!("{TOKEN_PREFIX}{}", b64(&self.url()))
     }
 }
 
-fn tok<'a>(w: &World, key: &'a Key) -> Tok<'a> {
+pub(super) fn tok<'a>(w: &World, key: &'a Key) -> Tok<'a> {
     Tok {
         key,
         host: HOST,
@@ -77,12 +77,12 @@ fn tok<'a>(w: &World, key: &'a Key) -> Tok<'a> {
     }
 }
 
-const ROUTE: ClusterRoute<'static> = ClusterRoute {
+pub(super) const ROUTE: ClusterRoute<'static> = ClusterRoute {
     account: None,
     name: CLUSTER,
 };
 
-async fn setup() -> World {
+pub(super) async fn setup() -> World {
     let mut w = world().await;
     w.c.config.token_sts_hosts = vec![HOST.to_owned()];
     cluster(
@@ -111,7 +111,7 @@ fn assumer(w: &World) -> Caller {
     }
 }
 
-async fn user_key(w: &World, name: &str) -> Key {
+pub(super) async fn user_key(w: &World, name: &str) -> Key {
     w.c.create_user(&w.root, &w.m, name, None, None, vec![])
         .await
         .unwrap();
@@ -128,7 +128,7 @@ async fn user_key(w: &World, name: &str) -> Key {
 
 const ROOT_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"sts:AssumeRole"}]}"#;
 
-async fn new_role(w: &World, name: &str, path: Option<&str>) {
+pub(super) async fn new_role(w: &World, name: &str, path: Option<&str>) {
     w.c.create_role(
         &w.root,
         &w.m,
@@ -143,7 +143,7 @@ async fn new_role(w: &World, name: &str, path: Option<&str>) {
     .unwrap();
 }
 
-async fn session_key(w: &World, arn: &str, session: &str) -> Key {
+pub(super) async fn session_key(w: &World, arn: &str, session: &str) -> Key {
     let out =
         w.c.assume_role(
             &assumer(w),
@@ -166,7 +166,7 @@ async fn session_key(w: &World, arn: &str, session: &str) -> Key {
     }
 }
 
-async fn entry(w: &World, arn: &str, username: Option<&str>, groups: &[&str]) {
+pub(super) async fn entry(w: &World, arn: &str, username: Option<&str>, groups: &[&str]) {
     let mut e = create(arn);
     e.username = username.map(str::to_owned);
     e.kubernetes_groups = groups.iter().map(|g| (*g).to_owned()).collect();
@@ -175,7 +175,7 @@ async fn entry(w: &World, arn: &str, username: Option<&str>, groups: &[&str]) {
         .unwrap();
 }
 
-fn refused(w: &World, route: ClusterRoute<'_>, token: &str, why: &str) {
+pub(super) fn refused(w: &World, route: ClusterRoute<'_>, token: &str, why: &str) {
     let e = w.c.review_eks_token(route, token).unwrap_err();
     assert!(
         e.reason().contains(why),
@@ -393,7 +393,7 @@ async fn principals_without_an_entry_roots_and_config_map_clusters_are_refused()
     };
     let mut t = tok(&w, &k);
     t.cluster = Some("cm");
-    refused(&w, route, &t.token(), "CONFIG_MAP");
+    refused(&w, route, &t.token(), "no aws-auth ConfigMap");
 
     let route = ClusterRoute {
         account: None,
