@@ -14,6 +14,7 @@
 mod authn;
 mod config;
 mod configmap;
+mod configmap_yaml;
 mod entries;
 mod params;
 mod policies;
@@ -35,6 +36,8 @@ pub use params::{
 
 #[cfg(test)]
 mod authn_tests;
+#[cfg(test)]
+mod configmap_review_tests;
 #[cfg(test)]
 mod configmap_tests;
 #[cfg(test)]
