@@ -1,6 +1,7 @@
 //! The `podiam` binary: subcommands over the podiam crates. Thin by design.
 
 mod agent;
+mod awsauth;
 mod awsenv;
 mod duration;
 mod explain;

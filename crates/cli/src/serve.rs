@@ -85,6 +85,12 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     token_sts_hosts: Vec<String>,
+    /// A cluster's aws-auth ConfigMap, as `CLUSTER=PATH` (CLUSTER: `NAME` or `ACCOUNT/NAME`;
+    /// comma-separated or repeated): a YAML file holding the ConfigMap manifest or its `data`,
+    /// read again when it changes. Consulted for clusters in `CONFIG_MAP` mode, and in
+    /// `API_AND_CONFIG_MAP` mode for principals without an access entry.
+    #[arg(long = "aws-auth", env = "PODIAM_AWS_AUTH", value_delimiter = ',')]
+    aws_auth: Vec<String>,
 }
 
 /// `serve`'s TOML file. Not `Debug`: `store` may carry a password.
@@ -105,6 +111,7 @@ struct FileConfig {
     dangerous_allow_http_issuer: Option<bool>,
     enable_direct_pod_identity: Option<bool>,
     token_sts_hosts: Option<Vec<String>>,
+    aws_auth: Option<Vec<String>>,
     max_staleness: Option<u64>,
     /// Read before logging starts (see [`ServeArgs::file_log_format`]).
     log_format: Option<crate::LogFormat>,
@@ -135,6 +142,7 @@ impl std::fmt::Debug for ServeArgs {
                 &self.enable_direct_pod_identity,
             )
             .field("token_sts_hosts", &self.token_sts_hosts)
+            .field("aws_auth", &self.aws_auth)
             .finish()
     }
 }
@@ -175,6 +183,9 @@ impl ServeArgs {
         }
         if a.token_sts_hosts.is_empty() {
             a.token_sts_hosts = f.token_sts_hosts.unwrap_or_default();
+        }
+        if a.aws_auth.is_empty() {
+            a.aws_auth = f.aws_auth.unwrap_or_default();
         }
         if a.tls_cert.is_none() && a.tls_key.is_none() {
             a.tls_cert = f.tls_cert;
@@ -285,6 +296,8 @@ pub async fn run(mut a: ServeArgs) -> anyhow::Result<()> {
             Err(e) => bail!("bootstrap: {e}"),
         }
     };
+    // Before serving: a source that does not load fails start-up.
+    let aws_auth = crate::awsauth::load(&control, &a.aws_auth)?;
     let cred_path = data_dir.join("credentials");
     if let Some(b) = &boot {
         write_private(
@@ -351,6 +364,7 @@ pub async fn run(mut a: ServeArgs) -> anyhow::Result<()> {
         None => podiam_server::Transport::Plain,
     };
     let control = Arc::new(control);
+    crate::awsauth::watch(Arc::clone(&control), aws_auth);
     podiam_server::serve(
         listener,
         control,
@@ -492,6 +506,7 @@ issuer_base_url = "https://oidc.example"
 master_key_file = "/etc/podiam/master.key"
 additional_accounts = ["444455556666"]
 token_sts_hosts = ["podiam.example"]
+aws_auth = ["111122223333/prod=/etc/podiam/aws-auth.yaml"]
 tls_cert = "/etc/podiam/tls.crt"
 tls_key = "/etc/podiam/tls.key"
 max_staleness = 42
@@ -525,6 +540,10 @@ log_format = "json"
         );
         assert_eq!(a.additional_accounts, vec!["444455556666".to_owned()]);
         assert_eq!(a.token_sts_hosts, vec!["podiam.example".to_owned()]);
+        assert_eq!(
+            a.aws_auth,
+            vec!["111122223333/prod=/etc/podiam/aws-auth.yaml".to_owned()]
+        );
         assert_eq!(a.tls_cert, Some(PathBuf::from("/etc/podiam/tls.crt")));
         assert_eq!(a.tls_key, Some(PathBuf::from("/etc/podiam/tls.key")));
         assert_eq!(a.max_staleness, Some(42));
