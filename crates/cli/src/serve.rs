@@ -85,10 +85,8 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     token_sts_hosts: Vec<String>,
-    /// A cluster's aws-auth ConfigMap, as `CLUSTER=PATH` (CLUSTER: `NAME` or `ACCOUNT/NAME`;
-    /// comma-separated or repeated): a YAML file holding the ConfigMap manifest or its `data`,
-    /// read again when it changes. Consulted for clusters in `CONFIG_MAP` mode, and in
-    /// `API_AND_CONFIG_MAP` mode for principals without an access entry.
+    /// A cluster's aws-auth ConfigMap file (manifest or `data`), read again when it changes:
+    /// `CLUSTER=PATH`, CLUSTER `NAME` or `ACCOUNT/NAME` (comma-separated or repeated).
     #[arg(long = "aws-auth", env = "PODIAM_AWS_AUTH", value_delimiter = ',')]
     aws_auth: Vec<String>,
 }
@@ -540,10 +538,7 @@ log_format = "json"
         );
         assert_eq!(a.additional_accounts, vec!["444455556666".to_owned()]);
         assert_eq!(a.token_sts_hosts, vec!["podiam.example".to_owned()]);
-        assert_eq!(
-            a.aws_auth,
-            vec!["111122223333/prod=/etc/podiam/aws-auth.yaml".to_owned()]
-        );
+        assert_eq!(a.aws_auth, ["111122223333/prod=/etc/podiam/aws-auth.yaml"]);
         assert_eq!(a.tls_cert, Some(PathBuf::from("/etc/podiam/tls.crt")));
         assert_eq!(a.tls_key, Some(PathBuf::from("/etc/podiam/tls.key")));
         assert_eq!(a.max_staleness, Some(42));

@@ -32,6 +32,11 @@
 //!   podiam cluster of the same name where they are admitted. Cross-account access goes through
 //!   a role of the cluster's account that the other account may assume;
 //! * a file that does not parse is refused whole (the authenticator keeps the keys that parsed).
+//!
+//! In `API_AND_CONFIG_MAP` mode an access entry for the signer's ARN takes precedence even when
+//! it was made for an earlier principal of that ARN (a role deleted and created again): the
+//! token is refused rather than mapped by the ConfigMap, so deleting the stale entry is what
+//! hands the principal to the ConfigMap.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
