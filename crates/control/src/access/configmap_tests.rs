@@ -147,7 +147,12 @@ fn entries_that_never_match_are_warned_about() {
 
 #[test]
 fn bad_files_are_refused_whole_with_a_reason() {
-    let cases: [(&str, &str); 13] = [
+    let cases: [(&str, &str); 15] = [
+        ("{}", "neither a ConfigMap manifest"),
+        (
+            "apiVersion: v1\nclusters: []\ncurrent-context: x\n",
+            "neither a ConfigMap manifest",
+        ),
         ("", "empty"),
         ("mapRoles: [unclosed", "not YAML"),
         ("- a\n- b\n", "not YAML"),

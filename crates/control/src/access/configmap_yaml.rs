@@ -74,6 +74,10 @@ impl Outer {
         };
         let manifest = self.kind.is_some() || self.metadata.is_some() || self.data.is_some();
         if !manifest {
+            // Another file given by mistake (a kubeconfig, say) must not read as an empty map.
+            if top.is_empty() {
+                return Err("neither a ConfigMap manifest (kind, metadata, data) nor its data (mapRoles, mapUsers, mapAccounts)".into());
+            }
             return Ok(top);
         }
         if !top.is_empty() {
