@@ -49,6 +49,13 @@ pub(crate) struct Watched {
 
 type Stamp = (Option<SystemTime>, u64);
 
+impl Watched {
+    /// The cluster this source is for.
+    pub(crate) fn cluster(&self) -> &AwsAuthCluster {
+        &self.cluster
+    }
+}
+
 /// Parse `CLUSTER=PATH` (CLUSTER: `NAME` or `ACCOUNT/NAME`).
 fn parse_spec(spec: &str) -> anyhow::Result<(AwsAuthCluster, PathBuf)> {
     let Some((cluster, path)) = spec.split_once('=') else {
@@ -167,33 +174,8 @@ mod tests {
         clippy::panic,
         clippy::indexing_slicing
     )]
+    use super::recorder::Recorder;
     use super::*;
-    use recorder::Recorder;
-
-    /// A sink that records what it was given.
-    mod recorder {
-        use std::sync::Mutex;
-
-        use super::*;
-
-        #[derive(Default)]
-        pub(super) struct Recorder {
-            pub(super) installed: Mutex<Vec<(String, AwsAuth)>>,
-            pub(super) failures: Mutex<usize>,
-        }
-
-        impl Sink for Recorder {
-            fn install(&self, cluster: &AwsAuthCluster, map: AwsAuth) {
-                self.installed
-                    .lock()
-                    .unwrap()
-                    .push((cluster.to_string(), map));
-            }
-            fn failed(&self) {
-                *self.failures.lock().unwrap() += 1;
-            }
-        }
-    }
 
     fn dir(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("podiam-awsauth-{name}-{}", std::process::id()));
@@ -279,5 +261,32 @@ mod tests {
         assert!(poll_once(&r, w));
         assert_eq!(r.installed.lock().unwrap().len(), 3);
         std::fs::remove_dir_all(&d).unwrap();
+    }
+}
+
+/// A sink that records what it was given, for tests.
+#[cfg(test)]
+pub(crate) mod recorder {
+    #![allow(clippy::unwrap_used)]
+    use std::sync::Mutex;
+
+    use super::*;
+
+    #[derive(Default)]
+    pub(crate) struct Recorder {
+        pub(crate) installed: Mutex<Vec<(String, AwsAuth)>>,
+        pub(crate) failures: Mutex<usize>,
+    }
+
+    impl Sink for Recorder {
+        fn install(&self, cluster: &AwsAuthCluster, map: AwsAuth) {
+            self.installed
+                .lock()
+                .unwrap()
+                .push((cluster.to_string(), map));
+        }
+        fn failed(&self) {
+            *self.failures.lock().unwrap() += 1;
+        }
     }
 }

@@ -2,6 +2,7 @@
 
 mod agent;
 mod awsauth;
+mod awsauth_kube;
 mod awsenv;
 mod duration;
 mod explain;

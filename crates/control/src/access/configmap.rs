@@ -38,7 +38,7 @@
 //! token is refused rather than mapped by the ConfigMap, so deleting the stale entry is what
 //! hands the principal to the ConfigMap.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
@@ -46,7 +46,7 @@ use parking_lot::RwLock;
 
 use super::authn::{KubeUser, MappedBy, Signer, TokenRefused};
 use super::configmap_yaml::{
-    AccountsSeed, Budget, EntriesSeed, MAX_OUTPUT_BYTES, Outer, RawEntry, clip, inner,
+    AccountsSeed, Budget, Data, EntriesSeed, MAX_OUTPUT_BYTES, Outer, RawEntry, clip, inner,
 };
 pub use super::configmap_yaml::{MAX_AWS_AUTH_BYTES, MAX_AWS_AUTH_ENTRIES, MAX_AWS_AUTH_GROUPS};
 use crate::Control;
@@ -147,7 +147,32 @@ impl AwsAuth {
         }
         let outer: Outer = serde_norway::from_str(text)
             .map_err(|e| AwsAuthError(format!("not YAML of a ConfigMap or its data: {e}")))?;
-        let data = outer.check().map_err(AwsAuthError)?;
+        Self::from_parts(outer.check().map_err(AwsAuthError)?)
+    }
+
+    /// Parse the `data` of an aws-auth ConfigMap read from the Kubernetes API (other keys are
+    /// ignored). Bounded as [`AwsAuth::parse`]: the three values together at most
+    /// [`MAX_AWS_AUTH_BYTES`].
+    pub fn from_data(data: &BTreeMap<String, String>) -> Result<Self, AwsAuthError> {
+        let get = |k: &str| data.get(k).cloned();
+        let parts = Data {
+            map_roles: get("mapRoles"),
+            map_users: get("mapUsers"),
+            map_accounts: get("mapAccounts"),
+        };
+        let size = [&parts.map_roles, &parts.map_users, &parts.map_accounts]
+            .iter()
+            .filter_map(|v| v.as_ref().map(String::len))
+            .sum::<usize>();
+        if size > MAX_AWS_AUTH_BYTES {
+            return Err(AwsAuthError(format!(
+                "larger than {MAX_AWS_AUTH_BYTES} bytes"
+            )));
+        }
+        Self::from_parts(parts)
+    }
+
+    fn from_parts(data: Data) -> Result<Self, AwsAuthError> {
         let budget = Budget::new(MAX_OUTPUT_BYTES);
         let mut out = Self::default();
         for (key, arn_key, users) in [

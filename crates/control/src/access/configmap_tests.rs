@@ -255,3 +255,42 @@ fn cluster_names_of_sources() {
         assert!(bad.parse::<AwsAuthCluster>().is_err(), "{bad}");
     }
 }
+
+#[test]
+fn data_from_the_kubernetes_api_parses_as_the_file_does() {
+    let data: std::collections::BTreeMap<String, String> = [
+        ("mapRoles", "- rolearn: arn:aws:iam::111122223333:role/ops\n  username: ops:{{SessionName}}\n  groups: [system:masters, ops]\n"),
+        ("mapUsers", "- userarn: arn:aws:iam::111122223333:user/eng/alice\n  username: alice\n"),
+        ("mapAccounts", "- \"444455556666\"\n"),
+        ("other", "ignored"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    assert_eq!(
+        AwsAuth::from_data(&data).unwrap(),
+        AwsAuth::parse(MANIFEST).unwrap()
+    );
+    assert_eq!(
+        AwsAuth::from_data(&Default::default()).unwrap(),
+        AwsAuth::default()
+    );
+    let big = [("mapAccounts".to_owned(), "#".repeat(MAX_AWS_AUTH_BYTES + 1))]
+        .into_iter()
+        .collect();
+    assert!(
+        AwsAuth::from_data(&big)
+            .unwrap_err()
+            .to_string()
+            .contains("larger than")
+    );
+    let bad = [("mapRoles".to_owned(), "- username: x\n".to_owned())]
+        .into_iter()
+        .collect();
+    assert!(
+        AwsAuth::from_data(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("no rolearn")
+    );
+}
