@@ -4,7 +4,8 @@
 //! `mapAccounts` (account ids), each a YAML string in the ConfigMap's `data`.
 //!
 //! This module owns the parser (untrusted text, bounded) and the lookup. It does no I/O: the
-//! binary reads the file and installs each parsed version with [`Control::set_aws_auth`]. The
+//! binary reads a file or watches the cluster, and installs each parsed version with
+//! [`Control::set_aws_auth`]. The
 //! signer's checks (signature, live principal, cluster, account) are done by `authn` before
 //! anything here is consulted; this module only answers "which user and groups".
 //!
