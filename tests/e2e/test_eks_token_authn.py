@@ -2,7 +2,8 @@
 endpoint; `POST /podiam/clusters/<name>/authenticate` answers the API server's TokenReview with the
 identity the cluster's access entries map the signer to (an IAM user, an AssumeRole session, an
 IRSA session, a node role), and refuses everything else with one generic error — the reason goes
-to the server log only."""
+to the server log only. Clusters in CONFIG_MAP and API_AND_CONFIG_MAP mode map through the aws-auth
+ConfigMap files given with `--aws-auth`, read again when they change."""
 
 from __future__ import annotations
 
@@ -11,17 +12,63 @@ import datetime
 import hashlib
 import hmac
 import json
+import re
+import tempfile
+import time
 import urllib.parse
+from pathlib import Path
 
 import pytest
 import requests
 
-from podiam_e2e import ACCOUNT, REGION, principal_trust
+from podiam_e2e import ACCOUNT, REGION, Podiam, principal_trust
 
 CLUSTER = "authn"
 PREFIX = "k8s-aws-v1."
 ROOT_TRUST = principal_trust({"AWS": f"arn:aws:iam::{ACCOUNT}:root"})
 REFUSED = {"authenticated": False, "error": "the token was not accepted"}
+
+# The aws-auth ConfigMaps, written before the server starts (a file that does not load fails it).
+AWS_AUTH = Path(tempfile.mkdtemp(prefix="podiam-e2e-aws-auth-"))
+# authn-cm (CONFIG_MAP): the whole manifest, as kubectl prints it. `ops` lives under /team/: the
+# authenticator matches a session by its role without the path, so the entry with the path is dead.
+CM_YAML = f"""apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: aws-auth
+  namespace: kube-system
+data:
+  mapRoles: |
+    - rolearn: arn:aws:iam::{ACCOUNT}:role/ops
+      username: "cm-ops:{{{{SessionName}}}}"
+      groups: [cm-ops, "acct-{{{{AccountID}}}}"]
+    - rolearn: arn:aws:iam::{ACCOUNT}:role/p/deep
+      username: never
+  mapUsers: |
+    - userarn: arn:aws:iam::{ACCOUNT}:user/alice
+      username: cm-alice
+      groups: [cm-devs]
+"""
+# authn-both (API_AND_CONFIG_MAP): just the data. alice also has an access entry there.
+BOTH_YAML = f"""mapUsers: |
+  - userarn: arn:aws:iam::{ACCOUNT}:user/alice
+    username: cm-alice
+  - userarn: arn:aws:iam::{ACCOUNT}:user/nobody
+    username: cm-nobody
+    groups: [cm-nobody]
+"""
+# authn (API): never read.
+API_YAML = f"""mapUsers: |
+  - userarn: arn:aws:iam::{ACCOUNT}:user/nobody
+    username: cm-nobody
+mapAccounts: |
+  - "{ACCOUNT}"
+"""
+for _name, _text in (("cm", CM_YAML), ("both", BOTH_YAML), ("api", API_YAML)):
+    (AWS_AUTH / f"{_name}.yaml").write_text(_text)
+PODIAM_ARGS = ("--aws-auth", f"authn-cm={AWS_AUTH / 'cm.yaml'}",
+               "--aws-auth", f"{ACCOUNT}/authn-both={AWS_AUTH / 'both.yaml'}",
+               "--aws-auth", f"{CLUSTER}={AWS_AUTH / 'api.yaml'}")
 
 
 def role(name: str) -> str:
@@ -145,9 +192,18 @@ def env(server):
     server.aws("eks", "create-access-entry", "--cluster-name", CLUSTER, "--principal-arn", role("hybrid"),
                "--type", "HYBRID_LINUX")
     out["hybrid"] = keys_of(sts.assume_role(RoleArn=role("hybrid"), RoleSessionName="mi-0abc")["Credentials"])
-    # A cluster in CONFIG_MAP mode, and one more in API mode.
+    # A cluster in CONFIG_MAP mode (EKS's default), one in API_AND_CONFIG_MAP mode where alice has an
+    # entry, and one more in API mode.
     server.aws("eks", "create-cluster", "--name", "authn-cm", "--role-arn", role("eks"),
                "--resources-vpc-config", "subnetIds=s")
+    server.aws("eks", "create-cluster", "--name", "authn-both", "--role-arn", role("eks"),
+               "--resources-vpc-config", "subnetIds=s", "--access-config", "authenticationMode=API_AND_CONFIG_MAP")
+    server.aws("eks", "create-access-entry", "--cluster-name", "authn-both", "--principal-arn", user("alice"),
+               "--kubernetes-groups", "entry-devs")
+    # A role under a path that the ConfigMap names with its path.
+    iam.create_role(RoleName="deep", Path="/p/", AssumeRolePolicyDocument=ROOT_TRUST)
+    out["deep"] = keys_of(sts.assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/p/deep",
+                                          RoleSessionName="d1")["Credentials"])
     server.aws("eks", "create-cluster", "--name", "authn-other", "--role-arn", role("eks"),
                "--resources-vpc-config", "subnetIds=s", "--access-config", "authenticationMode=API")
     return out
@@ -240,8 +296,9 @@ def test_a_principal_with_no_access_entry_is_refused(server, env):
     refused(server, get_token(server, env["nobody"]), "no access entry")
 
 
-def test_a_cluster_in_config_map_mode_is_refused(server, env):
-    refused(server, get_token(server, env["alice"], cluster="authn-cm"), "CONFIG_MAP", cluster="authn-cm")
+def test_a_config_map_cluster_refuses_a_principal_the_config_map_does_not_name(server, env):
+    refused(server, get_token(server, env["nobody"], cluster="authn-cm"),
+            "not in the cluster's aws-auth ConfigMap", cluster="authn-cm")
 
 
 def test_another_action_and_garbage_tokens_are_refused(server, env):
@@ -362,3 +419,101 @@ def test_a_pattern_matches_no_user_no_other_path_and_no_other_case(server, pat):
     refused(server, get_token(server, pat["session"](role("x/pat-deep"))), "no access entry")
     server.client("iam").create_role(RoleName="Pat-b", AssumeRolePolicyDocument=TAG_TRUST)
     refused(server, get_token(server, pat["session"](role("Pat-b"))), "no access entry")
+
+
+# ------------------------------------------------------------------------------ aws-auth ConfigMap
+
+
+def metric(server, name: str) -> float:
+    text = requests.get(f"{server.endpoint}/metrics", timeout=10).text
+    m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def test_a_config_map_cluster_maps_an_assumed_role_by_the_role_without_its_path(server, env):
+    status = review(server, get_token(server, env["ops"], cluster="authn-cm"), "authn-cm")
+    assert status["authenticated"] is True, status
+    u = status["user"]
+    assert u["username"] == "cm-ops:jane-example.com"
+    assert u["groups"] == ["cm-ops", f"acct-{ACCOUNT}"]
+    assert u["uid"] == f"aws-iam-authenticator:{ACCOUNT}:{env['ops_role_id']}"
+    # The same extra as an entry-mapped user, and nothing more.
+    assert u["extra"] == {"arn": [f"arn:aws:sts::{ACCOUNT}:assumed-role/ops/jane@example.com"],
+                          "canonicalArn": [role("ops")], "sessionName": ["jane@example.com"],
+                          "accessKeyId": [env["ops"]["AccessKeyId"]], "principalId": [env["ops_role_id"]]}
+    status = review(server, get_token(server, env["alice"], cluster="authn-cm"), "authn-cm")
+    assert (status["user"]["username"], status["user"]["groups"]) == ("cm-alice", ["cm-devs"])
+
+
+def test_api_and_config_map_an_access_entry_wins_and_the_config_map_maps_the_rest(server, env):
+    status = review(server, get_token(server, env["alice"], cluster="authn-both"), "authn-both")
+    assert (status["user"]["username"], status["user"]["groups"]) == (user("alice"), ["entry-devs"]), status
+    status = review(server, get_token(server, env["nobody"], cluster="authn-both"), "authn-both",
+                    account=ACCOUNT)
+    assert (status["user"]["username"], status["user"]["groups"]) == ("cm-nobody", ["cm-nobody"]), status
+
+
+def test_api_mode_ignores_the_config_map_file(server, env):
+    # api.yaml names nobody and lists the whole account: neither counts in API mode.
+    refused(server, get_token(server, env["nobody"]), "no access entry")
+
+
+def test_a_role_written_with_its_path_never_matches(server, env):
+    refused(server, get_token(server, env["deep"], cluster="authn-cm"),
+            "not in the cluster's aws-auth ConfigMap", cluster="authn-cm")
+
+
+def test_a_root_never_maps_through_the_config_map(server, env):
+    refused(server, get_token(server, server.root_keys(), cluster="authn-cm"), "root", cluster="authn-cm")
+
+
+def test_a_config_map_token_for_another_cluster_is_refused(server, env):
+    refused(server, get_token(server, env["ops"], cluster="authn-both"), "signature refused", cluster="authn-cm")
+
+
+def test_a_cluster_of_another_account_route_is_refused(server, env):
+    refused(server, get_token(server, env["ops"], cluster="authn-cm"), "not in the cluster's account",
+            cluster="authn-cm", account="999988887777")
+
+
+def wait_for(check, timeout: float = 15.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got or time.monotonic() > deadline:
+            return got
+        time.sleep(0.5)
+
+
+def test_an_edited_file_is_read_again_and_a_bad_edit_keeps_the_last_good_mapping(server, env):
+    path = AWS_AUTH / "cm.yaml"
+    token = get_token(server, env["nobody"], cluster="authn-cm")
+    assert review(server, token, "authn-cm") == REFUSED
+    ok_before = metric(server, 'podiam_aws_auth_reloads_total{result="ok"}')
+    path.write_text(CM_YAML.replace("username: cm-alice", "username: cm-alice\n    - userarn: "
+                                    f"arn:aws:iam::{ACCOUNT}:user/nobody\n      username: cm-nobody"))
+    status = wait_for(lambda: review(server, token, "authn-cm")["authenticated"] and review(server, token, "authn-cm"))
+    assert status and status["user"]["username"] == "cm-nobody", status
+    assert metric(server, 'podiam_aws_auth_reloads_total{result="ok"}') >= ok_before + 1
+
+    errors_before = metric(server, 'podiam_aws_auth_reloads_total{result="error"}')
+    path.write_text("data:\n  mapUsers: |\n    - userarn: [unclosed\n")
+    assert wait_for(lambda: metric(server, 'podiam_aws_auth_reloads_total{result="error"}') > errors_before)
+    assert "keeping the last good mapping" in server.log()
+    assert review(server, token, "authn-cm")["user"]["username"] == "cm-nobody"
+
+    path.write_text(CM_YAML)
+    assert wait_for(lambda: review(server, token, "authn-cm") == REFUSED)
+    assert review(server, get_token(server, env["ops"], cluster="authn-cm"), "authn-cm")["authenticated"] is True
+
+
+def test_a_file_that_does_not_load_fails_start_up(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("mapRoles: |\n  - username: x\n")
+    for args, why in (((f"c={bad}",), "no rolearn"), ((f"c={tmp_path / 'missing.yaml'}",), "reading"),
+                      (("bad name=x",), "not a valid cluster name")):
+        p = Podiam(tmp_path / f"data-{why.replace(' ', '-')}", extra_args=[a for v in args for a in ("--aws-auth", v)])
+        with pytest.raises(RuntimeError) as e:
+            p.start(timeout=20)
+        assert why in str(e.value), str(e.value)[-2000:]
+        assert "--aws-auth" in str(e.value)

@@ -2,6 +2,8 @@
 
 mod access;
 mod agent;
+mod awsauth;
+mod awsauth_kube;
 mod awsenv;
 mod cluster;
 mod duration;

@@ -1,5 +1,8 @@
 //! `podiam serve`: configuration (flags, then `PODIAM_*` env, then an optional TOML file, then
 //! defaults), data directory, master key, bootstrap, listener.
+//!
+//! Longer than 600 lines because every setting's flag, file key, merge and `Debug` line sit
+//! together here (and are tested together), so that a new setting is one place to read.
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -85,6 +88,18 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     token_sts_hosts: Vec<String>,
+    /// A cluster's aws-auth ConfigMap file (manifest or `data`), read again when it changes:
+    /// `CLUSTER=PATH`, CLUSTER `NAME` or `ACCOUNT/NAME` (comma-separated or repeated).
+    #[arg(long = "aws-auth", env = "PODIAM_AWS_AUTH", value_delimiter = ',')]
+    aws_auth: Vec<String>,
+    /// A cluster's aws-auth ConfigMap watched in the cluster: `CLUSTER=KUBECONFIG` (the
+    /// kubeconfig's credentials read kube-system ConfigMaps; comma-separated or repeated).
+    #[arg(
+        long = "aws-auth-kubeconfig",
+        env = "PODIAM_AWS_AUTH_KUBECONFIG",
+        value_delimiter = ','
+    )]
+    aws_auth_kubeconfig: Vec<String>,
 }
 
 /// `serve`'s TOML file. Not `Debug`: `store` may carry a password.
@@ -105,6 +120,8 @@ struct FileConfig {
     dangerous_allow_http_issuer: Option<bool>,
     enable_direct_pod_identity: Option<bool>,
     token_sts_hosts: Option<Vec<String>>,
+    aws_auth: Option<Vec<String>>,
+    aws_auth_kubeconfig: Option<Vec<String>>,
     max_staleness: Option<u64>,
     /// Read before logging starts (see [`ServeArgs::file_log_format`]).
     log_format: Option<crate::LogFormat>,
@@ -135,6 +152,8 @@ impl std::fmt::Debug for ServeArgs {
                 &self.enable_direct_pod_identity,
             )
             .field("token_sts_hosts", &self.token_sts_hosts)
+            .field("aws_auth", &self.aws_auth)
+            .field("aws_auth_kubeconfig", &self.aws_auth_kubeconfig)
             .finish()
     }
 }
@@ -175,6 +194,12 @@ impl ServeArgs {
         }
         if a.token_sts_hosts.is_empty() {
             a.token_sts_hosts = f.token_sts_hosts.unwrap_or_default();
+        }
+        if a.aws_auth.is_empty() {
+            a.aws_auth = f.aws_auth.unwrap_or_default();
+        }
+        if a.aws_auth_kubeconfig.is_empty() {
+            a.aws_auth_kubeconfig = f.aws_auth_kubeconfig.unwrap_or_default();
         }
         if a.tls_cert.is_none() && a.tls_key.is_none() {
             a.tls_cert = f.tls_cert;
@@ -285,6 +310,13 @@ pub async fn run(mut a: ServeArgs) -> anyhow::Result<()> {
             Err(e) => bail!("bootstrap: {e}"),
         }
     };
+    // Before serving: a source that does not load fails start-up.
+    let aws_auth = crate::awsauth::load(&control, &a.aws_auth)?;
+    let files: Vec<_> = aws_auth
+        .iter()
+        .map(crate::awsauth::Watched::cluster)
+        .collect();
+    let aws_auth_kube = crate::awsauth_kube::connect(&a.aws_auth_kubeconfig, &files).await?;
     let cred_path = data_dir.join("credentials");
     if let Some(b) = &boot {
         write_private(
@@ -351,6 +383,8 @@ pub async fn run(mut a: ServeArgs) -> anyhow::Result<()> {
         None => podiam_server::Transport::Plain,
     };
     let control = Arc::new(control);
+    crate::awsauth::watch(Arc::clone(&control), aws_auth);
+    crate::awsauth_kube::watch(Arc::clone(&control), aws_auth_kube);
     podiam_server::serve(
         listener,
         control,
@@ -492,6 +526,8 @@ issuer_base_url = "https://oidc.example"
 master_key_file = "/etc/podiam/master.key"
 additional_accounts = ["444455556666"]
 token_sts_hosts = ["podiam.example"]
+aws_auth = ["111122223333/prod=/etc/podiam/aws-auth.yaml"]
+aws_auth_kubeconfig = ["dev=/etc/podiam/dev.kubeconfig"]
 tls_cert = "/etc/podiam/tls.crt"
 tls_key = "/etc/podiam/tls.key"
 max_staleness = 42
@@ -525,6 +561,8 @@ log_format = "json"
         );
         assert_eq!(a.additional_accounts, vec!["444455556666".to_owned()]);
         assert_eq!(a.token_sts_hosts, vec!["podiam.example".to_owned()]);
+        assert_eq!(a.aws_auth, ["111122223333/prod=/etc/podiam/aws-auth.yaml"]);
+        assert_eq!(a.aws_auth_kubeconfig, ["dev=/etc/podiam/dev.kubeconfig"]);
         assert_eq!(a.tls_cert, Some(PathBuf::from("/etc/podiam/tls.crt")));
         assert_eq!(a.tls_key, Some(PathBuf::from("/etc/podiam/tls.key")));
         assert_eq!(a.max_staleness, Some(42));

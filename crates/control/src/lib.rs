@@ -123,6 +123,7 @@ pub struct Control {
     hosted: issuer::HostedKeys,
     policies: auth::PolicyCache,
     hooks: observe::Hooks,
+    aws_auth: access::AwsAuthSources,
 }
 
 impl std::fmt::Debug for Control {
@@ -176,6 +177,7 @@ impl Control {
             hosted: issuer::HostedKeys::default(),
             policies: auth::PolicyCache::default(),
             hooks,
+            aws_auth: access::AwsAuthSources::default(),
         };
         c.ensure_session_key().await?;
         Ok(c)

@@ -1,6 +1,6 @@
-//! Hooks through which the services report what the operations surface counts: JWKS fetches
-//! and store commits. The services know nothing of Prometheus; the HTTP layer installs an
-//! [`Observer`] once, and until it does every report is dropped.
+//! Hooks through which the services report what the operations surface counts: JWKS fetches,
+//! store commits and aws-auth ConfigMap loads. The services know nothing of Prometheus; the
+//! HTTP layer installs an [`Observer`] once, and until it does every report is dropped.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -11,6 +11,8 @@ pub trait Observer: Send + Sync {
     fn jwks_fetch(&self, _issuer: &str, _ok: bool) {}
     /// One batch committed to the store, and how long the store took.
     fn store_commit(&self, _took: Duration) {}
+    /// One load of a cluster's aws-auth ConfigMap, and whether it was accepted.
+    fn aws_auth_reload(&self, _ok: bool) {}
 }
 
 /// The slot of the observer, shared by the parts of the services that report.
@@ -40,6 +42,12 @@ impl Hooks {
     pub(crate) fn store_commit(&self, took: Duration) {
         if let Some(o) = self.0.get() {
             o.store_commit(took);
+        }
+    }
+
+    pub(crate) fn aws_auth_reload(&self, ok: bool) {
+        if let Some(o) = self.0.get() {
+            o.aws_auth_reload(ok);
         }
     }
 }

@@ -54,6 +54,7 @@ pub struct Metrics {
     feed_lag: Gauge<f64, std::sync::atomic::AtomicU64>,
     stale: Gauge<i64, AtomicI64>,
     commit: Histogram,
+    aws_auth_reloads: Family<OneLabel, Counter>,
 }
 
 fn histogram() -> Histogram {
@@ -76,6 +77,7 @@ impl Default for Metrics {
         let feed_lag = Gauge::default();
         let stale = Gauge::default();
         let commit = histogram();
+        let aws_auth_reloads = Family::<OneLabel, Counter>::default();
         registry.register(
             "podiam_requests",
             "Requests, by protocol, action and AWS error code (or HTTP status)",
@@ -112,6 +114,11 @@ impl Default for Metrics {
             "Time the store took to commit a batch of changes",
             commit.clone(),
         );
+        registry.register(
+            "podiam_aws_auth_reloads",
+            "Loads of an aws-auth ConfigMap file, by result (ok, or error: the last good version stays)",
+            aws_auth_reloads.clone(),
+        );
         Self {
             registry,
             requests,
@@ -125,6 +132,7 @@ impl Default for Metrics {
             feed_lag,
             stale,
             commit,
+            aws_auth_reloads,
         }
     }
 }
@@ -199,6 +207,13 @@ impl podiam_control::observe::Observer for Metrics {
 
     fn store_commit(&self, took: Duration) {
         self.commit.observe(took.as_secs_f64());
+    }
+
+    fn aws_auth_reload(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.aws_auth_reloads
+            .get_or_create(&[("result", result)])
+            .inc();
     }
 }
 
@@ -454,6 +469,23 @@ mod tests {
             text.contains(
                 "podiam_jwks_fetch_failures_total{issuer=\"https://issuer-1.example\"} 1\n"
             ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn aws_auth_loads_count_by_result() {
+        let m = Metrics::default();
+        m.aws_auth_reload(true);
+        m.aws_auth_reload(false);
+        m.aws_auth_reload(false);
+        let text = m.render(None, false);
+        assert!(
+            text.contains("podiam_aws_auth_reloads_total{result=\"ok\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("podiam_aws_auth_reloads_total{result=\"error\"} 2\n"),
             "{text}"
         );
     }

@@ -18,214 +18,38 @@
 //!   active access key of an existing user, live session of an existing role with the same
 //!   unique id), plus the role's `revoked_before` cut-off; IAM policies are not consulted, as
 //!   STS does not consult them for GetCallerIdentity;
-//! * the cluster exists (in the signer's account), is not in `CONFIG_MAP` mode, and has an
-//!   access entry for the signer's IAM role or user — the stored principal, path included, and
-//!   the same unique id the entry was made for — or, for a role with no such entry, a pattern
-//!   entry that matches it (the most specific; see `super::pattern`);
-//! * the entry's username renders in full: every template it holds has a value for this
-//!   signer (a session tag, a role), and a `STANDARD` entry's name has no reserved prefix.
+//! * the cluster exists (in the signer's account), and maps the signer by its authentication
+//!   mode: `API`: an access entry for the signer's IAM role or user — the stored principal,
+//!   path included, and the same unique id the entry was made for — or, for a role with no such
+//!   entry, a pattern entry that matches it (the most specific; see `super::pattern`);
+//!   `CONFIG_MAP`: the cluster's aws-auth ConfigMap (`configmap`); `API_AND_CONFIG_MAP`: the
+//!   access entry if the principal has one (it wins, as on EKS), else the ConfigMap;
+//! * the username renders in full: every template it holds has a value for this signer (a
+//!   session tag, a role), and an access entry of type `STANDARD` gives no reserved prefix.
 //!
 //! [`KubeUser::entry_principal_arn`] names the entry that mapped the signer (the pattern, for a
 //! pattern entry), for the authorizer; it is not part of the TokenReview answer.
 //!
-//! An account root has no access entry (EKS refuses entries for it), so a root token is refused.
+//! An account root has no access entry (EKS refuses entries for it), so a root token is refused;
+//! the ConfigMap never maps a root either.
 //! Every refusal carries a reason for the server log; callers get one generic answer.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use base64::Engine as _;
-
-use super::params::{MODE_CONFIG_MAP, reserved_prefix};
+use super::params::{MODE_API_AND_CONFIG_MAP, MODE_CONFIG_MAP, reserved_prefix};
 use super::pattern;
 use super::template::{self, Part};
+pub use super::token::{
+    CLUSTER_ID_HEADER, MAX_TOKEN_CHARS, PresignedUrl, REFUSED, TOKEN_PREFIX, TOKEN_VALIDITY_SECS,
+    TokenRefused, parse_token,
+};
+use super::token::{Refusal, TOKEN_MAX_FUTURE_SECS, clip};
 use crate::Control;
 use crate::auth::{Caller, SigningScope};
 use crate::authz::Target;
 use crate::model;
 use crate::state::{access_entries_of, access_entry_id};
-
-/// The token prefix `aws eks get-token` and aws-iam-authenticator write.
-pub const TOKEN_PREFIX: &str = "k8s-aws-v1.";
-/// The longest token accepted, in characters: a presigned URL with a session token is about
-/// 2-3 KB; anything far beyond is refused before decoding.
-pub const MAX_TOKEN_CHARS: usize = 8192;
-/// How long after its `X-Amz-Date` a token is accepted (STS: 15 minutes).
-pub const TOKEN_VALIDITY_SECS: i64 = 900;
-/// How far ahead of the server clock `X-Amz-Date` may be.
-pub const TOKEN_MAX_FUTURE_SECS: i64 = 300;
-/// The signed header carrying the cluster name.
-pub const CLUSTER_ID_HEADER: &str = "x-k8s-aws-id";
-
-/// The query parameters a presigned GetCallerIdentity URL may carry.
-const ALLOWED_PARAMS: [&str; 9] = [
-    "Action",
-    "Version",
-    "X-Amz-Algorithm",
-    "X-Amz-Credential",
-    "X-Amz-Date",
-    "X-Amz-Expires",
-    "X-Amz-SignedHeaders",
-    "X-Amz-Security-Token",
-    "X-Amz-Signature",
-];
-
-/// A refused token: the reason is for the server log only.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TokenRefused {
-    reason: String,
-}
-
-impl TokenRefused {
-    fn new(reason: impl Into<String>) -> Self {
-        Self {
-            reason: reason.into(),
-        }
-    }
-    /// Why, for the log (never the caller).
-    pub fn reason(&self) -> &str {
-        &self.reason
-    }
-}
-
-impl std::fmt::Display for TokenRefused {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.reason)
-    }
-}
-
-/// The one error text a refused token gets on the wire.
-pub const REFUSED: &str = "the token was not accepted";
-
-type Refusal<T> = std::result::Result<T, TokenRefused>;
-
-/// A token's presigned URL, checked for shape: the pieces SigV4 verification needs.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PresignedUrl {
-    /// The authority (host and optional port) as written: the signed `host` header's value.
-    pub host: String,
-    /// The raw query string.
-    pub query: String,
-}
-
-/// Decode and check a token's shape (no secret, no clock). `accepted_hosts` are compared
-/// without regard to ASCII case.
-pub fn parse_token(token: &str, accepted_hosts: &[String]) -> Refusal<PresignedUrl> {
-    if token.len() > MAX_TOKEN_CHARS {
-        return Err(TokenRefused::new("token too long"));
-    }
-    let encoded = token
-        .strip_prefix(TOKEN_PREFIX)
-        .ok_or_else(|| TokenRefused::new("not a k8s-aws-v1 token"))?;
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(encoded)
-        .map_err(|_| TokenRefused::new("token is not unpadded base64url"))?;
-    let url = String::from_utf8(raw).map_err(|_| TokenRefused::new("token URL is not UTF-8"))?;
-    if !url.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(TokenRefused::new(
-            "token URL holds spaces, controls or non-ASCII",
-        ));
-    }
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-        .ok_or_else(|| TokenRefused::new("token URL is not http(s)"))?;
-    if rest.contains('#') {
-        return Err(TokenRefused::new("token URL has a fragment"));
-    }
-    let end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (host, rest) = rest.split_at(end);
-    if host.is_empty() || host.contains('@') {
-        return Err(TokenRefused::new("token URL has no host, or user info"));
-    }
-    if !accepted_hosts.iter().any(|h| h.eq_ignore_ascii_case(host)) {
-        return Err(TokenRefused::new(format!(
-            "token URL host {:?} is not one of the accepted STS hosts",
-            clip(host)
-        )));
-    }
-    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    if path != "/" {
-        return Err(TokenRefused::new("token URL path is not /"));
-    }
-    check_query(query)?;
-    Ok(PresignedUrl {
-        host: host.to_owned(),
-        query: query.to_owned(),
-    })
-}
-
-/// The query of a presigned GetCallerIdentity, and nothing else.
-fn check_query(query: &str) -> Refusal<()> {
-    let mut seen = [false; ALLOWED_PARAMS.len()];
-    let mut action = None;
-    let mut version = None;
-    let mut expires = None;
-    let mut signed_headers = None;
-    for pair in query.split('&') {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let k = decode(k)?;
-        let v = decode(v)?;
-        let i = ALLOWED_PARAMS.iter().position(|p| *p == k).ok_or_else(|| {
-            TokenRefused::new(format!("token URL has query parameter {:?}", clip(&k)))
-        })?;
-        match seen.get_mut(i) {
-            Some(s) if !*s => *s = true,
-            _ => {
-                return Err(TokenRefused::new(format!(
-                    "token URL repeats query parameter {k}"
-                )));
-            }
-        }
-        match k.as_str() {
-            "Action" => action = Some(v),
-            "Version" => version = Some(v),
-            "X-Amz-Expires" => expires = Some(v),
-            "X-Amz-SignedHeaders" => signed_headers = Some(v),
-            _ => {}
-        }
-    }
-    if action.as_deref() != Some("GetCallerIdentity") {
-        return Err(TokenRefused::new(
-            "token URL action is not GetCallerIdentity",
-        ));
-    }
-    if version.as_deref() != Some("2011-06-15") {
-        return Err(TokenRefused::new("token URL version is not 2011-06-15"));
-    }
-    match expires.as_deref().map(str::parse::<u32>) {
-        Some(Ok(0..=900)) => {}
-        _ => {
-            return Err(TokenRefused::new(
-                "token URL X-Amz-Expires is missing or not in 0..=900",
-            ));
-        }
-    }
-    let signed = signed_headers.unwrap_or_default();
-    let mut names: Vec<&str> = signed.split(';').collect();
-    if !names.contains(&CLUSTER_ID_HEADER) {
-        return Err(TokenRefused::new("x-k8s-aws-id is not a signed header"));
-    }
-    names.sort_unstable();
-    if names != ["host", CLUSTER_ID_HEADER] {
-        return Err(TokenRefused::new(
-            "token URL signs headers other than host and x-k8s-aws-id",
-        ));
-    }
-    Ok(())
-}
-
-fn decode(s: &str) -> Refusal<String> {
-    percent_encoding::percent_decode_str(&s.replace('+', " "))
-        .decode_utf8()
-        .map(|c| c.into_owned())
-        .map_err(|_| TokenRefused::new("token URL query is not UTF-8"))
-}
-
-/// At most 64 characters of an attacker-chosen string, for a log line.
-fn clip(s: &str) -> String {
-    s.chars().take(64).collect()
-}
 
 /// The cluster a review is for: its name, and the account when the route names one.
 #[derive(Clone, Copy, Debug)]
@@ -251,13 +75,93 @@ pub struct KubeUser {
     pub extra: BTreeMap<String, Vec<String>>,
     /// See [`KubeUser::entry_principal_arn`].
     pub(crate) entry_principal_arn: String,
+    /// Which records mapped the signer. Only access entries carry access policies: a user
+    /// mapped by the aws-auth ConfigMap gets its permissions from the cluster's RBAC alone.
+    pub mapped_by: MappedBy,
 }
 
 impl KubeUser {
     /// The stored `principalArn` of the access entry that mapped the signer: the pattern itself
-    /// when a pattern entry did. Not part of the TokenReview answer.
+    /// when a pattern entry did; empty when the ConfigMap did. Not part of the TokenReview
+    /// answer.
     pub fn entry_principal_arn(&self) -> &str {
         &self.entry_principal_arn
+    }
+}
+
+/// The records that mapped a token's signer to its Kubernetes identity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MappedBy {
+    /// An EKS access entry.
+    AccessEntry,
+    /// The cluster's aws-auth ConfigMap.
+    ConfigMap,
+}
+
+/// The verified signer of a token, resolved to its lasting principal.
+pub(super) struct Signer {
+    /// The IAM role or user as stored (path and case).
+    pub principal_arn: String,
+    /// Its unique id.
+    pub principal_id: String,
+    /// The session name (empty for a user).
+    pub session_name: String,
+    /// The caller's ARN (a session's assumed-role ARN).
+    pub arn: String,
+    /// As aws-iam-authenticator canonicalizes it: a session's role without its path.
+    pub canonical_arn: String,
+    /// The signer's role (`None` for a user).
+    pub role: Option<Arc<model::Role>>,
+    /// The session's tags (`None` for a user, who has no session).
+    pub tags: Option<BTreeMap<String, String>>,
+}
+
+impl Signer {
+    /// Fill a username or group's templates; `standard`: refuse a reserved prefix (an access
+    /// entry of type `STANDARD`).
+    pub(super) fn render(
+        &self,
+        template: &str,
+        account: &str,
+        access_key_id: &str,
+        standard: bool,
+    ) -> Refusal<String> {
+        render(
+            template,
+            &Identity {
+                account,
+                session_name: &self.session_name,
+                access_key_id,
+                role_name: self.role.as_ref().map(|r| r.name.as_str()),
+                tags: self.tags.as_ref(),
+            },
+            standard,
+        )
+    }
+
+    /// The Kubernetes identity: uid and `extra` as for every mapping.
+    pub(super) fn kube_user(
+        &self,
+        account: &str,
+        access_key_id: &str,
+        username: String,
+        groups: Vec<String>,
+        mapped_by: MappedBy,
+    ) -> KubeUser {
+        let mut extra = BTreeMap::new();
+        extra.insert("arn".to_owned(), vec![self.arn.clone()]);
+        extra.insert("canonicalArn".to_owned(), vec![self.canonical_arn.clone()]);
+        extra.insert("sessionName".to_owned(), vec![self.session_name.clone()]);
+        extra.insert("accessKeyId".to_owned(), vec![access_key_id.to_owned()]);
+        extra.insert("principalId".to_owned(), vec![self.principal_id.clone()]);
+        KubeUser {
+            username,
+            uid: format!("aws-iam-authenticator:{account}:{}", self.principal_id),
+            groups,
+            extra,
+            mapped_by,
+            entry_principal_arn: String::new(),
+        }
     }
 }
 
@@ -446,7 +350,8 @@ impl Control {
         self.map_to_kube(route, &caller, &access_key_id)
     }
 
-    /// The access-entry mapping of an authenticated signer.
+    /// The mapping of an authenticated signer: by access entry, or by the aws-auth ConfigMap
+    /// as the cluster's authentication mode says.
     fn map_to_kube(
         &self,
         route: ClusterRoute<'_>,
@@ -456,26 +361,29 @@ impl Control {
         let account = caller.account();
         let t = self.db.read();
         let cluster = route_cluster(&t, route, account)?;
-        if cluster.access_config.authentication_mode == MODE_CONFIG_MAP {
-            return Err(TokenRefused::new(
-                "the cluster is in CONFIG_MAP mode: its access entries are off",
-            ));
-        }
+        let mode = cluster.access_config.authentication_mode.as_str();
+        let name_unique = t
+            .clusters
+            .keys()
+            .filter(|(_, n)| *n == cluster.name)
+            .count()
+            == 1;
         // The lasting principal behind the signer, as stored (path and case), and its id.
-        let (principal_arn, principal_id, session_name, arn, canonical_arn, role) = match caller {
+        let signer = match caller {
             Caller::Root { .. } => {
                 return Err(TokenRefused::new("an account root has no access entry"));
             }
             Caller::User { user, .. } => {
                 let arn = Target::user(account, user).arn().to_owned();
-                (
-                    arn.clone(),
-                    user.id.clone(),
-                    String::new(),
-                    arn.clone(),
-                    arn,
-                    None,
-                )
+                Signer {
+                    principal_arn: arn.clone(),
+                    principal_id: user.id.clone(),
+                    session_name: String::new(),
+                    arn: arn.clone(),
+                    canonical_arn: arn,
+                    role: None,
+                    tags: None,
+                }
             }
             Caller::Session(s) => {
                 let role = t
@@ -487,83 +395,99 @@ impl Control {
                 if role.revoked_before.is_some_and(|cut| s.issued < cut) {
                     return Err(TokenRefused::new("the session was revoked"));
                 }
-                (
-                    Target::role(account, &role).arn().to_owned(),
-                    role.id.clone(),
-                    s.session_name.clone(),
-                    caller.arn(),
+                Signer {
+                    principal_arn: Target::role(account, &role).arn().to_owned(),
+                    principal_id: role.id.clone(),
+                    session_name: s.session_name.clone(),
+                    arn: caller.arn(),
                     // As the authenticator canonicalizes a session's ARN: the role, no path.
-                    format!("arn:aws:iam::{account}:role/{}", role.name),
-                    Some(role),
-                )
+                    canonical_arn: format!("arn:aws:iam::{account}:role/{}", role.name),
+                    tags: Some(s.tags.clone()),
+                    role: Some(role),
+                }
             }
         };
-        let no_entry = || TokenRefused::new("the principal has no access entry in the cluster");
+        if mode == MODE_CONFIG_MAP {
+            drop(t);
+            return self.map_by_configmap(
+                account,
+                &cluster.name,
+                name_unique,
+                &signer,
+                access_key_id,
+            );
+        }
         // The exact entry wins; a role without one may match a pattern entry (`pattern`).
-        let entry: Arc<model::AccessEntry> = match t.access_entries.get(&(
+        let entry = match t.access_entries.get(&(
             account.to_owned(),
-            access_entry_id(&cluster.name, &principal_arn),
+            access_entry_id(&cluster.name, &signer.principal_arn),
         )) {
-            Some(e) => Arc::clone(&e.value),
-            None => {
-                let r = role.as_ref().ok_or_else(no_entry)?;
-                let entries = access_entries_of(&t.access_entries, account, &cluster.name, None);
-                pattern::best(entries.map(|e| &e.value), account, &r.path, &r.name)
-                    .map_err(|()| {
-                        TokenRefused::new(
-                            "two pattern entries of equal specificity match the role: delete one",
-                        )
-                    })?
-                    .map(Arc::clone)
-                    .ok_or_else(no_entry)?
-            }
+            Some(e) => Some(Arc::clone(&e.value)),
+            None => match &signer.role {
+                Some(r) => {
+                    let entries =
+                        access_entries_of(&t.access_entries, account, &cluster.name, None);
+                    pattern::best(entries.map(|e| &e.value), account, &r.path, &r.name)
+                        .map_err(|()| {
+                            TokenRefused::new(
+                                "two pattern entries of equal specificity match the role: delete one",
+                            )
+                        })?
+                        .map(Arc::clone)
+                }
+                None => None,
+            },
         };
         drop(t);
+        // An entry wins; the ConfigMap applies only to a principal without one.
+        let entry: Arc<model::AccessEntry> = match entry {
+            Some(e) => e,
+            None if mode == MODE_API_AND_CONFIG_MAP => {
+                return self.map_by_configmap(
+                    account,
+                    &cluster.name,
+                    name_unique,
+                    &signer,
+                    access_key_id,
+                );
+            }
+            None => {
+                return Err(TokenRefused::new(
+                    "the principal has no access entry in the cluster",
+                ));
+            }
+        };
         if entry
             .principal_id
             .as_deref()
-            .is_some_and(|id| id != principal_id)
+            .is_some_and(|id| *id != signer.principal_id)
         {
             return Err(TokenRefused::new(
                 "the access entry was made for an earlier principal of the same ARN",
             ));
         }
-        let tags = match caller {
-            Caller::Session(s) => Some(&s.tags),
-            _ => None,
-        };
-        let username = render(
+        let username = signer.render(
             &entry.username,
-            &Identity {
-                account,
-                session_name: &session_name,
-                access_key_id,
-                role_name: role.as_ref().map(|r| r.name.as_str()),
-                tags,
-            },
+            account,
+            access_key_id,
             entry.kind == "STANDARD",
         )?;
-        let mut extra = BTreeMap::new();
-        extra.insert("arn".to_owned(), vec![arn]);
-        extra.insert("canonicalArn".to_owned(), vec![canonical_arn]);
-        extra.insert("sessionName".to_owned(), vec![session_name]);
-        extra.insert("accessKeyId".to_owned(), vec![access_key_id.to_owned()]);
-        extra.insert("principalId".to_owned(), vec![principal_id.clone()]);
-        let uid = format!("aws-iam-authenticator:{account}:{principal_id}");
-        extra.insert(
+        let mut user = signer.kube_user(
+            account,
+            access_key_id,
+            username,
+            entry.kubernetes_groups.clone(),
+            MappedBy::AccessEntry,
+        );
+        // What the authorization webhook needs to grant this entry's policies to this user.
+        let binding = self.access_binding(account, &entry, &user.username, &user.uid);
+        user.extra.insert(
             super::kubeauthz::ENTRY_EXTRA.to_owned(),
             vec![entry.principal_arn.clone()],
         );
-        extra.insert(
-            super::kubeauthz::BINDING_EXTRA.to_owned(),
-            vec![self.access_binding(account, &entry, &username, &uid)],
-        );
-        Ok(KubeUser {
-            username,
-            uid,
-            groups: entry.kubernetes_groups.clone(),
-            extra,
-            entry_principal_arn: entry.principal_arn.clone(),
-        })
+        user.extra
+            .insert(super::kubeauthz::BINDING_EXTRA.to_owned(), vec![binding]);
+        user.entry_principal_arn.clone_from(&entry.principal_arn);
+        Ok(user)
     }
 }

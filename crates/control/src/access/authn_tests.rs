@@ -14,7 +14,7 @@ use crate::auth::Caller;
 use crate::iam::CreateRole;
 use crate::sts::{AssumeCommon, AssumeRoleExtra};
 
-const HOST: &str = "podiam.test:8443";
+pub(super) const HOST: &str = "podiam.test:8443";
 pub(super) const CLUSTER: &str = "c";
 
 fn b64(s: &str) -> String {
@@ -37,11 +37,11 @@ pub(super) struct Key {
 
 /// A token as `aws eks get-token` makes it, with knobs for the refusals.
 pub(super) struct Tok<'a> {
-    key: &'a Key,
-    host: &'a str,
-    cluster: Option<&'a str>,
-    at: i64,
-    query: &'a str,
+    pub(super) key: &'a Key,
+    pub(super) host: &'a str,
+    pub(super) cluster: Option<&'a str>,
+    pub(super) at: i64,
+    pub(super) query: &'a str,
 }
 
 impl Tok<'_> {
@@ -393,7 +393,7 @@ async fn principals_without_an_entry_roots_and_config_map_clusters_are_refused()
     };
     let mut t = tok(&w, &k);
     t.cluster = Some("cm");
-    refused(&w, route, &t.token(), "CONFIG_MAP");
+    refused(&w, route, &t.token(), "no aws-auth ConfigMap");
 
     let route = ClusterRoute {
         account: None,

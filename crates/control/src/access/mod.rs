@@ -11,11 +11,14 @@
 //! and rendered per token. Every operation on
 //! entries needs the access-entry API to be on: authentication mode `API_AND_CONFIG_MAP` or
 //! `API`. This module records who is who, and (`authn`) verifies `aws eks get-token` tokens and
-//! maps their signers to Kubernetes identities through these records, and (`kubeauthz`) answers
-//! the API server's SubjectAccessReviews with what the entries' access policies grant.
+//! maps their signers to Kubernetes identities through these records or (`configmap`) through
+//! the cluster's legacy aws-auth ConfigMap, and (`kubeauthz`) answers the API server's
+//! SubjectAccessReviews with what the entries' access policies grant.
 
 mod authn;
 mod config;
+mod configmap;
+mod configmap_yaml;
 mod entries;
 mod kubeauthz;
 mod params;
@@ -23,12 +26,18 @@ mod pattern;
 mod policies;
 pub mod rbac;
 mod template;
+mod token;
 
 pub use authn::{
-    CLUSTER_ID_HEADER, ClusterRoute, KubeUser, MAX_TOKEN_CHARS, PresignedUrl, REFUSED,
+    CLUSTER_ID_HEADER, ClusterRoute, KubeUser, MAX_TOKEN_CHARS, MappedBy, PresignedUrl, REFUSED,
     TOKEN_PREFIX, TOKEN_VALIDITY_SECS, TokenRefused, parse_token,
 };
 pub use config::{ClusterAccessInput, ClusterUpdate};
+pub(crate) use configmap::AwsAuthSources;
+pub use configmap::{
+    AwsAuth, AwsAuthCluster, AwsAuthError, AwsAuthMapping, AwsAuthMatch, MAX_AWS_AUTH_BYTES,
+    MAX_AWS_AUTH_ENTRIES, MAX_AWS_AUTH_GROUPS,
+};
 pub use kubeauthz::{
     AccessReview, BINDING_EXTRA, Decision, ENTRY_EXTRA, PolicyVerdict, parse_access_review,
     policy_verdicts,
@@ -41,6 +50,10 @@ pub use pattern::{Specificity, pattern_match};
 
 #[cfg(test)]
 mod authn_tests;
+#[cfg(test)]
+mod configmap_review_tests;
+#[cfg(test)]
+mod configmap_tests;
 #[cfg(test)]
 mod kubeauthz_tests;
 #[cfg(test)]
