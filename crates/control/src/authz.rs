@@ -163,13 +163,13 @@ actions! {
     EksUpdatePodIdentityAssociation => "eks:UpdatePodIdentityAssociation", Association, [];
     EksDeletePodIdentityAssociation => "eks:DeletePodIdentityAssociation", Association, [];
     EksCreateAccessEntry => "eks:CreateAccessEntry", Cluster, ["aws:RequestTag/", "aws:TagKeys", "eks:principalArn", "eks:accessEntryType", "eks:kubernetesGroups", "eks:username"];
-    EksDescribeAccessEntry => "eks:DescribeAccessEntry", AccessEntry, [];
+    EksDescribeAccessEntry => "eks:DescribeAccessEntry", AccessEntry, ["eks:principalArn", "eks:accessEntryType", "eks:kubernetesGroups", "eks:username"];
     EksListAccessEntries => "eks:ListAccessEntries", Cluster, [];
-    EksUpdateAccessEntry => "eks:UpdateAccessEntry", AccessEntry, [];
-    EksDeleteAccessEntry => "eks:DeleteAccessEntry", AccessEntry, [];
-    EksAssociateAccessPolicy => "eks:AssociateAccessPolicy", AccessEntry, ["eks:policyArn", "eks:accessScope", "eks:namespaces"];
-    EksDisassociateAccessPolicy => "eks:DisassociateAccessPolicy", AccessEntry, ["eks:policyArn", "eks:accessScope", "eks:namespaces"];
-    EksListAssociatedAccessPolicies => "eks:ListAssociatedAccessPolicies", AccessEntry, [];
+    EksUpdateAccessEntry => "eks:UpdateAccessEntry", AccessEntry, ["eks:principalArn", "eks:accessEntryType", "eks:kubernetesGroups", "eks:username"];
+    EksDeleteAccessEntry => "eks:DeleteAccessEntry", AccessEntry, ["eks:principalArn", "eks:accessEntryType", "eks:kubernetesGroups", "eks:username"];
+    EksAssociateAccessPolicy => "eks:AssociateAccessPolicy", AccessEntry, ["eks:policyArn", "eks:accessScope", "eks:namespaces", "eks:principalArn", "eks:accessEntryType", "eks:kubernetesGroups", "eks:username"];
+    EksDisassociateAccessPolicy => "eks:DisassociateAccessPolicy", AccessEntry, ["eks:policyArn", "eks:accessScope", "eks:namespaces", "eks:principalArn", "eks:accessEntryType", "eks:kubernetesGroups", "eks:username"];
+    EksListAssociatedAccessPolicies => "eks:ListAssociatedAccessPolicies", AccessEntry, ["eks:principalArn", "eks:accessEntryType", "eks:kubernetesGroups", "eks:username"];
     EksListAccessPolicies => "eks:ListAccessPolicies", Wildcard, [];
     EksListTagsForResource => "eks:ListTagsForResource", EksResource, [];
     EksTagResource => "eks:TagResource", EksResource, ["aws:RequestTag/", "aws:TagKeys"];
@@ -180,6 +180,7 @@ actions! {
     PodiamMintServiceAccountToken => "podiam:MintServiceAccountToken", Cluster, ["podiam:Namespace", "podiam:ServiceAccount", "podiam:Audience"];
     PodiamRotateIssuerKey => "podiam:RotateIssuerKey", Cluster, [];
     PodiamExportIssuerKey => "podiam:ExportIssuerKey", Cluster, [];
+    PodiamCreateAccessEntryPattern => "podiam:CreateAccessEntryPattern", Cluster, ["eks:principalArn"];
 }
 
 impl Action {

@@ -325,6 +325,18 @@ async fn every_action_authorizes_the_stored_entity_with_every_declared_key() {
     )
     .await
     .unwrap();
+    // A pattern entry: podiam:CreateAccessEntryPattern on top of eks:CreateAccessEntry.
+    c.create_access_entry(
+        &root,
+        &m,
+        "Demo",
+        CreateAccessEntry {
+            principal_arn: format!("arn:aws:iam::{ACCT}:role/team/mixed*"),
+            ..CreateAccessEntry::default()
+        },
+    )
+    .await
+    .unwrap();
     let view = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy";
     let scope = AccessScope {
         kind: "namespace".into(),

@@ -111,6 +111,31 @@ pub fn iam_path(s: &str) -> Result<(), AwsError> {
     Ok(())
 }
 
+/// Refuse a role that only AWS creates: a path under `/aws-reserved/` (IAM Identity Center's
+/// roles) or `/aws-service-role/` (service-linked roles), or a name starting `AWSReservedSSO_`.
+/// AWS makes these and nobody else can; podiam has no service that does (the account root
+/// stands in for it), and an access-entry pattern for IAM Identity Center roles must not be
+/// satisfiable by whoever may create roles.
+pub fn unreserved_role(path: &str, name: &str) -> Result<(), AwsError> {
+    let lower = path.to_ascii_lowercase();
+    for reserved in ["/aws-reserved/", "/aws-service-role/"] {
+        if lower.starts_with(reserved) {
+            return Err(AwsError::invalid_input(format!(
+                "The path {reserved} is reserved for roles that AWS creates."
+            )));
+        }
+    }
+    if name
+        .get(..15)
+        .is_some_and(|p| p.eq_ignore_ascii_case("AWSReservedSSO_"))
+    {
+        return Err(AwsError::invalid_input(
+            "Role names starting with AWSReservedSSO_ are reserved for IAM Identity Center.",
+        ));
+    }
+    Ok(())
+}
+
 /// Validate a tag key (1-128) and value (0-256) of `[\p{L}\p{Z}\p{N}_.:/=+\-@]`.
 pub fn tag(key: &str, value: &str) -> Result<(), AwsError> {
     let ok_char = |c: char| c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(c);

@@ -296,7 +296,20 @@ fn session_tag<'a>(id: &Identity<'a>, key: &str) -> Refusal<&'a str> {
             clip(key)
         )));
     }
+    // Whoever may tag a session chooses the value: keep it to a session name's characters, so
+    // it cannot spell another principal's ARN-shaped username (`:` and `/`) or anything else.
+    if !value.bytes().all(session_name_byte) {
+        return Err(TokenRefused::new(format!(
+            "session tag {:?} holds characters a username template does not take (only letters, digits and +=,.@_-)",
+            clip(key)
+        )));
+    }
     Ok(value)
+}
+
+/// A byte of a role session name (`[\w+=,.@-]`).
+fn session_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b)
 }
 
 impl Control {

@@ -14,7 +14,7 @@ use crate::authz::{Action, Keys, Target};
 use crate::eks::check_tags;
 use crate::error::{AwsError, Result};
 use crate::model::{self, kind};
-use crate::state::{Change, Entry, access_entries_of, access_entry_id};
+use crate::state::{Change, Entry, access_entries_of, access_entry_id, of_account};
 
 /// The error of every entry operation on a cluster whose access-entry API is off.
 pub(super) fn api_on(c: &model::Cluster) -> Result<()> {
@@ -35,6 +35,32 @@ pub(super) fn entry_not_found(cluster: &str, principal_arn: &str) -> AwsError {
 
 fn cluster_not_found(cluster: &str) -> AwsError {
     AwsError::resource_not_found(format!("No cluster found for name: {cluster}."))
+}
+
+/// `own` (an action's keys), completed with what the entry is: `eks:principalArn` (as stored,
+/// or as asked for when the entry is missing), `eks:accessEntryType`, `eks:username` and
+/// `eks:kubernetesGroups` where `own` does not set them (an action setting `eks:username`
+/// sets the groups as well, absent when there are none).
+fn stored_entry_keys(own: Keys, e: Option<&model::AccessEntry>, asked: &str) -> Keys {
+    let mut k = own;
+    if !k.has("eks:principalArn") {
+        k = k.with(
+            "eks:principalArn",
+            e.map_or(asked, |e| e.principal_arn.as_str()),
+        );
+    }
+    let Some(e) = e else { return k };
+    if !k.has("eks:accessEntryType") {
+        k = k.with("eks:accessEntryType", e.kind.as_str());
+    }
+    // An action that names the username (an update) names the groups it leaves too.
+    if !k.has("eks:username") {
+        k = k.with("eks:username", e.username.as_str());
+        if !e.kubernetes_groups.is_empty() {
+            k = k.with_multi("eks:kubernetesGroups", e.kubernetes_groups.clone());
+        }
+    }
+    k
 }
 
 impl Control {
@@ -152,7 +178,13 @@ impl Control {
             Some(e) => Target::access_entry(region, account, &e.value),
             None => Target::new_access_entry(region, account, cluster, principal_arn, "*"),
         };
-        let keys = keys(e.as_ref().map(|e| e.value.as_ref()));
+        // Every action on an entry sees what the entry is (or the principal asked for, when it
+        // is missing); an update's own keys name its new values instead.
+        let keys = stored_entry_keys(
+            keys(e.as_ref().map(|e| e.value.as_ref())),
+            e.as_ref().map(|e| e.value.as_ref()),
+            principal_arn,
+        );
         self.authorize(caller, action, &target, meta, keys)?;
         let c = c.ok_or_else(|| cluster_not_found(cluster))?;
         api_on(&c)?;
@@ -183,6 +215,51 @@ impl Control {
         let change = Change::update(kind::ACCESS_ENTRY, caller.account(), &id, &a, e.version)?;
         self.db.commit(&guard, vec![change], self.now()).await?;
         Ok((a, out))
+    }
+
+    /// A pattern entry is a standing grant to roles that may not exist yet, so it takes more
+    /// than `eks:CreateAccessEntry`: `podiam:CreateAccessEntryPattern` (which no `eks:*` grant
+    /// covers), and `eks:CreateAccessEntry` with `eks:principalArn` set to each existing role
+    /// the pattern maps, so a Deny naming a role is not side-stepped by a pattern matching it.
+    fn authorize_pattern(
+        &self,
+        caller: &Caller,
+        meta: &RequestMeta,
+        cluster: &str,
+        p: &Principal,
+        pattern_arn: &str,
+        keys: &Keys,
+    ) -> Result<()> {
+        self.cluster_for(
+            caller,
+            meta,
+            Action::PodiamCreateAccessEntryPattern,
+            cluster,
+            Keys::none().with("eks:principalArn", pattern_arn),
+        )?;
+        let matched: Vec<String> = {
+            let t = self.db.read();
+            of_account(&t.roles, &p.account)
+                .filter(|(_, r)| pattern::matches(p, &r.value.path, &r.value.name))
+                .map(|(_, r)| Target::role(&p.account, &r.value).arn().to_owned())
+                .collect()
+        };
+        for arn in matched {
+            let mut k = Keys::none();
+            for (name, values) in keys.entries() {
+                if !name.eq_ignore_ascii_case("eks:principalArn") {
+                    k = k.with_multi(name.clone(), values.clone());
+                }
+            }
+            self.cluster_for(
+                caller,
+                meta,
+                Action::EksCreateAccessEntry,
+                cluster,
+                k.with("eks:principalArn", arn),
+            )?;
+        }
+        Ok(())
     }
 
     /// A new entry record (CreateAccessEntry, and the cluster creator's bootstrap entry).
@@ -300,6 +377,9 @@ impl Control {
         } else {
             keys.with_multi("eks:kubernetesGroups", kubernetes_groups.clone())
         };
+        if p.pattern {
+            self.authorize_pattern(caller, meta, cluster, &p, &input.principal_arn, &keys)?;
+        }
         let (c, cluster_version) = self
             .cluster_for(caller, meta, Action::EksCreateAccessEntry, cluster, keys)?
             .ok_or_else(|| cluster_not_found(cluster))?;
@@ -445,6 +525,7 @@ impl Control {
         if let Some(u) = &input.username {
             username(u)?;
         }
+        let (new_username, update_groups) = (input.username.clone(), new_groups.clone());
         let (a, ()) = self
             .update_entry(
                 caller,
@@ -452,7 +533,20 @@ impl Control {
                 Action::EksUpdateAccessEntry,
                 cluster,
                 principal_arn,
-                |_| Keys::none(),
+                |stored| {
+                    // The values the entry will have: the new ones where given.
+                    let Some(e) = stored else {
+                        return Keys::none();
+                    };
+                    let username = new_username.as_deref().unwrap_or(&e.username);
+                    let groups = update_groups.as_ref().unwrap_or(&e.kubernetes_groups);
+                    let k = Keys::none().with("eks:username", username);
+                    if groups.is_empty() {
+                        k
+                    } else {
+                        k.with_multi("eks:kubernetesGroups", groups.clone())
+                    }
+                },
                 |a, _| {
                     if node_identity(&a.kind).is_some()
                         && (input.kubernetes_groups.is_some() || input.username.is_some())

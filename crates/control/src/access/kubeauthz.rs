@@ -33,6 +33,13 @@ pub const ENTRY_EXTRA: &str = "podiam.io/access-entry";
 /// The `extra` key holding the user's binding to the entry and cluster.
 pub const BINDING_EXTRA: &str = "podiam.io/access-binding";
 const BINDING_PURPOSE: &str = "podiam kubernetes access binding v1";
+/// How long a binding is honoured after podiam's TokenReview answer wrote it. kube-apiserver
+/// caches an answer for `--authentication-token-webhook-cache-ttl` (2 minutes by default) and
+/// then asks again, which writes a new binding; an hour leaves room for longer caches while
+/// bounding what a copied binding is worth.
+pub const BINDING_MAX_AGE_SECS: i64 = 3600;
+/// Clock skew between replicas tolerated on a binding's time.
+const BINDING_MAX_FUTURE_SECS: i64 = 300;
 
 /// What a SubjectAccessReview asks about whom.
 #[derive(Clone, Debug, Default)]
@@ -173,6 +180,19 @@ impl Control {
         username: &str,
         uid: &str,
     ) -> String {
+        self.access_binding_at(account, entry, username, uid, self.now())
+    }
+
+    /// [`Self::access_binding`] as written at `issued` (unix seconds).
+    pub(super) fn access_binding_at(
+        &self,
+        account: &str,
+        entry: &model::AccessEntry,
+        username: &str,
+        uid: &str,
+        issued: i64,
+    ) -> String {
+        let issued = issued.to_string();
         let tag = self.master.mac(
             BINDING_PURPOSE,
             &binding_message(&[
@@ -180,11 +200,15 @@ impl Control {
                 &entry.cluster,
                 &entry.principal_arn,
                 &entry.uuid,
+                &issued,
                 username,
                 uid,
             ]),
         );
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag)
+        format!(
+            "{issued}.{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag)
+        )
     }
 
     /// Answer a SubjectAccessReview for the cluster of `route`.
@@ -213,19 +237,40 @@ impl Control {
         let Some(request) = &review.request else {
             return no("the review names neither resource nor non-resource attributes");
         };
+        let (issued, tag) = binding.split_once('.').unwrap_or(("", binding));
+        let issued_at = issued
+            .parse::<i64>()
+            .ok()
+            .filter(|_| issued.bytes().all(|b| b.is_ascii_digit()));
+        let tag = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(tag)
+            .unwrap_or_default();
         let (cluster, entry) = {
             let t = self.db.read();
-            let cluster = super::authn::route_cluster(&t, route, account)
-                .map_err(|e| e.reason().to_owned())?;
-            let entry = t
-                .access_entries
-                .get(&(
-                    account.to_owned(),
-                    access_entry_id(&cluster.name, entry_principal),
-                ))
-                .map(|e| Arc::clone(&e.value));
+            let cluster = super::authn::route_cluster(&t, route, account);
+            let entry = cluster.as_ref().ok().and_then(|c| {
+                t.access_entries
+                    .get(&(
+                        account.to_owned(),
+                        access_entry_id(&c.name, entry_principal),
+                    ))
+                    .map(|e| Arc::clone(&e.value))
+            });
             (cluster, entry)
         };
+        // The tag is checked whether or not the cluster and entry exist (against an empty id
+        // when not), so the time a forged review takes does not say which do.
+        let message = binding_message(&[
+            account,
+            route.name,
+            entry_principal,
+            entry.as_ref().map_or("", |e| e.uuid.as_str()),
+            issued,
+            &review.user,
+            &review.uid,
+        ]);
+        let verified = self.master.verify_mac(BINDING_PURPOSE, &message, &tag);
+        let cluster = cluster.map_err(|e| e.reason().to_owned())?;
         if cluster.access_config.authentication_mode == MODE_CONFIG_MAP {
             return no("the cluster is in CONFIG_MAP mode: its access entries are off");
         }
@@ -239,19 +284,13 @@ impl Control {
         {
             return no("the access entry was made for another principal of the same ARN");
         }
-        let tag = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(binding)
-            .unwrap_or_default();
-        let message = binding_message(&[
-            account,
-            &entry.cluster,
-            &entry.principal_arn,
-            &entry.uuid,
-            &review.user,
-            &review.uid,
-        ]);
-        if !self.master.verify_mac(BINDING_PURPOSE, &message, &tag) {
+        if !verified {
             return no("the access binding does not verify for this cluster and entry");
+        }
+        let now = self.now();
+        match issued_at {
+            Some(t) if t <= now + BINDING_MAX_FUTURE_SECS && now - t <= BINDING_MAX_AGE_SECS => {}
+            _ => return no("the access binding has expired: a new token review renews it"),
         }
         grant(RoleSet::builtin(), &entry, request)
             .ok_or_else(|| "no access policy of the entry grants the request".to_owned())

@@ -351,9 +351,16 @@ fn rules_match_as_rbac_matches() {
     let r = rule(&["*"], &["*"], &["*/scale"], &[]);
     assert!(r.allows(&sub("update", "deployments", "scale", "")));
     assert!(!r.allows(&sub("update", "deployments", "", "")));
+    // `resource/*` is no wildcard in Kubernetes RBAC.
     let r = rule(&["get"], &[""], &["pods/*"], &[]);
-    assert!(r.allows(&sub("get", "pods", "exec", "")));
+    assert!(!r.allows(&sub("get", "pods", "exec", "")));
     assert!(!r.allows(&sub("get", "pods", "", "")));
+    let r = rule(&["get"], &["*"], &["*/log"], &[]);
+    assert!(r.allows(&sub("get", "pods", "log", "")));
+    assert!(
+        !r.allows(&sub("get", "pods", "", "")),
+        "*/sub never matches the resource"
+    );
     let r = rule(&["get"], &[""], &["configmaps"], &["a"]);
     assert!(r.allows(&sub("get", "configmaps", "", "a")));
     assert!(!r.allows(&sub("get", "configmaps", "", "b")));
@@ -442,5 +449,37 @@ async fn a_pattern_entry_grants_its_policies_to_every_role_it_maps() {
     associate(&w, &role("other"), CLUSTER_ADMIN_POLICY, &[]).await;
     let mut r = review(&u, pods("list", "prod"));
     r.extra.insert(ENTRY_EXTRA.into(), vec![role("other")]);
+    assert!(!allowed(&w, &r));
+}
+
+#[tokio::test]
+async fn a_binding_is_honoured_for_an_hour_from_its_review() {
+    let (w, u) = viewer().await;
+    let arn = format!("arn:aws:iam::{ACCT}:user/alice");
+    let entry = std::sync::Arc::clone(
+        &w.c.db.read().access_entries[&(ACCT.to_owned(), format!("{CLUSTER}/{arn}"))].value,
+    );
+    let now = w.c.now();
+    let at = |t: i64| {
+        let mut r = review(&u, pods("get", "team-a"));
+        let b = w.c.access_binding_at(ACCT, &entry, &u.username, &u.uid, t);
+        r.extra.insert(BINDING_EXTRA.into(), vec![b]);
+        r
+    };
+    assert!(allowed(&w, &at(now - 3000)));
+    assert!(allowed(&w, &at(now + 60)));
+    no_opinion(&w, &at(now - 3700), "expired");
+    no_opinion(&w, &at(now + 3600), "expired");
+    // The time is bound: moving it forward breaks the tag.
+    let mut r = review(&u, pods("get", "team-a"));
+    let b = r.extra[BINDING_EXTRA][0].clone();
+    let (t, tag) = b.split_once('.').unwrap();
+    let later = t.parse::<i64>().unwrap() + 1;
+    r.extra
+        .insert(BINDING_EXTRA.into(), vec![format!("{later}.{tag}")]);
+    no_opinion(&w, &r, "does not verify");
+    let mut r = review(&u, pods("get", "team-a"));
+    r.extra
+        .insert(BINDING_EXTRA.into(), vec![format!("+{t}.{tag}")]);
     assert!(!allowed(&w, &r));
 }

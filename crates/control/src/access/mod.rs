@@ -55,6 +55,8 @@ mod configmap_review_tests;
 #[cfg(test)]
 mod configmap_tests;
 #[cfg(test)]
+mod escalation_tests;
+#[cfg(test)]
 mod kubeauthz_tests;
 #[cfg(test)]
 mod pattern_tests;

@@ -267,6 +267,16 @@ pub(super) fn username(u: &str) -> Result<()> {
         return Err(invalid(&format!("usernames can't start with {p}")));
     }
     let parts = template::parse(u).map_err(|why| invalid(&why))?;
+    // A session tag is chosen by whoever may tag the session: a username must not begin with
+    // one, or that caller could name itself like any other user.
+    let has_tag = parts
+        .iter()
+        .any(|p| matches!(p, template::Part::SessionTag(_)));
+    if has_tag && !matches!(parts.first(), Some(template::Part::Text(_))) {
+        return Err(invalid(
+            "a username with {{SessionTag:KEY}} must begin with literal text (for example team:{{SessionTag:KEY}})",
+        ));
+    }
     if parts.contains(&template::Part::Ec2PrivateDnsName) {
         return Err(invalid(&format!(
             "{{{{EC2PrivateDNSName}}}} is for node types only: the templates are {}",

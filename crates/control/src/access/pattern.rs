@@ -85,8 +85,13 @@ pub(super) fn specificity(p: &Principal) -> Specificity {
 
 /// Whether pattern `p` matches the role at `path` named `name` (both as stored).
 pub(super) fn matches(p: &Principal, path: &str, name: &str) -> bool {
-    let path_ok = p.path == path
-        || (p.path == "/" && p.name.starts_with(SSO_NAME_PREFIX) && is_sso_path(path));
+    // A path-less IAM Identity Center pattern matches only roles at Identity Center's paths
+    // (which IAM reserves: see `names::unreserved_role`), never a role at `/`.
+    let path_ok = if p.path == "/" && p.name.starts_with(SSO_NAME_PREFIX) {
+        is_sso_path(path)
+    } else {
+        p.path == path
+    };
     path_ok && glob(p.name.as_bytes(), name.as_bytes())
 }
 

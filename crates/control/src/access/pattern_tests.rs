@@ -240,8 +240,8 @@ async fn pattern_entries_count_toward_the_cluster_limit() {
 fn username_templates_are_checked_when_an_entry_is_written() {
     for ok in [
         "u:{{SessionTag:team}}",
-        "{{RoleName}}/{{SessionTag:cost center}}/{{SessionName}}",
-        "{{SessionTag:a:b}}",
+        "r/{{RoleName}}/{{SessionTag:cost center}}/{{SessionName}}",
+        "u:{{SessionTag:a:b}}",
     ] {
         assert!(username(ok).is_ok(), "{ok}");
     }
@@ -256,6 +256,16 @@ fn username_templates_are_checked_when_an_entry_is_written() {
         ("u}}", "without {{"),
         ("{{SessionTag:team}}}}", "without {{"),
         ("system:{{SessionTag:team}}", "can't start with system:"),
+        // A tag's value chosen by the session's tagger must not begin a username.
+        ("{{SessionTag:team}}", "must begin with literal text"),
+        (
+            "{{RoleName}}/{{SessionTag:team}}",
+            "must begin with literal text",
+        ),
+        (
+            "{{SessionName}}{{SessionTag:team}}",
+            "must begin with literal text",
+        ),
     ] {
         let e = username(bad).unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidParameter, "{bad}");
@@ -415,12 +425,12 @@ async fn session_tags_fill_the_username_with_keys_compared_without_case() {
     entry(
         &w,
         &role("team-*"),
-        Some("{{SessionTag:Team}}:{{RoleName}}:{{SessionName}}"),
+        Some("t:{{SessionTag:Team}}:{{RoleName}}:{{SessionName}}"),
         &[],
     )
     .await;
     let u = review(&w, &key(&w, &t, &arn, "jane", &[("team", "blue")]).await);
-    assert_eq!(u.username, "blue:team-a:jane");
+    assert_eq!(u.username, "t:blue:team-a:jane");
     // EKS's five extra keys and podiam's binding to the entry (the pattern), nothing else.
     assert_eq!(u.extra[ENTRY_EXTRA], [role("team-*")]);
     assert_eq!(
@@ -472,18 +482,28 @@ async fn a_tag_value_or_session_name_cannot_smuggle_in_system() {
     let w = setup().await;
     let t = tagger(&w).await;
     let a = new_role(&w, "team-a", None).await;
-    entry(&w, &a, Some("{{SessionTag:user}}"), &[]).await;
-    for v in ["system:masters", "System:Masters", "eks:x"] {
+    entry(&w, &a, Some("u-{{SessionTag:user}}"), &[]).await;
+    // A tag value can spell neither another principal's ARN-shaped name nor a prefix.
+    for v in [
+        "system:masters",
+        "x:y",
+        "/a",
+        &format!("arn:aws:iam::{ACCT}:user/alice"),
+    ] {
         let k = key(&w, &t, &a, "s1", &[("user", v)]).await;
-        refused(&w, ROUTE, &tok(&w, &k).token(), "reserved prefix");
+        refused(
+            &w,
+            ROUTE,
+            &tok(&w, &k).token(),
+            "characters a username template does not take",
+        );
     }
     let b = new_role(&w, "team-b", None).await;
     entry(&w, &b, Some("{{SessionName}}:x"), &[]).await;
     let k = key(&w, &t, &b, "system", &[]).await;
     refused(&w, ROUTE, &tok(&w, &k).token(), "reserved prefix system:");
-    // Elsewhere than the start, the same text is a plain name.
-    let k = key(&w, &t, &a, "s1", &[("user", "x-system:masters")]).await;
-    assert_eq!(review(&w, &k).username, "x-system:masters");
+    let k = key(&w, &t, &a, "s1", &[("user", "jane.doe@example.com")]).await;
+    assert_eq!(review(&w, &k).username, "u-jane.doe@example.com");
 }
 
 // --- IAM authorization of pattern entries

@@ -64,7 +64,8 @@ fn has(list: &[String], want: &str) -> bool {
 
 impl Rule {
     /// Whether the rule allows `req`, as RBAC matches: verbs and API groups exactly or `*`;
-    /// resources `*`, `resource`, `resource/subresource`, `*/subresource` or `resource/*`;
+    /// resources `*`, `resource`, `resource/subresource` or `*/subresource` (as upstream's
+    /// `ResourceMatches`: `resource/*` matches only a subresource literally named `*`);
     /// resource names (when listed) exactly; non-resource URLs exactly or by a trailing `*`.
     pub fn allows(&self, req: &Request) -> bool {
         match req {
@@ -101,11 +102,10 @@ impl Rule {
             if subresource.is_empty() {
                 return r == resource;
             }
+            // Kubernetes knows `resource/subresource` and `*/subresource`; `resource/*` is
+            // not a wildcard there, so it is none here either.
             match r.split_once('/') {
-                Some((res, sub)) => {
-                    (res == resource && (sub == subresource || sub == "*"))
-                        || (res == "*" && sub == subresource)
-                }
+                Some((res, sub)) => sub == subresource && (res == resource || res == "*"),
                 None => false,
             }
         })

@@ -49,6 +49,11 @@ impl Control {
         names::entity_name(&input.name, "roleName", 64)?;
         let path = input.path.unwrap_or_else(|| "/".into());
         names::iam_path(&path)?;
+        // Only the account root may stand in for AWS and make its reserved roles (podiam has
+        // no IAM Identity Center to make them); anyone else allowed iam:CreateRole may not.
+        if !matches!(caller, Caller::Root { .. }) {
+            names::unreserved_role(&path, &input.name)?;
+        }
         if let Some(d) = &input.description {
             names::role_description(d)?;
         }
