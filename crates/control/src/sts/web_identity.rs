@@ -90,7 +90,7 @@ impl Control {
         let mut validation = Validation::new(&iss, &provider.client_ids, now);
         validation.leeway_secs = TOKEN_LEEWAY_SECS;
         let claims = self
-            .verify_web_identity(&iss, &provider, &unverified, &validation, role.is_ok())
+            .verify_web_identity(&iss, &provider, unverified, &validation, role.is_ok())
             .await?;
         let role = role?;
         // INVARIANT: with a role, fetching was allowed, so there are claims or an error.
@@ -189,7 +189,7 @@ impl Control {
         &self,
         iss: &str,
         provider: &model::OidcProvider,
-        token: &UnverifiedToken,
+        token: UnverifiedToken,
         v: &Validation<'_>,
         may_fetch: bool,
     ) -> Result<Option<serde_json::Map<String, serde_json::Value>>> {
@@ -203,7 +203,9 @@ impl Control {
             let keys = self
                 .hosted_issuer_keys(&id)
                 .ok_or_else(AwsError::service_failure)?;
-            return podiam_jose::verify(token, &keys.jwks, v)
+            // By value: the claims move into the result instead of being copied.
+            return token
+                .into_verified(&keys.jwks, v)
                 .map(|c| Some(c.claims))
                 .map_err(map_err);
         }
@@ -213,7 +215,7 @@ impl Control {
             // one an existing role gets when its issuer cannot be reached, so the refusal does
             // not tell whether the role exists.
             return match self.jwks.cached(&trust) {
-                Some(keys) => crate::webid::verify(token, &keys, v)
+                Some(keys) => crate::webid::verify(&token, &keys, v)
                     .map(|c| Some(c.claims))
                     .map_err(map_err),
                 None => Err(AwsError::idp_communication(IDP_COMMUNICATION_MESSAGE)),
@@ -226,11 +228,11 @@ impl Control {
             AwsError::idp_communication(IDP_COMMUNICATION_MESSAGE)
         };
         let keys = self.jwks.keys(&trust, false).await.map_err(fetch_err)?;
-        match crate::webid::verify(token, &keys, v) {
+        match crate::webid::verify(&token, &keys, v) {
             Err(JwtError::UnknownKid) => {
                 // The issuer may have rotated: refetch once (rate-limited inside the cache).
                 let keys = self.jwks.keys(&trust, true).await.map_err(fetch_err)?;
-                crate::webid::verify(token, &keys, v)
+                crate::webid::verify(&token, &keys, v)
                     .map(|c| Some(c.claims))
                     .map_err(map_err)
             }
