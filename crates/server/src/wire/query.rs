@@ -13,7 +13,10 @@ pub const MAX_PARAMS: usize = 1000;
 /// Decoded query parameters.
 #[derive(Debug, Default, Clone)]
 pub struct Params {
-    map: HashMap<String, String>,
+    /// foldhash rather than SipHash: a handful of short names hashed per request, at most
+    /// [`MAX_PARAMS`] of them (which bounds what colliding names could cost), randomly
+    /// seeded.
+    map: HashMap<String, String, foldhash::fast::RandomState>,
 }
 
 impl Params {
@@ -25,7 +28,7 @@ impl Params {
     /// being decoded byte by byte: the web identity token is most of an
     /// AssumeRoleWithWebIdentity body.
     pub fn parse(bytes: &[u8]) -> Result<Self, AwsError> {
-        let mut map = HashMap::new();
+        let mut map = HashMap::with_capacity_and_hasher(8, foldhash::fast::RandomState::default());
         let mut count = 0;
         let mut rest = bytes;
         while !rest.is_empty() {
@@ -257,7 +260,7 @@ mod tests {
         ];
         for input in inputs {
             let p = Params::parse(input).unwrap();
-            let mut want: HashMap<String, String> = HashMap::new();
+            let mut want = HashMap::with_hasher(foldhash::fast::RandomState::default());
             for (k, v) in form_urlencoded::parse(input) {
                 want.entry(k.into_owned()).or_insert_with(|| v.into_owned());
             }
