@@ -118,22 +118,24 @@ impl Control {
         let (tags, transitive) = web_identity_tags(&claims)?;
         let provider_arn = provider_arn(&account, &key);
         // Condition keys: `<issuer host/path>:sub|aud|azp|amr`.
+        let claim_key = |claim: &str| {
+            let mut k = String::with_capacity(key.len() + 1 + claim.len());
+            k.push_str(&key);
+            k.push(':');
+            k.push_str(claim);
+            k
+        };
         let mut keys = Keys::none()
-            .with(format!("{key}:sub"), sub.as_str())
-            .with(format!("{key}:aud"), audience.as_str())
+            .with(claim_key("sub"), sub.as_str())
+            .with(claim_key("aud"), audience.as_str())
             .with("aws:FederatedProvider", provider_arn.as_str())
             .with("sts:RoleSessionName", common.session_name.as_str())
-            .with_opt(
-                format!("{key}:azp"),
-                claims.get("azp").and_then(|v| v.as_str()),
-            );
+            .with_opt(claim_key("azp"), claims.get("azp").and_then(|v| v.as_str()));
         match claims.get("amr") {
-            Some(serde_json::Value::String(s)) => {
-                keys = keys.with(format!("{key}:amr"), s.as_str())
-            }
+            Some(serde_json::Value::String(s)) => keys = keys.with(claim_key("amr"), s.as_str()),
             Some(serde_json::Value::Array(a)) => {
                 keys = keys.with_multi(
-                    format!("{key}:amr"),
+                    claim_key("amr"),
                     a.iter()
                         .filter_map(|v| v.as_str().map(str::to_owned))
                         .collect(),
@@ -147,7 +149,7 @@ impl Control {
             arn: provider_arn.clone(),
             account: None,
             role_arn: None,
-            federated: Some(provider_arn.clone()),
+            federated: Some(provider_arn),
             service: None,
         };
         let mut actions = vec![action];
@@ -155,6 +157,11 @@ impl Control {
             actions.push(Action::StsTagSession);
         }
         self.trust_allows(&role, &account, &principal, &actions, meta, &keys, None)?;
+        let policy::Principal {
+            arn: provider_arn,
+            federated: federated_provider,
+            ..
+        } = principal;
         let session = SessionClaims {
             access_key_id: names::access_key_id("ASIA", &account),
             account: account.clone(),
@@ -171,7 +178,7 @@ impl Control {
             policy_arns: common.policy_arns.clone(),
             policy_ids: self.session_policy_ids(&common.policy_arns),
             chained: false,
-            federated_provider: Some(provider_arn.clone()),
+            federated_provider,
         };
         let mut out = self.mint(&session, &common)?;
         out.subject = Some(sub);
