@@ -19,13 +19,10 @@ pub fn escape(s: &str, out: &mut String) {
     out.reserve(bytes.len());
     let mut run = 0;
     let mut i = 0;
-    loop {
-        let Some(off) = bytes.get(i..).and_then(|rest| {
-            rest.iter()
-                .position(|&b| LOOK.get(usize::from(b)) != Some(&false))
-        }) else {
-            break;
-        };
+    while let Some(off) = bytes.get(i..).and_then(|rest| {
+        rest.iter()
+            .position(|&b| LOOK.get(usize::from(b)) != Some(&false))
+    }) {
         i += off;
         let Some(&b) = bytes.get(i) else { break };
         let (replacement, len) = match b {
