@@ -301,7 +301,15 @@ struct IdentityParts {
 /// request. Bounded: cleared when it grows past [`PolicyCache::MAX`] entries.
 #[derive(Default)]
 pub(crate) struct PolicyCache {
-    map: parking_lot::RwLock<std::collections::HashMap<(String, String), Arc<policy::Policy>>>,
+    /// foldhash: the key holds the whole document, hashed on every authorization (SipHash of
+    /// a trust policy was over a thousand instructions of each AssumeRoleWithWebIdentity).
+    map: parking_lot::RwLock<
+        std::collections::HashMap<
+            (String, String),
+            Arc<policy::Policy>,
+            foldhash::fast::RandomState,
+        >,
+    >,
 }
 
 impl PolicyCache {
