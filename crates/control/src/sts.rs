@@ -219,25 +219,41 @@ impl Control {
                     // An unsigned (web identity) or service principal: the trust policy alone.
                     #[cfg(test)]
                     crate::auth::record::push(action, &target, keys);
+                    // Only the keys the trust policy can read go into the context (the
+                    // decision is the same, see `may_read_context_key`): building a dozen
+                    // entries nobody reads was a good part of a web identity request.
+                    let wanted = |k: &str| trust.may_read_context_key(k);
                     let mut context = policy::Context::default();
                     let now = self.now();
-                    context.set("aws:CurrentTime", crate::auth::iso8601(now));
-                    context.set("aws:EpochTime", now.to_string());
-                    context.set(
-                        "aws:SecureTransport",
-                        if meta.secure_transport {
-                            "true"
-                        } else {
-                            "false"
-                        },
-                    );
-                    context.set("aws:RequestedRegion", &self.config.region);
-                    if let Some(ip) = meta.source_ip {
+                    if wanted("aws:CurrentTime") {
+                        context.set("aws:CurrentTime", crate::auth::iso8601(now));
+                    }
+                    if wanted("aws:EpochTime") {
+                        context.set("aws:EpochTime", now.to_string());
+                    }
+                    if wanted("aws:SecureTransport") {
+                        context.set(
+                            "aws:SecureTransport",
+                            if meta.secure_transport {
+                                "true"
+                            } else {
+                                "false"
+                            },
+                        );
+                    }
+                    if wanted("aws:RequestedRegion") {
+                        context.set("aws:RequestedRegion", &self.config.region);
+                    }
+                    if let Some(ip) = meta.source_ip
+                        && wanted("aws:SourceIp")
+                    {
                         context.set("aws:SourceIp", ip.to_string());
                     }
-                    crate::auth::resource_context(&mut context, &target);
+                    crate::auth::resource_context_for(&mut context, &target, wanted);
                     for (k, v) in keys.entries() {
-                        context.set_multi(k, v.clone());
+                        if wanted(k) {
+                            context.set_multi(k, v.clone());
+                        }
                     }
                     let set = policy::PolicySet {
                         identity: vec![],

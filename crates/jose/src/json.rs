@@ -126,14 +126,17 @@ impl<'de> Visitor<'de> for ValueVisitor {
         let seed = self.child()?;
         let mut out = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            if out.contains_key(&key) {
-                return Err(de::Error::custom(format_args!(
-                    "duplicate json member {:?}",
-                    snippet(&key)
-                )));
-            }
-            let value = map.next_value_seed(seed)?;
-            out.insert(key, value);
+            // One search of the map per member: the vacant slot is filled once the value is read.
+            let slot = match out.entry(key) {
+                serde_json::map::Entry::Vacant(slot) => slot,
+                serde_json::map::Entry::Occupied(taken) => {
+                    return Err(de::Error::custom(format_args!(
+                        "duplicate json member {:?}",
+                        snippet(taken.key())
+                    )));
+                }
+            };
+            slot.insert(map.next_value_seed(seed)?);
         }
         Ok(Value::Object(out))
     }

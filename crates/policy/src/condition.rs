@@ -146,6 +146,17 @@ impl OperatorBlock {
     }
 }
 
+/// Whether `key` normalizes to `normalized`, without allocating for an ASCII `key`. (An ASCII
+/// key normalizes to its ASCII lowercase, which equals `normalized` exactly when the two are
+/// equal ignoring ASCII case, `normalized` being lowercase already.)
+fn same_key(normalized: &str, key: &str) -> bool {
+    if key.is_ascii() {
+        normalized.eq_ignore_ascii_case(key)
+    } else {
+        normalized == normalize_key(key)
+    }
+}
+
 /// A statement's `Condition` element.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConditionBlock {
@@ -399,6 +410,21 @@ fn note_missing(missing: &mut Vec<String>, key: &str) {
 }
 
 impl Condition {
+    /// Whether evaluating this condition may read the context key `key` (any spelling): its
+    /// own key, or any key at all when a value holds policy variables.
+    pub(crate) fn may_read(&self, key: &str) -> bool {
+        let templated = match &self.typed {
+            Typed::Text(values) => values.iter().any(|v| matches!(v, TextValue::Template(_))),
+            Typed::Bool(values) => values.iter().any(|v| matches!(v, BoolValue::Template(_))),
+            Typed::Number(_)
+            | Typed::Date(_)
+            | Typed::Binary(_)
+            | Typed::Ip(_)
+            | Typed::Null(_) => false,
+        };
+        templated || same_key(&self.key_norm, key)
+    }
+
     /// Evaluates this key under `op` in a statement with `effect`.
     fn evaluate(
         &self,

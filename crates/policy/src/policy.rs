@@ -26,7 +26,7 @@
 use std::fmt;
 
 use crate::PolicyError;
-use crate::condition::ConditionBlock;
+use crate::condition::{ConditionBlock, OperatorBlock};
 use crate::effect::StatementEffect;
 use crate::json::{self, Json};
 use crate::principal::PrincipalSpec;
@@ -445,6 +445,30 @@ impl Policy {
     #[must_use]
     pub fn statements(&self) -> &[Statement] {
         &self.statements
+    }
+
+    /// Whether evaluating this policy may read the request context key `key`
+    /// (case-insensitive): a condition on that key, or a policy variable anywhere (a
+    /// `Resource` or a condition value), which may name any key. A caller that builds a context
+    /// for this policy alone may leave out every key for which this is false: the decision,
+    /// missing keys included, is the same (the engine reads the context nowhere else).
+    #[must_use]
+    pub fn may_read_context_key(&self, key: &str) -> bool {
+        self.statements.iter().any(|s| {
+            let templated_resource = match &s.resource {
+                Some(ResourceClause::Resource(ps) | ResourceClause::NotResource(ps)) => {
+                    ps.iter().any(ResourcePattern::has_variables)
+                }
+                None => false,
+            };
+            templated_resource
+                || s.condition.as_ref().is_some_and(|c| {
+                    c.operators()
+                        .iter()
+                        .flat_map(OperatorBlock::conditions)
+                        .any(|cond| cond.may_read(key))
+                })
+        })
     }
 
     /// Serializes the policy to compact JSON that parses back (as the same kind) to an equal

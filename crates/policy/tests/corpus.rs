@@ -532,6 +532,32 @@ fn run_case(case: &Case) -> (bool, String) {
                 session: policies.session.iter().collect(),
             };
             let decision = evaluate(&request, &set);
+            // A context holding only the keys some policy may read gives the same decision
+            // (what callers that build a context for one policy rely on).
+            let policies_in_set = set
+                .identity
+                .iter()
+                .copied()
+                .chain(set.resource)
+                .chain(set.boundary)
+                .chain(set.session.iter().copied());
+            let read: Vec<&Policy> = policies_in_set.collect();
+            let mut trimmed = Context::new();
+            for (key, values) in context.iter() {
+                if read.iter().any(|p| p.may_read_context_key(key)) {
+                    trimmed.set_multi(key, values.to_vec());
+                }
+            }
+            let trimmed_request = Request {
+                context: &trimmed,
+                ..request
+            };
+            // Not a case result: a known deviation must not hide it.
+            assert_eq!(
+                evaluate(&trimmed_request, &set),
+                decision,
+                "a context trimmed to the keys the policies may read changes the decision"
+            );
             let matches = decision.effect == *expect;
             (
                 matches,

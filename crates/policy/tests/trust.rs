@@ -656,3 +656,42 @@ fn explicit_deny_in_caller_identity_policy_blocks_assume_role() {
         d.explain()
     );
 }
+
+// ---------------------------------------------------------------- context keys read
+
+/// What a caller building a context for one trust policy may leave out.
+#[test]
+fn context_keys_a_trust_policy_may_read() {
+    let p = irsa_policy("StringEquals", "system:serviceaccount:default:app");
+    assert!(p.may_read_context_key(SUB));
+    assert!(
+        p.may_read_context_key(&SUB.to_uppercase()),
+        "keys are case-insensitive"
+    );
+    assert!(p.may_read_context_key(AUD));
+    for other in [
+        "aws:CurrentTime",
+        "aws:SourceIp",
+        "sts:RoleSessionName",
+        "oidc.example.com/id/ABC:azp",
+    ] {
+        assert!(!p.may_read_context_key(other), "{other}");
+    }
+    // Kelvin sign: a non-ASCII spelling that folds to the condition's key.
+    let k = trust(
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"sts:AssumeRole",
+            "Condition":{"StringEquals":{"aws:PrincipalTag/kind":"x"}}}]}"#,
+    );
+    assert!(k.may_read_context_key("aws:PrincipalTag/\u{212A}ind"));
+    assert!(!k.may_read_context_key("aws:PrincipalTag/kin"));
+    // A policy variable may name any key, in a condition value or a resource.
+    let v = trust(
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"sts:AssumeRole",
+            "Condition":{"StringEquals":{"sts:RoleSessionName":"${aws:PrincipalTag/name}"}}}]}"#,
+    );
+    assert!(v.may_read_context_key("aws:SourceIp"));
+    let none = trust(
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"sts:AssumeRole"}]}"#,
+    );
+    assert!(!none.may_read_context_key("aws:SourceIp"));
+}

@@ -143,7 +143,25 @@ fn assume_common(p: &Params) -> Result<AssumeCommon, AwsError> {
 }
 
 fn assumed_xml(action: &str, out: &AssumedRole) -> Xml {
-    let mut x = Xml::new(action, STS_NS);
+    // The credentials (the session token above all) are most of the answer: room for them and
+    // the markup around, so the buffer is allocated once.
+    let c = &out.credentials;
+    let text = [
+        out.subject.as_deref(),
+        out.audience.as_deref(),
+        out.provider.as_deref(),
+        out.source_identity.as_deref(),
+        Some(&out.arn),
+        Some(&out.assumed_role_id),
+        Some(&c.access_key_id),
+        Some(&c.secret_access_key),
+        Some(&c.session_token),
+    ]
+    .iter()
+    .flatten()
+    .map(|t| t.len())
+    .sum::<usize>();
+    let mut x = Xml::with_capacity(action, STS_NS, text + 1024);
     x.opt("SubjectFromWebIdentityToken", out.subject.as_deref());
     x.opt("Audience", out.audience.as_deref());
     x.open("AssumedRoleUser")

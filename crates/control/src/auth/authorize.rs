@@ -301,7 +301,15 @@ struct IdentityParts {
 /// request. Bounded: cleared when it grows past [`PolicyCache::MAX`] entries.
 #[derive(Default)]
 pub(crate) struct PolicyCache {
-    map: parking_lot::RwLock<std::collections::HashMap<(String, String), Arc<policy::Policy>>>,
+    /// foldhash: the key holds the whole document, hashed on every authorization (SipHash of
+    /// a trust policy was over a thousand instructions of each AssumeRoleWithWebIdentity).
+    map: parking_lot::RwLock<
+        std::collections::HashMap<
+            (String, String),
+            Arc<policy::Policy>,
+            foldhash::fast::RandomState,
+        >,
+    >,
 }
 
 impl PolicyCache {
@@ -425,11 +433,28 @@ impl Outcome {
 /// The keys of the resource: `aws:ResourceAccount`, `aws:ResourceTag/*` (and `iam:ResourceTag/*`
 /// on IAM resources).
 pub(crate) fn resource_context(c: &mut policy::Context, target: &Target) {
-    c.set("aws:ResourceAccount", target.account());
+    resource_context_for(c, target, |_| true);
+}
+
+/// [`resource_context`], leaving out the keys `wanted` says no to.
+pub(crate) fn resource_context_for(
+    c: &mut policy::Context,
+    target: &Target,
+    wanted: impl Fn(&str) -> bool,
+) {
+    if wanted("aws:ResourceAccount") {
+        c.set("aws:ResourceAccount", target.account());
+    }
     for (k, v) in target.tags() {
-        c.set(format!("aws:ResourceTag/{k}"), v);
+        let key = format!("aws:ResourceTag/{k}");
+        if wanted(&key) {
+            c.set(key, v);
+        }
         if target.iam() {
-            c.set(format!("iam:ResourceTag/{k}"), v);
+            let key = format!("iam:ResourceTag/{k}");
+            if wanted(&key) {
+                c.set(key, v);
+            }
         }
     }
 }

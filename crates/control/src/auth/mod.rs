@@ -13,5 +13,5 @@ mod fail_closed_tests;
 
 #[cfg(test)]
 pub(crate) use authorize::record;
-pub(crate) use authorize::{Outcome, PolicyCache, principal_of, resource_context};
+pub(crate) use authorize::{Outcome, PolicyCache, principal_of, resource_context_for};
 pub use caller::{Caller, RequestMeta, SigningScope, iso8601};

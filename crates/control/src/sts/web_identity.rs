@@ -90,7 +90,7 @@ impl Control {
         let mut validation = Validation::new(&iss, &provider.client_ids, now);
         validation.leeway_secs = TOKEN_LEEWAY_SECS;
         let claims = self
-            .verify_web_identity(&iss, &provider, &unverified, &validation, role.is_ok())
+            .verify_web_identity(&iss, &provider, unverified, &validation, role.is_ok())
             .await?;
         let role = role?;
         // INVARIANT: with a role, fetching was allowed, so there are claims or an error.
@@ -118,22 +118,24 @@ impl Control {
         let (tags, transitive) = web_identity_tags(&claims)?;
         let provider_arn = provider_arn(&account, &key);
         // Condition keys: `<issuer host/path>:sub|aud|azp|amr`.
+        let claim_key = |claim: &str| {
+            let mut k = String::with_capacity(key.len() + 1 + claim.len());
+            k.push_str(&key);
+            k.push(':');
+            k.push_str(claim);
+            k
+        };
         let mut keys = Keys::none()
-            .with(format!("{key}:sub"), sub.as_str())
-            .with(format!("{key}:aud"), audience.as_str())
+            .with(claim_key("sub"), sub.as_str())
+            .with(claim_key("aud"), audience.as_str())
             .with("aws:FederatedProvider", provider_arn.as_str())
             .with("sts:RoleSessionName", common.session_name.as_str())
-            .with_opt(
-                format!("{key}:azp"),
-                claims.get("azp").and_then(|v| v.as_str()),
-            );
+            .with_opt(claim_key("azp"), claims.get("azp").and_then(|v| v.as_str()));
         match claims.get("amr") {
-            Some(serde_json::Value::String(s)) => {
-                keys = keys.with(format!("{key}:amr"), s.as_str())
-            }
+            Some(serde_json::Value::String(s)) => keys = keys.with(claim_key("amr"), s.as_str()),
             Some(serde_json::Value::Array(a)) => {
                 keys = keys.with_multi(
-                    format!("{key}:amr"),
+                    claim_key("amr"),
                     a.iter()
                         .filter_map(|v| v.as_str().map(str::to_owned))
                         .collect(),
@@ -147,7 +149,7 @@ impl Control {
             arn: provider_arn.clone(),
             account: None,
             role_arn: None,
-            federated: Some(provider_arn.clone()),
+            federated: Some(provider_arn),
             service: None,
         };
         let mut actions = vec![action];
@@ -155,6 +157,11 @@ impl Control {
             actions.push(Action::StsTagSession);
         }
         self.trust_allows(&role, &account, &principal, &actions, meta, &keys, None)?;
+        let policy::Principal {
+            arn: provider_arn,
+            federated: federated_provider,
+            ..
+        } = principal;
         let session = SessionClaims {
             access_key_id: names::access_key_id("ASIA", &account),
             account: account.clone(),
@@ -171,7 +178,7 @@ impl Control {
             policy_arns: common.policy_arns.clone(),
             policy_ids: self.session_policy_ids(&common.policy_arns),
             chained: false,
-            federated_provider: Some(provider_arn.clone()),
+            federated_provider,
         };
         let mut out = self.mint(&session, &common)?;
         out.subject = Some(sub);
@@ -189,7 +196,7 @@ impl Control {
         &self,
         iss: &str,
         provider: &model::OidcProvider,
-        token: &UnverifiedToken,
+        token: UnverifiedToken,
         v: &Validation<'_>,
         may_fetch: bool,
     ) -> Result<Option<serde_json::Map<String, serde_json::Value>>> {
@@ -203,7 +210,9 @@ impl Control {
             let keys = self
                 .hosted_issuer_keys(&id)
                 .ok_or_else(AwsError::service_failure)?;
-            return podiam_jose::verify(token, &keys.jwks, v)
+            // By value: the claims move into the result instead of being copied.
+            return token
+                .into_verified(&keys.jwks, v)
                 .map(|c| Some(c.claims))
                 .map_err(map_err);
         }
@@ -213,7 +222,7 @@ impl Control {
             // one an existing role gets when its issuer cannot be reached, so the refusal does
             // not tell whether the role exists.
             return match self.jwks.cached(&trust) {
-                Some(keys) => crate::webid::verify(token, &keys, v)
+                Some(keys) => crate::webid::verify(&token, &keys, v)
                     .map(|c| Some(c.claims))
                     .map_err(map_err),
                 None => Err(AwsError::idp_communication(IDP_COMMUNICATION_MESSAGE)),
@@ -226,11 +235,11 @@ impl Control {
             AwsError::idp_communication(IDP_COMMUNICATION_MESSAGE)
         };
         let keys = self.jwks.keys(&trust, false).await.map_err(fetch_err)?;
-        match crate::webid::verify(token, &keys, v) {
+        match crate::webid::verify(&token, &keys, v) {
             Err(JwtError::UnknownKid) => {
                 // The issuer may have rotated: refetch once (rate-limited inside the cache).
                 let keys = self.jwks.keys(&trust, true).await.map_err(fetch_err)?;
-                crate::webid::verify(token, &keys, v)
+                crate::webid::verify(&token, &keys, v)
                     .map(|c| Some(c.claims))
                     .map_err(map_err)
             }

@@ -13,20 +13,50 @@ pub const MAX_PARAMS: usize = 1000;
 /// Decoded query parameters.
 #[derive(Debug, Default, Clone)]
 pub struct Params {
-    map: HashMap<String, String>,
+    /// foldhash rather than SipHash: a handful of short names hashed per request, at most
+    /// [`MAX_PARAMS`] of them (which bounds what colliding names could cost), randomly
+    /// seeded.
+    map: HashMap<String, String, foldhash::fast::RandomState>,
 }
 
 impl Params {
     /// Decode a form body or query string. Duplicate names: the first wins (as AWS does).
+    ///
+    /// The same decoding as `form_urlencoded::parse` (split on `&`, empty pieces skipped, name
+    /// and value split at the first `=`, `+` is a space, `%XX` a byte, invalid UTF-8 replaced),
+    /// but a piece with neither `%` nor `+` (a JWT, most names) is copied as is instead of
+    /// being decoded byte by byte: the web identity token is most of an
+    /// AssumeRoleWithWebIdentity body.
     pub fn parse(bytes: &[u8]) -> Result<Self, AwsError> {
-        let mut map = HashMap::new();
-        for (i, (k, v)) in form_urlencoded::parse(bytes).enumerate() {
-            if i >= MAX_PARAMS {
+        let mut map = HashMap::with_capacity_and_hasher(8, foldhash::fast::RandomState::default());
+        let mut count = 0;
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let piece = match memchr::memchr(b'&', rest) {
+                Some(amp) => {
+                    let (piece, tail) = rest.split_at(amp);
+                    rest = tail.get(1..).unwrap_or_default();
+                    piece
+                }
+                None => std::mem::take(&mut rest),
+            };
+            if piece.is_empty() {
+                continue;
+            }
+            if count >= MAX_PARAMS {
                 return Err(AwsError::validation(format!(
                     "too many request parameters (more than {MAX_PARAMS})"
                 )));
             }
-            map.entry(k.into_owned()).or_insert_with(|| v.into_owned());
+            count += 1;
+            let (k, v) = match memchr::memchr(b'=', piece) {
+                Some(eq) => (
+                    piece.get(..eq).unwrap_or_default(),
+                    piece.get(eq + 1..).unwrap_or_default(),
+                ),
+                None => (piece, &[][..]),
+            };
+            map.entry(decode(k)).or_insert_with(|| decode(v));
         }
         Ok(Self { map })
     }
@@ -99,8 +129,9 @@ impl Params {
     /// A list `Name.member.1..N` of strings. Numbering must be contiguous from 1.
     pub fn list(&self, name: &str) -> Vec<String> {
         let mut out = Vec::new();
+        let mut key = String::new();
         for i in 1.. {
-            match self.get(&format!("{name}.member.{i}")) {
+            match self.get(member_key(&mut key, name, i, "")) {
                 Some(v) => out.push(v.to_owned()),
                 None => break,
             }
@@ -111,8 +142,9 @@ impl Params {
     /// A list of structures: for each `Name.member.N`, the given fields.
     pub fn struct_list(&self, name: &str, field: &str) -> Vec<String> {
         let mut out = Vec::new();
+        let mut key = String::new();
         for i in 1.. {
-            match self.get(&format!("{name}.member.{i}.{field}")) {
+            match self.get(member_key(&mut key, name, i, field)) {
                 Some(v) => out.push(v.to_owned()),
                 None => break,
             }
@@ -144,6 +176,44 @@ impl Params {
     }
 }
 
+/// One form-encoded name or value: `+` is a space, `%XX` a byte, then UTF-8 (invalid sequences
+/// replaced).
+fn decode(input: &[u8]) -> String {
+    if memchr::memchr2(b'%', b'+', input).is_none() {
+        return match std::str::from_utf8(input) {
+            Ok(s) => s.to_owned(),
+            Err(_) => String::from_utf8_lossy(input).into_owned(),
+        };
+    }
+    let plus: Vec<u8> = input
+        .iter()
+        .map(|&b| if b == b'+' { b' ' } else { b })
+        .collect();
+    percent_encoding::percent_decode(&plus)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// `Name.member.N` (or `Name.member.N.Field`) written into `key`, reused across a list's
+/// members: these names are looked up on every request that could carry the list (STS's
+/// `PolicyArns`), and pushing the pieces costs a fraction of `format!`.
+fn member_key<'k>(key: &'k mut String, name: &str, i: usize, field: &str) -> &'k str {
+    use std::fmt::Write as _;
+    key.clear();
+    key.push_str(name);
+    key.push_str(".member.");
+    if i < 10 {
+        key.push(char::from(b'0' + i as u8));
+    } else {
+        let _ = write!(key, "{i}");
+    }
+    if !field.is_empty() {
+        key.push('.');
+        key.push_str(field);
+    }
+    key
+}
+
 fn lower_first(s: &str) -> String {
     let mut c = s.chars();
     match c.next() {
@@ -168,6 +238,18 @@ mod tests {
     }
 
     #[test]
+    fn long_lists_keep_their_order() {
+        let body: String = (1..=12)
+            .map(|i| format!("L.member.{i}=v{i}&S.member.{i}.arn=a{i}&"))
+            .collect();
+        let p = Params::parse(body.as_bytes()).unwrap();
+        let want: Vec<String> = (1..=12).map(|i| format!("v{i}")).collect();
+        assert_eq!(p.list("L"), want);
+        let want: Vec<String> = (1..=12).map(|i| format!("a{i}")).collect();
+        assert_eq!(p.struct_list("S", "arn"), want);
+    }
+
+    #[test]
     fn gaps_and_bad_values() {
         let p = Params::parse(b"L.member.2=x&N=abc&B=yes&Tags.member.1.Value=v").unwrap();
         assert!(p.list("L").is_empty(), "a list starts at member 1");
@@ -189,11 +271,44 @@ mod tests {
         );
     }
 
+    /// The decoding is `form_urlencoded::parse`'s, on the fast path (nothing to decode) and off it.
+    #[test]
+    fn decodes_as_form_urlencoded_does() {
+        let inputs: [&[u8]; 16] = [
+            b"",
+            b"&&&",
+            b"a",
+            b"a=",
+            b"=b",
+            b"a=b=c&d",
+            b"A=1&&B=2&",
+            b"T=eyJh.eyJz-_.sig&R=arn%3Aaws%3Aiam%3A%3A1%3Arole%2Fx",
+            b"a+b=c+d%20e%2B",
+            b"p=%zz%4&q=%",
+            b"u=%C3%A9&v=\xc3\xa9",
+            b"bad=\xff\xfe&also=%FF",
+            b"k%3Dx=v%26w",
+            b"sp=a+b&pct=a%2Bb",
+            b"x=\xe6\x97\xa5\xe6\x9c\xac",
+            b"trail=%e6%97",
+        ];
+        for input in inputs {
+            let p = Params::parse(input).unwrap();
+            let mut want = HashMap::with_hasher(foldhash::fast::RandomState::default());
+            for (k, v) in form_urlencoded::parse(input) {
+                want.entry(k.into_owned()).or_insert_with(|| v.into_owned());
+            }
+            assert_eq!(p.map, want, "{:?}", String::from_utf8_lossy(input));
+        }
+    }
+
     #[test]
     fn duplicates_first_wins_and_limits() {
         let p = Params::parse(b"A=1&A=2").unwrap();
         assert_eq!(p.get("A"), Some("1"));
         let many: String = (0..1001).map(|i| format!("p{i}=1&")).collect();
         assert!(Params::parse(many.as_bytes()).is_err());
+        let most: String = (0..1000).map(|i| format!("&p{i}=1&")).collect();
+        assert_eq!(Params::parse(most.as_bytes()).unwrap().map.len(), 1000);
     }
 }

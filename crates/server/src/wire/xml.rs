@@ -13,10 +13,18 @@ pub const IAM_NS: &str = "https://iam.amazonaws.com/doc/2010-05-08/";
 pub fn escape(s: &str, out: &mut String) {
     // Runs of ordinary text are copied whole; only the bytes below stand for a replacement. Every
     // cut is at an ASCII byte or at the lead byte of U+FFFE/U+FFFF, so each run is whole UTF-8.
+    // The scan for the next byte to look at goes through a table: one load and one test per
+    // byte of text that needs nothing (credentials are long and need nothing).
     let bytes = s.as_bytes();
+    out.reserve(bytes.len());
     let mut run = 0;
     let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
+    while let Some(off) = bytes.get(i..).and_then(|rest| {
+        rest.iter()
+            .position(|&b| LOOK.get(usize::from(b)) != Some(&false))
+    }) {
+        i += off;
+        let Some(&b) = bytes.get(i) else { break };
         let (replacement, len) = match b {
             b'&' => ("&amp;", 1),
             b'<' => ("&lt;", 1),
@@ -24,11 +32,7 @@ pub fn escape(s: &str, out: &mut String) {
             b'"' => ("&quot;", 1),
             b'\'' => ("&apos;", 1),
             b'\r' => ("&#xD;", 1),
-            b'\t' | b'\n' => {
-                i += 1;
-                continue;
-            }
-            0..=0x1f => ("\u{fffd}", 1),
+            0..=0x1f if b != b'\t' && b != b'\n' => ("\u{fffd}", 1),
             // U+FFFE and U+FFFF are EF BF BE and EF BF BF.
             0xef if matches!(bytes.get(i + 1..i + 3), Some([0xbf, 0xbe | 0xbf])) => ("\u{fffd}", 3),
             _ => {
@@ -43,6 +47,28 @@ pub fn escape(s: &str, out: &mut String) {
     }
     out.push_str(s.get(run..).unwrap_or_default());
 }
+
+/// The bytes [`escape`] must look at: markup characters, C0 controls (tab and newline are kept,
+/// but looking at them costs nothing in practice), and 0xEF, the lead byte of U+FFFE/U+FFFF.
+#[expect(
+    clippy::indexing_slicing,
+    reason = "constant evaluation: an index out of bounds fails the build"
+)]
+const LOOK: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = true;
+        b += 1;
+    }
+    t[b'&' as usize] = true;
+    t[b'<' as usize] = true;
+    t[b'>' as usize] = true;
+    t[b'"' as usize] = true;
+    t[b'\'' as usize] = true;
+    t[0xef] = true;
+    t
+};
 
 #[cfg(test)]
 mod escape_tests {
@@ -135,7 +161,13 @@ pub struct Response {
 impl Response {
     /// Start the response of `action` in namespace `ns`.
     pub fn new(action: &str, ns: &str) -> Self {
-        let mut buf = String::with_capacity(1024);
+        Self::with_capacity(action, ns, 1024)
+    }
+
+    /// [`Response::new`] with room for `capacity` bytes, for answers known to be long (session
+    /// credentials), so the buffer is not regrown and copied while it is written.
+    pub fn with_capacity(action: &str, ns: &str, capacity: usize) -> Self {
+        let mut buf = String::with_capacity(capacity);
         buf.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<");
         buf.push_str(action);
         buf.push_str("Response xmlns=\"");
@@ -192,8 +224,9 @@ impl Response {
     /// Close the result and add the request id.
     pub fn finish(mut self, request_id: &str) -> String {
         let action = std::mem::take(&mut self.action);
-        self.close(&format!("{action}Result"));
-        self.buf.push_str("<ResponseMetadata><RequestId>");
+        self.buf.push_str("</");
+        self.buf.push_str(&action);
+        self.buf.push_str("Result><ResponseMetadata><RequestId>");
         escape(request_id, &mut self.buf);
         self.buf.push_str("</RequestId></ResponseMetadata></");
         self.buf.push_str(&action);
