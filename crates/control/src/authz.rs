@@ -180,7 +180,7 @@ actions! {
     PodiamMintServiceAccountToken => "podiam:MintServiceAccountToken", Cluster, ["podiam:Namespace", "podiam:ServiceAccount", "podiam:Audience"];
     PodiamRotateIssuerKey => "podiam:RotateIssuerKey", Cluster, [];
     PodiamExportIssuerKey => "podiam:ExportIssuerKey", Cluster, [];
-    PodiamCreateAccessEntryPattern => "podiam:CreateAccessEntryPattern", Cluster, ["eks:principalArn"];
+    PodiamManageAccessEntryPattern => "podiam:ManageAccessEntryPattern", Cluster, ["aws:RequestTag/", "aws:TagKeys", "eks:principalArn", "eks:accessEntryType", "eks:kubernetesGroups", "eks:username", "eks:policyArn", "eks:accessScope", "eks:namespaces"];
 }
 
 impl Action {

@@ -325,18 +325,37 @@ async fn every_action_authorizes_the_stored_entity_with_every_declared_key() {
     )
     .await
     .unwrap();
-    // A pattern entry: podiam:CreateAccessEntryPattern on top of eks:CreateAccessEntry.
-    c.create_access_entry(
+    // A pattern entry: podiam:ManageAccessEntryPattern on top of every change to it.
+    let pattern = format!("arn:aws:iam::{ACCT}:role/team/mixed*");
+    let pattern_entry = c
+        .create_access_entry(
+            &root,
+            &m,
+            "Demo",
+            CreateAccessEntry {
+                principal_arn: pattern.clone(),
+                kubernetes_groups: vec!["devs".into()],
+                username: Some("dev:{{SessionName}}".into()),
+                tags: BTreeMap::from([("Env".into(), "prod".into())]),
+                ..CreateAccessEntry::default()
+            },
+        )
+        .await
+        .unwrap();
+    c.associate_access_policy(
         &root,
         &m,
         "Demo",
-        CreateAccessEntry {
-            principal_arn: format!("arn:aws:iam::{ACCT}:role/team/mixed*"),
-            ..CreateAccessEntry::default()
+        &pattern,
+        "arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy",
+        &AccessScope {
+            kind: "namespace".into(),
+            namespaces: vec!["web".into()],
         },
     )
     .await
     .unwrap();
+    let pattern_entry_arn = c.access_entry_arn(ACCT, &pattern_entry);
     let view = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy";
     let scope = AccessScope {
         kind: "namespace".into(),
@@ -481,6 +500,7 @@ async fn every_action_authorizes_the_stored_entity_with_every_declared_key() {
         cluster_arn.clone(),
         assoc_arn.clone(),
         entry_arn.clone(),
+        pattern_entry_arn.clone(),
         "*".to_owned(),
     ]
     .into();

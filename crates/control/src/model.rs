@@ -275,6 +275,11 @@ pub struct AccessConfig {
     /// access-entry API is turned on for a cluster created in `CONFIG_MAP` mode.
     #[serde(default)]
     pub creator_arn: Option<String>,
+    /// The unique id of that role or user at creation: the bootstrap entry is made only for
+    /// the principal that created the cluster, never for one re-created under its name since.
+    /// `None` in a cluster stored before ids were recorded, which then gets no bootstrap entry.
+    #[serde(default)]
+    pub creator_id: Option<String>,
 }
 
 impl Default for AccessConfig {
@@ -283,6 +288,7 @@ impl Default for AccessConfig {
             authentication_mode: "CONFIG_MAP".into(),
             bootstrap_creator_admin: true,
             creator_arn: None,
+            creator_id: None,
         }
     }
 }

@@ -117,14 +117,13 @@ pub(super) struct Signer {
 }
 
 impl Signer {
-    /// Fill a username or group's templates; `standard`: refuse a reserved prefix (an access
-    /// entry of type `STANDARD`).
+    /// Fill a username or group's templates, by the rules of `source`.
     pub(super) fn render(
         &self,
         template: &str,
         account: &str,
         access_key_id: &str,
-        standard: bool,
+        source: TemplateSource,
     ) -> Refusal<String> {
         render(
             template,
@@ -135,7 +134,7 @@ impl Signer {
                 role_name: self.role.as_ref().map(|r| r.name.as_str()),
                 tags: self.tags.as_ref(),
             },
-            standard,
+            source,
         )
     }
 
@@ -165,6 +164,18 @@ impl Signer {
     }
 }
 
+/// Whose template is rendered, which decides the rules it is held to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum TemplateSource {
+    /// An access entry of type `STANDARD`: podiam's placeholders, the delimiting rule of
+    /// `template::delimited`, and no reserved prefix in the result.
+    StandardEntry,
+    /// A node-type entry: its fixed username.
+    NodeEntry,
+    /// An `aws-auth` ConfigMap mapping: aws-iam-authenticator's placeholders only.
+    ConfigMap,
+}
+
 /// The facts templates are filled from.
 struct Identity<'a> {
     account: &'a str,
@@ -183,12 +194,27 @@ struct Identity<'a> {
 /// signer lacks (a role or a session tag, or a tag with an empty value): never an empty or
 /// partial name. For a `STANDARD` entry (`standard`), a rendered name with a reserved prefix
 /// (`system:` ...) is refused too: a session name or tag value must not smuggle one in.
-fn render(template: &str, id: &Identity<'_>, standard: bool) -> Refusal<String> {
+fn render(template: &str, id: &Identity<'_>, source: TemplateSource) -> Refusal<String> {
     let parts = template::parse(template).map_err(|why| {
         TokenRefused::new(format!(
             "the entry's username is not a valid template: {why}"
         ))
     })?;
+    // The write-time rules again, for what was stored before they held.
+    match source {
+        TemplateSource::StandardEntry if !template::delimited(&parts) => {
+            return Err(TokenRefused::new(
+                "the entry's username has {{SessionTag:...}} or {{RoleName}} not after literal text ending in : or /",
+            ));
+        }
+        TemplateSource::ConfigMap if !template::authenticator_only(&parts) => {
+            return Err(TokenRefused::new(
+                "the aws-auth mapping uses a template aws-iam-authenticator does not have",
+            ));
+        }
+        _ => {}
+    }
+    let standard = source == TemplateSource::StandardEntry;
     let sanitized = id.session_name.replace('@', "-");
     let mut out = String::new();
     for part in parts {
@@ -479,12 +505,12 @@ impl Control {
                 "the access entry was made for an earlier principal of the same ARN",
             ));
         }
-        let username = signer.render(
-            &entry.username,
-            account,
-            access_key_id,
-            entry.kind == "STANDARD",
-        )?;
+        let source = if entry.kind == "STANDARD" {
+            TemplateSource::StandardEntry
+        } else {
+            TemplateSource::NodeEntry
+        };
+        let username = signer.render(&entry.username, account, access_key_id, source)?;
         let mut user = signer.kube_user(
             account,
             access_key_id,

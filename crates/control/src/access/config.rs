@@ -108,10 +108,10 @@ impl Control {
         }
         // The creator as a lasting IAM identity: a user, or the role of a session. An account
         // root is no IAM role or user, so it gets no entry.
-        let creator_arn = match caller {
-            Caller::Root { .. } => None,
-            Caller::User { .. } => Some(caller.arn()),
-            Caller::Session(s) => Some(s.role_arn()),
+        let (creator_arn, creator_id) = match caller {
+            Caller::Root { .. } => (None, None),
+            Caller::User { user, .. } => (Some(caller.arn()), Some(user.id.clone())),
+            Caller::Session(s) => (Some(s.role_arn()), Some(s.role_id.clone())),
         };
         let keys = Keys::none()
             .with_opt(
@@ -129,6 +129,7 @@ impl Control {
                 authentication_mode,
                 bootstrap_creator_admin: bootstrap,
                 creator_arn,
+                creator_id,
             },
             keys,
         ))
@@ -159,6 +160,16 @@ impl Control {
             return Ok(None);
         }
         let p = principal(creator)?;
+        // Only for the principal that created the cluster: a role or user deleted since, or
+        // re-created under the same name by someone else, gets nothing.
+        if config.creator_id.is_none() || self.principal_unique_id(&p) != config.creator_id {
+            tracing::warn!(
+                cluster,
+                creator,
+                "no bootstrap access entry: the cluster's creator is gone or is another principal now"
+            );
+            return Ok(None);
+        }
         let mut e = self.new_access_entry(cluster, &p, creator, "STANDARD".into(), None, vec![])?;
         e.policies.push(model::AssociatedAccessPolicy {
             policy_arn: CLUSTER_ADMIN_POLICY.to_owned(),

@@ -45,7 +45,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use super::authn::{KubeUser, MappedBy, Signer, TokenRefused};
+use super::authn::{KubeUser, MappedBy, Signer, TemplateSource, TokenRefused};
 use super::configmap_yaml::{
     AccountsSeed, Budget, Data, EntriesSeed, MAX_OUTPUT_BYTES, Outer, RawEntry, clip, inner,
 };
@@ -358,11 +358,16 @@ impl Control {
             })?;
         let (username, groups) = match map.lookup(&signer.canonical_arn, account) {
             Some(AwsAuthMatch::Entry(m)) => {
-                let username = signer.render(&m.username, account, access_key_id, false)?;
+                let username = signer.render(
+                    &m.username,
+                    account,
+                    access_key_id,
+                    TemplateSource::ConfigMap,
+                )?;
                 let groups = m
                     .groups
                     .iter()
-                    .map(|g| signer.render(g, account, access_key_id, false))
+                    .map(|g| signer.render(g, account, access_key_id, TemplateSource::ConfigMap))
                     .collect::<Result<Vec<_>, _>>()?;
                 (username, groups)
             }

@@ -218,6 +218,16 @@ async fn templates_fill_and_an_ec2_dns_name_is_refused() {
     );
     w.c.set_aws_auth(&"cm".parse().unwrap(), AwsAuth::parse(&node).unwrap());
     refused_on(&w, "cm", &k, "EC2PrivateDNSName");
+    // podiam's own placeholders are for access entries: the ConfigMap keeps the authenticator's.
+    for (username, groups) in [
+        ("{{SessionTag:team}}", "[]"),
+        ("x:{{RoleName}}", "[]"),
+        ("u", "['g:{{RoleName}}']"),
+    ] {
+        let yaml = role_map(&role("ops"), username, groups);
+        w.c.set_aws_auth(&"cm".parse().unwrap(), AwsAuth::parse(&yaml).unwrap());
+        refused_on(&w, "cm", &k, "aws-iam-authenticator does not have");
+    }
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::entry_authz::{changes_entry, stored_entry_keys};
 use super::params::{
     CreateAccessEntry, MODE_CONFIG_MAP, Principal, PrincipalKind, UpdateAccessEntry, decode_token,
     default_username, encode_token, entry_kind, groups, node_identity, page_size, policy_arn,
@@ -14,7 +15,7 @@ use crate::authz::{Action, Keys, Target};
 use crate::eks::check_tags;
 use crate::error::{AwsError, Result};
 use crate::model::{self, kind};
-use crate::state::{Change, Entry, access_entries_of, access_entry_id, of_account};
+use crate::state::{Change, Entry, access_entries_of, access_entry_id};
 
 /// The error of every entry operation on a cluster whose access-entry API is off.
 pub(super) fn api_on(c: &model::Cluster) -> Result<()> {
@@ -35,32 +36,6 @@ pub(super) fn entry_not_found(cluster: &str, principal_arn: &str) -> AwsError {
 
 fn cluster_not_found(cluster: &str) -> AwsError {
     AwsError::resource_not_found(format!("No cluster found for name: {cluster}."))
-}
-
-/// `own` (an action's keys), completed with what the entry is: `eks:principalArn` (as stored,
-/// or as asked for when the entry is missing), `eks:accessEntryType`, `eks:username` and
-/// `eks:kubernetesGroups` where `own` does not set them (an action setting `eks:username`
-/// sets the groups as well, absent when there are none).
-fn stored_entry_keys(own: Keys, e: Option<&model::AccessEntry>, asked: &str) -> Keys {
-    let mut k = own;
-    if !k.has("eks:principalArn") {
-        k = k.with(
-            "eks:principalArn",
-            e.map_or(asked, |e| e.principal_arn.as_str()),
-        );
-    }
-    let Some(e) = e else { return k };
-    if !k.has("eks:accessEntryType") {
-        k = k.with("eks:accessEntryType", e.kind.as_str());
-    }
-    // An action that names the username (an update) names the groups it leaves too.
-    if !k.has("eks:username") {
-        k = k.with("eks:username", e.username.as_str());
-        if !e.kubernetes_groups.is_empty() {
-            k = k.with_multi("eks:kubernetesGroups", e.kubernetes_groups.clone());
-        }
-    }
-    k
 }
 
 impl Control {
@@ -185,7 +160,14 @@ impl Control {
             e.as_ref().map(|e| e.value.as_ref()),
             principal_arn,
         );
-        self.authorize(caller, action, &target, meta, keys)?;
+        self.authorize(caller, action, &target, meta, keys.clone())?;
+        if let Some(stored) = &e
+            && changes_entry(action)
+            && let Ok(sp) = principal(&stored.value.principal_arn)
+            && sp.pattern
+        {
+            self.authorize_pattern(caller, meta, action, &target, cluster, &sp, &keys)?;
+        }
         let c = c.ok_or_else(|| cluster_not_found(cluster))?;
         api_on(&c)?;
         e.ok_or_else(|| entry_not_found(cluster, principal_arn))
@@ -215,51 +197,6 @@ impl Control {
         let change = Change::update(kind::ACCESS_ENTRY, caller.account(), &id, &a, e.version)?;
         self.db.commit(&guard, vec![change], self.now()).await?;
         Ok((a, out))
-    }
-
-    /// A pattern entry is a standing grant to roles that may not exist yet, so it takes more
-    /// than `eks:CreateAccessEntry`: `podiam:CreateAccessEntryPattern` (which no `eks:*` grant
-    /// covers), and `eks:CreateAccessEntry` with `eks:principalArn` set to each existing role
-    /// the pattern maps, so a Deny naming a role is not side-stepped by a pattern matching it.
-    fn authorize_pattern(
-        &self,
-        caller: &Caller,
-        meta: &RequestMeta,
-        cluster: &str,
-        p: &Principal,
-        pattern_arn: &str,
-        keys: &Keys,
-    ) -> Result<()> {
-        self.cluster_for(
-            caller,
-            meta,
-            Action::PodiamCreateAccessEntryPattern,
-            cluster,
-            Keys::none().with("eks:principalArn", pattern_arn),
-        )?;
-        let matched: Vec<String> = {
-            let t = self.db.read();
-            of_account(&t.roles, &p.account)
-                .filter(|(_, r)| pattern::matches(p, &r.value.path, &r.value.name))
-                .map(|(_, r)| Target::role(&p.account, &r.value).arn().to_owned())
-                .collect()
-        };
-        for arn in matched {
-            let mut k = Keys::none();
-            for (name, values) in keys.entries() {
-                if !name.eq_ignore_ascii_case("eks:principalArn") {
-                    k = k.with_multi(name.clone(), values.clone());
-                }
-            }
-            self.cluster_for(
-                caller,
-                meta,
-                Action::EksCreateAccessEntry,
-                cluster,
-                k.with("eks:principalArn", arn),
-            )?;
-        }
-        Ok(())
     }
 
     /// A new entry record (CreateAccessEntry, and the cluster creator's bootstrap entry).
@@ -292,6 +229,13 @@ impl Control {
             .ok()
             .filter(|c| !c.pattern)
             .and_then(|c| self.principal_unique_id(&c));
+        // An exact entry always binds to the principal's id: never one that matches a name
+        // alone, which whoever re-creates the name would inherit.
+        if principal_id.is_none() && !p.pattern {
+            return Err(AwsError::invalid_parameter(format!(
+                "The specified principalArn is invalid: {canonical_arn} does not exist."
+            )));
+        }
         Ok(model::AccessEntry {
             cluster: cluster.to_owned(),
             principal_arn: canonical_arn.to_owned(),
@@ -378,7 +322,24 @@ impl Control {
             keys.with_multi("eks:kubernetesGroups", kubernetes_groups.clone())
         };
         if p.pattern {
-            self.authorize_pattern(caller, meta, cluster, &p, &input.principal_arn, &keys)?;
+            let target = match self
+                .db
+                .read()
+                .clusters
+                .get(&(account.clone(), cluster.to_owned()))
+            {
+                Some(c) => Target::cluster(&self.config.region, &account, &c.value),
+                None => Target::new_cluster(&self.config.region, &account, cluster),
+            };
+            self.authorize_pattern(
+                caller,
+                meta,
+                Action::EksCreateAccessEntry,
+                &target,
+                cluster,
+                &p,
+                &keys,
+            )?;
         }
         let (c, cluster_version) = self
             .cluster_for(caller, meta, Action::EksCreateAccessEntry, cluster, keys)?
@@ -526,6 +487,16 @@ impl Control {
             username(u)?;
         }
         let (new_username, update_groups) = (input.username.clone(), new_groups.clone());
+        // Authorized on what the entry is now as well as on what it will be: a condition on
+        // either cannot be side-stepped by renaming the entry first.
+        self.entry_for(
+            caller,
+            meta,
+            Action::EksUpdateAccessEntry,
+            cluster,
+            principal_arn,
+            |_| Keys::none(),
+        )?;
         let (a, ()) = self
             .update_entry(
                 caller,

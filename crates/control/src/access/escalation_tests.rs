@@ -31,7 +31,7 @@ async fn eks_star_does_not_grant_pattern_entries() {
             .unwrap_err();
     assert_eq!(e.code, ErrorCode::AccessDenied);
     assert!(
-        e.message.contains("podiam:CreateAccessEntryPattern"),
+        e.message.contains("podiam:ManageAccessEntryPattern"),
         "{}",
         e.message
     );
@@ -51,7 +51,7 @@ async fn a_pattern_cannot_side_step_a_deny_naming_a_role_it_maps() {
         "delegate",
         &format!(
             r#"{{"Version":"2012-10-17","Statement":[
-            {{"Effect":"Allow","Action":["eks:*","podiam:CreateAccessEntryPattern"],"Resource":"*"}},
+            {{"Effect":"Allow","Action":["eks:*","podiam:ManageAccessEntryPattern"],"Resource":"*"}},
             {{"Effect":"Deny","Action":"eks:*","Resource":"*",
               "Condition":{{"ArnEquals":{{"eks:principalArn":"arn:aws:iam::{ACCT}:role/ci-deployer"}}}}}}]}}"#
         ),
@@ -199,6 +199,144 @@ async fn an_update_carries_the_values_the_entry_will_have() {
             &role("builder-role"),
             CLUSTER_ADMIN_POLICY,
             &scope,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::AccessDenied);
+}
+
+#[tokio::test]
+async fn the_bootstrap_entry_goes_to_the_creator_not_to_its_name() {
+    let w = setup().await;
+    let creator = user_caller(
+        &w,
+        "creator",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["eks:*","iam:PassRole"],"Resource":"*"}]}"#,
+    )
+    .await;
+    super::tests::cluster(&w, &creator, "boot", serde_json::Value::Null).await;
+    // The creator leaves; someone else takes the name; then the access-entry API is turned on.
+    w.c.delete_user_policy(&w.root, &w.m, "creator", "p")
+        .await
+        .unwrap();
+    w.c.delete_user(&w.root, &w.m, "creator").await.unwrap();
+    w.c.create_user(&w.root, &w.m, "creator", None, None, vec![])
+        .await
+        .unwrap();
+    w.c.update_cluster_config(
+        &w.root,
+        &w.m,
+        "boot",
+        &serde_json::json!({"accessConfig": {"authenticationMode": "API_AND_CONFIG_MAP"}}),
+    )
+    .await
+    .unwrap();
+    assert!(
+        w.c.db
+            .read()
+            .access_entries
+            .keys()
+            .all(|(_, id)| !id.starts_with("boot/")),
+        "the impostor got the creator's admin entry"
+    );
+}
+
+#[tokio::test]
+async fn changing_an_existing_pattern_entry_takes_the_pattern_grant_too() {
+    let w = setup().await;
+    new_role(&w, "ci-deployer", None).await;
+    w.c.create_access_entry(&w.root, &w.m, CLUSTER, create(&role("ci-*")))
+        .await
+        .unwrap();
+    let scope = AccessScope {
+        kind: "cluster".into(),
+        namespaces: vec![],
+    };
+    let eks = user_caller(
+        &w,
+        "eks-admin",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"eks:*","Resource":"*"}]}"#,
+    )
+    .await;
+    let denied =
+        |e: crate::error::AwsError| assert_eq!(e.code, ErrorCode::AccessDenied, "{}", e.message);
+    denied(
+        w.c.associate_access_policy(
+            &eks,
+            &w.m,
+            CLUSTER,
+            &role("ci-*"),
+            CLUSTER_ADMIN_POLICY,
+            &scope,
+        )
+        .await
+        .unwrap_err(),
+    );
+    denied(
+        w.c.delete_access_entry(&eks, &w.m, CLUSTER, &role("ci-*"))
+            .await
+            .unwrap_err(),
+    );
+    // With the pattern grant, a Deny naming a role the pattern maps still holds.
+    let d = user_caller(
+        &w,
+        "delegate",
+        &format!(
+            r#"{{"Version":"2012-10-17","Statement":[
+            {{"Effect":"Allow","Action":["eks:*","podiam:ManageAccessEntryPattern"],"Resource":"*"}},
+            {{"Effect":"Deny","Action":"eks:*","Resource":"*",
+              "Condition":{{"ArnEquals":{{"eks:principalArn":"arn:aws:iam::{ACCT}:role/ci-deployer"}}}}}}]}}"#
+        ),
+    )
+    .await;
+    denied(
+        w.c.associate_access_policy(
+            &d,
+            &w.m,
+            CLUSTER,
+            &role("ci-*"),
+            CLUSTER_ADMIN_POLICY,
+            &scope,
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert!(
+        w.c.describe_access_entry(&d, &w.m, CLUSTER, &role("ci-*"))
+            .unwrap()
+            .policies
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn an_update_is_authorized_on_what_the_entry_is_now_too() {
+    let w = setup().await;
+    new_role(&w, "breakglass", None).await;
+    let mut e = create(&role("breakglass"));
+    e.username = Some("breakglass".into());
+    w.c.create_access_entry(&w.root, &w.m, CLUSTER, e)
+        .await
+        .unwrap();
+    let d = user_caller(
+        &w,
+        "delegate",
+        r#"{"Version":"2012-10-17","Statement":[
+        {"Effect":"Allow","Action":"eks:*","Resource":"*"},
+        {"Effect":"Deny","Action":"eks:*","Resource":"*",
+         "Condition":{"StringEquals":{"eks:username":"breakglass"}}}]}"#,
+    )
+    .await;
+    let e =
+        w.c.update_access_entry(
+            &d,
+            &w.m,
+            CLUSTER,
+            &role("breakglass"),
+            UpdateAccessEntry {
+                username: Some("renamed".into()),
+                ..UpdateAccessEntry::default()
+            },
         )
         .await
         .unwrap_err();

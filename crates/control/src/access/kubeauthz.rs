@@ -35,9 +35,10 @@ pub const BINDING_EXTRA: &str = "podiam.io/access-binding";
 const BINDING_PURPOSE: &str = "podiam kubernetes access binding v1";
 /// How long a binding is honoured after podiam's TokenReview answer wrote it. kube-apiserver
 /// caches an answer for `--authentication-token-webhook-cache-ttl` (2 minutes by default) and
-/// then asks again, which writes a new binding; an hour leaves room for longer caches while
-/// bounding what a copied binding is worth.
-pub const BINDING_MAX_AGE_SECS: i64 = 3600;
+/// then asks again, which writes a new binding; 20 minutes leaves room for longer caches while
+/// bounding what a copied binding is worth and how long a revoked session keeps what its
+/// entry's policies grant.
+pub const BINDING_MAX_AGE_SECS: i64 = 1200;
 /// Clock skew between replicas tolerated on a binding's time.
 const BINDING_MAX_FUTURE_SECS: i64 = 300;
 

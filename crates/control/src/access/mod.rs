@@ -20,6 +20,7 @@ mod config;
 mod configmap;
 mod configmap_yaml;
 mod entries;
+mod entry_authz;
 mod kubeauthz;
 mod params;
 mod pattern;

@@ -269,12 +269,9 @@ pub(super) fn username(u: &str) -> Result<()> {
     let parts = template::parse(u).map_err(|why| invalid(&why))?;
     // A session tag is chosen by whoever may tag the session: a username must not begin with
     // one, or that caller could name itself like any other user.
-    let has_tag = parts
-        .iter()
-        .any(|p| matches!(p, template::Part::SessionTag(_)));
-    if has_tag && !matches!(parts.first(), Some(template::Part::Text(_))) {
+    if !template::delimited(&parts) {
         return Err(invalid(
-            "a username with {{SessionTag:KEY}} must begin with literal text (for example team:{{SessionTag:KEY}})",
+            "{{SessionTag:KEY}} and {{RoleName}} must follow literal text ending in : or / (for example team:{{SessionTag:KEY}})",
         ));
     }
     if parts.contains(&template::Part::Ec2PrivateDnsName) {

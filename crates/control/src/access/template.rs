@@ -25,6 +25,28 @@ pub(super) enum Part<'a> {
 /// The placeholders a chosen (`STANDARD`) username may hold, for messages.
 pub(super) const CHOSEN: &str = "{{SessionName}}, {{SessionNameRaw}}, {{AccountID}}, {{AccessKeyID}}, {{RoleName}} and {{SessionTag:KEY}}";
 
+/// Whether every value chosen by someone other than the entry's writer stands right after
+/// literal text ending in `:` or `/`: a session tag (whoever may tag the session picks it) and
+/// a role name (whoever may create a role a pattern entry maps picks it). Neither value can hold
+/// `:` or `/` (see `super::authn`), so the literal marks off a namespace of the writer's own and
+/// the value cannot make the name another principal's.
+pub(super) fn delimited(parts: &[Part<'_>]) -> bool {
+    parts.iter().enumerate().all(|(i, p)| match p {
+        Part::SessionTag(_) | Part::RoleName => i
+            .checked_sub(1)
+            .and_then(|j| parts.get(j))
+            .is_some_and(|prev| matches!(prev, Part::Text(t) if t.ends_with([':', '/']))),
+        _ => true,
+    })
+}
+
+/// The placeholders an `aws-auth` ConfigMap may use: aws-iam-authenticator's, no extension.
+pub(super) fn authenticator_only(parts: &[Part<'_>]) -> bool {
+    !parts
+        .iter()
+        .any(|p| matches!(p, Part::SessionTag(_) | Part::RoleName))
+}
+
 /// Split a template into its parts, or say what is wrong with it.
 pub(super) fn parse(t: &str) -> Result<Vec<Part<'_>>, String> {
     let mut out = Vec::new();
