@@ -13,15 +13,14 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::access::{AccessScope, CreateAccessEntry, UpdateAccessEntry};
-use crate::auth::{Caller, RequestMeta, record};
+use crate::auth::{Caller, record};
 use crate::authz::{Action, ResourceKind};
-use crate::crypto::MasterKey;
 use crate::iam::{CreateRole, PageReq};
 use crate::model::Tag;
 use crate::pod_identity::{CreateAssociation, UpdateAssociation};
 use crate::simulate::SimulateInput;
 use crate::sts::{AssumeCommon, AssumeRoleExtra};
-use crate::{Config, Control, SystemClock};
+use crate::{Config, SystemClock};
 
 const ACCT: &str = "111122223333";
 
@@ -49,21 +48,8 @@ const NOT_PRODUCED: &[(Action, &str)] = &[
 
 #[tokio::test]
 async fn every_action_authorizes_the_stored_entity_with_every_declared_key() {
-    let store = podiam_store::SqliteStore::memory().await.unwrap();
-    let (master, _) = MasterKey::generate().unwrap();
-    let c = Control::open(
-        Config::default(),
-        Arc::new(store),
-        master,
-        Arc::new(SystemClock),
-    )
-    .await
-    .unwrap();
-    c.bootstrap(Some(ACCT)).await.unwrap().unwrap();
-    let root = Caller::Root {
-        account: ACCT.into(),
-    };
-    let m = RequestMeta::default();
+    let (c, root, m) =
+        crate::testing::root_control(Config::default(), Arc::new(SystemClock), ACCT).await;
     record::take();
 
     // --- IAM, with entities stored as /people/Alice, /team/MixedCase, /p/Pol, /b/Boundary and

@@ -22,6 +22,8 @@ pub mod session;
 pub mod simulate;
 pub mod state;
 pub mod sts;
+#[cfg(test)]
+mod testing;
 pub mod webid;
 
 use std::sync::Arc;

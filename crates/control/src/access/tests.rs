@@ -11,7 +11,6 @@ use std::sync::Arc;
 use super::params::{groups, node_identity, principal, scope, username, uuid};
 use super::*;
 use crate::auth::{Caller, RequestMeta};
-use crate::crypto::MasterKey;
 use crate::error::ErrorCode;
 use crate::iam::CreateRole;
 use crate::model;
@@ -123,21 +122,8 @@ pub(super) struct World {
 }
 
 pub(super) async fn world() -> World {
-    let store = podiam_store::SqliteStore::memory().await.unwrap();
-    let (master, _) = MasterKey::generate().unwrap();
-    let c = Control::open(
-        Config::default(),
-        Arc::new(store),
-        master,
-        Arc::new(SystemClock),
-    )
-    .await
-    .unwrap();
-    c.bootstrap(Some(ACCT)).await.unwrap().unwrap();
-    let root = Caller::Root {
-        account: ACCT.into(),
-    };
-    let m = RequestMeta::default();
+    let (c, root, m) =
+        crate::testing::root_control(Config::default(), Arc::new(SystemClock), ACCT).await;
     for name in ["dev", "node"] {
         c.create_role(
             &root,

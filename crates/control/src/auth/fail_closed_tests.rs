@@ -5,11 +5,10 @@
 
 use std::sync::Arc;
 
-use crate::auth::{Caller, RequestMeta};
-use crate::crypto::MasterKey;
+use crate::auth::Caller;
 use crate::error::ErrorCode;
 use crate::iam::PageReq;
-use crate::{Config, Control, SystemClock};
+use crate::{Config, SystemClock};
 
 const ACCT: &str = "111122223333";
 const ALLOW_ALL: &str =
@@ -18,21 +17,8 @@ const DENY_LIST_USERS: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":
 
 #[tokio::test]
 async fn an_unparseable_stored_policy_denies_rather_than_drops_its_deny() {
-    let store = podiam_store::SqliteStore::memory().await.unwrap();
-    let (master, _) = MasterKey::generate().unwrap();
-    let c = Control::open(
-        Config::default(),
-        Arc::new(store),
-        master,
-        Arc::new(SystemClock),
-    )
-    .await
-    .unwrap();
-    c.bootstrap(Some(ACCT)).await.unwrap().unwrap();
-    let root = Caller::Root {
-        account: ACCT.into(),
-    };
-    let m = RequestMeta::default();
+    let (c, root, m) =
+        crate::testing::root_control(Config::default(), Arc::new(SystemClock), ACCT).await;
     c.create_user(&root, &m, "bob", None, None, vec![])
         .await
         .unwrap();

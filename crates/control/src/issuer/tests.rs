@@ -2,7 +2,6 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use super::*;
-use crate::crypto::MasterKey;
 use crate::iam::CreateRole;
 use crate::sts::AssumeCommon;
 use crate::{Clock, Config};
@@ -120,21 +119,8 @@ async fn fixture(retention: i64) -> Fx {
         issuer_key_retention_secs: retention,
         ..Config::default()
     };
-    let store = podiam_store::SqliteStore::memory().await.unwrap();
-    let (master, _) = MasterKey::generate().unwrap();
-    let c = Control::open(
-        config,
-        Arc::new(store),
-        master,
-        Arc::clone(&clock) as Arc<dyn Clock>,
-    )
-    .await
-    .unwrap();
-    c.bootstrap(Some(ACCT)).await.unwrap().unwrap();
-    let root = Caller::Root {
-        account: ACCT.into(),
-    };
-    let meta = RequestMeta::default();
+    let (c, root, meta) =
+        crate::testing::root_control(config, Arc::clone(&clock) as Arc<dyn Clock>, ACCT).await;
     let body = serde_json::json!({
         "name": "c1",
         "roleArn": format!("arn:aws:iam::{ACCT}:role/eks"),
