@@ -6,7 +6,7 @@ use podiam_control::access::{AccessScope, CreateAccessEntry, UpdateAccessEntry};
 use podiam_control::{AwsError, model};
 use serde_json::{Value, json};
 
-use super::{decode_segment, json_body, opt_str, query_param, req_str, tag_map};
+use super::{decode_segment, json_body, max_results, opt_str, query_param, req_str, tag_map};
 use crate::wire::restjson::epoch;
 use crate::{App, Incoming};
 
@@ -251,15 +251,6 @@ fn with_token(mut v: Value, next: Option<String>) -> Value {
         o.insert("nextToken".into(), json!(n));
     }
     v
-}
-
-fn max_results(inc: &Incoming) -> Result<Option<i64>, AwsError> {
-    query_param(inc, "maxResults")
-        .map(|v| {
-            v.parse::<i64>()
-                .map_err(|_| AwsError::invalid_parameter("maxResults must be an integer"))
-        })
-        .transpose()
 }
 
 /// An optional list of strings.

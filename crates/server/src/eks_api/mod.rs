@@ -71,6 +71,17 @@ fn query_param(inc: &Incoming, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
+/// The `maxResults` query parameter, if given: an integer (its range is the operation's to
+/// check).
+fn max_results(inc: &Incoming) -> Result<Option<i64>, AwsError> {
+    query_param(inc, "maxResults")
+        .map(|v| {
+            v.parse::<i64>()
+                .map_err(|_| AwsError::invalid_parameter("maxResults must be an integer"))
+        })
+        .transpose()
+}
+
 fn decode_segment(s: &str) -> Result<String, AwsError> {
     percent_encoding::percent_decode_str(s)
         .decode_utf8()
@@ -112,13 +123,7 @@ async fn route(app: &App, inc: &Incoming) -> Result<Value, AwsError> {
         }
         (&Method::GET, ["clusters"]) => {
             let caller = inc.caller(app, "eks")?;
-            let max =
-                match query_param(inc, "maxResults") {
-                    None => None,
-                    Some(v) => Some(v.parse::<i64>().map_err(|_| {
-                        AwsError::invalid_parameter("maxResults must be an integer")
-                    })?),
-                };
+            let max = max_results(inc)?;
             let (names, next) = c.list_clusters(
                 &caller,
                 &inc.meta,
@@ -164,13 +169,7 @@ async fn route(app: &App, inc: &Incoming) -> Result<Value, AwsError> {
         }
         (&Method::GET, ["clusters", name, "pod-identity-associations"]) => {
             let caller = inc.caller(app, "eks")?;
-            let max =
-                match query_param(inc, "maxResults") {
-                    None => None,
-                    Some(v) => Some(v.parse::<i64>().map_err(|_| {
-                        AwsError::invalid_parameter("maxResults must be an integer")
-                    })?),
-                };
+            let max = max_results(inc)?;
             let (list, next) = c.list_pod_identity_associations(
                 &caller,
                 &inc.meta,
