@@ -8,7 +8,7 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use podiam_awsclient::Service;
 use podiam_control::access::rbac::{Request, RoleSet};
-use podiam_control::access::{MODE_CONFIG_MAP, Specificity, pattern_match, policy_verdicts};
+use podiam_control::access::{MODE_CONFIG_MAP, most_specific, pattern_match, policy_verdicts};
 use podiam_control::model::AssociatedAccessPolicy;
 use serde_json::Value;
 
@@ -226,8 +226,7 @@ pub async fn run(a: AccessArgs) -> anyhow::Result<()> {
 /// The pattern entry that maps `role` (as token review picks it: the most specific; a tie maps
 /// nothing), from ListAccessEntries.
 async fn pattern_entry(env: &AwsEnv, cluster: &str, role: &str) -> anyhow::Result<Option<String>> {
-    let mut best: Option<(Specificity, String)> = None;
-    let mut tied = false;
+    let mut candidates = Vec::new();
     let mut token: Option<String> = None;
     loop {
         let mut path = format!("/clusters/{}/access-entries", segment(cluster));
@@ -235,25 +234,14 @@ async fn pattern_entry(env: &AwsEnv, cluster: &str, role: &str) -> anyhow::Resul
             path = format!("{path}?nextToken={}", segment(t));
         }
         let page = env.call("GET", &path, "eks", None).await?;
-        for arn in page
-            .get("accessEntries")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-        {
-            let Some(s) = pattern_match(arn, role) else {
-                continue;
-            };
-            match &best {
-                Some((b, _)) if *b > s => {}
-                Some((b, _)) if *b == s => tied = true,
-                _ => {
-                    best = Some((s, arn.to_owned()));
-                    tied = false;
-                }
-            }
-        }
+        candidates.extend(
+            page.get("accessEntries")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .filter_map(|arn| Some((pattern_match(arn, role)?, arn.to_owned()))),
+        );
         token = page
             .get("nextToken")
             .and_then(Value::as_str)
@@ -262,10 +250,11 @@ async fn pattern_entry(env: &AwsEnv, cluster: &str, role: &str) -> anyhow::Resul
             break;
         }
     }
-    if tied {
-        bail!("two pattern entries of equal specificity map {role}: its tokens are refused");
-    }
-    Ok(best.map(|(_, arn)| arn))
+    most_specific(candidates.into_iter()).map_err(|_tie| {
+        anyhow::anyhow!(
+            "two pattern entries of equal specificity map {role}: its tokens are refused"
+        )
+    })
 }
 
 fn describe(r: &Request) -> String {

@@ -401,12 +401,6 @@ impl Control {
         let t = self.db.read();
         let cluster = route_cluster(&t, route, account)?;
         let mode = cluster.access_config.authentication_mode.as_str();
-        let name_unique = t
-            .clusters
-            .keys()
-            .filter(|(_, n)| *n == cluster.name)
-            .count()
-            == 1;
         // The lasting principal behind the signer, as stored (path and case), and its id.
         let signer = match caller {
             Caller::Root { .. } => {
@@ -448,13 +442,7 @@ impl Control {
         };
         if mode == MODE_CONFIG_MAP {
             drop(t);
-            return self.map_by_configmap(
-                account,
-                &cluster.name,
-                name_unique,
-                &signer,
-                access_key_id,
-            );
+            return self.map_by_configmap(account, &cluster.name, &signer, access_key_id);
         }
         // The exact entry wins; a role without one may match a pattern entry (`pattern`).
         let entry = match t.access_entries.get(&(
@@ -467,7 +455,7 @@ impl Control {
                     let entries =
                         access_entries_of(&t.access_entries, account, &cluster.name, None);
                     pattern::best(entries.map(|e| &e.value), account, &r.path, &r.name)
-                        .map_err(|()| {
+                        .map_err(|_tie| {
                             TokenRefused::new(
                                 "two pattern entries of equal specificity match the role: delete one",
                             )
@@ -482,13 +470,7 @@ impl Control {
         let entry: Arc<model::AccessEntry> = match entry {
             Some(e) => e,
             None if mode == MODE_API_AND_CONFIG_MAP => {
-                return self.map_by_configmap(
-                    account,
-                    &cluster.name,
-                    name_unique,
-                    &signer,
-                    access_key_id,
-                );
+                return self.map_by_configmap(account, &cluster.name, &signer, access_key_id);
             }
             None => {
                 return Err(TokenRefused::new(

@@ -320,9 +320,9 @@ impl Control {
     }
 
     /// The aws-auth ConfigMap of cluster `name` of `account`: the source named
-    /// `ACCOUNT/NAME`, else the one named `NAME` when `name_unique` (no other account has a
-    /// cluster of that name: an unpinned source must not apply to two accounts' clusters).
-    fn aws_auth_of(&self, account: &str, name: &str, name_unique: bool) -> Option<Arc<AwsAuth>> {
+    /// `ACCOUNT/NAME`, else the one named `NAME` when no other account has a cluster of that
+    /// name (an unpinned source must not apply to two accounts' clusters).
+    fn aws_auth_of(&self, account: &str, name: &str) -> Option<Arc<AwsAuth>> {
         let sources = self.aws_auth.0.read();
         let pinned = AwsAuthCluster {
             account: Some(account.to_owned()),
@@ -331,6 +331,14 @@ impl Control {
         if let Some(m) = sources.get(&pinned) {
             return Some(Arc::clone(m));
         }
+        let name_unique = self
+            .db
+            .read()
+            .clusters
+            .keys()
+            .filter(|(_, n)| n == name)
+            .count()
+            == 1;
         if !name_unique {
             return None;
         }
@@ -347,15 +355,12 @@ impl Control {
         &self,
         account: &str,
         name: &str,
-        name_unique: bool,
         signer: &Signer,
         access_key_id: &str,
     ) -> Result<KubeUser, TokenRefused> {
-        let map = self
-            .aws_auth_of(account, name, name_unique)
-            .ok_or_else(|| {
-                TokenRefused::new("the cluster has no aws-auth ConfigMap (--aws-auth)")
-            })?;
+        let map = self.aws_auth_of(account, name).ok_or_else(|| {
+            TokenRefused::new("the cluster has no aws-auth ConfigMap (--aws-auth)")
+        })?;
         let (username, groups) = match map.lookup(&signer.canonical_arn, account) {
             Some(AwsAuthMatch::Entry(m)) => {
                 let username = signer.render(

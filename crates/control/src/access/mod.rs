@@ -47,7 +47,7 @@ pub use params::{
     ACCESS_POLICIES, AccessPolicy, AccessScope, CLUSTER_ADMIN_POLICY, CreateAccessEntry, MODE_API,
     MODE_API_AND_CONFIG_MAP, MODE_CONFIG_MAP, NAMESPACES_PER_SCOPE, UpdateAccessEntry,
 };
-pub use pattern::{Specificity, pattern_match};
+pub use pattern::{Specificity, most_specific, pattern_match};
 
 #[cfg(test)]
 mod authn_tests;

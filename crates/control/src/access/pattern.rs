@@ -103,36 +103,45 @@ pub(super) fn best<'a>(
     account: &str,
     path: &str,
     name: &str,
-) -> std::result::Result<Option<&'a Arc<model::AccessEntry>>, ()> {
-    let mut best: Option<(Specificity, &'a Arc<model::AccessEntry>)> = None;
-    let mut tied = false;
-    for e in entries {
+) -> std::result::Result<Option<&'a Arc<model::AccessEntry>>, Tie> {
+    most_specific(entries.filter_map(|e| {
         if !e.principal_arn.contains(['*', '?']) {
-            continue;
+            return None;
         }
-        let Ok(p) = principal(&e.principal_arn) else {
-            continue;
-        };
-        if !p.pattern || p.kind != PrincipalKind::Role || p.account != account {
-            continue;
-        }
-        if !matches(&p, path, name) {
-            continue;
-        }
-        let s = specificity(&p);
+        let p = principal(&e.principal_arn).ok()?;
+        (p.pattern
+            && p.kind == PrincipalKind::Role
+            && p.account == account
+            && matches(&p, path, name))
+        .then(|| (specificity(&p), e))
+    }))
+}
+
+/// Two pattern entries of the same specificity both match.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tie;
+
+/// The candidate of the highest specificity; [`Tie`] when two share it (a tie is refused, never
+/// guessed). What token review and `podiam access explain` both pick an entry by.
+pub fn most_specific<T>(
+    candidates: impl Iterator<Item = (Specificity, T)>,
+) -> std::result::Result<Option<T>, Tie> {
+    let mut best: Option<(Specificity, T)> = None;
+    let mut tied = false;
+    for (s, c) in candidates {
         match &best {
             Some((b, _)) if *b > s => {}
             Some((b, _)) if *b == s => tied = true,
             _ => {
-                best = Some((s, e));
+                best = Some((s, c));
                 tied = false;
             }
         }
     }
     if tied {
-        Err(())
+        Err(Tie)
     } else {
-        Ok(best.map(|(_, e)| e))
+        Ok(best.map(|(_, c)| c))
     }
 }
 
@@ -233,6 +242,27 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn the_most_specific_wins_and_a_tie_at_the_top_is_refused() {
+        let pick = |c: &[((usize, usize), &'static str)]| most_specific(c.iter().copied());
+        assert_eq!(pick(&[]), Ok(None));
+        assert_eq!(
+            pick(&[((1, 1), "a"), ((3, 1), "b"), ((2, 9), "c")]),
+            Ok(Some("b"))
+        );
+        assert_eq!(pick(&[((3, 1), "a"), ((3, 2), "b")]), Ok(Some("b")));
+        assert_eq!(pick(&[((3, 1), "a"), ((3, 1), "b")]), Err(Tie));
+        // A tie below the winner does not matter; one at the top does, in any order.
+        assert_eq!(
+            pick(&[((1, 1), "a"), ((1, 1), "b"), ((2, 1), "c")]),
+            Ok(Some("c"))
+        );
+        assert_eq!(
+            pick(&[((2, 1), "c"), ((1, 1), "a"), ((2, 1), "b")]),
+            Err(Tie)
+        );
+    }
 
     /// The glob as a regex: `*` is `.*`, `?` is `.`, the rest literal.
     fn oracle(p: &str, s: &str) -> bool {
