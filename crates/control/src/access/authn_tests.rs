@@ -111,6 +111,41 @@ pub(super) fn assumer(w: &World) -> Caller {
     }
 }
 
+/// The second account of the tests.
+pub(super) const OTHER: &str = "444455556666";
+
+/// Create account [`OTHER`]: its root, and the root's key from the account's bootstrap.
+pub(super) async fn other_account(w: &World) -> (Caller, Key) {
+    let boot = w.c.create_account(OTHER).await.unwrap().unwrap();
+    let key = Key {
+        id: boot.access_key_id,
+        secret: boot.secret_access_key,
+        session: None,
+    };
+    (
+        Caller::Root {
+            account: OTHER.into(),
+        },
+        key,
+    )
+}
+
+/// A key of the new IAM user `name` of account [`OTHER`] (which `other_account` made).
+pub(super) async fn other_user_key(w: &World, oroot: &Caller, name: &str) -> Key {
+    w.c.create_user(oroot, &w.m, name, None, None, vec![])
+        .await
+        .unwrap();
+    let (k, secret, _) =
+        w.c.create_access_key(oroot, &w.m, Some(name))
+            .await
+            .unwrap();
+    Key {
+        id: k.id,
+        secret,
+        session: None,
+    }
+}
+
 pub(super) async fn user_key(w: &World, name: &str) -> Key {
     w.c.create_user(&w.root, &w.m, name, None, None, vec![])
         .await
@@ -366,16 +401,8 @@ async fn principals_without_an_entry_roots_and_config_map_clusters_are_refused()
     refused(&w, ROUTE, &tok(&w, &k).token(), "no access entry");
 
     // A root (of a second account, whose bootstrap hands its key out) has no entry to map.
-    let other = "444455556666";
-    let boot = w.c.create_account(other).await.unwrap().unwrap();
-    let root = Key {
-        id: boot.access_key_id,
-        secret: boot.secret_access_key,
-        session: None,
-    };
-    let oroot = Caller::Root {
-        account: other.into(),
-    };
+    let other = OTHER;
+    let (oroot, root) = other_account(&w).await;
     let body = serde_json::json!({"name": "r", "roleArn": format!("arn:aws:iam::{other}:role/eks"), "resourcesVpcConfig": {}, "accessConfig": {"authenticationMode": "API"}});
     w.c.create_cluster(&oroot, &w.m, &body).await.unwrap();
     let mut t = tok(&w, &root);
@@ -447,23 +474,9 @@ async fn a_revoked_session_is_refused() {
 #[tokio::test]
 async fn a_cluster_name_in_two_accounts_needs_the_account_route() {
     let w = setup().await;
-    let other = "444455556666";
-    w.c.create_account(other).await.unwrap();
-    let oroot = Caller::Root {
-        account: other.into(),
-    };
-    w.c.create_user(&oroot, &w.m, "mallory", None, None, vec![])
-        .await
-        .unwrap();
-    let (k, secret, _) =
-        w.c.create_access_key(&oroot, &w.m, Some("mallory"))
-            .await
-            .unwrap();
-    let k = Key {
-        id: k.id,
-        secret,
-        session: None,
-    };
+    let other = OTHER;
+    let (oroot, _) = other_account(&w).await;
+    let k = other_user_key(&w, &oroot, "mallory").await;
     let body = serde_json::json!({"name": CLUSTER, "roleArn": format!("arn:aws:iam::{other}:role/eks"), "resourcesVpcConfig": {}, "accessConfig": {"authenticationMode": "API"}});
     w.c.create_cluster(&oroot, &w.m, &body).await.unwrap();
     let mut e = create(&format!("arn:aws:iam::{other}:user/mallory"));

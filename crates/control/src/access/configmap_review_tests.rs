@@ -6,11 +6,11 @@
 )]
 
 use super::authn_tests::{
-    CLUSTER, Key, ROUTE, entry, new_role, refused, session_key, setup, tok, user_key,
+    CLUSTER, Key, OTHER, ROUTE, entry, new_role, other_account, other_user_key, refused,
+    session_key, setup, tok, user_key,
 };
 use super::tests::{ACCT, World, cluster, role};
 use super::*;
-use crate::auth::Caller;
 
 // --- reviews through the ConfigMap
 
@@ -167,23 +167,9 @@ async fn map_accounts_maps_any_principal_of_the_account_as_its_canonical_arn() {
 #[tokio::test]
 async fn another_accounts_principal_never_maps_through_the_config_map() {
     let w = setup().await;
-    let other = "444455556666";
-    w.c.create_account(other).await.unwrap();
-    let oroot = Caller::Root {
-        account: other.into(),
-    };
-    w.c.create_user(&oroot, &w.m, "mallory", None, None, vec![])
-        .await
-        .unwrap();
-    let (k, secret, _) =
-        w.c.create_access_key(&oroot, &w.m, Some("mallory"))
-            .await
-            .unwrap();
-    let k = Key {
-        id: k.id,
-        secret,
-        session: None,
-    };
+    let other = OTHER;
+    let (oroot, _) = other_account(&w).await;
+    let k = other_user_key(&w, &oroot, "mallory").await;
     let yaml = format!(
         "mapUsers: |\n  - userarn: arn:aws:iam::{other}:user/mallory\n    username: mallory\n    groups: [system:masters]\nmapAccounts: |\n  - '{other}'\n"
     );
@@ -340,16 +326,8 @@ async fn a_recreated_role_is_mapped_by_its_arn_and_the_old_session_stays_dead() 
 #[tokio::test]
 async fn a_root_never_maps_through_the_config_map() {
     let w = setup().await;
-    let other = "444455556666";
-    let boot = w.c.create_account(other).await.unwrap().unwrap();
-    let root = Key {
-        id: boot.access_key_id,
-        secret: boot.secret_access_key,
-        session: None,
-    };
-    let oroot = Caller::Root {
-        account: other.into(),
-    };
+    let other = OTHER;
+    let (oroot, root) = other_account(&w).await;
     let body = serde_json::json!({"name": "r", "roleArn": format!("arn:aws:iam::{other}:role/eks"), "resourcesVpcConfig": {}, "accessConfig": {"authenticationMode": "CONFIG_MAP"}});
     w.c.create_cluster(&oroot, &w.m, &body).await.unwrap();
     let yaml = format!(
@@ -389,11 +367,8 @@ async fn a_source_named_by_name_alone_needs_a_name_no_other_account_uses() {
         Some(&role_map(&role("ops"), "x", "[]")),
     )
     .await;
-    let other = "444455556666";
-    w.c.create_account(other).await.unwrap();
-    let oroot = Caller::Root {
-        account: other.into(),
-    };
+    let other = OTHER;
+    let (oroot, _) = other_account(&w).await;
     let body = serde_json::json!({"name": "shared", "roleArn": format!("arn:aws:iam::{other}:role/eks"), "resourcesVpcConfig": {}, "accessConfig": {"authenticationMode": "CONFIG_MAP"}});
     w.c.create_cluster(&oroot, &w.m, &body).await.unwrap();
     let pinned = ClusterRoute {
