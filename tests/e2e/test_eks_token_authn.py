@@ -322,6 +322,27 @@ def test_malformed_reviews_get_a_4xx_and_never_a_5xx(server, env):
     assert requests.get(url, timeout=30).status_code == 405
 
 
+def test_malformed_access_reviews_get_a_4xx_and_forged_ones_no_opinion(server, env):
+    url = f"{server.endpoint}/podiam/clusters/{CLUSTER}/authorize"
+    sar = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview"}
+    for body, status in ((b"", 400), (b"{", 400), (b"[]", 400), (json.dumps({**sar, "kind": "Pod"}).encode(), 400),
+                         (json.dumps({**sar, "apiVersion": "v1"}).encode(), 400),
+                         (json.dumps({**sar, "spec": {"groups": ["a"], "group": ["b"]}}).encode(), 400),
+                         (b"{" * 100_000, 413)):
+        r = requests.post(url, data=body, timeout=30)
+        assert r.status_code == status, (body[:40], r.status_code, r.text)
+    assert requests.get(url, timeout=30).status_code == 405
+    assert requests.post(f"{server.endpoint}/podiam/clusters/{CLUSTER}/authorize/x", data=b"{}",
+                         timeout=30).status_code == 404
+    # Well-formed, with a forged binding: no opinion, and no reason to the caller.
+    forged = {**sar, "spec": {"user": user("alice"), "uid": f"aws-iam-authenticator:{ACCOUNT}:AIDAX",
+                              "extra": {"podiam.io/access-entry": [user("alice")],
+                                        "podiam.io/access-binding": ["1.AAAA"]},
+                              "nonResourceAttributes": {"path": "/healthz", "verb": "get"}}}
+    r = requests.post(url, json=forged, timeout=30)
+    assert r.status_code == 200 and r.json()["status"] == {"allowed": False}, r.text
+
+
 def test_no_refusal_reason_reaches_the_caller(server, env):
     # Every refusal above answered the same body; a signer of another account sees it too.
     unknown = {"AccessKeyId": "AKIA" + "Z" * 16, "SecretAccessKey": "x" * 40}

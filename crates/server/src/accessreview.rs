@@ -9,11 +9,11 @@
 //! podiam's own TokenReview answer bound to an access entry of this cluster, so a forged review
 //! learns nothing and gains nothing. A body that is not a SubjectAccessReview gets a 400.
 
-use axum::http::{Method, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use podiam_control::access::{ClusterRoute, Decision, parse_access_review};
 
-use crate::tokenreview::{MAX_REVIEW_BODY, cluster_route, plain};
+use crate::tokenreview::{cluster_route, json_ok, plain, review_route};
 use crate::{App, Incoming};
 
 fn route(path: &str) -> Option<ClusterRoute<'_>> {
@@ -32,15 +32,10 @@ pub(crate) fn handle(app: &App, inc: &Incoming) -> Response {
 }
 
 fn answer(app: &App, inc: &Incoming) -> Response {
-    let Some(route) = route(&inc.path) else {
-        return plain(StatusCode::NOT_FOUND, "not found");
+    let route = match review_route(inc, route) {
+        Ok(r) => r,
+        Err((status, message)) => return plain(status, message),
     };
-    if inc.method != Method::POST {
-        return plain(StatusCode::METHOD_NOT_ALLOWED, "use POST");
-    }
-    if inc.body.len() > MAX_REVIEW_BODY {
-        return plain(StatusCode::PAYLOAD_TOO_LARGE, "the review is too large");
-    }
     let (api_version, review) = match parse_access_review(&inc.body) {
         Ok(r) => r,
         Err(message) => return plain(StatusCode::BAD_REQUEST, message),
@@ -61,10 +56,5 @@ fn answer(app: &App, inc: &Incoming) -> Response {
         "kind": "SubjectAccessReview",
         "status": status,
     });
-    (
-        StatusCode::OK,
-        [("content-type", "application/json")],
-        body.to_string(),
-    )
-        .into_response()
+    json_ok(&body)
 }

@@ -15,7 +15,7 @@ use podiam_control::access::{ClusterRoute, REFUSED};
 use crate::{App, Incoming};
 
 /// The largest review accepted: a token is at most 8 KiB; the rest is a small envelope.
-pub(crate) const MAX_REVIEW_BODY: usize = 64 * 1024;
+const MAX_REVIEW_BODY: usize = 64 * 1024;
 
 const API_VERSIONS: [&str; 2] = ["authentication.k8s.io/v1", "authentication.k8s.io/v1beta1"];
 
@@ -63,15 +63,10 @@ pub(crate) fn handle(app: &App, inc: &Incoming) -> Response {
 }
 
 fn answer(app: &App, inc: &Incoming) -> Response {
-    let Some(route) = route(&inc.path) else {
-        return plain(StatusCode::NOT_FOUND, "not found");
+    let route = match review_route(inc, route) {
+        Ok(r) => r,
+        Err((status, message)) => return plain(status, message),
     };
-    if inc.method != Method::POST {
-        return plain(StatusCode::METHOD_NOT_ALLOWED, "use POST");
-    }
-    if inc.body.len() > MAX_REVIEW_BODY {
-        return plain(StatusCode::PAYLOAD_TOO_LARGE, "the review is too large");
-    }
     let Ok(review) = serde_json::from_slice::<serde_json::Value>(&inc.body) else {
         return plain(StatusCode::BAD_REQUEST, "the body is not a TokenReview");
     };
@@ -126,6 +121,27 @@ fn answer(app: &App, inc: &Incoming) -> Response {
         "kind": "TokenReview",
         "status": status,
     });
+    json_ok(&body)
+}
+
+/// The cluster of a review request, once it is a POST of at most [`MAX_REVIEW_BODY`] bytes to
+/// a path `route` accepts; otherwise the status and message to answer (404, 405, 413).
+pub(crate) fn review_route<'a>(
+    inc: &'a Incoming,
+    route: fn(&str) -> Option<ClusterRoute<'_>>,
+) -> Result<ClusterRoute<'a>, (StatusCode, &'static str)> {
+    let r = route(&inc.path).ok_or((StatusCode::NOT_FOUND, "not found"))?;
+    if inc.method != Method::POST {
+        return Err((StatusCode::METHOD_NOT_ALLOWED, "use POST"));
+    }
+    if inc.body.len() > MAX_REVIEW_BODY {
+        return Err((StatusCode::PAYLOAD_TOO_LARGE, "the review is too large"));
+    }
+    Ok(r)
+}
+
+/// A 200 answer holding the review `body`.
+pub(crate) fn json_ok(body: &serde_json::Value) -> Response {
     (
         StatusCode::OK,
         [("content-type", "application/json")],
