@@ -86,9 +86,10 @@ stage "end to end: aws-sdk-rust (in the background), AWS CLI, boto3 and the Java
 SDK_E2E_BIN="$root/target/debug/podiam-sdk-e2e" AWS_CLI="$root/.venv/bin/aws" \
   bash tests/sdk-rust/run.sh >"$logs/sdk-rust.log" 2>&1 &
 sdk_pid=$!
-# Modules run in two processes (pytest-xdist), each module whole on one, in file order.
+# Modules run in two processes (pytest-xdist), each module whole on one, in file order; the
+# slowest tests are listed at the end, so a slow CI run shows where its time went.
 pytest_rc=0
-"$root/.venv/bin/pytest" tests/e2e -q -p no:cacheprovider -n 2 --dist loadfile || pytest_rc=$?
+"$root/.venv/bin/pytest" tests/e2e -q -p no:cacheprovider -n 2 --dist loadfile --durations=25 || pytest_rc=$?
 sdk_rc=0
 wait "$sdk_pid" || sdk_rc=$?
 stage "end to end: aws-sdk-rust"
