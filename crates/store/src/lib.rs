@@ -7,7 +7,9 @@
 //!
 //! Implementations: [`SqliteStore`] (the embedded default, one process) and [`PgStore`]
 //! (PostgreSQL, shared by any number of `podiam serve` replicas). Migrations are append-only,
-//! numbered alike for both backends, and recorded in `podiam_migrations`.
+//! numbered in order within each backend, and recorded in `podiam_migrations` (the backends'
+//! numbers part at 3: PostgreSQL's 3 is the feed horizon, which SQLite does not need, so the
+//! audit log is SQLite's 3 and PostgreSQL's 4).
 //!
 //! # Change feed
 //!
@@ -25,7 +27,16 @@
 //! read of the feed is not paginated (a follower far behind reads everything newer at once).
 //! Serializing commits on the counter costs write throughput, which an IAM control plane does
 //! not need; reads never touch it.
+//!
+//! # Audit log
+//!
+//! Apart from the records, the store keeps an append-only log of audit events (what
+//! CloudTrail's `LookupEvents` reads): [`Store::append_audit`], [`Store::lookup_audit`] and
+//! [`Store::prune_audit`]. Its writes take no part in the change feed: they never wait on the
+//! counter's lock and never show in [`Store::changes_since`] or [`Store::load_all`]. See
+//! [`AuditRow`] and the layout described in the `audit` module.
 
+mod audit;
 mod batch;
 mod postgres;
 mod sqlite;
@@ -34,6 +45,7 @@ use std::future::Future;
 use std::ops::ControlFlow;
 use std::pin::Pin;
 
+pub use audit::{AuditAttr, AuditCursor, AuditPage, AuditQuery, AuditRow};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -227,6 +239,34 @@ pub trait Store: Send + Sync + 'static {
     fn watch(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         None
     }
+    /// Appends audit events, all of them or none (one transaction). An event whose
+    /// `(account, event_id)` is already stored is skipped silently, so a retried batch is
+    /// harmless. An event with an empty `event_id` or a resource with an empty name fails the
+    /// batch. Never takes the change-feed counter: audit writes do not wait for record
+    /// commits. The default fails: a store must implement the audit log to keep one.
+    fn append_audit<'a>(&'a self, rows: &'a [AuditRow]) -> BoxFut<'a, Result<(), StoreError>> {
+        let _ = rows;
+        Box::pin(std::future::ready(Err(no_audit_log())))
+    }
+    /// One page of an account's audit events matching `q`, newest first by
+    /// `(event_time_ms, event_id)`; see [`AuditAttr`] for which attributes are indexed. The
+    /// default fails.
+    fn lookup_audit<'a>(&'a self, q: &'a AuditQuery) -> BoxFut<'a, Result<AuditPage, StoreError>> {
+        let _ = q;
+        Box::pin(std::future::ready(Err(no_audit_log())))
+    }
+    /// Deletes the audit events older than `before_ms` (milliseconds since the epoch), in
+    /// short transactions; returns how many events went. Safe to run on several replicas at
+    /// once (each returns what it deleted). The default fails.
+    fn prune_audit(&self, before_ms: i64) -> BoxFut<'_, Result<u64, StoreError>> {
+        let _ = before_ms;
+        Box::pin(std::future::ready(Err(no_audit_log())))
+    }
+}
+
+/// The failure of the audit methods of a store that keeps no audit log.
+fn no_audit_log() -> StoreError {
+    StoreError::Backend("this store keeps no audit log".into())
 }
 
 /// The cause of a [`StoreError::Backend`].

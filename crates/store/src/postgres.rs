@@ -1,12 +1,12 @@
 //! The PostgreSQL store, shared by any number of `podiam serve` replicas.
 //!
-//! Same schema, migrations (numbered as SQLite's) and semantics as [`crate::SqliteStore`]:
-//! atomic batches, optimistic versions, conflicts as [`StoreError::Conflict`] and any database
-//! or connection failure as [`StoreError::Backend`]. Batches commit in the order of their change
-//! sequence (see the crate documentation) and `NOTIFY` on commit (channel [`CHANNEL`], or
-//! `podiam_changes.<schema>` outside schema `public`, so that installations sharing a database
-//! in separate schemas do not wake each other); a `LISTEN`ing connection turns that into the
-//! [`Store::watch`] signal.
+//! Same schema, migrations (numbered as SQLite's up to 2) and semantics as
+//! [`crate::SqliteStore`]: atomic batches, optimistic versions, conflicts as
+//! [`StoreError::Conflict`] and any database or connection failure as [`StoreError::Backend`].
+//! Batches commit in the order of their change sequence (see the crate documentation) and
+//! `NOTIFY` on commit (channel [`CHANNEL`], or `podiam_changes.<schema>` outside schema
+//! `public`, so that installations sharing a database in separate schemas do not wake each
+//! other); a `LISTEN`ing connection turns that into the [`Store::watch`] signal.
 
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, Weak};
@@ -17,9 +17,13 @@ use sqlx::{Postgres, Row};
 use tokio::sync::watch;
 
 use crate::batch::{BatchBackend, BatchSql, apply_writes};
-use crate::{BoxFut, ChangeEvent, ChangeSet, Record, Store, StoreError, Write, backend};
+use crate::{
+    AuditPage, AuditQuery, AuditRow, BoxFut, ChangeEvent, ChangeSet, Record, Store, StoreError,
+    Write, audit, backend,
+};
 
-/// Append-only migrations: (version, SQL). Versions match SQLite's.
+/// Append-only migrations: (version, SQL). Versions 1 and 2 match SQLite's; 3 has no SQLite
+/// counterpart, and 4 is SQLite's 3.
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_records.sql")),
     (2, include_str!("../migrations/postgres/0002_changes.sql")),
@@ -27,6 +31,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../migrations/postgres/0003_feed_horizon.sql"),
     ),
+    (4, include_str!("../migrations/postgres/0004_audit.sql")),
 ];
 
 /// The `NOTIFY` channel of committed batches in schema `public` (payload: the batch's change
@@ -449,6 +454,18 @@ impl Store for PgStore {
 
     fn shared(&self) -> bool {
         true
+    }
+
+    fn append_audit<'a>(&'a self, rows: &'a [AuditRow]) -> BoxFut<'a, Result<(), StoreError>> {
+        Box::pin(audit::postgres::append(&self.pool, rows))
+    }
+
+    fn lookup_audit<'a>(&'a self, q: &'a AuditQuery) -> BoxFut<'a, Result<AuditPage, StoreError>> {
+        Box::pin(audit::postgres::lookup(&self.pool, q))
+    }
+
+    fn prune_audit(&self, before_ms: i64) -> BoxFut<'_, Result<u64, StoreError>> {
+        Box::pin(audit::postgres::prune(&self.pool, before_ms))
     }
 
     fn watch(&self) -> Option<watch::Receiver<u64>> {

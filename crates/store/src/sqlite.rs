@@ -10,12 +10,16 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, Sqlite, SqlitePool};
 
 use crate::batch::{BatchBackend, BatchSql, apply_writes};
-use crate::{BoxFut, ChangeEvent, ChangeSet, Record, Store, StoreError, Write, backend};
+use crate::{
+    AuditPage, AuditQuery, AuditRow, BoxFut, ChangeEvent, ChangeSet, Record, Store, StoreError,
+    Write, audit, backend,
+};
 
 /// Append-only migrations: (version, SQL).
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_records.sql")),
     (2, include_str!("../migrations/sqlite/0002_changes.sql")),
+    (3, include_str!("../migrations/sqlite/0003_audit.sql")),
 ];
 
 impl BatchBackend for Sqlite {
@@ -248,6 +252,18 @@ impl Store for SqliteStore {
             Ok(set)
         })
     }
+
+    fn append_audit<'a>(&'a self, rows: &'a [AuditRow]) -> BoxFut<'a, Result<(), StoreError>> {
+        Box::pin(audit::sqlite::append(&self.pool, rows))
+    }
+
+    fn lookup_audit<'a>(&'a self, q: &'a AuditQuery) -> BoxFut<'a, Result<AuditPage, StoreError>> {
+        Box::pin(audit::sqlite::lookup(&self.pool, q))
+    }
+
+    fn prune_audit(&self, before_ms: i64) -> BoxFut<'_, Result<u64, StoreError>> {
+        Box::pin(audit::sqlite::prune(&self.pool, before_ms))
+    }
 }
 
 #[cfg(test)]
@@ -324,5 +340,111 @@ mod tests {
         }
         drop(store);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The lookups and pruning read through the indexes, in the index order: no full scan of
+    /// an audit table, no sort.
+    #[tokio::test]
+    async fn audit_statements_use_the_indexes() {
+        use crate::audit::{
+            AuditCursor, Bind, Dialect, NEXT_ACCOUNT, PRUNE_EVENTS, lookup_sql, values_sql,
+        };
+        use crate::{AuditAttr, AuditQuery};
+
+        async fn plan(pool: &SqlitePool, sql: &str, binds: &[Bind<'_>]) -> String {
+            let sql = format!("EXPLAIN QUERY PLAN {sql}");
+            let mut q = sqlx::query(&sql);
+            for b in binds {
+                q = match *b {
+                    Bind::Text(v) => q.bind(v),
+                    Bind::Int(v) => q.bind(v),
+                    Bind::Bool(v) => q.bind(v),
+                };
+            }
+            q.fetch_all(pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get::<String, _>(3))
+                .collect::<Vec<String>>()
+                .join("\n")
+        }
+        let store = SqliteStore::memory().await.unwrap();
+        let pool = &store.pool;
+        let attrs = [
+            (None, "USING INDEX audit_events_time"),
+            (
+                Some(AuditAttr::EventId("x".into())),
+                "USING INDEX audit_events_id",
+            ),
+            (
+                Some(AuditAttr::EventName("x".into())),
+                "USING INDEX audit_events_time",
+            ),
+            (
+                Some(AuditAttr::Username("x".into())),
+                "USING INDEX audit_events_time",
+            ),
+            (
+                Some(AuditAttr::EventSource("x".into())),
+                "USING INDEX audit_events_time",
+            ),
+            (
+                Some(AuditAttr::ReadOnly(true)),
+                "USING INDEX audit_events_time",
+            ),
+            (
+                Some(AuditAttr::ResourceType("x".into())),
+                "USING INDEX audit_events_time",
+            ),
+            (
+                Some(AuditAttr::AccessKeyId("x".into())),
+                "USING INDEX audit_events_key",
+            ),
+            (
+                Some(AuditAttr::ResourceName("x".into())),
+                "SEARCH r USING PRIMARY KEY",
+            ),
+        ];
+        for (attr, index) in attrs {
+            for after in [
+                None,
+                Some(AuditCursor {
+                    event_time_ms: 5,
+                    event_id: "e".into(),
+                }),
+            ] {
+                let q = AuditQuery {
+                    account: "1".into(),
+                    attr: attr.clone(),
+                    start_ms: Some(1),
+                    end_ms: None,
+                    limit: 10,
+                    after,
+                };
+                let l = lookup_sql(&q, Dialect::Sqlite).unwrap();
+                let p = plan(pool, &l.sql, &l.binds).await;
+                assert!(p.contains(index), "{attr:?}: {p}");
+                assert!(!p.contains("TEMP B-TREE"), "{attr:?}: {p}");
+                for line in p.lines().filter(|l| l.contains("SCAN")) {
+                    assert!(line.contains("VIRTUAL TABLE"), "{attr:?}: {p}");
+                }
+            }
+        }
+        let p = plan(
+            pool,
+            PRUNE_EVENTS,
+            &[Bind::Text("1"), Bind::Int(5), Bind::Int(10)],
+        )
+        .await;
+        assert!(!p.contains("SCAN"), "{p}");
+        let p = plan(pool, NEXT_ACCOUNT, &[Bind::Text("1")]).await;
+        assert!(!p.contains("SCAN") && !p.contains("TEMP B-TREE"), "{p}");
+        let sql = values_sql(audit::sqlite::DELETE_RESOURCES_HEAD, 2, 3, 2, ")");
+        let p = plan(pool, &sql, &[Bind::Text("1")]).await;
+        assert!(
+            p.contains("SEARCH audit_resources USING PRIMARY KEY"),
+            "{p}"
+        );
     }
 }

@@ -572,7 +572,7 @@ async fn postgres_concurrent_migrations() {
             .fetch_all(&mut c)
             .await
             .unwrap();
-    assert_eq!(versions, vec![1, 2, 3]);
+    assert_eq!(versions, vec![1, 2, 3, 4]);
     c.close().await.unwrap();
     stores[0].apply(&[ins("a", "{}")], 1).await.unwrap();
     assert_eq!(stores[5].load_all().await.unwrap().len(), 1);

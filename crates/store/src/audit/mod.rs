@@ -1,0 +1,409 @@
+//! The audit event log (what CloudTrail's `LookupEvents` reads): an append-only table of events,
+//! apart from the records and the change feed (events never show in [`crate::Store::load_all`]
+//! or [`crate::Store::changes_since`], and writing them never takes the change-feed counter).
+//!
+//! # Layout
+//!
+//! Both backends keep two tables (migration `0003_audit.sql` on SQLite, `0004_audit.sql` on
+//! PostgreSQL):
+//!
+//! - `audit_events`, one row per (account, event). On PostgreSQL its primary key is
+//!   `(account, event_time, event_id)`; on SQLite it is a rowid table (rows appended at its end,
+//!   records kept off overflow pages) with an index on `(account, event_time, event_id)`: either
+//!   way, the newest-first order of a lookup within one account. A unique index on
+//!   `(account, event_id)` makes a retried event a no-op and serves the `EventId` lookup; a
+//!   partial index on `(account, access_key_id, event_time, event_id)` of the events that have a
+//!   key serves the `AccessKeyId` lookup. The event's resources are kept in the row too, as
+//!   JSON, so that a page of events is read by one statement.
+//! - `audit_resources`, one row per distinct resource name of an event, keyed by
+//!   `(account, rname, event_time, event_id)`: the `ResourceName` lookup, in time order.
+//!
+//! So an event costs the table's row and two index entries, a third when it has an access key,
+//! and one row per resource name. The other attributes (`EventName`, `EventSource`, `Username`, `ReadOnly`,
+//! `ResourceType`) are not indexed: they match large shares of an account's events, and their
+//! lookups read the account's events newest first, filtering, until the page is full.
+//!
+//! Rows are inserted many per statement (multi-row `VALUES` on SQLite, arrays through `UNNEST`
+//! on PostgreSQL): per-statement costs dwarf a row's.
+
+pub(crate) mod postgres;
+pub(crate) mod sqlite;
+
+use crate::{StoreError, backend};
+
+/// One audit event as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRow {
+    /// The account the event is visible to (a `LookupEvents` caller only ever sees its own
+    /// account's events). An event visible to two accounts is written as two rows.
+    pub account: String,
+    /// Time-ordered unique id (the caller passes a UUIDv7 string, lower-case hyphenated; its
+    /// byte order is its time order). Unique within the account; must not be empty.
+    pub event_id: String,
+    /// Event time, milliseconds since the Unix epoch.
+    pub event_time_ms: i64,
+    /// The API action, e.g. `AssumeRoleWithWebIdentity`.
+    pub event_name: String,
+    /// The service, e.g. `sts.amazonaws.com`.
+    pub event_source: String,
+    /// The caller's user name, `""` when none.
+    pub username: String,
+    /// The access key the caller signed with, `""` when none.
+    pub access_key_id: String,
+    /// Whether the action only reads.
+    pub read_only: bool,
+    /// (resource type, resource name) pairs, e.g. `("AWS::IAM::Role",
+    /// "arn:aws:iam::1:role/r")`. Names must not be empty.
+    pub resources: Vec<(String, String)>,
+    /// The full CloudTrail JSON record, opaque to the store.
+    pub record: String,
+}
+
+/// The one lookup attribute of a query (CloudTrail allows at most one). Each matches exactly;
+/// a value of `""` matches no event (`""` is how a row says "none").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuditAttr {
+    /// The event's id (indexed).
+    EventId(String),
+    /// The event's name (not indexed: read in time order, filtered).
+    EventName(String),
+    /// The caller's user name (not indexed).
+    Username(String),
+    /// Any of the event's resource names (indexed).
+    ResourceName(String),
+    /// Any of the event's resource types (not indexed).
+    ResourceType(String),
+    /// The access key the caller signed with (indexed).
+    AccessKeyId(String),
+    /// The service (not indexed).
+    EventSource(String),
+    /// The read-only flag (not indexed).
+    ReadOnly(bool),
+}
+
+/// A lookup: one account's events, newest first, optionally filtered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Only this account's events.
+    pub account: String,
+    /// The attribute to match, if any.
+    pub attr: Option<AuditAttr>,
+    /// Only events at or after this time (milliseconds since the epoch).
+    pub start_ms: Option<i64>,
+    /// Only events at or before this time.
+    pub end_ms: Option<i64>,
+    /// Page size (1..=1000; the caller validates; 0 returns an empty page).
+    pub limit: usize,
+    /// Continue strictly after this position (the previous page's [`AuditPage::next`]).
+    pub after: Option<AuditCursor>,
+}
+
+/// A position in the newest-first order: `(event_time_ms, event_id)` of the last row returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditCursor {
+    /// The row's event time.
+    pub event_time_ms: i64,
+    /// The row's event id.
+    pub event_id: String,
+}
+
+/// One page of a lookup.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditPage {
+    /// The matching events, newest first: by `(event_time_ms, event_id)` descending.
+    pub rows: Vec<AuditRow>,
+    /// Where the next page starts: `Some` if and only if more rows match.
+    pub next: Option<AuditCursor>,
+}
+
+/// The columns of `audit_events` in the order the statements here read and write them.
+pub(crate) const EVENT_COLUMNS: &str = "account, event_id, event_time, event_name, event_source, \
+     username, access_key_id, read_only, resources, record";
+
+/// The columns of `audit_resources` in the order the statements here write them.
+pub(crate) const RESOURCE_COLUMNS: &str = "account, rname, rtype, event_time, event_id";
+
+/// How many events one pruning transaction deletes at most, so that a prune never holds the
+/// database (SQLite's one writer) for long.
+pub(crate) const PRUNE_CHUNK: i64 = 1000;
+
+/// The first account that has events.
+pub(crate) const FIRST_ACCOUNT: &str = "SELECT account FROM audit_events ORDER BY account LIMIT 1";
+
+/// The account after `$1` that has events (one index probe: accounts are walked without
+/// reading their events).
+pub(crate) const NEXT_ACCOUNT: &str =
+    "SELECT account FROM audit_events WHERE account > $1 ORDER BY account LIMIT 1";
+
+/// Deletes the oldest (at most `$3`) events of account `$1` older than `$2`; returns their
+/// keys and resources, whose `audit_resources` rows the caller deletes next.
+pub(crate) const PRUNE_EVENTS: &str = "DELETE FROM audit_events WHERE account = $1 \
+     AND (event_time, event_id) IN (SELECT event_time, event_id FROM audit_events \
+     WHERE account = $1 AND event_time < $2 ORDER BY event_time, event_id LIMIT $3) \
+     RETURNING event_time, event_id, resources";
+
+/// A value bound to a lookup statement.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Bind<'a> {
+    /// A string.
+    Text(&'a str),
+    /// An integer.
+    Int(i64),
+    /// A flag.
+    Bool(bool),
+}
+
+/// Where the dialects differ in a lookup.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Dialect {
+    /// SQLite's JSON functions.
+    Sqlite,
+    /// PostgreSQL's.
+    Postgres,
+}
+
+/// A lookup as one statement (`$n` placeholders, which both backends take) and its values.
+#[derive(Debug)]
+pub(crate) struct Lookup<'a> {
+    /// The statement.
+    pub sql: String,
+    /// Its values, `$1` first.
+    pub binds: Vec<Bind<'a>>,
+}
+
+impl<'a> Lookup<'a> {
+    /// Adds a value; returns its placeholder.
+    fn bind(&mut self, b: Bind<'a>) -> String {
+        self.binds.push(b);
+        format!("${}", self.binds.len())
+    }
+}
+
+/// The statement of a lookup: it reads up to `limit + 1` rows (the extra row tells whether
+/// there are more), with the columns of [`EVENT_COLUMNS`]. `None` when nothing can match (an
+/// empty attribute value, a start after the end, a zero limit).
+pub(crate) fn lookup_sql(q: &AuditQuery, dialect: Dialect) -> Option<Lookup<'_>> {
+    let start = q.start_ms.unwrap_or(i64::MIN);
+    let end = q.end_ms.unwrap_or(i64::MAX);
+    let empty_value = match &q.attr {
+        Some(
+            AuditAttr::EventId(v)
+            | AuditAttr::EventName(v)
+            | AuditAttr::Username(v)
+            | AuditAttr::ResourceName(v)
+            | AuditAttr::ResourceType(v)
+            | AuditAttr::AccessKeyId(v)
+            | AuditAttr::EventSource(v),
+        ) => v.is_empty(),
+        Some(AuditAttr::ReadOnly(_)) | None => false,
+    };
+    if q.limit == 0 || start > end || empty_value {
+        return None;
+    }
+    let mut l = Lookup {
+        sql: String::new(),
+        binds: Vec::with_capacity(8),
+    };
+    // A resource-name lookup walks `audit_resources` in time order and joins each row's event;
+    // every other lookup walks `audit_events` (`k` is the table whose order is walked).
+    let by_resource = matches!(q.attr, Some(AuditAttr::ResourceName(_)));
+    let k = if by_resource { "r" } else { "e" };
+    let mut cond = format!(
+        "{k}.account = {} AND {k}.event_time >= {} AND {k}.event_time <= {}",
+        l.bind(Bind::Text(&q.account)),
+        l.bind(Bind::Int(start)),
+        l.bind(Bind::Int(end)),
+    );
+    if let Some(c) = &q.after {
+        let (t, id) = (
+            l.bind(Bind::Int(c.event_time_ms)),
+            l.bind(Bind::Text(&c.event_id)),
+        );
+        cond.push_str(&format!(
+            " AND ({k}.event_time, {k}.event_id) < ({t}, {id})"
+        ));
+    }
+    let filter = match &q.attr {
+        None => String::new(),
+        Some(AuditAttr::EventId(v)) => format!("e.event_id = {}", l.bind(Bind::Text(v))),
+        Some(AuditAttr::EventName(v)) => format!("e.event_name = {}", l.bind(Bind::Text(v))),
+        Some(AuditAttr::Username(v)) => format!("e.username = {}", l.bind(Bind::Text(v))),
+        Some(AuditAttr::EventSource(v)) => format!("e.event_source = {}", l.bind(Bind::Text(v))),
+        Some(AuditAttr::ReadOnly(v)) => format!("e.read_only = {}", l.bind(Bind::Bool(*v))),
+        // The literal condition lets the planner use the partial index.
+        Some(AuditAttr::AccessKeyId(v)) => format!(
+            "e.access_key_id = {} AND e.access_key_id <> ''",
+            l.bind(Bind::Text(v))
+        ),
+        Some(AuditAttr::ResourceName(v)) => format!("r.rname = {}", l.bind(Bind::Text(v))),
+        Some(AuditAttr::ResourceType(v)) => {
+            let p = l.bind(Bind::Text(v));
+            match dialect {
+                Dialect::Sqlite => format!(
+                    "EXISTS (SELECT 1 FROM json_each(e.resources) AS x WHERE json_extract(x.value, '$[0]') = {p})"
+                ),
+                Dialect::Postgres => format!(
+                    "EXISTS (SELECT 1 FROM jsonb_array_elements(e.resources::jsonb) AS x(v) WHERE x.v ->> 0 = {p})"
+                ),
+            }
+        }
+    };
+    if !filter.is_empty() {
+        cond.push_str(" AND ");
+        cond.push_str(&filter);
+    }
+    let from = match (&q.attr, dialect) {
+        (Some(AuditAttr::ResourceName(_)), _) => {
+            "audit_resources r JOIN audit_events e ON e.account = r.account \
+             AND e.event_time = r.event_time AND e.event_id = r.event_id"
+        }
+        // Without statistics SQLite may prefer walking the time index to the key index once a
+        // cursor bounds both; the key index is the one that skips other keys' events.
+        (Some(AuditAttr::AccessKeyId(_)), Dialect::Sqlite) => {
+            "audit_events e INDEXED BY audit_events_key"
+        }
+        _ => "audit_events e",
+    };
+    let fetch = i64::try_from(q.limit.saturating_add(1)).unwrap_or(i64::MAX);
+    let limit = l.bind(Bind::Int(fetch));
+    let columns = EVENT_COLUMNS
+        .split(", ")
+        .map(|c| format!("e.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    l.sql = format!(
+        "SELECT {columns} FROM {from} WHERE {cond} \
+         ORDER BY {k}.event_time DESC, {k}.event_id DESC LIMIT {limit}"
+    );
+    Some(l)
+}
+
+/// The page of the `limit + 1` rows a lookup read: at most `limit` of them, and the cursor of
+/// the last when there were more.
+pub(crate) fn page(mut rows: Vec<AuditRow>, limit: usize) -> AuditPage {
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next = if more {
+        rows.last().map(|r| AuditCursor {
+            event_time_ms: r.event_time_ms,
+            event_id: r.event_id.clone(),
+        })
+    } else {
+        None
+    };
+    AuditPage { rows, next }
+}
+
+/// The JSON of an event's resources (`[["type","name"],...]`), as the `resources` column holds.
+pub(crate) fn encode_resources(resources: &[(String, String)]) -> Result<String, StoreError> {
+    serde_json::to_string(resources).map_err(backend)
+}
+
+/// The resources of a `resources` column.
+pub(crate) fn decode_resources(json: &str) -> Result<Vec<(String, String)>, StoreError> {
+    serde_json::from_str(json).map_err(backend)
+}
+
+/// The `audit_resources` rows of an event: each distinct resource name once, as (name, type).
+pub(crate) fn resource_keys(resources: &[(String, String)]) -> Vec<(&str, &str)> {
+    let mut out: Vec<(&str, &str)> = Vec::with_capacity(resources.len());
+    for (rtype, rname) in resources {
+        if !out.iter().any(|(n, _)| n == rname) {
+            out.push((rname, rtype));
+        }
+    }
+    out
+}
+
+/// The size of the next multi-row statement for `remaining` rows: the largest power of two
+/// not above `remaining` nor `max`, so that a backend prepares (and caches) few distinct
+/// statements.
+pub(crate) fn chunk_len(remaining: usize, max: usize) -> usize {
+    let n = remaining.min(max);
+    if n == 0 {
+        0
+    } else {
+        1 << (usize::BITS - 1 - n.leading_zeros())
+    }
+}
+
+/// `head` followed by `rows` groups of `cols` placeholders (`($first, ...), (...)`) and
+/// `tail`.
+pub(crate) fn values_sql(head: &str, first: usize, cols: usize, rows: usize, tail: &str) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(head.len() + tail.len() + rows * cols * 7);
+    s.push_str(head);
+    let mut p = first;
+    for i in 0..rows {
+        s.push_str(if i == 0 { "(" } else { ",(" });
+        for c in 0..cols {
+            if c > 0 {
+                s.push(',');
+            }
+            let _ = write!(s, "${p}");
+            p += 1;
+        }
+        s.push(')');
+    }
+    s.push_str(tail);
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    #[test]
+    fn chunks_are_powers_of_two() {
+        assert_eq!(chunk_len(0, 256), 0);
+        assert_eq!(chunk_len(1, 256), 1);
+        assert_eq!(chunk_len(3, 256), 2);
+        assert_eq!(chunk_len(255, 256), 128);
+        assert_eq!(chunk_len(256, 256), 256);
+        assert_eq!(chunk_len(10_000, 256), 256);
+    }
+
+    #[test]
+    fn values_are_numbered() {
+        assert_eq!(
+            values_sql("V ", 2, 2, 2, " T"),
+            "V ($2,$3),($4,$5) T".to_owned()
+        );
+    }
+
+    #[test]
+    fn nothing_can_match_without_a_statement() {
+        let q = |attr, start, end, limit| AuditQuery {
+            account: "1".into(),
+            attr,
+            start_ms: start,
+            end_ms: end,
+            limit,
+            after: None,
+        };
+        assert!(lookup_sql(&q(None, None, None, 0), Dialect::Sqlite).is_none());
+        assert!(lookup_sql(&q(None, Some(2), Some(1), 5), Dialect::Sqlite).is_none());
+        assert!(
+            lookup_sql(
+                &q(Some(AuditAttr::Username(String::new())), None, None, 5),
+                Dialect::Sqlite
+            )
+            .is_none()
+        );
+        let one = q(None, Some(1), Some(1), 5);
+        let l = lookup_sql(&one, Dialect::Postgres).unwrap();
+        assert_eq!(l.binds.len(), 4);
+    }
+
+    #[test]
+    fn resource_names_are_kept_once() {
+        let r = vec![
+            ("T1".to_owned(), "n".to_owned()),
+            ("T2".to_owned(), "n".to_owned()),
+            ("T1".to_owned(), "m".to_owned()),
+        ];
+        assert_eq!(resource_keys(&r), vec![("n", "T1"), ("m", "T1")]);
+        assert_eq!(decode_resources(&encode_resources(&r).unwrap()).unwrap(), r);
+    }
+}
