@@ -45,7 +45,7 @@ use std::future::Future;
 use std::ops::ControlFlow;
 use std::pin::Pin;
 
-pub use audit::{AuditAttr, AuditCursor, AuditPage, AuditQuery, AuditRow};
+pub use audit::{AuditAttr, AuditCursor, AuditPage, AuditQuery, AuditRow, ISSUED_KEY_TYPE};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 

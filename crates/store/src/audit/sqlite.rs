@@ -19,9 +19,10 @@ const EVENT_CHUNK: usize = 256;
 /// Resource rows per insert or delete statement (5 values each).
 const RESOURCE_CHUNK: usize = 512;
 
-/// Deletes account `$1`'s resource rows of the keys that follow: `values_sql` appends the
-/// `($2, $3, $4), ...` (name, time, id) groups and the closing parenthesis.
-pub(crate) const DELETE_RESOURCES_HEAD: &str = "DELETE FROM audit_resources WHERE account = $1 \
+/// Deletes the account's (the first parameter) resource rows of the keys that follow:
+/// `values_sql` appends the `(?, ?, ?), ...` (name, time, id) groups and the closing
+/// parenthesis.
+pub(crate) const DELETE_RESOURCES_HEAD: &str = "DELETE FROM audit_resources WHERE account = ? \
      AND (rname, event_time, event_id) IN (VALUES ";
 
 /// Writes `rows` in one transaction; events already stored (same account and id) are skipped,
@@ -46,7 +47,6 @@ pub(crate) async fn append(pool: &SqlitePool, rows: &[AuditRow]) -> Result<(), S
         rest = tail;
         let sql = values_sql(
             &head,
-            1,
             10,
             chunk.len(),
             " ON CONFLICT DO NOTHING RETURNING account, event_id",
@@ -91,7 +91,7 @@ pub(crate) async fn append(pool: &SqlitePool, rows: &[AuditRow]) -> Result<(), S
             break;
         }
         rest = tail;
-        let sql = values_sql(&head, 1, 5, chunk.len(), " ON CONFLICT DO NOTHING");
+        let sql = values_sql(&head, 5, chunk.len(), " ON CONFLICT DO NOTHING");
         let mut q = sqlx::query(&sql);
         for (r, rname, rtype) in chunk {
             q = q
@@ -191,7 +191,7 @@ async fn prune_chunk(pool: &SqlitePool, account: &str, before_ms: i64) -> Result
             break;
         }
         rest = tail;
-        let sql = values_sql(DELETE_RESOURCES_HEAD, 2, 3, chunk.len(), ")");
+        let sql = values_sql(DELETE_RESOURCES_HEAD, 3, chunk.len(), ")");
         let mut q = sqlx::query(&sql).bind(account);
         for (rname, time, id) in chunk {
             q = q.bind(rname.as_str()).bind(*time).bind(*id);

@@ -6,7 +6,9 @@
     clippy::indexing_slicing
 )]
 
-use podiam_store::{AuditAttr, AuditCursor, AuditPage, AuditQuery, AuditRow, Store};
+use podiam_store::{
+    AuditAttr, AuditCursor, AuditPage, AuditQuery, AuditRow, ISSUED_KEY_TYPE, Store,
+};
 
 use super::{A, B, C, POLICY, ROLE, all, ev, find, ids, query, res};
 
@@ -382,4 +384,96 @@ pub async fn bounds_scenario(store: &dyn Store) {
             assert_eq!(ids(&got), want, "{start:?}..={end:?} {attr:?}");
         }
     }
+}
+
+/// An `AccessKeyId` lookup finds the events that issued the key (a resource of type
+/// [`ISSUED_KEY_TYPE`] named by it) as well as those signed with it, in one newest-first order
+/// across pages of every size; not a resource of another type with the key's name, nor another
+/// account's events.
+pub async fn issued_keys_scenario(store: &dyn Store) {
+    const K: &str = "100000000008";
+    const OTHER: &str = "100000000009";
+    let key = "ASIAISSUEDKEY0000001";
+    let issued = |account: &str, id: &str, t: i64| {
+        let mut e = ev(account, id, t);
+        e.event_name = "AssumeRoleWithWebIdentity".into();
+        e.resources = vec![
+            res(ROLE, &format!("arn:aws:iam::{account}:role/r")),
+            res(ISSUED_KEY_TYPE, key),
+        ];
+        e
+    };
+    let signed = |account: &str, id: &str, t: i64| {
+        let mut e = ev(account, id, t);
+        e.access_key_id = key.into();
+        e
+    };
+    // Issued at 50; used before (a clock skew between replicas) and after; issued again at 75
+    // (an event may both sign with one key and issue another: AssumeRole with a session key).
+    let mut both = issued(K, "k075", 75);
+    both.access_key_id = "ASIAOTHERKEY00000001".into();
+    let mut lookalike = ev(K, "k060", 60);
+    lookalike.resources = vec![res(ROLE, key)];
+    let mut rows = vec![
+        signed(K, "k010", 10),
+        issued(K, "k050", 50),
+        both,
+        lookalike,
+        issued(OTHER, "o050", 50),
+        signed(OTHER, "o055", 55),
+    ];
+    // Two events at one time, one of each half: the order is by id within a time.
+    rows.push(signed(K, "k080b", 80));
+    rows.push(issued(K, "k080a", 80));
+    for t in (90..130).step_by(2) {
+        rows.push(signed(K, &format!("k{t:03}"), t));
+    }
+    store.append_audit(&rows).await.unwrap();
+
+    let mut want: Vec<String> = (90..130)
+        .step_by(2)
+        .rev()
+        .map(|t| format!("k{t:03}"))
+        .collect();
+    want.extend(["k080b", "k080a", "k075", "k050", "k010"].map(str::to_owned));
+    for limit in [1, 2, 3, 7, 25, 26, 1000] {
+        let mut q = query(K, Some(AuditAttr::AccessKeyId(key.into())));
+        q.limit = limit;
+        assert_eq!(ids(&all(store, &q).await), want, "limit {limit}");
+    }
+    // Time bounds apply to both halves.
+    let mut q = query(K, Some(AuditAttr::AccessKeyId(key.into())));
+    (q.start_ms, q.end_ms) = (Some(50), Some(80));
+    assert_eq!(
+        ids(&all(store, &q).await),
+        ["k080b", "k080a", "k075", "k050"]
+    );
+    assert_eq!(
+        find(store, OTHER, Some(AuditAttr::AccessKeyId(key.into()))).await,
+        ["o055", "o050"]
+    );
+    // The other key of the event that both signed and issued finds it through the signed half.
+    assert_eq!(
+        find(
+            store,
+            K,
+            Some(AuditAttr::AccessKeyId("ASIAOTHERKEY00000001".into()))
+        )
+        .await,
+        ["k075"]
+    );
+    // A resource-name lookup still sees every resource named so, whatever its type.
+    assert_eq!(
+        find(store, K, Some(AuditAttr::ResourceName(key.into()))).await,
+        ["k080a", "k075", "k060", "k050"]
+    );
+    assert!(
+        find(
+            store,
+            K,
+            Some(AuditAttr::AccessKeyId("ASIAISSUEDKEY0000002".into()))
+        )
+        .await
+        .is_empty()
+    );
 }

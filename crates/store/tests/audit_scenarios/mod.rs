@@ -133,6 +133,7 @@ pub async fn run_all(store: &dyn Store, raw: &Raw) {
     lookups::ordering_scenario(store).await;
     lookups::pagination_scenario(store).await;
     lookups::bounds_scenario(store).await;
+    lookups::issued_keys_scenario(store).await;
     writes::duplicates_scenario(store, raw).await;
     writes::atomic_scenario(store).await;
     writes::separate_from_records_scenario(store).await;
