@@ -24,6 +24,8 @@ pub enum Service {
     Eks,
     /// EKS Auth (`eks-auth`).
     EksAuth,
+    /// CloudTrail (`cloudtrail`): `LookupEvents` over podiam's audit trail.
+    CloudTrail,
 }
 
 impl Service {
@@ -34,6 +36,7 @@ impl Service {
             Self::Iam => "IAM",
             Self::Eks => "EKS",
             Self::EksAuth => "EKS_AUTH",
+            Self::CloudTrail => "CLOUDTRAIL",
         }
     }
 
@@ -44,6 +47,7 @@ impl Service {
             Self::Iam => "iam",
             Self::Eks => "eks",
             Self::EksAuth => "eks_auth",
+            Self::CloudTrail => "cloudtrail",
         }
     }
 
@@ -54,6 +58,7 @@ impl Service {
             Self::Iam => "iam",
             Self::Eks => "eks",
             Self::EksAuth => "eks-auth",
+            Self::CloudTrail => "cloudtrail",
         }
     }
 
@@ -71,6 +76,8 @@ impl Service {
             (Self::EksAuth, true) => {
                 format!("https://eks-auth.{region}.api.amazonwebservices.com.cn")
             }
+            (Self::CloudTrail, false) => format!("https://cloudtrail.{region}.amazonaws.com"),
+            (Self::CloudTrail, true) => format!("https://cloudtrail.{region}.amazonaws.com.cn"),
         }
     }
 }

@@ -62,6 +62,19 @@ impl AwsEnv {
         service: &str,
         body: Option<&serde_json::Value>,
     ) -> anyhow::Result<serde_json::Value> {
+        self.call_with_target(method, path, service, body, None)
+            .await
+    }
+
+    /// [`Self::call`], with an `X-Amz-Target` header (AWS JSON 1.1 operations).
+    pub async fn call_with_target(
+        &self,
+        method: &str,
+        path: &str,
+        service: &str,
+        body: Option<&serde_json::Value>,
+        target: Option<&str>,
+    ) -> anyhow::Result<serde_json::Value> {
         let url = format!("{}{path}", self.endpoint);
         let parsed = reqwest::Url::parse(&url).context("endpoint url")?;
         let method = reqwest::Method::from_bytes(method.as_bytes())?;
@@ -78,6 +91,10 @@ impl AwsEnv {
                 service,
                 clock.now_ms(),
             )
+            .map(|rb| match target {
+                Some(t) => rb.header("x-amz-target", t),
+                None => rb,
+            })
             .map_err(|e| format!("endpoint {url}: {e}"))
         })
         .await
@@ -87,8 +104,10 @@ impl AwsEnv {
             let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
             let status = reqwest::StatusCode::from_u16(resp.status)
                 .map_or_else(|_| resp.status.to_string(), |s| s.to_string());
+            let name = v.get("__type").and_then(|m| m.as_str());
             bail!(
-                "{status}: {}",
+                "{status}: {}{}",
+                name.map(|n| format!("{n}: ")).unwrap_or_default(),
                 v.get("message").and_then(|m| m.as_str()).unwrap_or(&text)
             );
         }

@@ -2,6 +2,7 @@
 
 mod access;
 mod agent;
+mod audit;
 mod awsauth;
 mod awsauth_kube;
 mod awsenv;
@@ -60,6 +61,8 @@ enum Command {
     /// Access entries: explain why a Kubernetes request by an IAM principal is allowed by an
     /// access policy or left to RBAC. Exit status 0 = allowed, 3 = no opinion.
     Access(access::AccessArgs),
+    /// The audit trail: who holds an access key, what a pod was given.
+    Audit(audit::AuditArgs),
     /// Session-token keys: rotate.
     SessionKeys(tools::SessionKeysArgs),
     /// Run the EKS Pod Identity node agent (`podiam agent --cluster-name NAME`), or set up its
@@ -115,6 +118,7 @@ fn main() -> std::process::ExitCode {
             Command::Role(a) => tools::role(a).await,
             Command::Cluster(a) => cluster::cluster(a).await,
             Command::Access(a) => access::run(a).await,
+            Command::Audit(a) => audit::run(a).await,
             Command::SessionKeys(a) => tools::session_keys(a).await,
             Command::Agent(a) => agent::run(a).await,
             Command::Webhook(a) => webhook::run(*a).await,

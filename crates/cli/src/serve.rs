@@ -100,6 +100,18 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     aws_auth_kubeconfig: Vec<String>,
+    /// Also write every audit event as one line of JSON to this file (appended, created 0600),
+    /// or to standard output with `-`.
+    #[arg(long, env = "PODIAM_AUDIT_LOG")]
+    audit_log: Option<String>,
+    /// Days audit events are kept in the store for `LookupEvents` (0: none are stored)
+    /// [default: 90].
+    #[arg(long, env = "PODIAM_AUDIT_RETENTION_DAYS")]
+    audit_retention_days: Option<u32>,
+    /// Withhold credentials whose audit event cannot be written (the caller gets 503 and
+    /// retries), instead of dropping the event and counting it.
+    #[arg(long, env = "PODIAM_AUDIT_REQUIRED")]
+    audit_required: bool,
 }
 
 /// `serve`'s TOML file. Not `Debug`: `store` may carry a password.
@@ -123,6 +135,9 @@ struct FileConfig {
     aws_auth: Option<Vec<String>>,
     aws_auth_kubeconfig: Option<Vec<String>>,
     max_staleness: Option<u64>,
+    audit_log: Option<String>,
+    audit_retention_days: Option<u32>,
+    audit_required: Option<bool>,
     /// Read before logging starts (see [`ServeArgs::file_log_format`]).
     log_format: Option<crate::LogFormat>,
 }
@@ -154,6 +169,9 @@ impl std::fmt::Debug for ServeArgs {
             .field("token_sts_hosts", &self.token_sts_hosts)
             .field("aws_auth", &self.aws_auth)
             .field("aws_auth_kubeconfig", &self.aws_auth_kubeconfig)
+            .field("audit_log", &self.audit_log)
+            .field("audit_retention_days", &self.audit_retention_days)
+            .field("audit_required", &self.audit_required)
             .finish()
     }
 }
@@ -208,6 +226,9 @@ impl ServeArgs {
         if a.tls_cert.is_some() != a.tls_key.is_some() {
             bail!("tls_cert and tls_key go together: set both (by flag, env or file) or neither");
         }
+        a.audit_log = a.audit_log.take().or(f.audit_log);
+        a.audit_retention_days = a.audit_retention_days.take().or(f.audit_retention_days);
+        a.audit_required |= f.audit_required.unwrap_or(false);
         a.dangerous_allow_http_issuer |= f.dangerous_allow_http_issuer.unwrap_or(false);
         a.enable_direct_pod_identity |= f.enable_direct_pod_identity.unwrap_or(false);
         Ok(())
@@ -382,18 +403,49 @@ pub async fn run(mut a: ServeArgs) -> anyhow::Result<()> {
         Some(tls) => podiam_server::Transport::Tls(tls),
         None => podiam_server::Transport::Plain,
     };
+    let audit = podiam_control::audit::AuditConfig {
+        retention_days: a.audit_retention_days.unwrap_or(90),
+        log: match a.audit_log.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some("-") => Some(podiam_control::audit::writer::AuditLog::Stdout),
+            Some(p) => Some(podiam_control::audit::writer::AuditLog::File(
+                PathBuf::from(p),
+            )),
+        },
+        required: a.audit_required,
+        ..podiam_control::audit::AuditConfig::default()
+    };
+    if audit.retention_days > 0 || audit.log.is_some() {
+        control
+            .start_audit(&audit)
+            .context("opening the audit log")?;
+    } else if audit.required {
+        bail!(
+            "--audit-required needs somewhere to write events: --audit-log, or a retention above 0"
+        );
+    }
     let control = Arc::new(control);
     crate::awsauth::watch(Arc::clone(&control), aws_auth);
     crate::awsauth_kube::watch(Arc::clone(&control), aws_auth_kube);
     podiam_server::serve(
         listener,
-        control,
+        Arc::clone(&control),
         options,
         transport,
         podiam_server::Timeouts::default(),
         shutdown_signal(),
     )
     .await?;
+    // What is queued is written before exit; then the writer ends before the runtime does
+    // (a store call of its that outlived the runtime would abort it).
+    if let Some(a) = control.audit() {
+        if !a.flush(std::time::Duration::from_secs(10)).await {
+            tracing::warn!("audit events still queued at exit were not all written");
+        }
+        if !a.close(std::time::Duration::from_secs(5)).await {
+            tracing::warn!("the audit writer did not stop in time");
+        }
+    }
     Ok(())
 }
 
@@ -531,6 +583,9 @@ aws_auth_kubeconfig = ["dev=/etc/podiam/dev.kubeconfig"]
 tls_cert = "/etc/podiam/tls.crt"
 tls_key = "/etc/podiam/tls.key"
 max_staleness = 42
+audit_log = "/var/log/podiam/audit.jsonl"
+audit_retention_days = 7
+audit_required = true
 dangerous_allow_http_issuer = true
 enable_direct_pod_identity = true
 log_format = "json"
@@ -566,6 +621,9 @@ log_format = "json"
         assert_eq!(a.tls_cert, Some(PathBuf::from("/etc/podiam/tls.crt")));
         assert_eq!(a.tls_key, Some(PathBuf::from("/etc/podiam/tls.key")));
         assert_eq!(a.max_staleness, Some(42));
+        assert_eq!(a.audit_log.as_deref(), Some("/var/log/podiam/audit.jsonl"));
+        assert_eq!(a.audit_retention_days, Some(7));
+        assert!(a.audit_required);
         assert!(a.dangerous_allow_http_issuer);
         assert!(a.enable_direct_pod_identity);
         std::fs::remove_dir_all(&dir).unwrap();

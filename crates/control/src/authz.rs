@@ -176,6 +176,8 @@ actions! {
     EksUntagResource => "eks:UntagResource", EksResource, ["aws:TagKeys"];
     // --- EKS Auth
     EksAuthAssumeRoleForPodIdentity => "eks-auth:AssumeRoleForPodIdentity", Cluster, [];
+    // --- CloudTrail
+    CloudTrailLookupEvents => "cloudtrail:LookupEvents", Wildcard, [];
     // --- podiam's extensions
     PodiamMintServiceAccountToken => "podiam:MintServiceAccountToken", Cluster, ["podiam:Namespace", "podiam:ServiceAccount", "podiam:Audience"];
     PodiamRotateIssuerKey => "podiam:RotateIssuerKey", Cluster, [];
@@ -494,7 +496,7 @@ mod tests {
             assert!(seen.insert(a.name()), "{} listed twice", a.name());
             let (svc, op) = a.name().split_once(':').unwrap();
             assert!(
-                ["iam", "sts", "eks", "eks-auth", "podiam"].contains(&svc),
+                ["iam", "sts", "eks", "eks-auth", "cloudtrail", "podiam"].contains(&svc),
                 "{}",
                 a.name()
             );

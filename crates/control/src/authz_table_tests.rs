@@ -207,6 +207,9 @@ async fn every_action_authorizes_the_stored_entity_with_every_declared_key() {
     };
     c.assume_role(&alice, &m, common, extra).await.unwrap();
     c.get_access_key_info(&alice, &m, &key.id).unwrap();
+    c.lookup_events(&alice, &m, Default::default())
+        .await
+        .unwrap();
 
     // --- EKS and EKS Auth, on a hosted cluster.
     let body = serde_json::json!({"name": "Demo", "roleArn": role_arn.to_lowercase(), "resourcesVpcConfig": {}, "tags": {"Env": "prod"},

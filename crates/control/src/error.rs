@@ -20,10 +20,13 @@ pub enum Protocol {
     /// EKS Auth rest-json: names and statuses of the EKS Auth model (and the node agent's
     /// error line in direct mode, which relays them).
     EksAuth,
+    /// CloudTrail's AWS JSON 1.1 (`{"__type": ...}`): the rest-json services' names, and 400
+    /// for every fault of the caller, as JSON 1.1 services answer.
+    CloudTrail,
 }
 
 impl Protocol {
-    /// Every protocol.
+    /// The protocols with a column of their own in the table (CloudTrail's follows EKS's).
     pub const ALL: [Self; 3] = [Self::Query, Self::Eks, Self::EksAuth];
 }
 
@@ -70,6 +73,10 @@ macro_rules! error_codes {
                         (Self::$variant, Protocol::Query) => Wire { name: $qn, status: $qs },
                         (Self::$variant, Protocol::Eks) => Wire { name: $en, status: $es },
                         (Self::$variant, Protocol::EksAuth) => Wire { name: $an, status: $as },
+                        (Self::$variant, Protocol::CloudTrail) => Wire {
+                            name: $en,
+                            status: if $es < 500 { 400 } else { $es },
+                        },
                     )*
                 }
             }
@@ -153,6 +160,21 @@ error_codes! {
     NotFound => query("NoSuchEntity", 404), eks("NotFoundException", 404), eks_auth("ResourceNotFoundException", 404);
     /// EKS Auth `InvalidTokenException`: a service account token that fails verification.
     InvalidToken => query("InvalidIdentityToken", 400), eks("InvalidParameterException", 400), eks_auth("InvalidTokenException", 400);
+
+    // --- CloudTrail (LookupEvents; rendered only by its JSON 1.1 protocol, which reads the EKS
+    // column's name) ---
+    /// A lookup attribute that is not valid (or more than one).
+    InvalidLookupAttributes => query("InvalidLookupAttributesException", 400), eks("InvalidLookupAttributesException", 400), eks_auth("InvalidLookupAttributesException", 400);
+    /// A start time after the end time, or a time outside the possible range.
+    InvalidTimeRange => query("InvalidTimeRangeException", 400), eks("InvalidTimeRangeException", 400), eks_auth("InvalidTimeRangeException", 400);
+    /// MaxResults outside 1..=50.
+    InvalidMaxResults => query("InvalidMaxResultsException", 400), eks("InvalidMaxResultsException", 400), eks_auth("InvalidMaxResultsException", 400);
+    /// A NextToken that is not one podiam gave for this query.
+    InvalidNextToken => query("InvalidNextTokenException", 400), eks("InvalidNextTokenException", 400), eks_auth("InvalidNextTokenException", 400);
+    /// A JSON body that does not decode (a member of the wrong type).
+    Serialization => query("SerializationException", 400), eks("SerializationException", 400), eks_auth("SerializationException", 400);
+    /// An event category other than `insight`.
+    InvalidEventCategory => query("InvalidEventCategoryException", 400), eks("InvalidEventCategoryException", 400), eks_auth("InvalidEventCategoryException", 400);
 
     // --- failures on our side ---
     /// An internal failure (storage unavailable, unreadable state).

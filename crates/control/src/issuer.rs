@@ -187,6 +187,14 @@ impl Control {
             .then(|| id.to_owned())
     }
 
+    /// The name of the cluster whose hosted issuer is `issuer`.
+    pub(crate) fn cluster_of_issuer(&self, issuer: &str) -> Option<String> {
+        let id = self.hosted_issuer_id(issuer)?;
+        let t = self.db.read();
+        let key = t.issuers.get(&id)?;
+        t.clusters.get(key).map(|c| c.value.name.clone())
+    }
+
     /// The discovery document of a hosted issuer.
     pub fn discovery_document(&self, oidc_id: &str) -> Option<String> {
         let t = self.db.read();

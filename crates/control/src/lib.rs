@@ -5,6 +5,7 @@
 //! encodes the result or the [`AwsError`]. Time comes from an injected [`Clock`].
 
 pub mod access;
+pub mod audit;
 pub mod auth;
 pub mod authz;
 #[cfg(test)]
@@ -126,6 +127,7 @@ pub struct Control {
     policies: auth::PolicyCache,
     hooks: observe::Hooks,
     aws_auth: access::AwsAuthSources,
+    audit: std::sync::OnceLock<audit::AuditSink>,
 }
 
 impl std::fmt::Debug for Control {
@@ -180,9 +182,29 @@ impl Control {
             policies: auth::PolicyCache::default(),
             hooks,
             aws_auth: access::AwsAuthSources::default(),
+            audit: std::sync::OnceLock::new(),
         };
         c.ensure_session_key().await?;
         Ok(c)
+    }
+
+    /// Start the audit trail (once; later calls change nothing). Needs a Tokio runtime; fails
+    /// if the audit log cannot be opened.
+    pub fn start_audit(&self, config: &audit::AuditConfig) -> std::io::Result<()> {
+        if self.audit.get().is_none() {
+            let sink = audit::AuditSink::start(
+                config,
+                Arc::clone(self.db.store()),
+                Arc::clone(&self.clock),
+            )?;
+            let _ = self.audit.set(sink);
+        }
+        Ok(())
+    }
+
+    /// The audit trail, when it was started.
+    pub fn audit(&self) -> Option<&audit::AuditSink> {
+        self.audit.get()
     }
 
     /// Install the observer of JWKS fetches and store commits (once; `false` if one was).
@@ -224,6 +246,11 @@ impl Control {
     /// Now, in unix milliseconds.
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
+    }
+
+    /// Whether `account` is one of this installation's.
+    pub fn has_account(&self, account: &str) -> bool {
+        self.db.read().accounts.contains_key(account)
     }
 
     /// The accounts of this installation.

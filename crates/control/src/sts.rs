@@ -284,6 +284,7 @@ impl Control {
 
     pub(crate) fn mint(
         &self,
+        meta: &RequestMeta,
         session: &SessionClaims,
         common: &AssumeCommon,
     ) -> Result<AssumedRole> {
@@ -291,6 +292,16 @@ impl Control {
         let ring = self.session_keyring();
         let (token, secret) = ring.mint(session).ok_or_else(AwsError::service_failure)?;
         let packed = packed_size(session, common)?;
+        meta.audit.note(|f| {
+            f.issued = Some(crate::audit::Issued {
+                access_key_id: session.access_key_id.clone(),
+                expiration: session.expires,
+                assumed_role_arn: session.arn(),
+                assumed_role_id: session.user_id(),
+                role_arn: session.role_arn(),
+            });
+            f.resource_account = Some(session.account.clone());
+        });
         Ok(AssumedRole {
             credentials: Credentials {
                 access_key_id: session.access_key_id.clone(),
@@ -337,6 +348,8 @@ impl Control {
         extra_in: AssumeRoleExtra,
     ) -> Result<AssumedRole> {
         let (role_arn, duration) = self.validate_common(&common)?;
+        meta.audit
+            .note(|f| f.resource_account = Some(role_arn.account.as_str().to_owned()));
         if let Some(x) = &extra_in.external_id {
             names::bounded(x, "externalId", 2, 1224)?;
             if !x
@@ -499,7 +512,7 @@ impl Control {
             chained,
             federated_provider: None,
         };
-        self.mint(&session, &common)
+        self.mint(meta, &session, &common)
     }
 
     /// GetAccessKeyInfo: the account of an access key id.

@@ -54,6 +54,29 @@ const COMMON_REST_JSON: &[(&str, u16)] = &[
     ("UnrecognizedClientException", 403),
 ];
 
+/// Codes only CloudTrail's `LookupEvents` answers (its JSON 1.1 renderer alone shows them).
+const CLOUDTRAIL_ONLY: &[ErrorCode] = &[
+    ErrorCode::InvalidLookupAttributes,
+    ErrorCode::InvalidTimeRange,
+    ErrorCode::InvalidMaxResults,
+    ErrorCode::InvalidNextToken,
+    ErrorCode::InvalidEventCategory,
+    ErrorCode::Serialization,
+];
+/// The JSON 1.1 front door's names of the signed-request errors, all 400 (and the two faults
+/// of the service).
+const COMMON_JSON: &[(&str, u16)] = &[
+    ("AccessDeniedException", 400),
+    ("ExpiredTokenException", 400),
+    ("IncompleteSignatureException", 400),
+    ("InvalidSignatureException", 400),
+    ("MissingAuthenticationTokenException", 400),
+    ("SerializationException", 400),
+    ("UnknownOperationException", 400),
+    ("UnrecognizedClientException", 400),
+    ("ServiceUnavailableException", 503),
+];
+
 /// What real clients were seen to need, spelled out in full (the table must not drift).
 const PINNED: &[(ErrorCode, Protocol, &str, u16)] = &[
     (
@@ -236,7 +259,7 @@ fn model_errors(data: &Path, svc: &str) -> Option<ModelErrors> {
 fn models() -> Option<BTreeMap<&'static str, ModelErrors>> {
     let data = data_dir()?;
     let mut out = BTreeMap::new();
-    for svc in ["iam", "sts", "eks", "eks-auth"] {
+    for svc in ["iam", "sts", "eks", "eks-auth", "cloudtrail"] {
         out.insert(svc, model_errors(&data, svc)?);
     }
     Some(out)
@@ -295,6 +318,12 @@ async fn rendered(code: ErrorCode, protocol: Protocol) -> (String, u16) {
             }
             (name, status)
         }
+        Protocol::CloudTrail => {
+            let r = crate::cloudtrail_api::error(&e, "rid");
+            let status = r.status().as_u16();
+            let name = r.headers()["x-amzn-errortype"].to_str().unwrap().to_owned();
+            (name, status)
+        }
     }
 }
 
@@ -310,6 +339,9 @@ async fn every_code_renders_as_the_clients_expect() {
     }
     let mut checked_against_model = 0;
     for &code in ErrorCode::ALL {
+        if CLOUDTRAIL_ONLY.contains(&code) {
+            continue;
+        }
         for protocol in Protocol::ALL {
             let (name, status) = rendered(code, protocol).await;
             assert_eq!(
@@ -320,11 +352,13 @@ async fn every_code_renders_as_the_clients_expect() {
             let common = match protocol {
                 Protocol::Query => COMMON_QUERY,
                 Protocol::Eks | Protocol::EksAuth => COMMON_REST_JSON,
+                Protocol::CloudTrail => COMMON_JSON,
             };
             let services: &[&str] = match protocol {
                 Protocol::Query => &["iam", "sts"],
                 Protocol::Eks => &["eks"],
                 Protocol::EksAuth => &["eks-auth"],
+                Protocol::CloudTrail => &["cloudtrail"],
             };
             let modeled: Option<Option<u16>> = models
                 .as_ref()
@@ -376,4 +410,55 @@ fn the_models_list_what_the_table_relies_on() {
     assert_eq!(m["iam"].get("NoSuchEntity"), Some(&Some(404)));
     // The signed-request errors are no model's: their names come from the common errors.
     assert!(!m["eks"].contains_key("UnrecognizedClientException"));
+}
+
+/// `LookupEvents`' errors and the signed-request errors, as CloudTrail's JSON 1.1 renderer puts
+/// them on the wire: `__type` and `x-amzn-ErrorType` alike, names from the cloudtrail model or
+/// the JSON front door's, 400 for the caller's faults.
+#[tokio::test]
+async fn cloudtrail_answers_its_models_names() {
+    let models = models();
+    let codes = [
+        ErrorCode::InvalidClientTokenId,
+        ErrorCode::SignatureDoesNotMatch,
+        ErrorCode::IncompleteSignature,
+        ErrorCode::MissingAuthenticationToken,
+        ErrorCode::ExpiredToken,
+        ErrorCode::AccessDenied,
+        ErrorCode::UnknownOperation,
+        ErrorCode::ServiceUnavailable,
+    ];
+    for code in CLOUDTRAIL_ONLY.iter().chain(&codes).copied() {
+        let r = crate::cloudtrail_api::error(&AwsError::new(code, "m"), "rid");
+        let status = r.status().as_u16();
+        let header = r.headers()["x-amzn-errortype"].to_str().unwrap().to_owned();
+        let v: serde_json::Value = serde_json::from_str(&body(r).await).unwrap();
+        assert_eq!(v["__type"], header.as_str(), "{code:?}");
+        assert_eq!(v["message"], "m");
+        let w = code.wire(Protocol::CloudTrail);
+        assert_eq!((header.as_str(), status), (w.name, w.status), "{code:?}");
+        let modeled = models
+            .as_ref()
+            .map(|m| m["cloudtrail"].contains_key(&header));
+        let common = COMMON_JSON.iter().find(|(n, _)| *n == header);
+        match (modeled, common) {
+            (_, Some((_, want))) => assert_eq!(status, *want, "{code:?} as {header}"),
+            (Some(true), None) => assert_eq!(status, 400, "{code:?} as {header}"),
+            (None, None) => assert!(CLOUDTRAIL_ONLY.contains(&code), "{code:?} as {header}"),
+            (Some(false), None) => {
+                panic!("{code:?} renders as {header}: neither modeled nor common")
+            }
+        }
+    }
+    if let Some(m) = models {
+        for name in [
+            "InvalidLookupAttributesException",
+            "InvalidTimeRangeException",
+            "InvalidMaxResultsException",
+            "InvalidNextTokenException",
+            "InvalidEventCategoryException",
+        ] {
+            assert!(m["cloudtrail"].contains_key(name), "{name}");
+        }
+    }
 }

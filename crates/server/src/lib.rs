@@ -22,6 +22,8 @@
 //! Handlers only decode, call a service, encode. Errors are rendered once per protocol.
 
 mod accessreview;
+mod audit;
+mod cloudtrail_api;
 mod container_api;
 mod eks_api;
 #[cfg(test)]
@@ -50,6 +52,30 @@ use podiam_control::{AwsError, Caller, Control, ErrorCode};
 use tracing::Instrument as _;
 
 pub use metrics::Metrics;
+
+/// Entry points for the fuzz targets: parsers of untrusted input that have no public API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Decode a `LookupEvents` body; whether it decoded.
+    pub fn lookup_events_body(body: &[u8]) -> bool {
+        crate::cloudtrail_api::decode(body).is_ok()
+    }
+
+    /// An audit event's `requestParameters` for a request of `protocol` at `path`.
+    pub fn audit_request_parameters(
+        protocol: &str,
+        path: &str,
+        body: &[u8],
+    ) -> Option<serde_json::Value> {
+        let seen = crate::audit::Seen {
+            method: axum::http::Method::POST,
+            path: path.to_owned(),
+            body: axum::body::Bytes::copy_from_slice(body),
+            ..crate::audit::Seen::default()
+        };
+        crate::audit::request_parameters(protocol, &seen)
+    }
+}
 
 /// Largest request body accepted (the biggest legitimate one is a 131072-character policy,
 /// URL-encoded).
@@ -112,10 +138,47 @@ impl Incoming {
             headers: &headers,
             body: &self.body,
         };
-        app.control
-            .authenticate(&req, SigningScope { service })?
-            .ok_or_else(AwsError::missing_authentication)
+        let result = app
+            .control
+            .authenticate(&req, SigningScope { service })
+            .and_then(|c| c.ok_or_else(AwsError::missing_authentication));
+        self.meta.audit.note(|f| {
+            let claimed = claimed_access_key(&self.headers, &self.query);
+            f.identity = Some(match &result {
+                Ok(caller) => podiam_control::audit::Identity::Caller {
+                    caller: caller.clone(),
+                    access_key_id: match caller {
+                        Caller::Session(s) => s.access_key_id.clone(),
+                        _ => claimed.unwrap_or_default(),
+                    },
+                },
+                Err(_) => podiam_control::audit::Identity::Unknown {
+                    access_key_id: claimed,
+                },
+            });
+        });
+        result
     }
+}
+
+/// The access key id a signed request names (`Credential=AKID/...` in the `Authorization`
+/// header, or `X-Amz-Credential` of a presigned query), if it has the shape of one.
+fn claimed_access_key(headers: &HeaderMap, query: &str) -> Option<String> {
+    let from_header = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| a.split_once("Credential=").map(|(_, r)| r.to_owned()));
+    let cred = from_header.or_else(|| {
+        form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == "X-Amz-Credential")
+            .map(|(_, v)| v.into_owned())
+    })?;
+    let akid = cred.split('/').next()?;
+    (16..=128)
+        .contains(&akid.len())
+        .then_some(akid)
+        .filter(|a| a.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .map(str::to_owned)
 }
 
 async fn dispatch(State(app): State<App>, req: Request<Body>) -> Response {
@@ -123,9 +186,21 @@ async fn dispatch(State(app): State<App>, req: Request<Body>) -> Response {
     let span = tracing::info_span!("request", request_id = %request_id);
     let started = std::time::Instant::now();
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
-    let mut resp = answer(app.clone(), req, request_id.clone())
-        .instrument(span.clone())
-        .await;
+    let facts = if app.control.audit().is_some() {
+        podiam_control::audit::FactsSlot::recording()
+    } else {
+        podiam_control::audit::FactsSlot::default()
+    };
+    let mut seen = None;
+    let mut resp = answer(
+        app.clone(),
+        req,
+        request_id.clone(),
+        facts.clone(),
+        &mut seen,
+    )
+    .instrument(span.clone())
+    .await;
     let took = started.elapsed();
     let answered = resp
         .extensions()
@@ -140,6 +215,21 @@ async fn dispatch(State(app): State<App>, req: Request<Body>) -> Response {
     app.metrics.request(protocol, action, code);
     if let Some(reason) = answered.denial {
         app.metrics.denied(reason);
+    }
+    if let (Some(f), Some(seen)) = (facts.facts(), seen)
+        && let Some(r) = audit::record(
+            &app,
+            (protocol, action),
+            resp.extensions().get::<metrics::AnsweredError>().cloned(),
+            resp.status().is_success(),
+            f,
+            seen,
+            &request_id,
+        )
+        .instrument(span.clone())
+        .await
+    {
+        resp = r;
     }
     // Direct mode switched off answers 404 like any unknown path: not a credential call.
     let credential_path = action != "PodIdentityDirect" || app.options.direct_pod_identity;
@@ -203,7 +293,13 @@ fn status_label(s: StatusCode) -> &'static str {
     }
 }
 
-async fn answer(app: App, req: Request<Body>, request_id: String) -> Response {
+async fn answer(
+    app: App,
+    req: Request<Body>,
+    request_id: String,
+    facts: podiam_control::audit::FactsSlot,
+    seen: &mut Option<audit::Seen>,
+) -> Response {
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -245,8 +341,24 @@ async fn answer(app: App, req: Request<Body>, request_id: String) -> Response {
             source_ip: peer,
             secure_transport,
             request_id: request_id.clone(),
+            audit: facts,
         },
     };
+    if inc.meta.audit.facts().is_some() {
+        *seen = Some(audit::Seen {
+            method: inc.method.clone(),
+            path: inc.path.clone(),
+            query: inc.query.clone(),
+            body: inc.body.clone(),
+            user_agent: inc
+                .headers
+                .get("user-agent")
+                .and_then(|v| v.to_str().ok())
+                .map(|s| s.chars().take(1024).collect())
+                .unwrap_or_default(),
+            source_ip: peer,
+        });
+    }
     let path = inc.path.clone();
     match (inc.method.clone(), path.as_str()) {
         (_, "/healthz") => (StatusCode::OK, "ok").into_response(),
@@ -256,8 +368,11 @@ async fn answer(app: App, req: Request<Body>, request_id: String) -> Response {
                 "content-type",
                 prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
             )],
-            app.metrics
-                .render(app.control.feed_lag(), app.control.too_stale().is_some()),
+            app.metrics.render(
+                app.control.feed_lag(),
+                app.control.too_stale().is_some(),
+                app.control.audit(),
+            ),
         )
             .into_response(),
         (_, "/readyz") => match app.control.too_stale() {
@@ -268,6 +383,9 @@ async fn answer(app: App, req: Request<Body>, request_id: String) -> Response {
             )
                 .into_response(),
         },
+        (Method::POST, "/") if cloudtrail_api::is_cloudtrail(&inc.headers) => {
+            cloudtrail_api::handle(&app, inc).await
+        }
         (Method::POST | Method::GET, "/") => query_api::handle(&app, inc).await,
         (_, p) if p.starts_with("/id/") => issuer_document(&app, p),
         (_, p) if tokenreview::is_review_path(p) => tokenreview::handle(&app, &inc),

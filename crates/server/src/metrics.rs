@@ -55,6 +55,8 @@ pub struct Metrics {
     stale: Gauge<i64, AtomicI64>,
     commit: Histogram,
     aws_auth_reloads: Family<OneLabel, Counter>,
+    audit: Family<OneLabel, Counter>,
+    audit_queue: Gauge<i64, AtomicI64>,
 }
 
 fn histogram() -> Histogram {
@@ -78,6 +80,18 @@ impl Default for Metrics {
         let stale = Gauge::default();
         let commit = histogram();
         let aws_auth_reloads = Family::<OneLabel, Counter>::default();
+        let audit = Family::<OneLabel, Counter>::default();
+        let audit_queue = Gauge::default();
+        registry.register(
+            "podiam_audit_events",
+            "Audit events, by outcome: written, dropped (the queue was full), failed (the store or log refused the batch), suppressed (refusals of unsigned requests past the rate limit)",
+            audit.clone(),
+        );
+        registry.register(
+            "podiam_audit_queue_events",
+            "Audit events waiting to be written",
+            audit_queue.clone(),
+        );
         registry.register(
             "podiam_requests",
             "Requests, by protocol, action and AWS error code (or HTTP status)",
@@ -133,6 +147,8 @@ impl Default for Metrics {
             stale,
             commit,
             aws_auth_reloads,
+            audit,
+            audit_queue,
         }
     }
 }
@@ -172,9 +188,29 @@ impl Metrics {
     }
 
     /// The Prometheus text, with the replica gauges read now.
-    pub fn render(&self, feed_lag: Option<Duration>, stale: bool) -> String {
+    pub fn render(
+        &self,
+        feed_lag: Option<Duration>,
+        stale: bool,
+        audit: Option<&podiam_control::audit::AuditSink>,
+    ) -> String {
         self.feed_lag.set(feed_lag.map_or(0.0, |d| d.as_secs_f64()));
         self.stale.set(i64::from(stale));
+        if let Some(a) = audit {
+            let s = a.stats();
+            for (outcome, n) in [
+                ("written", &s.written),
+                ("dropped", &s.dropped),
+                ("failed", &s.failed),
+                ("suppressed", &s.suppressed),
+            ] {
+                let c = self.audit.get_or_create(&[("outcome", outcome)]);
+                let now = n.load(std::sync::atomic::Ordering::Relaxed);
+                c.inc_by(now.saturating_sub(c.get()));
+            }
+            self.audit_queue
+                .set(i64::try_from(a.queued()).unwrap_or(i64::MAX));
+        }
         let mut o = String::with_capacity(8192);
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::prometheus_text::encode(&mut o, &self.registry);
@@ -217,6 +253,13 @@ impl podiam_control::observe::Observer for Metrics {
     }
 }
 
+/// The error a response carries, set by the error renderers (for the audit event).
+#[derive(Clone, Debug)]
+pub(crate) struct AnsweredError {
+    pub code: podiam_control::ErrorCode,
+    pub message: String,
+}
+
 /// What a handler answered, for the request counter: set on the response by the error
 /// renderers and the protocol handlers.
 #[derive(Clone, Copy, Debug, Default)]
@@ -236,6 +279,10 @@ pub(crate) fn mark(resp: &mut Response, protocol: &'static str, action: &'static
 
 /// Record on `resp` the error it carries.
 pub(crate) fn mark_error(resp: &mut Response, e: &AwsError) {
+    resp.extensions_mut().insert(AnsweredError {
+        code: e.code,
+        message: e.message.clone(),
+    });
     let a = resp.extensions_mut().get_or_insert_default::<Answered>();
     a.code = Some(e.code.wire(podiam_control::error::Protocol::Query).name);
     if e.code == podiam_control::error::ErrorCode::AccessDenied {
@@ -455,7 +502,7 @@ mod tests {
         for i in 0..MAX_ISSUERS + 10 {
             m.jwks_fetch(&format!("https://issuer-{i}.example"), i % 2 == 0);
         }
-        let text = m.render(None, false);
+        let text = m.render(None, false, None);
         let fetch_lines = text
             .lines()
             .filter(|l| l.starts_with("podiam_jwks_fetches_total{"))
@@ -479,7 +526,7 @@ mod tests {
         m.aws_auth_reload(true);
         m.aws_auth_reload(false);
         m.aws_auth_reload(false);
-        let text = m.render(None, false);
+        let text = m.render(None, false, None);
         assert!(
             text.contains("podiam_aws_auth_reloads_total{result=\"ok\"} 1\n"),
             "{text}"

@@ -91,6 +91,28 @@ fn answer(app: &App, inc: &Incoming) -> Response {
     };
     let status = match app.control.review_eks_token(route, &token) {
         Ok(u) => {
+            inc.meta.audit.note(|f| {
+                let arn = u
+                    .extra
+                    .get("arn")
+                    .and_then(|a| a.first())
+                    .cloned()
+                    .unwrap_or_default();
+                let account = arn.split(':').nth(4).unwrap_or_default().to_owned();
+                let kind = if arn.contains(":assumed-role/") {
+                    "AssumedRole"
+                } else if arn.ends_with(":root") {
+                    "Root"
+                } else {
+                    "IAMUser"
+                };
+                f.identity =
+                    Some(podiam_control::audit::Identity::Principal { kind, arn, account });
+                f.response
+                    .insert("username".into(), serde_json::json!(u.username));
+                f.response
+                    .insert("groups".into(), serde_json::json!(u.groups));
+            });
             tracing::info!(
                 cluster = route.name,
                 username = %u.username,
@@ -113,6 +135,12 @@ fn answer(app: &App, inc: &Incoming) -> Response {
                 reason = e.reason(),
                 "token review: refused"
             );
+            inc.meta.audit.note(|f| {
+                f.error = Some(("Unauthenticated", e.reason().to_owned()));
+                if let Some(a) = route.account {
+                    f.resource_account = Some(a.to_owned());
+                }
+            });
             serde_json::json!({ "authenticated": false, "error": REFUSED })
         }
     };

@@ -18,6 +18,9 @@ pub struct RequestMeta {
     pub secure_transport: bool,
     /// The request id, for messages and logs.
     pub request_id: String,
+    /// What the services learn of the request, for its audit event (nothing is kept when
+    /// auditing is off).
+    pub audit: crate::audit::FactsSlot,
 }
 
 /// An authenticated principal.

@@ -67,6 +67,8 @@ impl Control {
         if !exists {
             return Err(generic());
         }
+        meta.audit
+            .note(|f| f.resource_account = Some(account.to_owned()));
         match self
             .pod_identity_credentials(account, meta, cluster, token)
             .await
@@ -99,6 +101,22 @@ impl Control {
         check_token_shape(token)?;
         let c = self.cluster_entry(account, cluster)?;
         let claims = self.verify_cluster_token(&c, token).await?;
+        meta.audit.note(|f| {
+            f.kube = crate::audit::KubeFacts::from_claims(&claims, Some(cluster.to_owned()));
+            // Direct mode: no signer; the pod's token is the identity.
+            if f.identity.is_none() {
+                f.identity = Some(crate::audit::Identity::WebIdentity {
+                    provider: c.issuer.clone(),
+                    subject: claims
+                        .get("sub")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or_default()
+                        .to_owned(),
+                    audience: AUDIENCE.to_owned(),
+                    verified: true,
+                });
+            }
+        });
         let pod = PodClaims::from_claims(&claims)?;
         let assoc = {
             let t = self.db.read();
@@ -112,6 +130,15 @@ impl Control {
                 pod.service_account, pod.namespace
             ))
         })?;
+        meta.audit.note(|f| {
+            f.response.insert(
+                "podIdentityAssociation".into(),
+                serde_json::json!({
+                    "associationArn": self.association_arn(account, cluster, &assoc.id),
+                    "associationId": assoc.id,
+                }),
+            );
+        });
         let role_arn = role_arn_param(&assoc.role_arn, "roleArn")?;
         let role = self.role_for_assume(&role_arn, "sts:AssumeRole")?;
         let cluster_arn = self.cluster_arn(account, cluster);
@@ -225,7 +252,7 @@ impl Control {
             policy: final_session.policy.clone(),
             ..AssumeCommon::default()
         };
-        let assumed = self.mint(&final_session, &common)?;
+        let assumed = self.mint(meta, &final_session, &common)?;
         Ok(PodIdentityCredentials {
             namespace: pod.namespace,
             service_account: pod.service_account,

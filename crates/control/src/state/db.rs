@@ -59,6 +59,11 @@ impl Db {
         Ok(db)
     }
 
+    /// The store itself (for what is not a record: audit events).
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
     /// Where commits are reported (the services share this slot).
     pub fn hooks(&self) -> crate::observe::Hooks {
         self.inner.hooks.clone()

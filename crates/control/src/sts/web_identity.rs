@@ -59,6 +59,9 @@ impl Control {
         token: &str,
     ) -> Result<AssumedRole> {
         let (role_arn, duration) = self.validate_common(&common)?;
+        let account = role_arn.account.as_str().to_owned();
+        meta.audit
+            .note(|f| f.resource_account = Some(account.clone()));
         names::bounded(token, "webIdentityToken", 4, 20000)?;
         let unverified = UnverifiedToken::parse(token)
             .map_err(|e| invalid_token(format!("the web identity token is malformed: {e}")))?;
@@ -66,7 +69,15 @@ impl Control {
             .issuer()
             .ok_or_else(|| invalid_token("the web identity token has no issuer (iss)"))?
             .to_owned();
-        let account = role_arn.account.as_str().to_owned();
+        meta.audit.note(|f| {
+            // As sent: the signature is not checked yet.
+            f.identity = Some(crate::audit::Identity::WebIdentity {
+                provider: iss.chars().take(256).collect(),
+                subject: claim_str(unverified.claims(), "sub", 256),
+                audience: String::new(),
+                verified: false,
+            });
+        });
         let key = provider_key(&iss);
         let provider = self
             .db
@@ -115,8 +126,17 @@ impl Control {
                 .to_owned(),
             _ => String::new(),
         };
-        let (tags, transitive) = web_identity_tags(&claims)?;
         let provider_arn = provider_arn(&account, &key);
+        meta.audit.note(|f| {
+            f.identity = Some(crate::audit::Identity::WebIdentity {
+                provider: provider_arn.clone(),
+                subject: sub.clone(),
+                audience: audience.clone(),
+                verified: true,
+            });
+            f.kube = crate::audit::KubeFacts::from_claims(&claims, self.cluster_of_issuer(&iss));
+        });
+        let (tags, transitive) = web_identity_tags(&claims)?;
         // Condition keys: `<issuer host/path>:sub|aud|azp|amr`.
         let claim_key = |claim: &str| {
             let mut k = String::with_capacity(key.len() + 1 + claim.len());
@@ -180,7 +200,7 @@ impl Control {
             chained: false,
             federated_provider,
         };
-        let mut out = self.mint(&session, &common)?;
+        let mut out = self.mint(meta, &session, &common)?;
         out.subject = Some(sub);
         // The model's documentation says `Provider` holds the token's `iss`, but for an IAM OIDC
         // provider STS answers that provider's ARN (`arn:aws:iam::ACCOUNT:oidc-provider/HOST/PATH`),
@@ -246,6 +266,19 @@ impl Control {
             other => other.map(|c| Some(c.claims)).map_err(map_err),
         }
     }
+}
+
+/// A string claim as sent, cut to `max` characters (it may be anything an attacker chose).
+fn claim_str(
+    claims: &serde_json::Map<String, serde_json::Value>,
+    name: &str,
+    max: usize,
+) -> String {
+    claims
+        .get(name)
+        .and_then(|v| v.as_str())
+        .map(|s| s.chars().take(max).collect())
+        .unwrap_or_default()
 }
 
 /// Session tags of a web identity token: `{"principal_tags": {"k": ["v"]}, "transitive_tag_keys": ["k"]}`.

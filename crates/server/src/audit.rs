@@ -1,0 +1,429 @@
+//! Each answered request that the audit trail keeps becomes one CloudTrail-shaped event: every
+//! credential issued or refused, every Kubernetes token review, every call that changes
+//! something, and every AccessDenied. Read-only calls that succeed are not kept (CloudTrail's
+//! event history keeps them; podiam keeps the trail small enough to answer "who had this key").
+//!
+//! The request's parameters are recorded without secrets: web identity and service-account
+//! tokens, passwords and presigning parameters are left out, and no response body is copied:
+//! the services note what the event may show ([`podiam_control::audit::FactsInner`]).
+
+use std::net::IpAddr;
+
+use axum::body::Bytes;
+use axum::http::Method;
+use axum::response::Response;
+use podiam_control::audit::record::{self, EventInput};
+use podiam_control::audit::{Enqueued, Facts};
+use podiam_control::{AwsError, ErrorCode, Protocol};
+use serde_json::{Map, Value};
+
+use crate::App;
+use crate::metrics::{AnsweredError, CREDENTIAL_PATHS};
+
+/// What the HTTP layer keeps of a request for its event.
+#[derive(Debug, Default)]
+pub(crate) struct Seen {
+    pub method: Method,
+    pub path: String,
+    pub query: String,
+    pub body: Bytes,
+    pub user_agent: String,
+    pub source_ip: Option<IpAddr>,
+}
+
+/// Longest string value kept in `requestParameters` (policy documents can be 128 KiB).
+const MAX_VALUE_CHARS: usize = 8192;
+/// Largest `requestParameters` kept whole, serialized; beyond it only the names are kept (a
+/// query request may carry 1,000 parameters).
+const MAX_PARAMETERS_BYTES: usize = 32 * 1024;
+/// Longest `errorMessage` kept (messages may quote what the caller sent).
+const MAX_MESSAGE_CHARS: usize = 1024;
+
+fn bounded(s: String, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s;
+    }
+    let kept: String = s.chars().take(max).collect();
+    format!("{kept}...(truncated)")
+}
+
+/// `requestParameters` no larger than [`MAX_PARAMETERS_BYTES`]: past it, the parameter names.
+fn bounded_parameters(v: Value) -> Value {
+    if v.to_string().len() <= MAX_PARAMETERS_BYTES {
+        return v;
+    }
+    let names: Vec<Value> = v
+        .as_object()
+        .map(|o| {
+            o.keys()
+                .take(100)
+                .map(|k| Value::String(bounded(k.clone(), 128)))
+                .collect()
+        })
+        .unwrap_or_default();
+    serde_json::json!({"podiam:truncated": true, "parameterNames": names})
+}
+
+/// Query parameters never recorded: credentials, and the request's own plumbing.
+const SECRET_QUERY_PARAMS: &[&str] = &[
+    "WebIdentityToken",
+    "SAMLAssertion",
+    "Password",
+    "NewPassword",
+    "OldPassword",
+    "Action",
+    "Version",
+];
+
+/// The event source and error naming of a protocol label; `None` for what is not an API call.
+fn source(protocol: &str) -> Option<(&'static str, Protocol)> {
+    Some(match protocol {
+        "sts" => ("sts.amazonaws.com", Protocol::Query),
+        "iam" => ("iam.amazonaws.com", Protocol::Query),
+        "eks" | "podiam" => ("eks.amazonaws.com", Protocol::Eks),
+        "eks-auth" | "pod-identity-direct" => ("eks-auth.amazonaws.com", Protocol::EksAuth),
+        "cloudtrail" => ("cloudtrail.amazonaws.com", Protocol::CloudTrail),
+        _ => return None,
+    })
+}
+
+fn read_only(action: &str) -> bool {
+    ["Get", "List", "Describe", "Lookup", "Simulate"]
+        .iter()
+        .any(|p| action.starts_with(p))
+        || action == "Explain"
+}
+
+/// Whether the event of this answer is kept. Authorization reviews (one per Kubernetes
+/// request) are not: their decisions follow from the access entries, whose changes are kept.
+fn kept(action: &str, read_only: bool, error: Option<&AnsweredError>) -> bool {
+    !matches!(action, "other" | "SubjectAccessReview")
+        && (CREDENTIAL_PATHS.contains(&action)
+            || matches!(action, "TokenReview" | "CreateToken")
+            || !read_only
+            || error.is_some_and(|e| e.code == ErrorCode::AccessDenied))
+}
+
+/// Build and queue the event of an answered request. Returns a replacement response when the
+/// answer carries credentials whose event could not be written under `--audit-required`.
+pub(crate) async fn record(
+    app: &App,
+    (protocol_label, action): (&'static str, &'static str),
+    error: Option<AnsweredError>,
+    success: bool,
+    facts: &Facts,
+    seen: Seen,
+    request_id: &str,
+) -> Option<Response> {
+    let sink = app.control.audit()?;
+    let (event_source, protocol) = source(protocol_label)?;
+    // Direct mode switched off answers 404 like any unknown path.
+    if action == "PodIdentityDirect" && !app.options.direct_pod_identity {
+        return None;
+    }
+    let ro = read_only(action) && !CREDENTIAL_PATHS.contains(&action);
+    if !kept(action, ro, error.as_ref()) {
+        return None;
+    }
+    let f = facts.snapshot();
+    let error = match (&f.error, error) {
+        (Some((c, m)), _) => Some((*c, m.clone())),
+        (None, Some(e)) => Some((e.code.wire(protocol).name, e.message)),
+        (None, None) => None,
+    }
+    .map(|(c, m)| (c, bounded(m, MAX_MESSAGE_CHARS)));
+    let params = request_parameters(protocol_label, &seen).map(bounded_parameters);
+    let resources = params.as_ref().map(named_resources).unwrap_or_default();
+    let input = EventInput {
+        time_ms: app.control.now_ms(),
+        event_id: event_id(app.control.now_ms()),
+        event_source,
+        event_name: action,
+        event_type: if action == "TokenReview" {
+            "AwsServiceEvent"
+        } else {
+            "AwsApiCall"
+        },
+        region: &app.control.config.region,
+        source_ip: seen.source_ip,
+        user_agent: &seen.user_agent,
+        request_id,
+        read_only: ro,
+        request_parameters: params,
+        error,
+        resources,
+        fallback_account: None,
+        facts: f,
+    };
+    let mut built = record::build(input);
+    // Only this installation's accounts get rows: an anonymous caller names any account id
+    // it likes in a role ARN, and must not make the store keep events for accounts that do not
+    // exist (those events are in the log only).
+    built.rows.retain(|r| app.control.has_account(&r.account));
+    match sink.submit(built) {
+        Enqueued::Queued => None,
+        Enqueued::Wait(rx) => match rx.await {
+            Ok(true) => None,
+            _ => Some(withheld(protocol_label, request_id)),
+        },
+        Enqueued::Dropped if sink.required() && success => CREDENTIAL_PATHS
+            .contains(&action)
+            .then(|| withheld(protocol_label, request_id)),
+        Enqueued::Dropped => None,
+    }
+}
+
+/// The answer that replaces credentials whose event could not be written.
+fn withheld(protocol: &str, request_id: &str) -> Response {
+    let e = AwsError::service_unavailable(
+        "the audit trail cannot record this request now; no credentials were issued; try again",
+    );
+    match protocol {
+        "sts" => crate::query_api::render_error(&e, crate::wire::xml::STS_NS, request_id),
+        "pod-identity-direct" => crate::container_api::agent_error(&e, request_id),
+        _ => crate::eks_api::error(&e, crate::wire::restjson::Service::EksAuth, request_id),
+    }
+}
+
+/// A UUIDv7 of `now_ms`: ids sort by time.
+fn event_id(now_ms: i64) -> String {
+    let ms = u64::try_from(now_ms).unwrap_or_default();
+    let ts =
+        uuid::Timestamp::from_unix(uuid::NoContext, ms / 1000, ((ms % 1000) * 1_000_000) as u32);
+    uuid::Uuid::new_v7(ts).to_string()
+}
+
+/// `requestParameters`: the query protocol's parameters as CloudTrail's camel-case JSON, or a
+/// rest-json body with the path's names; secrets left out.
+pub(crate) fn request_parameters(protocol: &str, seen: &Seen) -> Option<Value> {
+    match protocol {
+        "sts" | "iam" => {
+            let source: &[u8] = if seen.method == Method::GET {
+                seen.query.as_bytes()
+            } else {
+                &seen.body
+            };
+            Some(query_json(source))
+        }
+        "eks" | "eks-auth" | "podiam" | "cloudtrail" => {
+            let mut m = match serde_json::from_slice::<Value>(&seen.body) {
+                Ok(Value::Object(m)) if !seen.path.ends_with("/authenticate") => m,
+                _ => Map::new(),
+            };
+            m.retain(|k, _| !k.eq_ignore_ascii_case("token"));
+            path_names(&seen.path, &mut m);
+            for v in m.values_mut() {
+                cap(v);
+            }
+            (!m.is_empty()).then_some(Value::Object(m))
+        }
+        _ => None,
+    }
+}
+
+/// `Tags.member.1.Key=k` → `{"tags": [{"key": "k"}]}`; names camel-cased as CloudTrail
+/// writes them.
+fn query_json(source: &[u8]) -> Value {
+    let mut root = Value::Object(Map::new());
+    for (k, v) in form_urlencoded::parse(source) {
+        // Compared without case: a parameter spelled otherwise is not the one the service read,
+        // but it may still hold the secret.
+        let first = k.split('.').next().unwrap_or_default();
+        if SECRET_QUERY_PARAMS
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(first))
+            || first
+                .get(..6)
+                .is_some_and(|p| p.eq_ignore_ascii_case("x-amz-"))
+        {
+            continue;
+        }
+        let mut node = &mut root;
+        let mut parts = k.split('.').peekable();
+        while let Some(part) = parts.next() {
+            let last = parts.peek().is_none();
+            if part == "member" || part == "entry" {
+                continue;
+            }
+            if let Ok(i) = part.parse::<usize>() {
+                if !node.is_array() {
+                    *node = Value::Array(Vec::new());
+                }
+                let Value::Array(a) = node else { break };
+                let i = i.saturating_sub(1).min(999);
+                while a.len() <= i {
+                    a.push(Value::Null);
+                }
+                let Some(slot) = a.get_mut(i) else { break };
+                node = slot;
+            } else {
+                if !node.is_object() {
+                    *node = Value::Object(Map::new());
+                }
+                let Value::Object(o) = node else { break };
+                node = o.entry(camel(part)).or_insert(Value::Null);
+            }
+            if last {
+                let mut s = Value::String(v.clone().into_owned());
+                cap(&mut s);
+                *node = s;
+            }
+        }
+    }
+    root
+}
+
+fn camel(name: &str) -> String {
+    let mut c = name.chars();
+    match c.next() {
+        Some(first) => first.to_lowercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+fn cap(v: &mut Value) {
+    match v {
+        Value::String(s) if s.chars().count() > MAX_VALUE_CHARS => {
+            let kept: String = s.chars().take(MAX_VALUE_CHARS).collect();
+            *s = format!("{kept}...(truncated)");
+        }
+        Value::Array(a) => a.iter_mut().for_each(cap),
+        Value::Object(o) => o.values_mut().for_each(cap),
+        _ => {}
+    }
+}
+
+/// The names a rest-json path carries.
+fn path_names(path: &str, m: &mut Map<String, Value>) {
+    let segs: Vec<String> = path
+        .trim_matches('/')
+        .split('/')
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect();
+    let mut put = |k: &str, v: &String| {
+        m.entry(k.to_owned())
+            .or_insert_with(|| Value::String(v.clone()));
+    };
+    let mut i = 0;
+    while let Some(s) = segs.get(i) {
+        let next = segs.get(i + 1);
+        match (s.as_str(), next) {
+            ("clusters", Some(n)) => put("clusterName", n),
+            ("pod-identity-associations", Some(n)) => put("associationId", n),
+            ("access-entries", Some(n)) => put("principalArn", n),
+            ("access-policies", Some(n)) => put("policyArn", n),
+            ("tags", Some(n)) => put("resourceArn", n),
+            _ => {}
+        }
+        i += 1;
+    }
+}
+
+/// The resources a request names, for `ResourceName`/`ResourceType` lookups.
+fn named_resources(params: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let Some(o) = params.as_object() else {
+        return out;
+    };
+    for (key, ty) in [
+        ("roleName", "AWS::IAM::Role"),
+        ("userName", "AWS::IAM::User"),
+        ("policyArn", "AWS::IAM::Policy"),
+        ("openIDConnectProviderArn", "AWS::IAM::OIDCProvider"),
+        ("accessKeyId", "AWS::IAM::AccessKey"),
+        ("clusterName", "AWS::EKS::Cluster"),
+        ("name", "AWS::EKS::Cluster"),
+    ] {
+        // Names are not validated yet when a request is refused: a long one is left out
+        // rather than indexed.
+        if let Some(Value::String(v)) = o.get(key)
+            && !v.is_empty()
+            && v.len() <= 2048
+        {
+            out.push((ty.to_owned(), v.clone()));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    #[test]
+    fn query_parameters_become_camel_case_json_without_secrets() {
+        let v = query_json(
+            b"Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A1%3Arole%2Fr&WebIdentityToken=eyJ.secret.sig&Tags.member.2.Key=b&Tags.member.1.Key=a&Tags.member.1.Value=x&X-Amz-Signature=abc",
+        );
+        assert_eq!(v["roleArn"], "arn:aws:iam::1:role/r");
+        assert_eq!(v["tags"][0]["key"], "a");
+        assert_eq!(v["tags"][0]["value"], "x");
+        assert_eq!(v["tags"][1]["key"], "b");
+        let text = v.to_string();
+        for secret in [
+            "eyJ.secret.sig",
+            "WebIdentityToken",
+            "webIdentityToken",
+            "abc",
+            "AssumeRoleWithWebIdentity",
+        ] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+    }
+
+    #[test]
+    fn hostile_indexes_and_shapes_do_not_blow_up() {
+        let v = query_json(b"A.99999999999=x&A.b=y&A=z&.=1&..=2&B.0=q");
+        assert!(v.to_string().len() < 20_000, "{v}");
+        let long = format!("PolicyDocument={}", "a".repeat(200_000));
+        let v = query_json(long.as_bytes());
+        assert!(v["policyDocument"].as_str().unwrap().len() < 9000);
+    }
+
+    #[test]
+    fn rest_json_requests_lose_their_tokens_and_gain_their_path_names() {
+        let seen = Seen {
+            method: Method::POST,
+            path: "/clusters/prod/assume-role-for-pod-identity".into(),
+            body: Bytes::from_static(br#"{"token":"eyJ.secret.sig","eksNodeName":"n1"}"#),
+            ..Seen::default()
+        };
+        let v = request_parameters("eks-auth", &seen).unwrap();
+        assert_eq!(v["clusterName"], "prod");
+        assert_eq!(v["eksNodeName"], "n1");
+        assert!(!v.to_string().contains("secret"), "{v}");
+        let review = Seen {
+            method: Method::POST,
+            path: "/podiam/clusters/prod/authenticate".into(),
+            body: Bytes::from_static(br#"{"spec":{"token":"k8s-aws-v1.secret"}}"#),
+            ..Seen::default()
+        };
+        let v = request_parameters("podiam", &review).unwrap();
+        assert!(!v.to_string().contains("secret"), "{v}");
+        assert_eq!(v["clusterName"], "prod");
+    }
+
+    #[test]
+    fn what_is_kept() {
+        let denied = AnsweredError {
+            code: ErrorCode::AccessDenied,
+            message: String::new(),
+        };
+        let other = AnsweredError {
+            code: ErrorCode::NoSuchEntity,
+            message: String::new(),
+        };
+        assert!(kept("AssumeRoleWithWebIdentity", false, Some(&other)));
+        assert!(kept("CreateRole", false, None));
+        assert!(kept("GetRole", true, Some(&denied)));
+        assert!(!kept("GetRole", true, None));
+        assert!(!kept("GetRole", true, Some(&other)));
+        assert!(!kept("other", false, Some(&denied)));
+        assert!(read_only("ListRoles") && read_only("LookupEvents") && !read_only("CreateRole"));
+    }
+}
