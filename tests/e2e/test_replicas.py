@@ -552,3 +552,24 @@ def test_replicas_starting_at_once_on_an_empty_store(tmp_path):
     finally:
         for r in reps:
             r.stop()
+
+
+def test_an_audit_event_written_through_one_replica_is_found_through_the_other(cluster):
+    r1, r2 = cluster.r1, cluster.r2
+    name = f"audited-{uuid.uuid4().hex[:8]}"
+    cluster.iam(r1).create_role(RoleName=name, AssumeRolePolicyDocument=ROOT_TRUST)
+    creds = cluster.sts(r1, cluster.user).assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/{name}",
+                                                      RoleSessionName="audited")["Credentials"]
+
+    def found():
+        ct = r2.client("cloudtrail", cluster.root)
+        got = ct.lookup_events(LookupAttributes=[{"AttributeKey": "AccessKeyId",
+                                                  "AttributeValue": creds["AccessKeyId"]}])["Events"]
+        return [json.loads(e["CloudTrailEvent"]) for e in got if e["EventName"] == "AssumeRole"]
+
+    events, _ = until("the AssumeRole event through replica 2", lambda: found() or None, limit=5)
+    assert events[0]["responseElements"]["credentials"]["accessKeyId"] == creds["AccessKeyId"]
+    assert events[0]["userIdentity"]["userName"] == CALLER
+    created = [e for e in r2.client("cloudtrail", cluster.root).lookup_events(
+        LookupAttributes=[{"AttributeKey": "ResourceName", "AttributeValue": name}])["Events"]]
+    assert [e["EventName"] for e in created] == ["CreateRole"]
