@@ -269,6 +269,23 @@ fn no_audit_log() -> StoreError {
     StoreError::Backend("this store keeps no audit log".into())
 }
 
+impl StoreError {
+    /// Whether the database refused this write's data (a constraint, a value it cannot hold),
+    /// as opposed to failing to answer (unreachable, timed out, closed): writing the same data
+    /// again will fail again, while other data may succeed.
+    pub fn is_refused_data(&self) -> bool {
+        match self {
+            Self::Conflict { .. } => true,
+            Self::Backend(e) => e.downcast_ref::<sqlx::Error>().is_some_and(|e| {
+                matches!(
+                    e,
+                    sqlx::Error::Database(_) | sqlx::Error::Encode(_) | sqlx::Error::Decode(_)
+                )
+            }),
+        }
+    }
+}
+
 /// The cause of a [`StoreError::Backend`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 

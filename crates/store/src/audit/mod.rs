@@ -31,6 +31,8 @@
 pub(crate) mod postgres;
 pub(crate) mod sqlite;
 
+use std::borrow::Cow;
+
 use crate::{StoreError, backend};
 
 /// One audit event as stored.
@@ -306,6 +308,95 @@ pub(crate) fn lookup_sql(q: &AuditQuery, dialect: Dialect) -> Option<Lookup<'_>>
         _ => walk("e", "audit_events e", &filter),
     };
     Some(l)
+}
+
+/// Text as both backends keep it: NUL, which PostgreSQL's `text` cannot hold, becomes U+FFFD,
+/// in what is written and in what a lookup compares. Event fields come from callers (a token's
+/// subject, a resource name); one of them must never make a batch of other callers' events fail.
+fn clean(s: &mut String) {
+    if s.contains('\0') {
+        *s = s.replace('\0', "\u{FFFD}");
+    }
+}
+
+fn row_is_clean(r: &AuditRow) -> bool {
+    let ok = |s: &String| !s.contains('\0');
+    ok(&r.account)
+        && ok(&r.event_id)
+        && ok(&r.event_name)
+        && ok(&r.event_source)
+        && ok(&r.username)
+        && ok(&r.access_key_id)
+        && ok(&r.record)
+        && r.resources.iter().all(|(t, n)| ok(t) && ok(n))
+}
+
+/// `rows` as stored (see [`clean`]): borrowed when nothing needs cleaning, as is usual.
+pub(crate) fn clean_rows(rows: &[AuditRow]) -> Cow<'_, [AuditRow]> {
+    if rows.iter().all(row_is_clean) {
+        return Cow::Borrowed(rows);
+    }
+    Cow::Owned(
+        rows.iter()
+            .cloned()
+            .map(|mut r| {
+                for s in [
+                    &mut r.account,
+                    &mut r.event_id,
+                    &mut r.event_name,
+                    &mut r.event_source,
+                    &mut r.username,
+                    &mut r.access_key_id,
+                    &mut r.record,
+                ] {
+                    clean(s);
+                }
+                for (t, n) in &mut r.resources {
+                    clean(t);
+                    clean(n);
+                }
+                r
+            })
+            .collect(),
+    )
+}
+
+/// A query's values as stored (see [`clean`]).
+pub(crate) fn clean_query(q: &AuditQuery) -> Cow<'_, AuditQuery> {
+    let mut q = Cow::Borrowed(q);
+    let dirty = |s: &str| s.contains('\0');
+    let attr_dirty = match &q.attr {
+        Some(
+            AuditAttr::EventId(v)
+            | AuditAttr::EventName(v)
+            | AuditAttr::Username(v)
+            | AuditAttr::ResourceName(v)
+            | AuditAttr::ResourceType(v)
+            | AuditAttr::AccessKeyId(v)
+            | AuditAttr::EventSource(v),
+        ) => dirty(v),
+        Some(AuditAttr::ReadOnly(_)) | None => false,
+    };
+    if dirty(&q.account) || attr_dirty || q.after.as_ref().is_some_and(|c| dirty(&c.event_id)) {
+        let o = q.to_mut();
+        clean(&mut o.account);
+        if let Some(c) = &mut o.after {
+            clean(&mut c.event_id);
+        }
+        if let Some(
+            AuditAttr::EventId(v)
+            | AuditAttr::EventName(v)
+            | AuditAttr::Username(v)
+            | AuditAttr::ResourceName(v)
+            | AuditAttr::ResourceType(v)
+            | AuditAttr::AccessKeyId(v)
+            | AuditAttr::EventSource(v),
+        ) = &mut o.attr
+        {
+            clean(v);
+        }
+    }
+    q
 }
 
 /// The page of the `limit + 1` rows a lookup read: at most `limit` of them, and the cursor of

@@ -10,7 +10,8 @@ use sqlx::{PgPool, Row};
 
 use super::{
     AuditPage, AuditQuery, AuditRow, Bind, Dialect, FIRST_ACCOUNT, NEXT_ACCOUNT, PRUNE_CHUNK,
-    PRUNE_EVENTS, decode_resources, encode_resources, lookup_sql, page, resource_keys,
+    PRUNE_EVENTS, clean_query, clean_rows, decode_resources, encode_resources, lookup_sql, page,
+    resource_keys,
 };
 use crate::{StoreError, backend};
 
@@ -43,6 +44,7 @@ pub(crate) async fn append(pool: &PgPool, rows: &[AuditRow]) -> Result<(), Store
     if rows.is_empty() {
         return Ok(());
     }
+    let rows = &*clean_rows(rows);
     let resources = rows
         .iter()
         .map(|r| encode_resources(&r.resources))
@@ -100,6 +102,7 @@ pub(crate) async fn append(pool: &PgPool, rows: &[AuditRow]) -> Result<(), Store
 
 /// One page of a lookup.
 pub(crate) async fn lookup(pool: &PgPool, q: &AuditQuery) -> Result<AuditPage, StoreError> {
+    let q = &*clean_query(q);
     let Some(l) = lookup_sql(q, Dialect::Postgres) else {
         return Ok(AuditPage::default());
     };

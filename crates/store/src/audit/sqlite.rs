@@ -9,8 +9,8 @@ use sqlx::{Row, SqlitePool};
 
 use super::{
     AuditPage, AuditQuery, AuditRow, Bind, Dialect, EVENT_COLUMNS, FIRST_ACCOUNT, NEXT_ACCOUNT,
-    PRUNE_CHUNK, PRUNE_EVENTS, RESOURCE_COLUMNS, chunk_len, decode_resources, encode_resources,
-    lookup_sql, page, resource_keys, values_sql,
+    PRUNE_CHUNK, PRUNE_EVENTS, RESOURCE_COLUMNS, chunk_len, clean_query, clean_rows,
+    decode_resources, encode_resources, lookup_sql, page, resource_keys, values_sql,
 };
 use crate::{StoreError, backend};
 
@@ -31,6 +31,7 @@ pub(crate) async fn append(pool: &SqlitePool, rows: &[AuditRow]) -> Result<(), S
     if rows.is_empty() {
         return Ok(());
     }
+    let rows = &*clean_rows(rows);
     let encoded = rows
         .iter()
         .map(|r| Ok((r, encode_resources(&r.resources)?)))
@@ -108,6 +109,7 @@ pub(crate) async fn append(pool: &SqlitePool, rows: &[AuditRow]) -> Result<(), S
 
 /// One page of a lookup.
 pub(crate) async fn lookup(pool: &SqlitePool, q: &AuditQuery) -> Result<AuditPage, StoreError> {
+    let q = &*clean_query(q);
     let Some(l) = lookup_sql(q, Dialect::Sqlite) else {
         return Ok(AuditPage::default());
     };

@@ -137,6 +137,7 @@ pub async fn run_all(store: &dyn Store, raw: &Raw) {
     writes::duplicates_scenario(store, raw).await;
     writes::atomic_scenario(store).await;
     writes::separate_from_records_scenario(store).await;
+    writes::nul_scenario(store).await;
     writes::prune_scenario(store, raw).await;
     // The other scenarios' events are untouched by pruning theirs.
     assert_eq!(find(store, A, None).await.len(), 4);

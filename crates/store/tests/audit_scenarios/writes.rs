@@ -221,3 +221,34 @@ pub async fn prune_scenario(store: &dyn Store, raw: &Raw) {
     assert_eq!(find(store, "200000000001", None).await, ["p00000"]);
     assert_eq!(store.prune_audit(BASE + 1).await.unwrap(), 1);
 }
+
+/// NUL in any field (a token's subject, a resource name: caller-chosen) is kept as U+FFFD on
+/// both backends, never failing the batch it is in, and a lookup naming it with NUL finds it.
+pub async fn nul_scenario(store: &dyn Store) {
+    const N: &str = "100000000010";
+    let mut bad = ev(N, "n1", 10);
+    bad.username = "a\0b".into();
+    bad.event_name = "E\0".into();
+    bad.event_source = "s\0".into();
+    bad.access_key_id = "ASIA\0".into();
+    bad.resources = vec![res("T\0", "name\0")];
+    bad.record = "{\"x\":\"\0\"}".into();
+    let good = ev(N, "n2", 20);
+    store.append_audit(&[bad, good]).await.unwrap();
+    assert_eq!(find(store, N, None).await, ["n2", "n1"]);
+    for attr in [
+        AuditAttr::Username("a\0b".into()),
+        AuditAttr::Username("a\u{FFFD}b".into()),
+        AuditAttr::EventName("E\0".into()),
+        AuditAttr::EventSource("s\0".into()),
+        AuditAttr::AccessKeyId("ASIA\0".into()),
+        AuditAttr::ResourceName("name\0".into()),
+        AuditAttr::ResourceType("T\0".into()),
+    ] {
+        assert_eq!(find(store, N, Some(attr.clone())).await, ["n1"], "{attr:?}");
+    }
+    let got = all(store, &query(N, Some(AuditAttr::EventId("n1".into())))).await;
+    assert_eq!(got[0].username, "a\u{FFFD}b");
+    assert_eq!(got[0].record, "{\"x\":\"\u{FFFD}\"}");
+    assert!(find(store, "1000000000\x0001", None).await.is_empty());
+}
