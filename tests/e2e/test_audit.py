@@ -343,3 +343,69 @@ def test_the_log_and_the_store_hold_no_secret(srv, world):
                 assert all(sig not in b for b in blobs)
     finally:
         srv.start()
+
+
+def _signed_iam(srv, creds: dict, body: str) -> requests.PreparedRequest:
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    req = AWSRequest(method="POST", url=srv.endpoint + "/", data=body,
+                     headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
+    SigV4Auth(Credentials(creds["AccessKeyId"], creds["SecretAccessKey"]), "iam", REGION).add_auth(req)
+    return req.prepare()
+
+
+def test_an_event_names_the_key_that_signed_not_another_the_header_mentions(srv, world):
+    """The Authorization header is not signed: a caller who adds an element naming someone
+    else's key must not get its call recorded under that key."""
+    mallory, victim = world["keys"]["nobody"], world["keys"]["auditor"]
+    role = f"spoof-{uuid.uuid4().hex[:8]}"
+    p = _signed_iam(srv, mallory, f"Action=GetRole&Version=2010-05-08&RoleName={role}")
+    auth = p.headers["Authorization"]
+    algo, rest = auth.split(" ", 1)
+    doctored = {**dict(p.headers), "Authorization": f"{algo} X-Credential={victim['AccessKeyId']}/x, {rest}"}
+    r = requests.post(p.url, data=p.body, headers=doctored, timeout=30)
+    assert r.status_code == 403 and "AccessDenied" in r.text, r.text
+    by_victim = lookup(srv, "AccessKeyId", victim["AccessKeyId"])
+    assert not [x for x in by_victim if role in x["CloudTrailEvent"]], by_victim
+    by_mallory = [x for x in lookup(srv, "AccessKeyId", mallory["AccessKeyId"]) if role in x["CloudTrailEvent"]]
+    assert len(by_mallory) == 1
+    event = json.loads(by_mallory[0]["CloudTrailEvent"])
+    assert event["userIdentity"]["accessKeyId"] == mallory["AccessKeyId"]
+    assert event["errorCode"] == "AccessDenied"
+
+
+def test_anonymous_refusals_are_kept_small(srv, world):
+    """An unsigned caller chooses every byte of its refused request: its event keeps at most
+    1 KiB of parameters and 256 characters of user agent, and the parameters' names past that."""
+    junk = {f"Junk{i}": "j" * 7900 for i in range(4)}
+    marker = f"small-{uuid.uuid4().hex[:8]}"
+    r = requests.post(srv.endpoint + "/", data={"Action": "AssumeRoleWithWebIdentity", "Version": "2011-06-15",
+                                                "RoleArn": world["role_arn"], "RoleSessionName": marker,
+                                                "WebIdentityToken": "not-a-token", **junk},
+                      headers={"User-Agent": "ua/" + "u" * 5000}, timeout=30)
+    assert r.status_code == 400, r.text
+    recent = srv.client("cloudtrail").lookup_events(
+        LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": "AssumeRoleWithWebIdentity"}],
+        StartTime=time.time() - 60)["Events"]
+    got = [x for x in recent if "podiam:truncated" in x["CloudTrailEvent"]]
+    events = [json.loads(x["CloudTrailEvent"]) for x in got]
+    mine = [e for e in events if "junk0" in e["requestParameters"]["parameterNames"]]
+    assert mine, events
+    e = mine[0]
+    assert len(json.dumps(e["requestParameters"])) <= 1024
+    assert len(e["userAgent"]) < 300
+    assert len(json.dumps(e)) < 4096
+
+
+def test_a_created_access_key_is_found_by_its_id(srv, world):
+    iam = srv.client("iam")
+    user = f"keyed-{uuid.uuid4().hex[:8]}"
+    iam.create_user(UserName=user)
+    k = iam.create_access_key(UserName=user)["AccessKey"]
+    srv.secrets.append(k["SecretAccessKey"])
+    got = lookup(srv, "AccessKeyId", k["AccessKeyId"])
+    assert [x["EventName"] for x in got] == ["CreateAccessKey"]
+    event = json.loads(got[0]["CloudTrailEvent"])
+    assert event["responseElements"]["accessKey"] == {"accessKeyId": k["AccessKeyId"], "status": "Active", "userName": user}
+    assert k["SecretAccessKey"] not in got[0]["CloudTrailEvent"]

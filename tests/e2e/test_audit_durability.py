@@ -15,7 +15,9 @@ import pytest
 import requests
 
 from conftest import start_server
-from podiam_e2e import podiam_bin, xml_text
+from botocore.exceptions import ClientError
+
+from podiam_e2e import client_error, podiam_bin, xml_text
 
 WINDOW = 1.0  # seconds of events a kill -9 may lose
 
@@ -76,11 +78,22 @@ def arwwi(srv, role_arn: str, token: str, session: str) -> requests.Response:
 
 
 def test_audit_required_withholds_credentials_whose_event_cannot_be_written(tmp_path_factory):
-    srv = start_server(tmp_path_factory, "audit-required",
-                       extra_args=["--audit-log", "/dev/full", "--audit-retention-days", "0", "--audit-required"])
+    # The role, the token and an IAM user are made while the trail can be written; then serve
+    # restarts on the same data with a trail that cannot be.
+    srv = start_server(tmp_path_factory, "audit-required")
+    out = srv.irsa("req", "req-role")
+    token = srv.token("req")
+    srv.client("iam").create_user(UserName="req-user")
+    srv.stop()
+    srv.extra_args = ["--audit-log", "/dev/full", "--audit-retention-days", "0", "--audit-required"]
+    srv.start()
     try:
-        out = srv.irsa("req", "req-role")
-        token = srv.token("req")
+        # Every way of getting a credential: withheld, with nothing left behind in the answer.
+        with pytest.raises(ClientError) as e:
+            srv.client("iam").create_access_key(UserName="req-user")
+        assert client_error(e.value)[:2] == (503, "ServiceUnavailable")
+        p = srv.podiam("token", "--cluster", "req", "--namespace", "default", "--service-account", "x")
+        assert p.returncode != 0 and "503" in p.stderr and "eyJ" not in p.stdout, p
         r = arwwi(srv, out["role_arn"], token, "withheld")
         assert r.status_code == 503, r.text
         assert xml_text(r.text, "Code") == "ServiceUnavailable"

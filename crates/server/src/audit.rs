@@ -36,6 +36,10 @@ const MAX_VALUE_CHARS: usize = 8192;
 /// Largest `requestParameters` kept whole, serialized; beyond it only the names are kept (a
 /// query request may carry 1,000 parameters).
 const MAX_PARAMETERS_BYTES: usize = 32 * 1024;
+/// Largest `requestParameters` of an anonymous refusal, serialized.
+const MAX_ANONYMOUS_PARAMETERS_BYTES: usize = 1024;
+/// Longest user agent of an anonymous refusal kept.
+const MAX_ANONYMOUS_AGENT_CHARS: usize = 256;
 /// Longest `errorMessage` kept (messages may quote what the caller sent).
 const MAX_MESSAGE_CHARS: usize = 1024;
 
@@ -47,17 +51,25 @@ fn bounded(s: String, max: usize) -> String {
     format!("{kept}...(truncated)")
 }
 
-/// `requestParameters` no larger than [`MAX_PARAMETERS_BYTES`]: past it, the parameter names.
-fn bounded_parameters(v: Value) -> Value {
-    if v.to_string().len() <= MAX_PARAMETERS_BYTES {
+/// `requestParameters` no larger than `max` bytes serialized: past it, the parameter names
+/// (as many as fit).
+fn bounded_parameters(v: Value, max: usize) -> Value {
+    if v.to_string().len() <= max {
         return v;
     }
+    let mut room = max.saturating_sub(64);
     let names: Vec<Value> = v
         .as_object()
         .map(|o| {
             o.keys()
                 .take(100)
-                .map(|k| Value::String(bounded(k.clone(), 128)))
+                .map(|k| bounded(k.clone(), 128))
+                .take_while(|k| {
+                    let fits = k.len() + 3 <= room;
+                    room = room.saturating_sub(k.len() + 3);
+                    fits
+                })
+                .map(Value::String)
                 .collect()
         })
         .unwrap_or_default();
@@ -132,7 +144,20 @@ pub(crate) async fn record(
         (None, None) => None,
     }
     .map(|(c, m)| (c, bounded(m, MAX_MESSAGE_CHARS)));
-    let params = request_parameters(protocol_label, &seen).map(bounded_parameters);
+    // A refusal no signature vouches for is kept small: its caller chose every byte of it.
+    let anonymous = record::is_anonymous_refusal(&f, error.is_some());
+    let (max_params, max_agent) = if anonymous {
+        (MAX_ANONYMOUS_PARAMETERS_BYTES, MAX_ANONYMOUS_AGENT_CHARS)
+    } else {
+        (MAX_PARAMETERS_BYTES, usize::MAX)
+    };
+    let params =
+        request_parameters(protocol_label, &seen).map(|v| bounded_parameters(v, max_params));
+    let user_agent = if seen.user_agent.len() > max_agent {
+        bounded(seen.user_agent.clone(), max_agent)
+    } else {
+        seen.user_agent.clone()
+    };
     let resources = params.as_ref().map(named_resources).unwrap_or_default();
     let input = EventInput {
         time_ms: app.control.now_ms(),
@@ -146,7 +171,7 @@ pub(crate) async fn record(
         },
         region: &app.control.config.region,
         source_ip: seen.source_ip,
-        user_agent: &seen.user_agent,
+        user_agent: &user_agent,
         request_id,
         read_only: ro,
         request_parameters: params,
@@ -156,6 +181,9 @@ pub(crate) async fn record(
         facts: f,
     };
     let mut built = record::build(input);
+    // A service-account token podiam mints is a credential too: waited for like the others.
+    built.issued |= success && action == "CreateToken";
+    let issuing = built.issued || CREDENTIAL_PATHS.contains(&action);
     // Only this installation's accounts get rows: an anonymous caller names any account id
     // it likes in a role ARN, and must not make the store keep events for accounts that do not
     // exist (those events are in the log only).
@@ -166,9 +194,9 @@ pub(crate) async fn record(
             Ok(true) => None,
             _ => Some(withheld(protocol_label, request_id)),
         },
-        Enqueued::Dropped if sink.required() && success => CREDENTIAL_PATHS
-            .contains(&action)
-            .then(|| withheld(protocol_label, request_id)),
+        Enqueued::Dropped if sink.required() && success => {
+            issuing.then(|| withheld(protocol_label, request_id))
+        }
         Enqueued::Dropped => None,
     }
 }
@@ -180,7 +208,11 @@ fn withheld(protocol: &str, request_id: &str) -> Response {
     );
     match protocol {
         "sts" => crate::query_api::render_error(&e, crate::wire::xml::STS_NS, request_id),
+        "iam" => crate::query_api::render_error(&e, crate::wire::xml::IAM_NS, request_id),
         "pod-identity-direct" => crate::container_api::agent_error(&e, request_id),
+        "eks" | "podiam" => {
+            crate::eks_api::error(&e, crate::wire::restjson::Service::Eks, request_id)
+        }
         _ => crate::eks_api::error(&e, crate::wire::restjson::Service::EksAuth, request_id),
     }
 }
@@ -221,11 +253,62 @@ pub(crate) fn request_parameters(protocol: &str, seen: &Seen) -> Option<Value> {
     }
 }
 
+/// Most query parameters read into an event (IAM's largest requests carry a few hundred).
+const MAX_QUERY_PARAMS: usize = 1000;
+/// Most name parts of one query parameter (`Tags.member.1.Key` has four).
+const MAX_QUERY_DEPTH: usize = 8;
+
+/// A query parameter tree as it is read: lists are kept sparse (by index), so that a caller
+/// naming index 999 costs one node, not a thousand.
+enum Node {
+    Leaf(String),
+    Map(std::collections::BTreeMap<String, Node>),
+    List(std::collections::BTreeMap<u64, Node>),
+}
+
+impl Node {
+    fn child(&mut self, part: &str) -> &mut Node {
+        if let Ok(i) = part.parse::<u64>() {
+            if !matches!(self, Node::List(_)) {
+                *self = Node::List(std::collections::BTreeMap::new());
+            }
+            let Node::List(l) = self else {
+                unreachable!("made a list above")
+            };
+            l.entry(i).or_insert(Node::Leaf(String::new()))
+        } else {
+            if !matches!(self, Node::Map(_)) {
+                *self = Node::Map(std::collections::BTreeMap::new());
+            }
+            let Node::Map(m) = self else {
+                unreachable!("made a map above")
+            };
+            m.entry(camel(part)).or_insert(Node::Leaf(String::new()))
+        }
+    }
+
+    /// Lists in index order, without gaps.
+    fn into_value(self) -> Value {
+        match self {
+            Node::Leaf(s) => {
+                let mut v = Value::String(s);
+                cap(&mut v);
+                v
+            }
+            Node::Map(m) => {
+                Value::Object(m.into_iter().map(|(k, n)| (k, n.into_value())).collect())
+            }
+            Node::List(l) => Value::Array(l.into_values().map(Node::into_value).collect()),
+        }
+    }
+}
+
 /// `Tags.member.1.Key=k` → `{"tags": [{"key": "k"}]}`; names camel-cased as CloudTrail
-/// writes them.
+/// writes them. At most [`MAX_QUERY_PARAMS`] parameters of [`MAX_QUERY_DEPTH`] parts each are
+/// read, so the work is bounded whatever the request.
 fn query_json(source: &[u8]) -> Value {
-    let mut root = Value::Object(Map::new());
-    for (k, v) in form_urlencoded::parse(source) {
+    let mut root = Node::Map(std::collections::BTreeMap::new());
+    for (k, v) in form_urlencoded::parse(source).take(MAX_QUERY_PARAMS) {
         // Compared without case: a parameter spelled otherwise is not the one the service read,
         // but it may still hold the secret.
         let first = k.split('.').next().unwrap_or_default();
@@ -238,39 +321,21 @@ fn query_json(source: &[u8]) -> Value {
         {
             continue;
         }
-        let mut node = &mut root;
-        let mut parts = k.split('.').peekable();
-        while let Some(part) = parts.next() {
-            let last = parts.peek().is_none();
-            if part == "member" || part == "entry" {
-                continue;
-            }
-            if let Ok(i) = part.parse::<usize>() {
-                if !node.is_array() {
-                    *node = Value::Array(Vec::new());
-                }
-                let Value::Array(a) = node else { break };
-                let i = i.saturating_sub(1).min(999);
-                while a.len() <= i {
-                    a.push(Value::Null);
-                }
-                let Some(slot) = a.get_mut(i) else { break };
-                node = slot;
-            } else {
-                if !node.is_object() {
-                    *node = Value::Object(Map::new());
-                }
-                let Value::Object(o) = node else { break };
-                node = o.entry(camel(part)).or_insert(Value::Null);
-            }
-            if last {
-                let mut s = Value::String(v.clone().into_owned());
-                cap(&mut s);
-                *node = s;
-            }
+        let mut parts = k
+            .split('.')
+            .filter(|p| *p != "member" && *p != "entry")
+            .take(MAX_QUERY_DEPTH)
+            .peekable();
+        if parts.peek().is_none() {
+            continue;
         }
+        let mut node = &mut root;
+        for part in parts {
+            node = node.child(part);
+        }
+        *node = Node::Leaf(v.into_owned());
     }
-    root
+    root.into_value()
 }
 
 fn camel(name: &str) -> String {
@@ -378,11 +443,37 @@ mod tests {
 
     #[test]
     fn hostile_indexes_and_shapes_do_not_blow_up() {
-        let v = query_json(b"A.99999999999=x&A.b=y&A=z&.=1&..=2&B.0=q");
+        let v = query_json(b"A.99999999999=x&A.b=y&A=z&.=1&..=2&B.0=q&C.7=c&C.3=b");
         assert!(v.to_string().len() < 20_000, "{v}");
+        // Lists keep the indexes given, in order, without padding.
+        assert_eq!(v["c"], serde_json::json!(["b", "c"]));
+        // A thousand far indexes cost a thousand nodes, not a million.
+        let far: String = (0..2000).map(|i| format!("A{i}.999=x&")).collect();
+        let v = query_json(far.as_bytes());
+        let o = v.as_object().unwrap();
+        assert_eq!(o.len(), MAX_QUERY_PARAMS);
+        assert!(o.values().all(|x| x == &serde_json::json!(["x"])));
+        let deep = format!("{}=x", vec!["a"; 10_000].join("."));
+        assert!(query_json(deep.as_bytes()).to_string().len() < 100);
         let long = format!("PolicyDocument={}", "a".repeat(200_000));
         let v = query_json(long.as_bytes());
         assert!(v["policyDocument"].as_str().unwrap().len() < 9000);
+    }
+
+    #[test]
+    fn oversized_parameters_keep_the_names_that_fit() {
+        let junk: String = (0..100)
+            .map(|i| format!("Junk{i:02}={}&", "j".repeat(500)))
+            .collect();
+        let v = query_json(junk.as_bytes());
+        for max in [MAX_ANONYMOUS_PARAMETERS_BYTES, MAX_PARAMETERS_BYTES] {
+            let b = bounded_parameters(v.clone(), max);
+            assert!(b.to_string().len() <= max, "{max}: {b}");
+            assert_eq!(b["podiam:truncated"], true);
+            assert!(!b["parameterNames"].as_array().unwrap().is_empty());
+        }
+        let small = query_json(b"RoleName=r");
+        assert_eq!(bounded_parameters(small.clone(), 64), small);
     }
 
     #[test]

@@ -143,17 +143,23 @@ impl Incoming {
             .authenticate(&req, SigningScope { service })
             .and_then(|c| c.ok_or_else(AwsError::missing_authentication));
         self.meta.audit.note(|f| {
-            let claimed = claimed_access_key(&self.headers, &self.query);
+            // The key the signature parser read, the one authentication checked (never a
+            // second reading of the header, which a caller could make disagree with it).
+            let parsed = podiam_sigv4::parse(&req)
+                .ok()
+                .flatten()
+                .map(|p| p.access_key_id().to_owned())
+                .filter(|a| plausible_access_key(a));
             f.identity = Some(match &result {
                 Ok(caller) => podiam_control::audit::Identity::Caller {
                     caller: caller.clone(),
                     access_key_id: match caller {
                         Caller::Session(s) => s.access_key_id.clone(),
-                        _ => claimed.unwrap_or_default(),
+                        _ => parsed.unwrap_or_default(),
                     },
                 },
                 Err(_) => podiam_control::audit::Identity::Unknown {
-                    access_key_id: claimed,
+                    access_key_id: parsed,
                 },
             });
         });
@@ -161,24 +167,10 @@ impl Incoming {
     }
 }
 
-/// The access key id a signed request names (`Credential=AKID/...` in the `Authorization`
-/// header, or `X-Amz-Credential` of a presigned query), if it has the shape of one.
-fn claimed_access_key(headers: &HeaderMap, query: &str) -> Option<String> {
-    let from_header = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|a| a.split_once("Credential=").map(|(_, r)| r.to_owned()));
-    let cred = from_header.or_else(|| {
-        form_urlencoded::parse(query.as_bytes())
-            .find(|(k, _)| k == "X-Amz-Credential")
-            .map(|(_, v)| v.into_owned())
-    })?;
-    let akid = cred.split('/').next()?;
-    (16..=128)
-        .contains(&akid.len())
-        .then_some(akid)
-        .filter(|a| a.bytes().all(|b| b.is_ascii_alphanumeric()))
-        .map(str::to_owned)
+/// Whether a refused request's access key id is worth recording (and indexing): the shape of
+/// one, not arbitrary text.
+fn plausible_access_key(akid: &str) -> bool {
+    (16..=128).contains(&akid.len()) && akid.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 async fn dispatch(State(app): State<App>, req: Request<Body>) -> Response {

@@ -170,6 +170,10 @@ pub struct FactsInner {
     pub kube: Option<KubeFacts>,
     /// The credentials issued.
     pub issued: Option<Issued>,
+    /// A long-term access key created (`CreateAccessKey`): named as a resource, so that the
+    /// `AccessKeyId` lookup finds where it came from, and waited for under `--audit-required`
+    /// like issued credentials.
+    pub created_key: Option<String>,
     /// The account whose resource the request was about (a role's account), when it is not
     /// the caller's.
     pub resource_account: Option<String>,

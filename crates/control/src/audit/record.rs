@@ -100,6 +100,13 @@ pub struct Built {
     pub anonymous_refusal: bool,
 }
 
+/// Whether a request's event is a refusal no signature vouches for (a token anyone may send):
+/// such events are kept smaller and rate-limited, so that anonymous callers cannot fill the
+/// store.
+pub fn is_anonymous_refusal(f: &FactsInner, refused: bool) -> bool {
+    refused && !matches!(f.identity, Some(Identity::Caller { .. }))
+}
+
 /// Build the event.
 pub fn build(input: EventInput<'_>) -> Built {
     let f = &input.facts;
@@ -116,6 +123,9 @@ pub fn build(input: EventInput<'_>) -> Built {
     if let Some(i) = &f.issued {
         resources.push(("AWS::IAM::Role".into(), i.role_arn.clone()));
         resources.push((ACCESS_KEY_RESOURCE_TYPE.into(), i.access_key_id.clone()));
+    }
+    if let Some(k) = &f.created_key {
+        resources.push((ACCESS_KEY_RESOURCE_TYPE.into(), k.clone()));
     }
     if let Some(k) = &f.kube {
         if let Some(c) = &k.cluster {
@@ -188,9 +198,8 @@ pub fn build(input: EventInput<'_>) -> Built {
     Built {
         json,
         rows,
-        issued: f.issued.is_some() && input.error.is_none(),
-        anonymous_refusal: input.error.is_some()
-            && !matches!(f.identity, Some(Identity::Caller { .. })),
+        issued: (f.issued.is_some() || f.created_key.is_some()) && input.error.is_none(),
+        anonymous_refusal: is_anonymous_refusal(f, input.error.is_some()),
     }
 }
 

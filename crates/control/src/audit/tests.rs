@@ -314,3 +314,87 @@ async fn close_abandons_a_hanging_write() {
     // Closing twice is harmless.
     assert!(s.close(Duration::from_secs(1)).await);
 }
+
+/// An event the store refuses (here: an empty id, which its schema forbids) costs only itself:
+/// the rest of its batch is written, and its waiter alone hears of the failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_event_does_not_fail_its_batch() {
+    let issued_event = |i: usize, bad: bool| {
+        let facts = FactsInner {
+            issued: Some(issued()),
+            resource_account: Some(ACCT.into()),
+            ..FactsInner::default()
+        };
+        let mut x = input(facts, None);
+        x.event_id = format!("{i:08}");
+        x.time_ms = crate::Clock::now_ms(&crate::SystemClock);
+        let mut b = build(x);
+        for r in b.rows.iter_mut().filter(|_| bad) {
+            r.event_id = String::new();
+        }
+        b
+    };
+    let count = |store: Arc<dyn podiam_store::Store>| async move {
+        let q = AuditQuery {
+            account: ACCT.into(),
+            attr: None,
+            start_ms: None,
+            end_ms: None,
+            limit: 100,
+            after: None,
+        };
+        store.lookup_audit(&q).await.unwrap().rows.len()
+    };
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    // Queued without waking the writer: one batch, taken by the flush.
+    let (s, store) = sink(AuditConfig::default()).await;
+    for i in 0..9 {
+        assert!(matches!(
+            s.submit(issued_event(i, i == 4)),
+            Enqueued::Queued
+        ));
+    }
+    assert!(s.flush(Duration::from_secs(10)).await);
+    assert_eq!(count(Arc::clone(&store)).await, 8);
+    assert_eq!((load(&s.stats().written), load(&s.stats().failed)), (8, 1));
+    // Waited for: each waiter hears of its own event.
+    let (s, store) = sink(AuditConfig {
+        required: true,
+        ..AuditConfig::default()
+    })
+    .await;
+    let mut waits = Vec::new();
+    for i in 0..9 {
+        let Enqueued::Wait(rx) = s.submit(issued_event(i, i == 4)) else {
+            panic!("waited for")
+        };
+        waits.push(rx);
+    }
+    let mut acks = Vec::new();
+    for rx in waits {
+        acks.push(rx.await.unwrap());
+    }
+    assert_eq!(acks, (0..9).map(|i| i != 4).collect::<Vec<_>>());
+    assert_eq!(count(store).await, 8);
+}
+
+/// Large anonymous refusals run out of their byte allowance long before their count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_refusals_are_limited_in_bytes_too() {
+    let (s, _) = sink(AuditConfig::default()).await;
+    let mut kept = 0;
+    for i in 0..400 {
+        let mut b = refusal(i);
+        assert!(b.anonymous_refusal);
+        b.json = format!("{}{}", b.json, " ".repeat(64 * 1024));
+        if matches!(s.submit(b), Enqueued::Queued) {
+            kept += 1;
+        }
+    }
+    // 8 MiB of burst in 64 KiB events, and what 512 KiB/s refills meanwhile.
+    assert!((120..140).contains(&kept), "{kept}");
+    // A small one is still admitted once the bytes refill.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(matches!(s.submit(refusal(1000)), Enqueued::Queued));
+    assert!(s.flush(Duration::from_secs(10)).await);
+}

@@ -12,10 +12,11 @@
 //! Events of refused requests may fill only half the queue, so a flood of junk tokens cannot
 //! crowd out the events of credentials issued; and refusals of unsigned requests (tokens, which
 //! anyone who reaches serve may send) are kept at most [`ANONYMOUS_RATE`] a second after a burst
-//! of [`ANONYMOUS_BURST`], the rest counted as suppressed, so that an anonymous caller cannot fill
-//! the disk the store lives on. When the queue is full an event is dropped and
-//! counted ([`AuditStats::dropped`]) — unless `required` is set: then a credential's event is
-//! waited for, and if it cannot be written the credential is withheld.
+//! of [`ANONYMOUS_BURST`], and at most [`ANONYMOUS_BYTES_RATE`] bytes a second, the rest counted
+//! as suppressed, so that an anonymous caller cannot fill the disk the store lives on. When the
+//! queue is full an event is dropped and counted ([`AuditStats::dropped`]) — unless `required`
+//! is set: then a credential's event is waited for, and if it cannot be written the credential
+//! is withheld.
 
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt;
@@ -40,6 +41,12 @@ pub const DEFAULT_CAPACITY: usize = 8192;
 pub const ANONYMOUS_RATE: f64 = 200.0;
 /// Refusals of unsigned requests kept at once before [`ANONYMOUS_RATE`] applies.
 pub const ANONYMOUS_BURST: f64 = 2000.0;
+/// Bytes of refusals of unsigned requests kept per second, after [`ANONYMOUS_BYTES_BURST`]:
+/// however large the events a caller contrives, anonymous callers add at most this much a
+/// second to the store (and as much to the log).
+pub const ANONYMOUS_BYTES_RATE: f64 = 512.0 * 1024.0;
+/// Bytes of refusals of unsigned requests kept at once before [`ANONYMOUS_BYTES_RATE`].
+pub const ANONYMOUS_BYTES_BURST: f64 = 8.0 * 1024.0 * 1024.0;
 /// How often old events are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -131,8 +138,8 @@ pub struct AuditSink {
     capacity: usize,
     required: bool,
     stats: Arc<AuditStats>,
-    /// Tokens for anonymous refusals and when they were last topped up.
-    anonymous: parking_lot::Mutex<(f64, std::time::Instant)>,
+    /// Anonymous refusals' allowance: events, bytes, and when they were last topped up.
+    anonymous: parking_lot::Mutex<(f64, f64, std::time::Instant)>,
     /// Resolves when the writer thread has ended.
     done: parking_lot::Mutex<Option<oneshot::Receiver<()>>>,
 }
@@ -205,7 +212,11 @@ impl AuditSink {
             capacity,
             required: config.required,
             stats,
-            anonymous: parking_lot::Mutex::new((ANONYMOUS_BURST, std::time::Instant::now())),
+            anonymous: parking_lot::Mutex::new((
+                ANONYMOUS_BURST,
+                ANONYMOUS_BYTES_BURST,
+                std::time::Instant::now(),
+            )),
             done: parking_lot::Mutex::new(Some(done)),
         })
     }
@@ -273,15 +284,22 @@ impl AuditSink {
         }
     }
 
-    /// Whether an anonymous refusal may be kept now (takes a token).
-    fn admit_anonymous(&self) -> bool {
+    /// Whether an anonymous refusal of `bytes` may be kept now (takes its allowance).
+    fn admit_anonymous(&self, bytes: usize) -> bool {
         let mut g = self.anonymous.lock();
         let now = std::time::Instant::now();
-        let refill = now.duration_since(g.1).as_secs_f64() * ANONYMOUS_RATE;
-        g.0 = (g.0 + refill).min(ANONYMOUS_BURST);
-        g.1 = now;
-        if g.0 >= 1.0 {
+        let secs = now.duration_since(g.2).as_secs_f64();
+        g.0 = secs.mul_add(ANONYMOUS_RATE, g.0).min(ANONYMOUS_BURST);
+        g.1 = secs
+            .mul_add(ANONYMOUS_BYTES_RATE, g.1)
+            .min(ANONYMOUS_BYTES_BURST);
+        g.2 = now;
+        // Records are at most a few hundred KiB: the cast is exact.
+        #[expect(clippy::cast_precision_loss, reason = "far below 2^52")]
+        let bytes = bytes as f64;
+        if g.0 >= 1.0 && g.1 >= bytes {
             g.0 -= 1.0;
+            g.1 -= bytes;
             true
         } else {
             false
@@ -290,7 +308,7 @@ impl AuditSink {
 
     /// Queue an event. Never blocks.
     pub fn submit(&self, b: Built) -> Enqueued {
-        if b.anonymous_refusal && !self.admit_anonymous() {
+        if b.anonymous_refusal && !self.admit_anonymous(b.json.len()) {
             self.stats.suppressed.fetch_add(1, Ordering::Relaxed);
             return Enqueued::Dropped;
         }
@@ -319,6 +337,17 @@ impl AuditSink {
             }
         }
     }
+}
+
+/// How one write went.
+enum Attempt {
+    Written,
+    /// The store refused the data (it would again).
+    Refused,
+    /// The store did not answer, three times.
+    Unavailable,
+    /// [`AuditSink::close`] was called meanwhile.
+    Closed,
 }
 
 struct Writer {
@@ -361,7 +390,7 @@ impl Writer {
     }
 
     fn write(&mut self, mut batch: Vec<Pending>, rows: &mut Vec<AuditRow>) {
-        let mut ok = true;
+        let mut log_ok = true;
         if let Some(log) = self.log.as_mut() {
             let mut buf = Vec::with_capacity(batch.iter().map(|p| p.json.len() + 1).sum());
             for p in batch.iter().filter(|p| !p.json.is_empty()) {
@@ -370,57 +399,93 @@ impl Writer {
             }
             if let Err(e) = log.write_all(&buf).and_then(|()| log.flush()) {
                 tracing::warn!(error = %e, "writing the audit log failed");
-                ok = false;
+                log_ok = false;
             }
         }
+        // Each event's rows are `rows[previous end..its end]`; `written` says which were.
+        let mut ends = Vec::with_capacity(batch.len());
+        let mut written = Vec::new();
         if let Some(store) = &self.store {
-            rows.extend(batch.iter_mut().flat_map(|p| std::mem::take(&mut p.rows)));
-            ok &= self.append(store.as_ref(), rows);
+            for p in &mut batch {
+                rows.append(&mut p.rows);
+                ends.push(rows.len());
+            }
+            written = vec![false; rows.len()];
+            self.append(store.as_ref(), rows, &mut written);
             rows.clear();
         }
-        let n = batch.iter().filter(|p| !p.json.is_empty()).count() as u64;
-        if ok {
-            self.stats.written.fetch_add(n, Ordering::Relaxed);
-        } else {
-            self.stats.failed.fetch_add(n, Ordering::Relaxed);
-        }
-        self.stats.healthy.store(ok, Ordering::Relaxed);
-        for p in batch.drain(..) {
+        let (mut good, mut bad) = (0u64, 0u64);
+        let mut start = 0;
+        for (i, p) in batch.drain(..).enumerate() {
+            let end = ends.get(i).copied().unwrap_or(start);
+            let ok = log_ok && written.get(start..end).is_none_or(|w| w.iter().all(|&x| x));
+            start = end;
+            if !p.json.is_empty() {
+                if ok {
+                    good += 1;
+                } else {
+                    bad += 1;
+                }
+            }
             if let Some(a) = p.ack {
                 let _ = a.send(ok);
             }
         }
+        self.stats.written.fetch_add(good, Ordering::Relaxed);
+        self.stats.failed.fetch_add(bad, Ordering::Relaxed);
+        self.stats.healthy.store(bad == 0, Ordering::Relaxed);
     }
 
-    /// Write `rows`, trying three times over about a second; gives up when closed.
-    fn append(&self, store: &dyn Store, rows: &[AuditRow]) -> bool {
+    /// Write `rows`, marking in `written` those that were. Rows the store refuses (data it
+    /// cannot hold) are isolated by halving, so that one bad event costs only itself, never
+    /// the batch of other callers' events it came in; a store that does not answer is tried
+    /// three times over about a second, then given up on.
+    fn append(&self, store: &dyn Store, rows: &[AuditRow], written: &mut [bool]) {
         if rows.is_empty() {
-            return true;
+            return;
         }
+        match self.attempt(store, rows) {
+            Attempt::Written => written.fill(true),
+            Attempt::Refused if rows.len() > 1 => {
+                let mid = rows.len() / 2;
+                let (a, b) = rows.split_at(mid);
+                let (wa, wb) = written.split_at_mut(mid);
+                self.append(store, a, wa);
+                self.append(store, b, wb);
+            }
+            Attempt::Refused | Attempt::Unavailable | Attempt::Closed => {}
+        }
+    }
+
+    /// One write of `rows`, retried while the store does not answer; abandoned when closed.
+    fn attempt(&self, store: &dyn Store, rows: &[AuditRow]) -> Attempt {
         let mut closing = self.queue.closing.subscribe();
         for attempt in 0..3u32 {
             let backoff = Duration::from_millis(100 << (2 * attempt));
-            // `Some(written)`, or `None` when closed meanwhile.
             let outcome = self.handle.block_on(async {
                 let r = tokio::select! {
                     r = store.append_audit(rows) => r,
-                    _ = closing.wait_for(|c| *c) => return None,
+                    _ = closing.wait_for(|c| *c) => return Attempt::Closed,
                 };
                 match r {
-                    Ok(()) => Some(true),
+                    Ok(()) => Attempt::Written,
+                    Err(e) if e.is_refused_data() => {
+                        tracing::warn!(error = %e, events = rows.len(), "the store refused audit events");
+                        Attempt::Refused
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, attempt, events = rows.len(), "writing audit events failed");
-                        let closed = tokio::time::timeout(backoff, closing.wait_for(|c| *c)).await;
-                        closed.is_err().then_some(false)
+                        match tokio::time::timeout(backoff, closing.wait_for(|c| *c)).await {
+                            Ok(_) => Attempt::Closed,
+                            Err(_) => Attempt::Unavailable,
+                        }
                     }
                 }
             });
-            match outcome {
-                Some(true) => return true,
-                Some(false) => {}
-                None => return false,
+            if !matches!(outcome, Attempt::Unavailable) {
+                return outcome;
             }
         }
-        false
+        Attempt::Unavailable
     }
 }

@@ -70,6 +70,13 @@ impl Control {
                 now,
             )
             .await?;
+        meta.audit.note(|f| {
+            f.created_key = Some(akid.clone());
+            f.response.insert(
+                "accessKey".into(),
+                serde_json::json!({"accessKeyId": akid, "status": "Active", "userName": u.name}),
+            );
+        });
         Ok((key, secret, u.name.clone()))
     }
 
