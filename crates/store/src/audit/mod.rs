@@ -86,6 +86,35 @@ pub enum AuditAttr {
     ReadOnly(bool),
 }
 
+impl AuditAttr {
+    /// The value, when it is text (every attribute but `ReadOnly`).
+    fn text(&self) -> Option<&str> {
+        match self {
+            Self::EventId(v)
+            | Self::EventName(v)
+            | Self::Username(v)
+            | Self::ResourceName(v)
+            | Self::ResourceType(v)
+            | Self::AccessKeyId(v)
+            | Self::EventSource(v) => Some(v),
+            Self::ReadOnly(_) => None,
+        }
+    }
+
+    fn text_mut(&mut self) -> Option<&mut String> {
+        match self {
+            Self::EventId(v)
+            | Self::EventName(v)
+            | Self::Username(v)
+            | Self::ResourceName(v)
+            | Self::ResourceType(v)
+            | Self::AccessKeyId(v)
+            | Self::EventSource(v) => Some(v),
+            Self::ReadOnly(_) => None,
+        }
+    }
+}
+
 /// A lookup: one account's events, newest first, optionally filtered.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditQuery {
@@ -194,18 +223,11 @@ impl<'a> Lookup<'a> {
 pub(crate) fn lookup_sql(q: &AuditQuery, dialect: Dialect) -> Option<Lookup<'_>> {
     let start = q.start_ms.unwrap_or(i64::MIN);
     let end = q.end_ms.unwrap_or(i64::MAX);
-    let empty_value = match &q.attr {
-        Some(
-            AuditAttr::EventId(v)
-            | AuditAttr::EventName(v)
-            | AuditAttr::Username(v)
-            | AuditAttr::ResourceName(v)
-            | AuditAttr::ResourceType(v)
-            | AuditAttr::AccessKeyId(v)
-            | AuditAttr::EventSource(v),
-        ) => v.is_empty(),
-        Some(AuditAttr::ReadOnly(_)) | None => false,
-    };
+    let empty_value = q
+        .attr
+        .as_ref()
+        .and_then(AuditAttr::text)
+        .is_some_and(str::is_empty);
     if q.limit == 0 || start > end || empty_value {
         return None;
     }
@@ -365,34 +387,14 @@ pub(crate) fn clean_rows(rows: &[AuditRow]) -> Cow<'_, [AuditRow]> {
 pub(crate) fn clean_query(q: &AuditQuery) -> Cow<'_, AuditQuery> {
     let mut q = Cow::Borrowed(q);
     let dirty = |s: &str| s.contains('\0');
-    let attr_dirty = match &q.attr {
-        Some(
-            AuditAttr::EventId(v)
-            | AuditAttr::EventName(v)
-            | AuditAttr::Username(v)
-            | AuditAttr::ResourceName(v)
-            | AuditAttr::ResourceType(v)
-            | AuditAttr::AccessKeyId(v)
-            | AuditAttr::EventSource(v),
-        ) => dirty(v),
-        Some(AuditAttr::ReadOnly(_)) | None => false,
-    };
+    let attr_dirty = q.attr.as_ref().and_then(AuditAttr::text).is_some_and(dirty);
     if dirty(&q.account) || attr_dirty || q.after.as_ref().is_some_and(|c| dirty(&c.event_id)) {
         let o = q.to_mut();
         clean(&mut o.account);
         if let Some(c) = &mut o.after {
             clean(&mut c.event_id);
         }
-        if let Some(
-            AuditAttr::EventId(v)
-            | AuditAttr::EventName(v)
-            | AuditAttr::Username(v)
-            | AuditAttr::ResourceName(v)
-            | AuditAttr::ResourceType(v)
-            | AuditAttr::AccessKeyId(v)
-            | AuditAttr::EventSource(v),
-        ) = &mut o.attr
-        {
+        if let Some(v) = o.attr.as_mut().and_then(AuditAttr::text_mut) {
             clean(v);
         }
     }
