@@ -416,6 +416,7 @@ impl Writer {
         }
         let (mut good, mut bad) = (0u64, 0u64);
         let mut start = 0;
+        let mut acks = Vec::new();
         for (i, p) in batch.drain(..).enumerate() {
             let end = ends.get(i).copied().unwrap_or(start);
             let ok = log_ok && written.get(start..end).is_none_or(|w| w.iter().all(|&x| x));
@@ -428,12 +429,16 @@ impl Writer {
                 }
             }
             if let Some(a) = p.ack {
-                let _ = a.send(ok);
+                acks.push((a, ok));
             }
         }
+        // The counters first: whoever is told its event's fate sees them counted.
         self.stats.written.fetch_add(good, Ordering::Relaxed);
         self.stats.failed.fetch_add(bad, Ordering::Relaxed);
         self.stats.healthy.store(bad == 0, Ordering::Relaxed);
+        for (a, ok) in acks {
+            let _ = a.send(ok);
+        }
     }
 
     /// Write `rows`, marking in `written` those that were. Rows the store refuses (data it
