@@ -242,7 +242,7 @@ pub(crate) fn request_parameters(protocol: &str, seen: &Seen) -> Option<Value> {
                 Ok(Value::Object(m)) if !seen.path.ends_with("/authenticate") => m,
                 _ => Map::new(),
             };
-            m.retain(|k, _| !k.eq_ignore_ascii_case("token"));
+            strip_secrets(&mut m);
             path_names(&seen.path, &mut m);
             for v in m.values_mut() {
                 cap(v);
@@ -303,27 +303,56 @@ impl Node {
     }
 }
 
+/// JSON members never recorded, at any depth, compared without case: tokens and secrets.
+const SECRET_JSON_MEMBERS: &[&str] = &[
+    "token",
+    "webIdentityToken",
+    "sessionToken",
+    "secretAccessKey",
+    "password",
+];
+
+fn strip_secrets(m: &mut Map<String, Value>) {
+    m.retain(|k, _| {
+        !SECRET_JSON_MEMBERS
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(k))
+    });
+    for v in m.values_mut() {
+        strip_value(v);
+    }
+}
+
+fn strip_value(v: &mut Value) {
+    match v {
+        Value::Object(o) => strip_secrets(o),
+        Value::Array(a) => a.iter_mut().for_each(strip_value),
+        _ => {}
+    }
+}
+
 /// `Tags.member.1.Key=k` → `{"tags": [{"key": "k"}]}`; names camel-cased as CloudTrail
 /// writes them. At most [`MAX_QUERY_PARAMS`] parameters of [`MAX_QUERY_DEPTH`] parts each are
 /// read, so the work is bounded whatever the request.
 fn query_json(source: &[u8]) -> Value {
     let mut root = Node::Map(std::collections::BTreeMap::new());
     for (k, v) in form_urlencoded::parse(source).take(MAX_QUERY_PARAMS) {
-        // Compared without case: a parameter spelled otherwise is not the one the service read,
-        // but it may still hold the secret.
-        let first = k.split('.').next().unwrap_or_default();
-        if SECRET_QUERY_PARAMS
-            .iter()
-            .any(|s| s.eq_ignore_ascii_case(first))
-            || first
-                .get(..6)
-                .is_some_and(|p| p.eq_ignore_ascii_case("x-amz-"))
-        {
+        // Compared without case and at every level of the name: a parameter spelled or nested
+        // otherwise is not the one the service read, but it may still hold the secret.
+        if k.split('.').any(|part| {
+            SECRET_QUERY_PARAMS
+                .iter()
+                .chain(SECRET_JSON_MEMBERS)
+                .any(|s| s.eq_ignore_ascii_case(part))
+                || part
+                    .get(..6)
+                    .is_some_and(|p| p.eq_ignore_ascii_case("x-amz-"))
+        }) {
             continue;
         }
         let mut parts = k
             .split('.')
-            .filter(|p| *p != "member" && *p != "entry")
+            .filter(|p| !p.is_empty() && *p != "member" && *p != "entry")
             .take(MAX_QUERY_DEPTH)
             .peekable();
         if parts.peek().is_none() {
@@ -453,6 +482,11 @@ mod tests {
         let o = v.as_object().unwrap();
         assert_eq!(o.len(), MAX_QUERY_PARAMS);
         assert!(o.values().all(|x| x == &serde_json::json!(["x"])));
+        // A secret's name nested anywhere in a parameter's name is left out too.
+        let nested = query_json(
+            b"RoleArn=r&.WebIdentityToken=eyJ.a&Tags.member.1.Password=p&A.X-Amz-Signature.B=s",
+        );
+        assert_eq!(nested, serde_json::json!({"roleArn": "r"}));
         let deep = format!("{}=x", vec!["a"; 10_000].join("."));
         assert!(query_json(deep.as_bytes()).to_string().len() < 100);
         let long = format!("PolicyDocument={}", "a".repeat(200_000));
@@ -488,6 +522,18 @@ mod tests {
         assert_eq!(v["clusterName"], "prod");
         assert_eq!(v["eksNodeName"], "n1");
         assert!(!v.to_string().contains("secret"), "{v}");
+        // Nested anywhere, in any case.
+        let nested = Seen {
+            method: Method::POST,
+            path: "/clusters/prod/access-entries".into(),
+            body: Bytes::from_static(
+                br#"{"a":{"TOKEN":"secret1","b":[{"SessionToken":"secret2","keep":"k"}]},"Password":"secret3"}"#,
+            ),
+            ..Seen::default()
+        };
+        let v = request_parameters("eks", &nested).unwrap();
+        assert!(!v.to_string().contains("secret"), "{v}");
+        assert_eq!(v["a"]["b"][0]["keep"], "k");
         let review = Seen {
             method: Method::POST,
             path: "/podiam/clusters/prod/authenticate".into(),
