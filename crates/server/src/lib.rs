@@ -138,39 +138,10 @@ impl Incoming {
             headers: &headers,
             body: &self.body,
         };
-        let result = app
-            .control
-            .authenticate(&req, SigningScope { service })
-            .and_then(|c| c.ok_or_else(AwsError::missing_authentication));
-        self.meta.audit.note(|f| {
-            // The key the signature parser read, the one authentication checked (never a
-            // second reading of the header, which a caller could make disagree with it).
-            let parsed = podiam_sigv4::parse(&req)
-                .ok()
-                .flatten()
-                .map(|p| p.access_key_id().to_owned())
-                .filter(|a| plausible_access_key(a));
-            f.identity = Some(match &result {
-                Ok(caller) => podiam_control::audit::Identity::Caller {
-                    caller: caller.clone(),
-                    access_key_id: match caller {
-                        Caller::Session(s) => s.access_key_id.clone(),
-                        _ => parsed.unwrap_or_default(),
-                    },
-                },
-                Err(_) => podiam_control::audit::Identity::Unknown {
-                    access_key_id: parsed,
-                },
-            });
-        });
-        result
+        app.control
+            .authenticate(&req, SigningScope { service }, &self.meta.audit)
+            .and_then(|c| c.ok_or_else(AwsError::missing_authentication))
     }
-}
-
-/// Whether a refused request's access key id is worth recording (and indexing): the shape of
-/// one, not arbitrary text.
-fn plausible_access_key(akid: &str) -> bool {
-    (16..=128).contains(&akid.len()) && akid.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 async fn dispatch(State(app): State<App>, req: Request<Body>) -> Response {
