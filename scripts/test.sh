@@ -37,15 +37,31 @@ wait_for() { # NAME PID LOG
   fi
 }
 
-stage "style: rustfmt and clippy (warnings are errors)"
+stage "style: rustfmt and module layout"
 cargo fmt --all --check
 # Module dependencies go one way, and no source file grows past 600 lines without a reason.
 python3 scripts/check_modules.py
-# The aws-sdk-rust test client (tests/sdk-rust) is a test peer, built below for the end-to-end
-# suite; every crate of podiam is linted with all its targets.
-cargo clippy --locked --all-targets -- -D warnings
 
-stage "build: the podiam binary, every crate's tests, the aws-sdk-rust client"
+stage "build, linted by clippy (warnings are errors): the podiam binary, every crate's tests, the aws-sdk-rust client"
+# `cargo clippy` is `cargo check` with clippy-driver as the workspace's compiler wrapper; the
+# same wrapper on `cargo build` lints every workspace crate with all its targets (what `cargo
+# clippy --workspace --all-targets -- -D warnings` does) while compiling it, instead of a
+# second, check-only compilation of the workspace and every dependency. It stays set for every
+# cargo call below, which would otherwise see a changed compiler and build the workspace again.
+RUSTC_WORKSPACE_WRAPPER="$(rustc --print sysroot)/bin/clippy-driver"
+export RUSTC_WORKSPACE_WRAPPER
+export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+# The wrapper must deny: a lint that only warns here would let the build pass unlinted.
+probe=$(mktemp -d "${TMPDIR:-/tmp}/podiam-lint-probe.XXXXXX")
+echo 'pub fn f() -> u8 { return 1; }' >"$probe/probe.rs"
+if "$RUSTC_WORKSPACE_WRAPPER" rustc --edition 2021 --crate-type lib --emit metadata \
+     -o "$probe/probe.rmeta" "$probe/probe.rs" 2>"$probe/err" \
+   || ! grep -q 'needless-return. implied by .-D warnings' "$probe/err"; then
+  cat "$probe/err" >&2
+  echo "test.sh: clippy-driver did not refuse a clippy warning; the build would go unlinted" >&2
+  exit 1
+fi
+rm -rf "$probe"
 # One cargo invocation for all of it, so the long single crates and the final links of
 # different targets share the two cores instead of queueing behind each other; the crate
 # tests below then only run.
