@@ -51,10 +51,24 @@ fn bounded(s: String, max: usize) -> String {
     format!("{kept}...(truncated)")
 }
 
+/// Counts the bytes written to it.
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0 += b.len();
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// `requestParameters` no larger than `max` bytes serialized: past it, the parameter names
 /// (as many as fit).
 fn bounded_parameters(v: Value, max: usize) -> Value {
-    if v.to_string().len() <= max {
+    let mut size = ByteCount(0);
+    if serde_json::to_writer(&mut size, &v).is_ok() && size.0 <= max {
         return v;
     }
     let mut room = max.saturating_sub(64);
@@ -124,7 +138,7 @@ pub(crate) async fn record(
     error: Option<AnsweredError>,
     success: bool,
     facts: &Facts,
-    seen: Seen,
+    mut seen: Seen,
     request_id: &str,
 ) -> Option<Response> {
     let sink = app.control.audit()?;
@@ -137,7 +151,7 @@ pub(crate) async fn record(
     if !kept(action, ro, error.as_ref()) {
         return None;
     }
-    let f = facts.snapshot();
+    let f = facts.take();
     let error = match (&f.error, error) {
         (Some((c, m)), _) => Some((*c, m.clone())),
         (None, Some(e)) => Some((e.code.wire(protocol).name, e.message)),
@@ -154,14 +168,15 @@ pub(crate) async fn record(
     let params =
         request_parameters(protocol_label, &seen).map(|v| bounded_parameters(v, max_params));
     let user_agent = if seen.user_agent.len() > max_agent {
-        bounded(seen.user_agent.clone(), max_agent)
+        bounded(std::mem::take(&mut seen.user_agent), max_agent)
     } else {
-        seen.user_agent.clone()
+        std::mem::take(&mut seen.user_agent)
     };
     let resources = params.as_ref().map(named_resources).unwrap_or_default();
+    let now_ms = app.control.now_ms();
     let input = EventInput {
-        time_ms: app.control.now_ms(),
-        event_id: event_id(app.control.now_ms()),
+        time_ms: now_ms,
+        event_id: event_id(now_ms),
         event_source,
         event_name: action,
         event_type: if action == "TokenReview" {
@@ -217,12 +232,14 @@ fn withheld(protocol: &str, request_id: &str) -> Response {
     }
 }
 
-/// A UUIDv7 of `now_ms`: ids sort by time.
+/// A UUIDv7 of `now_ms`: ids sort by time. Its 74 random bits come from the thread's
+/// user-space generator (`uuid`'s own asks the kernel, a system call per event).
 fn event_id(now_ms: i64) -> String {
     let ms = u64::try_from(now_ms).unwrap_or_default();
-    let ts =
-        uuid::Timestamp::from_unix(uuid::NoContext, ms / 1000, ((ms % 1000) * 1_000_000) as u32);
-    uuid::Uuid::new_v7(ts).to_string()
+    let random: [u8; 10] = rand::random();
+    uuid::Builder::from_unix_timestamp_millis(ms, &random)
+        .into_uuid()
+        .to_string()
 }
 
 /// `requestParameters`: the query protocol's parameters as CloudTrail's camel-case JSON, or a
@@ -336,7 +353,19 @@ fn strip_value(v: &mut Value) {
 /// read, so the work is bounded whatever the request.
 fn query_json(source: &[u8]) -> Value {
     let mut root = Node::Map(std::collections::BTreeMap::new());
-    for (k, v) in form_urlencoded::parse(source).take(MAX_QUERY_PARAMS) {
+    // Names are decoded first, and a value only when its parameter is kept: a web identity
+    // token is never decoded only to be thrown away.
+    let pairs = source
+        .split(|b| *b == b'&')
+        .filter(|p| !p.is_empty())
+        .take(MAX_QUERY_PARAMS);
+    for pair in pairs {
+        let mut halves = pair.splitn(2, |b| *b == b'=');
+        let (k, v) = (
+            halves.next().unwrap_or_default(),
+            halves.next().unwrap_or_default(),
+        );
+        let k = form_decode(k);
         // Compared without case and at every level of the name: a parameter spelled or nested
         // otherwise is not the one the service read, but it may still hold the secret.
         if k.split('.').any(|part| {
@@ -362,9 +391,27 @@ fn query_json(source: &[u8]) -> Value {
         for part in parts {
             node = node.child(part);
         }
-        *node = Node::Leaf(v.into_owned());
+        *node = Node::Leaf(form_decode(v).into_owned());
     }
     root.into_value()
+}
+
+/// One name or value of an `application/x-www-form-urlencoded` body: `+` is a space, then
+/// percent-decoding, invalid UTF-8 replaced.
+fn form_decode(raw: &[u8]) -> std::borrow::Cow<'_, str> {
+    if raw.contains(&b'+') {
+        let spaced: Vec<u8> = raw
+            .iter()
+            .map(|b| if *b == b'+' { b' ' } else { *b })
+            .collect();
+        std::borrow::Cow::Owned(
+            percent_encoding::percent_decode(&spaced)
+                .decode_utf8_lossy()
+                .into_owned(),
+        )
+    } else {
+        percent_encoding::percent_decode(raw).decode_utf8_lossy()
+    }
 }
 
 fn camel(name: &str) -> String {
@@ -468,6 +515,24 @@ mod tests {
         ] {
             assert!(!text.contains(secret), "{secret} in {text}");
         }
+    }
+
+    #[test]
+    fn query_values_decode_as_forms_do() {
+        // What `form_urlencoded` reads, `+` and percent escapes and invalid UTF-8 included,
+        // whether or not a name is encoded; a secret's name is found encoded too.
+        let body: &[u8] = b"Description=a+b%2Bc%20d&Path=%2F%FF%2F&&Role%4eame=r&Web%49dentityToken=x%41y&Lone&=v";
+        let v = query_json(body);
+        let expected: Vec<(String, String)> = form_urlencoded::parse(body)
+            .filter(|(k, _)| !k.is_empty() && k != "WebIdentityToken")
+            .map(|(k, v)| (camel(&k), v.into_owned()))
+            .collect();
+        assert_eq!(expected.len(), 4, "{expected:?}");
+        for (k, want) in expected {
+            assert_eq!(v[&k], Value::String(want), "{k} in {v}");
+        }
+        assert_eq!(v["description"], "a b+c d");
+        assert!(!v.to_string().contains("xAy"), "{v}");
     }
 
     #[test]

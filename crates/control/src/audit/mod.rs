@@ -189,9 +189,9 @@ impl Facts {
     pub fn with<R>(&self, f: impl FnOnce(&mut FactsInner) -> R) -> R {
         f(&mut self.0.lock())
     }
-    /// A copy of the facts.
-    pub fn snapshot(&self) -> FactsInner {
-        self.0.lock().clone()
+    /// The facts, leaving them empty: once the answer is made, for its event.
+    pub fn take(&self) -> FactsInner {
+        std::mem::take(&mut *self.0.lock())
     }
 }
 

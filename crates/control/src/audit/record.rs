@@ -2,13 +2,14 @@
 //! saw of a request and the [`FactsInner`] the services noted, with the rows the store keeps
 //! for `LookupEvents`.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use podiam_store::AuditRow;
 use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
-use super::{FactsInner, Identity, KubeFacts};
+use super::{FactsInner, Identity};
 use crate::auth::{Caller, iso8601};
 
 /// The resource type of a pod named in an event (a podiam extension: CloudTrail has none).
@@ -53,11 +54,13 @@ pub struct EventInput<'a> {
     pub facts: FactsInner,
 }
 
+// The record is serialized from borrowed, typed parts (not built as a `serde_json::Value`): one
+// event is built per credential issued, at the full rate of the credential paths.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Record<'a> {
     event_version: &'static str,
-    user_identity: Value,
+    user_identity: UserIdentity<'a>,
     event_time: String,
     event_source: &'static str,
     event_name: &'a str,
@@ -70,20 +73,141 @@ struct Record<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     error_message: Option<&'a str>,
     request_parameters: &'a Option<Value>,
-    response_elements: Option<Value>,
+    response_elements: Option<ResponseElements<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    additional_event_data: Option<Value>,
+    additional_event_data: Option<AdditionalData<'a>>,
     #[serde(rename = "requestID")]
     request_id: &'a str,
     #[serde(rename = "eventID")]
     event_id: &'a str,
     read_only: bool,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    resources: Vec<Value>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    resources: &'a [Resource<'a>],
     event_type: &'static str,
     management_event: bool,
     recipient_account_id: &'a str,
     event_category: &'static str,
+}
+
+/// `userIdentity`, in CloudTrail's member order.
+#[derive(Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct UserIdentity<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    principal_id: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    arn: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    account_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    access_key_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    identity_provider: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session_context: Option<SessionContext<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SessionContext<'a> {
+    session_issuer: SessionIssuer<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    web_id_federation_data: Option<WebIdFederationData<'a>>,
+    attributes: SessionAttributes,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source_identity: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SessionIssuer<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    principal_id: &'a str,
+    arn: String,
+    account_id: &'a str,
+    user_name: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WebIdFederationData<'a> {
+    federated_provider: &'a str,
+    attributes: Map<String, Value>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SessionAttributes {
+    creation_date: String,
+    mfa_authenticated: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ResponseElements<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    credentials: Option<CredentialNames<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    assumed_role_user: Option<AssumedRoleUser<'a>>,
+    #[serde(flatten)]
+    rest: &'a Map<String, Value>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CredentialNames<'a> {
+    access_key_id: &'a str,
+    expiration: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AssumedRoleUser<'a> {
+    assumed_role_id: &'a str,
+    arn: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AdditionalData<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kubernetes: Option<KubeData<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_verified: Option<bool>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct KubeData<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    namespace: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service_account: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pod_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pod_uid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_jti: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Resource<'a> {
+    #[serde(rename = "accountId")]
+    account_id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    #[serde(rename = "ARN")]
+    arn: &'a str,
 }
 
 /// A built event: the JSON record, and the store rows (one per account that sees it).
@@ -140,8 +264,14 @@ pub fn build(input: EventInput<'_>) -> Built {
             resources.push(r);
         }
     }
-    let response_elements = response_elements(f);
-    let additional = additional_data(f);
+    let resource_list: Vec<Resource<'_>> = resources
+        .iter()
+        .map(|(t, n)| Resource {
+            account_id: &recipient,
+            kind: t,
+            arn: n,
+        })
+        .collect();
     let record = Record {
         event_version: "1.09",
         user_identity,
@@ -156,15 +286,12 @@ pub fn build(input: EventInput<'_>) -> Built {
         error_code: input.error.as_ref().map(|e| e.0),
         error_message: input.error.as_ref().map(|e| e.1.as_str()),
         request_parameters: &input.request_parameters,
-        response_elements,
-        additional_event_data: additional,
+        response_elements: response_elements(f),
+        additional_event_data: additional_data(f),
         request_id: input.request_id,
         event_id: &input.event_id,
         read_only: input.read_only,
-        resources: resources
-            .iter()
-            .map(|(t, n)| json!({"type": t, "ARN": n, "accountId": recipient}))
-            .collect(),
+        resources: &resource_list,
         event_type: input.event_type,
         management_event: true,
         recipient_account_id: &recipient,
@@ -204,144 +331,144 @@ pub fn build(input: EventInput<'_>) -> Built {
 }
 
 /// `userIdentity`, the lookup user name, and the access key id that signed.
-fn user_identity(id: Option<&Identity>) -> (Value, String, String) {
+fn user_identity(id: Option<&Identity>) -> (UserIdentity<'_>, String, String) {
+    let unknown = UserIdentity {
+        kind: "Unknown",
+        ..UserIdentity::default()
+    };
     match id {
-        None => (json!({"type": "Unknown"}), String::new(), String::new()),
-        Some(Identity::Unknown { access_key_id }) => {
-            let mut v = json!({"type": "Unknown"});
-            if let (Some(k), Some(o)) = (access_key_id, v.as_object_mut()) {
-                o.insert("accessKeyId".into(), json!(k));
-            }
-            (v, String::new(), access_key_id.clone().unwrap_or_default())
-        }
+        None => (unknown, String::new(), String::new()),
+        Some(Identity::Unknown { access_key_id }) => (
+            UserIdentity {
+                access_key_id: access_key_id.as_deref(),
+                ..unknown
+            },
+            String::new(),
+            access_key_id.clone().unwrap_or_default(),
+        ),
         Some(Identity::WebIdentity {
             provider,
             subject,
             audience,
             ..
         }) => (
-            json!({
-                "type": "WebIdentityUser",
-                "principalId": format!("{provider}:{audience}:{subject}"),
-                "userName": subject,
-                "identityProvider": provider,
-            }),
+            UserIdentity {
+                kind: "WebIdentityUser",
+                principal_id: Some(format!("{provider}:{audience}:{subject}").into()),
+                user_name: Some(subject),
+                identity_provider: Some(provider),
+                ..UserIdentity::default()
+            },
             subject.clone(),
             String::new(),
         ),
-        Some(Identity::Principal { kind, arn, account }) => {
-            let name = arn.rsplit('/').next().unwrap_or_default().to_owned();
-            (
-                json!({"type": kind, "arn": arn, "accountId": account}),
-                name,
-                String::new(),
-            )
-        }
+        Some(Identity::Principal { kind, arn, account }) => (
+            UserIdentity {
+                kind,
+                arn: Some(arn.as_str().into()),
+                account_id: Some(account),
+                ..UserIdentity::default()
+            },
+            arn.rsplit('/').next().unwrap_or_default().to_owned(),
+            String::new(),
+        ),
         Some(Identity::Caller {
             caller,
             access_key_id,
         }) => {
-            let v = match caller {
-                Caller::Root { account } => json!({
-                    "type": "Root",
-                    "principalId": account,
-                    "arn": caller.arn(),
-                    "accountId": account,
-                    "accessKeyId": access_key_id,
-                }),
-                Caller::User { account, user } => json!({
-                    "type": "IAMUser",
-                    "principalId": user.id,
-                    "arn": caller.arn(),
-                    "accountId": account,
-                    "accessKeyId": access_key_id,
-                    "userName": user.name,
-                }),
-                Caller::Session(c) => {
-                    let mut context = json!({
-                        "sessionIssuer": {
-                            "type": "Role",
-                            "principalId": c.role_id,
-                            "arn": c.role_arn(),
-                            "accountId": c.account,
-                            "userName": c.role_name,
-                        },
-                        "attributes": {
-                            "creationDate": iso8601(c.issued),
-                            "mfaAuthenticated": "false",
-                        },
-                    });
-                    if let (Some(p), Some(o)) = (&c.federated_provider, context.as_object_mut()) {
-                        o.insert(
-                            "webIdFederationData".into(),
-                            json!({"federatedProvider": p, "attributes": {}}),
-                        );
-                    }
-                    if let (Some(s), Some(o)) = (&c.source_identity, context.as_object_mut()) {
-                        o.insert("sourceIdentity".into(), json!(s));
-                    }
-                    json!({
-                        "type": "AssumedRole",
-                        "principalId": c.user_id(),
-                        "arn": c.arn(),
-                        "accountId": c.account,
-                        "accessKeyId": access_key_id,
-                        "sessionContext": context,
-                    })
-                }
+            let base = UserIdentity {
+                arn: Some(caller.arn().into()),
+                access_key_id: Some(access_key_id),
+                ..UserIdentity::default()
             };
-            let name = match caller {
-                Caller::Root { .. } => "root".to_owned(),
-                Caller::User { user, .. } => user.name.clone(),
-                Caller::Session(c) => c.session_name.clone(),
+            let (v, name) = match caller {
+                Caller::Root { account } => (
+                    UserIdentity {
+                        kind: "Root",
+                        principal_id: Some(account.as_str().into()),
+                        account_id: Some(account),
+                        ..base
+                    },
+                    "root".to_owned(),
+                ),
+                Caller::User { account, user } => (
+                    UserIdentity {
+                        kind: "IAMUser",
+                        principal_id: Some(user.id.as_str().into()),
+                        account_id: Some(account),
+                        user_name: Some(&user.name),
+                        ..base
+                    },
+                    user.name.clone(),
+                ),
+                Caller::Session(c) => (
+                    UserIdentity {
+                        kind: "AssumedRole",
+                        principal_id: Some(c.user_id().into()),
+                        account_id: Some(&c.account),
+                        session_context: Some(SessionContext {
+                            session_issuer: SessionIssuer {
+                                kind: "Role",
+                                principal_id: &c.role_id,
+                                arn: c.role_arn(),
+                                account_id: &c.account,
+                                user_name: &c.role_name,
+                            },
+                            web_id_federation_data: c.federated_provider.as_deref().map(|p| {
+                                WebIdFederationData {
+                                    federated_provider: p,
+                                    attributes: Map::new(),
+                                }
+                            }),
+                            attributes: SessionAttributes {
+                                creation_date: iso8601(c.issued),
+                                mfa_authenticated: "false",
+                            },
+                            source_identity: c.source_identity.as_deref(),
+                        }),
+                        ..base
+                    },
+                    c.session_name.clone(),
+                ),
             };
             (v, name, access_key_id.clone())
         }
     }
 }
 
-fn response_elements(f: &FactsInner) -> Option<Value> {
-    let mut m = Map::new();
-    if let Some(i) = &f.issued {
-        m.insert(
-            "credentials".into(),
-            json!({"accessKeyId": i.access_key_id, "expiration": iso8601(i.expiration)}),
-        );
-        m.insert(
-            "assumedRoleUser".into(),
-            json!({"assumedRoleId": i.assumed_role_id, "arn": i.assumed_role_arn}),
-        );
+fn response_elements(f: &FactsInner) -> Option<ResponseElements<'_>> {
+    if f.issued.is_none() && f.response.is_empty() {
+        return None;
     }
-    for (k, v) in &f.response {
-        m.insert(k.clone(), v.clone());
-    }
-    (!m.is_empty()).then_some(Value::Object(m))
+    Some(ResponseElements {
+        credentials: f.issued.as_ref().map(|i| CredentialNames {
+            access_key_id: &i.access_key_id,
+            expiration: iso8601(i.expiration),
+        }),
+        assumed_role_user: f.issued.as_ref().map(|i| AssumedRoleUser {
+            assumed_role_id: &i.assumed_role_id,
+            arn: &i.assumed_role_arn,
+        }),
+        rest: &f.response,
+    })
 }
 
-fn additional_data(f: &FactsInner) -> Option<Value> {
-    let mut m = Map::new();
-    if let Some(k) = &f.kube {
-        m.insert("kubernetes".into(), kube_json(k));
-    }
-    if let Some(Identity::WebIdentity { verified, .. }) = &f.identity {
-        m.insert("tokenVerified".into(), json!(verified));
-    }
-    (!m.is_empty()).then_some(Value::Object(m))
-}
-
-fn kube_json(k: &KubeFacts) -> Value {
-    let mut m = Map::new();
-    let mut put = |key: &str, v: &Option<String>| {
-        if let Some(v) = v {
-            m.insert(key.into(), json!(v));
-        }
+fn additional_data(f: &FactsInner) -> Option<AdditionalData<'_>> {
+    let kubernetes = f.kube.as_ref().map(|k| KubeData {
+        cluster: k.cluster.as_deref(),
+        namespace: k.namespace.as_deref(),
+        service_account: k.service_account.as_deref(),
+        pod_name: k.pod_name.as_deref(),
+        pod_uid: k.pod_uid.as_deref(),
+        node_name: k.node_name.as_deref(),
+        token_jti: k.jti.as_deref(),
+    });
+    let token_verified = match &f.identity {
+        Some(Identity::WebIdentity { verified, .. }) => Some(*verified),
+        _ => None,
     };
-    put("cluster", &k.cluster);
-    put("namespace", &k.namespace);
-    put("serviceAccount", &k.service_account);
-    put("podName", &k.pod_name);
-    put("podUid", &k.pod_uid);
-    put("nodeName", &k.node_name);
-    put("tokenJti", &k.jti);
-    Value::Object(m)
+    (kubernetes.is_some() || token_verified.is_some()).then_some(AdditionalData {
+        kubernetes,
+        token_verified,
+    })
 }
