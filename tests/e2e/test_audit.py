@@ -2,8 +2,9 @@
 exchange found with `aws cloudtrail lookup-events` by the access key they issued (with the pod's
 name, uid and node), refused tokens recorded with their error code, mutating calls and
 AccessDenied recorded while successful reads are not, LookupEvents' errors, permission and
-account isolation, pagination over thousands of events, `podiam audit who`, the JSON-lines log,
-and no secret or token anywhere in the stored events or the log."""
+account isolation, pagination over thousands of events, refusal floods (unsigned, or by one
+signed caller) that cannot fill the store, `podiam audit who`, the JSON-lines log, and no secret
+or token anywhere in the stored events or the log."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import sqlite3
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlencode
 
 import pytest
 import requests
@@ -240,32 +242,76 @@ def test_lookup_needs_permission_and_shows_only_the_callers_account(srv, world):
 
 
 def test_pagination_over_thousands_of_events(srv, world):
-    # Signed and denied: each is an AccessDenied event of user "nobody".
-    iam = srv.client("iam", world["keys"]["nobody"])
+    # 2,500 answered changes by one user, each its own event. (Refusals would not do: a caller's
+    # refusals are kept only up to its allowance; see the test below.)
+    iam = srv.client("iam")
+    iam.create_role(RoleName="paged", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "sts:AssumeRole"}]}))
+    iam.create_user(UserName="pager")
+    iam.put_user_policy(UserName="pager", PolicyName="p", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:UpdateRoleDescription",
+                                                "Resource": f"arn:aws:iam::{ACCOUNT}:role/paged"}]}))
+    k = iam.create_access_key(UserName="pager")["AccessKey"]
+    srv.secrets.append(k["SecretAccessKey"])
+    pager = srv.client("iam", {"AccessKeyId": k["AccessKeyId"], "SecretAccessKey": k["SecretAccessKey"]})
 
-    def denied(i: int) -> str:
-        try:
-            iam.get_role(RoleName=f"page-{i}")
-        except ClientError as e:
-            return e.response["Error"]["Code"]
-        return "allowed"
+    def describe(i: int) -> int:
+        return pager.update_role_description(RoleName="paged", Description=f"page-{i}")["ResponseMetadata"]["HTTPStatusCode"]
 
     with ThreadPoolExecutor(4) as pool:
-        assert set(pool.map(denied, range(2500))) == {"AccessDenied"}
+        assert set(pool.map(describe, range(2500))) == {200}
     ct = srv.client("cloudtrail")
     seen, times, names = [], [], set()
     for page in ct.get_paginator("lookup_events").paginate(
-            LookupAttributes=[{"AttributeKey": "Username", "AttributeValue": "nobody"}],
+            LookupAttributes=[{"AttributeKey": "Username", "AttributeValue": "pager"}],
             PaginationConfig={"PageSize": 50}):
         assert len(page["Events"]) <= 50
         seen += [x["EventId"] for x in page["Events"]]
         times += [x["EventTime"] for x in page["Events"]]
-        names |= {(json.loads(x["CloudTrailEvent"])["requestParameters"] or {}).get("roleName") for x in page["Events"]}
-    assert len(seen) == len(set(seen)) >= 2500
+        names |= {(json.loads(x["CloudTrailEvent"])["requestParameters"] or {}).get("description") for x in page["Events"]}
+    assert len(seen) == len(set(seen)) == 2500
     assert times == sorted(times, reverse=True)
-    assert {f"page-{i}" for i in range(2500)} <= names
+    assert {f"page-{i}" for i in range(2500)} == names
     # The CLI follows the tokens too.
-    assert len(lookup(srv, "Username", "nobody")) == len(seen)
+    assert len(lookup(srv, "Username", "pager")) == len(seen)
+
+
+def test_a_signed_callers_refusals_cannot_fill_the_store(srv, world):
+    """Refusals cost their caller nothing: past an allowance per caller (a burst of 500, then 20 a
+    second) they are counted as suppressed, not kept; other callers' refusals are kept all the same."""
+    iam = srv.client("iam")
+    iam.create_user(UserName="flooder")
+    k = iam.create_access_key(UserName="flooder")["AccessKey"]
+    srv.secrets.append(k["SecretAccessKey"])
+    flooder = {"AccessKeyId": k["AccessKeyId"], "SecretAccessKey": k["SecretAccessKey"]}
+    s = requests.Session()
+
+    def metric() -> float:
+        text = requests.get(srv.endpoint + "/metrics", timeout=10).text
+        line = next(ln for ln in text.splitlines() if ln.startswith('podiam_audit_events_total{outcome="suppressed"}'))
+        return float(line.split()[-1])
+
+    before = metric()
+
+    def refuse(i: int) -> int:
+        body = urlencode({"Action": "GetRole", "Version": "2010-05-08", "RoleName": f"flood-{i}"})
+        p = _signed_iam(srv, flooder, body)
+        return s.post(p.url, data=p.body, headers=dict(p.headers), timeout=30).status_code
+
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(4) as pool:
+        assert set(pool.map(refuse, range(1500))) == {403}
+    elapsed = time.monotonic() - t0
+    # Another caller's refusal, right after, is kept.
+    with pytest.raises(ClientError) as e:
+        srv.client("iam", world["keys"]["nobody"]).get_role(RoleName="after-the-flood")
+    assert client_error(e.value) == (403, "AccessDenied")
+    assert [x["EventName"] for x in lookup(srv, "Username", "nobody")
+            if "after-the-flood" in x["CloudTrailEvent"]] == ["GetRole"]
+    stored = sum(len(page["Events"]) for page in srv.client("cloudtrail").get_paginator("lookup_events").paginate(
+        LookupAttributes=[{"AttributeKey": "Username", "AttributeValue": "flooder"}]))
+    assert 500 <= stored <= 500 + 20 * (elapsed + 1), (stored, elapsed)
+    assert metric() - before >= 1500 - stored
 
 
 def test_anonymous_refusals_cannot_fill_the_store(srv, world):

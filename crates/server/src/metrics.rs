@@ -84,7 +84,7 @@ impl Default for Metrics {
         let audit_queue = Gauge::default();
         registry.register(
             "podiam_audit_events",
-            "Audit events, by outcome: written, dropped (the queue was full), failed (the store or log refused the batch), suppressed (refusals of unsigned requests past the rate limit)",
+            "Audit events, by outcome: written, dropped (the queue was full), failed (the store or log refused the batch), suppressed (refusals past their allowance: unsigned requests together, each signed caller, all signed callers)",
             audit.clone(),
         );
         registry.register(

@@ -14,6 +14,7 @@
 //! Secrets never enter an event: requests are recorded without their tokens and passwords, and
 //! responses only name the credentials issued, by access key id and expiration.
 
+pub mod limit;
 pub mod lookup;
 pub mod record;
 pub mod writer;

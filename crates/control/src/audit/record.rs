@@ -222,6 +222,9 @@ pub struct Built {
     /// A refusal of a request no signature vouches for (a token anyone may send): such events
     /// are rate-limited, so that anonymous callers cannot fill the store.
     pub anonymous_refusal: bool,
+    /// A refusal of a signed request: the caller it is counted against (its user, its
+    /// account's root, or the role of a session), whose refusals are rate-limited too.
+    pub refused_caller: Option<String>,
 }
 
 /// Whether a request's event is a refusal no signature vouches for (a token anyone may send):
@@ -327,6 +330,13 @@ pub fn build(input: EventInput<'_>) -> Built {
         rows,
         issued: (f.issued.is_some() || f.created_key.is_some()) && input.error.is_none(),
         anonymous_refusal: is_anonymous_refusal(f, input.error.is_some()),
+        refused_caller: match (&f.identity, &input.error) {
+            (Some(Identity::Caller { caller, .. }), Some(_)) => Some(match caller {
+                Caller::Session(c) => c.role_arn(),
+                Caller::Root { .. } | Caller::User { .. } => caller.arn(),
+            }),
+            _ => None,
+        },
     }
 }
 

@@ -398,3 +398,101 @@ async fn anonymous_refusals_are_limited_in_bytes_too() {
     assert!(matches!(s.submit(refusal(1000)), Enqueued::Queued));
     assert!(s.flush(Duration::from_secs(10)).await);
 }
+
+fn session_of(role: &str, session: &str) -> Caller {
+    Caller::Session(Arc::new(crate::session::SessionClaims {
+        access_key_id: "ASIAEXAMPLE123456789".into(),
+        account: ACCT.into(),
+        role_name: role.into(),
+        role_path: "/".into(),
+        role_id: "AROAEXAMPLE".into(),
+        session_name: session.into(),
+        issued: 1000,
+        expires: 4600,
+        tags: std::collections::BTreeMap::new(),
+        transitive: vec![],
+        source_identity: None,
+        policy: None,
+        policy_arns: vec![],
+        policy_ids: vec![],
+        chained: false,
+        federated_provider: None,
+    }))
+}
+
+fn signed_refusal(caller: Caller, i: usize) -> super::record::Built {
+    let facts = FactsInner {
+        identity: Some(Identity::Caller {
+            caller,
+            access_key_id: "AKIAEXAMPLE".into(),
+        }),
+        ..FactsInner::default()
+    };
+    let mut x = input(facts, Some(("AccessDenied", format!("n{i}"))));
+    x.time_ms = crate::Clock::now_ms(&crate::SystemClock);
+    build(x)
+}
+
+/// A signed caller's refusals are counted against the caller, a session's against its role
+/// (sessions are minted at will), so that no caller can fill the store with refusals; callers
+/// do not hold each other back, and answered requests are never limited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_refusals_are_limited_per_caller_and_sessions_count_as_their_role() {
+    use super::limit::PER_CALLER;
+    let (s, _) = sink(AuditConfig::default()).await;
+    let burst = PER_CALLER.events_burst as usize;
+    let b = signed_refusal(session_of("r", "s0"), 0);
+    assert_eq!(
+        b.refused_caller.as_deref(),
+        Some("arn:aws:iam::111122223333:role/r")
+    );
+    assert!(!b.anonymous_refusal);
+    let mut kept = 0;
+    for i in 0..(burst + 300) {
+        // A new session name for each: the role's allowance still runs out.
+        if matches!(
+            s.submit(signed_refusal(session_of("r", &format!("s{i}")), i)),
+            Enqueued::Queued
+        ) {
+            kept += 1;
+        }
+        if i % 200 == 0 {
+            assert!(s.flush(Duration::from_secs(10)).await);
+        }
+    }
+    // The burst, and what the rate refills while the loop runs.
+    assert!((burst..burst + 60).contains(&kept), "{kept}");
+    // Another role's sessions and the account's root are not held back.
+    assert!(matches!(
+        s.submit(signed_refusal(session_of("other", "x"), 1)),
+        Enqueued::Queued
+    ));
+    let root = Caller::Root {
+        account: ACCT.into(),
+    };
+    let b = signed_refusal(root.clone(), 1);
+    assert_eq!(
+        b.refused_caller.as_deref(),
+        Some("arn:aws:iam::111122223333:root")
+    );
+    assert!(matches!(s.submit(b), Enqueued::Queued));
+    // An answered request of the limited role is kept: only refusals are limited.
+    let answered = build(input(
+        FactsInner {
+            identity: Some(Identity::Caller {
+                caller: session_of("r", "ok"),
+                access_key_id: "ASIAEXAMPLE".into(),
+            }),
+            ..FactsInner::default()
+        },
+        None,
+    ));
+    assert!(answered.refused_caller.is_none());
+    assert!(matches!(s.submit(answered), Enqueued::Queued));
+    assert!(s.flush(Duration::from_secs(10)).await);
+    let suppressed = s
+        .stats()
+        .suppressed
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(suppressed as usize, burst + 300 - kept);
+}

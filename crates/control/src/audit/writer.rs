@@ -10,10 +10,9 @@
 //! the last [`FLUSH_EVERY`] of events and the batch in flight (docs/audit.md).
 //!
 //! Events of refused requests may fill only half the queue, so a flood of junk tokens cannot
-//! crowd out the events of credentials issued; and refusals of unsigned requests (tokens, which
-//! anyone who reaches serve may send) are kept at most [`ANONYMOUS_RATE`] a second after a burst
-//! of [`ANONYMOUS_BURST`], and at most [`ANONYMOUS_BYTES_RATE`] bytes a second, the rest counted
-//! as suppressed, so that an anonymous caller cannot fill the disk the store lives on. When the
+//! crowd out the events of credentials issued; and refusals are kept within the allowances of
+//! [`super::limit`] (unsigned requests together, each signed caller, all signed callers), the
+//! rest counted as suppressed, so that no caller can fill the disk the store lives on. When the
 //! queue is full an event is dropped and counted ([`AuditStats::dropped`]) — unless `required`
 //! is set: then a credential's event is waited for, and if it cannot be written the credential
 //! is withheld.
@@ -29,6 +28,7 @@ use parking_lot::{Condvar, Mutex};
 use podiam_store::{AuditRow, Store};
 use tokio::sync::{oneshot, watch};
 
+use super::limit::{RefusalLimits, Refused};
 use super::record::Built;
 
 /// Most events written in one transaction; a queue this long wakes the writer early.
@@ -37,16 +37,6 @@ pub const MAX_BATCH: usize = 1024;
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 /// Queue size by default.
 pub const DEFAULT_CAPACITY: usize = 8192;
-/// Refusals of unsigned requests kept per second, after [`ANONYMOUS_BURST`].
-pub const ANONYMOUS_RATE: f64 = 200.0;
-/// Refusals of unsigned requests kept at once before [`ANONYMOUS_RATE`] applies.
-pub const ANONYMOUS_BURST: f64 = 2000.0;
-/// Bytes of refusals of unsigned requests kept per second, after [`ANONYMOUS_BYTES_BURST`]:
-/// however large the events a caller contrives, anonymous callers add at most this much a
-/// second to the store (and as much to the log).
-pub const ANONYMOUS_BYTES_RATE: f64 = 512.0 * 1024.0;
-/// Bytes of refusals of unsigned requests kept at once before [`ANONYMOUS_BYTES_RATE`].
-pub const ANONYMOUS_BYTES_BURST: f64 = 8.0 * 1024.0 * 1024.0;
 /// How often old events are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -138,8 +128,8 @@ pub struct AuditSink {
     capacity: usize,
     required: bool,
     stats: Arc<AuditStats>,
-    /// Anonymous refusals' allowance: events, bytes, and when they were last topped up.
-    anonymous: parking_lot::Mutex<(f64, f64, std::time::Instant)>,
+    /// What is left of the refusals' allowances.
+    limits: parking_lot::Mutex<RefusalLimits>,
     /// Resolves when the writer thread has ended.
     done: parking_lot::Mutex<Option<oneshot::Receiver<()>>>,
 }
@@ -212,11 +202,7 @@ impl AuditSink {
             capacity,
             required: config.required,
             stats,
-            anonymous: parking_lot::Mutex::new((
-                ANONYMOUS_BURST,
-                ANONYMOUS_BYTES_BURST,
-                std::time::Instant::now(),
-            )),
+            limits: parking_lot::Mutex::new(RefusalLimits::new(std::time::Instant::now())),
             done: parking_lot::Mutex::new(Some(done)),
         })
     }
@@ -284,31 +270,19 @@ impl AuditSink {
         }
     }
 
-    /// Whether an anonymous refusal of `bytes` may be kept now (takes its allowance).
-    fn admit_anonymous(&self, bytes: usize) -> bool {
-        let mut g = self.anonymous.lock();
-        let now = std::time::Instant::now();
-        let secs = now.duration_since(g.2).as_secs_f64();
-        g.0 = secs.mul_add(ANONYMOUS_RATE, g.0).min(ANONYMOUS_BURST);
-        g.1 = secs
-            .mul_add(ANONYMOUS_BYTES_RATE, g.1)
-            .min(ANONYMOUS_BYTES_BURST);
-        g.2 = now;
-        // Records are at most a few hundred KiB: the cast is exact.
-        #[expect(clippy::cast_precision_loss, reason = "far below 2^52")]
-        let bytes = bytes as f64;
-        if g.0 >= 1.0 && g.1 >= bytes {
-            g.0 -= 1.0;
-            g.1 -= bytes;
-            true
-        } else {
-            false
-        }
-    }
-
     /// Queue an event. Never blocks.
     pub fn submit(&self, b: Built) -> Enqueued {
-        if b.anonymous_refusal && !self.admit_anonymous(b.json.len()) {
+        let refused = if b.anonymous_refusal {
+            Some(Refused::Anonymous)
+        } else {
+            b.refused_caller.as_deref().map(Refused::Signed)
+        };
+        if let Some(who) = refused
+            && !self
+                .limits
+                .lock()
+                .admit(who, b.json.len(), std::time::Instant::now())
+        {
             self.stats.suppressed.fetch_add(1, Ordering::Relaxed);
             return Enqueued::Dropped;
         }

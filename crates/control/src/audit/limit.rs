@@ -1,0 +1,241 @@
+//! How many refusals the trail keeps. A refused request costs its caller nothing and writes
+//! nothing else, so refusals are the events a caller can make at will; unlimited, one caller
+//! could fill the disk the store lives on, for every account of the installation. Events of
+//! requests that were answered are not limited: what they record, the caller was allowed to do.
+//!
+//! - Refusals of unsigned requests (tokens, which anyone who reaches serve may send) share one
+//!   allowance ([`ANONYMOUS`]); their events are also kept small where they are built.
+//! - Refusals of signed requests have an allowance per caller ([`PER_CALLER`]), and all of them
+//!   together one more ([`ALL_SIGNED`]). A caller is its user, its account's root, or, for a
+//!   role session, the role: sessions are minted at will by whoever may assume the role, and
+//!   must not each bring a fresh allowance.
+//!
+//! Past an allowance, events are counted as suppressed and not written.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+/// An allowance: so many events and bytes a second, after a burst.
+#[derive(Clone, Copy, Debug)]
+pub struct Rate {
+    /// Events a second.
+    pub events: f64,
+    /// Events at once.
+    pub events_burst: f64,
+    /// Bytes (of JSON record) a second.
+    pub bytes: f64,
+    /// Bytes at once.
+    pub bytes_burst: f64,
+}
+
+/// Refusals of unsigned requests, for the whole installation: however large the events a
+/// caller contrives, anonymous callers add at most 512 KiB a second to the store.
+pub const ANONYMOUS: Rate = Rate {
+    events: 200.0,
+    events_burst: 2000.0,
+    bytes: 512.0 * 1024.0,
+    bytes_burst: 8.0 * 1024.0 * 1024.0,
+};
+
+/// Refusals of one signed caller.
+pub const PER_CALLER: Rate = Rate {
+    events: 20.0,
+    events_burst: 500.0,
+    bytes: 64.0 * 1024.0,
+    bytes_burst: 4.0 * 1024.0 * 1024.0,
+};
+
+/// Refusals of all signed callers together.
+pub const ALL_SIGNED: Rate = Rate {
+    events: 1000.0,
+    events_burst: 20_000.0,
+    bytes: 2.0 * 1024.0 * 1024.0,
+    bytes_burst: 64.0 * 1024.0 * 1024.0,
+};
+
+/// Signed callers whose allowance is remembered at once; past it, those idle long enough to
+/// have refilled are forgotten (looked for at most once a second), and until some are, new
+/// callers share one allowance.
+const TRACKED_CALLERS: usize = 4096;
+
+/// What is left of an allowance, and when it was last topped up.
+#[derive(Clone, Copy, Debug)]
+struct Allowance {
+    events: f64,
+    bytes: f64,
+    at: Instant,
+}
+
+impl Allowance {
+    fn full(rate: &Rate, now: Instant) -> Self {
+        Self {
+            events: rate.events_burst,
+            bytes: rate.bytes_burst,
+            at: now,
+        }
+    }
+
+    fn refill(&mut self, rate: &Rate, now: Instant) {
+        let secs = now.saturating_duration_since(self.at).as_secs_f64();
+        self.events = secs
+            .mul_add(rate.events, self.events)
+            .min(rate.events_burst);
+        self.bytes = secs.mul_add(rate.bytes, self.bytes).min(rate.bytes_burst);
+        self.at = now;
+    }
+
+    fn has(&self, bytes: f64) -> bool {
+        self.events >= 1.0 && self.bytes >= bytes
+    }
+
+    fn take(&mut self, bytes: f64) {
+        self.events -= 1.0;
+        self.bytes -= bytes;
+    }
+
+    fn is_full(&self, rate: &Rate) -> bool {
+        self.events >= rate.events_burst && self.bytes >= rate.bytes_burst
+    }
+}
+
+/// Who a refused request came from.
+#[derive(Clone, Copy, Debug)]
+pub enum Refused<'a> {
+    /// No signature vouched for it.
+    Anonymous,
+    /// A signed caller, named by its user, root or role ARN.
+    Signed(&'a str),
+}
+
+/// The allowances of refusals.
+#[derive(Debug)]
+pub struct RefusalLimits {
+    anonymous: Allowance,
+    signed: Allowance,
+    callers: HashMap<String, Allowance>,
+    /// Shared by callers not remembered while [`TRACKED_CALLERS`] are.
+    overflow: Allowance,
+    /// When refilled callers were last forgotten.
+    swept: Instant,
+}
+
+impl RefusalLimits {
+    /// Every allowance full.
+    pub fn new(now: Instant) -> Self {
+        Self {
+            anonymous: Allowance::full(&ANONYMOUS, now),
+            signed: Allowance::full(&ALL_SIGNED, now),
+            callers: HashMap::new(),
+            overflow: Allowance::full(&PER_CALLER, now),
+            swept: now,
+        }
+    }
+
+    /// Whether a refusal whose record is `bytes` long may be kept now (taking its allowance).
+    pub fn admit(&mut self, who: Refused<'_>, bytes: usize, now: Instant) -> bool {
+        // Records are at most a few hundred KiB: the cast is exact.
+        #[expect(clippy::cast_precision_loss, reason = "far below 2^52")]
+        let bytes = bytes as f64;
+        match who {
+            Refused::Anonymous => {
+                self.anonymous.refill(&ANONYMOUS, now);
+                let ok = self.anonymous.has(bytes);
+                if ok {
+                    self.anonymous.take(bytes);
+                }
+                ok
+            }
+            Refused::Signed(caller) => {
+                self.signed.refill(&ALL_SIGNED, now);
+                if self.callers.len() >= TRACKED_CALLERS
+                    && !self.callers.contains_key(caller)
+                    && now.saturating_duration_since(self.swept).as_secs() >= 1
+                {
+                    self.swept = now;
+                    self.callers.retain(|_, a| {
+                        a.refill(&PER_CALLER, now);
+                        !a.is_full(&PER_CALLER)
+                    });
+                }
+                let own =
+                    if self.callers.len() < TRACKED_CALLERS || self.callers.contains_key(caller) {
+                        self.callers
+                            .entry(caller.to_owned())
+                            .or_insert_with(|| Allowance::full(&PER_CALLER, now))
+                    } else {
+                        &mut self.overflow
+                    };
+                own.refill(&PER_CALLER, now);
+                let ok = own.has(bytes) && self.signed.has(bytes);
+                if ok {
+                    own.take(bytes);
+                    self.signed.take(bytes);
+                }
+                ok
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn kept(
+        l: &mut RefusalLimits,
+        who: Refused<'_>,
+        n: usize,
+        bytes: usize,
+        now: Instant,
+    ) -> usize {
+        (0..n).filter(|_| l.admit(who, bytes, now)).count()
+    }
+
+    #[test]
+    fn each_caller_has_its_own_allowance_and_all_share_one() {
+        let t = Instant::now();
+        let mut l = RefusalLimits::new(t);
+        let burst = PER_CALLER.events_burst as usize;
+        assert_eq!(
+            kept(&mut l, Refused::Signed("arn:a"), burst + 50, 100, t),
+            burst
+        );
+        // Another caller is not held back by the first.
+        assert_eq!(kept(&mut l, Refused::Signed("arn:b"), 10, 100, t), 10);
+        // Nor are anonymous refusals, which have their own.
+        assert_eq!(kept(&mut l, Refused::Anonymous, 10, 100, t), 10);
+        // A second later, the first caller has its rate back, no more.
+        let later = t + Duration::from_secs(1);
+        let rate = PER_CALLER.events as usize;
+        assert_eq!(
+            kept(&mut l, Refused::Signed("arn:a"), rate + 5, 100, later),
+            rate
+        );
+        // Large events run out of bytes first.
+        let big = 512 * 1024;
+        let fits = (PER_CALLER.bytes_burst / 512.0 / 1024.0) as usize;
+        assert_eq!(
+            kept(&mut l, Refused::Signed("arn:c"), fits + 5, big, t),
+            fits
+        );
+    }
+
+    #[test]
+    fn many_callers_share_the_signed_allowance_and_are_not_remembered_without_bound() {
+        let t = Instant::now();
+        let mut l = RefusalLimits::new(t);
+        let mut total = 0;
+        for i in 0..(2 * TRACKED_CALLERS) {
+            total += kept(&mut l, Refused::Signed(&format!("arn:{i}")), 20, 10, t);
+        }
+        assert_eq!(total, ALL_SIGNED.events_burst as usize);
+        assert!(l.callers.len() <= TRACKED_CALLERS);
+        // Once their allowances have refilled, idle callers are forgotten for new ones.
+        let later = t + Duration::from_secs(3600);
+        assert!(l.admit(Refused::Signed("arn:new"), 10, later));
+        assert!(l.callers.contains_key("arn:new"));
+        assert!(l.callers.len() <= TRACKED_CALLERS);
+    }
+}
