@@ -18,7 +18,6 @@ use crate::metrics::{AnsweredError, CREDENTIAL_PATHS};
 
 mod params;
 
-use params::named_resources;
 pub(crate) use params::{Seen, request_parameters};
 
 /// Largest `requestParameters` kept whole, serialized; beyond it only the names are kept (a
@@ -142,14 +141,14 @@ pub(crate) async fn record(
     } else {
         (MAX_PARAMETERS_BYTES, usize::MAX)
     };
-    let params =
-        request_parameters(protocol_label, &seen).map(|v| bounded_parameters(v, max_params));
+    // The resources are named even when the parameters are cut to their names.
+    let (params, resources) = params::request_facts(protocol_label, &seen);
+    let params = params.map(|v| bounded_parameters(v, max_params));
     let user_agent = if seen.user_agent.len() > max_agent {
         bounded(std::mem::take(&mut seen.user_agent), max_agent)
     } else {
         std::mem::take(&mut seen.user_agent)
     };
-    let resources = params.as_ref().map(named_resources).unwrap_or_default();
     let now_ms = app.control.now_ms();
     let input = EventInput {
         time_ms: now_ms,
@@ -229,14 +228,14 @@ mod tests {
         let junk: String = (0..100)
             .map(|i| format!("Junk{i:02}={}&", "j".repeat(500)))
             .collect();
-        let v = params::query_json(junk.as_bytes());
+        let v = params::query_json(junk.as_bytes()).0;
         for max in [MAX_ANONYMOUS_PARAMETERS_BYTES, MAX_PARAMETERS_BYTES] {
             let b = bounded_parameters(v.clone(), max);
             assert!(b.to_string().len() <= max, "{max}: {b}");
             assert_eq!(b["podiam:truncated"], true);
             assert!(!b["parameterNames"].as_array().unwrap().is_empty());
         }
-        let small = params::query_json(b"RoleName=r");
+        let small = params::query_json(b"RoleName=r").0;
         assert_eq!(bounded_parameters(small.clone(), 64), small);
     }
 

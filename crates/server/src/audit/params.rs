@@ -35,6 +35,12 @@ const SECRET_QUERY_PARAMS: &[&str] = &[
 /// `requestParameters`: the query protocol's parameters as CloudTrail's camel-case JSON, or a
 /// rest-json body with the path's names; secrets left out.
 pub(crate) fn request_parameters(protocol: &str, seen: &Seen) -> Option<Value> {
+    request_facts(protocol, seen).0
+}
+
+/// [`request_parameters`], and the resources the request names (type, name), for
+/// `ResourceName`/`ResourceType` lookups.
+pub(super) fn request_facts(protocol: &str, seen: &Seen) -> (Option<Value>, Vec<(String, String)>) {
     match protocol {
         "sts" | "iam" => {
             let source: &[u8] = if seen.method == Method::GET {
@@ -42,7 +48,8 @@ pub(crate) fn request_parameters(protocol: &str, seen: &Seen) -> Option<Value> {
             } else {
                 &seen.body
             };
-            Some(query_json(source))
+            let (v, resources) = query_json(source);
+            (Some(v), resources)
         }
         "eks" | "eks-auth" | "podiam" | "cloudtrail" => {
             let mut m = match serde_json::from_slice::<Value>(&seen.body) {
@@ -54,9 +61,11 @@ pub(crate) fn request_parameters(protocol: &str, seen: &Seen) -> Option<Value> {
             for v in m.values_mut() {
                 cap(v);
             }
-            (!m.is_empty()).then_some(Value::Object(m))
+            let v = (!m.is_empty()).then_some(Value::Object(m));
+            let resources = v.as_ref().map(named_resources).unwrap_or_default();
+            (v, resources)
         }
-        _ => None,
+        _ => (None, Vec::new()),
     }
 }
 
@@ -68,37 +77,53 @@ const MAX_QUERY_DEPTH: usize = 8;
 /// A query parameter tree as it is read: lists are kept sparse (by index), so that a caller
 /// naming index 999 costs one node, not a thousand.
 enum Node {
-    Leaf(String),
+    /// Not set yet.
+    Empty,
+    /// The values given under this path, first first: one, unless names the service reads
+    /// apart (`RoleName`, `roleName`) come to the same camel-cased path, when each is kept (at
+    /// most [`MAX_AMBIGUOUS`]) rather than one standing for the others.
+    Leaf(Vec<(String, String)>),
     Map(std::collections::BTreeMap<String, Node>),
-    List(std::collections::BTreeMap<u64, Node>),
+    List(std::collections::BTreeMap<u32, Node>),
+}
+
+/// Most values kept at one path.
+const MAX_AMBIGUOUS: usize = 4;
+
+/// One step of a parameter name: a member or a list index.
+enum Step<'a> {
+    Member(&'a str),
+    Index(u32),
 }
 
 impl Node {
-    fn child(&mut self, part: &str) -> &mut Node {
-        if let Ok(i) = part.parse::<u64>() {
-            if !matches!(self, Node::List(_)) {
-                *self = Node::List(std::collections::BTreeMap::new());
-            }
-            let Node::List(l) = self else {
-                unreachable!("made a list above")
+    /// The node a step leads to, made if it is not there; `None` when this node is of another
+    /// kind (what was recorded first is never replaced by what comes after).
+    fn child(&mut self, step: &Step<'_>) -> Option<&mut Node> {
+        if matches!(self, Node::Empty) {
+            *self = match step {
+                Step::Member(_) => Node::Map(std::collections::BTreeMap::new()),
+                Step::Index(_) => Node::List(std::collections::BTreeMap::new()),
             };
-            l.entry(i).or_insert(Node::Leaf(String::new()))
-        } else {
-            if !matches!(self, Node::Map(_)) {
-                *self = Node::Map(std::collections::BTreeMap::new());
-            }
-            let Node::Map(m) = self else {
-                unreachable!("made a map above")
-            };
-            m.entry(camel(part)).or_insert(Node::Leaf(String::new()))
+        }
+        match (self, step) {
+            (Node::Map(m), Step::Member(name)) => Some(m.entry(camel(name)).or_insert(Node::Empty)),
+            (Node::List(l), Step::Index(i)) => Some(l.entry(*i).or_insert(Node::Empty)),
+            _ => None,
         }
     }
 
-    /// Lists in index order, without gaps.
+    /// Lists in index order, without gaps; a path given several values by different names is
+    /// the list of them.
     fn into_value(self) -> Value {
         match self {
-            Node::Leaf(s) => {
-                let mut v = Value::String(s);
+            Node::Empty => Value::Null,
+            Node::Leaf(mut values) => {
+                let mut v = if values.len() == 1 {
+                    Value::String(values.pop().map(|(_, v)| v).unwrap_or_default())
+                } else {
+                    Value::Array(values.into_iter().map(|(_, v)| Value::String(v)).collect())
+                };
                 cap(&mut v);
                 v
             }
@@ -109,6 +134,58 @@ impl Node {
         }
     }
 }
+
+/// The steps of a query parameter name as the protocol writes them: members
+/// (`[A-Za-z][A-Za-z0-9]*`), `member.N` for list items and `entry.N` for map entries (`N` a
+/// decimal index from 1, no leading zero). `None` for any other name: the service reads no
+/// such parameter, and recording it would let it stand for one the service does read.
+fn steps(name: &str) -> Option<Vec<Step<'_>>> {
+    let mut out = Vec::with_capacity(4);
+    let mut parts = name.split('.');
+    while let Some(p) = parts.next() {
+        if p == "member" || p == "entry" {
+            let i = parts.next()?;
+            if i.starts_with('0')
+                || i.len() > 6
+                || !i.bytes().all(|b| b.is_ascii_digit())
+                || out.is_empty()
+            {
+                return None;
+            }
+            out.push(Step::Index(i.parse().ok()?));
+        } else if p.starts_with(|c: char| c.is_ascii_alphabetic())
+            && p.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
+            out.push(Step::Member(p));
+        } else {
+            return None;
+        }
+        if out.len() > MAX_QUERY_DEPTH {
+            return None;
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// The node at the end of `steps`, made as needed; `None` where a node of another kind is in
+/// the way.
+fn place<'n>(node: &'n mut Node, steps: &[Step<'_>]) -> Option<&'n mut Node> {
+    match steps.split_first() {
+        None => Some(node),
+        Some((step, rest)) => place(node.child(step)?, rest),
+    }
+}
+
+/// The query parameters naming a resource the service acts on, and its type: what
+/// `ResourceName` lookups find. Read as the service reads them (the first value of the exact
+/// name), not from the recorded tree.
+const RESOURCE_QUERY_PARAMS: &[(&str, &str)] = &[
+    ("RoleName", "AWS::IAM::Role"),
+    ("UserName", "AWS::IAM::User"),
+    ("PolicyArn", "AWS::IAM::Policy"),
+    ("OpenIDConnectProviderArn", "AWS::IAM::OIDCProvider"),
+    ("AccessKeyId", "AWS::IAM::AccessKey"),
+];
 
 /// JSON members never recorded, at any depth, compared without case: tokens and secrets.
 const SECRET_JSON_MEMBERS: &[&str] = &[
@@ -139,19 +216,18 @@ fn strip_value(v: &mut Value) {
 }
 
 /// `Tags.member.1.Key=k` → `{"tags": [{"key": "k"}]}`; names camel-cased as CloudTrail
-/// writes them. At most [`MAX_QUERY_PARAMS`] parameters of [`MAX_QUERY_DEPTH`] parts each are
-/// read, so the work is bounded whatever the request.
-pub(super) fn query_json(source: &[u8]) -> Value {
+/// writes them; and the resources the request names. At most [`MAX_QUERY_PARAMS`] parameters
+/// of [`MAX_QUERY_DEPTH`] steps each are read, so the work is bounded whatever the request.
+pub(super) fn query_json(source: &[u8]) -> (Value, Vec<(String, String)>) {
     let mut root = Node::Map(std::collections::BTreeMap::new());
-    // What the service read: the first value of a name (the query parser keeps the first).
-    let mut names_read = std::collections::HashSet::new();
+    let mut resources: Vec<(String, String)> = Vec::new();
     // Names are decoded first, and a value only when its parameter is kept: a web identity
     // token is never decoded only to be thrown away.
     let pairs = source
         .split(|b| *b == b'&')
         .filter(|p| !p.is_empty())
         .take(MAX_QUERY_PARAMS);
-    'pairs: for pair in pairs {
+    for pair in pairs {
         let mut halves = pair.splitn(2, |b| *b == b'=');
         let (k, v) = (
             halves.next().unwrap_or_default(),
@@ -171,36 +247,33 @@ pub(super) fn query_json(source: &[u8]) -> Value {
         }) {
             continue;
         }
-        let mut parts = k
-            .split('.')
-            .filter(|p| !p.is_empty() && *p != "member" && *p != "entry")
-            .take(MAX_QUERY_DEPTH)
-            .peekable();
-        // Query members are PascalCase (`RoleName`, `Tags.member.1.Key`): a name with a part
-        // that is not (`roleName`) is not one the service reads, and would otherwise be
-        // recorded under the camel-cased name of one it does, in its place.
-        if parts.peek().is_none()
-            || k.split('.')
-                .filter(|p| *p != "member" && *p != "entry")
-                .any(|p| !p.starts_with(|c: char| c.is_ascii_uppercase() || c.is_ascii_digit()))
-            || !names_read.insert(k.clone())
+        let Some(steps) = steps(&k) else { continue };
+        if let Some((_, ty)) = RESOURCE_QUERY_PARAMS.iter().find(|(n, _)| *n == k.as_ref())
+            && !resources.iter().any(|(t, _)| t == ty)
         {
-            continue;
-        }
-        // A name that would overwrite one already recorded (`RoleName.X` after `RoleName`, or
-        // `Tags` after `Tags.member.1.Key`) is left out: what came first stays.
-        let mut node = &mut root;
-        for part in parts {
-            if matches!(node, Node::Leaf(s) if !s.is_empty()) {
-                continue 'pairs;
+            // The first value of the exact name, as the service reads it (a long one is left
+            // out rather than indexed: names are not validated yet when a request is refused).
+            let value = form_decode(v);
+            if !value.is_empty() && value.len() <= 2048 {
+                resources.push(((*ty).to_owned(), value.into_owned()));
             }
-            node = node.child(part);
         }
-        if matches!(node, Node::Leaf(s) if s.is_empty()) {
-            *node = Node::Leaf(form_decode(v).into_owned());
+        let Some(node) = place(&mut root, &steps) else {
+            continue;
+        };
+        match node {
+            Node::Empty => *node = Node::Leaf(vec![(k.into_owned(), form_decode(v).into_owned())]),
+            // The same name again: the service reads the first. Another name that comes to the
+            // same path: kept beside it.
+            Node::Leaf(values)
+                if values.len() < MAX_AMBIGUOUS && !values.iter().any(|(n, _)| *n == k) =>
+            {
+                values.push((k.into_owned(), form_decode(v).into_owned()));
+            }
+            _ => {}
         }
     }
-    root.into_value()
+    (root.into_value(), resources)
 }
 
 /// One name or value of an `application/x-www-form-urlencoded` body: `+` is a space, then
@@ -241,7 +314,8 @@ fn cap(v: &mut Value) {
     }
 }
 
-/// The names a rest-json path carries.
+/// The names a rest-json path carries. They replace body members of the same name: the
+/// service acts on the path's.
 fn path_names(path: &str, m: &mut Map<String, Value>) {
     let segs: Vec<String> = path
         .trim_matches('/')
@@ -253,8 +327,7 @@ fn path_names(path: &str, m: &mut Map<String, Value>) {
         })
         .collect();
     let mut put = |k: &str, v: &String| {
-        m.entry(k.to_owned())
-            .or_insert_with(|| Value::String(v.clone()));
+        m.insert(k.to_owned(), Value::String(v.clone()));
     };
     let mut i = 0;
     while let Some(s) = segs.get(i) {
@@ -271,8 +344,8 @@ fn path_names(path: &str, m: &mut Map<String, Value>) {
     }
 }
 
-/// The resources a request names, for `ResourceName`/`ResourceType` lookups.
-pub(super) fn named_resources(params: &Value) -> Vec<(String, String)> {
+/// The resources a rest-json request names, for `ResourceName`/`ResourceType` lookups.
+fn named_resources(params: &Value) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let Some(o) = params.as_object() else {
         return out;
@@ -303,15 +376,21 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
 
+    fn tree(body: &[u8]) -> Value {
+        query_json(body).0
+    }
+
     #[test]
     fn query_parameters_become_camel_case_json_without_secrets() {
-        let v = query_json(
-            b"Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A1%3Arole%2Fr&WebIdentityToken=eyJ.secret.sig&Tags.member.2.Key=b&Tags.member.1.Key=a&Tags.member.1.Value=x&X-Amz-Signature=abc",
+        let v = tree(
+            b"Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A1%3Arole%2Fr&WebIdentityToken=eyJ.secret.sig&Tags.member.2.Key=b&Tags.member.1.Key=a&Tags.member.1.Value=x&X-Amz-Signature=abc&PolicyArns.member.1.arn=p",
         );
         assert_eq!(v["roleArn"], "arn:aws:iam::1:role/r");
         assert_eq!(v["tags"][0]["key"], "a");
         assert_eq!(v["tags"][0]["value"], "x");
         assert_eq!(v["tags"][1]["key"], "b");
+        // STS reads session policies' `arn` in lower case.
+        assert_eq!(v["policyArns"][0]["arn"], "p");
         let text = v.to_string();
         for secret in [
             "eyJ.secret.sig",
@@ -326,28 +405,38 @@ mod tests {
 
     #[test]
     fn query_parameters_are_recorded_as_the_service_reads_them() {
-        // The service reads the first value of an exact name, and never `roleName`: the event
-        // names the role acted on, whatever follows it.
+        // The resource is the first value of the exact name, as the service reads it, whatever
+        // else the request says; the recorded tree never lets a later or misspelled name stand
+        // for it.
+        let role = vec![("AWS::IAM::Role".to_owned(), "victim".to_owned())];
         for body in [
             &b"RoleName=victim&RoleName=decoy"[..],
-            b"RoleName=victim&roleName=decoy",
-            b"roleName=decoy&RoleName=victim",
-            b"RoleName=victim&RoleName.x=decoy&Tags.member.1.Key=k&Tags.member.1.key=decoy",
+            b"RoleName.member=decoy&RoleName=victim",
+            b"member.RoleName=decoy&RoleName=victim",
+            b"1=&RoleName=victim",
             b"RoleName=victim&RoleName.X=decoy&RoleName.X.Y=decoy",
+            b"Role-Name=decoy&RoleName=victim",
         ] {
-            let v = query_json(body);
-            assert_eq!(
-                v["roleName"],
-                "victim",
-                "{}: {v}",
-                String::from_utf8_lossy(body)
-            );
-            assert!(!v.to_string().contains("decoy"), "{v}");
+            let (v, resources) = query_json(body);
+            let what = String::from_utf8_lossy(body);
+            assert_eq!(v["roleName"], "victim", "{what}: {v}");
+            assert!(!v.to_string().contains("decoy"), "{what}: {v}");
+            assert_eq!(resources, role, "{what}");
         }
-        let v = query_json(b"Tags.member.1.Key=k&Tags=decoy&Tags.member.1.Value=x");
-        assert_eq!(v["tags"][0]["key"], "k");
-        assert_eq!(v["tags"][0]["value"], "x");
-        assert!(!v.to_string().contains("decoy"), "{v}");
+        // Names the service reads apart that come to one recorded name are both kept, in
+        // order: neither stands for the other.
+        let (v, resources) = query_json(b"roleName=decoy&RoleName=victim");
+        assert_eq!(v["roleName"], serde_json::json!(["decoy", "victim"]));
+        assert_eq!(resources, role);
+        // What was recorded first is never replaced by a later name of another shape.
+        let (v, resources) = query_json(b"RoleName.X=decoy&RoleName=victim&1=");
+        assert_eq!(v["roleName"], serde_json::json!({"x": "decoy"}));
+        assert_eq!(resources, role);
+        let v = tree(b"Tags.member.1.Key=k&Tags=decoy&Tags.X=decoy&Tags.member.1.Value=x");
+        assert_eq!(v["tags"], serde_json::json!([{"key": "k", "value": "x"}]));
+        // List indexes as the protocol writes them: from 1, no leading zero.
+        let v = tree(b"Tags.member.01.Key=decoy&Tags.member.1.Key=real&Tags.member.0.Key=decoy");
+        assert_eq!(v["tags"], serde_json::json!([{"key": "real"}]));
     }
 
     #[test]
@@ -355,7 +444,7 @@ mod tests {
         // What `form_urlencoded` reads, `+` and percent escapes and invalid UTF-8 included,
         // whether or not a name is encoded; a secret's name is found encoded too.
         let body: &[u8] = b"Description=a+b%2Bc%20d&Path=%2F%FF%2F&&Role%4eame=r&Web%49dentityToken=x%41y&Lone&=v";
-        let v = query_json(body);
+        let v = tree(body);
         let expected: Vec<(String, String)> = form_urlencoded::parse(body)
             .filter(|(k, _)| !k.is_empty() && k != "WebIdentityToken")
             .map(|(k, v)| (camel(&k), v.into_owned()))
@@ -366,30 +455,41 @@ mod tests {
         }
         assert_eq!(v["description"], "a b+c d");
         assert!(!v.to_string().contains("xAy"), "{v}");
+        assert_eq!(
+            query_json(body).1,
+            vec![("AWS::IAM::Role".to_owned(), "r".to_owned())]
+        );
     }
 
     #[test]
     fn hostile_indexes_and_shapes_do_not_blow_up() {
-        let v = query_json(b"A.99999999999=x&A.b=y&A=z&.=1&..=2&B.0=q&C.7=c&C.3=b");
+        let v = tree(
+            b"A.member.99999999999=x&A.b=y&A=z&.=1&..=2&B.member.0=q&C.member.7=c&C.member.3=b",
+        );
         assert!(v.to_string().len() < 20_000, "{v}");
         // Lists keep the indexes given, in order, without padding.
         assert_eq!(v["c"], serde_json::json!(["b", "c"]));
         // A thousand far indexes cost a thousand nodes, not a million.
-        let far: String = (0..2000).map(|i| format!("A{i}.999=x&")).collect();
-        let v = query_json(far.as_bytes());
+        let far: String = (0..2000)
+            .map(|i| format!("A{i}.member.999999=x&"))
+            .collect();
+        let v = tree(far.as_bytes());
         let o = v.as_object().unwrap();
         assert_eq!(o.len(), MAX_QUERY_PARAMS);
         assert!(o.values().all(|x| x == &serde_json::json!(["x"])));
         // A secret's name nested anywhere in a parameter's name is left out too.
-        let nested = query_json(
+        let nested = tree(
             b"RoleArn=r&.WebIdentityToken=eyJ.a&Tags.member.1.Password=p&A.X-Amz-Signature.B=s",
         );
         assert_eq!(nested, serde_json::json!({"roleArn": "r"}));
         let deep = format!("{}=x", vec!["a"; 10_000].join("."));
-        assert!(query_json(deep.as_bytes()).to_string().len() < 100);
+        assert!(tree(deep.as_bytes()).to_string().len() < 100);
         let long = format!("PolicyDocument={}", "a".repeat(200_000));
-        let v = query_json(long.as_bytes());
+        let v = tree(long.as_bytes());
         assert!(v["policyDocument"].as_str().unwrap().len() < 9000);
+        // A resource name too long to be one is not indexed.
+        let long = format!("RoleName={}", "a".repeat(3000));
+        assert!(query_json(long.as_bytes()).1.is_empty());
     }
 
     #[test]
@@ -425,5 +525,19 @@ mod tests {
         let v = request_parameters("podiam", &review).unwrap();
         assert!(!v.to_string().contains("secret"), "{v}");
         assert_eq!(v["clusterName"], "prod");
+        // The path names what the service acts on: a body member of the same name does not
+        // replace it, in the record or in the resources.
+        let decoy = Seen {
+            method: Method::DELETE,
+            path: "/clusters/victim".into(),
+            body: Bytes::from_static(br#"{"clusterName":"decoy"}"#),
+            ..Seen::default()
+        };
+        let (v, resources) = request_facts("eks", &decoy);
+        assert_eq!(v.unwrap()["clusterName"], "victim");
+        assert_eq!(
+            resources,
+            vec![("AWS::EKS::Cluster".to_owned(), "victim".to_owned())]
+        );
     }
 }
