@@ -58,6 +58,9 @@ pub const ALL_SIGNED: Rate = Rate {
 /// callers share one allowance.
 const TRACKED_CALLERS: usize = 4096;
 
+/// How often a warning names the refusals not kept.
+const WARN_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What is left of an allowance, and when it was last topped up.
 #[derive(Clone, Copy, Debug)]
 struct Allowance {
@@ -117,6 +120,8 @@ pub struct RefusalLimits {
     overflow: Allowance,
     /// When refilled callers were last forgotten.
     swept: Instant,
+    /// Refusals suppressed since the last warning, and when that was.
+    unwarned: (u64, Option<Instant>),
 }
 
 impl RefusalLimits {
@@ -128,7 +133,22 @@ impl RefusalLimits {
             callers: HashMap::new(),
             overflow: Allowance::full(&PER_CALLER, now),
             swept: now,
+            unwarned: (0, None),
         }
+    }
+
+    /// Notes a refusal not kept; says how many went unmentioned (this one included) when it is
+    /// time to warn of them: at the first, then at most every [`WARN_EVERY`].
+    pub fn suppressed(&mut self, now: Instant) -> Option<u64> {
+        self.unwarned.0 += 1;
+        let due = self
+            .unwarned
+            .1
+            .is_none_or(|t| now.saturating_duration_since(t) >= WARN_EVERY);
+        due.then(|| {
+            self.unwarned.1 = Some(now);
+            std::mem::take(&mut self.unwarned.0)
+        })
     }
 
     /// Whether a refusal whose record is `bytes` long may be kept now (taking its allowance).
@@ -220,6 +240,17 @@ mod tests {
             kept(&mut l, Refused::Signed("arn:c"), fits + 5, big, t),
             fits
         );
+    }
+
+    #[test]
+    fn suppression_is_told_at_once_then_every_ten_seconds() {
+        let t = Instant::now();
+        let mut l = RefusalLimits::new(t);
+        assert_eq!(l.suppressed(t), Some(1));
+        assert_eq!(l.suppressed(t + Duration::from_secs(1)), None);
+        assert_eq!(l.suppressed(t + Duration::from_secs(5)), None);
+        assert_eq!(l.suppressed(t + Duration::from_secs(11)), Some(3));
+        assert_eq!(l.suppressed(t + Duration::from_secs(12)), None);
     }
 
     #[test]

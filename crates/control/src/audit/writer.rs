@@ -82,7 +82,7 @@ pub struct AuditStats {
     pub dropped: AtomicU64,
     /// Events that could not be written (the store or the log refused their batch).
     pub failed: AtomicU64,
-    /// Refusals of unsigned requests not kept, past the rate limit.
+    /// Refusals not kept, past their allowance ([`super::limit`]).
     pub suppressed: AtomicU64,
     /// Whether the last batch was written.
     pub healthy: AtomicBool,
@@ -277,14 +277,26 @@ impl AuditSink {
         } else {
             b.refused_caller.as_deref().map(Refused::Signed)
         };
-        if let Some(who) = refused
-            && !self
-                .limits
-                .lock()
-                .admit(who, b.json.len(), std::time::Instant::now())
-        {
-            self.stats.suppressed.fetch_add(1, Ordering::Relaxed);
-            return Enqueued::Dropped;
+        if let Some(who) = refused {
+            let now = std::time::Instant::now();
+            let mut limits = self.limits.lock();
+            if !limits.admit(who, b.json.len(), now) {
+                self.stats.suppressed.fetch_add(1, Ordering::Relaxed);
+                let tell = limits.suppressed(now);
+                drop(limits);
+                if let Some(n) = tell {
+                    let caller = match who {
+                        Refused::Anonymous => "unsigned requests",
+                        Refused::Signed(c) => c,
+                    };
+                    tracing::warn!(
+                        suppressed = n,
+                        caller,
+                        "audit: refusals past their allowance are not kept (counted in podiam_audit_events_total{{outcome=\"suppressed\"}})"
+                    );
+                }
+                return Enqueued::Dropped;
+            }
         }
         // Refusals may use half the queue; issued credentials all of it.
         let limit = if b.issued {
