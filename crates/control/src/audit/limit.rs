@@ -5,10 +5,11 @@
 //!
 //! - Refusals of unsigned requests (tokens, which anyone who reaches serve may send) share one
 //!   allowance ([`ANONYMOUS`]); their events are also kept small where they are built.
-//! - Refusals of signed requests have an allowance per caller ([`PER_CALLER`]), and all of them
-//!   together one more ([`ALL_SIGNED`]). A caller is its user, its account's root, or, for a
-//!   role session, the role: sessions are minted at will by whoever may assume the role, and
-//!   must not each bring a fresh allowance.
+//! - Refusals of signed requests have an allowance per caller ([`PER_CALLER`]), per account
+//!   ([`PER_ACCOUNT`]: a tenant making many users or roles cannot use up the next one alone),
+//!   and all of them together one more ([`ALL_SIGNED`]). A caller is its user, its account's
+//!   root, or, for a role session, the role: sessions are minted at will by whoever may assume
+//!   the role, and must not each bring a fresh allowance.
 //!
 //! Past an allowance, events are counted as suppressed and not written.
 
@@ -45,6 +46,15 @@ pub const PER_CALLER: Rate = Rate {
     bytes_burst: 4.0 * 1024.0 * 1024.0,
 };
 
+/// Refusals of all signed callers of one account together: one tenant's callers cannot use up
+/// [`ALL_SIGNED`] alone.
+pub const PER_ACCOUNT: Rate = Rate {
+    events: 200.0,
+    events_burst: 5000.0,
+    bytes: 512.0 * 1024.0,
+    bytes_burst: 16.0 * 1024.0 * 1024.0,
+};
+
 /// Refusals of all signed callers together.
 pub const ALL_SIGNED: Rate = Rate {
     events: 1000.0,
@@ -53,9 +63,9 @@ pub const ALL_SIGNED: Rate = Rate {
     bytes_burst: 64.0 * 1024.0 * 1024.0,
 };
 
-/// Signed callers whose allowance is remembered at once; past it, those idle long enough to
-/// have refilled are forgotten (looked for at most once a second), and until some are, new
-/// callers share one allowance.
+/// Signed callers (and accounts) whose allowance is remembered at once; past it, those idle
+/// long enough to have refilled are forgotten (looked for at most once a second), and until
+/// some are, new ones share one allowance.
 const TRACKED_CALLERS: usize = 4096;
 
 /// How often a warning names the refusals not kept.
@@ -110,16 +120,59 @@ pub enum Refused<'a> {
     Signed(&'a str),
 }
 
+/// Allowances by key (a caller, an account), at most [`TRACKED_CALLERS`] of them.
+#[derive(Debug)]
+struct Keyed {
+    rate: Rate,
+    map: HashMap<String, Allowance>,
+    /// Shared by keys not remembered while [`TRACKED_CALLERS`] are.
+    overflow: Allowance,
+    /// When refilled keys were last forgotten.
+    swept: Instant,
+}
+
+impl Keyed {
+    fn new(rate: Rate, now: Instant) -> Self {
+        Self {
+            rate,
+            map: HashMap::new(),
+            overflow: Allowance::full(&rate, now),
+            swept: now,
+        }
+    }
+
+    /// The key's allowance, topped up.
+    fn get(&mut self, key: &str, now: Instant) -> &mut Allowance {
+        let rate = self.rate;
+        if self.map.len() >= TRACKED_CALLERS
+            && !self.map.contains_key(key)
+            && now.saturating_duration_since(self.swept).as_secs() >= 1
+        {
+            self.swept = now;
+            self.map.retain(|_, a| {
+                a.refill(&rate, now);
+                !a.is_full(&rate)
+            });
+        }
+        let own = if self.map.len() < TRACKED_CALLERS || self.map.contains_key(key) {
+            self.map
+                .entry(key.to_owned())
+                .or_insert_with(|| Allowance::full(&rate, now))
+        } else {
+            &mut self.overflow
+        };
+        own.refill(&rate, now);
+        own
+    }
+}
+
 /// The allowances of refusals.
 #[derive(Debug)]
 pub struct RefusalLimits {
     anonymous: Allowance,
     signed: Allowance,
-    callers: HashMap<String, Allowance>,
-    /// Shared by callers not remembered while [`TRACKED_CALLERS`] are.
-    overflow: Allowance,
-    /// When refilled callers were last forgotten.
-    swept: Instant,
+    accounts: Keyed,
+    callers: Keyed,
     /// Refusals suppressed since the last warning, and when that was.
     unwarned: (u64, Option<Instant>),
 }
@@ -130,9 +183,8 @@ impl RefusalLimits {
         Self {
             anonymous: Allowance::full(&ANONYMOUS, now),
             signed: Allowance::full(&ALL_SIGNED, now),
-            callers: HashMap::new(),
-            overflow: Allowance::full(&PER_CALLER, now),
-            swept: now,
+            accounts: Keyed::new(PER_ACCOUNT, now),
+            callers: Keyed::new(PER_CALLER, now),
             unwarned: (0, None),
         }
     }
@@ -167,29 +219,15 @@ impl RefusalLimits {
             }
             Refused::Signed(caller) => {
                 self.signed.refill(&ALL_SIGNED, now);
-                if self.callers.len() >= TRACKED_CALLERS
-                    && !self.callers.contains_key(caller)
-                    && now.saturating_duration_since(self.swept).as_secs() >= 1
-                {
-                    self.swept = now;
-                    self.callers.retain(|_, a| {
-                        a.refill(&PER_CALLER, now);
-                        !a.is_full(&PER_CALLER)
-                    });
-                }
-                let own =
-                    if self.callers.len() < TRACKED_CALLERS || self.callers.contains_key(caller) {
-                        self.callers
-                            .entry(caller.to_owned())
-                            .or_insert_with(|| Allowance::full(&PER_CALLER, now))
-                    } else {
-                        &mut self.overflow
-                    };
-                own.refill(&PER_CALLER, now);
-                let ok = own.has(bytes) && self.signed.has(bytes);
+                // `arn:aws:iam::ACCOUNT:...`: the account the caller belongs to.
+                let account = caller.split(':').nth(4).unwrap_or_default();
+                let ok = self.signed.has(bytes)
+                    && self.accounts.get(account, now).has(bytes)
+                    && self.callers.get(caller, now).has(bytes);
                 if ok {
-                    own.take(bytes);
                     self.signed.take(bytes);
+                    self.accounts.get(account, now).take(bytes);
+                    self.callers.get(caller, now).take(bytes);
                 }
                 ok
             }
@@ -219,27 +257,69 @@ mod tests {
         let mut l = RefusalLimits::new(t);
         let burst = PER_CALLER.events_burst as usize;
         assert_eq!(
-            kept(&mut l, Refused::Signed("arn:a"), burst + 50, 100, t),
+            kept(
+                &mut l,
+                Refused::Signed("arn:aws:iam::111122223333:user/a"),
+                burst + 50,
+                100,
+                t
+            ),
             burst
         );
         // Another caller is not held back by the first.
-        assert_eq!(kept(&mut l, Refused::Signed("arn:b"), 10, 100, t), 10);
+        assert_eq!(
+            kept(
+                &mut l,
+                Refused::Signed("arn:aws:iam::111122223333:user/b"),
+                10,
+                100,
+                t
+            ),
+            10
+        );
         // Nor are anonymous refusals, which have their own.
         assert_eq!(kept(&mut l, Refused::Anonymous, 10, 100, t), 10);
         // A second later, the first caller has its rate back, no more.
         let later = t + Duration::from_secs(1);
         let rate = PER_CALLER.events as usize;
         assert_eq!(
-            kept(&mut l, Refused::Signed("arn:a"), rate + 5, 100, later),
+            kept(
+                &mut l,
+                Refused::Signed("arn:aws:iam::111122223333:user/a"),
+                rate + 5,
+                100,
+                later
+            ),
             rate
         );
         // Large events run out of bytes first.
         let big = 512 * 1024;
         let fits = (PER_CALLER.bytes_burst / 512.0 / 1024.0) as usize;
         assert_eq!(
-            kept(&mut l, Refused::Signed("arn:c"), fits + 5, big, t),
+            kept(
+                &mut l,
+                Refused::Signed("arn:aws:iam::111122223333:user/c"),
+                fits + 5,
+                big,
+                t
+            ),
             fits
         );
+    }
+
+    #[test]
+    fn one_accounts_callers_together_have_the_accounts_allowance() {
+        let t = Instant::now();
+        let mut l = RefusalLimits::new(t);
+        let mut total = 0;
+        for i in 0..100 {
+            let caller = format!("arn:aws:iam::111122223333:user/u{i}");
+            total += kept(&mut l, Refused::Signed(&caller), 100, 10, t);
+        }
+        assert_eq!(total, PER_ACCOUNT.events_burst as usize);
+        // Another account's callers are not held back by the first account's.
+        let other = "arn:aws:iam::444455556666:role/r";
+        assert_eq!(kept(&mut l, Refused::Signed(other), 10, 10, t), 10);
     }
 
     #[test]
@@ -259,14 +339,23 @@ mod tests {
         let mut l = RefusalLimits::new(t);
         let mut total = 0;
         for i in 0..(2 * TRACKED_CALLERS) {
-            total += kept(&mut l, Refused::Signed(&format!("arn:{i}")), 20, 10, t);
+            let caller = format!("arn:aws:iam::{:012}:user/u{i}", i % 64);
+            total += kept(&mut l, Refused::Signed(&caller), 20, 10, t);
         }
         assert_eq!(total, ALL_SIGNED.events_burst as usize);
-        assert!(l.callers.len() <= TRACKED_CALLERS);
+        assert!(l.callers.map.len() <= TRACKED_CALLERS);
         // Once their allowances have refilled, idle callers are forgotten for new ones.
         let later = t + Duration::from_secs(3600);
-        assert!(l.admit(Refused::Signed("arn:new"), 10, later));
-        assert!(l.callers.contains_key("arn:new"));
-        assert!(l.callers.len() <= TRACKED_CALLERS);
+        assert!(l.admit(
+            Refused::Signed("arn:aws:iam::111122223333:user/new"),
+            10,
+            later
+        ));
+        assert!(
+            l.callers
+                .map
+                .contains_key("arn:aws:iam::111122223333:user/new")
+        );
+        assert!(l.callers.map.len() <= TRACKED_CALLERS);
     }
 }
