@@ -307,28 +307,41 @@ impl SessionKeyring {
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
-    use super::*;
-
-    fn claims() -> SessionClaims {
-        SessionClaims {
+impl SessionClaims {
+    /// A session of role `role` (account 111122223333, path `/`) named `session`, issued at
+    /// 1000 for an hour, with nothing else: for tests.
+    pub(crate) fn example(role: &str, session: &str) -> Self {
+        Self {
             access_key_id: "ASIAEXAMPLE123456789".into(),
             account: "111122223333".into(),
-            role_name: "r".into(),
+            role_name: role.into(),
             role_path: "/".into(),
             role_id: "AROAEXAMPLE".into(),
-            session_name: "s".into(),
+            session_name: session.into(),
             issued: 1000,
             expires: 4600,
-            tags: BTreeMap::from([("team".into(), "a".into())]),
-            transitive: vec!["team".into()],
+            tags: BTreeMap::new(),
+            transitive: vec![],
             source_identity: None,
             policy: None,
             policy_arns: vec![],
             policy_ids: vec![],
             chained: false,
             federated_provider: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    fn claims() -> SessionClaims {
+        SessionClaims {
+            tags: BTreeMap::from([("team".into(), "a".into())]),
+            transitive: vec!["team".into()],
+            ..SessionClaims::example("r", "s")
         }
     }
 

@@ -400,24 +400,9 @@ async fn anonymous_refusals_are_limited_in_bytes_too() {
 }
 
 fn session_of(role: &str, session: &str) -> Caller {
-    Caller::Session(Arc::new(crate::session::SessionClaims {
-        access_key_id: "ASIAEXAMPLE123456789".into(),
-        account: ACCT.into(),
-        role_name: role.into(),
-        role_path: "/".into(),
-        role_id: "AROAEXAMPLE".into(),
-        session_name: session.into(),
-        issued: 1000,
-        expires: 4600,
-        tags: std::collections::BTreeMap::new(),
-        transitive: vec![],
-        source_identity: None,
-        policy: None,
-        policy_arns: vec![],
-        policy_ids: vec![],
-        chained: false,
-        federated_provider: None,
-    }))
+    Caller::Session(Arc::new(crate::session::SessionClaims::example(
+        role, session,
+    )))
 }
 
 fn signed_refusal(caller: Caller, i: usize) -> super::record::Built {
