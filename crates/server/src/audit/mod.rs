@@ -142,7 +142,7 @@ pub(crate) async fn record(
         (MAX_PARAMETERS_BYTES, usize::MAX)
     };
     // The resources are named even when the parameters are cut to their names.
-    let (params, resources) = params::request_facts(protocol_label, &seen);
+    let (params, resources) = params::request_facts(protocol_label, action, &seen);
     let params = params.map(|v| bounded_parameters(v, max_params));
     let user_agent = if seen.user_agent.len() > max_agent {
         bounded(std::mem::take(&mut seen.user_agent), max_agent)
@@ -228,14 +228,14 @@ mod tests {
         let junk: String = (0..100)
             .map(|i| format!("Junk{i:02}={}&", "j".repeat(500)))
             .collect();
-        let v = params::query_json(junk.as_bytes()).0;
+        let v = params::query_json(junk.as_bytes(), None).0;
         for max in [MAX_ANONYMOUS_PARAMETERS_BYTES, MAX_PARAMETERS_BYTES] {
             let b = bounded_parameters(v.clone(), max);
             assert!(b.to_string().len() <= max, "{max}: {b}");
             assert_eq!(b["podiam:truncated"], true);
             assert!(!b["parameterNames"].as_array().unwrap().is_empty());
         }
-        let small = params::query_json(b"RoleName=r").0;
+        let small = params::query_json(b"RoleName=r", None).0;
         assert_eq!(bounded_parameters(small.clone(), 64), small);
     }
 

@@ -78,6 +78,19 @@ pub(crate) struct Operation {
     pub method: &'static str,
     pub uri: &'static str,
     pub members: &'static [Member],
+    /// Every input member's name: for the query protocol each parameter name it can be sent as,
+    /// list indexes written `#` (`Tags.member.#.Key`); for rest-json the body's top-level
+    /// members.
+    pub inputs: &'static [&'static str],
+}
+
+/// The input member names of `service`'s operation `name` (see [`Operation::inputs`]), if
+/// podiam serves it as modeled.
+pub(crate) fn inputs(service: Service, name: &str) -> Option<&'static [&'static str]> {
+    OPERATIONS
+        .iter()
+        .find(|o| o.service == service && o.name == name)
+        .map(|o| o.inputs)
 }
 
 /// Every pattern of the table, compiled once. A pattern that does not compile is left out (and
