@@ -286,12 +286,13 @@ def test_a_signed_callers_refusals_cannot_fill_the_store(srv, world):
     flooder = {"AccessKeyId": k["AccessKeyId"], "SecretAccessKey": k["SecretAccessKey"]}
     s = requests.Session()
 
-    def metric() -> float:
+    def metric(name: str = 'podiam_audit_events_total{outcome="suppressed"}') -> float:
         text = requests.get(srv.endpoint + "/metrics", timeout=10).text
-        line = next(ln for ln in text.splitlines() if ln.startswith('podiam_audit_events_total{outcome="suppressed"}'))
+        line = next((ln for ln in text.splitlines() if ln.startswith(name + " ")), f"{name} 0")
         return float(line.split()[-1])
 
-    before = metric()
+    by_caller = 'podiam_audit_suppressed_total{allowance="caller"}'
+    before, before_caller = metric(), metric(by_caller)
 
     def refuse(i: int) -> int:
         body = urlencode({"Action": "GetRole", "Version": "2010-05-08", "RoleName": f"flood-{i}"})
@@ -312,6 +313,8 @@ def test_a_signed_callers_refusals_cannot_fill_the_store(srv, world):
         LookupAttributes=[{"AttributeKey": "Username", "AttributeValue": "flooder"}]))
     assert 500 <= stored <= 500 + 20 * (elapsed + 1), (stored, elapsed)
     assert metric() - before >= 1500 - stored
+    # The caller's own allowance is the one it used up.
+    assert metric(by_caller) - before_caller >= 1500 - stored
 
 
 def test_anonymous_refusals_cannot_fill_the_store(srv, world):

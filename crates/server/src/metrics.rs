@@ -56,6 +56,7 @@ pub struct Metrics {
     commit: Histogram,
     aws_auth_reloads: Family<OneLabel, Counter>,
     audit: Family<OneLabel, Counter>,
+    audit_suppressed: Family<OneLabel, Counter>,
     audit_queue: Gauge<i64, AtomicI64>,
 }
 
@@ -81,11 +82,17 @@ impl Default for Metrics {
         let commit = histogram();
         let aws_auth_reloads = Family::<OneLabel, Counter>::default();
         let audit = Family::<OneLabel, Counter>::default();
+        let audit_suppressed = Family::<OneLabel, Counter>::default();
         let audit_queue = Gauge::default();
         registry.register(
             "podiam_audit_events",
             "Audit events, by outcome: written, dropped (the queue was full), failed (the store or log refused the batch), suppressed (refusals past their allowance: unsigned requests together, each signed caller, all signed callers)",
             audit.clone(),
+        );
+        registry.register(
+            "podiam_audit_suppressed",
+            "Refusals not kept in the audit trail, by the allowance they found used up: anonymous (unsigned requests together), caller, account, all_signed",
+            audit_suppressed.clone(),
         );
         registry.register(
             "podiam_audit_queue_events",
@@ -148,6 +155,7 @@ impl Default for Metrics {
             commit,
             aws_auth_reloads,
             audit,
+            audit_suppressed,
             audit_queue,
         }
     }
@@ -205,6 +213,16 @@ impl Metrics {
                 ("suppressed", &s.suppressed),
             ] {
                 let c = self.audit.get_or_create(&[("outcome", outcome)]);
+                let now = n.load(std::sync::atomic::Ordering::Relaxed);
+                c.inc_by(now.saturating_sub(c.get()));
+            }
+            for (e, n) in podiam_control::audit::limit::Exhausted::ALL
+                .iter()
+                .zip(&s.suppressed_by)
+            {
+                let c = self
+                    .audit_suppressed
+                    .get_or_create(&[("allowance", e.label())]);
                 let now = n.load(std::sync::atomic::Ordering::Relaxed);
                 c.inc_by(now.saturating_sub(c.get()));
             }

@@ -111,6 +111,39 @@ impl Allowance {
     }
 }
 
+/// The allowance a refusal found used up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exhausted {
+    /// Unsigned requests' ([`ANONYMOUS`]).
+    Anonymous,
+    /// The caller's own ([`PER_CALLER`]).
+    Caller,
+    /// The caller's account's ([`PER_ACCOUNT`]).
+    Account,
+    /// All signed callers' ([`ALL_SIGNED`]).
+    AllSigned,
+}
+
+impl Exhausted {
+    /// Every allowance, in the order of [`Self::label`]s a metric shows.
+    pub const ALL: [Exhausted; 4] = [
+        Exhausted::Anonymous,
+        Exhausted::Caller,
+        Exhausted::Account,
+        Exhausted::AllSigned,
+    ];
+
+    /// The allowance's name in metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Exhausted::Anonymous => "anonymous",
+            Exhausted::Caller => "caller",
+            Exhausted::Account => "account",
+            Exhausted::AllSigned => "all_signed",
+        }
+    }
+}
+
 /// Who a refused request came from.
 #[derive(Clone, Copy, Debug)]
 pub enum Refused<'a> {
@@ -205,31 +238,40 @@ impl RefusalLimits {
 
     /// Whether a refusal whose record is `bytes` long may be kept now (taking its allowance).
     pub fn admit(&mut self, who: Refused<'_>, bytes: usize, now: Instant) -> bool {
+        self.check(who, bytes, now).is_ok()
+    }
+
+    /// [`Self::admit`], saying which allowance was used up when the refusal may not be kept.
+    pub fn check(&mut self, who: Refused<'_>, bytes: usize, now: Instant) -> Result<(), Exhausted> {
         // Records are at most a few hundred KiB: the cast is exact.
         #[expect(clippy::cast_precision_loss, reason = "far below 2^52")]
         let bytes = bytes as f64;
         match who {
             Refused::Anonymous => {
                 self.anonymous.refill(&ANONYMOUS, now);
-                let ok = self.anonymous.has(bytes);
-                if ok {
-                    self.anonymous.take(bytes);
+                if !self.anonymous.has(bytes) {
+                    return Err(Exhausted::Anonymous);
                 }
-                ok
+                self.anonymous.take(bytes);
+                Ok(())
             }
             Refused::Signed(caller) => {
                 self.signed.refill(&ALL_SIGNED, now);
                 // `arn:aws:iam::ACCOUNT:...`: the account the caller belongs to.
                 let account = caller.split(':').nth(4).unwrap_or_default();
-                let ok = self.signed.has(bytes)
-                    && self.accounts.get(account, now).has(bytes)
-                    && self.callers.get(caller, now).has(bytes);
-                if ok {
-                    self.signed.take(bytes);
-                    self.accounts.get(account, now).take(bytes);
-                    self.callers.get(caller, now).take(bytes);
+                if !self.callers.get(caller, now).has(bytes) {
+                    return Err(Exhausted::Caller);
                 }
-                ok
+                if !self.accounts.get(account, now).has(bytes) {
+                    return Err(Exhausted::Account);
+                }
+                if !self.signed.has(bytes) {
+                    return Err(Exhausted::AllSigned);
+                }
+                self.signed.take(bytes);
+                self.accounts.get(account, now).take(bytes);
+                self.callers.get(caller, now).take(bytes);
+                Ok(())
             }
         }
     }
@@ -320,6 +362,44 @@ mod tests {
         // Another account's callers are not held back by the first account's.
         let other = "arn:aws:iam::444455556666:role/r";
         assert_eq!(kept(&mut l, Refused::Signed(other), 10, 10, t), 10);
+    }
+
+    #[test]
+    fn a_refusal_not_kept_names_the_allowance_it_found_used_up() {
+        let t = Instant::now();
+        let mut l = RefusalLimits::new(t);
+        let drain = |l: &mut RefusalLimits, who: &str| {
+            while l.check(Refused::Signed(who), 10, t).is_ok() {}
+        };
+        let user = |a: usize, u: usize| format!("arn:aws:iam::{a:012}:user/u{u}");
+        drain(&mut l, &user(1, 0));
+        assert_eq!(
+            l.check(Refused::Signed(&user(1, 0)), 10, t),
+            Err(Exhausted::Caller)
+        );
+        // Ten callers use up their account's allowance (5,000 = 10 x 500).
+        for u in 1..10 {
+            drain(&mut l, &user(1, u));
+        }
+        assert_eq!(
+            l.check(Refused::Signed(&user(1, 10)), 10, t),
+            Err(Exhausted::Account)
+        );
+        // Three more accounts' worth use up all signed callers' (20,000).
+        for a in 2..5 {
+            for u in 0..10 {
+                drain(&mut l, &user(a, u));
+            }
+        }
+        assert_eq!(
+            l.check(Refused::Signed(&user(9, 0)), 10, t),
+            Err(Exhausted::AllSigned)
+        );
+        while l.check(Refused::Anonymous, 10, t).is_ok() {}
+        assert_eq!(
+            l.check(Refused::Anonymous, 10, t),
+            Err(Exhausted::Anonymous)
+        );
     }
 
     #[test]

@@ -28,7 +28,7 @@ use parking_lot::{Condvar, Mutex};
 use podiam_store::{AuditRow, Store};
 use tokio::sync::{oneshot, watch};
 
-use super::limit::{RefusalLimits, Refused};
+use super::limit::{Exhausted, RefusalLimits, Refused};
 use super::record::Built;
 
 /// Most events written in one transaction; a queue this long wakes the writer early.
@@ -84,6 +84,8 @@ pub struct AuditStats {
     pub failed: AtomicU64,
     /// Refusals not kept, past their allowance ([`super::limit`]).
     pub suppressed: AtomicU64,
+    /// The same, by the allowance found used up, in the order of [`Exhausted::ALL`].
+    pub suppressed_by: [AtomicU64; 4],
     /// Whether the last batch was written.
     pub healthy: AtomicBool,
 }
@@ -280,8 +282,15 @@ impl AuditSink {
         if let Some(who) = refused {
             let now = std::time::Instant::now();
             let mut limits = self.limits.lock();
-            if !limits.admit(who, b.json.len(), now) {
+            if let Err(used_up) = limits.check(who, b.json.len(), now) {
                 self.stats.suppressed.fetch_add(1, Ordering::Relaxed);
+                if let Some(n) = Exhausted::ALL
+                    .iter()
+                    .position(|e| *e == used_up)
+                    .and_then(|i| self.stats.suppressed_by.get(i))
+                {
+                    n.fetch_add(1, Ordering::Relaxed);
+                }
                 let tell = limits.suppressed(now);
                 drop(limits);
                 if let Some(n) = tell {
@@ -292,6 +301,7 @@ impl AuditSink {
                     tracing::warn!(
                         suppressed = n,
                         caller,
+                        allowance = used_up.label(),
                         "audit: refusals past their allowance are not kept (counted in podiam_audit_events_total{{outcome=\"suppressed\"}})"
                     );
                 }
