@@ -25,12 +25,9 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-import boto3
-import botocore.config
-
 sys.path.insert(0, str(Path(__file__).parent))
 from bench import arwwi_body, write_lua  # noqa: E402
-from pod_identity import ACCOUNT, REGION, Proc, eks_auth_lua, log, wrk  # noqa: E402
+from pod_identity import ACCOUNT, Proc, eks_auth_lua, log, root_clients, wrk  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 CLUSTER = "bench"
@@ -41,12 +38,7 @@ def setup(podiam: str, work: Path, name: str, flags: list[str], env: dict[str, s
     serve = Proc([podiam, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data), "--account-id", ACCOUNT, *flags],
                  work / f"{name}.log", env, r"podiam serving on (http://\S+)")
     endpoint = serve.match.group(1)
-    creds = dict(line.split(" = ", 1) for line in (data / "credentials").read_text().splitlines() if " = " in line)
-    session = boto3.session.Session(aws_access_key_id=creds["aws_access_key_id"],
-                                    aws_secret_access_key=creds["aws_secret_access_key"], region_name=REGION)
-    cfg = botocore.config.Config(retries={"max_attempts": 1})
-    eks = session.client("eks", endpoint_url=endpoint, config=cfg)
-    iam = session.client("iam", endpoint_url=endpoint, config=cfg)
+    eks, iam = root_clients(data, endpoint)
     eks.create_cluster(name=CLUSTER, roleArn=f"arn:aws:iam::{ACCOUNT}:role/eks", resourcesVpcConfig={"subnetIds": ["s"]})
     issuer = eks.describe_cluster(name=CLUSTER)["cluster"]["identity"]["oidc"]["issuer"]
     hostpath = issuer.removeprefix("https://")

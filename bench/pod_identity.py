@@ -112,6 +112,20 @@ def eks_auth_lua(endpoint: str, cluster: str, token: str, key: dict, path: Path)
     return path
 
 
+def root_clients(data: Path, endpoint: str) -> tuple:
+    """EKS and IAM clients of the installation's root, with the keys `podiam serve` wrote into
+    its data directory; one attempt per call (a benchmark's setup should fail, not retry)."""
+    creds = {}
+    for line in (data / "credentials").read_text().splitlines():
+        if "=" in line:
+            k, v = (x.strip() for x in line.split("=", 1))
+            creds[k] = v
+    session = boto3.session.Session(aws_access_key_id=creds["aws_access_key_id"],
+                                    aws_secret_access_key=creds["aws_secret_access_key"], region_name=REGION)
+    cfg = botocore.config.Config(retries={"max_attempts": 1})
+    return session.client("eks", endpoint_url=endpoint, config=cfg), session.client("iam", endpoint_url=endpoint, config=cfg)
+
+
 def main() -> int:
     podiam = os.environ["PODIAM_BIN"]
     floor_bin = os.environ["FLOOR_BIN"]
@@ -126,16 +140,7 @@ def main() -> int:
         procs.append(serve)
         endpoint = serve.match.group(1)
         port = endpoint.rsplit(":", 1)[1]
-        creds = {}
-        for line in (data / "credentials").read_text().splitlines():
-            if "=" in line:
-                k, v = (x.strip() for x in line.split("=", 1))
-                creds[k] = v
-        session = boto3.session.Session(aws_access_key_id=creds["aws_access_key_id"],
-                                        aws_secret_access_key=creds["aws_secret_access_key"], region_name=REGION)
-        cfg = botocore.config.Config(retries={"max_attempts": 1})
-        eks = session.client("eks", endpoint_url=endpoint, config=cfg)
-        iam = session.client("iam", endpoint_url=endpoint, config=cfg)
+        eks, iam = root_clients(data, endpoint)
         eks.create_cluster(name=CLUSTER, roleArn=f"arn:aws:iam::{ACCOUNT}:role/eks", resourcesVpcConfig={"subnetIds": ["s"]})
         iam.create_role(RoleName="bench-pod", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{
             "Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"}, "Action": ["sts:AssumeRole", "sts:TagSession"],

@@ -111,7 +111,7 @@ impl Allowance {
     }
 }
 
-/// The allowance a refusal found used up.
+/// The allowance a refusal found used up; `as usize`, its place in [`Self::ALL`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exhausted {
     /// Unsigned requests' ([`ANONYMOUS`]).
@@ -149,8 +149,13 @@ impl Exhausted {
 pub enum Refused<'a> {
     /// No signature vouched for it.
     Anonymous,
-    /// A signed caller, named by its user, root or role ARN.
-    Signed(&'a str),
+    /// A signed caller ([`super::record::RefusedBy`]).
+    Signed {
+        /// Its account.
+        account: &'a str,
+        /// Its user, root or role ARN.
+        caller: &'a str,
+    },
 }
 
 /// Allowances by key (a caller, an account), at most [`TRACKED_CALLERS`] of them.
@@ -187,13 +192,10 @@ impl Keyed {
                 !a.is_full(&rate)
             });
         }
-        let own = if self.map.len() < TRACKED_CALLERS || self.map.contains_key(key) {
-            self.map
-                .entry(key.to_owned())
-                .or_insert_with(|| Allowance::full(&rate, now))
-        } else {
-            &mut self.overflow
-        };
+        if !self.map.contains_key(key) && self.map.len() < TRACKED_CALLERS {
+            self.map.insert(key.to_owned(), Allowance::full(&rate, now));
+        }
+        let own = self.map.get_mut(key).unwrap_or(&mut self.overflow);
         own.refill(&rate, now);
         own
     }
@@ -236,12 +238,8 @@ impl RefusalLimits {
         })
     }
 
-    /// Whether a refusal whose record is `bytes` long may be kept now (taking its allowance).
-    pub fn admit(&mut self, who: Refused<'_>, bytes: usize, now: Instant) -> bool {
-        self.check(who, bytes, now).is_ok()
-    }
-
-    /// [`Self::admit`], saying which allowance was used up when the refusal may not be kept.
+    /// Whether a refusal whose record is `bytes` long may be kept now (taking its allowances);
+    /// if not, which allowance it found used up.
     pub fn check(&mut self, who: Refused<'_>, bytes: usize, now: Instant) -> Result<(), Exhausted> {
         // Records are at most a few hundred KiB: the cast is exact.
         #[expect(clippy::cast_precision_loss, reason = "far below 2^52")]
@@ -255,22 +253,22 @@ impl RefusalLimits {
                 self.anonymous.take(bytes);
                 Ok(())
             }
-            Refused::Signed(caller) => {
+            Refused::Signed { account, caller } => {
                 self.signed.refill(&ALL_SIGNED, now);
-                // `arn:aws:iam::ACCOUNT:...`: the account the caller belongs to.
-                let account = caller.split(':').nth(4).unwrap_or_default();
-                if !self.callers.get(caller, now).has(bytes) {
+                let own = self.callers.get(caller, now);
+                if !own.has(bytes) {
                     return Err(Exhausted::Caller);
                 }
-                if !self.accounts.get(account, now).has(bytes) {
+                let accounts = self.accounts.get(account, now);
+                if !accounts.has(bytes) {
                     return Err(Exhausted::Account);
                 }
                 if !self.signed.has(bytes) {
                     return Err(Exhausted::AllSigned);
                 }
+                own.take(bytes);
+                accounts.take(bytes);
                 self.signed.take(bytes);
-                self.accounts.get(account, now).take(bytes);
-                self.callers.get(caller, now).take(bytes);
                 Ok(())
             }
         }
@@ -283,6 +281,14 @@ mod tests {
 
     use super::*;
 
+    /// A signed caller named by its ARN, in the ARN's account.
+    fn signed(caller: &str) -> Refused<'_> {
+        Refused::Signed {
+            account: caller.split(':').nth(4).unwrap_or_default(),
+            caller,
+        }
+    }
+
     fn kept(
         l: &mut RefusalLimits,
         who: Refused<'_>,
@@ -290,7 +296,7 @@ mod tests {
         bytes: usize,
         now: Instant,
     ) -> usize {
-        (0..n).filter(|_| l.admit(who, bytes, now)).count()
+        (0..n).filter(|_| l.check(who, bytes, now).is_ok()).count()
     }
 
     #[test]
@@ -301,7 +307,7 @@ mod tests {
         assert_eq!(
             kept(
                 &mut l,
-                Refused::Signed("arn:aws:iam::111122223333:user/a"),
+                signed("arn:aws:iam::111122223333:user/a"),
                 burst + 50,
                 100,
                 t
@@ -312,7 +318,7 @@ mod tests {
         assert_eq!(
             kept(
                 &mut l,
-                Refused::Signed("arn:aws:iam::111122223333:user/b"),
+                signed("arn:aws:iam::111122223333:user/b"),
                 10,
                 100,
                 t
@@ -327,7 +333,7 @@ mod tests {
         assert_eq!(
             kept(
                 &mut l,
-                Refused::Signed("arn:aws:iam::111122223333:user/a"),
+                signed("arn:aws:iam::111122223333:user/a"),
                 rate + 5,
                 100,
                 later
@@ -340,7 +346,7 @@ mod tests {
         assert_eq!(
             kept(
                 &mut l,
-                Refused::Signed("arn:aws:iam::111122223333:user/c"),
+                signed("arn:aws:iam::111122223333:user/c"),
                 fits + 5,
                 big,
                 t
@@ -356,12 +362,12 @@ mod tests {
         let mut total = 0;
         for i in 0..100 {
             let caller = format!("arn:aws:iam::111122223333:user/u{i}");
-            total += kept(&mut l, Refused::Signed(&caller), 100, 10, t);
+            total += kept(&mut l, signed(&caller), 100, 10, t);
         }
         assert_eq!(total, PER_ACCOUNT.events_burst as usize);
         // Another account's callers are not held back by the first account's.
         let other = "arn:aws:iam::444455556666:role/r";
-        assert_eq!(kept(&mut l, Refused::Signed(other), 10, 10, t), 10);
+        assert_eq!(kept(&mut l, signed(other), 10, 10, t), 10);
     }
 
     #[test]
@@ -369,20 +375,17 @@ mod tests {
         let t = Instant::now();
         let mut l = RefusalLimits::new(t);
         let drain = |l: &mut RefusalLimits, who: &str| {
-            while l.check(Refused::Signed(who), 10, t).is_ok() {}
+            while l.check(signed(who), 10, t).is_ok() {}
         };
         let user = |a: usize, u: usize| format!("arn:aws:iam::{a:012}:user/u{u}");
         drain(&mut l, &user(1, 0));
-        assert_eq!(
-            l.check(Refused::Signed(&user(1, 0)), 10, t),
-            Err(Exhausted::Caller)
-        );
+        assert_eq!(l.check(signed(&user(1, 0)), 10, t), Err(Exhausted::Caller));
         // Ten callers use up their account's allowance (5,000 = 10 x 500).
         for u in 1..10 {
             drain(&mut l, &user(1, u));
         }
         assert_eq!(
-            l.check(Refused::Signed(&user(1, 10)), 10, t),
+            l.check(signed(&user(1, 10)), 10, t),
             Err(Exhausted::Account)
         );
         // Three more accounts' worth use up all signed callers' (20,000).
@@ -392,7 +395,7 @@ mod tests {
             }
         }
         assert_eq!(
-            l.check(Refused::Signed(&user(9, 0)), 10, t),
+            l.check(signed(&user(9, 0)), 10, t),
             Err(Exhausted::AllSigned)
         );
         while l.check(Refused::Anonymous, 10, t).is_ok() {}
@@ -400,6 +403,13 @@ mod tests {
             l.check(Refused::Anonymous, 10, t),
             Err(Exhausted::Anonymous)
         );
+    }
+
+    #[test]
+    fn each_allowance_is_at_its_own_place() {
+        for (i, e) in Exhausted::ALL.iter().enumerate() {
+            assert_eq!(*e as usize, i, "{e:?}");
+        }
     }
 
     #[test]
@@ -420,17 +430,16 @@ mod tests {
         let mut total = 0;
         for i in 0..(2 * TRACKED_CALLERS) {
             let caller = format!("arn:aws:iam::{:012}:user/u{i}", i % 64);
-            total += kept(&mut l, Refused::Signed(&caller), 20, 10, t);
+            total += kept(&mut l, signed(&caller), 20, 10, t);
         }
         assert_eq!(total, ALL_SIGNED.events_burst as usize);
         assert!(l.callers.map.len() <= TRACKED_CALLERS);
         // Once their allowances have refilled, idle callers are forgotten for new ones.
         let later = t + Duration::from_secs(3600);
-        assert!(l.admit(
-            Refused::Signed("arn:aws:iam::111122223333:user/new"),
-            10,
-            later
-        ));
+        assert!(
+            l.check(signed("arn:aws:iam::111122223333:user/new"), 10, later)
+                .is_ok()
+        );
         assert!(
             l.callers
                 .map

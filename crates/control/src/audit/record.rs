@@ -222,9 +222,19 @@ pub struct Built {
     /// A refusal of a request no signature vouches for (a token anyone may send): such events
     /// are rate-limited, so that anonymous callers cannot fill the store.
     pub anonymous_refusal: bool,
-    /// A refusal of a signed request: the caller it is counted against (its user, its
-    /// account's root, or the role of a session), whose refusals are rate-limited too.
-    pub refused_caller: Option<String>,
+    /// A refusal of a signed request: the caller it is counted against, whose refusals are
+    /// rate-limited too.
+    pub refused_by: Option<RefusedBy>,
+}
+
+/// The signed caller a refusal is counted against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedBy {
+    /// The caller's account.
+    pub account: String,
+    /// Its user's or root's ARN, or for a role session the role's: sessions are minted at will
+    /// by whoever may assume the role, and must not each count apart.
+    pub caller: String,
 }
 
 /// Whether a request's event is a refusal no signature vouches for (a token anyone may send):
@@ -330,10 +340,13 @@ pub fn build(input: EventInput<'_>) -> Built {
         rows,
         issued: (f.issued.is_some() || f.created_key.is_some()) && input.error.is_none(),
         anonymous_refusal: is_anonymous_refusal(f, input.error.is_some()),
-        refused_caller: match (&f.identity, &input.error) {
-            (Some(Identity::Caller { caller, .. }), Some(_)) => Some(match caller {
-                Caller::Session(c) => c.role_arn(),
-                Caller::Root { .. } | Caller::User { .. } => caller.arn(),
+        refused_by: match (&f.identity, &input.error) {
+            (Some(Identity::Caller { caller, .. }), Some(_)) => Some(RefusedBy {
+                account: caller.account().to_owned(),
+                caller: match caller {
+                    Caller::Session(c) => c.role_arn(),
+                    Caller::Root { .. } | Caller::User { .. } => caller.arn(),
+                },
             }),
             _ => None,
         },

@@ -428,8 +428,10 @@ async fn signed_refusals_are_limited_per_caller_and_sessions_count_as_their_role
     let burst = PER_CALLER.events_burst as usize;
     let b = signed_refusal(session_of("r", "s0"), 0);
     assert_eq!(
-        b.refused_caller.as_deref(),
-        Some("arn:aws:iam::111122223333:role/r")
+        b.refused_by
+            .as_ref()
+            .map(|r| (r.account.as_str(), r.caller.as_str())),
+        Some((ACCT, "arn:aws:iam::111122223333:role/r"))
     );
     assert!(!b.anonymous_refusal);
     let mut kept = 0;
@@ -457,8 +459,10 @@ async fn signed_refusals_are_limited_per_caller_and_sessions_count_as_their_role
     };
     let b = signed_refusal(root.clone(), 1);
     assert_eq!(
-        b.refused_caller.as_deref(),
-        Some("arn:aws:iam::111122223333:root")
+        b.refused_by
+            .as_ref()
+            .map(|r| (r.account.as_str(), r.caller.as_str())),
+        Some((ACCT, "arn:aws:iam::111122223333:root"))
     );
     assert!(matches!(s.submit(b), Enqueued::Queued));
     // An answered request of the limited role is kept: only refusals are limited.
@@ -472,7 +476,7 @@ async fn signed_refusals_are_limited_per_caller_and_sessions_count_as_their_role
         },
         None,
     ));
-    assert!(answered.refused_caller.is_none());
+    assert!(answered.refused_by.is_none());
     assert!(matches!(s.submit(answered), Enqueued::Queued));
     assert!(s.flush(Duration::from_secs(10)).await);
     let suppressed = s

@@ -28,7 +28,7 @@ use parking_lot::{Condvar, Mutex};
 use podiam_store::{AuditRow, Store};
 use tokio::sync::{oneshot, watch};
 
-use super::limit::{Exhausted, RefusalLimits, Refused};
+use super::limit::{RefusalLimits, Refused};
 use super::record::Built;
 
 /// Most events written in one transaction; a queue this long wakes the writer early.
@@ -84,7 +84,8 @@ pub struct AuditStats {
     pub failed: AtomicU64,
     /// Refusals not kept, past their allowance ([`super::limit`]).
     pub suppressed: AtomicU64,
-    /// The same, by the allowance found used up, in the order of [`Exhausted::ALL`].
+    /// The same, by the allowance found used up, in the order of
+    /// [`super::limit::Exhausted::ALL`].
     pub suppressed_by: [AtomicU64; 4],
     /// Whether the last batch was written.
     pub healthy: AtomicBool,
@@ -277,18 +278,17 @@ impl AuditSink {
         let refused = if b.anonymous_refusal {
             Some(Refused::Anonymous)
         } else {
-            b.refused_caller.as_deref().map(Refused::Signed)
+            b.refused_by.as_ref().map(|r| Refused::Signed {
+                account: &r.account,
+                caller: &r.caller,
+            })
         };
         if let Some(who) = refused {
             let now = std::time::Instant::now();
             let mut limits = self.limits.lock();
             if let Err(used_up) = limits.check(who, b.json.len(), now) {
                 self.stats.suppressed.fetch_add(1, Ordering::Relaxed);
-                if let Some(n) = Exhausted::ALL
-                    .iter()
-                    .position(|e| *e == used_up)
-                    .and_then(|i| self.stats.suppressed_by.get(i))
-                {
+                if let Some(n) = self.stats.suppressed_by.get(used_up as usize) {
                     n.fetch_add(1, Ordering::Relaxed);
                 }
                 let tell = limits.suppressed(now);
@@ -296,7 +296,7 @@ impl AuditSink {
                 if let Some(n) = tell {
                     let caller = match who {
                         Refused::Anonymous => "unsigned requests",
-                        Refused::Signed(c) => c,
+                        Refused::Signed { caller, .. } => caller,
                     };
                     tracing::warn!(
                         suppressed = n,

@@ -9,6 +9,7 @@ use axum::http::Method;
 use serde_json::{Map, Value};
 
 use crate::wire::model::{self, Service};
+use crate::wire::query;
 
 /// What the HTTP layer keeps of a request for its event.
 #[derive(Debug, Default)]
@@ -126,7 +127,9 @@ impl Node {
             };
         }
         match (self, step) {
-            (Node::Map(m), Step::Member(name)) => Some(m.entry(camel(name)).or_insert(Node::Empty)),
+            (Node::Map(m), Step::Member(name)) => {
+                Some(m.entry(query::lower_first(name)).or_insert(Node::Empty))
+            }
             (Node::List(l), Step::Index(i)) => Some(l.entry(*i).or_insert(Node::Empty)),
             _ => None,
         }
@@ -186,18 +189,21 @@ fn steps(name: &str) -> Option<Vec<Step<'_>>> {
     (!out.is_empty()).then_some(out)
 }
 
-/// A parameter name as [`model::inputs`] lists it: list indexes written `#`.
-fn modeled_name(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut index = false;
-    for (i, part) in name.split('.').enumerate() {
-        if i > 0 {
-            out.push('.');
+/// Whether `name` (already of [`steps`]' grammar) is one of the modeled parameter names, which
+/// write list indexes `#` (`Tags.member.#.Key`). Compared part by part, without building the
+/// name: it runs for every parameter of every event.
+fn is_modeled(names: &[&str], name: &str) -> bool {
+    names.iter().any(|m| {
+        let (mut want, mut got) = (m.split('.'), name.split('.'));
+        loop {
+            match (want.next(), got.next()) {
+                (None, None) => return true,
+                (Some(w), Some(g))
+                    if w == g || (w == "#" && g.bytes().all(|b| b.is_ascii_digit())) => {}
+                _ => return false,
+            }
         }
-        out.push_str(if index { "#" } else { part });
-        index = part == "member" || part == "entry";
-    }
-    out
+    })
 }
 
 /// The node at the end of `steps`, made as needed; `None` where a node of another kind is in
@@ -257,19 +263,11 @@ pub(super) fn query_json(
 ) -> (Value, Vec<(String, String)>) {
     let mut root = Node::Map(std::collections::BTreeMap::new());
     let mut resources: Vec<(String, String)> = Vec::new();
-    // Names are decoded first, and a value only when its parameter is kept: a web identity
-    // token is never decoded only to be thrown away.
-    let pairs = source
-        .split(|b| *b == b'&')
-        .filter(|p| !p.is_empty())
-        .take(MAX_QUERY_PARAMS);
-    for pair in pairs {
-        let mut halves = pair.splitn(2, |b| *b == b'=');
-        let (k, v) = (
-            halves.next().unwrap_or_default(),
-            halves.next().unwrap_or_default(),
-        );
-        let k = form_decode(k);
+    // Split and decoded as the service's parser does ([`crate::wire::query`]); names first, and
+    // a value only when its parameter is kept: a web identity token is never decoded only to be
+    // thrown away.
+    for (k, v) in query::pairs(source).take(MAX_QUERY_PARAMS) {
+        let k = query::decode(k);
         // Compared without case and at every level of the name: a parameter spelled or nested
         // otherwise is not the one the service read, but it may still hold the secret.
         if k.split('.').any(|part| {
@@ -285,7 +283,7 @@ pub(super) fn query_json(
         }
         let Some(steps) = steps(&k) else { continue };
         if let Some(names) = modeled
-            && !names.contains(&modeled_name(&k).as_str())
+            && !is_modeled(names, &k)
         {
             continue;
         }
@@ -294,7 +292,7 @@ pub(super) fn query_json(
         {
             // The first value of the exact name, as the service reads it (a long one is left
             // out rather than indexed: names are not validated yet when a request is refused).
-            let value = form_decode(v);
+            let value = query::decode(v);
             if !value.is_empty() && value.len() <= 2048 {
                 resources.push(((*ty).to_owned(), value.into_owned()));
             }
@@ -303,44 +301,20 @@ pub(super) fn query_json(
             continue;
         };
         match node {
-            Node::Empty => *node = Node::Leaf(vec![(k.into_owned(), form_decode(v).into_owned())]),
+            Node::Empty => {
+                *node = Node::Leaf(vec![(k.into_owned(), query::decode(v).into_owned())])
+            }
             // The same name again: the service reads the first. Another name that comes to the
             // same path: kept beside it.
             Node::Leaf(values)
                 if values.len() < MAX_AMBIGUOUS && !values.iter().any(|(n, _)| *n == k) =>
             {
-                values.push((k.into_owned(), form_decode(v).into_owned()));
+                values.push((k.into_owned(), query::decode(v).into_owned()));
             }
             _ => {}
         }
     }
     (root.into_value(), resources)
-}
-
-/// One name or value of an `application/x-www-form-urlencoded` body: `+` is a space, then
-/// percent-decoding, invalid UTF-8 replaced.
-fn form_decode(raw: &[u8]) -> std::borrow::Cow<'_, str> {
-    if raw.contains(&b'+') {
-        let spaced: Vec<u8> = raw
-            .iter()
-            .map(|b| if *b == b'+' { b' ' } else { *b })
-            .collect();
-        std::borrow::Cow::Owned(
-            percent_encoding::percent_decode(&spaced)
-                .decode_utf8_lossy()
-                .into_owned(),
-        )
-    } else {
-        percent_encoding::percent_decode(raw).decode_utf8_lossy()
-    }
-}
-
-fn camel(name: &str) -> String {
-    let mut c = name.chars();
-    match c.next() {
-        Some(first) => first.to_lowercase().chain(c).collect(),
-        None => String::new(),
-    }
 }
 
 fn cap(v: &mut Value) {

@@ -16,7 +16,7 @@ use regex::Regex;
 use serde_json::Value;
 
 use super::model_table::OPERATIONS;
-use super::query::Params;
+use super::query::{Params, lower_first};
 
 /// The service an operation belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -345,16 +345,6 @@ fn check_each(c: &Check, value: &str, all: &[String], member: &str) -> Result<()
             &format!("Member must satisfy constraint: [{v}]"),
         )),
         None => Ok(()),
-    }
-}
-
-/// A member's name as messages show it: the wire name with a lower-case first letter. Spelled
-/// out only when a check fails, so a request that passes allocates nothing for it.
-fn lower_first(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_lowercase().chain(c).collect(),
-        None => String::new(),
     }
 }
 

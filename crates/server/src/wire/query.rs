@@ -2,6 +2,7 @@
 //! with `Action`, `Version` and members; lists as `Name.member.N`, structures in lists as
 //! `Name.member.N.Field`, maps as `Name.entry.N.key` / `.value`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use podiam_control::AwsError;
@@ -29,34 +30,14 @@ impl Params {
     /// AssumeRoleWithWebIdentity body.
     pub fn parse(bytes: &[u8]) -> Result<Self, AwsError> {
         let mut map = HashMap::with_capacity_and_hasher(8, foldhash::fast::RandomState::default());
-        let mut count = 0;
-        let mut rest = bytes;
-        while !rest.is_empty() {
-            let piece = match memchr::memchr(b'&', rest) {
-                Some(amp) => {
-                    let (piece, tail) = rest.split_at(amp);
-                    rest = tail.get(1..).unwrap_or_default();
-                    piece
-                }
-                None => std::mem::take(&mut rest),
-            };
-            if piece.is_empty() {
-                continue;
-            }
+        for (count, (k, v)) in pairs(bytes).enumerate() {
             if count >= MAX_PARAMS {
                 return Err(AwsError::validation(format!(
                     "too many request parameters (more than {MAX_PARAMS})"
                 )));
             }
-            count += 1;
-            let (k, v) = match memchr::memchr(b'=', piece) {
-                Some(eq) => (
-                    piece.get(..eq).unwrap_or_default(),
-                    piece.get(eq + 1..).unwrap_or_default(),
-                ),
-                None => (piece, &[][..]),
-            };
-            map.entry(decode(k)).or_insert_with(|| decode(v));
+            map.entry(decode(k).into_owned())
+                .or_insert_with(|| decode(v).into_owned());
         }
         Ok(Self { map })
     }
@@ -178,20 +159,53 @@ impl Params {
 
 /// One form-encoded name or value: `+` is a space, `%XX` a byte, then UTF-8 (invalid sequences
 /// replaced).
-fn decode(input: &[u8]) -> String {
+/// The `name=value` pieces of a form body or query string, not decoded: split on `&`, empty
+/// pieces skipped, name and value split at the first `=` (a piece without one has an empty
+/// value), as `form_urlencoded::parse` splits them.
+pub(crate) fn pairs(bytes: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    let mut rest = bytes;
+    std::iter::from_fn(move || {
+        loop {
+            if rest.is_empty() {
+                return None;
+            }
+            let piece = match memchr::memchr(b'&', rest) {
+                Some(amp) => {
+                    let (piece, tail) = rest.split_at(amp);
+                    rest = tail.get(1..).unwrap_or_default();
+                    piece
+                }
+                None => std::mem::take(&mut rest),
+            };
+            if piece.is_empty() {
+                continue;
+            }
+            return Some(match memchr::memchr(b'=', piece) {
+                Some(eq) => (
+                    piece.get(..eq).unwrap_or_default(),
+                    piece.get(eq + 1..).unwrap_or_default(),
+                ),
+                None => (piece, &[][..]),
+            });
+        }
+    })
+}
+
+/// One name or value of a [`pairs`] piece, decoded as `form_urlencoded` decodes it (`+` is a
+/// space, `%XX` a byte, invalid UTF-8 replaced); borrowed when there is nothing to decode.
+pub(crate) fn decode(input: &[u8]) -> Cow<'_, str> {
     if memchr::memchr2(b'%', b'+', input).is_none() {
-        return match std::str::from_utf8(input) {
-            Ok(s) => s.to_owned(),
-            Err(_) => String::from_utf8_lossy(input).into_owned(),
-        };
+        return String::from_utf8_lossy(input);
     }
     let plus: Vec<u8> = input
         .iter()
         .map(|&b| if b == b'+' { b' ' } else { b })
         .collect();
-    percent_encoding::percent_decode(&plus)
-        .decode_utf8_lossy()
-        .into_owned()
+    Cow::Owned(
+        percent_encoding::percent_decode(&plus)
+            .decode_utf8_lossy()
+            .into_owned(),
+    )
 }
 
 /// `Name.member.N` (or `Name.member.N.Field`) written into `key`, reused across a list's
@@ -214,7 +228,8 @@ fn member_key<'k>(key: &'k mut String, name: &str, i: usize, field: &str) -> &'k
     key
 }
 
-fn lower_first(s: &str) -> String {
+/// `RoleName` → `roleName`: a member's name as messages and CloudTrail records spell it.
+pub(crate) fn lower_first(s: &str) -> String {
     let mut c = s.chars();
     match c.next() {
         Some(f) => f.to_lowercase().chain(c).collect(),
